@@ -1,0 +1,84 @@
+"""A read-only index over a validated :class:`~circinus.spec.models.World`.
+
+The planner and the estimator look things up millions of times (the profile of a configuration
+on a hardware class, the link between two sites, a stage's predecessors); this module resolves
+every name once so that those look-ups are dictionary hits. Build it with
+:func:`circinus.spec.validate.build_index`, which also checks every reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from circinus.spec.models import (
+        Config,
+        Device,
+        KnobValue,
+        LatencyProfile,
+        Link,
+        Operator,
+        Pipeline,
+        Site,
+        World,
+    )
+
+ConfigKey = tuple["KnobValue", ...]
+"""A configuration as a tuple of knob values, in the operator's knob order."""
+
+
+@dataclass(frozen=True)
+class OperatorIndex:
+    """The configurations of one operator and their profiles by hardware class."""
+
+    spec: Operator
+    knob_names: tuple[str, ...]
+    configs: tuple[ConfigKey, ...]
+    profiles: dict[tuple[ConfigKey, str], LatencyProfile]
+    output_kb: dict[ConfigKey, float]
+    accuracy: dict[ConfigKey, float]
+
+    def config_dict(self, key: ConfigKey) -> Config:
+        """The configuration ``key`` as a ``{knob: value}`` mapping."""
+        return dict(zip(self.knob_names, key, strict=True))
+
+    def key_of(self, config: Config) -> ConfigKey:
+        """The key of a full configuration mapping (raises ``KeyError`` on a missing knob)."""
+        return tuple(config[k] for k in self.knob_names)
+
+
+@dataclass(frozen=True)
+class PipelineIndex:
+    """A pipeline's DAG in topological order with its source-to-sink paths."""
+
+    spec: Pipeline
+    order: tuple[str, ...]
+    """Stage names in a topological order."""
+    operator_of: dict[str, str]
+    preds: dict[str, tuple[str, ...]]
+    """Stage -> predecessors (sources or stages)."""
+    sink: str
+    paths: tuple[tuple[str, ...], ...]
+    """Every source-to-sink path, each starting with a source name."""
+    source_kb: dict[str, float]
+
+
+@dataclass(frozen=True)
+class WorldIndex:
+    """Every name of a world resolved to its object."""
+
+    world: World
+    sites: dict[str, Site]
+    devices: dict[str, Device]
+    links: dict[tuple[str, str], Link]
+    operators: dict[str, OperatorIndex]
+    pipelines: dict[str, PipelineIndex]
+
+    def link(self, src_site: str, dst_site: str) -> Link | None:
+        """The link from ``src_site`` to ``dst_site`` or ``None`` (same site: ``None`` too)."""
+        return self.links.get((src_site, dst_site))
+
+    def reachable(self, src_site: str, dst_site: str) -> bool:
+        """Whether data at ``src_site`` can be sent to ``dst_site`` (one hop)."""
+        return src_site == dst_site or (src_site, dst_site) in self.links

@@ -1,0 +1,331 @@
+"""The world: every input of a planning run, as validated pydantic models.
+
+A *world* describes hardware classes, sites (edge or cloud locations) with their devices and
+pools, the network links between sites, operators with their configurations and profiles,
+pipelines (DAGs of operators) and the queries to plan. ``docs/world-format.md`` explains the
+format with a complete example; ``circinus schema`` prints the JSON Schema generated from these
+models.
+
+Units, everywhere: milliseconds (``_ms``), requests per second (``_rps``), kilobytes of 1,024
+bytes (``_kb``), megabits per second of 10^6 bits (``_mbps``), US dollars per hour
+(``_per_hour``) and per gigabyte of 1,024^3 bytes (``_per_gb``). Accuracy is in whatever unit the
+profiles use (a fraction or a percentage); the SLO's ``min_accuracy`` is in the same unit.
+
+Models here check each field on its own; references between objects (a query naming an unknown
+pipeline, a cyclic DAG, ...) are checked in :mod:`circinus.spec.validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]*$",
+        description="An identifier: letters, digits and _ . : @ / + -, starting alphanumeric.",
+    ),
+]
+KnobValue = str | int | float | bool
+Config = dict[str, KnobValue]
+
+
+class _Model(BaseModel):
+    """Base of every spec model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HardwareClass(_Model):
+    """A kind of processor that operators are profiled on (``i7-12700h``, ``rtx4090``)."""
+
+    name: Name = Field(description="Identifier used by devices and profiles.")
+    kind: Literal["cpu", "gpu", "accelerator"] = Field(
+        default="cpu", description="Broad family, for display only."
+    )
+    description: str = Field(default="", description="Free text, e.g. the exact model.")
+
+
+class Site(_Model):
+    """A location: an edge site (a shop, a camera pole, a phone) or a cloud region.
+
+    Devices at the same site talk over the site's local network; traffic between sites needs a
+    :class:`Link`. A site without a link from the query's source site is unreachable for it.
+    """
+
+    name: Name = Field(description="Identifier used by devices, links and queries.")
+    tier: Literal["edge", "cloud"] = Field(description="Which tier the site belongs to.")
+    lan_bandwidth_mbps: float | None = Field(
+        default=None,
+        gt=0,
+        description="Bandwidth between two devices of this site in Mbit/s; omitted means "
+        "transfers inside the site take no time.",
+    )
+    lan_rtt_ms: float = Field(
+        default=0.0, ge=0, description="Round-trip time between two devices of this site, ms."
+    )
+
+
+class Device(_Model):
+    """A concrete place to run replicas: one edge box, one worker, or a cloud pool of many units.
+
+    Capacity is counted in *units* (cores, GPUs, whole machines: whatever the profiles' ``units``
+    per replica mean on this hardware). A cloud pool is simply a device with many units.
+    """
+
+    name: Name = Field(description="Identifier used in plans.")
+    site: Name = Field(description="Site the device is at.")
+    hardware: Name = Field(description="Hardware class of the device.")
+    units: float = Field(gt=0, description="Capacity in units (e.g. 8 cores, 64 GPUs, 1 machine).")
+    price_per_unit_hour: float = Field(
+        ge=0, description="Price of one unit for one hour in $; a plan pays for what it allocates."
+    )
+    memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory of the whole device in GB; omitted means memory is not a constraint.",
+    )
+
+
+class Link(_Model):
+    """A directed network link from one site to another."""
+
+    src: Name = Field(description="Site the traffic leaves.")
+    dst: Name = Field(description="Site the traffic enters.")
+    bandwidth_mbps: float = Field(gt=0, description="Bandwidth seen by one transfer, Mbit/s.")
+    rtt_ms: float = Field(default=0.0, ge=0, description="Round-trip time, ms.")
+    price_per_gb: float = Field(default=0.0, ge=0, description="Price of traffic, $ per GB.")
+    capacity_mbps: float | None = Field(
+        default=None,
+        gt=0,
+        description="Total traffic all queries together may send over the link, Mbit/s; omitted "
+        "means unlimited.",
+    )
+    both_ways: bool = Field(
+        default=False, description="Also create the reverse link with the same figures."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_ends(self) -> Link:
+        if self.src == self.dst:
+            raise ValueError(f"src and dst are both {self.src!r}; use the site's lan_* fields")
+        return self
+
+
+class LatencyProfile(_Model):
+    """Measured service time of one configuration of an operator on one hardware class."""
+
+    config: Config = Field(
+        default_factory=dict,
+        description="The configuration: one value for every knob of the operator.",
+    )
+    hardware: Name = Field(description="Hardware class the measurement was taken on.")
+    mean_ms: float = Field(gt=0, description="Mean service time of one request (batch 1), ms.")
+    p90_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="90th percentile of the batch-1 service time, ms; sets the variability "
+        "(overrides cv).",
+    )
+    cv: float = Field(
+        default=0.1,
+        ge=0,
+        description="Coefficient of variation of the service time (std / mean); 0 = deterministic.",
+    )
+    batch_ms: dict[int, float] = Field(
+        default_factory=dict,
+        description="Mean service time of a whole batch, ms, by batch size (>= 2). Batch sizes "
+        "listed here may be chosen by the planner.",
+    )
+    units: float = Field(
+        default=1.0, gt=0, description="Capacity units one replica occupies on the device."
+    )
+    memory_gb: float = Field(default=0.0, ge=0, description="Memory one replica needs, GB.")
+
+    @field_validator("batch_ms")
+    @classmethod
+    def _batches_valid(cls, value: dict[int, float]) -> dict[int, float]:
+        for size, ms in value.items():
+            if size < 2:
+                raise ValueError(f"batch size must be >= 2 (batch 1 is mean_ms), got {size}")
+            if ms <= 0:
+                raise ValueError(f"batch {size}: service time must be > 0 ms, got {ms!r}")
+        return value
+
+
+class ConfigValue(_Model):
+    """A value that applies to the configurations matching ``when`` (a partial configuration).
+
+    When several entries match, the one naming the most knobs wins; ties go to the first listed.
+    """
+
+    when: Config = Field(
+        default_factory=dict, description="Knob values that must match; empty matches all."
+    )
+    value: float = Field(description="The value for matching configurations.")
+
+
+class Operator(_Model):
+    """A pipeline stage with knobs; a configuration is one value per knob."""
+
+    name: Name = Field(description="Identifier used by pipelines.")
+    knobs: dict[str, list[KnobValue]] = Field(
+        default_factory=dict,
+        description="Knob name -> allowed values. The configurations are the combinations that "
+        "have at least one latency profile. No knobs means a single configuration {}.",
+    )
+    profiles: list[LatencyProfile] = Field(
+        min_length=1, description="Latency per (configuration, hardware class)."
+    )
+    output_kb: float | list[ConfigValue] = Field(
+        default=0.0,
+        description="Size of the message this operator emits per request, KB; a number, or a "
+        "list of {when, value} by configuration.",
+    )
+    accuracy: float | list[ConfigValue] | None = Field(
+        default=None,
+        description="Accuracy this operator contributes (used by the pipeline's composition "
+        "rule); a number or a list of {when, value}.",
+    )
+
+    @field_validator("knobs")
+    @classmethod
+    def _knobs_nonempty(cls, value: dict[str, list[KnobValue]]) -> dict[str, list[KnobValue]]:
+        for knob, values in value.items():
+            if not values:
+                raise ValueError(f"knob {knob!r} has no values")
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"knob {knob!r} lists a value twice")
+        return value
+
+
+class Source(_Model):
+    """Where requests enter a pipeline (a camera, a microphone)."""
+
+    name: Name = Field(description="Identifier used by the pipeline's edges and by queries.")
+    output_kb: float = Field(ge=0, description="Size of one request's input message, KB.")
+
+
+class Stage(_Model):
+    """One node of a pipeline: an instance of an operator."""
+
+    name: Name = Field(description="Identifier of the node inside the pipeline.")
+    operator: Name = Field(description="The operator this node runs.")
+
+
+class AccuracyEntry(_Model):
+    """One row of an end-to-end accuracy table."""
+
+    config: dict[str, Config] = Field(
+        description="Stage name -> its (partial) configuration; stages left out match anything."
+    )
+    accuracy: float = Field(description="End-to-end accuracy of matching plans.")
+
+
+class AccuracyModel(_Model):
+    """How the end-to-end accuracy of a pipeline follows from its stages' configurations."""
+
+    rule: Literal["table", "product", "min", "mean", "none"] = Field(
+        default="product",
+        description="table: look the configuration up in `table` (the most specific match "
+        "wins); product/min/mean: compose the operators' own `accuracy`; none: no accuracy.",
+    )
+    table: list[AccuracyEntry] = Field(
+        default_factory=list, description="Rows for rule=table."
+    )
+
+
+class Pipeline(_Model):
+    """A DAG of stages from sources to one sink."""
+
+    name: Name = Field(description="Identifier used by queries.")
+    sources: list[Source] = Field(min_length=1, description="Entry points of requests.")
+    stages: list[Stage] = Field(min_length=1, description="The operator instances.")
+    edges: list[tuple[Name, Name]] = Field(
+        min_length=1, description="[from, to] pairs; from is a source or a stage, to a stage."
+    )
+    accuracy: AccuracyModel = Field(
+        default_factory=AccuracyModel, description="End-to-end accuracy model."
+    )
+
+
+class Slo(_Model):
+    """The objectives one query must meet; omitted objectives are not constrained."""
+
+    latency_ms: float | None = Field(
+        default=None, gt=0, description="Bound on end-to-end latency at `percentile`, ms."
+    )
+    percentile: float = Field(
+        default=99.0, gt=0, lt=100, description="Percentile the latency bound applies to."
+    )
+    min_accuracy: float | None = Field(
+        default=None, description="Lowest acceptable end-to-end accuracy."
+    )
+    max_cost_per_hour: float | None = Field(
+        default=None, ge=0, description="Highest acceptable cost of the query's plan, $/h."
+    )
+
+
+class Query(_Model):
+    """A long-lived serving request: one pipeline instance with its own rate and SLO."""
+
+    name: Name = Field(description="Identifier, unique in the world.")
+    pipeline: Name = Field(description="Pipeline to run.")
+    sources: dict[str, Name] = Field(
+        description="Pipeline source -> site where its data originates."
+    )
+    rate_rps: float = Field(gt=0, description="Request rate, requests per second.")
+    slo: Slo = Field(default_factory=Slo, description="Objectives.")
+    weight: float = Field(default=1.0, gt=0, description="Value of serving this query (goodput).")
+
+
+class PlannerSettings(_Model):
+    """Knobs of the planner itself; every one has a sensible default."""
+
+    max_utilization: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Highest utilisation allowed for any replica group (load / capacity).",
+    )
+    max_devices_per_operator: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="An operator may be spread over up to this many devices, one replica on "
+        "each (e.g. several single-machine workers).",
+    )
+    extra_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Replicas beyond the minimum the planner tries, to trade cost for latency.",
+    )
+    candidates_per_query: int = Field(
+        default=8, ge=1, le=64, description="Candidate plans kept per query for selection."
+    )
+    time_limit_s: float = Field(
+        default=30.0, gt=0, description="Time budget of the global selection solver, seconds."
+    )
+
+
+class World(_Model):
+    """Everything a planning run needs."""
+
+    version: Literal[1] = Field(default=1, description="Format version.")
+    name: Name = Field(default="world", description="Name shown in reports.")
+    description: str = Field(default="", description="Free text: origin, attribution, notes.")
+    hardware: list[HardwareClass] = Field(min_length=1, description="Hardware classes.")
+    sites: list[Site] = Field(min_length=1, description="Edge and cloud locations.")
+    devices: list[Device] = Field(min_length=1, description="Devices and pools.")
+    links: list[Link] = Field(default_factory=list, description="Directed inter-site links.")
+    operators: list[Operator] = Field(min_length=1, description="Operators.")
+    pipelines: list[Pipeline] = Field(min_length=1, description="Pipelines.")
+    queries: list[Query] = Field(description="Queries to plan.")
+    planner: PlannerSettings = Field(
+        default_factory=PlannerSettings, description="Planner settings."
+    )
