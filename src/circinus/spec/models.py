@@ -281,6 +281,19 @@ class Query(_Model):
     rate_rps: float = Field(gt=0, description="Request rate, requests per second.")
     slo: Slo = Field(default_factory=Slo, description="Objectives.")
     weight: float = Field(default=1.0, gt=0, description="Value of serving this query (goodput).")
+    work_scale: dict[Name, float] = Field(
+        default_factory=dict,
+        description="Stage -> multiplier of its profiled service time for this query's requests "
+        "(e.g. its mean prompt length over the profile's); stages left out use 1.",
+    )
+
+    @field_validator("work_scale")
+    @classmethod
+    def _scales_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for stage, factor in value.items():
+            if factor <= 0:
+                raise ValueError(f"stage {stage!r}: multiplier must be > 0, got {factor!r}")
+        return value
 
 
 class PlannerSettings(_Model):

@@ -55,6 +55,8 @@ def build_index(world: World) -> WorldIndex:
             )
         for src, site in query.sources.items():
             _known(f"{path}.sources.{src}", site, sites, "site")
+        for stage in query.work_scale:
+            _known(f"{path}.work_scale.{stage}", stage, pipe.operator_of, "stage")
         if query.slo.min_accuracy is not None and pipe.spec.accuracy.rule == "none":
             raise SpecError(
                 f"{path}.slo.min_accuracy: pipeline {query.pipeline!r} has no accuracy model "
