@@ -308,7 +308,7 @@ class PlannerSettings(_Model):
     max_devices_per_operator: int = Field(
         default=1,
         ge=1,
-        le=8,
+        le=16,
         description="An operator may be spread over up to this many devices, one replica on "
         "each (e.g. several single-machine workers).",
     )

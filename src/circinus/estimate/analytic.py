@@ -1,0 +1,186 @@
+"""The default performance model: profiles + queueing theory + link arithmetic.
+
+NOTE: per stage, each device of the placement hosts ``c`` replicas of the chosen configuration;
+a replica serves batches of ``b`` requests in the profiled batch time (scaled by the query's
+``work_scale``). Load is split across devices in proportion to capacity ``c * b / t_b``, so all
+run at the same utilisation ``rate / sum(capacity)``. Each device is an M/G/c queue of batches
+(:func:`~circinus.estimate.queueing.batch_queue_sojourn`); the stage's sojourn is the mixture of
+the devices' sojourns weighted by their shares. A message from a placement to the next is split
+in proportion to both sides' shares (every upstream replica talks to every downstream replica);
+the part that crosses sites pays the link's price and occupies its capacity. Cost is what the
+plan allocates: replicas x units x price per unit-hour, plus traffic x price per GB.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
+from circinus.estimate.queueing import batch_queue_sojourn, transfer_seconds
+from circinus.plan.records import Placement
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import LatencyProfile, Query
+
+KB_PER_S_TO_MBPS = 8.192e-3
+"""1 KB/s = 1,024 * 8 bit/s = 8.192e-3 Mbit/s."""
+KB_PER_S_TO_GB_PER_H = 3600 / 1024**2
+"""1 KB/s for an hour = 3,600 KB = 3600 / 1024^2 GB."""
+_Z90 = 1.2815515655446004  # standard normal 90th percentile
+
+
+def service_cv(profile: LatencyProfile) -> float:
+    """Coefficient of variation of a profile's service time.
+
+    With a measured 90th percentile it is read off a normal fit, ``(p90 - mean) / (z90 * mean)``
+    (e.g. mean 10 ms, p90 12.56 ms -> cv 0.2); otherwise the profile's ``cv``.
+    """
+    if profile.p90_ms is None:
+        return profile.cv
+    return max(0.0, profile.p90_ms - profile.mean_ms) / (_Z90 * profile.mean_ms)
+
+
+def batch_service_ms(profile: LatencyProfile, batch: int) -> float | None:
+    """Mean service time of a batch of ``batch`` requests, or ``None`` if not profiled."""
+    if batch == 1:
+        return profile.mean_ms
+    return profile.batch_ms.get(batch)
+
+
+class AnalyticEstimator(BaseEstimator):
+    """Estimates from latency profiles with M/G/c queueing and link arithmetic (see module)."""
+
+    def __init__(self, *, index: WorldIndex) -> None:
+        super().__init__(index=index)
+        self._stages: dict[tuple[object, ...], StageEstimate] = {}
+        self._transfers: dict[tuple[object, ...], TransferEstimate] = {}
+        self._accuracy: dict[tuple[object, ...], float | None] = {}
+
+    def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
+              placement: Placement) -> StageEstimate:
+        scale = query.work_scale.get(stage, 1.0)
+        key = (query.pipeline, stage, config, batch, placement, query.rate_rps, scale)
+        hit = self._stages.get(key)
+        if hit is None:
+            hit = self._stage(query.pipeline, stage, config, batch, placement,
+                              query.rate_rps, scale)
+            self._stages[key] = hit
+        return hit
+
+    def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
+               placement: Placement, rate: float, scale: float) -> StageEstimate:
+        op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
+        groups = []
+        for rep in placement:
+            dev = self.index.devices[rep.device]
+            prof = op.profiles.get((config, dev.hardware))
+            svc_ms = None if prof is None else batch_service_ms(prof, batch)
+            if prof is None or svc_ms is None:
+                return _unservable(placement)
+            svc = svc_ms * scale / 1000.0
+            groups.append((rep, dev, prof, svc, rep.count * batch / svc))
+        capacity = sum(g[4] for g in groups)
+        mean = second = 0.0
+        shares, units, memory = [], [], []
+        cost = 0.0
+        for rep, dev, prof, svc, cap in groups:
+            share = cap / capacity
+            soj = batch_queue_sojourn(rate=rate * share, batch=batch, batch_service=svc,
+                                      service_cv=service_cv(prof), replicas=rep.count)
+            mean += share * soj.mean
+            second += share * (soj.var + soj.mean * soj.mean)
+            shares.append((rep.device, share))
+            units.append((rep.device, rep.count * prof.units))
+            memory.append((rep.device, rep.count * prof.memory_gb))
+            cost += rep.count * prof.units * dev.price_per_unit_hour
+        var = second - mean * mean if math.isfinite(mean) else math.inf
+        return StageEstimate(
+            mean_s=mean,
+            var_s2=max(var, 0.0),
+            utilization=rate / capacity,
+            shares=tuple(shares),
+            units=tuple(units),
+            memory_gb=tuple(memory),
+            cost_per_hour=cost,
+        )
+
+    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
+        key = (size_kb, query.rate_rps, src, dst)
+        hit = self._transfers.get(key)
+        if hit is None:
+            hit = self._transfer(size_kb, query.rate_rps, src, dst)
+            self._transfers[key] = hit
+        return hit
+
+    def _site(self, endpoint: str) -> str:
+        return endpoint[1:] if endpoint.startswith("@") else self.index.devices[endpoint].site
+
+    def _transfer(self, size_kb: float, rate: float, src: Shares, dst: Shares) -> TransferEstimate:
+        mean = second = cost = 0.0
+        traffic: dict[tuple[str, str], float] = {}
+        for a, wa in src:
+            site_a = self._site(a)
+            for b, wb in dst:
+                weight = wa * wb
+                site_b = self._site(b)
+                if a == b:
+                    t = 0.0
+                elif site_a == site_b:
+                    site = self.index.sites[site_a]
+                    t = transfer_seconds(size_kb, site.lan_bandwidth_mbps, site.lan_rtt_ms)
+                else:
+                    link = self.index.link(site_a, site_b)
+                    if link is None:
+                        return TransferEstimate(math.inf, math.inf, (), 0.0)
+                    t = transfer_seconds(size_kb, link.bandwidth_mbps, link.rtt_ms)
+                    kb_per_s = rate * size_kb * weight
+                    pair = (site_a, site_b)
+                    traffic[pair] = traffic.get(pair, 0.0) + kb_per_s * KB_PER_S_TO_MBPS
+                    cost += kb_per_s * KB_PER_S_TO_GB_PER_H * link.price_per_gb
+                mean += weight * t
+                second += weight * t * t
+        return TransferEstimate(
+            mean_s=mean,
+            var_s2=max(second - mean * mean, 0.0),
+            link_mbps=tuple(sorted(traffic.items())),
+            cost_per_hour=cost,
+        )
+
+    def accuracy(self, pipeline: str, configs: Mapping[str, ConfigKey]) -> float | None:
+        key = (pipeline, *sorted(configs.items()))
+        if key not in self._accuracy:
+            self._accuracy[key] = self._compose_accuracy(pipeline, configs)
+        return self._accuracy[key]
+
+    def _compose_accuracy(self, pipeline: str, configs: Mapping[str, ConfigKey]) -> float | None:
+        pipe = self.index.pipelines[pipeline]
+        model = pipe.spec.accuracy
+        if model.rule == "none":
+            return None
+        if model.rule == "table":
+            best: tuple[int, float] | None = None
+            for row in model.table:
+                knobs = 0
+                for stage, partial in row.config.items():
+                    op = self.index.operators[pipe.operator_of[stage]]
+                    full = op.config_dict(configs[stage])
+                    if any(full[k] != v for k, v in partial.items()):
+                        break
+                    knobs += len(partial)
+                else:
+                    if best is None or knobs > best[0]:
+                        best = (knobs, row.accuracy)
+            return None if best is None else best[1]
+        parts = [
+            self.index.operators[pipe.operator_of[s]].accuracy[configs[s]] for s in pipe.order
+        ]
+        if model.rule == "product":
+            return math.prod(parts)
+        if model.rule == "min":
+            return min(parts)
+        return sum(parts) / len(parts)
+
+
+def _unservable(placement: Placement) -> StageEstimate:
+    return StageEstimate(math.inf, math.inf, math.inf,
+                         tuple((r.device, 1.0 / len(placement)) for r in placement), (), (), 0.0)

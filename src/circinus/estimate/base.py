@@ -1,0 +1,190 @@
+"""The estimator interface and its result records.
+
+An estimator predicts what a plan achieves: latency (mean and the SLO percentile), accuracy,
+cost per hour and the resources it occupies on every device and link. It is split into three
+kernels so that a search can reuse partial results across the many plans that share them:
+
+* :meth:`BaseEstimator.stage` - one stage on one placement (service, batching and queueing);
+* :meth:`BaseEstimator.transfer` - one message crossing from one placement to the next;
+* :meth:`BaseEstimator.accuracy` - end-to-end accuracy of the stages' configurations.
+
+:meth:`BaseEstimator.estimate` composes them (see its docstring for the rule). All methods are
+pure: the same arguments give the same result and nothing is mutated.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from circinus.estimate.queueing import quantile
+from circinus.plan.records import Placement, QueryPlan
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import Query, Slo
+
+Shares = tuple[tuple[str, float], ...]
+"""Fraction of a stage's requests handled by each device, ``((device, share), ...)``."""
+
+K = TypeVar("K")
+
+EPS = 1e-9
+"""Tolerance of every comparison of resources, latencies and costs."""
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage of one query on one placement."""
+
+    mean_s: float
+    var_s2: float
+    utilization: float
+    shares: Shares
+    units: tuple[tuple[str, float], ...]
+    memory_gb: tuple[tuple[str, float], ...]
+    cost_per_hour: float
+
+
+@dataclass(frozen=True)
+class TransferEstimate:
+    """One edge of the pipeline: messages from one placement (or a source site) to the next."""
+
+    mean_s: float
+    var_s2: float
+    link_mbps: tuple[tuple[tuple[str, str], float], ...]
+    cost_per_hour: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted performance and resource use of a whole plan of one query."""
+
+    latency_mean_ms: float
+    latency_ms: float
+    """Latency at the query's SLO percentile."""
+    percentile: float
+    accuracy: float | None
+    compute_cost_per_hour: float
+    network_cost_per_hour: float
+    max_utilization: float
+    device_units: tuple[tuple[str, float], ...]
+    device_memory_gb: tuple[tuple[str, float], ...]
+    link_mbps: tuple[tuple[tuple[str, str], float], ...]
+
+    @property
+    def cost_per_hour(self) -> float:
+        """Compute plus network cost, $/h."""
+        return self.compute_cost_per_hour + self.network_cost_per_hour
+
+    def violations(self, slo: Slo) -> list[str]:
+        """The SLO dimensions this estimate misses (``latency``, ``accuracy``, ``cost``)."""
+        out = []
+        if slo.latency_ms is not None and not self.latency_ms <= slo.latency_ms + EPS:
+            out.append("latency")
+        if slo.min_accuracy is not None and (
+            self.accuracy is None or self.accuracy < slo.min_accuracy - EPS
+        ):
+            out.append("accuracy")
+        if slo.max_cost_per_hour is not None and self.cost_per_hour > slo.max_cost_per_hour + EPS:
+            out.append("cost")
+        return out
+
+    def meets(self, slo: Slo) -> bool:
+        """Whether every objective of ``slo`` is met."""
+        return not self.violations(slo)
+
+
+class BaseEstimator(ABC):
+    """Predicts plan performance from a world's profiles.
+
+    Implementations hold a read-only :class:`WorldIndex` and must be pure: no method mutates the
+    world or depends on call order. ``stage`` and ``transfer`` return infinite times for
+    saturated or unreachable placements instead of raising.
+    """
+
+    def __init__(self, *, index: WorldIndex) -> None:
+        self.index = index
+
+    @abstractmethod
+    def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
+              placement: Placement) -> StageEstimate:
+        """Estimate ``stage`` of ``query`` in ``config`` at ``batch`` on ``placement``."""
+
+    @abstractmethod
+    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
+        """Estimate sending one ``size_kb`` message per request from ``src`` to ``dst``.
+
+        ``src`` entries may name a site as ``"@site"`` (a pipeline source's origin).
+        """
+
+    @abstractmethod
+    def accuracy(self, pipeline: str, configs: Mapping[str, ConfigKey]) -> float | None:
+        """End-to-end accuracy of ``pipeline`` with stage -> configuration ``configs``.
+
+        ``None`` when the pipeline has no accuracy model or the table has no matching row.
+        """
+
+    def estimate(self, query: Query, plan: QueryPlan) -> Estimate:
+        """Compose the stage and transfer estimates of ``plan``.
+
+        Rule: a path's latency is the sum of its transfers and stage sojourns (means and
+        variances add, stages assumed independent); the pipeline's mean is the largest path mean
+        and its percentile the largest path percentile, each path's percentile taken from a gamma
+        distribution with the path's mean and variance. Costs and resources add up.
+        """
+        pipe = self.index.pipelines[query.pipeline]
+        stages = {s.stage: s for s in plan.stages}
+        configs = {name: s.config for name, s in stages.items()}
+        ests = {
+            name: self.stage(query, name, s.config, s.batch, s.placement)
+            for name, s in stages.items()
+        }
+        moments: dict[tuple[str, str], tuple[float, float]] = {}
+        transfers = []
+        for stage in pipe.order:
+            for pred in pipe.preds[stage]:
+                size = self._size_kb(query.pipeline, pred, configs)
+                src = ((f"@{query.sources[pred]}", 1.0),) if pred in pipe.source_kb else (
+                    ests[pred].shares
+                )
+                tr = self.transfer(query, size, src, ests[stage].shares)
+                transfers.append(tr)
+                moments[pred, stage] = (tr.mean_s, tr.var_s2)
+        worst_mean, worst_pct = 0.0, 0.0
+        q = query.slo.percentile / 100.0
+        for path in pipe.paths:
+            mean = sum(ests[s].mean_s for s in path[1:])
+            var = sum(ests[s].var_s2 for s in path[1:])
+            for a, b in zip(path, path[1:], strict=False):
+                mean += moments[a, b][0]
+                var += moments[a, b][1]
+            worst_mean = max(worst_mean, mean)
+            worst_pct = max(worst_pct, quantile(mean, var, q))
+        return Estimate(
+            latency_mean_ms=worst_mean * 1e3,
+            latency_ms=worst_pct * 1e3,
+            percentile=query.slo.percentile,
+            accuracy=self.accuracy(query.pipeline, configs),
+            compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
+            network_cost_per_hour=sum(t.cost_per_hour for t in transfers),
+            max_utilization=max(e.utilization for e in ests.values()),
+            device_units=_add(e.units for e in ests.values()),
+            device_memory_gb=_add(e.memory_gb for e in ests.values()),
+            link_mbps=_add(t.link_mbps for t in transfers),
+        )
+
+    def _size_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:
+        pipe = self.index.pipelines[pipeline]
+        if node in pipe.source_kb:
+            return pipe.source_kb[node]
+        return self.index.operators[pipe.operator_of[node]].output_kb[configs[node]]
+
+
+def _add(parts: Iterable[Iterable[tuple[K, float]]]) -> tuple[tuple[K, float], ...]:
+    """Sum ``(key, amount)`` pairs by key, sorted by key."""
+    total: dict[K, float] = {}
+    for part in parts:
+        for key, value in part:
+            total[key] = total.get(key, 0.0) + value
+    return tuple(sorted(total.items(), key=lambda kv: str(kv[0])))

@@ -1,0 +1,51 @@
+"""The per-query search interface: from queries to small sets of candidate plans."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from circinus.estimate.base import BaseEstimator, Estimate
+from circinus.plan.records import QueryPlan
+from circinus.spec.models import PlannerSettings, Query
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plan of one query that meets its SLO, with its estimate."""
+
+    plan: QueryPlan
+    estimate: Estimate
+
+
+@dataclass(frozen=True)
+class QueryCandidates:
+    """The outcome of searching one query."""
+
+    query: str
+    candidates: tuple[Candidate, ...]
+    """Plans meeting the query's SLO, cheapest first, none dominated by another in cost and
+    resource use. Empty when no plan meets the SLO."""
+    reason: str | None
+    """Why there is no candidate (the SLO dimension that cannot be met), else ``None``."""
+    evaluations: int
+    """Plans whose performance was estimated for this query (shared work counted once per
+    query that used it)."""
+
+
+class BaseSearch(ABC):
+    """Finds candidate plans per query.
+
+    Implementations read the world only through the estimator's index and must be
+    deterministic. ``search`` may share work between queries of the same batch; it never raises
+    for a query that has no plan (that query gets an empty candidate set and a reason).
+    """
+
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        self.estimator = estimator
+        self.settings = settings
+
+    @abstractmethod
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        """Candidates for every query of ``queries``, in the same order."""

@@ -1,0 +1,6 @@
+"""Global selection: at most one candidate plan per query within every capacity."""
+
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.milp import MilpSelector
+
+__all__ = ["BaseSelector", "MilpSelector", "Resource", "Selection", "SelectionProblem", "usage"]

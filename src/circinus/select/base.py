@@ -1,0 +1,94 @@
+"""The global selection interface: at most one candidate per query within every capacity."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from circinus.estimate.base import EPS, Estimate
+from circinus.search.base import QueryCandidates
+from circinus.spec.index import WorldIndex
+
+Resource = tuple[str, str]
+"""``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
+
+
+@dataclass(frozen=True)
+class SelectionProblem:
+    """What the selector chooses from: candidates per query, their weights, the capacities."""
+
+    candidates: tuple[QueryCandidates, ...]
+    weights: tuple[float, ...]
+    capacity: dict[Resource, float]
+
+    @staticmethod
+    def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
+        """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
+        weights = {q.name: q.weight for q in index.world.queries}
+        cap: dict[Resource, float] = {}
+        for d in index.world.devices:
+            cap["device", d.name] = d.units
+            if d.memory_gb is not None:
+                cap["memory", d.name] = d.memory_gb
+        for (src, dst), link in index.links.items():
+            if link.capacity_mbps is not None:
+                cap["link", f"{src}->{dst}"] = link.capacity_mbps
+        return SelectionProblem(tuple(candidates), tuple(weights[c.query] for c in candidates),
+                                cap)
+
+
+def usage(estimate: Estimate) -> dict[Resource, float]:
+    """The capacity-constrained resources ``estimate`` occupies."""
+    out: dict[Resource, float] = {("device", d): u for d, u in estimate.device_units}
+    out.update({("memory", d): m for d, m in estimate.device_memory_gb if m > 0})
+    out.update({("link", f"{s}->{t}"): mbps for (s, t), mbps in estimate.link_mbps})
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen candidate per query and the solver's account of how good the choice is."""
+
+    chosen: tuple[int | None, ...]
+    """Index into each query's candidates, or ``None`` when the query is not admitted."""
+    goodput: float
+    """Weighted number of admitted queries."""
+    cost_per_hour: float
+    goodput_bound: float
+    """Proven upper bound on the achievable goodput."""
+    gap: float
+    """Relative optimality gap on goodput, ``(bound - goodput) / bound`` (0 when proven)."""
+    cost_gap: float
+    """Relative gap of the cost among selections of this goodput (0 when proven)."""
+    status: str
+    """``optimal``, ``time_limit`` (feasible, not proven) or ``greedy`` (fallback)."""
+    seconds: float
+
+    def used(self, problem: SelectionProblem) -> dict[Resource, float]:
+        """Total use of every resource by the chosen candidates."""
+        total: dict[Resource, float] = {}
+        for qc, k in zip(problem.candidates, self.chosen, strict=True):
+            if k is not None:
+                for r, amount in usage(qc.candidates[k].estimate).items():
+                    total[r] = total.get(r, 0.0) + amount
+        return total
+
+    def fits(self, problem: SelectionProblem) -> bool:
+        """Whether no capacity is exceeded (within :data:`EPS` relative)."""
+        return all(
+            amount <= problem.capacity[r] * (1 + EPS) + EPS
+            for r, amount in self.used(problem).items() if r in problem.capacity
+        )
+
+
+class BaseSelector(ABC):
+    """Chooses at most one candidate per query, maximising goodput first and cost second.
+
+    ``select`` must honour ``time_limit_s`` (returning its best answer so far) and never return
+    a selection that exceeds a capacity.
+    """
+
+    @abstractmethod
+    def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
+        """Solve ``problem`` within ``time_limit_s`` seconds."""
