@@ -1,21 +1,10 @@
 """Generate ``examples/meeting-companion.yaml``: an ASR -> LLM -> TTS world from a real LLM trace.
 
-A meeting companion listens in a meeting room (6 s audio chunks), transcribes the speech (ASR),
-lets an LLM answer or summarise with the meeting as context, and speaks the answer (TTS).
-
-Real (Azure LLM inference trace 2023, conversation service; CC-BY 4.0, Patel et al., "Splitwise:
-Efficient generative LLM inference using phase splitting", ISCA 2024): arrival counts and spans
-and prompt/output token counts. The trace's requests are dealt to ``N_SESSIONS`` meeting sessions
-by a seeded hash with Zipf-like session weights (the dealing is ours); a session's ``rate_rps`` is
-its request count over its span, its LLM ``work_scale`` the service time of its mean token counts
-over that of the reference tokens, its TTS ``work_scale`` its mean output tokens over the
-reference. The cv of LLM and TTS profiles is the spread of the per-request work over the trace.
-
-Stand-ins (no measured latency table exists for this pipeline; every number is a stated
-assumption, not a measurement): ASR time = audio seconds x a real-time factor per (model,
-hardware), whisper-like; LLM time = prefill ms/token x context + decode ms/token x output tokens
-(roughly Llama-3-class 1B/8B/70B on an L4-like, an H100-like GPU and, for 1B, an edge CPU); TTS
-time = seconds of speech x a real-time factor; accuracies, prices, sites, links and SLOs.
+A meeting companion transcribes 6 s audio chunks from a meeting room (ASR), lets an LLM answer
+or summarise with the meeting as context, and speaks the answer (TTS). ``DESCRIPTION`` and
+``HEADER`` below state what is real (rates and token counts from the Azure LLM inference trace
+2023, CC-BY 4.0, Patel et al., Splitwise, ISCA 2024) and what is a stand-in; the constants name
+every stand-in's assumption. No measured latency table exists for this pipeline.
 
 Run from anywhere: ``python scripts/examples/make_meeting_companion.py [--out PATH]``.
 """
@@ -46,26 +35,31 @@ AUDIO_S = 6.0  # seconds of audio per request: 16 kHz 16-bit mono PCM = 187.5 KB
 SPEECH_S = REF_GEN * 0.75 / 2.5  # 128 tokens ~ 96 words, spoken at 2.5 words/s = 38.4 s
 CHUNK_KB = AUDIO_S * 16_000 * 2 / 1024
 LLM_REF = ("8b", "l4")  # profile whose prefill/decode mix sets the llm work_scale
+Request = tuple[float, int, int]  # (seconds since midnight, context tokens, generated tokens)
 
-# model -> accuracy (1 - WER on meeting speech), {hardware: (real-time factor, units, memory GB)}
+# Whisper-like (int8 on CPU, fp16 on GPU). model -> accuracy (1 - WER on meeting speech),
+# {hardware: (real-time factor, units, memory GB)}
 ASR: dict[str, tuple[float, dict[str, tuple[float, float, float]]]] = {
     "tiny": (0.83, {"edge-cpu": (0.06, 2, 0.4), "l4": (0.008, 0.25, 1.0)}),
     "base": (0.87, {"edge-cpu": (0.12, 2, 0.6), "l4": (0.012, 0.25, 1.5)}),
     "small": (0.90, {"edge-cpu": (0.30, 4, 1.2), "l4": (0.025, 0.25, 2.5)}),
 }
 # model -> answer quality (MMLU-like score of a Llama-3-class model of that size),
-# {hardware: (prefill ms/token, decode ms/token, units, memory GB)}
+# {hardware: (prefill ms/token, decode ms/token, units, memory GB)} at batch 1: 1b q4 on CPU,
+# fp16 on L4; 8b fp8 on L4, fp16 on H100; 70b fp16 tensor-parallel over 4 H100.
 LLM: dict[str, tuple[float, dict[str, tuple[float, float, float, float]]]] = {
     "1b": (0.49, {"edge-cpu": (2.0, 25.0, 8, 2.0), "l4": (0.05, 10.0, 0.5, 6.0)}),
     "8b": (0.69, {"l4": (0.25, 25.0, 1, 20.0), "h100": (0.04, 7.0, 1, 40.0)}),
     "70b": (0.84, {"h100": (0.12, 15.0, 4, 180.0)}),
 }
-# voice -> (intelligibility, codec kbit/s, {hardware: (real-time factor, units, memory GB)})
+# fast is piper-like, hq XTTS-like. voice -> (intelligibility, codec kbit/s,
+# {hardware: (real-time factor, units, memory GB)})
 TTS: dict[str, tuple[float, float, dict[str, tuple[float, float, float]]]] = {
     "fast": (0.95, 16.0, {"edge-cpu": (0.03, 2, 0.3), "l4": (0.004, 0.25, 1.0)}),
     "hq": (0.98, 24.0, {"l4": (0.04, 0.5, 4.0), "h100": (0.015, 0.25, 4.0)}),
 }
-# name -> (cores, memory GB, uplink Mbit/s, RTT ms to cloud-eu-west, RTT ms to cloud-us-east)
+# name -> (cores, memory GB, uplink Mbit/s, RTT ms to cloud-eu-west, RTT ms to cloud-us-east);
+# an edge core costs $0.01/h (amortised box and power)
 OFFICES = {
     "office-berlin": (16, 64, 200, 18, 95),
     "office-london": (32, 128, 500, 12, 78),
@@ -74,7 +68,7 @@ OFFICES = {
     "office-chicago": (8, 32, 200, 100, 22),
     "office-toronto": (16, 64, 150, 95, 25),
 }
-# name -> {hardware: (units, $ per unit-hour, memory GB per unit)}
+# name -> {hardware: (units, $ per unit-hour, memory GB per unit)}, near on-demand list prices
 CLOUDS = {
     "cloud-eu-west": {"l4": (24, 0.85, 24), "h100": (16, 4.50, 80)},
     "cloud-us-east": {"l4": (32, 0.80, 24), "h100": (24, 4.00, 80)},
@@ -99,7 +93,7 @@ class Session:
     mean_gen: float
 
 
-def load_trace(path: Path) -> list[tuple[float, int, int]]:
+def load_trace(path: Path) -> list[Request]:
     """(seconds since midnight, context tokens, generated tokens) per request of the CSV."""
     rows = []
     with path.open(newline="") as fh:
@@ -110,13 +104,13 @@ def load_trace(path: Path) -> list[tuple[float, int, int]]:
     return rows
 
 
-def split_sessions(trace: Sequence[tuple[float, int, int]]) -> list[Session]:
+def split_sessions(trace: Sequence[Request]) -> list[Session]:
     """Deal requests to sessions by a seeded hash of their row, with Zipf-like weights."""
     cum, total = [], 0.0
     for k in range(N_SESSIONS):
         total += 1.0 / (k + 1) ** ZIPF_S
         cum.append(total)
-    members: list[list[tuple[float, int, int]]] = [[] for _ in range(N_SESSIONS)]
+    members: list[list[Request]] = [[] for _ in range(N_SESSIONS)]
     for i, request in enumerate(trace):
         digest = hashlib.blake2b(f"{SEED}:{i}".encode(), digest_size=8).digest()
         u = int.from_bytes(digest, "big") / 2**64
@@ -134,6 +128,7 @@ def split_sessions(trace: Sequence[tuple[float, int, int]]) -> list[Session]:
 
 
 def _cv(values: Sequence[float]) -> float:
+    """Coefficient of variation (std / mean), rounded for a stable file."""
     return round(statistics.pstdev(values) / statistics.fmean(values), 3)
 
 
@@ -144,6 +139,7 @@ def _batches(batch1_ms: float, growth: float) -> dict[int, float]:
 
 def _profile(model: str, hw: str, mean_ms: float, cv: float, units: float, mem: float,
              batch: dict[int, float] | None = None, knob: str = "model") -> dict[str, Any]:
+    """One latency profile of a single-knob operator, in the format's field order."""
     prof: dict[str, Any] = {"config": {knob: model}, "hardware": hw, "mean_ms": round(mean_ms, 1),
                             "cv": cv}
     if batch:
@@ -164,7 +160,7 @@ def asr_operator() -> dict[str, Any]:
             "accuracy": [{"when": {"model": m}, "value": a} for m, (a, _) in ASR.items()]}
 
 
-def llm_operator(trace: Sequence[tuple[float, int, int]]) -> dict[str, Any]:
+def llm_operator(trace: Sequence[Request]) -> dict[str, Any]:
     """LLM: time = prefill x REF_CTX + decode x REF_GEN; cv from the trace's token spread."""
     profiles = []
     for model, (_, hws) in LLM.items():
@@ -181,7 +177,7 @@ def llm_operator(trace: Sequence[tuple[float, int, int]]) -> dict[str, Any]:
             "accuracy": [{"when": {"model": m}, "value": q} for m, (q, _) in LLM.items()]}
 
 
-def tts_operator(trace: Sequence[tuple[float, int, int]]) -> dict[str, Any]:
+def tts_operator(trace: Sequence[Request]) -> dict[str, Any]:
     """TTS: time = seconds of speech for REF_GEN tokens x real-time factor."""
     cv = _cv([g for _, _, g in trace])
     sizes = {v: round(SPEECH_S * kbps * 1000 / 8 / 1024, 1) for v, (_, kbps, _) in TTS.items()}
@@ -257,16 +253,22 @@ DESCRIPTION = (
     "(llm) and the answer is spoken (tts). REAL: arrival rates and token counts come from the "
     "Azure LLM inference trace 2023, conversation service (AzureLLMInferenceTrace_conv.csv, "
     "https://github.com/Azure/AzurePublicDataset, licence CC-BY 4.0; attribution: Patel et al., "
-    '"Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024): its "
+    '"Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024): its '
     f"requests are dealt to {N_SESSIONS} sessions by a seeded hash with Zipf-like weights (our "
-    "choice); rate_rps = requests of the session / their span; work_scale.llm and work_scale.tts = "
-    f"its mean context/generated tokens relative to the {REF_CTX}/{REF_GEN} reference tokens of "
-    "the profiles; LLM and TTS cv = spread of per-request work over the trace. STAND-INS, not "
-    "measurements: whisper-like ASR times (audio seconds x real-time factor) and accuracy "
-    "(1 - WER); LLM times (prefill ms/token x context + decode ms/token x output, Llama-3-class "
-    "1B/8B/70B on L4-like and H100-like GPUs and an edge CPU) and quality (MMLU-like score); TTS "
-    "times (speech seconds x real-time factor) and intelligibility; hardware, prices, sites, "
-    "links and SLOs. Generated by scripts/examples/make_meeting_companion.py; do not hand-edit."
+    "choice), so together the queries carry the whole trace; rate_rps = requests of the session "
+    "/ their span; work_scale.llm = service time at its mean context/generated tokens over that "
+    f"at the {REF_CTX}/{REF_GEN} reference tokens of the profiles (prefill/decode mix of "
+    f"{LLM_REF[0]} on {LLM_REF[1]}); work_scale.tts = its mean generated tokens / {REF_GEN}; LLM "
+    "and TTS cv = spread of per-request work over the trace. STAND-INS, not measurements: "
+    "whisper-like ASR times (audio seconds x real-time factor) and accuracy (1 - WER); LLM times "
+    "(prefill ms/token x context + decode ms/token x output, Llama-3-class 1B/8B/70B on L4-like "
+    "and H100-like GPUs and an edge CPU) and quality (MMLU-like score); TTS times (speech "
+    "seconds x real-time factor) and intelligibility; hardware, prices, sites, links, message "
+    "sizes and SLOs. Generated by scripts/examples/make_meeting_companion.py; do not hand-edit."
+)
+_SLO_LINES = "\n".join(
+    f"#   {n}: share {c[0]}, p95 {c[1]} ms, min_accuracy {c[2]}, max $/h {c[3]}, weight {c[4]}"
+    for n, c in SLO_CLASSES.items()
 )
 HEADER = f"""\
 # Meeting companion (ASR -> LLM -> TTS) over edge offices and two cloud regions.
@@ -280,15 +282,18 @@ HEADER = f"""\
 # using phase splitting", ISCA 2024.
 #
 # Real: per-query rate_rps (request count / span of the trace requests dealt to the session),
-# per-query work_scale of llm and tts (mean tokens relative to {REF_CTX} context / {REF_GEN}
-# generated tokens), cv of the llm and tts profiles (per-request spread over the trace).
+# per-query work_scale of llm and tts (the session's mean tokens relative to the profiles'
+# reference of {REF_CTX} context / {REF_GEN} generated tokens), cv of the llm and tts profiles
+# (per-request spread over the trace).
 # Our choice: dealing requests to {N_SESSIONS} sessions by seeded hash, Zipf weights s={ZIPF_S}.
+# SLO classes, dealt to sessions by seeded draws:
+{_SLO_LINES}
 # Stand-ins (assumptions, not measurements): all service times, units, memory, accuracies,
 # prices, sites, links, message sizes and SLOs; see the script's docstring and constants.
 """
 
 
-def build_world(trace: Sequence[tuple[float, int, int]]) -> dict[str, Any]:
+def build_world(trace: Sequence[Request]) -> dict[str, Any]:
     """The whole world as plain data, in the order of the format's fields."""
     infra = infrastructure()
     pipeline = {

@@ -1,0 +1,5 @@
+"""``python -m circinus`` runs the command-line interface."""
+
+from circinus.cli.main import main
+
+main()

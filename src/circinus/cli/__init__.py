@@ -1,0 +1,1 @@
+"""The ``circinus`` command-line interface."""

@@ -1,0 +1,88 @@
+"""A readable summary of a plan for the terminal (rich)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from circinus.report.planfile import PlanFile, QueryOut
+
+
+def _ms(x: float | None) -> str:
+    return "∞" if x is None or not math.isfinite(x) else f"{x:,.1f}"
+
+
+def _stages(q: QueryOut) -> str:
+    parts = []
+    for op in q.operators:
+        config = ",".join(str(v) for v in op.configuration.values()) or "-"
+        where = "+".join(f"{p.device}×{p.replicas}" for p in op.placement)
+        batch = f" b{op.allocation.batch}" if op.allocation.batch > 1 else ""
+        parts.append(f"{op.stage}[{config}]@{where}{batch}")
+    return " → ".join(parts)
+
+
+def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
+    """Print totals, up to ``show`` admitted and rejected queries, and resource use."""
+    head = Text.assemble(
+        (f"{plan.world}: ", "bold"),
+        (f"{plan.admitted}/{plan.total_queries} queries admitted", "bold green"),
+        f"  goodput {plan.goodput:g} (bound {plan.solver.goodput_bound:g}, "
+        f"gap {plan.solver.gap:.2%}, {plan.solver.status})",
+        f"  {plan.goodput_rps:,.1f} req/s  ",
+        (f"${plan.total_cost_per_hour:,.4f}/h", "bold"),
+        f"\nsearch {plan.search_seconds:.2f} s ({plan.evaluations:,} plans estimated), "
+        f"selection {plan.select_seconds:.2f} s",
+    )
+    console.print(Panel(head, title="circinus plan", expand=False))
+
+    admitted = [q for q in plan.queries if q.admitted]
+    if admitted:
+        t = Table(title=f"Admitted queries ({len(admitted)})", show_lines=False)
+        for col in ("query", "plan (stage[config]@device×replicas)", "p-lat ms", "SLO ms",
+                    "accuracy", "$/h"):
+            t.add_column(Text(col), overflow="fold")
+        for q in admitted[:show]:
+            p = q.predicted
+            assert p is not None
+            t.add_row(q.name, Text(_stages(q)), f"p{p.percentile:g} {_ms(p.latency_ms)}",
+                      _ms(q.slo.latency_ms) if q.slo.latency_ms else "-",
+                      "-" if p.accuracy is None else f"{p.accuracy:.4g}",
+                      f"{p.cost_per_hour:.4f}")
+        if len(admitted) > show:
+            t.caption = f"... and {len(admitted) - show} more (use --show or --json)"
+        console.print(t)
+
+    rejected = [q for q in plan.queries if not q.admitted]
+    if rejected:
+        t = Table(title=f"Rejected queries ({len(rejected)})")
+        t.add_column("query")
+        t.add_column("reason", overflow="fold")
+        for q in rejected[:show]:
+            t.add_row(q.name, Text(q.reason or ""))
+        if len(rejected) > show:
+            t.caption = f"... and {len(rejected) - show} more"
+        console.print(t)
+    console.print(Group(*_resource_tables(plan)))
+
+
+def _resource_tables(plan: PlanFile) -> list[Table]:
+    devs = Table(title="Devices and pools")
+    for col in ("device", "site", "tier", "used / units", "util"):
+        devs.add_column(col)
+    for d in plan.resources.devices:
+        style = "bold red" if d.utilization > 0.999 else ("yellow" if d.utilization > 0.8 else "")
+        devs.add_row(d.name, d.site, d.tier, f"{d.used_units:g} / {d.capacity_units:g}",
+                     Text(f"{d.utilization:.0%}", style=style))
+    links = Table(title="Links")
+    for col in ("link", "traffic Mbit/s", "capacity", "util"):
+        links.add_column(col)
+    for ln in plan.resources.links:
+        links.add_row(f"{ln.src} → {ln.dst}", f"{ln.used_mbps:,.2f}",
+                      "∞" if ln.capacity_mbps is None else f"{ln.capacity_mbps:g}",
+                      "-" if ln.utilization is None else f"{ln.utilization:.0%}")
+    return [devs, links] if plan.resources.links else [devs]

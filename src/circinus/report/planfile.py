@@ -1,0 +1,208 @@
+"""The plan file written by ``circinus plan --json``: documented models and the converter.
+
+``circinus schema plan`` prints the JSON Schema of :class:`PlanFile`; ``docs/plan-format.md``
+explains it. Infinite predictions (a saturated or unconstrained placement) are written as
+``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from circinus.planner import PlanResult, QueryOutcome
+from circinus.spec.index import WorldIndex
+from circinus.spec.models import KnobValue, Slo
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReplicaOut(_Out):
+    """Replicas of one stage on one device."""
+
+    device: str = Field(description="Device name.")
+    site: str = Field(description="Site of the device.")
+    tier: Literal["edge", "cloud"] = Field(description="Tier of the site.")
+    replicas: int = Field(ge=1, description="Replicas on this device.")
+    units: float = Field(ge=0, description="Capacity units they occupy.")
+
+
+class AllocationOut(_Out):
+    """Resources allocated to one stage."""
+
+    batch: int = Field(ge=1, description="Batch size each replica serves.")
+    replicas: int = Field(ge=1, description="Replicas over all devices.")
+    units: float = Field(ge=0, description="Capacity units over all devices.")
+
+
+class OperatorOut(_Out):
+    """The decision for one stage of a query's pipeline."""
+
+    stage: str = Field(description="Stage name in the pipeline.")
+    operator: str = Field(description="Operator the stage runs.")
+    configuration: dict[str, KnobValue] = Field(description="Knob -> chosen value.")
+    placement: list[ReplicaOut] = Field(description="Devices the stage runs on.")
+    allocation: AllocationOut = Field(description="Batch size, replicas and units.")
+
+
+class PredictedOut(_Out):
+    """The estimator's prediction for an admitted plan."""
+
+    latency_ms: float | None = Field(description="Latency at `percentile`, ms (null: unbounded).")
+    latency_mean_ms: float | None = Field(description="Mean latency, ms (null: unbounded).")
+    percentile: float = Field(description="Percentile of `latency_ms`.")
+    accuracy: float | None = Field(description="End-to-end accuracy (null: no accuracy model).")
+    cost_per_hour: float = Field(description="Compute + network cost, $/h.")
+    compute_cost_per_hour: float = Field(description="Cost of the allocated units, $/h.")
+    network_cost_per_hour: float = Field(description="Cost of inter-site traffic, $/h.")
+    max_utilization: float = Field(description="Highest utilisation of any replica group.")
+
+
+class QueryOut(_Out):
+    """One query: its SLO and either its plan or the reason it is rejected."""
+
+    name: str = Field(description="Query name.")
+    pipeline: str = Field(description="Pipeline name.")
+    rate_rps: float = Field(description="Request rate, req/s.")
+    weight: float = Field(description="Goodput weight.")
+    slo: Slo = Field(description="The query's objectives.")
+    admitted: bool = Field(description="Whether the query is served.")
+    reason: str | None = Field(description="Why it is rejected (null when admitted).")
+    candidates: int = Field(description="Candidate plans offered to the selection.")
+    operators: list[OperatorOut] = Field(description="Per-stage decisions (empty if rejected).")
+    predicted: PredictedOut | None = Field(description="Prediction (null if rejected).")
+
+
+class DeviceOut(_Out):
+    """Use of one device or pool."""
+
+    name: str = Field(description="Device name.")
+    site: str = Field(description="Site.")
+    tier: Literal["edge", "cloud"] = Field(description="Tier.")
+    used_units: float = Field(description="Units allocated by admitted plans.")
+    capacity_units: float = Field(description="Units the device has.")
+    utilization: float = Field(description="used_units / capacity_units.")
+    used_memory_gb: float | None = Field(description="Memory allocated, GB (null: unmodelled).")
+    capacity_memory_gb: float | None = Field(description="Memory of the device, GB.")
+
+
+class LinkOut(_Out):
+    """Traffic on one directed link."""
+
+    src: str = Field(description="Source site.")
+    dst: str = Field(description="Destination site.")
+    used_mbps: float = Field(description="Traffic of admitted plans, Mbit/s.")
+    capacity_mbps: float | None = Field(description="Link capacity, Mbit/s (null: unlimited).")
+    utilization: float | None = Field(description="used / capacity (null: unlimited).")
+
+
+class ResourcesOut(_Out):
+    """Use against capacity of every device, pool and link."""
+
+    devices: list[DeviceOut]
+    links: list[LinkOut]
+
+
+class SolverOut(_Out):
+    """How the global selection was solved."""
+
+    status: Literal["optimal", "time_limit", "greedy"] = Field(description="Solver outcome.")
+    goodput_bound: float = Field(description="Proven upper bound on goodput.")
+    gap: float = Field(description="(bound - goodput) / bound.")
+    cost_gap: float = Field(description="Relative gap of cost at this goodput.")
+    seconds: float = Field(description="Solver wall time, s.")
+
+
+class PlanFile(_Out):
+    """The plan of a whole world."""
+
+    format: Literal["circinus-plan/1"] = "circinus-plan/1"
+    world: str = Field(description="World name.")
+    goodput: float = Field(description="Weighted number of admitted queries.")
+    goodput_rps: float = Field(description="Request rate of admitted queries, req/s.")
+    admitted: int = Field(description="Admitted queries.")
+    total_queries: int = Field(description="Queries in the world.")
+    total_cost_per_hour: float = Field(description="Cost of all admitted plans, $/h.")
+    search_seconds: float = Field(description="Wall time of the per-query search, s.")
+    select_seconds: float = Field(description="Wall time of the global selection, s.")
+    evaluations: int = Field(description="Plans whose performance was estimated.")
+    solver: SolverOut
+    queries: list[QueryOut]
+    resources: ResourcesOut
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _query(index: WorldIndex, outcome: QueryOutcome) -> QueryOut:
+    spec = next(q for q in index.world.queries if q.name == outcome.name)
+    ops: list[OperatorOut] = []
+    predicted = None
+    if outcome.plan is not None and outcome.estimate is not None:
+        pipe = index.pipelines[spec.pipeline]
+        for st in outcome.plan.stages:
+            op = index.operators[pipe.operator_of[st.stage]]
+            reps = []
+            for r in st.placement:
+                dev = index.devices[r.device]
+                units = r.count * op.profiles[st.config, dev.hardware].units
+                reps.append(ReplicaOut(device=r.device, site=dev.site,
+                                       tier=index.sites[dev.site].tier, replicas=r.count,
+                                       units=units))
+            ops.append(OperatorOut(
+                stage=st.stage, operator=op.spec.name, configuration=op.config_dict(st.config),
+                placement=reps,
+                allocation=AllocationOut(batch=st.batch, replicas=sum(r.replicas for r in reps),
+                                         units=sum(r.units for r in reps))))
+        e = outcome.estimate
+        predicted = PredictedOut(
+            latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
+            percentile=e.percentile, accuracy=e.accuracy, cost_per_hour=e.cost_per_hour,
+            compute_cost_per_hour=e.compute_cost_per_hour,
+            network_cost_per_hour=e.network_cost_per_hour, max_utilization=e.max_utilization)
+    return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
+                    weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
+                    reason=outcome.reason, candidates=outcome.candidates, operators=ops,
+                    predicted=predicted)
+
+
+def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
+    """The documented plan file of ``result``."""
+    rates = {q.name: q.rate_rps for q in index.world.queries}
+    memory = {r.name: r for r in result.resources if r.kind == "memory"}
+    devices, links = [], []
+    for r in result.resources:
+        if r.kind == "device":
+            dev = index.devices[r.name]
+            cap = r.capacity or dev.units
+            mem = memory.get(r.name)
+            devices.append(DeviceOut(
+                name=r.name, site=dev.site, tier=index.sites[dev.site].tier, used_units=r.used,
+                capacity_units=cap, utilization=r.used / cap,
+                used_memory_gb=None if mem is None else mem.used,
+                capacity_memory_gb=dev.memory_gb))
+        elif r.kind == "link":
+            src, dst = r.name.split("->")
+            links.append(LinkOut(src=src, dst=dst, used_mbps=r.used, capacity_mbps=r.capacity,
+                                 utilization=None if r.capacity is None else r.used / r.capacity))
+    sel = result.selection
+    return PlanFile(
+        world=result.world,
+        goodput=result.goodput,
+        goodput_rps=sum(rates[o.name] for o in result.outcomes if o.admitted),
+        admitted=result.admitted,
+        total_queries=len(result.outcomes),
+        total_cost_per_hour=result.cost_per_hour,
+        search_seconds=result.search_seconds,
+        select_seconds=result.select_seconds,
+        evaluations=result.evaluations,
+        solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,  # type: ignore[arg-type]
+                         cost_gap=sel.cost_gap, seconds=sel.seconds),
+        queries=[_query(index, o) for o in result.outcomes],
+        resources=ResourcesOut(devices=devices, links=links),
+    )
