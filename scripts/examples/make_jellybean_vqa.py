@@ -63,10 +63,10 @@ def _profiles() -> dict[str, list[dict[str, Any]]]:
     for op, worker, variant, mean in _rows("execution_profile.csv"):
         config = {} if variant == "default" else {"model": variant}
         prof: dict[str, Any] = {"config": config, "hardware": _short(worker),
-                                "mean_ms": round(float(mean), 4)}
+                                "mean_ms": float(mean)}
         tail = p90.get((op, worker, variant))
         if tail is not None and tail >= float(mean):
-            prof["p90_ms"] = round(tail, 4)
+            prof["p90_ms"] = tail
         out.setdefault(op, []).append(prof)
     return out
 
@@ -87,9 +87,9 @@ def _operators() -> list[dict[str, Any]]:
         out_sizes = [({"model": v} if v != "default" else {}, kb)
                      for (src, _, v), kb in sizes.items() if src == op]
         if len(out_sizes) == 1:
-            spec["output_kb"] = round(out_sizes[0][1], 5)
+            spec["output_kb"] = out_sizes[0][1]
         elif out_sizes:
-            spec["output_kb"] = [{"when": w, "value": round(kb, 5)} for w, kb in out_sizes]
+            spec["output_kb"] = [{"when": w, "value": kb} for w, kb in out_sizes]
         ops.append(spec)
     return ops
 
@@ -105,7 +105,7 @@ def _pipeline() -> dict[str, Any]:
     ]
     return {
         "name": "vqa",
-        "sources": [{"name": s, "output_kb": round(sizes[s], 5)} for s in sources],
+        "sources": [{"name": s, "output_kb": sizes[s]} for s in sources],
         "stages": [{"name": op, "operator": op}
                    for op in ("ExtractImageFeature", "SpeechRecognition", "VQA")],
         "edges": [[a, b] for a, b in edges],
