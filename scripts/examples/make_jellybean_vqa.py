@@ -118,7 +118,8 @@ def build() -> dict[str, Any]:
     tiers = json.loads((DATA / "workers_partition.json").read_text())
     tier_of = {w: ("edge" if t == 0 else "cloud") for t, ws in enumerate(tiers) for w in ws}
     prices = {w: float(c) for w, c in _rows("workers_specs.csv")}
-    link_cost = {(tier_of[a], tier_of[b]): float(c) for a, b, c in _rows("workers_workers_link.csv")}
+    link_cost = {(tier_of[a], tier_of[b]): float(c)
+                 for a, b, c in _rows("workers_workers_link.csv")}
     rates = {s: float(r) for s, r in _rows("input_injection_rates.csv")}
     threshold = json.loads((DATA / "accuracy_requirement.json").read_text())["threshold"]
     assert len(set(rates.values())) == 1, "one query needs one rate for all sources"

@@ -161,9 +161,10 @@ def capacity_reason(problem: SelectionProblem, selection: Selection, q: int) -> 
                 "goodput elsewhere or the solver's time budget ran out")
     (kind, name), count = max(blocked.items(), key=lambda kv: (kv[1], kv[0]))
     unit = {"device": "units", "memory": "GB", "link": "Mbit/s"}[kind]
-    return (f"capacity: {kind} {name} has {problem.capacity[kind, name] - used.get((kind, name), 0):.3g}"
-            f" of {problem.capacity[kind, name]:.3g} {unit} left, too little for {count} of its "
-            f"{len(cands)} candidate(s)")
+    cap = problem.capacity[kind, name]
+    left = cap - used.get((kind, name), 0.0)
+    return (f"capacity: {kind} {name} has {left:.3g} of {cap:.3g} {unit} left, too little for "
+            f"{count} of its {len(cands)} candidate(s)")
 
 
 def _resources(index: WorldIndex, problem: SelectionProblem,
@@ -173,6 +174,6 @@ def _resources(index: WorldIndex, problem: SelectionProblem,
            for d in index.world.devices]
     out += [ResourceUse("memory", d.name, used.get(("memory", d.name), 0.0), d.memory_gb)
             for d in index.world.devices if d.memory_gb is not None]
-    out += [ResourceUse("link", f"{s}->{t}", used.get(("link", f"{s}->{t}"), 0.0), link.capacity_mbps)
-            for (s, t), link in sorted(index.links.items())]
+    out += [ResourceUse("link", f"{s}->{t}", used.get(("link", f"{s}->{t}"), 0.0),
+                        link.capacity_mbps) for (s, t), link in sorted(index.links.items())]
     return tuple(out)

@@ -14,6 +14,7 @@ pure: the same arguments give the same result and nothing is mutated.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class BaseEstimator(ABC):
         for path in pipe.paths:
             mean = sum(ests[s].mean_s for s in path[1:])
             var = sum(ests[s].var_s2 for s in path[1:])
-            for a, b in zip(path, path[1:], strict=False):
+            for a, b in itertools.pairwise(path):
                 mean += moments[a, b][0]
                 var += moments[a, b][1]
             worst_mean = max(worst_mean, mean)

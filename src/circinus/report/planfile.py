@@ -201,7 +201,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         search_seconds=result.search_seconds,
         select_seconds=result.select_seconds,
         evaluations=result.evaluations,
-        solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,  # type: ignore[arg-type]
+        solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
         queries=[_query(index, o) for o in result.outcomes],
         resources=ResourcesOut(devices=devices, links=links),

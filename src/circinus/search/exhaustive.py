@@ -1,7 +1,8 @@
 """Exhaustive per-query search with simple pruning, shared by identical queries.
 
 NOTE: queries with the same pipeline, source sites, rate, per-stage work and SLO percentile are
-the same search problem up to their SLO bounds, so the plan space is enumerated once per such *group* and each
+the same search problem up to their SLO bounds, so the plan space is enumerated once per such
+*group* and each
 member filters it by its own SLO. Enumeration runs over the accuracy-feasible configuration
 vectors only (accuracy depends on configurations, never on placement), then over each stage's
 placement options (:mod:`circinus.search.placements`) depth-first in topological order, skipping
