@@ -106,14 +106,6 @@ def test_batching_wait_on_a_lightly_loaded_group() -> None:
     assert soj.mean - 0.001 == pytest.approx(fill, rel=1e-3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "fill-time variance omits the Erlang spread: a request at position k waits for b-k "
-        "exponential gaps, so Var = E[b-k]/lam^2 + Var(b-k)/lam^2 = (b-1)(b+7)/(12 lam^2), "
-        "but the code uses only (b^2-1)/(12 lam^2)"
-    ),
-)
 def test_batching_fill_variance_includes_the_interarrival_spread() -> None:
     # lam = 1/s, b = 2: half the requests wait 0, half wait Exp(1): E[W] = 0.5, E[W^2] = 0.5*2,
     # Var = 1 - 0.25 = 0.75 = (b-1)(b+7)/12 for b = 2.

@@ -67,9 +67,12 @@ def batch_queue_sojourn(
     rho = offered / replicas
     if rho >= 1:
         return Sojourn(math.inf, math.inf, rho)
-    # Waiting for the batch to fill: a request is equally likely to be any of the b positions.
+    # Waiting for the batch to fill: a request is equally likely to be any of the b positions
+    # and then waits for the J = b - k further arrivals (J uniform on 0..b-1), each gap
+    # exponential with rate lam. Var = E[J]/lam^2 + Var(J)/lam^2 = (b-1)(b+7) / (12 lam^2):
+    # for b = 2, lam = 1, half wait 0 and half an Exp(1), variance 0.75.
     fill_mean = (batch - 1) / (2 * rate)
-    fill_var = (batch * batch - 1) / (12 * rate * rate)
+    fill_var = (batch - 1) * (batch + 7) / (12 * rate * rate)
     # Queueing of batches (Allen-Cunneen), wait = 0 w.p. 1-C, else exponential.
     c_wait = erlang_c(replicas, offered)
     ca2, cs2 = 1.0 / batch, service_cv * service_cv

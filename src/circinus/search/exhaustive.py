@@ -21,11 +21,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from circinus.estimate.base import EPS, Estimate
+from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
+from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.placements import Option, eligible_devices, stage_options
@@ -36,16 +37,32 @@ _PRUNE_PERCENTILE = 64.0  # gamma quantiles at or above this are >= the mean (se
 _SCAN_LIMIT = 5000  # feasible plans examined per query when picking its candidates
 
 
+_Leaf = tuple[tuple[StagePlan, ...], float, float]
+"""A complete plan with its latency at the SLO percentile (ms) and its cost ($/h)."""
+
+
 @dataclass
 class _Pool:
-    """All plans enumerated for one group, as parallel arrays."""
+    """All plans enumerated for one group, as parallel arrays; estimates made on demand."""
 
-    plans: list[tuple[tuple[str, ...], tuple[StagePlan, ...]]]
-    estimates: list[Estimate]
+    query: Query
+    plans: list[tuple[StagePlan, ...]]
     latency: np.ndarray
     accuracy: np.ndarray
     cost: np.ndarray
     best_accuracy: float | None
+    estimator: BaseEstimator
+    _estimates: dict[int, Estimate] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def estimate(self, i: int) -> Estimate:
+        """The full estimate of plan ``i`` (identical for every member of the group)."""
+        if i not in self._estimates:
+            plan = QueryPlan(self.query.name, self.plans[i])
+            self._estimates[i] = self.estimator.estimate(self.query, plan)
+        return self._estimates[i]
 
 
 class ExhaustiveSearch(BaseSearch):
@@ -98,8 +115,8 @@ class ExhaustiveSearch(BaseSearch):
         capacity = {d.name: d.units for d in devices}
         vectors, best_acc = self._config_vectors(rep, floor)
         option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}
-        plans: list[tuple[tuple[str, ...], tuple[StagePlan, ...]]] = []
-        estimates: list[Estimate] = []
+        leaves: list[_Leaf] = []
+        accuracy: list[float] = []
         for configs in vectors:
             per_stage = []
             for stage in pipe.order:
@@ -108,66 +125,91 @@ class ExhaustiveSearch(BaseSearch):
                     option_cache[key] = stage_options(index, self.settings, rep, stage,
                                                       configs[stage], devices)
                 per_stage.append(option_cache[key])
-            for stage_plans in self._combine(rep, pipe.order, configs, per_stage, capacity,
-                                             prune_ms):
-                plan = QueryPlan(query=rep.name, stages=stage_plans)
-                est = self.estimator.estimate(rep, plan)
-                if math.isfinite(est.latency_mean_ms) or rep.slo.latency_ms is None:
-                    plans.append((tuple(s.stage for s in stage_plans), stage_plans))
-                    estimates.append(est)
+            found = self._combine(rep, configs, per_stage, capacity, prune_ms)
+            acc = self.estimator.accuracy(rep.pipeline, configs)
+            leaves.extend(found)
+            accuracy.extend([np.nan if acc is None else acc] * len(found))
         return _Pool(
-            plans=plans,
-            estimates=estimates,
-            latency=np.array([e.latency_ms for e in estimates], dtype=float),
-            accuracy=np.array([np.nan if e.accuracy is None else e.accuracy
-                               for e in estimates], dtype=float),
-            cost=np.array([e.cost_per_hour for e in estimates], dtype=float),
+            query=rep,
+            plans=[leaf[0] for leaf in leaves],
+            latency=np.array([leaf[1] for leaf in leaves], dtype=float),
+            accuracy=np.array(accuracy, dtype=float),
+            cost=np.array([leaf[2] for leaf in leaves], dtype=float),
             best_accuracy=best_acc,
+            estimator=self.estimator,
         )
 
-    def _combine(self, query: Query, order: Sequence[str], configs: dict[str, ConfigKey],
+    def _combine(self, query: Query, configs: dict[str, ConfigKey],
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
-                 prune_ms: float) -> list[tuple[StagePlan, ...]]:
-        """Depth-first product of stage options within device capacity and the latency prune."""
-        index = self.estimator.index
-        pipe = index.pipelines[query.pipeline]
-        out: list[tuple[StagePlan, ...]] = []
+                 prune_ms: float) -> list[_Leaf]:
+        """Depth-first product of stage options within device capacity and the latency prune.
+
+        Path moments and cost are accumulated incrementally from the estimator's (cached) stage
+        and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does.
+        """
+        est = self.estimator
+        pipe = est.index.pipelines[query.pipeline]
+        order = pipe.order
+        q = query.slo.percentile / 100.0
+        # For each stage: the paths it lies on, with its predecessor on that path.
+        on_paths = {s: [(i, path[path.index(s) - 1]) for i, path in enumerate(pipe.paths)
+                        if s in path] for s in order}
+        sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
+        out: list[_Leaf] = []
         used: dict[str, float] = {}
         chosen: list[StagePlan] = []
-        finish: dict[str, float] = {}  # summed mean sojourn along the slowest path, seconds
+        shares: dict[str, Shares] = {}
+        means = [0.0] * len(pipe.paths)
+        varis = [0.0] * len(pipe.paths)
 
-        def dfs(depth: int) -> None:
+        def dfs(depth: int, cost: float) -> None:
             if depth == len(order):
-                out.append(tuple(chosen))
+                pct = max(quantile(m, v, q) for m, v in zip(means, varis, strict=True))
+                out.append((tuple(chosen), pct * 1e3, cost))
                 return
             stage = order[depth]
-            op = index.operators[pipe.operator_of[stage]]
+            op = est.index.operators[pipe.operator_of[stage]]
+            config = configs[stage]
             for opt in per_stage[depth]:
-                need = [(r.device, r.count * op.profiles[configs[stage],
-                         index.devices[r.device].hardware].units) for r in opt.placement]
+                need = [(r.device, r.count * op.profiles[config,
+                         est.index.devices[r.device].hardware].units) for r in opt.placement]
                 if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
                     continue
-                est = self.estimator.stage(query, stage, configs[stage], opt.batch, opt.placement)
-                start = max((finish.get(p, 0.0) for p in pipe.preds[stage]), default=0.0)
-                if (start + est.mean_s) * 1e3 > prune_ms + EPS or not math.isfinite(est.mean_s):
+                st = est.stage(query, stage, config, opt.batch, opt.placement)
+                if not math.isfinite(st.mean_s):
                     continue
-                finish[stage] = start + est.mean_s
-                for d, u in need:
-                    used[d] = used.get(d, 0.0) + u
-                chosen.append(StagePlan(stage, configs[stage], opt.batch, opt.placement))
-                dfs(depth + 1)
-                chosen.pop()
-                for d, u in need:
-                    used[d] -= u
+                saved = (means[:], varis[:])
+                into = {}
+                for pred in pipe.preds[stage]:
+                    src = sources.get(pred) or shares[pred]
+                    size = (pipe.source_kb[pred] if pred in pipe.source_kb else
+                            est.index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
+                    into[pred] = est.transfer(query, size, src, st.shares)
+                for i, pred in on_paths[stage]:
+                    means[i] += into[pred].mean_s + st.mean_s
+                    varis[i] += into[pred].var_s2 + st.var_s2
+                # Each incoming transfer is paid once, however many paths share it.
+                extra = st.cost_per_hour + sum(tr.cost_per_hour for tr in into.values())
+                worst = max(means[i] for i, _ in on_paths[stage])
+                if math.isfinite(worst) and worst * 1e3 <= prune_ms + EPS:
+                    shares[stage] = st.shares
+                    for d, u in need:
+                        used[d] = used.get(d, 0.0) + u
+                    chosen.append(StagePlan(stage, config, opt.batch, opt.placement))
+                    dfs(depth + 1, cost + extra)
+                    chosen.pop()
+                    for d, u in need:
+                        used[d] -= u
+                means[:], varis[:] = saved
 
-        dfs(0)
+        dfs(0, 0.0)
         return out
 
     # -- per-query choice --------------------------------------------------------------------
 
     def _pick(self, query: Query, pool: _Pool) -> QueryCandidates:
         slo = query.slo
-        n = len(pool.estimates)
+        n = len(pool)
         ok_acc = np.ones(n, dtype=bool)
         if slo.min_accuracy is not None:
             ok_acc = np.nan_to_num(pool.accuracy, nan=-np.inf) >= slo.min_accuracy - EPS
@@ -183,12 +225,12 @@ class ExhaustiveSearch(BaseSearch):
         order = feasible[np.argsort(pool.cost[feasible], kind="stable")][:_SCAN_LIMIT]
         kept: list[int] = []
         for i in order:
-            if not any(_dominates(pool.estimates[k], pool.estimates[i]) for k in kept):
+            if not any(_dominates(pool.estimate(k), pool.estimate(int(i))) for k in kept):
                 kept.append(int(i))
                 if len(kept) == self.settings.candidates_per_query:
                     break
         cands = tuple(
-            Candidate(QueryPlan(query.name, pool.plans[k][1]), pool.estimates[k]) for k in kept
+            Candidate(QueryPlan(query.name, pool.plans[k]), pool.estimate(k)) for k in kept
         )
         return QueryCandidates(query.name, cands, None, n)
 
@@ -207,7 +249,7 @@ def _dominates(a: Estimate, b: Estimate) -> bool:
 
 def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
     slo = query.slo
-    if len(pool.estimates) == 0 and slo.min_accuracy is None:
+    if len(pool) == 0 and slo.min_accuracy is None:
         return "placement: no reachable device can run every stage of the pipeline"
     if slo.min_accuracy is not None and not ok_acc.any():
         best = pool.best_accuracy
