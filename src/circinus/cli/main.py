@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from circinus.errors import CircinusError, SpecError
 
@@ -41,13 +42,19 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except CircinusError as exc:
         if _state["debug"]:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except OSError as exc:
         if _state["debug"]:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """One line on stderr; the message is plain text, never rich markup."""
+    line = Text.assemble(("error: ", "bold red"), " ".join(message.split()))
+    Console(stderr=True, soft_wrap=True).print(line, highlight=False)
 
 
 @app.command()
