@@ -2,19 +2,23 @@
 
 Field-level checks (types, ranges, unknown keys) are pydantic's; this module checks what spans
 objects: unique names, references to hardware, sites, devices, operators, knobs and pipelines,
-DAG shape (no cycle, one sink that every stage reaches, every stage reachable from a source) and
-capacities no replica could ever fit in. Every error is a :class:`SpecError` whose message starts
-with the path of the offending field.
+DAG shape (no cycle, one sink that every stage reaches, every stage reachable from a source),
+capacities no replica could ever fit in, and numbers that are not finite (YAML's ``.inf`` and
+``.nan`` pass pydantic's range checks where no bound is set). Every error is a :class:`SpecError`
+whose message starts with the path of the offending field and says the way out.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from pydantic import BaseModel
 
 from circinus.errors import SpecError
 from circinus.spec.index import ConfigKey, OperatorIndex, PipelineIndex, WorldIndex
-from circinus.spec.models import Config, ConfigValue, Link, Operator, Pipeline, World
+from circinus.spec.models import Config, ConfigValue, KnobValue, Link, Operator, Pipeline, World
 
 
 def build_index(world: World) -> WorldIndex:
@@ -23,6 +27,7 @@ def build_index(world: World) -> WorldIndex:
     Raises:
         SpecError: naming the first offending field, e.g. ``devices[2].site: unknown site 'x'``.
     """
+    _finite(world, "")
     _unique("hardware", [h.name for h in world.hardware])
     _unique("sites", [s.name for s in world.sites])
     _unique("devices", [d.name for d in world.devices])
@@ -72,6 +77,25 @@ def build_index(world: World) -> WorldIndex:
     )
 
 
+def _finite(node: object, path: str) -> None:
+    """Reject NaN and infinite numbers anywhere in ``node`` (a spec model or its contents)."""
+    if isinstance(node, float):
+        if not math.isfinite(node):
+            raise SpecError(
+                f"{path}: must be a finite number, got {node!r}; write a finite value (an "
+                "optional bound may be left out instead)"
+            )
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _finite(getattr(node, name), f"{path}.{name}" if path else name)
+    elif isinstance(node, list | tuple):
+        for i, item in enumerate(node):
+            _finite(item, f"{path}[{i}]")
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            _finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+
+
 def _unique(section: str, names: Sequence[str]) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
@@ -83,11 +107,11 @@ def _unique(section: str, names: Sequence[str]) -> None:
 def _known(path: str, name: str, known: Iterable[str], what: str) -> None:
     pool = set(known)
     if name not in pool:
-        hint = ", ".join(sorted(pool)[:8]) + (", ..." if len(pool) > 8 else "")
+        hint = ", ".join(sorted(pool)[:8]) + (", ..." if len(pool) > 8 else "") or "none"
         raise SpecError(f"{path}: unknown {what} {name!r}; known: {hint}")
 
 
-def _links(links: Sequence[Link], sites: dict[str, object]) -> dict[tuple[str, str], Link]:
+def _links(links: Sequence[Link], sites: Mapping[str, object]) -> dict[tuple[str, str], Link]:
     out: dict[tuple[str, str], Link] = {}
     for i, link in enumerate(links):
         _known(f"links[{i}].src", link.src, sites, "site")
@@ -95,7 +119,10 @@ def _links(links: Sequence[Link], sites: dict[str, object]) -> dict[tuple[str, s
         pairs = [(link.src, link.dst)] + ([(link.dst, link.src)] if link.both_ways else [])
         for pair in pairs:
             if pair in out:
-                raise SpecError(f"links[{i}]: a second link from {pair[0]!r} to {pair[1]!r}")
+                raise SpecError(
+                    f"links[{i}]: a second link from {pair[0]!r} to {pair[1]!r} (both_ways makes "
+                    "the reverse link too); keep one link per direction"
+                )
             out[pair] = link
     return out
 
@@ -107,11 +134,16 @@ def _check_partial(path: str, config: Config, op: Operator) -> None:
                 f"{path}.{knob}: operator {op.name!r} has no knob {knob!r}; "
                 f"knobs: {sorted(op.knobs) or 'none'}"
             )
-        if value not in op.knobs[knob]:
+        if not any(_same(value, allowed) for allowed in op.knobs[knob]):
             raise SpecError(
                 f"{path}.{knob}: {value!r} is not a value of knob {knob!r} of operator "
                 f"{op.name!r}; allowed: {op.knobs[knob]}"
             )
+
+
+def _same(a: KnobValue, b: KnobValue) -> bool:
+    """Knob values are equal, a boolean never equal to a number (Python has ``True == 1``)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
 def _resolve(entries: float | list[ConfigValue] | None, path: str, op: Operator,
@@ -148,12 +180,18 @@ def _operator(path: str, op: Operator, hardware: set[str], world: World) -> Oper
         ppath = f"{path}.profiles[{j}]"
         missing = [k for k in knobs if k not in prof.config]
         if missing:
-            raise SpecError(f"{ppath}.config: missing knob(s) {missing} of operator {op.name!r}")
+            raise SpecError(
+                f"{ppath}.config: missing knob(s) {missing} of operator {op.name!r}; a profile "
+                "gives every knob a value"
+            )
         _check_partial(f"{ppath}.config", prof.config, op)
         _known(f"{ppath}.hardware", prof.hardware, hardware, "hardware class")
         key = tuple(prof.config[k] for k in knobs)
         if (key, prof.hardware) in profiles:
-            raise SpecError(f"{ppath}: a second profile of {prof.config} on {prof.hardware!r}")
+            raise SpecError(
+                f"{ppath}: a second profile of {prof.config} on {prof.hardware!r}; keep one "
+                "profile per configuration and hardware class"
+            )
         if prof.p90_ms is not None and prof.p90_ms < prof.mean_ms * 0.5:
             raise SpecError(
                 f"{ppath}.p90_ms: {prof.p90_ms!r} is below half the mean {prof.mean_ms!r}; "
@@ -195,8 +233,8 @@ def _check_fits(path: str, hw: str, units: float, memory_gb: float, world: World
 
 
 def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) -> PipelineIndex:
+    _unique(f"{path}.sources", [s.name for s in pipe.sources])
     sources = {s.name: s.output_kb for s in pipe.sources}
-    _unique(f"{path}.sources", list(sources) + [])
     _unique(f"{path}.stages", [s.name for s in pipe.stages])
     operator_of: dict[str, str] = {}
     for j, stage in enumerate(pipe.stages):
@@ -219,17 +257,26 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
     for src in sources:
         if not succs[src]:
             raise SpecError(f"{path}.sources: source {src!r} feeds no stage; add an edge from it")
+    for j, node in enumerate(pipe.stages):
+        if not preds[node.name] and not succs[node.name]:
+            raise SpecError(
+                f"{path}.stages[{j}]: stage {node.name!r} is on no edge; connect it with edges "
+                "or remove it"
+            )
+    fed = set(sources)
+    for name in order:
+        if not any(p in fed for p in preds[name]):
+            raise SpecError(
+                f"{path}.edges: stage {name!r} is not reachable from any source; add an edge "
+                "into it from a source or from a reachable stage"
+            )
+        fed.add(name)
     sinks = [s for s in operator_of if not succs[s]]
     if len(sinks) != 1:
         raise SpecError(
             f"{path}.edges: a pipeline needs exactly one sink (a stage with no outgoing edge), "
             f"found {sinks}; join the branches into one final stage"
         )
-    fed = set(sources)
-    for stage in order:
-        if not any(p in fed for p in preds[stage]):
-            raise SpecError(f"{path}.edges: stage {stage!r} is not reachable from any source")
-        fed.add(stage)
     paths = tuple(_paths(sources, succs, sinks[0]))
     _check_accuracy(path, pipe, operator_of, operators)
     return PipelineIndex(
@@ -264,7 +311,8 @@ def _topological(path: str, stages: dict[str, str], preds: dict[str, list[str]])
     return order
 
 
-def _paths(sources: dict[str, float], succs: dict[str, list[str]], sink: str) -> list[tuple[str, ...]]:
+def _paths(sources: dict[str, float], succs: dict[str, list[str]],
+           sink: str) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
 
     def walk(node: str, trail: tuple[str, ...]) -> None:
