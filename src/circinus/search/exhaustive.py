@@ -37,8 +37,10 @@ _PRUNE_PERCENTILE = 64.0  # gamma quantiles at or above this are >= the mean (se
 _SCAN_LIMIT = 5000  # feasible plans examined per query when picking its candidates
 
 
-_Leaf = tuple[tuple[StagePlan, ...], float, float]
-"""A complete plan with its latency at the SLO percentile (ms) and its cost ($/h)."""
+Usage = tuple[tuple[tuple[str, str], float], ...]
+"""Resources a plan occupies: ``(("device" | "memory" | "link", name), amount)``, sorted."""
+_Leaf = tuple[tuple[StagePlan, ...], float, float, Usage]
+"""A complete plan with its latency at the SLO percentile (ms), cost ($/h) and usage."""
 
 
 @dataclass
@@ -50,6 +52,7 @@ class _Pool:
     latency: np.ndarray
     accuracy: np.ndarray
     cost: np.ndarray
+    usage: list[Usage]
     best_accuracy: float | None
     estimator: BaseEstimator
     _estimates: dict[int, Estimate] = field(default_factory=dict)
@@ -135,6 +138,7 @@ class ExhaustiveSearch(BaseSearch):
             latency=np.array([leaf[1] for leaf in leaves], dtype=float),
             accuracy=np.array(accuracy, dtype=float),
             cost=np.array([leaf[2] for leaf in leaves], dtype=float),
+            usage=[leaf[3] for leaf in leaves],
             best_accuracy=best_acc,
             estimator=self.estimator,
         )
@@ -157,6 +161,7 @@ class ExhaustiveSearch(BaseSearch):
         sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
         out: list[_Leaf] = []
         used: dict[str, float] = {}
+        other: dict[tuple[str, str], float] = {}  # memory and link use
         chosen: list[StagePlan] = []
         shares: dict[str, Shares] = {}
         means = [0.0] * len(pipe.paths)
@@ -165,7 +170,9 @@ class ExhaustiveSearch(BaseSearch):
         def dfs(depth: int, cost: float) -> None:
             if depth == len(order):
                 pct = max(quantile(m, v, q) for m, v in zip(means, varis, strict=True))
-                out.append((tuple(chosen), pct * 1e3, cost))
+                usage = [(("device", d), u) for d, u in used.items() if u > EPS]
+                usage += [(r, v) for r, v in other.items() if v > EPS]
+                out.append((tuple(chosen), pct * 1e3, cost, tuple(sorted(usage))))
                 return
             stage = order[depth]
             op = est.index.operators[pipe.operator_of[stage]]
@@ -193,13 +200,20 @@ class ExhaustiveSearch(BaseSearch):
                 worst = max(means[i] for i, _ in on_paths[stage])
                 if math.isfinite(worst) and worst * 1e3 <= prune_ms + EPS:
                     shares[stage] = st.shares
+                    extras = [(("memory", d), m) for d, m in st.memory_gb] + [
+                        (("link", f"{a}->{b}"), mbps)
+                        for tr in into.values() for (a, b), mbps in tr.link_mbps]
                     for d, u in need:
                         used[d] = used.get(d, 0.0) + u
+                    for r, v in extras:
+                        other[r] = other.get(r, 0.0) + v
                     chosen.append(StagePlan(stage, config, opt.batch, opt.placement))
                     dfs(depth + 1, cost + extra)
                     chosen.pop()
                     for d, u in need:
                         used[d] -= u
+                    for r, v in extras:
+                        other[r] -= v
                 means[:], varis[:] = saved
 
         dfs(0, 0.0)
@@ -224,8 +238,15 @@ class ExhaustiveSearch(BaseSearch):
             return QueryCandidates(query.name, (), _reason(query, pool, ok_acc, ok_lat), n)
         order = feasible[np.argsort(pool.cost[feasible], kind="stable")][:_SCAN_LIMIT]
         kept: list[int] = []
+        seen: set[Usage] = set()
         for i in order:
-            if not any(_dominates(pool.estimate(k), pool.estimate(int(i))) for k in kept):
+            # A plan using exactly what a cheaper one uses is dominated by it (or by what
+            # dominated it), so each usage is judged once.
+            if pool.usage[i] in seen:
+                continue
+            seen.add(pool.usage[i])
+            if not any(_dominates(pool.cost[k], dict(pool.usage[k]), pool.cost[i],
+                                  dict(pool.usage[i])) for k in kept):
                 kept.append(int(i))
                 if len(kept) == self.settings.candidates_per_query:
                     break
@@ -235,16 +256,12 @@ class ExhaustiveSearch(BaseSearch):
         return QueryCandidates(query.name, cands, None, n)
 
 
-def _dominates(a: Estimate, b: Estimate) -> bool:
-    """``a`` costs no more than ``b`` and uses no more of any resource."""
-    if a.cost_per_hour > b.cost_per_hour + EPS:
+def _dominates(cost_a: float, use_a: dict[tuple[str, str], float], cost_b: float,
+               use_b: dict[tuple[str, str], float]) -> bool:
+    """Plan a costs no more than plan b and uses no more of any resource."""
+    if cost_a > cost_b + EPS:
         return False
-    for mine, theirs in ((a.device_units, b.device_units), (a.device_memory_gb,
-                         b.device_memory_gb), (a.link_mbps, b.link_mbps)):
-        other = dict(theirs)
-        if any(v > other.get(k, 0.0) + EPS for k, v in mine):
-            return False
-    return True
+    return all(v <= use_b.get(r, 0.0) + EPS for r, v in use_a.items())
 
 
 def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
