@@ -29,6 +29,7 @@ from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
+from circinus.search.dominance import undominated_configs
 from circinus.search.placements import Option, eligible_devices, stage_options
 from circinus.spec.index import ConfigKey
 from circinus.spec.models import Query
@@ -91,7 +92,11 @@ class ExhaustiveSearch(BaseSearch):
         index = self.estimator.index
         pipe = index.pipelines[query.pipeline]
         stages = pipe.order
-        choices = [index.operators[pipe.operator_of[s]].configs for s in stages]
+        monotone = pipe.spec.accuracy.rule in ("product", "min", "mean", "none")
+        choices = [
+            undominated_configs(op) if monotone else op.configs
+            for op in (index.operators[pipe.operator_of[s]] for s in stages)
+        ]
         vectors, best = [], None
         for combo in itertools.product(*choices):
             configs = dict(zip(stages, combo, strict=True))
