@@ -1,0 +1,79 @@
+"""`circinus plan` end to end on the bundled examples; the plan file matches its schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from circinus.cli.main import app, json_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _plan(example: str, tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["plan", str(ROOT / "examples" / example), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "queries admitted" in result.output
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, json_schema("plan"))
+    return data  # type: ignore[no-any-return]
+
+
+def _check_consistent(data: dict) -> None:  # type: ignore[type-arg]
+    admitted = [q for q in data["queries"] if q["admitted"]]
+    assert data["admitted"] == len(admitted)
+    assert data["goodput"] == pytest.approx(sum(q["weight"] for q in admitted))
+    assert data["total_cost_per_hour"] == pytest.approx(
+        sum(q["predicted"]["cost_per_hour"] for q in admitted))
+    for q in data["queries"]:
+        if q["admitted"]:
+            slo, p = q["slo"], q["predicted"]
+            assert q["operators"] and q["reason"] is None
+            if slo["latency_ms"] is not None:
+                assert p["latency_ms"] <= slo["latency_ms"] + 1e-6
+            if slo["min_accuracy"] is not None:
+                assert p["accuracy"] >= slo["min_accuracy"] - 1e-9
+            if slo["max_cost_per_hour"] is not None:
+                assert p["cost_per_hour"] <= slo["max_cost_per_hour"] + 1e-9
+        else:
+            assert q["reason"] and not q["operators"] and q["predicted"] is None
+    for d in data["resources"]["devices"]:
+        assert d["used_units"] <= d["capacity_units"] + 1e-9
+    for link in data["resources"]["links"]:
+        if link["capacity_mbps"] is not None:
+            assert link["used_mbps"] <= link["capacity_mbps"] * (1 + 1e-9)
+
+
+def test_plan_jellybean(tmp_path: Path) -> None:
+    data = _plan("jellybean-vqa.yaml", tmp_path)
+    _check_consistent(data)
+    assert data["admitted"] == 1 and data["solver"]["status"] == "optimal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["edge-cloud-vision.yaml", "meeting-companion.yaml"])
+def test_plan_examples(example: str, tmp_path: Path) -> None:
+    data = _plan(example, tmp_path)
+    _check_consistent(data)
+    assert 0 < data["admitted"] <= data["total_queries"]
+
+
+def test_schema_commands_print_json() -> None:
+    for which in ("world", "plan"):
+        result = runner.invoke(app, ["schema", which])
+        assert result.exit_code == 0
+        assert json.loads(result.output)["type"] == "object"
+    bad = runner.invoke(app, ["schema", "nope"])
+    assert bad.exit_code == 2
+
+
+def test_validate_summarises(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(ROOT / "examples" / "jellybean-vqa.yaml")])
+    assert result.exit_code == 0
+    assert "valid" in result.output and "9 devices" in result.output
