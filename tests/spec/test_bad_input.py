@@ -102,7 +102,7 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("negative-work-scale", lambda w: w["queries"][1].update(work_scale={"cls": -2}),
      "queries[1].work_scale", "stage 'cls': multiplier must be > 0"),
     ("nan-rate", lambda w: w["queries"][1].update(rate_rps=float("nan")),
-     "queries[1].rate_rps", "must be > 0, got nan"),
+     "queries[1].rate_rps", "must be a finite number, got nan"),
     ("infinite-units", lambda w: w["devices"][1].update(units=float("inf")),
      "devices[1].units", "must be a finite number, got inf"),
     ("infinite-latency-bound", lambda w: w["queries"][0]["slo"].update(latency_ms=float("inf")),

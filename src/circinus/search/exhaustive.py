@@ -55,6 +55,8 @@ class _Pool:
     cost: np.ndarray
     usage: list[Usage]
     best_accuracy: float | None
+    latency_pruned: bool
+    """Whether some partial plan was cut for exceeding the group's loosest latency bound."""
     estimator: BaseEstimator
     _estimates: dict[int, Estimate] = field(default_factory=dict)
 
@@ -125,6 +127,7 @@ class ExhaustiveSearch(BaseSearch):
         option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
+        pruned = False
         for configs in vectors:
             per_stage = []
             for stage in pipe.order:
@@ -133,7 +136,8 @@ class ExhaustiveSearch(BaseSearch):
                     option_cache[key] = stage_options(index, self.settings, rep, stage,
                                                       configs[stage], devices)
                 per_stage.append(option_cache[key])
-            found = self._combine(rep, configs, per_stage, capacity, prune_ms)
+            found, cut = self._combine(rep, configs, per_stage, capacity, prune_ms)
+            pruned |= cut
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
@@ -145,13 +149,16 @@ class ExhaustiveSearch(BaseSearch):
             cost=np.array([leaf[2] for leaf in leaves], dtype=float),
             usage=[leaf[3] for leaf in leaves],
             best_accuracy=best_acc,
+            latency_pruned=pruned,
             estimator=self.estimator,
         )
 
     def _combine(self, query: Query, configs: dict[str, ConfigKey],
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
-                 prune_ms: float) -> list[_Leaf]:
+                 prune_ms: float) -> tuple[list[_Leaf], bool]:
         """Depth-first product of stage options within device capacity and the latency prune.
+
+        Returns the complete plans and whether the latency prune cut anything.
 
         Path moments and cost are accumulated incrementally from the estimator's (cached) stage
         and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does.
@@ -165,6 +172,7 @@ class ExhaustiveSearch(BaseSearch):
                         if s in path] for s in order}
         sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
         out: list[_Leaf] = []
+        cut = [False]
         used: dict[str, float] = {}
         other: dict[tuple[str, str], float] = {}  # memory and link use
         chosen: list[StagePlan] = []
@@ -203,7 +211,9 @@ class ExhaustiveSearch(BaseSearch):
                 # Each incoming transfer is paid once, however many paths share it.
                 extra = st.cost_per_hour + sum(tr.cost_per_hour for tr in into.values())
                 worst = max(means[i] for i, _ in on_paths[stage])
-                if math.isfinite(worst) and worst * 1e3 <= prune_ms + EPS:
+                if math.isfinite(worst) and worst * 1e3 > prune_ms + EPS:
+                    cut[0] = True
+                elif math.isfinite(worst):
                     shares[stage] = st.shares
                     extras = [(("memory", d), m) for d, m in st.memory_gb] + [
                         (("link", f"{a}->{b}"), mbps)
@@ -222,7 +232,7 @@ class ExhaustiveSearch(BaseSearch):
                 means[:], varis[:] = saved
 
         dfs(0, 0.0)
-        return out
+        return out, cut[0]
 
     # -- per-query choice --------------------------------------------------------------------
 
@@ -271,19 +281,20 @@ def _dominates(cost_a: float, use_a: dict[tuple[str, str], float], cost_b: float
 
 def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
     slo = query.slo
-    if len(pool) == 0 and slo.min_accuracy is None:
-        return "placement: no reachable device can run every stage of the pipeline"
-    if slo.min_accuracy is not None and not ok_acc.any():
-        best = pool.best_accuracy
-        if best is not None and best < slo.min_accuracy - EPS:
-            return f"accuracy: best achievable {best:.4g} < required {slo.min_accuracy:.4g}"
-        return "placement: no reachable device can run an accuracy-feasible configuration"
+    best_acc = pool.best_accuracy
+    if slo.min_accuracy is not None and (best_acc is None or best_acc < slo.min_accuracy - EPS):
+        shown = "none (no accuracy known)" if best_acc is None else f"{best_acc:.4g}"
+        return f"accuracy: best achievable {shown} < required {slo.min_accuracy:.4g}"
     if slo.latency_ms is not None and not (ok_acc & ok_lat).any():
         lat = pool.latency[ok_acc]
-        best = float(lat.min()) if lat.size else math.inf
-        shown = f"{best:.1f} ms" if math.isfinite(best) else "none within the bound"
-        return (f"latency: best p{slo.percentile:g} at the required accuracy is {shown} "
-                f"> {slo.latency_ms:g} ms")
+        if lat.size:
+            return (f"latency: best p{slo.percentile:g} at the required accuracy is "
+                    f"{float(lat.min()):.1f} ms > {slo.latency_ms:g} ms")
+        if pool.latency_pruned:
+            return (f"latency: every plan at the required accuracy has a mean latency above "
+                    f"{slo.latency_ms:g} ms")
+    if not ok_acc.any():
+        return "placement: no reachable device can run every stage of the pipeline"
     cheapest = float(pool.cost[ok_acc & ok_lat].min())
     return (f"cost: cheapest plan meeting latency and accuracy costs ${cheapest:.4g}/h "
             f"> ${slo.max_cost_per_hour:.4g}/h")

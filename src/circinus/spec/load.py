@@ -127,7 +127,10 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
         branches = [e for e in errors if e[2] is not None and e[1][: e[2]] == parts[:anchor]]
         deepest = max(len(e[1]) for e in branches)
         first, parts = next(e[:2] for e in branches if len(e[1]) == deepest)
-        if deepest == anchor and len(branches) > 1:
+        finite = [e for e in branches if e[0]["type"] == "finite_number"]
+        if finite:  # a number that is NaN or infinite: say that, not "must be A or B"
+            first, parts = finite[0][:2]
+        elif deepest == anchor and len(branches) > 1:
             kinds = _union_names([e[3][0] for e in branches])
             message = f"must be {kinds}, got {_short(first.get('input'))}"
     # Union branches of one field count as one error in "(and N more)".
@@ -208,6 +211,7 @@ _TEMPLATES = {
     "literal_error": "must be one of {expected}",
     "too_short": "needs at least {min_length} item(s)",
     "too_long": "takes at most {max_length} item(s)",
+    "finite_number": "must be a finite number",
     "string_pattern_mismatch": "must be an identifier (letters, digits, _ . : @ / + -)",
 }
 

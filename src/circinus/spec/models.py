@@ -37,7 +37,7 @@ Config = dict[str, KnobValue]
 class _Model(BaseModel):
     """Base of every spec model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class HardwareClass(_Model):
