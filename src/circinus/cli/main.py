@@ -104,7 +104,7 @@ def validate(
 
         w, index = load_indexed_world(world)
         configs = sum(len(o.configs) for o in index.operators.values())
-        Console().print(
+        Console(soft_wrap=True).print(
             f"{world}: valid — {len(w.sites)} sites, {len(w.devices)} devices, "
             f"{len(w.links)} links, {len(w.operators)} operators ({configs} configurations), "
             f"{len(w.pipelines)} pipelines, {len(w.queries)} queries"
