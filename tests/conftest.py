@@ -27,6 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a CI failure is reproducible, never luck.
+settings.register_profile("circinus", derandomize=True, deadline=None)
+settings.load_profile("circinus")
 
 
 def make_tiny_world() -> dict[str, Any]:
