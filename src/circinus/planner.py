@@ -23,6 +23,7 @@ from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, World
@@ -30,7 +31,7 @@ from circinus.spec.validate import build_index
 
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {"exhaustive": ExhaustiveSearch}
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
-SELECTORS: dict[str, Callable[[], BaseSelector]] = {"milp": MilpSelector}
+SELECTORS: dict[str, Callable[[], BaseSelector]] = {"milp": MilpSelector, "fcfs": FcfsSelector}
 """Global selectors by registry key."""
 
 

@@ -121,7 +121,7 @@ class ExhaustiveSearch(BaseSearch):
             q.slo.percentile >= _PRUNE_PERCENTILE for q in members
         ):
             prune_ms = max(b for b in bounds if b is not None)
-        devices = eligible_devices(index, rep)
+        devices = eligible_devices(index, rep, self.settings.tiers)
         capacity = {d.name: d.units for d in devices}
         vectors, best_acc = self._config_vectors(rep, floor)
         option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}

@@ -31,12 +31,14 @@ class Option:
     placement: Placement
 
 
-def eligible_devices(index: WorldIndex, query: Query) -> list[Device]:
-    """Devices a query may use: at a source's site or one link away from one."""
+def eligible_devices(index: WorldIndex, query: Query,
+                     tiers: tuple[str, ...] = ("edge", "cloud")) -> list[Device]:
+    """Devices a query may use: in ``tiers``, at a source's site or one link away from one."""
     origins = set(query.sources.values())
     return [
         d for d in index.world.devices
-        if any(index.reachable(site, d.site) for site in origins)
+        if index.sites[d.site].tier in tiers
+        and any(index.reachable(site, d.site) for site in origins)
     ]
 
 

@@ -1,6 +1,7 @@
 """Global selection: at most one candidate plan per query within every capacity."""
 
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 
-__all__ = ["BaseSelector", "MilpSelector", "Resource", "Selection", "SelectionProblem", "usage"]
+__all__ = ["BaseSelector", "FcfsSelector", "MilpSelector", "Resource", "Selection", "SelectionProblem", "usage"]

@@ -324,6 +324,13 @@ class PlannerSettings(_Model):
     time_limit_s: float = Field(
         default=30.0, gt=0, description="Time budget of the global selection solver, seconds."
     )
+    tiers: tuple[Literal["edge", "cloud"], ...] = Field(
+        default=("edge", "cloud"),
+        min_length=1,
+        description="Tiers whose devices plans may use (e.g. only the cloud, for a single-tier "
+        "baseline).",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
 
 
 class World(_Model):
