@@ -31,8 +31,8 @@ from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.dominance import undominated_configs
 from circinus.search.placements import Option, eligible_devices, stage_options
-from circinus.spec.index import ConfigKey
-from circinus.spec.models import Query
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import Device, PlannerSettings, Query
 
 _PRUNE_PERCENTILE = 64.0  # gamma quantiles at or above this are >= the mean (see NOTE)
 _SCAN_LIMIT = 5000  # feasible plans examined per query when picking its candidates
@@ -74,6 +74,11 @@ class _Pool:
 class ExhaustiveSearch(BaseSearch):
     """Enumerates every plan of each query group (see module note)."""
 
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        super().__init__(estimator=estimator, settings=settings)
+        self._vectors: dict[tuple[str, float | None],
+                            tuple[list[dict[str, ConfigKey]], float | None]] = {}
+
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, q in enumerate(queries):
@@ -91,6 +96,15 @@ class ExhaustiveSearch(BaseSearch):
 
     def _config_vectors(self, query: Query, floor: float | None
                         ) -> tuple[list[dict[str, ConfigKey]], float | None]:
+        """Accuracy-feasible configuration vectors and the best accuracy, cached per
+        (pipeline, accuracy floor): every query of the pipeline shares them."""
+        key = (query.pipeline, floor)
+        if key not in self._vectors:
+            self._vectors[key] = self._accuracy_feasible(query, floor)
+        return self._vectors[key]
+
+    def _accuracy_feasible(self, query: Query, floor: float | None
+                           ) -> tuple[list[dict[str, ConfigKey]], float | None]:
         index = self.estimator.index
         pipe = index.pipelines[query.pipeline]
         stages = pipe.order
@@ -128,7 +142,16 @@ class ExhaustiveSearch(BaseSearch):
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
         pruned = False
+        fastest = _fastest_service(index, rep, devices)
         for configs in vectors:
+            # Monotone prune: even at zero load on its fastest device, each stage takes at
+            # least its quickest batch time; a vector whose slowest path cannot beat the
+            # loosest bound that way is never placed.
+            floor_s = max(sum(fastest.get((s, configs[s]), math.inf) for s in path[1:])
+                          for path in pipe.paths)
+            if floor_s * 1e3 > prune_ms + EPS:
+                pruned = True
+                continue
             per_stage = []
             for stage in pipe.order:
                 key = (stage, configs[stage])
@@ -298,3 +321,20 @@ def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -
     cheapest = float(pool.cost[ok_acc & ok_lat].min())
     return (f"cost: cheapest plan meeting latency and accuracy costs ${cheapest:.4g}/h "
             f"> ${slo.max_cost_per_hour:.4g}/h")
+
+
+def _fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]
+                     ) -> dict[tuple[str, ConfigKey], float]:
+    """Per (stage, configuration): the quickest batch service time on any eligible device, s."""
+    pipe = index.pipelines[query.pipeline]
+    hardware = {d.hardware for d in devices}
+    out: dict[tuple[str, ConfigKey], float] = {}
+    for stage in pipe.order:
+        op = index.operators[pipe.operator_of[stage]]
+        scale = query.work_scale.get(stage, 1.0)
+        for (config, hw), prof in op.profiles.items():
+            if hw in hardware:
+                quickest = min([prof.mean_ms, *prof.batch_ms.values()]) * scale / 1000.0
+                key = (stage, config)
+                out[key] = min(out.get(key, math.inf), quickest)
+    return out
