@@ -21,6 +21,7 @@ from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import BaseEstimator, Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
 from circinus.select.fcfs import FcfsSelector
@@ -29,7 +30,10 @@ from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, World
 from circinus.spec.validate import build_index
 
-SEARCHES: dict[str, Callable[..., BaseSearch]] = {"exhaustive": ExhaustiveSearch}
+SEARCHES: dict[str, Callable[..., BaseSearch]] = {
+    "circinus": DecomposedSearch,
+    "exhaustive": ExhaustiveSearch,
+}
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
 SELECTORS: dict[str, Callable[[], BaseSelector]] = {"milp": MilpSelector, "fcfs": FcfsSelector}
 """Global selectors by registry key."""

@@ -30,8 +30,8 @@ class QueryCandidates:
     reason: str | None
     """Why there is no candidate (the SLO dimension that cannot be met), else ``None``."""
     evaluations: int
-    """Plans whose performance was estimated for this query (shared work counted once per
-    query that used it)."""
+    """(Partial) plans whose performance was estimated for this query. Work shared by a group
+    of queries is billed to one of them, so the sum over queries is the total work."""
 
 
 class BaseSearch(ABC):

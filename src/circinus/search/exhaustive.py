@@ -57,6 +57,8 @@ class _Pool:
     best_accuracy: float | None
     latency_pruned: bool
     """Whether some partial plan was cut for exceeding the group's loosest latency bound."""
+    evaluations: int
+    """(Partial) plans whose performance was estimated to build the pool."""
     estimator: BaseEstimator
     _estimates: dict[int, Estimate] = field(default_factory=dict)
 
@@ -88,8 +90,8 @@ class ExhaustiveSearch(BaseSearch):
         out: list[QueryCandidates | None] = [None] * len(queries)
         for members in groups.values():
             pool = self._enumerate([queries[i] for i in members])
-            for i in members:
-                out[i] = self._pick(queries[i], pool)
+            for j, i in enumerate(members):
+                out[i] = self._pick(queries[i], pool, charge=j == 0)
         return [r for r in out if r is not None]
 
     # -- enumeration -------------------------------------------------------------------------
@@ -142,6 +144,7 @@ class ExhaustiveSearch(BaseSearch):
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
         pruned = False
+        evaluations = 0
         fastest = _fastest_service(index, rep, devices)
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
@@ -159,8 +162,9 @@ class ExhaustiveSearch(BaseSearch):
                     option_cache[key] = stage_options(index, self.settings, rep, stage,
                                                       configs[stage], devices)
                 per_stage.append(option_cache[key])
-            found, cut = self._combine(rep, configs, per_stage, capacity, prune_ms)
+            found, cut, work = self._combine(rep, configs, per_stage, capacity, prune_ms)
             pruned |= cut
+            evaluations += work
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
@@ -173,15 +177,17 @@ class ExhaustiveSearch(BaseSearch):
             usage=[leaf[3] for leaf in leaves],
             best_accuracy=best_acc,
             latency_pruned=pruned,
+            evaluations=evaluations,
             estimator=self.estimator,
         )
 
     def _combine(self, query: Query, configs: dict[str, ConfigKey],
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
-                 prune_ms: float) -> tuple[list[_Leaf], bool]:
+                 prune_ms: float) -> tuple[list[_Leaf], bool, int]:
         """Depth-first product of stage options within device capacity and the latency prune.
 
-        Returns the complete plans and whether the latency prune cut anything.
+        Returns the complete plans, whether the latency prune cut anything and the number of
+        partial and complete plans estimated.
 
         Path moments and cost are accumulated incrementally from the estimator's (cached) stage
         and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does.
@@ -196,6 +202,7 @@ class ExhaustiveSearch(BaseSearch):
         sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
         out: list[_Leaf] = []
         cut = [False]
+        work = [0]
         used: dict[str, float] = {}
         other: dict[tuple[str, str], float] = {}  # memory and link use
         chosen: list[StagePlan] = []
@@ -219,6 +226,7 @@ class ExhaustiveSearch(BaseSearch):
                 if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
                     continue
                 st = est.stage(query, stage, config, opt.batch, opt.placement)
+                work[0] += 1
                 if not math.isfinite(st.mean_s):
                     continue
                 saved = (means[:], varis[:])
@@ -255,11 +263,13 @@ class ExhaustiveSearch(BaseSearch):
                 means[:], varis[:] = saved
 
         dfs(0, 0.0)
-        return out, cut[0]
+        return out, cut[0], work[0] + len(out)
 
     # -- per-query choice --------------------------------------------------------------------
 
-    def _pick(self, query: Query, pool: _Pool) -> QueryCandidates:
+    def _pick(self, query: Query, pool: _Pool, *, charge: bool = True) -> QueryCandidates:
+        """Candidates of ``query`` from its group's ``pool``; ``charge`` bills the pool's
+        evaluations to this query (the first member of a group pays for the shared work)."""
         slo = query.slo
         n = len(pool)
         ok_acc = np.ones(n, dtype=bool)
@@ -273,7 +283,8 @@ class ExhaustiveSearch(BaseSearch):
             ok_cost = pool.cost <= slo.max_cost_per_hour + EPS
         feasible = np.flatnonzero(ok_acc & ok_lat & ok_cost)
         if feasible.size == 0:
-            return QueryCandidates(query.name, (), _reason(query, pool, ok_acc, ok_lat), n)
+            return QueryCandidates(query.name, (), _reason(query, pool, ok_acc, ok_lat),
+                                   pool.evaluations if charge else 0)
         order = feasible[np.argsort(pool.cost[feasible], kind="stable")][:_SCAN_LIMIT]
         kept: list[int] = []
         seen: set[Usage] = set()
@@ -291,7 +302,7 @@ class ExhaustiveSearch(BaseSearch):
         cands = tuple(
             Candidate(QueryPlan(query.name, pool.plans[k]), pool.estimate(k)) for k in kept
         )
-        return QueryCandidates(query.name, cands, None, n)
+        return QueryCandidates(query.name, cands, None, pool.evaluations if charge else 0)
 
 
 def _dominates(cost_a: float, use_a: dict[tuple[str, str], float], cost_b: float,

@@ -4,4 +4,12 @@ from circinus.select.base import BaseSelector, Resource, Selection, SelectionPro
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 
-__all__ = ["BaseSelector", "FcfsSelector", "MilpSelector", "Resource", "Selection", "SelectionProblem", "usage"]
+__all__ = [
+    "BaseSelector",
+    "FcfsSelector",
+    "MilpSelector",
+    "Resource",
+    "Selection",
+    "SelectionProblem",
+    "usage",
+]

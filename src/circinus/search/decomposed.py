@@ -1,0 +1,226 @@
+"""Circinus's per-query search: decomposed, and similarity-aware within and across queries.
+
+NOTE: three structural facts of the problem make the search cheap (Circinus, arXiv 2504.16397):
+
+1. *SLO decomposition.* Accuracy depends on configurations only, so the accuracy-feasible
+   configuration vectors are computed first, once per (pipeline, accuracy floor), and shared by
+   every query of the pipeline; configurations dominated on every hardware class are dropped
+   (:mod:`circinus.search.dominance`). Placement and allocation are searched only for those
+   vectors, and cost is computed, never searched.
+2. *Similarity within a query.* A vector whose stages, each on its fastest device at zero load,
+   already miss the loosest latency bound is skipped whole (a heavier configuration never gets
+   faster by being placed more cheaply). For a chain pipeline the placements are chosen by a
+   dynamic program over stages whose state is the previous stage's placement (which decides the
+   next transfer) and the set of devices used so far (which decides the resources the plan
+   competes for); in each state only partial plans on the Pareto front of (mean latency,
+   latency variance, cost) survive, since a dominated prefix cannot end in a better plan: path
+   mean and variance add up and the percentile grows with both. Per-stage and per-transfer
+   estimates are memoised by the estimator, so plans sharing a stage share its estimate.
+   Non-chain DAGs fall back to the pruned depth-first enumeration.
+3. *Similarity across queries.* Queries of the same pipeline, rate, per-stage work and SLO
+   percentile whose source sites are *isomorphic* (same tier, same local devices up to their
+   names, same links to the same remote sites) are one search problem: a representative is
+   planned, the others take its candidates with the site's devices renamed, each candidate is
+   re-estimated for the member (verify), and a member none of whose candidates verifies is
+   searched on its own (repair).
+
+Candidates per query are chosen as in :mod:`circinus.search.exhaustive`: the cheapest
+SLO-feasible plan, then plans that no kept plan beats on cost and every resource.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from circinus.estimate.base import EPS, Shares
+from circinus.estimate.queueing import quantile
+from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.search.exhaustive import ExhaustiveSearch, Usage, _Leaf
+from circinus.search.placements import Option
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import Query
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """A plan of the first stages of a chain, with its path moments, cost and resources."""
+
+    mean: float
+    var: float
+    cost: float
+    stages: tuple[StagePlan, ...]
+    units: tuple[tuple[Any, float], ...]
+    other: tuple[tuple[Any, float], ...]
+
+
+class DecomposedSearch(ExhaustiveSearch):
+    """Circinus's search (see module note); registry key ``circinus``."""
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        index = self.estimator.index
+        classes = site_classes(index)
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for i, q in enumerate(queries):
+            key = (q.pipeline, tuple(sorted((s, classes[site][0]) for s, site in
+                                            q.sources.items())),
+                   q.rate_rps, tuple(sorted(q.work_scale.items())), q.slo.percentile)
+            groups.setdefault(key, []).append(i)
+        out: list[QueryCandidates | None] = [None] * len(queries)
+        for members in groups.values():
+            rep = queries[members[0]]
+            # The representative plans for the whole group's SLO envelope.
+            pool = self._enumerate([_moved(queries[i], rep) for i in members])
+            for j, i in enumerate(members):
+                member = queries[i]
+                if member.sources == rep.sources:
+                    out[i] = self._pick(member, pool, charge=j == 0)
+                else:
+                    out[i] = self._adopt(member, rep, self._pick(_moved(member, rep), pool,
+                                                                 charge=j == 0), classes)
+        return [r for r in out if r is not None]
+
+    def _adopt(self, member: Query, rep: Query, found: QueryCandidates,
+               classes: dict[str, tuple[int, tuple[str, ...]]]) -> QueryCandidates:
+        """Rename the representative's candidates to ``member``'s site, verify, else repair."""
+        if not found.candidates:
+            return QueryCandidates(member.name, (), found.reason, found.evaluations)
+        rename: dict[str, str] = {}
+        for src, site in rep.sources.items():
+            rename.update(zip(classes[site][1], classes[member.sources[src]][1], strict=True))
+        verified = []
+        for cand in found.candidates:
+            plan = QueryPlan(member.name, tuple(
+                StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename))
+                for s in cand.plan.stages))
+            est = self.estimator.estimate(member, plan)
+            if est.meets(member.slo):
+                verified.append(Candidate(plan, est))
+        work = found.evaluations + len(found.candidates)
+        if verified:
+            return QueryCandidates(member.name, tuple(verified), None, work)
+        repaired = self._pick(member, self._enumerate([member]))
+        return QueryCandidates(member.name, repaired.candidates, repaired.reason,
+                               work + repaired.evaluations)
+
+    def _combine(self, query: Query, configs: dict[str, ConfigKey],
+                 per_stage: Sequence[list[Option]], capacity: dict[str, float],
+                 prune_ms: float) -> tuple[list[_Leaf], bool, int]:
+        pipe = self.estimator.index.pipelines[query.pipeline]
+        if len(pipe.paths) == 1:  # a chain: one source, one path
+            return self._chain(query, configs, per_stage, capacity, prune_ms)
+        return super()._combine(query, configs, per_stage, capacity, prune_ms)
+
+    def _chain(self, query: Query, configs: dict[str, ConfigKey],
+               per_stage: Sequence[list[Option]], capacity: dict[str, float],
+               prune_ms: float) -> tuple[list[_Leaf], bool, int]:
+        """The dynamic program over a chain's stages (see module note)."""
+        est = self.estimator
+        index = est.index
+        pipe = index.pipelines[query.pipeline]
+        (path,) = pipe.paths
+        start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
+        layer: dict[tuple[Shares, frozenset[str]], list[_Partial]] = {
+            (start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}
+        cut, work = False, 0
+        for depth, stage in enumerate(pipe.order):
+            pred = path[depth]
+            size = (pipe.source_kb[pred] if pred in pipe.source_kb else
+                    index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
+            op = index.operators[pipe.operator_of[stage]]
+            grown: dict[tuple[Shares, frozenset[str]], list[_Partial]] = {}
+            for (shares, used_set), partials in layer.items():
+                for opt in per_stage[depth]:
+                    st = est.stage(query, stage, configs[stage], opt.batch, opt.placement)
+                    if not math.isfinite(st.mean_s):
+                        continue
+                    tr = est.transfer(query, size, shares, st.shares)
+                    need = [(r.device, r.count * op.profiles[
+                        configs[stage], index.devices[r.device].hardware].units)
+                        for r in opt.placement]
+                    step = StagePlan(stage, configs[stage], opt.batch, opt.placement)
+                    extra = [(("memory", d), m) for d, m in st.memory_gb if m > 0] + [
+                        (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps]
+                    key = (st.shares, used_set | {d for d, _ in need})
+                    for p in partials:
+                        work += 1
+                        mean = p.mean + tr.mean_s + st.mean_s
+                        if not math.isfinite(mean) or mean * 1e3 > prune_ms + EPS:
+                            cut = cut or math.isfinite(mean)
+                            continue
+                        units = _merge(p.units, need)
+                        if any(u > capacity[d] + EPS for d, u in units):
+                            continue
+                        grown.setdefault(key, []).append(_Partial(
+                            mean, p.var + tr.var_s2 + st.var_s2,
+                            p.cost + st.cost_per_hour + tr.cost_per_hour,
+                            (*p.stages, step), units, _merge(p.other, extra)))
+            layer = {k: _pareto(v) for k, v in grown.items()}
+        q = query.slo.percentile / 100.0
+        leaves: list[_Leaf] = []
+        for partials in layer.values():
+            for p in partials:
+                usage: Usage = tuple(sorted(
+                    [(("device", d), u) for d, u in p.units if u > EPS]
+                    + [(r, v) for r, v in p.other if v > EPS]))
+                leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
+        return leaves, cut, work + len(leaves)
+
+
+def _merge(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]]
+           ) -> tuple[tuple[Any, float], ...]:
+    """Add amounts by key; the result is sorted by key."""
+    total: dict[Any, float] = dict(a)
+    for k, v in b:
+        total[k] = total.get(k, 0.0) + v
+    return tuple(sorted(total.items(), key=lambda kv: str(kv[0])))
+
+
+def _pareto(partials: list[_Partial]) -> list[_Partial]:
+    """The partials no other beats on mean, variance and cost at once (ties: first kept)."""
+    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.cost))
+    kept: list[_Partial] = []
+    for p in ranked:
+        if not any(k.var <= p.var + EPS and k.cost <= p.cost + EPS for k in kept):
+            kept.append(p)
+    return kept
+
+
+def _renamed(placement: Placement, rename: dict[str, str]) -> Placement:
+    return tuple(sorted(Replicas(rename.get(r.device, r.device), r.count) for r in placement))
+
+
+def _moved(query: Query, rep: Query) -> Query:
+    """``query`` as if its sources were at the representative's (isomorphic) sites."""
+    if query.sources == rep.sources:
+        return query
+    return query.model_copy(update={"sources": dict(rep.sources)})
+
+
+def site_classes(index: WorldIndex) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Per site: an isomorphism class id and its devices in canonical order.
+
+    Two sites are in one class when they have the same tier and LAN, the same devices up to
+    their names (hardware, units, price, memory) and the same links, figure for figure, to and
+    from the same other sites. Devices of sites in one class correspond by canonical order.
+    """
+    ids: dict[tuple[object, ...], int] = {}
+    out: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for site in index.world.sites:
+        local = sorted(
+            ((d.hardware, d.units, d.price_per_unit_hour, d.memory_gb or 0.0), d.name)
+            for d in index.world.devices if d.site == site.name)
+        links = tuple(sorted(
+            (direction, other, ln.bandwidth_mbps, ln.rtt_ms, ln.price_per_gb,
+             ln.capacity_mbps or 0.0)
+            for (a, b), ln in index.links.items()
+            for direction, other in (("out", b), ("in", a))
+            if (a if direction == "out" else b) == site.name))
+        key = (site.tier, site.lan_bandwidth_mbps, site.lan_rtt_ms,
+               tuple(desc for desc, _ in local), links)
+        cid = ids.setdefault(key, len(ids))
+        out[site.name] = (cid, tuple(name for _, name in local))
+    return out

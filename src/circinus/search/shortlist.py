@@ -1,0 +1,129 @@
+"""From the plans a search evaluated to a query's candidate set, or the reason it has none.
+
+NOTE: searches that sample or construct plans one at a time (the baselines of
+:mod:`circinus.baselines`) end with the same step: drop every plan that misses the query's SLO or
+does not fit the world's capacities on its own (a query can never be admitted with such a plan),
+then keep the cheapest and the plans that no kept plan beats on both cost and every resource,
+exactly the rule :class:`~circinus.search.exhaustive.ExhaustiveSearch` applies to its pool. A
+dominated plan is useless to every selector: wherever it fits, the plan that dominates it fits
+too and costs no more. When nothing is left, the reason names the SLO dimension that failed,
+in the exhaustive search's wording, qualified by ``scope`` (e.g. "among 60 plans tried") when
+the search saw only part of the plan space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from circinus.estimate.base import EPS, Estimate
+from circinus.plan.records import QueryPlan
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.spec.index import WorldIndex
+from circinus.spec.models import PlannerSettings, Query
+
+Evaluated = tuple[QueryPlan, Estimate]
+"""A plan a search estimated, with its estimate."""
+
+
+def _uses(index: WorldIndex, estimate: Estimate) -> Iterator[tuple[float, float]]:
+    """``(use, capacity)`` of every capacity-constrained resource ``estimate`` occupies."""
+    for dev, units in estimate.device_units:
+        yield units, index.devices[dev].units
+    for dev, gb in estimate.device_memory_gb:
+        cap = index.devices[dev].memory_gb
+        if cap is not None and gb > 0:
+            yield gb, cap
+    for (src, dst), mbps in estimate.link_mbps:
+        link = index.link(src, dst)
+        if link is not None and link.capacity_mbps is not None:
+            yield mbps, link.capacity_mbps
+
+
+def fits(index: WorldIndex, estimate: Estimate) -> bool:
+    """Whether the plan alone fits every device, memory and link capacity of the world."""
+    return all(use <= cap + EPS for use, cap in _uses(index, estimate))
+
+
+def overfill(index: WorldIndex, estimate: Estimate) -> float:
+    """Largest relative excess over a capacity (``use / capacity - 1``), 0 when the plan fits.
+
+    E.g. 6 units on a 4-unit device give 0.5.
+    """
+    return max(0.0, *(use / cap - 1.0 for use, cap in _uses(index, estimate)))
+
+
+def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex,
+              settings: PlannerSettings, best_accuracy: float | None, evaluations: int,
+              scope: str) -> QueryCandidates:
+    """The candidates of ``query`` among ``evaluated`` plans (see module note).
+
+    Args:
+        evaluated: plans of ``query`` with their estimates, in the search's order (ties in cost
+            keep that order, so a deterministic search gives a deterministic shortlist).
+        best_accuracy: the best accuracy any configuration vector of the query achieves (for
+            the reason; ``None`` when no accuracy is known).
+        evaluations: the search's work on this query, reported as is.
+        scope: how much of the plan space ``evaluated`` covers, appended to latency, cost and
+            capacity reasons, e.g. ``"among 60 plans tried"``.
+    """
+    feasible: dict[QueryPlan, Estimate] = {}
+    for plan, est in evaluated:
+        if (plan not in feasible and est.meets(query.slo) and fits(index, est)
+                and est.max_utilization <= settings.max_utilization + EPS):
+            feasible[plan] = est
+    ranked = sorted(feasible.items(), key=lambda item: item[1].cost_per_hour)
+    kept: list[Candidate] = []
+    for plan, est in ranked:
+        if not any(_dominates(k.estimate, est) for k in kept):
+            kept.append(Candidate(plan, est))
+            if len(kept) == settings.candidates_per_query:
+                break
+    if kept:
+        return QueryCandidates(query.name, tuple(kept), None, evaluations)
+    reason = no_candidate_reason(query, [e for _, e in evaluated], best_accuracy, scope)
+    return QueryCandidates(query.name, (), reason, evaluations)
+
+
+def _resources(estimate: Estimate) -> dict[tuple[str, str], float]:
+    out = {("device", d): u for d, u in estimate.device_units}
+    out.update({("memory", d): m for d, m in estimate.device_memory_gb if m > 0})
+    out.update({("link", f"{s}->{t}"): v for (s, t), v in estimate.link_mbps})
+    return out
+
+
+def _dominates(a: Estimate, b: Estimate) -> bool:
+    """Plan ``a`` costs no more than plan ``b`` and uses no more of any resource."""
+    if a.cost_per_hour > b.cost_per_hour + EPS:
+        return False
+    use_b = _resources(b)
+    return all(v <= use_b.get(r, 0.0) + EPS for r, v in _resources(a).items())
+
+
+def no_candidate_reason(query: Query, estimates: Sequence[Estimate],
+                        best_accuracy: float | None, scope: str) -> str:
+    """Why none of ``estimates`` (plans of ``query``) is a candidate: the first SLO dimension,
+    in the order accuracy, latency, cost, that none of them meets, else capacity."""
+    slo = query.slo
+    if slo.min_accuracy is not None and (
+        best_accuracy is None or best_accuracy < slo.min_accuracy - EPS
+    ):
+        shown = "none (no accuracy known)" if best_accuracy is None else f"{best_accuracy:.4g}"
+        return f"accuracy: best achievable {shown} < required {slo.min_accuracy:.4g}"
+    if not estimates:
+        return "placement: no reachable device can run every stage of the pipeline"
+    accurate = [e for e in estimates if "accuracy" not in e.violations(slo)]
+    if not accurate:
+        assert slo.min_accuracy is not None  # only the accuracy bound can be missed by all
+        return (f"search: no plan {scope} reaches the required accuracy "
+                f"{slo.min_accuracy:.4g}")
+    timely = [e for e in accurate if "latency" not in e.violations(slo)]
+    if slo.latency_ms is not None and not timely:
+        best = min(e.latency_ms for e in accurate)
+        return (f"latency: best p{slo.percentile:g} at the required accuracy is "
+                f"{best:.1f} ms > {slo.latency_ms:g} ms ({scope})")
+    if slo.max_cost_per_hour is not None and all("cost" in e.violations(slo) for e in timely):
+        cheapest = min(e.cost_per_hour for e in timely)
+        return (f"cost: cheapest plan meeting latency and accuracy costs ${cheapest:.4g}/h "
+                f"> ${slo.max_cost_per_hour:.4g}/h ({scope})")
+    return (f"capacity: every plan meeting the SLO ({scope}) needs more than a device, its "
+            "memory or a link holds, or loads a replica group over the utilisation bound")
