@@ -140,11 +140,20 @@ def json_schema(which: Literal["world", "plan"]) -> dict[str, Any]:
     raise SpecError(f"schema: unknown schema {which!r}; use 'world' or 'plan'")
 
 
+def _register_bench() -> None:
+    from circinus.cli.bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+_register_bench()
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""The planning methods a benchmark compares, each a (search, selector, settings) triple.
+
+Every method runs through the same :class:`~circinus.planner.Planner`, hence the same world
+index, the same estimator and, where the method has a global stage, the same MILP selection:
+only the part that differs between planners differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Method:
+    """One planner configuration under test."""
+
+    name: str
+    search: str
+    """Registry key in :data:`circinus.planner.SEARCHES`."""
+    selector: str
+    """Registry key in :data:`circinus.planner.SELECTORS`."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the world's planner settings."""
+    max_queries: int | None = None
+    """Worlds with more queries are skipped (the method would not finish in a bench run)."""
+    summary: str = ""
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("circinus", "circinus", "milp",
+               summary="decomposed, similarity-aware search + exact MILP selection"),
+        Method("oracle", "exhaustive", "milp", {"candidates_per_query": 64}, max_queries=1000,
+               summary="every plan enumerated, 64 candidates per query, exact MILP"),
+        Method("vulcan", "vulcan", "fcfs", max_queries=1000,
+               summary="per-query Bayesian optimisation (optuna TPE), first-come-first-served"),
+        Method("jellybean", "jellybean", "fcfs",
+               summary="beam search over variants + greedy tier-by-tier assignment, FCFS"),
+        Method("infaas", "infaas", "fcfs",
+               summary="per query the cheapest variant meeting the SLO on one tier, FCFS"),
+        Method("edge-only", "circinus", "milp", {"tiers": ("edge",)},
+               summary="Circinus restricted to edge devices"),
+        Method("cloud-only", "circinus", "milp", {"tiers": ("cloud",)},
+               summary="Circinus restricted to cloud devices"),
+        Method("random", "random", "milp",
+               summary="uniformly random plans per query + exact MILP selection"),
+    )
+}
+"""Methods by name; ``circinus bench search --method NAME`` picks from these."""

@@ -1,0 +1,131 @@
+"""``circinus bench ...``: benchmarks that print a table and write JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from circinus.errors import SpecError
+
+bench_app = typer.Typer(help="Benchmarks: fixed seeds, side-by-side ratios, a table and JSON.",
+                        no_args_is_help=True)
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_WORLDS = ("jellybean-vqa.yaml", "edge-cloud-vision.yaml", "meeting-companion.yaml")
+DEFAULT_SIZES = (100, 1000, 10000)
+
+
+def _fmt(x: float | int | None, spec: str = ".3g") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞"
+    return format(x, spec)
+
+
+@bench_app.command("search")
+def search_cmd(
+    world: Annotated[list[Path] | None, typer.Option(
+        "--world", help="World file (repeatable); default: the bundled examples.")] = None,
+    gen: Annotated[list[int] | None, typer.Option(
+        "--gen", help="Also generate a world of N queries (repeatable); default 100, 1000, "
+        "10000. Use --gen 0 for none.")] = None,
+    method: Annotated[list[str] | None, typer.Option(
+        "--method", help="Method to run (repeatable); default: all.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of generated worlds and searches.")] = 0,
+    single_query_sample: Annotated[int, typer.Option(
+        help="Queries planned alone per world to time single-query planning.")] = 20,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Compare Circinus's search with every baseline on the same worlds, in one run."""
+    from circinus.bench.methods import METHODS
+    from circinus.cli.main import _guard, _write_atomic
+
+    def run() -> None:
+        from circinus.bench.search import run_search_bench
+
+        chosen = list(method or METHODS)
+        for m in chosen:
+            if m not in METHODS:
+                raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
+        worlds = _load_worlds(world, gen, seed)
+        console = Console()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                transient=True) as bar:
+            task = bar.add_task("bench search", total=len(worlds) * (len(chosen) + 1))
+
+            def step(what: str) -> None:
+                bar.update(task, description=what, advance=1)
+
+            report = run_search_bench(worlds, chosen, seed=seed,
+                                      single_query_sample=single_query_sample, progress=step)
+        _render(report, console)
+        if json_out is not None:
+            _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            console.print(f"report written to {json_out}")
+
+    _guard(run)
+
+
+def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
+                 ) -> list[tuple[str, object]]:
+    from circinus.spec.load import load_indexed_world
+    from circinus.spec.load import parse_world
+    from circinus.spec.validate import build_index
+
+    out: list[tuple[str, object]] = []
+    for path in paths or [REPO / "examples" / name for name in DEFAULT_WORLDS]:
+        _, index = load_indexed_world(path)
+        out.append((path.stem, index))
+    for n in DEFAULT_SIZES if sizes is None else sizes:
+        if n <= 0:
+            continue
+        from circinus.gen import GenSpec, generate
+
+        world = parse_world(generate(GenSpec(queries=n, seed=seed)), origin=f"gen-{n}")
+        out.append((f"gen-{n}", build_index(world)))
+    return out
+
+
+def _render(report: object, console: Console) -> None:
+    from circinus.bench.search import Report
+
+    assert isinstance(report, Report)
+    table = Table(title=f"circinus bench search (seed {report.seed})")
+    for col in ("world", "method", "admitted", "goodput", "$/h", "plan s", "evaluations",
+                "gap vs oracle", "status"):
+        table.add_column(col, justify="right" if col not in ("world", "method", "status")
+                         else "left")
+    for r in report.records:
+        if r.skipped:
+            table.add_row(r.world, r.method, "-", "-", "-", "-", "-", "-", f"skipped: {r.skipped}")
+            continue
+        table.add_row(r.world, r.method, f"{r.admitted}/{r.queries}", _fmt(r.goodput, "g"),
+                      _fmt(r.cost_per_hour, ".2f"), _fmt(r.plan_seconds, ".2f"),
+                      _fmt(r.evaluations, ","), "-" if r.gap_vs_oracle is None else
+                      f"{r.gap_vs_oracle:.2%}", r.status or "")
+    console.print(table)
+    ratios = Table(title="Circinus vs baseline (> 1 favours Circinus)")
+    for col in ("world", "baseline", "goodput ×", "cost ×", "cost/query ×", "time ×", "evals ×"):
+        ratios.add_column(col, justify="left" if col in ("world", "baseline") else "right")
+    for x in report.ratios:
+        ratios.add_row(x.world, x.baseline, _fmt(x.goodput, ".2f"), _fmt(x.cost, ".2f"),
+                       _fmt(x.cost_per_query, ".2f"), _fmt(x.time, ".2f"),
+                       _fmt(x.evaluations, ".2f"))
+    console.print(ratios)
+    if report.single_query:
+        single = Table(title="Circinus, one query planned alone (cold caches)")
+        for col in ("world", "sampled", "median s", "max s", "median plan space"):
+            single.add_column(col, justify="left" if col == "world" else "right")
+        for s in report.single_query:
+            single.add_row(s.world, str(s.sampled), f"{s.median_seconds:.3f}",
+                           f"{s.max_seconds:.3f}", f"{s.median_plan_space:,.0f}")
+        console.print(single)
