@@ -17,6 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from circinus.baselines import (
+    BayesOptSearch,
+    BeamGreedySearch,
+    CheapestVariantSearch,
+    RandomSearch,
+)
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import BaseEstimator, Estimate
 from circinus.plan.records import QueryPlan
@@ -33,6 +39,10 @@ from circinus.spec.validate import build_index
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
     "exhaustive": ExhaustiveSearch,
+    "vulcan": BayesOptSearch,
+    "jellybean": BeamGreedySearch,
+    "infaas": CheapestVariantSearch,
+    "random": RandomSearch,
 }
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
 SELECTORS: dict[str, Callable[[], BaseSelector]] = {"milp": MilpSelector, "fcfs": FcfsSelector}

@@ -52,6 +52,15 @@ def overfill(index: WorldIndex, estimate: Estimate) -> float:
     return max(0.0, *(use / cap - 1.0 for use, cap in _uses(index, estimate)))
 
 
+def admissible(query: Query, estimate: Estimate, *, index: WorldIndex,
+               settings: PlannerSettings) -> bool:
+    """Whether a plan of ``query`` with ``estimate`` may be a candidate: it meets the SLO, fits
+    the world's capacities on its own and keeps every replica group under the utilisation
+    bound."""
+    return (estimate.meets(query.slo) and fits(index, estimate)
+            and estimate.max_utilization <= settings.max_utilization + EPS)
+
+
 def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex,
               settings: PlannerSettings, best_accuracy: float | None, evaluations: int,
               scope: str) -> QueryCandidates:
@@ -68,8 +77,7 @@ def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex
     """
     feasible: dict[QueryPlan, Estimate] = {}
     for plan, est in evaluated:
-        if (plan not in feasible and est.meets(query.slo) and fits(index, est)
-                and est.max_utilization <= settings.max_utilization + EPS):
+        if plan not in feasible and admissible(query, est, index=index, settings=settings):
             feasible[plan] = est
     ranked = sorted(feasible.items(), key=lambda item: item[1].cost_per_hour)
     kept: list[Candidate] = []

@@ -1,0 +1,113 @@
+"""INFaaS-style baseline: per query, the cheapest variant meeting the SLO, one tier at a time.
+
+NOTE: INFaaS (Romero et al., "INFaaS: Automated Model-less Inference Serving", ATC'21) picks for
+each request the cheapest model variant (and hardware, and batch size) whose profiled latency
+meets the request's latency bound and whose accuracy meets its accuracy bound; it has no view of
+the other queries and no notion of splitting a pipeline across tiers. Here, per query, each tier
+is considered on its own: the edge tier is the devices at the query's source sites, the cloud
+tier every cloud device it reaches (both within ``settings.tiers``). For every
+accuracy-feasible configuration vector and every tier, placements that put each stage on one
+device of that tier are tried in increasing order of compute cost (a best-first walk over the
+per-stage options sorted by cost, at most :attr:`CheapestVariantSearch.tries` plans), and the
+first admissible one is that (vector, tier)'s choice: the cheapest in compute, and within one
+tier the network cost barely depends on the placement. The candidates are those choices,
+cheapest first (then :func:`~circinus.search.shortlist.shortlist`'s dominance rule), so that
+first-come-first-served admission falls back to the next variant or tier when the first does
+not fit. Pair it with the ``fcfs`` selector.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import ClassVar
+
+from circinus.baselines.space import PlanSpace, Vector, VectorCache, plan_space
+from circinus.estimate.base import BaseEstimator
+from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.search.placements import Option, eligible_devices
+from circinus.search.shortlist import Evaluated, admissible, no_candidate_reason, shortlist
+from circinus.spec.models import Device, PlannerSettings, Query
+
+
+class CheapestVariantSearch(BaseSearch):
+    """Cheapest single-tier plan per configuration vector and tier (see module note)."""
+
+    tries: ClassVar[int] = 32
+    """Plans estimated at most per (configuration vector, tier)."""
+    selector: ClassVar[str] = "fcfs"
+    """Registry key of the selector this baseline is meant to run with."""
+
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        super().__init__(estimator=estimator, settings=settings)
+        self._vectors = VectorCache(estimator)
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        return [self._search_one(q) for q in queries]
+
+    def _tier_devices(self, query: Query) -> list[list[Device]]:
+        """The devices of each tier the query may use alone (see module note)."""
+        index = self.estimator.index
+        origins = set(query.sources.values())
+        out = []
+        for tier in ("edge", "cloud"):
+            if tier in self.settings.tiers:
+                devices = [d for d in eligible_devices(index, query, (tier,))
+                           if tier == "cloud" or d.site in origins]
+                if devices:
+                    out.append(devices)
+        return out
+
+    def _search_one(self, query: Query) -> QueryCandidates:
+        index = self.estimator.index
+        vectors, best_accuracy = self._vectors.get(query)
+        chosen: list[Evaluated] = []
+        tried: list[Evaluated] = []
+        for devices in self._tier_devices(query):
+            space = plan_space(index, self.settings, query, devices, single_device=True)
+            for vector in vectors:
+                options = [space.options(i, c) for i, c in enumerate(vector)]
+                if all(options):
+                    best = self._cheapest(query, space, vector, options, tried)
+                    if best is not None:
+                        chosen.append(best)
+        scope = "among the cheapest single-tier plans of each variant"
+        found = shortlist(query, chosen, index=index, settings=self.settings,
+                          best_accuracy=best_accuracy, evaluations=len(tried), scope=scope)
+        if found.candidates:
+            return found
+        reason = no_candidate_reason(query, [e for _, e in tried], best_accuracy, scope)
+        return QueryCandidates(query.name, (), reason, len(tried))
+
+    def _cheapest(self, query: Query, space: PlanSpace, vector: Vector,
+                  options: Sequence[Sequence[Option]], tried: list[Evaluated]
+                  ) -> Evaluated | None:
+        """The first admissible plan of ``vector`` on ``options`` in a best-first walk in
+        increasing compute cost (ties: the options' order, smaller batches first), or ``None``
+        after :attr:`tries` plans; every plan estimated is appended to ``tried``."""
+        index = self.estimator.index
+        costs = [sorted((self.estimator.stage(query, stage, config, o.batch,
+                                              o.placement).cost_per_hour, k)
+                        for k, o in enumerate(opts))
+                 for stage, config, opts in zip(space.stages, vector, options, strict=True)]
+        start = (0,) * len(costs)
+        heap = [(sum(c[0][0] for c in costs), start)]
+        seen = {start}
+        for _ in range(self.tries):
+            if not heap:
+                break
+            bound, at = heapq.heappop(heap)
+            picks = [(config, opts[c[i][1]])
+                     for config, opts, c, i in zip(vector, options, costs, at, strict=True)]
+            plan = space.plan(query, picks)
+            est = self.estimator.estimate(query, plan)
+            tried.append((plan, est))
+            if admissible(query, est, index=index, settings=self.settings):
+                return plan, est
+            for s in range(len(at)):
+                nxt = (*at[:s], at[s] + 1, *at[s + 1:])
+                if nxt[s] < len(costs[s]) and nxt not in seen:
+                    seen.add(nxt)
+                    step = costs[s][nxt[s]][0] - costs[s][at[s]][0]
+                    heapq.heappush(heap, (bound + step, nxt))
+        return None

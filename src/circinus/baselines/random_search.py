@@ -1,0 +1,56 @@
+"""Random-search baseline: uniformly random complete plans per query, the admissible kept.
+
+NOTE: the floor every smarter search must beat (Bergstra and Bengio, "Random Search for
+Hyper-Parameter Optimization", JMLR 2012, is the classic case for taking it seriously). Per
+query, :attr:`RandomSearch.samples` complete plans are drawn with ``random.Random(settings.seed
++ the query's position)``: each stage independently picks one of its (configuration, placement
+option) pairs of :func:`~circinus.baselines.space.plan_space` uniformly, which makes the
+complete plan uniform over the plan space. Each draw is estimated once; the admissible plans,
+cheapest first, are the candidates. It keeps several candidates per query, so it pairs with the
+``milp`` selector: the comparison then isolates the search.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import ClassVar
+
+from circinus.baselines.space import Pick, VectorCache, plan_space
+from circinus.estimate.base import BaseEstimator
+from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.search.placements import eligible_devices
+from circinus.search.shortlist import Evaluated, shortlist
+from circinus.spec.models import PlannerSettings, Query
+
+
+class RandomSearch(BaseSearch):
+    """Uniformly random plans per query (see module note)."""
+
+    samples: ClassVar[int] = 60
+    """Plans drawn (and estimated) per query."""
+    selector: ClassVar[str] = "milp"
+    """Registry key of the selector this baseline is meant to run with."""
+
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        super().__init__(estimator=estimator, settings=settings)
+        self._vectors = VectorCache(estimator)
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        return [self._search_one(i, q) for i, q in enumerate(queries)]
+
+    def _search_one(self, position: int, query: Query) -> QueryCandidates:
+        index = self.estimator.index
+        space = plan_space(index, self.settings, query,
+                           eligible_devices(index, query, self.settings.tiers))
+        _, best_accuracy = self._vectors.get(query)
+        pairs: list[list[Pick]] = [[(c, o) for c, opts in choices for o in opts]
+                                   for choices in space.choices]
+        rng = random.Random(self.settings.seed + position)
+        drawn: list[Evaluated] = []
+        for _ in range(0 if space.empty else self.samples):
+            plan = space.plan(query, [rng.choice(p) for p in pairs])
+            drawn.append((plan, self.estimator.estimate(query, plan)))
+        return shortlist(query, drawn, index=index, settings=self.settings,
+                         best_accuracy=best_accuracy, evaluations=len(drawn),
+                         scope=f"among the {len(drawn)} plans drawn")

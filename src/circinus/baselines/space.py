@@ -1,0 +1,105 @@
+"""The plan space of one query as the baselines see it: no pruning beyond the SLO's accuracy.
+
+NOTE: the baselines reproduce planners that do not know Circinus's tricks, so their space is the
+plain one: every configuration of every operator (no dominance pruning) and, per configuration,
+every placement option of :func:`~circinus.search.placements.stage_options` on the devices the
+query may reach. Accuracy-feasible configuration vectors are the one piece of decomposition all
+of them share (each paper filters variants by accuracy before placing them); they are computed
+once per (pipeline, accuracy floor) by :class:`VectorCache`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from circinus.estimate.base import EPS, BaseEstimator
+from circinus.plan.records import QueryPlan, StagePlan
+from circinus.search.placements import Option, stage_options
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import Device, PlannerSettings, Query
+
+Vector = tuple[ConfigKey, ...]
+"""One configuration per stage, in the pipeline's topological order."""
+Pick = tuple[ConfigKey, Option]
+"""One stage's decision: its configuration and placement option."""
+
+
+@dataclass(frozen=True)
+class PlanSpace:
+    """Per stage (topological order), the configurations that can run and their options."""
+
+    stages: tuple[str, ...]
+    choices: tuple[tuple[tuple[ConfigKey, tuple[Option, ...]], ...], ...]
+    """``choices[i]``: ``(configuration, options)`` of stage ``stages[i]``, configurations in
+    the operator's order, each with at least one option."""
+
+    @property
+    def empty(self) -> bool:
+        """Whether some stage cannot run anywhere (the query has no plan at all)."""
+        return any(not c for c in self.choices)
+
+    def size(self) -> int:
+        """Number of complete plans (e.g. 2 stages with 3 and 4 options in all: 12)."""
+        return math.prod(sum(len(opts) for _, opts in c) for c in self.choices)
+
+    def options(self, stage: int, config: ConfigKey) -> tuple[Option, ...]:
+        """The options of configuration ``config`` of stage number ``stage`` (may be empty)."""
+        return next((opts for c, opts in self.choices[stage] if c == config), ())
+
+    def plan(self, query: Query, picks: Sequence[Pick]) -> QueryPlan:
+        """The plan of ``query`` making ``picks`` (one per stage, in order)."""
+        return QueryPlan(query.name, tuple(
+            StagePlan(stage, config, opt.batch, opt.placement)
+            for stage, (config, opt) in zip(self.stages, picks, strict=True)
+        ))
+
+
+def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
+               devices: Sequence[Device], *, single_device: bool = False) -> PlanSpace:
+    """The plan space of ``query`` on ``devices``; ``single_device`` keeps only options that
+    put a stage on one device."""
+    pipe = index.pipelines[query.pipeline]
+    choices = []
+    for stage in pipe.order:
+        op = index.operators[pipe.operator_of[stage]]
+        per_config = []
+        for config in op.configs:
+            opts = tuple(o for o in stage_options(index, settings, query, stage, config, devices)
+                         if not single_device or len(o.placement) == 1)
+            if opts:
+                per_config.append((config, opts))
+        choices.append(tuple(per_config))
+    return PlanSpace(pipe.order, tuple(choices))
+
+
+class VectorCache:
+    """Accuracy-feasible configuration vectors per (pipeline, accuracy floor)."""
+
+    def __init__(self, estimator: BaseEstimator) -> None:
+        self.estimator = estimator
+        self._cache: dict[tuple[str, float | None], tuple[list[Vector], float | None]] = {}
+
+    def get(self, query: Query) -> tuple[list[Vector], float | None]:
+        """The vectors of ``query``'s pipeline meeting its accuracy SLO, in lexicographic
+        operator order, and the best accuracy of any vector (``None`` when none is known)."""
+        key = (query.pipeline, query.slo.min_accuracy)
+        if key not in self._cache:
+            self._cache[key] = self._compute(*key)
+        return self._cache[key]
+
+    def _compute(self, pipeline: str, floor: float | None) -> tuple[list[Vector], float | None]:
+        index = self.estimator.index
+        pipe = index.pipelines[pipeline]
+        configs = [index.operators[pipe.operator_of[s]].configs for s in pipe.order]
+        vectors: list[Vector] = []
+        best: float | None = None
+        for combo in itertools.product(*configs):
+            acc = self.estimator.accuracy(pipeline, dict(zip(pipe.order, combo, strict=True)))
+            if acc is not None:
+                best = acc if best is None else max(best, acc)
+            if floor is None or (acc is not None and acc >= floor - EPS):
+                vectors.append(combo)
+        return vectors, best
