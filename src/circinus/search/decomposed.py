@@ -31,7 +31,7 @@ SLO-feasible plan, then plans that no kept plan beats on cost and every resource
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,14 @@ from circinus.estimate.base import EPS, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
-from circinus.search.exhaustive import ExhaustiveSearch, Usage, _Leaf
+from circinus.search.exhaustive import ExhaustiveSearch, Usage, _fastest_service, _Leaf
 from circinus.search.placements import Option
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Query
+
+
+_Layer = dict[tuple["Shares", frozenset[str]], list["_Partial"]]
+"""DP states (previous stage's shares, devices used so far) -> their Pareto partial plans."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ class _Partial:
     var: float
     cost: float
     stages: tuple[StagePlan, ...]
-    units: tuple[tuple[Any, float], ...]
+    units: tuple[tuple[str, float], ...]
+    """``(device, units)`` per stage so far (a device may repeat)."""
     other: tuple[tuple[Any, float], ...]
+    """Memory and link use per stage so far (keys may repeat)."""
 
 
 class DecomposedSearch(ExhaustiveSearch):
@@ -114,69 +120,100 @@ class DecomposedSearch(ExhaustiveSearch):
             return self._chain(query, configs, per_stage, capacity, prune_ms)
         return super()._combine(query, configs, per_stage, capacity, prune_ms)
 
+    def _enumerate(self, members: Sequence[Query]) -> Any:
+        # Prefix layers are valid for one group (its rate, sites and latency envelope).
+        self._layers: dict[tuple[ConfigKey, ...], tuple[_Layer, bool]] = {}
+        self._after: list[float] | None = None
+        return super()._enumerate(members)
+
     def _chain(self, query: Query, configs: dict[str, ConfigKey],
                per_stage: Sequence[list[Option]], capacity: dict[str, float],
                prune_ms: float) -> tuple[list[_Leaf], bool, int]:
         """The dynamic program over a chain's stages (see module note)."""
-        est = self.estimator
-        index = est.index
-        pipe = index.pipelines[query.pipeline]
-        (path,) = pipe.paths
-        start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-        layer: dict[tuple[Shares, frozenset[str]], list[_Partial]] = {
-            (start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}
-        cut, work = False, 0
-        for depth, stage in enumerate(pipe.order):
-            pred = path[depth]
-            size = (pipe.source_kb[pred] if pred in pipe.source_kb else
-                    index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
-            op = index.operators[pipe.operator_of[stage]]
-            grown: dict[tuple[Shares, frozenset[str]], list[_Partial]] = {}
-            for (shares, used_set), partials in layer.items():
-                for opt in per_stage[depth]:
-                    st = est.stage(query, stage, configs[stage], opt.batch, opt.placement)
-                    if not math.isfinite(st.mean_s):
-                        continue
-                    tr = est.transfer(query, size, shares, st.shares)
-                    need = [(r.device, r.count * op.profiles[
-                        configs[stage], index.devices[r.device].hardware].units)
-                        for r in opt.placement]
-                    step = StagePlan(stage, configs[stage], opt.batch, opt.placement)
-                    extra = [(("memory", d), m) for d, m in st.memory_gb if m > 0] + [
-                        (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps]
-                    key = (st.shares, used_set | {d for d, _ in need})
-                    for p in partials:
-                        work += 1
-                        mean = p.mean + tr.mean_s + st.mean_s
-                        if not math.isfinite(mean) or mean * 1e3 > prune_ms + EPS:
-                            cut = cut or math.isfinite(mean)
-                            continue
-                        units = _merge(p.units, need)
-                        if any(u > capacity[d] + EPS for d, u in units):
-                            continue
-                        grown.setdefault(key, []).append(_Partial(
-                            mean, p.var + tr.var_s2 + st.var_s2,
-                            p.cost + st.cost_per_hour + tr.cost_per_hour,
-                            (*p.stages, step), units, _merge(p.other, extra)))
-            layer = {k: _pareto(v) for k, v in grown.items()}
+        pipe = self.estimator.index.pipelines[query.pipeline]
+        if self._after is None:
+            # Latency budget: the least the stages after each depth need, over any of their
+            # configurations (so that prefix layers can be shared between vectors).
+            index = self.estimator.index
+            fastest = _fastest_service(index, query, [index.devices[d] for d in capacity])
+            least = [min((t for (s, _), t in fastest.items() if s == stage), default=math.inf)
+                     for stage in pipe.order]
+            self._after = [sum(least[k + 1:]) for k in range(len(pipe.order))]
+        layer, cut, work = self._prefix(query, configs, per_stage, capacity, prune_ms,
+                                        len(pipe.order))
         q = query.slo.percentile / 100.0
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
-                usage: Usage = tuple(sorted(
-                    [(("device", d), u) for d, u in p.units if u > EPS]
-                    + [(r, v) for r, v in p.other if v > EPS]))
+                usage: Usage = _merge((("device", d), u) for d, u in p.units) + _merge(p.other)
                 leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
         return leaves, cut, work + len(leaves)
 
+    def _prefix(self, query: Query, configs: dict[str, ConfigKey],
+                per_stage: Sequence[list[Option]], capacity: dict[str, float],
+                prune_ms: float, n: int) -> tuple[_Layer, bool, int]:
+        """Pareto layers of the first ``n`` stages, shared by every vector with that prefix.
 
-def _merge(a: Sequence[tuple[Any, float]], b: Sequence[tuple[Any, float]]
-           ) -> tuple[tuple[Any, float], ...]:
-    """Add amounts by key; the result is sorted by key."""
-    total: dict[Any, float] = dict(a)
-    for k, v in b:
+        Returns the layer, whether the latency budget cut anything, and the partial plans
+        estimated to build it now (0 when it was already built for another vector).
+        """
+        est = self.estimator
+        index = est.index
+        pipe = index.pipelines[query.pipeline]
+        (path,) = pipe.paths
+        if n == 0:
+            start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False, 0
+        key = tuple(configs[s] for s in pipe.order[:n])
+        if key in self._layers:
+            layer, cut = self._layers[key]
+            return layer, cut, 0
+        prev, cut, work = self._prefix(query, configs, per_stage, capacity, prune_ms, n - 1)
+        depth, stage = n - 1, pipe.order[n - 1]
+        assert self._after is not None
+        budget = prune_ms / 1e3 - self._after[depth] + EPS
+        pred = path[depth]
+        size = (pipe.source_kb[pred] if pred in pipe.source_kb else
+                index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
+        op = index.operators[pipe.operator_of[stage]]
+        grown: _Layer = {}
+        for (shares, used_set), partials in prev.items():
+            for opt in per_stage[depth]:
+                st = est.stage(query, stage, configs[stage], opt.batch, opt.placement)
+                if not math.isfinite(st.mean_s):
+                    continue
+                tr = est.transfer(query, size, shares, st.shares)
+                need = tuple((r.device, r.count * op.profiles[
+                    configs[stage], index.devices[r.device].hardware].units)
+                    for r in opt.placement)
+                step = StagePlan(stage, configs[stage], opt.batch, opt.placement)
+                extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
+                    (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps)
+                state = (st.shares, used_set | {d for d, _ in need})
+                for p in partials:
+                    work += 1
+                    mean = p.mean + tr.mean_s + st.mean_s
+                    if not math.isfinite(mean) or mean > budget:
+                        cut = cut or math.isfinite(mean)
+                        continue
+                    if any(u + sum(v for e, v in p.units if e == d) > capacity[d] + EPS
+                           for d, u in need):
+                        continue
+                    grown.setdefault(state, []).append(_Partial(
+                        mean, p.var + tr.var_s2 + st.var_s2,
+                        p.cost + st.cost_per_hour + tr.cost_per_hour,
+                        (*p.stages, step), p.units + need, p.other + extra))
+        layer = {k: _pareto(v) for k, v in grown.items()}
+        self._layers[key] = (layer, cut)
+        return layer, cut, work
+
+
+def _merge(pairs: Iterable[tuple[Any, float]]) -> tuple[tuple[Any, float], ...]:
+    """Add positive amounts by key; the result is sorted by key."""
+    total: dict[Any, float] = {}
+    for k, v in pairs:
         total[k] = total.get(k, 0.0) + v
-    return tuple(sorted(total.items(), key=lambda kv: str(kv[0])))
+    return tuple(sorted((kv for kv in total.items() if kv[1] > EPS), key=lambda kv: kv[0]))
 
 
 def _pareto(partials: list[_Partial]) -> list[_Partial]:

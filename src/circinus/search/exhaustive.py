@@ -61,9 +61,16 @@ class _Pool:
     """(Partial) plans whose performance was estimated to build the pool."""
     estimator: BaseEstimator
     _estimates: dict[int, Estimate] = field(default_factory=dict)
+    _devsets: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.plans)
+
+    def device_set(self, i: int) -> frozenset[str]:
+        """The devices plan ``i`` runs on (memoised: every member of the group asks)."""
+        if i not in self._devsets:
+            self._devsets[i] = frozenset(r[1] for r, _ in self.usage[i] if r[0] == "device")
+        return self._devsets[i]
 
     def estimate(self, i: int) -> Estimate:
         """The full estimate of plan ``i`` (identical for every member of the group)."""
@@ -286,23 +293,40 @@ class ExhaustiveSearch(BaseSearch):
             return QueryCandidates(query.name, (), _reason(query, pool, ok_acc, ok_lat),
                                    pool.evaluations if charge else 0)
         order = feasible[np.argsort(pool.cost[feasible], kind="stable")][:_SCAN_LIMIT]
-        kept: list[int] = []
-        seen: set[Usage] = set()
-        for i in order:
-            # A plan using exactly what a cheaper one uses is dominated by it (or by what
-            # dominated it), so each usage is judged once.
-            if pool.usage[i] in seen:
-                continue
-            seen.add(pool.usage[i])
-            if not any(_dominates(pool.cost[k], dict(pool.usage[k]), pool.cost[i],
-                                  dict(pool.usage[i])) for k in kept):
-                kept.append(int(i))
-                if len(kept) == self.settings.candidates_per_query:
-                    break
+        kept = _diverse(pool, order, self.settings.candidates_per_query)
         cands = tuple(
             Candidate(QueryPlan(query.name, pool.plans[k]), pool.estimate(k)) for k in kept
         )
         return QueryCandidates(query.name, cands, None, pool.evaluations if charge else 0)
+
+
+def _diverse(pool: _Pool, order: np.ndarray, limit: int) -> list[int]:
+    """Up to ``limit`` plans of ``order`` (cheapest first), none dominated by another.
+
+    First the cheapest plan on each distinct *set of devices*, so that the selection sees every
+    way of placing the query (edge box, cloud pool, both) even when many variants crowd one
+    pool; then the remaining slots go to the cheapest plans not yet dominated. A plan using
+    exactly what a cheaper one uses is dominated by it (or by what dominated it), so each usage
+    is judged once. The result is sorted by cost.
+    """
+    kept: list[int] = []
+
+    def consider(i: int, seen: set[object], key: object) -> None:
+        if key in seen or len(kept) >= limit or i in kept:
+            return
+        seen.add(key)
+        mine = dict(pool.usage[i])
+        if not any(_dominates(pool.cost[k], dict(pool.usage[k]), pool.cost[i], mine)
+                   for k in kept):
+            kept.append(i)
+
+    devsets: set[object] = set()
+    for i in order:
+        consider(int(i), devsets, pool.device_set(int(i)))
+    usages: set[object] = set()
+    for i in order:
+        consider(int(i), usages, pool.usage[int(i)])
+    return sorted(kept, key=lambda k: (pool.cost[k], k))
 
 
 def _dominates(cost_a: float, use_a: dict[tuple[str, str], float], cost_b: float,
