@@ -84,6 +84,9 @@ class PlanResult:
     resources: tuple[ResourceUse, ...]
     search_seconds: float
     select_seconds: float
+    kernel_evaluations: int = 0
+    """Stage and transfer estimates the estimator computed (see
+    :attr:`BaseEstimator.kernel_evaluations`)."""
 
     @property
     def goodput(self) -> float:
@@ -147,6 +150,7 @@ class Planner:
             resources=_resources(index, problem, selection),
             search_seconds=t1 - t0,
             select_seconds=t2 - t1,
+            kernel_evaluations=estimator.kernel_evaluations,
         )
 
 

@@ -41,6 +41,9 @@ class Record:
     search_seconds: float | None
     select_seconds: float | None
     evaluations: int | None
+    """Complete plans whose end-to-end performance was estimated."""
+    kernel_evaluations: int | None
+    """Stage and transfer estimates computed (the profiling work a real system would do)."""
     status: str | None
     gap_vs_oracle: float | None
     """``(oracle goodput - goodput) / oracle goodput`` where the oracle ran."""
@@ -99,14 +102,14 @@ def run_method(name: str, index: WorldIndex, method: Method, seed: int) -> Recor
     queries = len(index.world.queries)
     if method.max_queries is not None and queries > method.max_queries:
         return Record(name, method.name, queries, None, None, None, None, None, None, None,
-                      None, None, skipped=f"more than {method.max_queries} queries")
+                      None, None, None, skipped=f"more than {method.max_queries} queries")
     settings = index.world.planner.model_copy(update={**method.settings, "seed": seed})
     start = time.monotonic()
     result = Planner(search=method.search, selector=method.selector, settings=settings).plan(index)
     wall = time.monotonic() - start
     return Record(name, method.name, queries, result.admitted, result.goodput,
                   result.cost_per_hour, wall, result.search_seconds, result.select_seconds,
-                  result.evaluations, result.selection.status, None)
+                  result.evaluations, result.kernel_evaluations, result.selection.status, None)
 
 
 def run_search_bench(worlds: Sequence[tuple[str, WorldIndex]], methods: Sequence[str], *,

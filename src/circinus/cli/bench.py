@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from circinus.bench.search import Report
 from circinus.errors import SpecError
+from circinus.spec.index import WorldIndex
 
 bench_app = typer.Typer(help="Benchmarks: fixed seeds, side-by-side ratios, a table and JSON.",
                         no_args_is_help=True)
@@ -76,12 +78,11 @@ def search_cmd(
 
 
 def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
-                 ) -> list[tuple[str, object]]:
-    from circinus.spec.load import load_indexed_world
-    from circinus.spec.load import parse_world
+                 ) -> list[tuple[str, WorldIndex]]:
+    from circinus.spec.load import load_indexed_world, parse_world
     from circinus.spec.validate import build_index
 
-    out: list[tuple[str, object]] = []
+    out: list[tuple[str, WorldIndex]] = []
     for path in paths or [REPO / "examples" / name for name in DEFAULT_WORLDS]:
         _, index = load_indexed_world(path)
         out.append((path.stem, index))
@@ -95,22 +96,21 @@ def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
     return out
 
 
-def _render(report: object, console: Console) -> None:
-    from circinus.bench.search import Report
-
-    assert isinstance(report, Report)
+def _render(report: Report, console: Console) -> None:
     table = Table(title=f"circinus bench search (seed {report.seed})")
     for col in ("world", "method", "admitted", "goodput", "$/h", "plan s", "evaluations",
-                "gap vs oracle", "status"):
+                "kernel evals", "gap vs oracle", "status"):
         table.add_column(col, justify="right" if col not in ("world", "method", "status")
                          else "left")
     for r in report.records:
         if r.skipped:
-            table.add_row(r.world, r.method, "-", "-", "-", "-", "-", "-", f"skipped: {r.skipped}")
+            table.add_row(r.world, r.method, "-", "-", "-", "-", "-", "-", "-",
+                          f"skipped: {r.skipped}")
             continue
         table.add_row(r.world, r.method, f"{r.admitted}/{r.queries}", _fmt(r.goodput, "g"),
                       _fmt(r.cost_per_hour, ".2f"), _fmt(r.plan_seconds, ".2f"),
-                      _fmt(r.evaluations, ","), "-" if r.gap_vs_oracle is None else
+                      _fmt(r.evaluations, ","), _fmt(r.kernel_evaluations, ","),
+                      "-" if r.gap_vs_oracle is None else
                       f"{r.gap_vs_oracle:.2%}", r.status or "")
     console.print(table)
     ratios = Table(title="Circinus vs baseline (> 1 favours Circinus)")

@@ -62,6 +62,7 @@ class AnalyticEstimator(BaseEstimator):
         key = (query.pipeline, stage, config, batch, placement, query.rate_rps, scale)
         hit = self._stages.get(key)
         if hit is None:
+            self.kernel_evaluations += 1
             hit = self._stage(query.pipeline, stage, config, batch, placement,
                               query.rate_rps, scale)
             self._stages[key] = hit
@@ -108,6 +109,7 @@ class AnalyticEstimator(BaseEstimator):
         key = (size_kb, query.rate_rps, src, dst)
         hit = self._transfers.get(key)
         if hit is None:
+            self.kernel_evaluations += 1
             hit = self._transfer(size_kb, query.rate_rps, src, dst)
             self._transfers[key] = hit
         return hit

@@ -106,6 +106,9 @@ class BaseEstimator(ABC):
 
     def __init__(self, *, index: WorldIndex) -> None:
         self.index = index
+        self.kernel_evaluations = 0
+        """Stage and transfer estimates computed so far (memoised repeats not counted): the
+        per-(stage, configuration, placement) work a profiler would have to measure."""
 
     @abstractmethod
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,

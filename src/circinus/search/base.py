@@ -30,8 +30,9 @@ class QueryCandidates:
     reason: str | None
     """Why there is no candidate (the SLO dimension that cannot be met), else ``None``."""
     evaluations: int
-    """(Partial) plans whose performance was estimated for this query. Work shared by a group
-    of queries is billed to one of them, so the sum over queries is the total work."""
+    """Complete plans whose end-to-end performance was estimated for this query (what a
+    Vulcan-style planner profiles at every step). Work shared by a group of queries is billed
+    to one of them, so the sum over queries is the total work."""
 
 
 class BaseSearch(ABC):

@@ -44,7 +44,6 @@ from circinus.search.placements import Option
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Query
 
-
 _Layer = dict[tuple["Shares", frozenset[str]], list["_Partial"]]
 """DP states (previous stage's shares, devices used so far) -> their Pareto partial plans."""
 
@@ -139,23 +138,24 @@ class DecomposedSearch(ExhaustiveSearch):
             least = [min((t for (s, _), t in fastest.items() if s == stage), default=math.inf)
                      for stage in pipe.order]
             self._after = [sum(least[k + 1:]) for k in range(len(pipe.order))]
-        layer, cut, work = self._prefix(query, configs, per_stage, capacity, prune_ms,
-                                        len(pipe.order))
+        layer, cut = self._prefix(query, configs, per_stage, capacity, prune_ms,
+                                  len(pipe.order))
         q = query.slo.percentile / 100.0
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
                 usage: Usage = _merge((("device", d), u) for d, u in p.units) + _merge(p.other)
                 leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
-        return leaves, cut, work + len(leaves)
+        # Partial plans are sums of memoised stage estimates; only complete plans count as
+        # evaluations.
+        return leaves, cut, len(leaves)
 
     def _prefix(self, query: Query, configs: dict[str, ConfigKey],
                 per_stage: Sequence[list[Option]], capacity: dict[str, float],
-                prune_ms: float, n: int) -> tuple[_Layer, bool, int]:
+                prune_ms: float, n: int) -> tuple[_Layer, bool]:
         """Pareto layers of the first ``n`` stages, shared by every vector with that prefix.
 
-        Returns the layer, whether the latency budget cut anything, and the partial plans
-        estimated to build it now (0 when it was already built for another vector).
+        Returns the layer and whether the latency budget cut anything.
         """
         est = self.estimator
         index = est.index
@@ -163,12 +163,11 @@ class DecomposedSearch(ExhaustiveSearch):
         (path,) = pipe.paths
         if n == 0:
             start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False, 0
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False
         key = tuple(configs[s] for s in pipe.order[:n])
         if key in self._layers:
-            layer, cut = self._layers[key]
-            return layer, cut, 0
-        prev, cut, work = self._prefix(query, configs, per_stage, capacity, prune_ms, n - 1)
+            return self._layers[key]
+        prev, cut = self._prefix(query, configs, per_stage, capacity, prune_ms, n - 1)
         depth, stage = n - 1, pipe.order[n - 1]
         assert self._after is not None
         budget = prune_ms / 1e3 - self._after[depth] + EPS
@@ -191,7 +190,6 @@ class DecomposedSearch(ExhaustiveSearch):
                     (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps)
                 state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
-                    work += 1
                     mean = p.mean + tr.mean_s + st.mean_s
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
@@ -205,7 +203,7 @@ class DecomposedSearch(ExhaustiveSearch):
                         (*p.stages, step), p.units + need, p.other + extra))
         layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)
-        return layer, cut, work
+        return layer, cut
 
 
 def _merge(pairs: Iterable[tuple[Any, float]]) -> tuple[tuple[Any, float], ...]:

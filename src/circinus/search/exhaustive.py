@@ -58,7 +58,7 @@ class _Pool:
     latency_pruned: bool
     """Whether some partial plan was cut for exceeding the group's loosest latency bound."""
     evaluations: int
-    """(Partial) plans whose performance was estimated to build the pool."""
+    """Complete plans whose end-to-end performance was estimated to build the pool."""
     estimator: BaseEstimator
     _estimates: dict[int, Estimate] = field(default_factory=dict)
     _devsets: dict[int, frozenset[str]] = field(default_factory=dict)
@@ -194,7 +194,7 @@ class ExhaustiveSearch(BaseSearch):
         """Depth-first product of stage options within device capacity and the latency prune.
 
         Returns the complete plans, whether the latency prune cut anything and the number of
-        partial and complete plans estimated.
+        complete plans whose end-to-end performance was estimated.
 
         Path moments and cost are accumulated incrementally from the estimator's (cached) stage
         and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does.
@@ -209,7 +209,6 @@ class ExhaustiveSearch(BaseSearch):
         sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
         out: list[_Leaf] = []
         cut = [False]
-        work = [0]
         used: dict[str, float] = {}
         other: dict[tuple[str, str], float] = {}  # memory and link use
         chosen: list[StagePlan] = []
@@ -233,7 +232,6 @@ class ExhaustiveSearch(BaseSearch):
                 if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
                     continue
                 st = est.stage(query, stage, config, opt.batch, opt.placement)
-                work[0] += 1
                 if not math.isfinite(st.mean_s):
                     continue
                 saved = (means[:], varis[:])
@@ -270,7 +268,7 @@ class ExhaustiveSearch(BaseSearch):
                 means[:], varis[:] = saved
 
         dfs(0, 0.0)
-        return out, cut[0], work[0] + len(out)
+        return out, cut[0], len(out)
 
     # -- per-query choice --------------------------------------------------------------------
 
