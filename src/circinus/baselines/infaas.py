@@ -5,15 +5,19 @@ each request the cheapest model variant (and hardware, and batch size) whose pro
 meets the request's latency bound and whose accuracy meets its accuracy bound; it has no view of
 the other queries and no notion of splitting a pipeline across tiers. Here, per query, each tier
 is considered on its own: the edge tier is the devices at the query's source sites, the cloud
-tier every cloud device it reaches (both within ``settings.tiers``). For every
-accuracy-feasible configuration vector and every tier, placements that put each stage on one
-device of that tier are tried in increasing order of compute cost (a best-first walk over the
-per-stage options sorted by cost, at most :attr:`CheapestVariantSearch.tries` plans), and the
-first admissible one is that (vector, tier)'s choice: the cheapest in compute, and within one
-tier the network cost barely depends on the placement. The candidates are those choices,
-cheapest first (then :func:`~circinus.search.shortlist.shortlist`'s dominance rule), so that
-first-come-first-served admission falls back to the next variant or tier when the first does
-not fit. Pair it with the ``fcfs`` selector.
+tier every cloud device it reaches (both within ``settings.tiers``). A stage runs on one device
+of the tier, at any profiled batch size, with the fewest replicas that keep utilisation under
+the bound (INFaaS scales replicas with load, not for latency headroom). For an
+accuracy-feasible configuration vector, placements are tried in increasing order of compute
+cost (a best-first walk over the per-stage options, at most
+:attr:`CheapestVariantSearch.tries` plans) and the first admissible one is the vector's choice
+on that tier: the cheapest in compute, and within one tier the network cost barely depends on
+the placement. Vectors are taken in increasing order of their cheapest compute cost, and a
+tier stops once no further vector can be among its ``candidates_per_query`` cheapest choices.
+The candidates are the choices of both tiers, cheapest first (then
+:func:`~circinus.search.shortlist.shortlist`'s dominance rule), so that first-come-first-served
+admission falls back to the next variant or tier when the first does not fit. Pair it with the
+``fcfs`` selector.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from circinus.baselines.space import PlanSpace, Vector, VectorCache, plan_space
-from circinus.estimate.base import BaseEstimator
+from circinus.estimate.base import EPS, BaseEstimator
 from circinus.search.base import BaseSearch, QueryCandidates
-from circinus.search.placements import Option, eligible_devices
+from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, admissible, no_candidate_reason, shortlist
 from circinus.spec.models import Device, PlannerSettings, Query
 
@@ -33,7 +37,7 @@ from circinus.spec.models import Device, PlannerSettings, Query
 class CheapestVariantSearch(BaseSearch):
     """Cheapest single-tier plan per configuration vector and tier (see module note)."""
 
-    tries: ClassVar[int] = 32
+    tries: ClassVar[int] = 8
     """Plans estimated at most per (configuration vector, tier)."""
     selector: ClassVar[str] = "fcfs"
     """Registry key of the selector this baseline is meant to run with."""
@@ -64,32 +68,57 @@ class CheapestVariantSearch(BaseSearch):
         chosen: list[Evaluated] = []
         tried: list[Evaluated] = []
         for devices in self._tier_devices(query):
-            space = plan_space(index, self.settings, query, devices, single_device=True)
-            for vector in vectors:
-                options = [space.options(i, c) for i, c in enumerate(vector)]
-                if all(options):
-                    best = self._cheapest(query, space, vector, options, tried)
-                    if best is not None:
-                        chosen.append(best)
-        scope = "among the cheapest single-tier plans of each variant"
+            space = plan_space(index, self.settings, query, devices, single_device=True,
+                               fewest_replicas=True)
+            chosen += self._walk_tier(query, space, vectors, tried)
+        scope = "single-tier plans, one device per stage"
+        unplaced = (f"placement: no single device of one tier can serve every stage at "
+                    f"{query.rate_rps:g} req/s")
         found = shortlist(query, chosen, index=index, settings=self.settings,
-                          best_accuracy=best_accuracy, evaluations=len(tried), scope=scope)
+                          best_accuracy=best_accuracy, evaluations=len(tried), scope=scope,
+                          unplaced=unplaced)
         if found.candidates:
             return found
-        reason = no_candidate_reason(query, [e for _, e in tried], best_accuracy, scope)
+        reason = no_candidate_reason(query, [e for _, e in tried], best_accuracy, scope,
+                                     unplaced=unplaced)
         return QueryCandidates(query.name, (), reason, len(tried))
 
+    def _walk_tier(self, query: Query, space: PlanSpace, vectors: Sequence[Vector],
+                   tried: list[Evaluated]) -> list[Evaluated]:
+        """The choices of one tier: vectors in increasing order of their cheapest compute cost,
+        each with its first admissible plan, until no further vector can be among the
+        ``candidates_per_query`` cheapest choices."""
+        costs = {  # (stage number, config) -> [(stage cost, option number)], cheapest first
+            (i, config): sorted((self.estimator.stage(query, stage, config, o.batch,
+                                                      o.placement).cost_per_hour, k)
+                                for k, o in enumerate(options))
+            for i, (stage, choices) in enumerate(zip(space.stages, space.choices, strict=True))
+            for config, options in choices
+        }
+        ranked = sorted(
+            (sum(costs[i, c][0][0] for i, c in enumerate(v)), n, v)
+            for n, v in enumerate(vectors) if all((i, c) in costs for i, c in enumerate(v))
+        )
+        limit = self.settings.candidates_per_query
+        found: list[Evaluated] = []
+        for floor, _, vector in ranked:
+            if len(found) >= limit and floor >= found[limit - 1][1].cost_per_hour - EPS:
+                break  # network cost is >= 0: this and every later vector cost at least floor
+            best = self._cheapest(query, space, vector,
+                                  [costs[i, c] for i, c in enumerate(vector)], tried)
+            if best is not None:
+                found.append(best)
+                found.sort(key=lambda item: item[1].cost_per_hour)
+        return found
+
     def _cheapest(self, query: Query, space: PlanSpace, vector: Vector,
-                  options: Sequence[Sequence[Option]], tried: list[Evaluated]
+                  costs: Sequence[Sequence[tuple[float, int]]], tried: list[Evaluated]
                   ) -> Evaluated | None:
-        """The first admissible plan of ``vector`` on ``options`` in a best-first walk in
-        increasing compute cost (ties: the options' order, smaller batches first), or ``None``
-        after :attr:`tries` plans; every plan estimated is appended to ``tried``."""
+        """The first admissible plan of ``vector`` in a best-first walk over its stages'
+        options in increasing compute cost (``costs``: per stage ``(cost, option number)``,
+        cheapest first; ties: smaller batches first), or ``None`` after :attr:`tries` plans;
+        every plan estimated is appended to ``tried``."""
         index = self.estimator.index
-        costs = [sorted((self.estimator.stage(query, stage, config, o.batch,
-                                              o.placement).cost_per_hour, k)
-                        for k, o in enumerate(opts))
-                 for stage, config, opts in zip(space.stages, vector, options, strict=True)]
         start = (0,) * len(costs)
         heap = [(sum(c[0][0] for c in costs), start)]
         seen = {start}
@@ -97,8 +126,8 @@ class CheapestVariantSearch(BaseSearch):
             if not heap:
                 break
             bound, at = heapq.heappop(heap)
-            picks = [(config, opts[c[i][1]])
-                     for config, opts, c, i in zip(vector, options, costs, at, strict=True)]
+            picks = [(config, space.options(s, config)[c[i][1]])
+                     for s, (config, c, i) in enumerate(zip(vector, costs, at, strict=True))]
             plan = space.plan(query, picks)
             est = self.estimator.estimate(query, plan)
             tried.append((plan, est))
@@ -108,6 +137,5 @@ class CheapestVariantSearch(BaseSearch):
                 nxt = (*at[:s], at[s] + 1, *at[s + 1:])
                 if nxt[s] < len(costs[s]) and nxt not in seen:
                     seen.add(nxt)
-                    step = costs[s][nxt[s]][0] - costs[s][at[s]][0]
-                    heapq.heappush(heap, (bound + step, nxt))
+                    heapq.heappush(heap, (bound + costs[s][nxt[s]][0] - costs[s][at[s]][0], nxt))
         return None

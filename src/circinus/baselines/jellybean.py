@@ -72,7 +72,9 @@ class BeamGreedySearch(BaseSearch):
                     found.append((plan, self.estimator.estimate(query, plan)))
         return shortlist(query, found, index=index, settings=self.settings,
                          best_accuracy=best_accuracy, evaluations=len(found),
-                         scope=f"among the {len(found)} plans of its beam")
+                         scope=f"among the {len(found)} plans of its beam",
+                         unplaced="placement: the greedy assignment finds no room for every "
+                                  "stage of any variant in the beam")
 
     def _beam(self, query: Query, devices: Sequence[Device],
               feasible: Sequence[Vector]) -> list[Vector]:

@@ -58,9 +58,11 @@ class PlanSpace:
 
 
 def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
-               devices: Sequence[Device], *, single_device: bool = False) -> PlanSpace:
+               devices: Sequence[Device], *, single_device: bool = False,
+               fewest_replicas: bool = False) -> PlanSpace:
     """The plan space of ``query`` on ``devices``; ``single_device`` keeps only options that
-    put a stage on one device."""
+    put a stage on one device, ``fewest_replicas`` only the first (fewest-replica) option of
+    each batch size and set of devices."""
     pipe = index.pipelines[query.pipeline]
     choices = []
     for stage in pipe.order:
@@ -69,6 +71,11 @@ def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
         for config in op.configs:
             opts = tuple(o for o in stage_options(index, settings, query, stage, config, devices)
                          if not single_device or len(o.placement) == 1)
+            if fewest_replicas:
+                first: dict[tuple[int, tuple[str, ...]], Option] = {}
+                for o in opts:
+                    first.setdefault((o.batch, tuple(r.device for r in o.placement)), o)
+                opts = tuple(first.values())
             if opts:
                 per_config.append((config, opts))
         choices.append(tuple(per_config))

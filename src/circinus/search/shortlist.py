@@ -24,6 +24,10 @@ from circinus.spec.models import PlannerSettings, Query
 Evaluated = tuple[QueryPlan, Estimate]
 """A plan a search estimated, with its estimate."""
 
+UNPLACED = "placement: no reachable device can serve every stage of the pipeline at its rate"
+"""The reason of a query whose plan space is empty (the exhaustive search's wording, which
+also covers a rate that no device, or set of devices, can serve under the utilisation bound)."""
+
 
 def _uses(index: WorldIndex, estimate: Estimate) -> Iterator[tuple[float, float]]:
     """``(use, capacity)`` of every capacity-constrained resource ``estimate`` occupies."""
@@ -63,7 +67,7 @@ def admissible(query: Query, estimate: Estimate, *, index: WorldIndex,
 
 def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex,
               settings: PlannerSettings, best_accuracy: float | None, evaluations: int,
-              scope: str) -> QueryCandidates:
+              scope: str, unplaced: str = UNPLACED) -> QueryCandidates:
     """The candidates of ``query`` among ``evaluated`` plans (see module note).
 
     Args:
@@ -74,6 +78,8 @@ def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex
         evaluations: the search's work on this query, reported as is.
         scope: how much of the plan space ``evaluated`` covers, appended to latency, cost and
             capacity reasons, e.g. ``"among 60 plans tried"``.
+        unplaced: the reason when nothing was evaluated although the accuracy SLO is
+            attainable (the search found no placement at all).
     """
     feasible: dict[QueryPlan, Estimate] = {}
     for plan, est in evaluated:
@@ -88,7 +94,8 @@ def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex
                 break
     if kept:
         return QueryCandidates(query.name, tuple(kept), None, evaluations)
-    reason = no_candidate_reason(query, [e for _, e in evaluated], best_accuracy, scope)
+    reason = no_candidate_reason(query, [e for _, e in evaluated], best_accuracy, scope,
+                                 unplaced=unplaced)
     return QueryCandidates(query.name, (), reason, evaluations)
 
 
@@ -108,7 +115,8 @@ def _dominates(a: Estimate, b: Estimate) -> bool:
 
 
 def no_candidate_reason(query: Query, estimates: Sequence[Estimate],
-                        best_accuracy: float | None, scope: str) -> str:
+                        best_accuracy: float | None, scope: str,
+                        unplaced: str = UNPLACED) -> str:
     """Why none of ``estimates`` (plans of ``query``) is a candidate: the first SLO dimension,
     in the order accuracy, latency, cost, that none of them meets, else capacity."""
     slo = query.slo
@@ -118,7 +126,7 @@ def no_candidate_reason(query: Query, estimates: Sequence[Estimate],
         shown = "none (no accuracy known)" if best_accuracy is None else f"{best_accuracy:.4g}"
         return f"accuracy: best achievable {shown} < required {slo.min_accuracy:.4g}"
     if not estimates:
-        return "placement: no reachable device can run every stage of the pipeline"
+        return unplaced
     accurate = [e for e in estimates if "accuracy" not in e.violations(slo)]
     if not accurate:
         assert slo.min_accuracy is not None  # only the accuracy bound can be missed by all
