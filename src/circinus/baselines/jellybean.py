@@ -88,11 +88,11 @@ class BeamGreedySearch(BaseSearch):
             scale = query.work_scale.get(stage, 1.0)
             costs = {}
             for config in op.configs:
-                rates = [op.profiles[config, d.hardware].mean_ms * scale
-                         * op.profiles[config, d.hardware].units * d.price_per_unit_hour
-                         for d in devices if (config, d.hardware) in op.profiles]
-                if rates:
-                    costs[config] = min(rates)
+                per_request = [op.profiles[config, d.hardware].mean_ms * scale
+                               * op.profiles[config, d.hardware].units * d.price_per_unit_hour
+                               for d in devices if (config, d.hardware) in op.profiles]
+                if per_request:
+                    costs[config] = min(per_request)
             grown = [(cost + costs[c], (*vector, c)) for cost, vector in beam for c in costs
                      if (*vector, c) in prefixes]
             # Stable sort: ties keep beam order, then the operator's configuration order.
