@@ -29,7 +29,7 @@ from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 from circinus.spec.index import WorldIndex
@@ -171,7 +171,7 @@ def capacity_reason(problem: SelectionProblem, selection: Selection, q: int) -> 
     blocked: dict[Resource, int] = {}
     cands = problem.candidates[q].candidates
     for cand in cands:
-        for res, amount in usage(cand.estimate).items():
+        for res, amount in cand.estimate.usage().items():
             cap = problem.capacity.get(res)
             if cap is not None and used.get(res, 0.0) + amount > cap + 1e-9:
                 blocked[res] = blocked.get(res, 0) + 1

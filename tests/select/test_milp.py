@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from circinus.estimate.base import Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import Candidate, QueryCandidates
-from circinus.select import MilpSelector, SelectionProblem, usage
+from circinus.select import MilpSelector, SelectionProblem
 
 DEVICES = ("edge-a", "edge-b", "pool")
 
@@ -65,7 +65,7 @@ def _brute(problem: SelectionProblem) -> tuple[float, float]:
             est = qc.candidates[k].estimate
             goodput += w
             cost += est.cost_per_hour
-            for r, amount in usage(est).items():
+            for r, amount in est.usage().items():
                 load[r] = load.get(r, 0.0) + amount
         if all(v <= problem.capacity.get(r, float("inf")) + 1e-9 for r, v in load.items()):
             best = max(best, (goodput, -cost))

@@ -78,6 +78,14 @@ class Estimate:
         """Compute plus network cost, $/h."""
         return self.compute_cost_per_hour + self.network_cost_per_hour
 
+    def usage(self) -> dict[tuple[str, str], float]:
+        """The resources this plan occupies, by ``("device", name)``, ``("memory", device)``
+        and ``("link", "src->dst")`` (the names of the selection's capacity rows)."""
+        out: dict[tuple[str, str], float] = {("device", d): u for d, u in self.device_units}
+        out.update({("memory", d): m for d, m in self.device_memory_gb if m > 0})
+        out.update({("link", f"{s}->{t}"): v for (s, t), v in self.link_mbps})
+        return out
+
     def violations(self, slo: Slo) -> list[str]:
         """The SLO dimensions this estimate misses (``latency``, ``accuracy``, ``cost``)."""
         out = []
@@ -94,6 +102,18 @@ class Estimate:
     def meets(self, slo: Slo) -> bool:
         """Whether every objective of ``slo`` is met."""
         return not self.violations(slo)
+
+
+def dominates(cost_a: float, use_a: Mapping[tuple[str, str], float], cost_b: float,
+              use_b: Mapping[tuple[str, str], float]) -> bool:
+    """Plan a costs no more than plan b and uses no more of any resource (within :data:`EPS`).
+
+    A dominated plan is useless to every selector: wherever it fits, the plan that dominates it
+    fits too and costs no more.
+    """
+    if cost_a > cost_b + EPS:
+        return False
+    return all(v <= use_b.get(r, 0.0) + EPS for r, v in use_a.items())
 
 
 class BaseEstimator(ABC):

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
+from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominates
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.dominance import undominated_configs
 from circinus.search.placements import Option, eligible_devices, stage_options
+from circinus.search.shortlist import explain
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query
 
@@ -314,7 +315,7 @@ def _diverse(pool: _Pool, order: np.ndarray, limit: int) -> list[int]:
             return
         seen.add(key)
         mine = dict(pool.usage[i])
-        if not any(_dominates(pool.cost[k], dict(pool.usage[k]), pool.cost[i], mine)
+        if not any(dominates(pool.cost[k], dict(pool.usage[k]), pool.cost[i], mine)
                    for k in kept):
             kept.append(i)
 
@@ -327,33 +328,14 @@ def _diverse(pool: _Pool, order: np.ndarray, limit: int) -> list[int]:
     return sorted(kept, key=lambda k: (pool.cost[k], k))
 
 
-def _dominates(cost_a: float, use_a: dict[tuple[str, str], float], cost_b: float,
-               use_b: dict[tuple[str, str], float]) -> bool:
-    """Plan a costs no more than plan b and uses no more of any resource."""
-    if cost_a > cost_b + EPS:
-        return False
-    return all(v <= use_b.get(r, 0.0) + EPS for r, v in use_a.items())
-
-
 def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
-    slo = query.slo
-    best_acc = pool.best_accuracy
-    if slo.min_accuracy is not None and (best_acc is None or best_acc < slo.min_accuracy - EPS):
-        shown = "none (no accuracy known)" if best_acc is None else f"{best_acc:.4g}"
-        return f"accuracy: best achievable {shown} < required {slo.min_accuracy:.4g}"
-    if slo.latency_ms is not None and not (ok_acc & ok_lat).any():
-        lat = pool.latency[ok_acc]
-        if lat.size:
-            return (f"latency: best p{slo.percentile:g} at the required accuracy is "
-                    f"{float(lat.min()):.1f} ms > {slo.latency_ms:g} ms")
-        if pool.latency_pruned:
-            return (f"latency: every plan at the required accuracy has a mean latency above "
-                    f"{slo.latency_ms:g} ms")
-    if not ok_acc.any():
-        return "placement: no reachable device can run every stage of the pipeline"
-    cheapest = float(pool.cost[ok_acc & ok_lat].min())
-    return (f"cost: cheapest plan meeting latency and accuracy costs ${cheapest:.4g}/h "
-            f"> ${slo.max_cost_per_hour:.4g}/h")
+    lat = pool.latency[ok_acc]
+    timely = pool.cost[ok_acc & ok_lat]
+    return explain(query.slo, best_accuracy=pool.best_accuracy,
+                   planned=len(pool) > 0 or pool.latency_pruned,
+                   accurate=bool(ok_acc.any()) or pool.latency_pruned,
+                   best_latency_ms=float(lat.min()) if lat.size else None,
+                   cheapest=float(timely.min()) if timely.size else None, scope="")
 
 
 def _fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]

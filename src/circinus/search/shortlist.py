@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from circinus.estimate.base import EPS, Estimate
+from circinus.estimate.base import EPS, Estimate, dominates
 from circinus.plan.records import QueryPlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.spec.index import WorldIndex
-from circinus.spec.models import PlannerSettings, Query
+from circinus.spec.models import PlannerSettings, Query, Slo
 
 Evaluated = tuple[QueryPlan, Estimate]
 """A plan a search estimated, with its estimate."""
@@ -99,19 +99,9 @@ def shortlist(query: Query, evaluated: Sequence[Evaluated], *, index: WorldIndex
     return QueryCandidates(query.name, (), reason, evaluations)
 
 
-def _resources(estimate: Estimate) -> dict[tuple[str, str], float]:
-    out = {("device", d): u for d, u in estimate.device_units}
-    out.update({("memory", d): m for d, m in estimate.device_memory_gb if m > 0})
-    out.update({("link", f"{s}->{t}"): v for (s, t), v in estimate.link_mbps})
-    return out
-
-
 def _dominates(a: Estimate, b: Estimate) -> bool:
     """Plan ``a`` costs no more than plan ``b`` and uses no more of any resource."""
-    if a.cost_per_hour > b.cost_per_hour + EPS:
-        return False
-    use_b = _resources(b)
-    return all(v <= use_b.get(r, 0.0) + EPS for r, v in _resources(a).items())
+    return dominates(a.cost_per_hour, a.usage(), b.cost_per_hour, b.usage())
 
 
 def no_candidate_reason(query: Query, estimates: Sequence[Estimate],
@@ -120,26 +110,51 @@ def no_candidate_reason(query: Query, estimates: Sequence[Estimate],
     """Why none of ``estimates`` (plans of ``query``) is a candidate: the first SLO dimension,
     in the order accuracy, latency, cost, that none of them meets, else capacity."""
     slo = query.slo
+    accurate = [e for e in estimates if "accuracy" not in e.violations(slo)]
+    timely = [e for e in accurate if "latency" not in e.violations(slo)]
+    return explain(slo, best_accuracy=best_accuracy, planned=bool(estimates),
+                   accurate=bool(accurate),
+                   best_latency_ms=min((e.latency_ms for e in accurate), default=None),
+                   cheapest=min((e.cost_per_hour for e in timely), default=None),
+                   scope=scope, unplaced=unplaced)
+
+
+def explain(slo: Slo, *, best_accuracy: float | None, planned: bool, accurate: bool,
+            best_latency_ms: float | None, cheapest: float | None, scope: str,
+            unplaced: str = UNPLACED) -> str:
+    """The one-line reason of a query without candidates, from what its search found.
+
+    Args:
+        best_accuracy: best accuracy of any configuration vector (``None``: unknown).
+        planned: whether any plan was placed at all.
+        accurate: whether any placed plan meets the accuracy bound.
+        best_latency_ms: lowest latency at the SLO percentile among those (``None``: none, or
+            all cut by the latency prune).
+        cheapest: lowest cost among the plans meeting accuracy and latency (``None``: none).
+        scope: how much of the plan space was seen, e.g. ``"among 60 plans tried"``; empty
+            for a search that saw all of it.
+    """
+    within = f" ({scope})" if scope else ""
     if slo.min_accuracy is not None and (
         best_accuracy is None or best_accuracy < slo.min_accuracy - EPS
     ):
         shown = "none (no accuracy known)" if best_accuracy is None else f"{best_accuracy:.4g}"
         return f"accuracy: best achievable {shown} < required {slo.min_accuracy:.4g}"
-    if not estimates:
+    if not planned:
         return unplaced
-    accurate = [e for e in estimates if "accuracy" not in e.violations(slo)]
     if not accurate:
         assert slo.min_accuracy is not None  # only the accuracy bound can be missed by all
-        return (f"search: no plan {scope} reaches the required accuracy "
-                f"{slo.min_accuracy:.4g}")
-    timely = [e for e in accurate if "latency" not in e.violations(slo)]
-    if slo.latency_ms is not None and not timely:
-        best = min(e.latency_ms for e in accurate)
+        return f"search: no plan{within} reaches the required accuracy {slo.min_accuracy:.4g}"
+    if slo.latency_ms is not None and cheapest is None:
+        if best_latency_ms is None:
+            return (f"latency: every plan at the required accuracy has a mean latency above "
+                    f"{slo.latency_ms:g} ms{within}")
         return (f"latency: best p{slo.percentile:g} at the required accuracy is "
-                f"{best:.1f} ms > {slo.latency_ms:g} ms ({scope})")
-    if slo.max_cost_per_hour is not None and all("cost" in e.violations(slo) for e in timely):
-        cheapest = min(e.cost_per_hour for e in timely)
+                f"{best_latency_ms:.1f} ms > {slo.latency_ms:g} ms{within}")
+    if slo.max_cost_per_hour is not None and cheapest is not None and (
+        cheapest > slo.max_cost_per_hour + EPS
+    ):
         return (f"cost: cheapest plan meeting latency and accuracy costs ${cheapest:.4g}/h "
-                f"> ${slo.max_cost_per_hour:.4g}/h ({scope})")
-    return (f"capacity: every plan meeting the SLO ({scope}) needs more than a device, its "
+                f"> ${slo.max_cost_per_hour:.4g}/h{within}")
+    return (f"capacity: every plan meeting the SLO{within} needs more than a device, its "
             "memory or a link holds, or loads a replica group over the utilisation bound")

@@ -1,6 +1,6 @@
 """Global selection: at most one candidate plan per query within every capacity."""
 
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 
@@ -11,5 +11,4 @@ __all__ = [
     "Resource",
     "Selection",
     "SelectionProblem",
-    "usage",
 ]

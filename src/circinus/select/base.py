@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from circinus.estimate.base import EPS, Estimate
+from circinus.estimate.base import EPS
 from circinus.search.base import QueryCandidates
 from circinus.spec.index import WorldIndex
 
@@ -38,14 +38,6 @@ class SelectionProblem:
                                 cap)
 
 
-def usage(estimate: Estimate) -> dict[Resource, float]:
-    """The capacity-constrained resources ``estimate`` occupies."""
-    out: dict[Resource, float] = {("device", d): u for d, u in estimate.device_units}
-    out.update({("memory", d): m for d, m in estimate.device_memory_gb if m > 0})
-    out.update({("link", f"{s}->{t}"): mbps for (s, t), mbps in estimate.link_mbps})
-    return out
-
-
 @dataclass(frozen=True)
 class Selection:
     """The chosen candidate per query and the solver's account of how good the choice is."""
@@ -70,7 +62,7 @@ class Selection:
         total: dict[Resource, float] = {}
         for qc, k in zip(problem.candidates, self.chosen, strict=True):
             if k is not None:
-                for r, amount in usage(qc.candidates[k].estimate).items():
+                for r, amount in qc.candidates[k].estimate.usage().items():
                     total[r] = total.get(r, 0.0) + amount
         return total
 

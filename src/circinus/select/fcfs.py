@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from circinus.estimate.base import EPS
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 
 
 class FcfsSelector(BaseSelector):
@@ -28,7 +28,7 @@ class FcfsSelector(BaseSelector):
             if qc.candidates:
                 bound += weight
             for k, cand in enumerate(qc.candidates):
-                need = usage(cand.estimate)
+                need = cand.estimate.usage()
                 if all(load.get(r, 0.0) + v <= problem.capacity.get(r, float("inf")) + EPS
                        for r, v in need.items()):
                     for r, v in need.items():

@@ -19,7 +19,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from circinus.estimate.base import EPS
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem, usage
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 
 _GOODPUT_SHARE = 0.7  # fraction of the time budget given to the goodput pass
 
@@ -91,7 +91,7 @@ def _constraints(problem: SelectionProblem, owners: list[tuple[int, int]],
         ci.append(j)
     row_of = {r: nq + i for i, r in enumerate(rows)}
     for j, (q, k) in enumerate(owners):
-        for res, amount in usage(problem.candidates[q].candidates[k].estimate).items():
+        for res, amount in problem.candidates[q].candidates[k].estimate.usage().items():
             if res in row_of and amount > 0:
                 data.append(amount)
                 ri.append(row_of[res])
