@@ -26,28 +26,21 @@ import heapq
 from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import PlanSpace, Vector, VectorCache, plan_space
-from circinus.estimate.base import EPS, BaseEstimator
-from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.baselines.space import PerQuerySearch, PlanSpace, Vector, plan_space
+from circinus.estimate.base import EPS
+from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, admissible, no_candidate_reason, shortlist
-from circinus.spec.models import Device, PlannerSettings, Query
+from circinus.spec.models import Device, Query
 
 
-class CheapestVariantSearch(BaseSearch):
+class CheapestVariantSearch(PerQuerySearch):
     """Cheapest single-tier plan per configuration vector and tier (see module note)."""
 
     tries: ClassVar[int] = 8
     """Plans estimated at most per (configuration vector, tier)."""
     selector: ClassVar[str] = "fcfs"
     """Registry key of the selector this baseline is meant to run with."""
-
-    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
-        super().__init__(estimator=estimator, settings=settings)
-        self._vectors = VectorCache(estimator)
-
-    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        return [self._search_one(q) for q in queries]
 
     def _tier_devices(self, query: Query) -> list[list[Device]]:
         """The devices of each tier the query may use alone (see module note)."""
@@ -62,7 +55,7 @@ class CheapestVariantSearch(BaseSearch):
                     out.append(devices)
         return out
 
-    def _search_one(self, query: Query) -> QueryCandidates:
+    def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
         vectors, best_accuracy = self._vectors.get(query)
         chosen: list[Evaluated] = []

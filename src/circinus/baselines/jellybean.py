@@ -31,19 +31,19 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import Vector, VectorCache
-from circinus.estimate.base import EPS, BaseEstimator
+from circinus.baselines.space import PerQuerySearch, Vector
+from circinus.estimate.base import EPS
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
-from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices, replica_rate
 from circinus.search.shortlist import Evaluated, shortlist
 from circinus.spec.index import ConfigKey
-from circinus.spec.models import Device, PlannerSettings, Query
+from circinus.spec.models import Device, Query
 
 _TIERS = ("edge", "cloud")
 
 
-class BeamGreedySearch(BaseSearch):
+class BeamGreedySearch(PerQuerySearch):
     """Beam search over variants, greedy tier-by-tier placement (see module note)."""
 
     beam_width: ClassVar[int] = 10
@@ -51,14 +51,7 @@ class BeamGreedySearch(BaseSearch):
     selector: ClassVar[str] = "fcfs"
     """Registry key of the selector this baseline is meant to run with."""
 
-    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
-        super().__init__(estimator=estimator, settings=settings)
-        self._vectors = VectorCache(estimator)
-
-    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        return [self._search_one(q) for q in queries]
-
-    def _search_one(self, query: Query) -> QueryCandidates:
+    def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
         devices = eligible_devices(index, query, self.settings.tiers)
         feasible, best_accuracy = self._vectors.get(query)

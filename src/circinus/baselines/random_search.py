@@ -13,31 +13,20 @@ cheapest first, are the candidates. It keeps several candidates per query, so it
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import Pick, VectorCache, plan_space
-from circinus.estimate.base import BaseEstimator
-from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.baselines.space import PerQuerySearch, Pick, plan_space
+from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, shortlist
-from circinus.spec.models import PlannerSettings, Query
+from circinus.spec.models import Query
 
 
-class RandomSearch(BaseSearch):
+class RandomSearch(PerQuerySearch):
     """Uniformly random plans per query (see module note)."""
 
     samples: ClassVar[int] = 60
     """Plans drawn (and estimated) per query."""
-    selector: ClassVar[str] = "milp"
-    """Registry key of the selector this baseline is meant to run with."""
-
-    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
-        super().__init__(estimator=estimator, settings=settings)
-        self._vectors = VectorCache(estimator)
-
-    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        return [self._search_one(i, q) for i, q in enumerate(queries)]
 
     def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index

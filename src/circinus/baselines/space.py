@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from circinus.estimate.base import EPS, BaseEstimator
 from circinus.plan.records import QueryPlan, StagePlan
+from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.placements import Option, stage_options
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query
@@ -110,3 +113,25 @@ class VectorCache:
             if floor is None or (acc is not None and acc >= floor - EPS):
                 vectors.append(combo)
         return vectors, best
+
+
+class PerQuerySearch(BaseSearch):
+    """Base of the baselines: every query is searched on its own, nothing is shared.
+
+    Subclasses implement :meth:`_search_one`; ``position`` is the query's index in the batch,
+    which stochastic searches add to ``settings.seed`` so that each query has its own stream.
+    """
+
+    selector: ClassVar[str] = "milp"
+    """Registry key of the selector this baseline is meant to run with."""
+
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        super().__init__(estimator=estimator, settings=settings)
+        self._vectors = VectorCache(estimator)
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        return [self._search_one(i, q) for i, q in enumerate(queries)]
+
+    @abstractmethod
+    def _search_one(self, position: int, query: Query) -> QueryCandidates:
+        """Candidates of ``query``, the ``position``-th of the batch."""

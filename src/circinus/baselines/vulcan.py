@@ -25,19 +25,19 @@ from typing import ClassVar
 
 import optuna
 
-from circinus.baselines.space import Pick, PlanSpace, VectorCache, plan_space
-from circinus.estimate.base import EPS, BaseEstimator, Estimate
-from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.baselines.space import PerQuerySearch, Pick, PlanSpace, plan_space
+from circinus.estimate.base import EPS, Estimate
+from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, admissible, overfill, shortlist
-from circinus.spec.models import PlannerSettings, Query, Slo
+from circinus.spec.models import Query, Slo
 
 INFEASIBLE = 1e9
 """Objective floor of a plan missing its SLO or overfilling a device ($/h, above any plan)."""
 _MAX_VIOLATION = 1e3  # cap per dimension, so a saturated (infinite-latency) plan stays finite
 
 
-class BayesOptSearch(BaseSearch):
+class BayesOptSearch(PerQuerySearch):
     """Per-query TPE search over configurations and placements (see module note)."""
 
     trials: ClassVar[int] = 60
@@ -45,13 +45,9 @@ class BayesOptSearch(BaseSearch):
     selector: ClassVar[str] = "fcfs"
     """Registry key of the selector this baseline is meant to run with."""
 
-    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
-        super().__init__(estimator=estimator, settings=settings)
-        self._vectors = VectorCache(estimator)
-
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         with _quiet_optuna():
-            return [self._search_one(i, q) for i, q in enumerate(queries)]
+            return super().search(queries)
 
     def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
