@@ -138,24 +138,25 @@ class DecomposedSearch(ExhaustiveSearch):
             least = [min((t for (s, _), t in fastest.items() if s == stage), default=math.inf)
                      for stage in pipe.order]
             self._after = [sum(least[k + 1:]) for k in range(len(pipe.order))]
-        layer, cut = self._prefix(query, configs, per_stage, capacity, prune_ms,
-                                  len(pipe.order))
+        layer, cut, complete = self._prefix(query, configs, per_stage, capacity, prune_ms,
+                                            len(pipe.order))
         q = query.slo.percentile / 100.0
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
                 usage: Usage = _merge((("device", d), u) for d, u in p.units) + _merge(p.other)
                 leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
-        # Partial plans are sums of memoised stage estimates; only complete plans count as
-        # evaluations.
-        return leaves, cut, len(leaves)
+        # Every complete plan whose moments were computed counts, kept or not; partial plans
+        # (sums over the first stages, shared by many complete plans) do not.
+        return leaves, cut, complete
 
     def _prefix(self, query: Query, configs: dict[str, ConfigKey],
                 per_stage: Sequence[list[Option]], capacity: dict[str, float],
-                prune_ms: float, n: int) -> tuple[_Layer, bool]:
+                prune_ms: float, n: int) -> tuple[_Layer, bool, int]:
         """Pareto layers of the first ``n`` stages, shared by every vector with that prefix.
 
-        Returns the layer and whether the latency budget cut anything.
+        Returns the layer, whether the latency budget cut anything, and how many extensions
+        of a partial plan by stage ``n`` were estimated now (0 for a layer built before).
         """
         est = self.estimator
         index = est.index
@@ -163,11 +164,11 @@ class DecomposedSearch(ExhaustiveSearch):
         (path,) = pipe.paths
         if n == 0:
             start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False, 0
         key = tuple(configs[s] for s in pipe.order[:n])
         if key in self._layers:
-            return self._layers[key]
-        prev, cut = self._prefix(query, configs, per_stage, capacity, prune_ms, n - 1)
+            return (*self._layers[key], 0)
+        prev, cut, _ = self._prefix(query, configs, per_stage, capacity, prune_ms, n - 1)
         depth, stage = n - 1, pipe.order[n - 1]
         assert self._after is not None
         budget = prune_ms / 1e3 - self._after[depth] + EPS
@@ -176,6 +177,7 @@ class DecomposedSearch(ExhaustiveSearch):
                 index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
         op = index.operators[pipe.operator_of[stage]]
         grown: _Layer = {}
+        made = 0
         for (shares, used_set), partials in prev.items():
             for opt in per_stage[depth]:
                 st = est.stage(query, stage, configs[stage], opt.batch, opt.placement)
@@ -190,6 +192,7 @@ class DecomposedSearch(ExhaustiveSearch):
                     (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps)
                 state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
+                    made += 1
                     mean = p.mean + tr.mean_s + st.mean_s
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
@@ -203,7 +206,7 @@ class DecomposedSearch(ExhaustiveSearch):
                         (*p.stages, step), p.units + need, p.other + extra))
         layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)
-        return layer, cut
+        return layer, cut, made
 
 
 def _merge(pairs: Iterable[tuple[Any, float]]) -> tuple[tuple[Any, float], ...]:
