@@ -11,19 +11,17 @@ Usage: ``python scripts/examples/make_edge_cloud_vision.py [--out PATH]``.
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from circinus.gen.data import TIMM, Variant, pareto_layers, read_timm_variants, upstream_commit
+
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "data" / "real" / "timm-imagenet"
-TABLE = DATA / "joined_accuracy_latency.csv"
 DEFAULT_OUT = REPO / "examples" / "edge-cloud-vision.yaml"
 SCRIPT = "scripts/examples/make_edge_cloud_vision.py"
 
@@ -69,57 +67,6 @@ SLO_CLASSES = [
 ]
 RATES, RATE_WEIGHTS = (1.0, 2.0, 5.0, 10.0), (4, 3, 2, 1)
 COST_CAPS, COST_CAP_SHARE = (0.25, 0.5, 1.0), 0.25
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One real (timm model, input resolution) row of the joined table."""
-
-    model: str
-    arch: str
-    resolution: int
-    top1: float  # percent
-    cpu_ms: float  # i7-12700H, batch 1
-    gpu_sps: float  # RTX 4090, AMP, large batch
-
-
-def read_variants(path: Path) -> list[Variant]:
-    """Rows of the chosen families with both an i7 latency and an RTX 4090 throughput."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        Variant(r["model"], r["arch"], int(r["img_size"]), float(r["top1"]),
-                float(r["cpu_i7_12700h_fp32_step_ms"]), float(r["gpu_rtx4090_amp_samples_per_s"]))
-        for r in rows
-        if FAMILIES.match(r["arch"])
-        and r["cpu_i7_12700h_fp32_step_ms"] and r["gpu_rtx4090_amp_samples_per_s"]
-    ]
-
-
-def select_variants(rows: Sequence[Variant]) -> list[Variant]:
-    """One pretrained tag per arch (best top-1), then whole Pareto layers up to MAX_VARIANTS.
-
-    Layer 1 is the front of top-1 vs i7 latency; layer k the front of what is left. Taking
-    whole layers keeps a ladder from cheap to expensive plus near-optimal alternatives.
-    """
-    best: dict[str, tuple[float, str]] = {}
-    for v in rows:
-        best[v.arch] = max(best.get(v.arch, (-1.0, "")), (v.top1, v.model))
-    pool = sorted((v for v in rows if v.model == best[v.arch][1]),
-                  key=lambda v: (v.cpu_ms, -v.top1, v.model, v.resolution))
-    chosen: list[Variant] = []
-    while pool:
-        front: list[Variant] = []
-        top = -1.0
-        for v in pool:
-            if v.top1 > top:
-                front.append(v)
-                top = v.top1
-        if len(chosen) + len(front) > MAX_VARIANTS:
-            break
-        chosen += front
-        pool = [v for v in pool if v not in front]
-    return sorted(chosen, key=lambda v: (v.cpu_ms, v.model, v.resolution))
 
 
 def gpu_profile(config: dict[str, Any], samples_per_s: float) -> dict[str, Any]:
@@ -225,14 +172,6 @@ def queries(rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
-def upstream_commit() -> str:
-    """The timm commit the bundled data was copied from, as stated in the bundle's README."""
-    found = re.search(r"^Commit: ([0-9a-f]{40})$", (DATA / "README.md").read_text("utf-8"), re.M)
-    if found is None:
-        raise SystemExit(f"{DATA / 'README.md'}: no 'Commit: <sha>' line; fix the data bundle")
-    return found.group(1)
-
-
 def provenance(n_variants: int, commit: str) -> list[str]:
     """Lines for the header comment and the description: origin, real numbers, stand-ins."""
     slots = sorted(s[2] for s in EDGE_SITES)
@@ -266,8 +205,8 @@ def provenance(n_variants: int, commit: str) -> list[str]:
 
 def build_world() -> tuple[dict[str, Any], str]:
     """The world as plain data, and its header comment."""
-    variants = select_variants(read_variants(TABLE))
-    commit = upstream_commit()
+    variants = pareto_layers(read_timm_variants(FAMILIES), MAX_VARIANTS)
+    commit = upstream_commit(TIMM)
     lines = provenance(len(variants), commit)
     world: dict[str, Any] = {
         "version": 1,

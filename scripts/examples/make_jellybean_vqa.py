@@ -25,15 +25,15 @@ Usage: ``python scripts/examples/make_jellybean_vqa.py [--out PATH]``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from circinus.gen.data import JELLYBEAN, data_file, jellybean_latencies, jellybean_rows
+
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "real" / "jellybean-vqa"
 OUT = ROOT / "examples" / "jellybean-vqa.yaml"
 PREFIX = "workflow-compute-"
 SCALING = 0.1  # upstream config.yaml INPUT.COMM_COST_SCALING_FACTOR
@@ -47,35 +47,28 @@ HEADER = """\
 """
 
 
-def _rows(name: str) -> list[list[str]]:
-    with (DATA / name).open(newline="") as fh:
-        return [[c for c in row if c != ""] for row in csv.reader(fh) if row]
-
-
 def _short(worker: str) -> str:
     return worker.removeprefix(PREFIX)
 
 
 def _profiles() -> dict[str, list[dict[str, Any]]]:
     """Per operator, one profile per (variant, worker): mean and p90 latency in ms."""
-    p90 = {(r[0], r[1], r[2]): float(r[3]) for r in _rows("execution_profile_p90.csv")}
     out: dict[str, list[dict[str, Any]]] = {}
-    for op, worker, variant, mean in _rows("execution_profile.csv"):
-        config = {} if variant == "default" else {"model": variant}
-        prof: dict[str, Any] = {"config": config, "hardware": _short(worker),
-                                "mean_ms": float(mean)}
-        tail = p90.get((op, worker, variant))
-        if tail is not None and tail >= float(mean):
-            prof["p90_ms"] = tail
-        out.setdefault(op, []).append(prof)
+    for lat in jellybean_latencies():
+        config = {} if lat.variant == "default" else {"model": lat.variant}
+        prof: dict[str, Any] = {"config": config, "hardware": _short(lat.worker),
+                                "mean_ms": lat.mean_ms}
+        if lat.p90_ms is not None and lat.p90_ms >= lat.mean_ms:
+            prof["p90_ms"] = lat.p90_ms
+        out.setdefault(lat.operator, []).append(prof)
     return out
 
 
 def _operators() -> list[dict[str, Any]]:
     profiles = _profiles()
-    sizes = {(r[0], r[1], r[2]): float(r[4]) for r in _rows("message_sizes.csv")}
+    sizes = {(r[0], r[1], r[2]): float(r[4]) for r in jellybean_rows("message_sizes.csv")}
     variants: dict[str, list[str]] = {}
-    for op, _, variant, _ in _rows("execution_profile.csv"):
+    for op, _, variant, _ in jellybean_rows("execution_profile.csv"):
         if variant != "default" and variant not in variants.setdefault(op, []):
             variants[op].append(variant)
     ops = []
@@ -95,13 +88,13 @@ def _operators() -> list[dict[str, Any]]:
 
 
 def _pipeline() -> dict[str, Any]:
-    sizes = {r[0]: float(r[4]) for r in _rows("message_sizes.csv")}
-    edges = _rows("logical_graph.csv")
+    sizes = {r[0]: float(r[4]) for r in jellybean_rows("message_sizes.csv")}
+    edges = jellybean_rows("logical_graph.csv")
     sources = [a for a, _ in edges if a.startswith("Read")]
     table = [
         {"config": {"ExtractImageFeature": {"model": img}, "SpeechRecognition": {"model": asr}},
          "accuracy": float(acc)}
-        for img, asr, acc in _rows("e2e_accuracy_decoded.csv")[1:]
+        for img, asr, acc in jellybean_rows("e2e_accuracy_decoded.csv")[1:]
     ]
     return {
         "name": "vqa",
@@ -115,13 +108,14 @@ def _pipeline() -> dict[str, Any]:
 
 def build() -> dict[str, Any]:
     """The world as plain data."""
-    tiers = json.loads((DATA / "workers_partition.json").read_text())
+    tiers = json.loads(data_file(JELLYBEAN, "workers_partition.json").read_text())
     tier_of = {w: ("edge" if t == 0 else "cloud") for t, ws in enumerate(tiers) for w in ws}
-    prices = {w: float(c) for w, c in _rows("workers_specs.csv")}
+    prices = {w: float(c) for w, c in jellybean_rows("workers_specs.csv")}
     link_cost = {(tier_of[a], tier_of[b]): float(c)
-                 for a, b, c in _rows("workers_workers_link.csv")}
-    rates = {s: float(r) for s, r in _rows("input_injection_rates.csv")}
-    threshold = json.loads((DATA / "accuracy_requirement.json").read_text())["threshold"]
+                 for a, b, c in jellybean_rows("workers_workers_link.csv")}
+    rates = {s: float(r) for s, r in jellybean_rows("input_injection_rates.csv")}
+    requirement = json.loads(data_file(JELLYBEAN, "accuracy_requirement.json").read_text())
+    threshold = requirement["threshold"]
     assert len(set(rates.values())) == 1, "one query needs one rate for all sources"
     return {
         "version": 1,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import csv
 import hashlib
 import random
 import statistics
@@ -24,8 +23,9 @@ from typing import Any
 
 import yaml
 
+from circinus.gen.data import Request, read_azure_trace
+
 REPO = Path(__file__).resolve().parents[2]
-TRACE = REPO / "data/real/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv"
 DEFAULT_OUT = REPO / "examples/meeting-companion.yaml"
 SEED = 20231116
 N_SESSIONS = 96
@@ -35,7 +35,6 @@ AUDIO_S = 6.0  # seconds of audio per request: 16 kHz 16-bit mono PCM = 187.5 KB
 SPEECH_S = REF_GEN * 0.75 / 2.5  # 128 tokens ~ 96 words, spoken at 2.5 words/s = 38.4 s
 CHUNK_KB = AUDIO_S * 16_000 * 2 / 1024
 LLM_REF = ("8b", "l4")  # profile whose prefill/decode mix sets the llm work_scale
-Request = tuple[float, int, int]  # (seconds since midnight, context tokens, generated tokens)
 
 # Whisper-like (int8 on CPU, fp16 on GPU). model -> accuracy (1 - WER on meeting speech),
 # {hardware: (real-time factor, units, memory GB)}
@@ -91,17 +90,6 @@ class Session:
     span_s: float
     mean_ctx: float
     mean_gen: float
-
-
-def load_trace(path: Path) -> list[Request]:
-    """(seconds since midnight, context tokens, generated tokens) per request of the CSV."""
-    rows = []
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            hh, mm, ss = row["TIMESTAMP"].split()[1].split(":")
-            seconds = int(hh) * 3600 + int(mm) * 60 + float(ss)
-            rows.append((seconds, int(row["ContextTokens"]), int(row["GeneratedTokens"])))
-    return rows
 
 
 def split_sessions(trace: Sequence[Request]) -> list[Session]:
@@ -320,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="YAML file to write")
     args = parser.parse_args(argv)
-    world = build_world(load_trace(TRACE))
+    world = build_world(read_azure_trace("conv"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(world), encoding="utf-8")
     print(f"wrote {args.out}: {len(world['queries'])} queries")

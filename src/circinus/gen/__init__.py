@@ -1,0 +1,1 @@
+"""Deterministic world generation from the bundled real data (``circinus gen``)."""
