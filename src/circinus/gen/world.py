@@ -42,12 +42,16 @@ GPUS_PER_QUERY = 0.1  # cloud GPUs per query (a fully offloaded query takes 0.75
 SITES_PER_SQRT_QUERY = 0.4  # default edge_sites = max(2, round(0.4 * sqrt(queries)))
 EDGE_PRICE, GPU_PRICE = 0.015, 0.70  # $ per slot-hour (amortised box), $ per GPU-hour
 CLOUD = "cloud"
-# Uplink classes (stand-ins): name, draw weight, Mbit/s, RTT ms, $/GB, aggregate cap Mbit/s.
+# Uplink classes (stand-ins): name, draw weight, Mbit/s per transfer, RTT ms, $/GB, and whether
+# lines are bundled: a wired site has one line per QUERIES_PER_LINE queries (capacity_mbps =
+# lines x Mbit/s), so a big site's aggregate traffic stays within what its lines carry; an LTE
+# site has one line whatever its size.
 UPLINKS = [
-    ("fiber", 4, 200.0, 10.0, 0.01, None),
-    ("cable", 4, 100.0, 15.0, 0.02, None),
-    ("lte", 2, 30.0, 40.0, 0.05, 30.0),
+    ("fiber", 4, 200.0, 10.0, 0.01, True),
+    ("cable", 4, 100.0, 15.0, 0.02, True),
+    ("lte", 2, 30.0, 40.0, 0.05, False),
 ]
+QUERIES_PER_LINE = 25
 RATE_RANGES = {"vision": (1.0, 20.0), "vqa": (1.0, 5.0)}  # req/s, see circinus.gen.rates
 COST_CAP_SHARE = 0.2  # share of queries that also get a max_cost_per_hour
 
@@ -108,7 +112,7 @@ class _Site:
 
     name: str
     camera: str
-    uplink: tuple[str, int, float, float, float, float | None]
+    uplink: tuple[str, int, float, float, float, bool]
 
 
 def _draw_sites(spec: GenSpec, count: int) -> list[_Site]:
@@ -136,12 +140,10 @@ def _infrastructure(sites: list[_Site], per_site: list[int], boxes: int,
             devices.append({"name": f"{site.name}/box-{b + 1}", "site": site.name,
                             "hardware": EDGE_HW, "units": units,
                             "price_per_unit_hour": EDGE_PRICE})
-        _, _, mbps, rtt, price, cap = site.uplink
-        link: dict[str, Any] = {"src": site.name, "dst": CLOUD, "bandwidth_mbps": mbps,
-                                "rtt_ms": rtt, "price_per_gb": price}
-        if cap is not None:
-            link["capacity_mbps"] = cap
-        links.append({**link, "both_ways": True})
+        _, _, mbps, rtt, price, bundled = site.uplink
+        lines = max(1, math.ceil(queries / QUERIES_PER_LINE)) if bundled else 1
+        links.append({"src": site.name, "dst": CLOUD, "bandwidth_mbps": mbps, "rtt_ms": rtt,
+                      "price_per_gb": price, "capacity_mbps": lines * mbps, "both_ways": True})
     out_sites.append({"name": CLOUD, "tier": "cloud", "lan_bandwidth_mbps": 10000.0,
                       "lan_rtt_ms": 0.2})
     devices.append({"name": f"{CLOUD}/gpu-pool", "site": CLOUD, "hardware": CLOUD_HW,
