@@ -34,7 +34,7 @@ from circinus.gen.data import (
 
 EDGE_HW, CLOUD_HW = "i7-12700h", "rtx4090"
 GPU_OVERHEAD_MS = 2.0  # stand-in fixed per-batch cost on the RTX 4090
-GPU_BATCHES = (4,)
+GPU_BATCHES = (4,)  # b=16 waits 0.4-7.5 s to fill at 1-20 req/s: past the SLOs; fewer plans
 GPU_REPLICA_UNITS = 0.25  # a quarter of a GPU (MPS share) per cloud replica
 MAX_CLASSIFIERS = 16  # whole Pareto layers up to this many: the first layer, 14 variants
 FAMILIES = re.compile(
