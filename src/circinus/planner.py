@@ -142,7 +142,8 @@ class Planner:
                                                            time_limit_s=settings.time_limit_s)
         t2 = time.monotonic()
         assert selection.fits(problem), "selector returned a selection over capacity"
-        outcomes = tuple(_outcome(problem, selection, q) for q in range(len(found)))
+        used = selection.used(problem)
+        outcomes = tuple(_outcome(problem, selection, q, used) for q in range(len(found)))
         return PlanResult(
             world=index.world.name,
             outcomes=outcomes,
@@ -154,20 +155,21 @@ class Planner:
         )
 
 
-def _outcome(problem: SelectionProblem, selection: Selection, q: int) -> QueryOutcome:
+def _outcome(problem: SelectionProblem, selection: Selection, q: int,
+             used: dict[Resource, float]) -> QueryOutcome:
     qc: QueryCandidates = problem.candidates[q]
     k = selection.chosen[q]
     if k is not None:
         cand = qc.candidates[k]
         return QueryOutcome(qc.query, True, cand.plan, cand.estimate, None,
                             len(qc.candidates), qc.evaluations)
-    reason = qc.reason or capacity_reason(problem, selection, q)
+    reason = qc.reason or capacity_reason(problem, used, q)
     return QueryOutcome(qc.query, False, None, None, reason, len(qc.candidates), qc.evaluations)
 
 
-def capacity_reason(problem: SelectionProblem, selection: Selection, q: int) -> str:
-    """Why query ``q``, which has candidates, was left out: the resource most of them lack."""
-    used = selection.used(problem)
+def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: int) -> str:
+    """Why query ``q``, which has candidates, was left out: the resource most of them lack,
+    given what the selection ``used`` of every resource."""
     blocked: dict[Resource, int] = {}
     cands = problem.candidates[q].candidates
     for cand in cands:

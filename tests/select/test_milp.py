@@ -101,3 +101,24 @@ def test_heavier_query_wins_contention() -> None:
     sel = MilpSelector().select(problem, time_limit_s=5)
     assert sel.chosen == (None, 0)
     assert sel.goodput == 2.0
+
+
+def test_weight_unit() -> None:
+    from circinus.select.milp import _weight_unit
+
+    assert _weight_unit((0.5, 1.0, 2.0)) == 0.5
+    assert _weight_unit((1.0, 3.0)) == 1.0
+    assert _weight_unit((0.123456789, 1.0)) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(instance)
+def test_two_pass_path_matches_brute_force_for_weights_without_unit(inst) -> None:  # type: ignore[no-untyped-def]
+    queries, _, caps, link_cap = inst
+    weights = [1.0, 0.7071067811865476, 1.4142135623730951, 0.5773502691896257, 1.0]
+    problem = _problem(queries, weights, caps, link_cap)
+    sel = MilpSelector().select(problem, time_limit_s=10)
+    goodput, neg_cost = _brute(problem)
+    assert sel.fits(problem)
+    assert sel.goodput == pytest.approx(goodput)
+    assert sel.cost_per_hour == pytest.approx(-neg_cost)

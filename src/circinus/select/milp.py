@@ -1,18 +1,24 @@
 """Exact selection as a mixed-integer program solved by HiGHS (through SciPy).
 
 NOTE: the selection is a multiple-choice multi-dimensional knapsack: a binary ``x[q,k]`` per
-candidate ``k`` of query ``q``, at most one per query, every capacity row respected. It is solved
-lexicographically, in two passes sharing the time budget: first maximise goodput
-``sum w_q x[q,k]``; then, with goodput held at that optimum, minimise cost. Two passes avoid the
-big-M weighting a single objective would need, which breaks on arbitrary query weights. The
-first pass's dual bound is the reported goodput bound. If HiGHS finds no feasible answer within
-its budget, a greedy selection (heaviest queries first, cheapest candidate that fits) is
-returned, with the LP relaxation as its bound.
+candidate ``k`` of query ``q``, at most one per query, every capacity row respected, maximising
+goodput ``sum w_q x[q,k]`` first and minimising cost second. When the weights are multiples of a
+common unit ``u`` (1 for plain counts, 0.5 for weights such as 0.5, 1, 2), goodputs differ by at
+least ``u``, so one solve of ``min sum (c - B w) x`` with ``B = (C + 1) / u`` (``C`` the largest
+possible total cost) is exactly lexicographic: one more unit of goodput is worth more than any
+cost. Otherwise two passes share the time budget: maximise goodput, then minimise cost with
+goodput held; that second pass carries a dense goodput row that HiGHS can take far longer than
+its time limit on at thousands of queries, which is why the single solve is preferred.
+Bounds and gaps come from HiGHS's dual bound. If no feasible answer is found within the budget,
+a greedy selection (heaviest queries first, cheapest candidate that fits) is returned, with the
+LP relaxation as its bound.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from fractions import Fraction
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -40,6 +46,10 @@ class MilpSelector(BaseSelector):
         a, ub = _constraints(problem, owners, rows)
         cons = [LinearConstraint(a, -np.inf, ub)]
         ones, bounds = np.ones(n), Bounds(np.zeros(n), np.ones(n))
+        unit = _weight_unit(problem.weights)
+        if unit is not None:
+            return self._weighted(problem, owners, weights, costs, cons, unit, time_limit_s,
+                                  start)
         opts = {"time_limit": max(0.05, time_limit_s * _GOODPUT_SHARE),
                 "mip_rel_gap": self.rel_gap, "disp": False}
         first = milp(-weights, constraints=cons, integrality=ones, bounds=bounds, options=opts)
@@ -67,6 +77,69 @@ class MilpSelector(BaseSelector):
             status="optimal" if proven else "time_limit",
             seconds=time.monotonic() - start,
         )
+
+
+    def _weighted(self, problem: SelectionProblem, owners: list[tuple[int, int]],
+                  weights: np.ndarray, costs: np.ndarray, cons: list[LinearConstraint],
+                  unit: float, time_limit_s: float, start: float) -> Selection:
+        """The single lexicographic solve (see module note)."""
+        most = _max_total_cost(problem) + 1.0
+        big = most / unit
+        n = len(owners)
+        res = milp(costs - big * weights, constraints=cons, integrality=np.ones(n),
+                   bounds=Bounds(np.zeros(n), np.ones(n)),
+                   options={"time_limit": max(0.05, time_limit_s), "disp": False,
+                            "mip_rel_gap": self.rel_gap * 1e-3})
+        if res.x is None:
+            a, ub = cons[0].A, cons[0].ub
+            return _greedy(problem, owners, weights, costs, a, ub, start)
+        x = np.round(res.x)
+        goodput, cost = float(weights @ x), float(costs @ x)
+        dual = float(res.mip_dual_bound) if res.mip_dual_bound is not None else cost - big * goodput
+        # Any selection y has cost(y) - B goodput(y) >= dual and cost(y) <= C, so
+        # goodput(y) <= (C - dual) / B; goodputs are multiples of the unit. At a proven optimum
+        # the goodput is optimal outright (the objective is lexicographic).
+        bound = goodput
+        if res.status != 0:
+            ceiling = math.floor(((most - 1.0 - dual) / big) / unit + 1e-9) * unit
+            bound = max(goodput, ceiling)
+        cost_floor = max(0.0, dual + big * goodput) if bound <= goodput + 1e-9 else 0.0
+        return Selection(
+            chosen=_decode(problem, owners, x), goodput=goodput, cost_per_hour=cost,
+            goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
+            cost_gap=(cost - cost_floor) / cost if cost > EPS else 0.0,
+            status="optimal" if res.status == 0 else "time_limit",
+            seconds=time.monotonic() - start,
+        )
+
+
+def _weight_unit(weights: tuple[float, ...]) -> float | None:
+    """The largest ``u`` of which every weight is a whole multiple (within 1e-9), if the weights
+    are fractions with denominators up to 1,000; else ``None``.
+
+    Example: ``(0.5, 1.0, 2.0)`` -> 0.5; ``(1.0, 2.0)`` -> 1.0; ``(1/3, 1.0)`` -> 1/3.
+    """
+    fracs = []
+    for w in set(weights):
+        f = Fraction(w).limit_denominator(1000)
+        if abs(float(f) - w) > 1e-9 * max(1.0, abs(w)):
+            return None
+        fracs.append(f)
+    if not fracs:
+        return None
+    num = 0
+    den = 1
+    for f in fracs:
+        den = den * f.denominator // math.gcd(den, f.denominator)
+    for f in fracs:
+        num = math.gcd(num, f.numerator * (den // f.denominator))
+    return num / den if num else None
+
+
+def _max_total_cost(problem: SelectionProblem) -> float:
+    """The cost of admitting every query with its most expensive candidate."""
+    return sum(max((c.estimate.cost_per_hour for c in qc.candidates), default=0.0)
+               for qc in problem.candidates)
 
 
 def _flatten(problem: SelectionProblem
