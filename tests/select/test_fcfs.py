@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hypothesis import given, settings
+from tests.select.test_milp import _problem, instance
 
 from circinus.select import FcfsSelector
-from tests.select.test_milp import _problem, instance
 
 
 def test_earlier_query_keeps_the_unit_even_if_a_heavier_one_comes_later() -> None:
