@@ -16,9 +16,14 @@ LP relaxation as its bound.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -52,7 +57,7 @@ class MilpSelector(BaseSelector):
                                   start)
         opts = {"time_limit": max(0.05, time_limit_s * _GOODPUT_SHARE),
                 "mip_rel_gap": self.rel_gap, "disp": False}
-        first = milp(-weights, constraints=cons, integrality=ones, bounds=bounds, options=opts)
+        first = _solve(-weights, constraints=cons, integrality=ones, bounds=bounds, options=opts)
         if first.x is None:
             return _greedy(problem, owners, weights, costs, a, ub, start)
         goodput = float(weights @ np.round(first.x))
@@ -62,7 +67,7 @@ class MilpSelector(BaseSelector):
                                 np.inf)
         left = max(0.05, time_limit_s - (time.monotonic() - start))
         opts = {"time_limit": left, "mip_rel_gap": self.rel_gap, "disp": False}
-        second = milp(costs, constraints=[*cons, keep], integrality=ones, bounds=bounds,
+        second = _solve(costs, constraints=[*cons, keep], integrality=ones, bounds=bounds,
                       options=opts)
         x = np.round(second.x if second.x is not None else first.x)
         cost_gap = float(second.mip_gap) if second.x is not None and second.mip_gap else 0.0
@@ -86,7 +91,7 @@ class MilpSelector(BaseSelector):
         most = _max_total_cost(problem) + 1.0
         big = most / unit
         n = len(owners)
-        res = milp(costs - big * weights, constraints=cons, integrality=np.ones(n),
+        res = _solve(costs - big * weights, constraints=cons, integrality=np.ones(n),
                    bounds=Bounds(np.zeros(n), np.ones(n)),
                    options={"time_limit": max(0.05, time_limit_s), "disp": False,
                             "mip_rel_gap": self.rel_gap * 1e-3})
@@ -111,6 +116,28 @@ class MilpSelector(BaseSelector):
             status="optimal" if res.status == 0 else "time_limit",
             seconds=time.monotonic() - start,
         )
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 for the duration: HiGHS (as bundled by SciPy) prints debug
+    lines such as ``transformNewIntegerFeasibleSolution`` from C++ even with ``disp=False``,
+    which would garble the CLI's tables and JSON on stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _solve(*args: Any, **kwargs: Any) -> Any:
+    """``scipy.optimize.milp`` with HiGHS's stray output silenced."""
+    with _quiet_stdout():
+        return milp(*args, **kwargs)
 
 
 def _weight_unit(weights: tuple[float, ...]) -> float | None:
@@ -193,7 +220,7 @@ def _greedy(problem: SelectionProblem, owners: list[tuple[int, int]], weights: n
         if np.all(load + dense[:, j] <= ub + EPS):
             x[j] = 1.0
             load += dense[:, j]
-    relaxed = milp(-weights, constraints=[LinearConstraint(a, -np.inf, ub)],
+    relaxed = _solve(-weights, constraints=[LinearConstraint(a, -np.inf, ub)],
                    bounds=Bounds(0, 1), options={"time_limit": 5.0})
     goodput = float(weights @ x)
     bound = -float(relaxed.fun) if relaxed.x is not None else float(weights.sum())
