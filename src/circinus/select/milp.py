@@ -8,13 +8,13 @@ second pass runs without HiGHS's presolve, which on that dense row ignored its t
 against 9 s at 10,000 queries); on small and medium ones presolve is what lets both passes prove
 optimality in about a second. At scale (more than ``_SINGLE_SOLVE_ABOVE`` candidates), where
 neither pass proves anything within the budget, one solve of ``min sum (c - B w) x`` is used
-instead when the weights are multiples of a common unit ``u`` (1 for plain counts, 0.5 for 0.5/1/2): goodputs then
-differ by at least ``u`` and ``B = (C + 1) / u`` (``C`` the largest possible total cost) makes
-the objective exactly lexicographic; the cost term also guides HiGHS to better selections (7,555
-admitted against 7,536 for the goodput pass alone, at 10,000 generated queries in 30 s).
-Bounds and gaps come from HiGHS's dual bound. If no feasible answer is found within the budget,
-a greedy selection (heaviest queries first, cheapest candidate that fits) is returned, with the
-LP relaxation as its bound.
+instead when the weights are multiples of a common unit ``u`` (1 for plain counts, 0.5 for
+0.5/1/2): goodputs then differ by at least ``u`` and ``B = (C + 1) / u`` (``C`` the largest
+possible total cost) makes the objective exactly lexicographic; the cost term also guides HiGHS to
+better selections (7,555 admitted against 7,536 for the goodput pass alone, at 10,000 generated
+queries in 30 s). Bounds and gaps come from HiGHS's dual bound. If no feasible answer is found
+within the budget, a greedy selection (heaviest queries first, cheapest candidate that fits) is
+returned, with the LP relaxation as its bound.
 """
 
 from __future__ import annotations
