@@ -118,7 +118,7 @@ class Planner:
         settings: planner settings overriding the world's ``planner`` section.
     """
 
-    def __init__(self, *, search: str = "exhaustive", selector: str = "milp",
+    def __init__(self, *, search: str = "circinus", selector: str = "milp",
                  settings: PlannerSettings | None = None) -> None:
         if search not in SEARCHES:
             raise ValueError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")

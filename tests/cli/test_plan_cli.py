@@ -77,3 +77,19 @@ def test_validate_summarises(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(ROOT / "examples" / "jellybean-vqa.yaml")])
     assert result.exit_code == 0
     assert "valid" in result.output and "9 devices" in result.output
+
+
+@pytest.mark.parametrize(("search", "selector"), [("exhaustive", "milp"), ("vulcan", "fcfs"),
+                                                  ("infaas", "fcfs")])
+def test_plan_with_another_search(search: str, selector: str, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["plan", str(ROOT / "examples" / "tiny.yaml"), "--search", search,
+                                 "--selector", selector, "--json", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    _check_consistent(json.loads(out.read_text()))
+
+
+def test_plan_rejects_unknown_search() -> None:
+    result = runner.invoke(app, ["plan", str(ROOT / "examples" / "tiny.yaml"), "--search", "x"])
+    assert result.exit_code == 2
+    assert "--search" in result.output

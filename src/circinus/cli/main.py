@@ -70,6 +70,12 @@ def plan(
         float | None,
         typer.Option("--time-limit", min=0.1, help="Selection time budget, s (default: world)."),
     ] = None,
+    search: Annotated[str, typer.Option(
+        help="Per-query search: circinus, exhaustive, vulcan, jellybean, infaas, random.")
+    ] = "circinus",
+    selector: Annotated[str, typer.Option(
+        help="Global selection: milp (goodput-optimal) or fcfs (first come, first served).")
+    ] = "milp",
     show: Annotated[int, typer.Option(min=0, help="Queries listed per table.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
@@ -84,7 +90,15 @@ def plan(
         w, index = load_indexed_world(world)
         settings = w.planner if time_limit is None else w.planner.model_copy(
             update={"time_limit_s": time_limit})
-        result = Planner(settings=settings).plan(index)
+        from circinus.planner import SEARCHES, SELECTORS
+
+        if search not in SEARCHES:
+            raise SpecError(f"--search: unknown search {search!r}; choose from "
+                            f"{', '.join(sorted(SEARCHES))}")
+        if selector not in SELECTORS:
+            raise SpecError(f"--selector: unknown selector {selector!r}; choose from "
+                            f"{', '.join(sorted(SELECTORS))}")
+        result = Planner(search=search, selector=selector, settings=settings).plan(index)
         planfile = to_plan_file(index, result)
         if json_out is not None:
             _write_atomic(json_out, planfile.model_dump_json(indent=2))
