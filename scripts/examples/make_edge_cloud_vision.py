@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from circinus.gen.data import TIMM, Variant, pareto_layers, read_timm_variants, upstream_commit
+from circinus.gen.data import TIMM, pareto_layers, read_timm_variants, upstream_commit
+from circinus.gen.pipelines import (
+    CAMERAS,
+    DECODE,
+    DETECT,
+    FAMILIES,
+    GPU_OVERHEAD_MS,
+    GPU_REPLICA_UNITS,
+    classify_operator,
+    standin_operator,
+    vision_pipeline,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "examples" / "edge-cloud-vision.yaml"
@@ -28,26 +38,7 @@ SCRIPT = "scripts/examples/make_edge_cloud_vision.py"
 SEED = 20240607
 N_QUERIES = 240
 MAX_VARIANTS = 40  # whole Pareto layers are taken while the total stays at or below this
-GPU_OVERHEAD_MS = 2.0  # stand-in fixed per-batch cost on the RTX 4090
-GPU_BATCHES = (4, 16)
-GPU_REPLICA_UNITS = 0.25  # a quarter of a GPU (MPS share) per cloud replica
-FAMILIES = re.compile(
-    r"^(mobilenetv3_(large|small)_\d+|efficientnet_b\d|resnet(18|34|50|101|152)d?"
-    r"|convnext_(atto|femto|pico|nano|tiny|small|base)|vit_(tiny|small|base)_patch16_(224|384)"
-    r"|deit_(tiny|small|base)_patch16_224)$"
-)
-
-# Stand-ins: (config, i7 batch-1 ms, i7 units, GPU samples/s for t(b), output KB, accuracy).
-DECODE = [  # 720p JPEG -> 640x640; "raw" keeps RGB8, "jpeg" re-encodes at q90 (accuracy 1.0)
-    ({"output": "raw"}, 6.0, 0.25, 2000.0, 1200.0, 1.0),
-    ({"output": "jpeg"}, 10.0, 0.25, 1200.0, 90.0, 1.0),
-]
-DETECT = [  # three detector sizes at 640 px; accuracy = recall of the object of interest
-    ({"model": "det-nano"}, 25.0, 1.0, 2500.0, 20.0, 0.82),
-    ({"model": "det-small"}, 60.0, 1.0, 1200.0, 24.0, 0.89),
-    ({"model": "det-medium"}, 150.0, 1.0, 500.0, 28.0, 0.93),
-]
-CAMERAS = {"sd": (150.0, 1.0), "hd": (280.0, 2.25)}  # frame KB, decode work vs the 720p profile
+GPU_BATCHES = (4, 16)  # this example also offers batch 16 on the GPU
 # Edge sites: camera, box replica slots, uplink Mbit/s, RTT ms, $/GB, uplink capacity Mbit/s.
 EDGE_SITES = [
     ("shop-north", "sd", 8.0, 100.0, 12.0, 0.01, None),
@@ -67,64 +58,6 @@ SLO_CLASSES = [
 ]
 RATES, RATE_WEIGHTS = (1.0, 2.0, 5.0, 10.0), (4, 3, 2, 1)
 COST_CAPS, COST_CAP_SHARE = (0.25, 0.5, 1.0), 0.25
-
-
-def gpu_profile(config: dict[str, Any], samples_per_s: float) -> dict[str, Any]:
-    """RTX 4090 profile from the stand-in t(b) = GPU_OVERHEAD_MS + b * 1000 / samples_per_s."""
-
-    def t(b: int) -> float:
-        return round(GPU_OVERHEAD_MS + b * 1000.0 / samples_per_s, 3)
-
-    return {"config": dict(config), "hardware": "rtx4090", "mean_ms": t(1),
-            "batch_ms": {b: t(b) for b in GPU_BATCHES}, "units": GPU_REPLICA_UNITS}
-
-
-def standin_operator(name: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """An operator from a stand-in table of (config, i7 ms, i7 units, GPU sps, KB, accuracy)."""
-    knob = next(iter(rows[0][0]))
-    profiles: list[dict[str, Any]] = []
-    for config, cpu_ms, units, sps, _, _ in rows:
-        profiles.append({"config": dict(config), "hardware": "i7-12700h", "mean_ms": cpu_ms,
-                         "units": units})
-        profiles.append(gpu_profile(config, sps))
-    return {
-        "name": name,
-        "knobs": {knob: [r[0][knob] for r in rows]},
-        "profiles": profiles,
-        "output_kb": [{"when": dict(r[0]), "value": r[4]} for r in rows],
-        "accuracy": [{"when": dict(r[0]), "value": r[5]} for r in rows],
-    }
-
-
-def classify_operator(variants: Sequence[Variant]) -> dict[str, Any]:
-    """The crop classifier: knobs model x resolution, real latency and top-1 per variant."""
-    models = list(dict.fromkeys(v.model for v in variants))
-    profiles: list[dict[str, Any]] = []
-    accuracy: list[dict[str, Any]] = []
-    for v in variants:
-        config = {"model": v.model, "resolution": v.resolution}
-        profiles.append({"config": dict(config), "hardware": "i7-12700h", "mean_ms": v.cpu_ms})
-        profiles.append(gpu_profile(config, v.gpu_sps))
-        accuracy.append({"when": dict(config), "value": round(v.top1 / 100.0, 5)})
-    return {
-        "name": "classify",
-        "knobs": {"model": models,
-                  "resolution": sorted({v.resolution for v in variants})},
-        "profiles": profiles,
-        "output_kb": 1.0,
-        "accuracy": accuracy,
-    }
-
-
-def pipeline(camera: str) -> dict[str, Any]:
-    """camera -> decode -> detect -> classify, for one camera type; accuracy = product."""
-    return {
-        "name": f"vision-{camera}",
-        "sources": [{"name": "camera", "output_kb": CAMERAS[camera][0]}],
-        "stages": [{"name": s, "operator": s} for s in ("decode", "detect", "classify")],
-        "edges": [["camera", "decode"], ["decode", "detect"], ["detect", "classify"]],
-        "accuracy": {"rule": "product"},
-    }
 
 
 def infrastructure() -> dict[str, Any]:
@@ -213,9 +146,10 @@ def build_world() -> tuple[dict[str, Any], str]:
         "name": "edge-cloud-vision",
         "description": " ".join(line.strip() for line in lines if line),
         **infrastructure(),
-        "operators": [standin_operator("decode", DECODE), standin_operator("detect", DETECT),
-                      classify_operator(variants)],
-        "pipelines": [pipeline(camera) for camera in CAMERAS],
+        "operators": [standin_operator("decode", DECODE, GPU_BATCHES),
+                      standin_operator("detect", DETECT, GPU_BATCHES),
+                      classify_operator(variants, GPU_BATCHES)],
+        "pipelines": [vision_pipeline(camera) for camera in CAMERAS],
         "queries": queries(random.Random(SEED)),
         "planner": {"max_utilization": 0.8, "max_devices_per_operator": 1, "extra_replicas": 1,
                     "candidates_per_query": 8, "time_limit_s": 30.0},

@@ -71,8 +71,10 @@ def hardware() -> list[dict[str, Any]]:
     ]
 
 
-def gpu_profile(config: dict[str, Any], samples_per_s: float) -> dict[str, Any]:
-    """RTX 4090 profile from the stand-in t(b) = GPU_OVERHEAD_MS + b * 1000 / samples_per_s.
+def gpu_profile(config: dict[str, Any], samples_per_s: float,
+                batches: Sequence[int] = GPU_BATCHES) -> dict[str, Any]:
+    """RTX 4090 profile from the stand-in t(b) = GPU_OVERHEAD_MS + b * 1000 / samples_per_s,
+    with ``batches`` as the profiled batch sizes beyond 1.
 
     Example: 1,000 samples/s gives t(1) = 3 ms, t(4) = 6 ms, t(16) = 18 ms.
     """
@@ -81,17 +83,18 @@ def gpu_profile(config: dict[str, Any], samples_per_s: float) -> dict[str, Any]:
         return round(GPU_OVERHEAD_MS + b * 1000.0 / samples_per_s, 3)
 
     return {"config": dict(config), "hardware": CLOUD_HW, "mean_ms": t(1),
-            "batch_ms": {b: t(b) for b in GPU_BATCHES}, "units": GPU_REPLICA_UNITS}
+            "batch_ms": {b: t(b) for b in batches}, "units": GPU_REPLICA_UNITS}
 
 
-def _standin_operator(name: str, rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+def standin_operator(name: str, rows: Sequence[tuple[Any, ...]],
+                     batches: Sequence[int] = GPU_BATCHES) -> dict[str, Any]:
     """An operator from a stand-in table of (config, i7 ms, i7 units, GPU sps, KB, accuracy)."""
     knob = next(iter(rows[0][0]))
     profiles: list[dict[str, Any]] = []
     for config, cpu_ms, units, sps, _, _ in rows:
         profiles.append({"config": dict(config), "hardware": EDGE_HW, "mean_ms": cpu_ms,
                          "units": units})
-        profiles.append(gpu_profile(config, sps))
+        profiles.append(gpu_profile(config, sps, batches))
     return {
         "name": name,
         "knobs": {knob: [r[0][knob] for r in rows]},
@@ -106,14 +109,15 @@ def classifier_variants() -> list[Variant]:
     return pareto_layers(read_timm_variants(FAMILIES), MAX_CLASSIFIERS)
 
 
-def _classify_operator(variants: Sequence[Variant]) -> dict[str, Any]:
+def classify_operator(variants: Sequence[Variant],
+                      batches: Sequence[int] = GPU_BATCHES) -> dict[str, Any]:
     """The crop classifier: knobs model x resolution, real latency and top-1 per variant."""
     profiles: list[dict[str, Any]] = []
     accuracy: list[dict[str, Any]] = []
     for v in variants:
         config = {"model": v.model, "resolution": v.resolution}
         profiles.append({"config": dict(config), "hardware": EDGE_HW, "mean_ms": v.cpu_ms})
-        profiles.append(gpu_profile(config, v.gpu_sps))
+        profiles.append(gpu_profile(config, v.gpu_sps, batches))
         accuracy.append({"when": dict(config), "value": round(v.top1 / 100.0, 5)})
     return {
         "name": "classify",
@@ -125,7 +129,7 @@ def _classify_operator(variants: Sequence[Variant]) -> dict[str, Any]:
     }
 
 
-def _vision_pipeline(camera: str) -> dict[str, Any]:
+def vision_pipeline(camera: str) -> dict[str, Any]:
     """camera -> decode -> detect -> classify for one camera type; accuracy = product."""
     return {
         "name": f"vision-{camera}",
@@ -189,7 +193,7 @@ def _vqa_pipeline() -> dict[str, Any]:
 
 def catalogue() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(operators, pipelines)`` as plain world data, in a fixed order."""
-    operators = [_standin_operator("decode", DECODE), _standin_operator("detect", DETECT),
-                 _classify_operator(classifier_variants()), *_vqa_operators()]
-    pipelines = [*(_vision_pipeline(c) for c in CAMERAS), _vqa_pipeline()]
+    operators = [standin_operator("decode", DECODE), standin_operator("detect", DETECT),
+                 classify_operator(classifier_variants()), *_vqa_operators()]
+    pipelines = [*(vision_pipeline(c) for c in CAMERAS), _vqa_pipeline()]
     return operators, pipelines
