@@ -1,0 +1,163 @@
+"""The profile store: every measured sample, durable, never paid for twice.
+
+NOTE: a *sample* is one measurement of one estimate on one input: the latency of a stage
+configuration on a hardware class for input ``i``, or whether the pipeline's output for input
+``i`` was correct. Samples are keyed by ``(key, sample_id)`` where ``key`` names the estimate
+(e.g. ``latency/vision/classify/model=resnet18/i7-12700h/b1``) and ``sample_id`` the input, and
+that pair is unique in the table: writing a sample twice (two profiling processes racing, or a
+rerun after a crash) keeps the first and reports it as already present, so concurrent writers
+never duplicate and a crashed run loses only what it had not committed. Each ``add`` is one
+transaction. SQLite (the default, a file) runs in WAL mode so readers do not block the writer;
+PostgreSQL is used by URL.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from circinus.errors import CircinusError
+
+_metadata = MetaData()
+_samples = Table(
+    "samples",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(512), nullable=False),
+    Column("sample_id", Integer, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    UniqueConstraint("key", "sample_id", name="one_value_per_sample"),
+)
+
+
+class StoreError(CircinusError):
+    """The profile store cannot be opened or written (bad URL, unreachable server, disk full)."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: ``value`` of estimate ``key`` on input ``sample_id``."""
+
+    key: str
+    sample_id: int
+    value: float
+
+
+class BaseProfileStore(ABC):
+    """Durable storage of profiling samples.
+
+    Contract: ``add`` is atomic (all of a call's samples are stored or none) and idempotent per
+    ``(key, sample_id)`` (the first value written wins; later ones are ignored and not
+    counted); ``samples`` returns what earlier ``add`` calls committed, in ``sample_id`` order,
+    from this or any other process. Safe to use from several processes at once.
+    """
+
+    @abstractmethod
+    def add(self, samples: Iterable[Sample]) -> int:
+        """Store ``samples`` in one transaction; returns how many were new."""
+
+    @abstractmethod
+    def samples(self, key: str) -> list[Sample]:
+        """All samples of ``key``, by ``sample_id``."""
+
+    @abstractmethod
+    def counts(self, prefix: str = "") -> Mapping[str, int]:
+        """Number of samples per key, for keys starting with ``prefix``."""
+
+
+class SqlProfileStore(BaseProfileStore):
+    """A profile store on SQLAlchemy: a SQLite file by default, PostgreSQL by URL.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///profiles.db`` or
+            ``postgresql+psycopg://user@host/db``; a plain path means a SQLite file.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url if "://" in url else f"sqlite:///{url}"
+        try:
+            self._engine = _engine(self.url)
+            _metadata.create_all(self._engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"profile store {self.url!r}: cannot open ({_first_line(exc)}); "
+                             "check the URL and that the server is running") from exc
+
+    def add(self, samples: Iterable[Sample]) -> int:
+        rows = [{"key": s.key, "sample_id": s.sample_id, "value": s.value,
+                 "recorded_at": time.time()} for s in samples]
+        if not rows:
+            return 0
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(_samples).on_conflict_do_nothing(
+            index_elements=["key", "sample_id"]).returning(_samples.c.id)
+        for attempt in range(20):
+            try:
+                with self._engine.begin() as conn:
+                    # RETURNING yields only the rows actually inserted (driver rowcounts
+                    # disagree on executemany), so this counts the new samples exactly.
+                    return len(conn.execute(stmt, rows).all())
+            except OperationalError as exc:  # SQLite "database is locked" under contention
+                if "locked" not in str(exc) or attempt == 19:
+                    raise StoreError(f"profile store {self.url!r}: write failed "
+                                     f"({_first_line(exc)})") from exc
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def samples(self, key: str) -> list[Sample]:
+        query = (select(_samples.c.key, _samples.c.sample_id, _samples.c.value)
+                 .where(_samples.c.key == key).order_by(_samples.c.sample_id))
+        with self._engine.connect() as conn:
+            return [Sample(k, int(i), float(v)) for k, i, v in conn.execute(query)]
+
+    def counts(self, prefix: str = "") -> Mapping[str, int]:
+        query = (select(_samples.c.key, func.count())
+                 .where(_samples.c.key.startswith(prefix, autoescape=True))
+                 .group_by(_samples.c.key))
+        with self._engine.connect() as conn:
+            return {k: int(n) for k, n in conn.execute(query)}
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: object, _: object) -> None:
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
