@@ -112,7 +112,7 @@ def trained(model: str, resolution: int) -> Any:
     tag = f"digits-{model}-r{resolution}-sk{sklearn.__version__}"
     path = cache_dir() / f"{tag}-{hashlib.sha1(tag.encode()).hexdigest()[:8]}.pkl"
     if path.exists():
-        with path.open("rb") as fh:
+        with path.open("rb") as fh:  # our own cache file, written below by this function
             return pickle.load(fh)
     images, labels = _digits()
     x = np.array([downsample(img, resolution) for img in images[:TRAIN]])
