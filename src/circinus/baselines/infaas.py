@@ -26,11 +26,12 @@ import heapq
 from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import PerQuerySearch, PlanSpace, Vector, plan_space
+from circinus.baselines.space import PerQuerySearch, PlanSpace, plan_space
 from circinus.estimate.base import EPS
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, admissible, no_candidate_reason, shortlist
+from circinus.search.vectors import Vector
 from circinus.spec.models import Device, Query
 
 
@@ -57,7 +58,7 @@ class CheapestVariantSearch(PerQuerySearch):
 
     def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
-        vectors, best_accuracy = self._vectors.get(query)
+        vectors, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
         chosen: list[Evaluated] = []
         tried: list[Evaluated] = []
         for devices in self._tier_devices(query):

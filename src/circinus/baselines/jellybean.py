@@ -31,12 +31,13 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import PerQuerySearch, Vector
+from circinus.baselines.space import PerQuerySearch
 from circinus.estimate.base import EPS
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices, replica_rate
 from circinus.search.shortlist import Evaluated, shortlist
+from circinus.search.vectors import Vector
 from circinus.spec.index import ConfigKey
 from circinus.spec.models import Device, Query
 
@@ -54,7 +55,7 @@ class BeamGreedySearch(PerQuerySearch):
     def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
         devices = eligible_devices(index, query, self.settings.tiers)
-        feasible, best_accuracy = self._vectors.get(query)
+        feasible, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
         found: list[Evaluated] = []
         seen: set[QueryPlan] = set()
         for vector in self._beam(query, devices, feasible):

@@ -32,7 +32,7 @@ class RandomSearch(PerQuerySearch):
         index = self.estimator.index
         space = plan_space(index, self.settings, query,
                            eligible_devices(index, query, self.settings.tiers))
-        _, best_accuracy = self._vectors.get(query)
+        _, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
         pairs: list[list[Pick]] = [[(c, o) for c, opts in choices for o in opts]
                                    for choices in space.choices]
         rng = random.Random(self.settings.seed + position)

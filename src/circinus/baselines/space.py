@@ -5,27 +5,25 @@ plain one: every configuration of every operator (no dominance pruning) and, per
 every placement option of :func:`~circinus.search.placements.stage_options` on the devices the
 query may reach. Accuracy-feasible configuration vectors are the one piece of decomposition all
 of them share (each paper filters variants by accuracy before placing them); they are computed
-once per (pipeline, accuracy floor) by :class:`VectorCache`.
+once per (pipeline, accuracy floor) by :class:`~circinus.search.vectors.VectorCache`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from circinus.estimate.base import EPS, BaseEstimator
+from circinus.estimate.base import BaseEstimator
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.placements import Option, stage_options
+from circinus.search.vectors import VectorCache
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query
 
-Vector = tuple[ConfigKey, ...]
-"""One configuration per stage, in the pipeline's topological order."""
 Pick = tuple[ConfigKey, Option]
 """One stage's decision: its configuration and placement option."""
 
@@ -83,36 +81,6 @@ def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
                 per_config.append((config, opts))
         choices.append(tuple(per_config))
     return PlanSpace(pipe.order, tuple(choices))
-
-
-class VectorCache:
-    """Accuracy-feasible configuration vectors per (pipeline, accuracy floor)."""
-
-    def __init__(self, estimator: BaseEstimator) -> None:
-        self.estimator = estimator
-        self._cache: dict[tuple[str, float | None], tuple[list[Vector], float | None]] = {}
-
-    def get(self, query: Query) -> tuple[list[Vector], float | None]:
-        """The vectors of ``query``'s pipeline meeting its accuracy SLO, in lexicographic
-        operator order, and the best accuracy of any vector (``None`` when none is known)."""
-        key = (query.pipeline, query.slo.min_accuracy)
-        if key not in self._cache:
-            self._cache[key] = self._compute(*key)
-        return self._cache[key]
-
-    def _compute(self, pipeline: str, floor: float | None) -> tuple[list[Vector], float | None]:
-        index = self.estimator.index
-        pipe = index.pipelines[pipeline]
-        configs = [index.operators[pipe.operator_of[s]].configs for s in pipe.order]
-        vectors: list[Vector] = []
-        best: float | None = None
-        for combo in itertools.product(*configs):
-            acc = self.estimator.accuracy(pipeline, dict(zip(pipe.order, combo, strict=True)))
-            if acc is not None:
-                best = acc if best is None else max(best, acc)
-            if floor is None or (acc is not None and acc >= floor - EPS):
-                vectors.append(combo)
-        return vectors, best
 
 
 class PerQuerySearch(BaseSearch):

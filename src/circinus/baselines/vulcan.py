@@ -53,7 +53,7 @@ class BayesOptSearch(PerQuerySearch):
         index = self.estimator.index
         space = plan_space(index, self.settings, query,
                            eligible_devices(index, query, self.settings.tiers))
-        _, best_accuracy = self._vectors.get(query)
+        _, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
         budget = 0 if space.empty else min(self.trials, space.size())
         tried: list[Evaluated] = []
         if budget:

@@ -18,7 +18,6 @@ the global selection needs to trade between queries.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,9 @@ from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominat
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
-from circinus.search.dominance import undominated_configs
 from circinus.search.placements import Option, eligible_devices, stage_options
 from circinus.search.shortlist import explain
+from circinus.search.vectors import VectorCache
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query
 
@@ -86,8 +85,7 @@ class ExhaustiveSearch(BaseSearch):
 
     def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
         super().__init__(estimator=estimator, settings=settings)
-        self._vectors: dict[tuple[str, float | None],
-                            tuple[list[dict[str, ConfigKey]], float | None]] = {}
+        self._vectors = VectorCache(estimator, prune_dominated=True)
 
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         groups: dict[tuple[object, ...], list[int]] = {}
@@ -106,32 +104,11 @@ class ExhaustiveSearch(BaseSearch):
 
     def _config_vectors(self, query: Query, floor: float | None
                         ) -> tuple[list[dict[str, ConfigKey]], float | None]:
-        """Accuracy-feasible configuration vectors and the best accuracy, cached per
-        (pipeline, accuracy floor): every query of the pipeline shares them."""
-        key = (query.pipeline, floor)
-        if key not in self._vectors:
-            self._vectors[key] = self._accuracy_feasible(query, floor)
-        return self._vectors[key]
-
-    def _accuracy_feasible(self, query: Query, floor: float | None
-                           ) -> tuple[list[dict[str, ConfigKey]], float | None]:
-        index = self.estimator.index
-        pipe = index.pipelines[query.pipeline]
-        stages = pipe.order
-        monotone = pipe.spec.accuracy.rule in ("product", "min", "mean", "none")
-        choices = [
-            undominated_configs(op) if monotone else op.configs
-            for op in (index.operators[pipe.operator_of[s]] for s in stages)
-        ]
-        vectors, best = [], None
-        for combo in itertools.product(*choices):
-            configs = dict(zip(stages, combo, strict=True))
-            acc = self.estimator.accuracy(query.pipeline, configs)
-            if acc is not None:
-                best = acc if best is None else max(best, acc)
-            if floor is None or (acc is not None and acc >= floor - EPS):
-                vectors.append(configs)
-        return vectors, best
+        """Accuracy-feasible configuration vectors (as stage -> configuration) and the best
+        accuracy, shared by every query of the pipeline with this floor."""
+        order = self.estimator.index.pipelines[query.pipeline].order
+        vectors, best = self._vectors.get(query.pipeline, floor)
+        return [dict(zip(order, v, strict=True)) for v in vectors], best
 
     def _enumerate(self, members: Sequence[Query]) -> _Pool:
         rep = members[0]
