@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from circinus.baselines.space import plan_space as space_of
 from circinus.bench.methods import METHODS, Method
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.planner import Planner
 from circinus.search.decomposed import DecomposedSearch
-from circinus.search.placements import eligible_devices, stage_options
+from circinus.search.placements import eligible_devices
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query
 
@@ -169,17 +170,9 @@ def _ratios(records: Sequence[Record]) -> list[Ratio]:
 def plan_space(index: WorldIndex, query: Query) -> int:
     """Number of complete plans of ``query`` in the planner's option space (all configuration
     vectors, every placement option of every stage)."""
-    pipe = index.pipelines[query.pipeline]
-    devices = eligible_devices(index, query, index.world.planner.tiers)
-    per_stage = []
-    for stage in pipe.order:
-        op = index.operators[pipe.operator_of[stage]]
-        per_stage.append(sum(len(stage_options(index, index.world.planner, query, stage, c,
-                                               devices)) for c in op.configs))
-    total = 1
-    for n in per_stage:
-        total *= n
-    return total
+    settings = index.world.planner
+    devices = eligible_devices(index, query, settings.tiers)
+    return space_of(index, settings, query, devices).size()
 
 
 def single_query_stats(name: str, index: WorldIndex, sample: int, seed: int) -> SingleQuery:

@@ -168,7 +168,7 @@ class BaseEstimator(ABC):
         transfers = []
         for stage in pipe.order:
             for pred in pipe.preds[stage]:
-                size = self._size_kb(query.pipeline, pred, configs)
+                size = self.message_kb(query.pipeline, pred, configs)
                 src = ((f"@{query.sources[pred]}", 1.0),) if pred in pipe.source_kb else (
                     ests[pred].shares
                 )
@@ -198,7 +198,9 @@ class BaseEstimator(ABC):
             link_mbps=_add(t.link_mbps for t in transfers),
         )
 
-    def _size_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:
+    def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:
+        """Size of the message ``node`` (a source or a stage in its configuration from
+        ``configs``) sends per request, KB."""
         pipe = self.index.pipelines[pipeline]
         if node in pipe.source_kb:
             return pipe.source_kb[node]

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.planner import PlanResult, QueryOutcome
+from circinus.search.placements import placement_units
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import KnobValue, Slo
 
@@ -148,9 +149,10 @@ def _query(index: WorldIndex, outcome: QueryOutcome) -> QueryOut:
         for st in outcome.plan.stages:
             op = index.operators[pipe.operator_of[st.stage]]
             reps = []
+            units_on = dict(placement_units(index, op, st.config, st.placement))
             for r in st.placement:
                 dev = index.devices[r.device]
-                units = r.count * op.profiles[st.config, dev.hardware].units
+                units = units_on[r.device]
                 reps.append(ReplicaOut(device=r.device, site=dev.site,
                                        tier=index.sites[dev.site].tier, replicas=r.count,
                                        units=units))

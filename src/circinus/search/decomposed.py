@@ -35,14 +35,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from circinus.estimate.base import EPS, Shares
+from circinus.estimate.base import EPS, BaseEstimator, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
-from circinus.search.exhaustive import ExhaustiveSearch, Usage, _fastest_service, _Leaf
-from circinus.search.placements import Option
+from circinus.search.exhaustive import ExhaustiveSearch, Usage, _Leaf, _Pool, fastest_service
+from circinus.search.placements import Option, placement_units
 from circinus.spec.index import ConfigKey, WorldIndex
-from circinus.spec.models import Query
+from circinus.spec.models import PlannerSettings, Query
 
 _Layer = dict[tuple["Shares", frozenset[str]], list["_Partial"]]
 """DP states (previous stage's shares, devices used so far) -> their Pareto partial plans."""
@@ -64,6 +64,12 @@ class _Partial:
 
 class DecomposedSearch(ExhaustiveSearch):
     """Circinus's search (see module note); registry key ``circinus``."""
+
+    def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
+        super().__init__(estimator=estimator, settings=settings)
+        # State of the group being enumerated: its prefix layers and latency budget.
+        self._layers: dict[tuple[ConfigKey, ...], tuple[_Layer, bool]] = {}
+        self._after: list[float] | None = None
 
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         index = self.estimator.index
@@ -119,10 +125,10 @@ class DecomposedSearch(ExhaustiveSearch):
             return self._chain(query, configs, per_stage, capacity, prune_ms)
         return super()._combine(query, configs, per_stage, capacity, prune_ms)
 
-    def _enumerate(self, members: Sequence[Query]) -> Any:
+    def _enumerate(self, members: Sequence[Query]) -> _Pool:
         # Prefix layers are valid for one group (its rate, sites and latency envelope).
-        self._layers: dict[tuple[ConfigKey, ...], tuple[_Layer, bool]] = {}
-        self._after: list[float] | None = None
+        self._layers = {}
+        self._after = None
         return super()._enumerate(members)
 
     def _chain(self, query: Query, configs: dict[str, ConfigKey],
@@ -134,7 +140,7 @@ class DecomposedSearch(ExhaustiveSearch):
             # Latency budget: the least the stages after each depth need, over any of their
             # configurations (so that prefix layers can be shared between vectors).
             index = self.estimator.index
-            fastest = _fastest_service(index, query, [index.devices[d] for d in capacity])
+            fastest = fastest_service(index, query, [index.devices[d] for d in capacity])
             least = [min((t for (s, _), t in fastest.items() if s == stage), default=math.inf)
                      for stage in pipe.order]
             self._after = [sum(least[k + 1:]) for k in range(len(pipe.order))]
@@ -173,8 +179,7 @@ class DecomposedSearch(ExhaustiveSearch):
         assert self._after is not None
         budget = prune_ms / 1e3 - self._after[depth] + EPS
         pred = path[depth]
-        size = (pipe.source_kb[pred] if pred in pipe.source_kb else
-                index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
+        size = est.message_kb(query.pipeline, pred, configs)
         op = index.operators[pipe.operator_of[stage]]
         grown: _Layer = {}
         made = 0
@@ -184,9 +189,7 @@ class DecomposedSearch(ExhaustiveSearch):
                 if not math.isfinite(st.mean_s):
                     continue
                 tr = est.transfer(query, size, shares, st.shares)
-                need = tuple((r.device, r.count * op.profiles[
-                    configs[stage], index.devices[r.device].hardware].units)
-                    for r in opt.placement)
+                need = placement_units(index, op, configs[stage], opt.placement)
                 step = StagePlan(stage, configs[stage], opt.batch, opt.placement)
                 extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
                     (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps)

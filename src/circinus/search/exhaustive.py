@@ -28,7 +28,12 @@ from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominat
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
-from circinus.search.placements import Option, eligible_devices, stage_options
+from circinus.search.placements import (
+    Option,
+    eligible_devices,
+    placement_units,
+    stage_options,
+)
 from circinus.search.shortlist import explain
 from circinus.search.vectors import VectorCache
 from circinus.spec.index import ConfigKey, WorldIndex
@@ -130,7 +135,7 @@ class ExhaustiveSearch(BaseSearch):
         accuracy: list[float] = []
         pruned = False
         evaluations = 0
-        fastest = _fastest_service(index, rep, devices)
+        fastest = fastest_service(index, rep, devices)
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -205,8 +210,7 @@ class ExhaustiveSearch(BaseSearch):
             op = est.index.operators[pipe.operator_of[stage]]
             config = configs[stage]
             for opt in per_stage[depth]:
-                need = [(r.device, r.count * op.profiles[config,
-                         est.index.devices[r.device].hardware].units) for r in opt.placement]
+                need = placement_units(est.index, op, config, opt.placement)
                 if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
                     continue
                 st = est.stage(query, stage, config, opt.batch, opt.placement)
@@ -216,8 +220,7 @@ class ExhaustiveSearch(BaseSearch):
                 into = {}
                 for pred in pipe.preds[stage]:
                     src = sources.get(pred) or shares[pred]
-                    size = (pipe.source_kb[pred] if pred in pipe.source_kb else
-                            est.index.operators[pipe.operator_of[pred]].output_kb[configs[pred]])
+                    size = est.message_kb(query.pipeline, pred, configs)
                     into[pred] = est.transfer(query, size, src, st.shares)
                 for i, pred in on_paths[stage]:
                     means[i] += into[pred].mean_s + st.mean_s
@@ -315,7 +318,7 @@ def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -
                    cheapest=float(timely.min()) if timely.size else None, scope="")
 
 
-def _fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]
+def fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]
                      ) -> dict[tuple[str, ConfigKey], float]:
     """Per (stage, configuration): the quickest batch service time on any eligible device, s."""
     pipe = index.pipelines[query.pipeline]

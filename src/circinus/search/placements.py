@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from circinus.estimate.analytic import batch_service_ms
 from circinus.estimate.base import EPS
 from circinus.plan.records import Placement, Replicas
-from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.index import ConfigKey, OperatorIndex, WorldIndex
 from circinus.spec.models import Device, LatencyProfile, PlannerSettings, Query
 
 
@@ -57,6 +57,14 @@ def stage_options(index: WorldIndex, settings: PlannerSettings, query: Query, st
         if settings.max_devices_per_operator > 1:
             out.extend(_spread(profiled, batch, query.rate_rps, scale, settings))
     return out
+
+
+def placement_units(index: WorldIndex, op: OperatorIndex, config: ConfigKey,
+                    placement: Placement) -> tuple[tuple[str, float], ...]:
+    """``(device, units)`` a stage in ``config`` occupies on each device of ``placement``:
+    replicas x the units one replica of that configuration needs on the device's hardware."""
+    return tuple((r.device, r.count * op.profiles[config, index.devices[r.device].hardware].units)
+                 for r in placement)
 
 
 def replica_rate(profile: LatencyProfile, batch: int, scale: float) -> float | None:
