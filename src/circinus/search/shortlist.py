@@ -31,16 +31,10 @@ also covers a rate that no device, or set of devices, can serve under the utilis
 
 def _uses(index: WorldIndex, estimate: Estimate) -> Iterator[tuple[float, float]]:
     """``(use, capacity)`` of every capacity-constrained resource ``estimate`` occupies."""
-    for dev, units in estimate.device_units:
-        yield units, index.devices[dev].units
-    for dev, gb in estimate.device_memory_gb:
-        cap = index.devices[dev].memory_gb
-        if cap is not None and gb > 0:
-            yield gb, cap
-    for (src, dst), mbps in estimate.link_mbps:
-        link = index.link(src, dst)
-        if link is not None and link.capacity_mbps is not None:
-            yield mbps, link.capacity_mbps
+    cap = index.capacities
+    for resource, amount in estimate.usage().items():
+        if resource in cap:
+            yield amount, cap[resource]
 
 
 def fits(index: WorldIndex, estimate: Estimate) -> bool:

@@ -26,16 +26,8 @@ class SelectionProblem:
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
         """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
         weights = {q.name: q.weight for q in index.world.queries}
-        cap: dict[Resource, float] = {}
-        for d in index.world.devices:
-            cap["device", d.name] = d.units
-            if d.memory_gb is not None:
-                cap["memory", d.name] = d.memory_gb
-        for (src, dst), link in index.links.items():
-            if link.capacity_mbps is not None:
-                cap["link", f"{src}->{dst}"] = link.capacity_mbps
         return SelectionProblem(tuple(candidates), tuple(weights[c.query] for c in candidates),
-                                cap)
+                                dict(index.capacities))
 
 
 @dataclass(frozen=True)

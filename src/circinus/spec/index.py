@@ -9,6 +9,7 @@ every name once so that those look-ups are dictionary hits. Build it with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -74,6 +75,21 @@ class WorldIndex:
     links: dict[tuple[str, str], Link]
     operators: dict[str, OperatorIndex]
     pipelines: dict[str, PipelineIndex]
+
+    @cached_property
+    def capacities(self) -> dict[tuple[str, str], float]:
+        """Every constrained resource and its capacity, named as plans' usage names them:
+        ``("device", name)`` in units, ``("memory", device)`` in GB where the device states its
+        memory, ``("link", "src->dst")`` in Mbit/s where the link states a capacity."""
+        cap: dict[tuple[str, str], float] = {}
+        for d in self.world.devices:
+            cap["device", d.name] = d.units
+            if d.memory_gb is not None:
+                cap["memory", d.name] = d.memory_gb
+        for (src, dst), link in self.links.items():
+            if link.capacity_mbps is not None:
+                cap["link", f"{src}->{dst}"] = link.capacity_mbps
+        return cap
 
     def link(self, src_site: str, dst_site: str) -> Link | None:
         """The link from ``src_site`` to ``dst_site`` or ``None`` (same site: ``None`` too)."""
