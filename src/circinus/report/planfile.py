@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from circinus.planner import PlanResult, QueryOutcome
 from circinus.search.placements import placement_units
 from circinus.spec.index import WorldIndex
-from circinus.spec.models import KnobValue, Slo
+from circinus.spec.models import KnobValue, Query, Slo
 
 
 class _Out(BaseModel):
@@ -140,8 +140,7 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _query(index: WorldIndex, outcome: QueryOutcome) -> QueryOut:
-    spec = next(q for q in index.world.queries if q.name == outcome.name)
+def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome) -> QueryOut:
     ops: list[OperatorOut] = []
     predicted = None
     if outcome.plan is not None and outcome.estimate is not None:
@@ -175,7 +174,7 @@ def _query(index: WorldIndex, outcome: QueryOutcome) -> QueryOut:
 
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
     """The documented plan file of ``result``."""
-    rates = {q.name: q.rate_rps for q in index.world.queries}
+    specs = {q.name: q for q in index.world.queries}
     memory = {r.name: r for r in result.resources if r.kind == "memory"}
     devices, links = [], []
     for r in result.resources:
@@ -196,7 +195,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
     return PlanFile(
         world=result.world,
         goodput=result.goodput,
-        goodput_rps=sum(rates[o.name] for o in result.outcomes if o.admitted),
+        goodput_rps=sum(specs[o.name].rate_rps for o in result.outcomes if o.admitted),
         admitted=result.admitted,
         total_queries=len(result.outcomes),
         total_cost_per_hour=result.cost_per_hour,
@@ -205,6 +204,6 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         evaluations=result.evaluations,
         solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
-        queries=[_query(index, o) for o in result.outcomes],
+        queries=[_query(index, specs[o.name], o) for o in result.outcomes],
         resources=ResourcesOut(devices=devices, links=links),
     )
