@@ -4,7 +4,7 @@ Stages, each a real computation on this machine's CPU:
 
 * ``preprocess`` — knob ``resolution`` (4, 6 or 8 pixels a side): block-averages the 8x8 image
   down to the resolution and scales it to [0, 1];
-* ``classify`` — knob ``model``: ``logreg`` (multinomial logistic regression), ``mlp-small``
+* ``classify`` — knob ``model`` (the resolution is that of its input): ``logreg`` (multinomial logistic regression), ``mlp-small``
   (one hidden layer of 32), ``mlp-large`` (two of 256), ``forest`` (200 trees); trained
   deterministically on the first 1,000 digits at the configured resolution on first use and
   cached on disk, then evaluated on the remaining 797;
@@ -12,7 +12,7 @@ Stages, each a real computation on this machine's CPU:
 
 Nothing is downloaded: the digits ship inside scikit-learn (UCI optical digits, 1,797 images).
 Each stage factory takes its configuration and returns a callable on a batch (a list of
-inputs), the shape every executable operator has.
+inputs), the shape every executable operator has (:mod:`circinus.executable.base`).
 """
 
 from __future__ import annotations
@@ -20,29 +20,19 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from circinus.executable.base import Batch, Dataset
 
 TRAIN = 1000
 """Digits used for training; the rest are the profiling inputs (797 images)."""
 RESOLUTIONS = (4, 6, 8)
 MODELS = ("logreg", "mlp-small", "mlp-large", "forest")
-Batch = Callable[[Sequence[Any]], list[Any]]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Profiling inputs with their labels and the features strata are built from."""
-
-    inputs: list[np.ndarray]
-    labels: list[int]
-    features: np.ndarray
-
 
 @cache
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +48,7 @@ def dataset() -> Dataset:
     held = images[TRAIN:]
     ink = held.reshape(len(held), -1)
     features = np.column_stack([ink.mean(axis=1), ink.std(axis=1)])
-    return Dataset(list(held), [int(y) for y in labels[TRAIN:]], features)
+    return Dataset(list(held), [int(y) for y in labels[TRAIN:]], features)  # type: ignore[arg-type]
 
 
 def downsample(image: np.ndarray, resolution: int) -> np.ndarray:
@@ -125,10 +115,25 @@ def trained(model: str, resolution: int) -> Any:
     return clf
 
 
+@cache
+def _loaded(model: str, resolution: int) -> Any:
+    """:func:`trained`, kept in memory once loaded (a stage runs once per input)."""
+    return trained(model, resolution)
+
+
 def classify(config: dict[str, Any]) -> Batch:
-    """The ``classify`` stage for ``config = {"model": m, "resolution": r}``: class scores."""
-    clf = trained(str(config["model"]), int(config["resolution"]))
-    return lambda batch: list(clf.predict_proba(np.array(batch)))
+    """The ``classify`` stage for ``config = {"model": m}``: class scores. The classifier is
+    the one trained at the resolution of the input (r * r values)."""
+    model = str(config["model"])
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+
+    def run(batch: Sequence[Any]) -> list[Any]:
+        x = np.array(batch)
+        clf = _loaded(model, int(round(np.sqrt(x.shape[1]))))
+        return list(clf.predict_proba(x))
+
+    return run
 
 
 def postprocess(config: dict[str, Any]) -> Batch:

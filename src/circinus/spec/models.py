@@ -179,7 +179,15 @@ class Operator(_Model):
         "have at least one latency profile. No knobs means a single configuration {}.",
     )
     profiles: list[LatencyProfile] = Field(
-        min_length=1, description="Latency per (configuration, hardware class)."
+        default_factory=list,
+        description="Latency per (configuration, hardware class). May be empty for an operator "
+        "with an `implementation`: the profiler measures it on `profiling.hardware`.",
+    )
+    implementation: str | None = Field(
+        default=None,
+        description="Import path 'package.module:factory' of an executable implementation: "
+        "factory(config) returns a function from a batch of inputs to a batch of outputs. Every "
+        "knob combination is then a configuration, measured by `circinus profile`.",
     )
     output_kb: float | list[ConfigValue] = Field(
         default=0.0,
@@ -191,6 +199,13 @@ class Operator(_Model):
         description="Accuracy this operator contributes (used by the pipeline's composition "
         "rule); a number or a list of {when, value}.",
     )
+
+    @model_validator(mode="after")
+    def _profiled_somehow(self) -> Operator:
+        if not self.profiles and self.implementation is None:
+            raise ValueError("profiles: give at least one latency profile, or an "
+                             "`implementation` for the profiler to measure")
+        return self
 
     @field_validator("knobs")
     @classmethod
@@ -229,10 +244,12 @@ class AccuracyEntry(_Model):
 class AccuracyModel(_Model):
     """How the end-to-end accuracy of a pipeline follows from its stages' configurations."""
 
-    rule: Literal["table", "product", "min", "mean", "none"] = Field(
+    rule: Literal["table", "product", "min", "mean", "measured", "none"] = Field(
         default="product",
         description="table: look the configuration up in `table` (the most specific match "
-        "wins); product/min/mean: compose the operators' own `accuracy`; none: no accuracy.",
+        "wins); product/min/mean: compose the operators' own `accuracy`; measured: run the "
+        "pipeline's executable stages on its `dataset` and compare with the labels; none: no "
+        "accuracy.",
     )
     table: list[AccuracyEntry] = Field(
         default_factory=list, description="Rows for rule=table."
@@ -250,6 +267,11 @@ class Pipeline(_Model):
     )
     accuracy: AccuracyModel = Field(
         default_factory=AccuracyModel, description="End-to-end accuracy model."
+    )
+    dataset: str | None = Field(
+        default=None,
+        description="Import path 'package.module:function' of the labelled profiling inputs "
+        "(a circinus.executable.Dataset); needed by accuracy rule 'measured'.",
     )
 
 
@@ -333,6 +355,40 @@ class PlannerSettings(_Model):
     seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
 
 
+class ProfilingSettings(_Model):
+    """How executable operators and measured accuracies are profiled (``circinus profile``)."""
+
+    hardware: Name | None = Field(
+        default=None,
+        description="Hardware class of the machine that profiles: measured latencies are "
+        "recorded for it. Needed when an operator has an `implementation`.",
+    )
+    confidence: float = Field(
+        default=0.99, gt=0.5, lt=1,
+        description="Confidence of the intervals that decide when a candidate is measured "
+        "enough.",
+    )
+    round_size: int = Field(default=16, ge=1, description="Inputs per candidate per round.")
+    min_samples: int = Field(
+        default=32, ge=2, description="Inputs a candidate is measured on before it may stop."
+    )
+    arms_per_round: int = Field(
+        default=4, ge=1, description="Undecided candidates measured per round."
+    )
+    latency_precision: float = Field(
+        default=0.05, gt=0, lt=1,
+        description="A latency is measured until its interval's half-width is at most this "
+        "fraction of its mean.",
+    )
+    exploration: float = Field(
+        default=0.05, ge=0, description="Exploration bonus of the round allocation."
+    )
+    strata: int = Field(default=8, ge=1, description="k-means strata of the inputs.")
+    max_inputs: int | None = Field(
+        default=None, ge=1, description="Use only the first inputs of each dataset."
+    )
+
+
 class World(_Model):
     """Everything a planning run needs."""
 
@@ -348,4 +404,7 @@ class World(_Model):
     queries: list[Query] = Field(description="Queries to plan.")
     planner: PlannerSettings = Field(
         default_factory=PlannerSettings, description="Planner settings."
+    )
+    profiling: ProfilingSettings = Field(
+        default_factory=ProfilingSettings, description="Profiler settings."
     )

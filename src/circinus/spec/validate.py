@@ -41,6 +41,7 @@ def build_index(world: World) -> WorldIndex:
         _known(f"devices[{i}].site", dev.site, sites, "site")
         _known(f"devices[{i}].hardware", dev.hardware, hardware, "hardware class")
     links = _links(world.links, sites)
+    _profiling(world, hardware)
     operators = {
         op.name: _operator(f"operators[{i}]", op, hardware, world)
         for i, op in enumerate(world.operators)
@@ -199,10 +200,12 @@ def _operator(path: str, op: Operator, hardware: set[str], world: World) -> Oper
             )
         _check_fits(ppath, prof.hardware, prof.units, prof.memory_gb, world)
         profiles[key, prof.hardware] = prof
-    # Configurations: knob combinations with at least one profile, in knob-product order.
+    # Configurations: knob combinations with at least one profile, in knob-product order;
+    # every combination when the operator is executable (the profiler measures them all).
     profiled = {key for key, _ in profiles}
     configs = tuple(
-        key for key in itertools.product(*(op.knobs[k] for k in knobs)) if key in profiled
+        key for key in itertools.product(*(op.knobs[k] for k in knobs))
+        if key in profiled or op.implementation is not None
     )
     return OperatorIndex(
         spec=op,
@@ -212,6 +215,18 @@ def _operator(path: str, op: Operator, hardware: set[str], world: World) -> Oper
         output_kb=_resolve(op.output_kb, f"{path}.output_kb", op, configs, knobs),
         accuracy=_resolve(op.accuracy, f"{path}.accuracy", op, configs, knobs),
     )
+
+
+def _profiling(world: World, hardware: set[str]) -> None:
+    executable = [i for i, op in enumerate(world.operators) if op.implementation is not None]
+    if not executable:
+        return
+    if world.profiling.hardware is None:
+        raise SpecError(
+            f"profiling.hardware: operators[{executable[0]}] has an implementation to measure; "
+            "name the hardware class of the profiling machine"
+        )
+    _known("profiling.hardware", world.profiling.hardware, hardware, "hardware class")
 
 
 def _check_fits(path: str, hw: str, units: float, memory_gb: float, world: World) -> None:
@@ -338,6 +353,18 @@ def _check_accuracy(path: str, pipe: Pipeline, operator_of: dict[str, str],
                 rpath = f"{path}.accuracy.table[{j}].config.{stage}"
                 _known(rpath, stage, operator_of, "stage")
                 _check_partial(rpath, config, operators[operator_of[stage]].spec)
+    elif rule == "measured":
+        if pipe.dataset is None:
+            raise SpecError(
+                f"{path}.dataset: accuracy rule 'measured' needs a dataset "
+                "('package.module:function' returning labelled inputs)"
+            )
+        for stage, op in operator_of.items():
+            if operators[op].spec.implementation is None:
+                raise SpecError(
+                    f"{path}.accuracy.rule: 'measured' runs every stage but operator {op!r} "
+                    f"(stage {stage!r}) has no `implementation`; give it one or use rule 'table'"
+                )
     elif rule in ("product", "min", "mean"):
         for stage, op in operator_of.items():
             if operators[op].spec.accuracy is None:
