@@ -4,10 +4,10 @@ Stages, each a real computation on this machine's CPU:
 
 * ``preprocess`` — knob ``resolution`` (4, 6 or 8 pixels a side): block-averages the 8x8 image
   down to the resolution and scales it to [0, 1];
-* ``classify`` — knob ``model`` (the resolution is that of its input): ``logreg`` (multinomial logistic regression), ``mlp-small``
-  (one hidden layer of 32), ``mlp-large`` (two of 256), ``forest`` (200 trees); trained
-  deterministically on the first 1,000 digits at the configured resolution on first use and
-  cached on disk, then evaluated on the remaining 797;
+* ``classify`` — knob ``model`` (the resolution is that of its input): ``logreg``
+  (multinomial logistic regression), ``mlp-small`` (one hidden layer of 32), ``mlp-large``
+  (two of 256), ``forest`` (200 trees); trained deterministically on the first 1,000 digits at
+  each resolution on first use and cached on disk, then evaluated on the remaining 797;
 * ``postprocess`` — turns class scores into a label.
 
 Nothing is downloaded: the digits ship inside scikit-learn (UCI optical digits, 1,797 images).
@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -130,7 +130,7 @@ def classify(config: dict[str, Any]) -> Batch:
 
     def run(batch: Sequence[Any]) -> list[Any]:
         x = np.array(batch)
-        clf = _loaded(model, int(round(np.sqrt(x.shape[1]))))
+        clf = _loaded(model, round(float(np.sqrt(x.shape[1]))))
         return list(clf.predict_proba(x))
 
     return run
