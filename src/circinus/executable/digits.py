@@ -48,7 +48,7 @@ def dataset() -> Dataset:
     held = images[TRAIN:]
     ink = held.reshape(len(held), -1)
     features = np.column_stack([ink.mean(axis=1), ink.std(axis=1)])
-    return Dataset(list(held), [int(y) for y in labels[TRAIN:]], features)  # type: ignore[arg-type]
+    return Dataset(list(held), [int(y) for y in labels[TRAIN:]], features)
 
 
 def downsample(image: np.ndarray, resolution: int) -> np.ndarray:
