@@ -39,7 +39,13 @@ from circinus.estimate.base import EPS, BaseEstimator, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
-from circinus.search.exhaustive import ExhaustiveSearch, Usage, _Leaf, _Pool, fastest_service
+from circinus.search.exhaustive import (
+    ExhaustiveSearch,
+    PlanPool,
+    Usage,
+    _Leaf,
+    fastest_service,
+)
 from circinus.search.placements import Option, placement_units
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import PlannerSettings, Query
@@ -125,7 +131,7 @@ class DecomposedSearch(ExhaustiveSearch):
             return self._chain(query, configs, per_stage, capacity, prune_ms)
         return super()._combine(query, configs, per_stage, capacity, prune_ms)
 
-    def _enumerate(self, members: Sequence[Query]) -> _Pool:
+    def _enumerate(self, members: Sequence[Query]) -> PlanPool:
         # Prefix layers are valid for one group (its rate, sites and latency envelope).
         self._layers = {}
         self._after = None

@@ -50,8 +50,12 @@ _Leaf = tuple[tuple[StagePlan, ...], float, float, Usage]
 
 
 @dataclass
-class _Pool:
-    """All plans enumerated for one group, as parallel arrays; estimates made on demand."""
+class PlanPool:
+    """All plans enumerated for one group, as parallel arrays; estimates made on demand.
+
+    Read-only for every user outside the search (only the memos of :meth:`estimate` and
+    :meth:`device_set` fill in).
+    """
 
     query: Query
     plans: list[tuple[StagePlan, ...]]
@@ -105,6 +109,24 @@ class ExhaustiveSearch(BaseSearch):
                 out[i] = self._pick(queries[i], pool, charge=j == 0)
         return [r for r in out if r is not None]
 
+    def plan_space(self, query: Query) -> PlanPool:
+        """Every plan this search considers for ``query`` alone, as arrays (see :class:`PlanPool`).
+
+        The query's SLO only bounds the enumeration (accuracy floor, latency prune): pass a copy
+        with objectives removed to see the plans a looser SLO would allow. Used to explain
+        rejections (:mod:`circinus.whynot`).
+        """
+        return self._enumerate([query])
+
+    def shortlist(self, query: Query, pool: PlanPool) -> QueryCandidates:
+        """The candidates ``search([query])`` gives, taken from ``pool``.
+
+        ``pool`` must come from :meth:`plan_space` of a query with the same pipeline, sources,
+        rate, work and percentile whose SLO is no tighter than ``query``'s in any objective (its
+        plans then include every plan ``query`` may use). No evaluation is billed.
+        """
+        return self._pick(query, pool, charge=False)
+
     # -- enumeration -------------------------------------------------------------------------
 
     def _config_vectors(self, query: Query, floor: float | None
@@ -115,7 +137,7 @@ class ExhaustiveSearch(BaseSearch):
         vectors, best = self._vectors.get(query.pipeline, floor)
         return [dict(zip(order, v, strict=True)) for v in vectors], best
 
-    def _enumerate(self, members: Sequence[Query]) -> _Pool:
+    def _enumerate(self, members: Sequence[Query]) -> PlanPool:
         rep = members[0]
         index = self.estimator.index
         pipe = index.pipelines[rep.pipeline]
@@ -158,7 +180,7 @@ class ExhaustiveSearch(BaseSearch):
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
-        return _Pool(
+        return PlanPool(
             query=rep,
             plans=[leaf[0] for leaf in leaves],
             latency=np.array([leaf[1] for leaf in leaves], dtype=float),
@@ -253,7 +275,7 @@ class ExhaustiveSearch(BaseSearch):
 
     # -- per-query choice --------------------------------------------------------------------
 
-    def _pick(self, query: Query, pool: _Pool, *, charge: bool = True) -> QueryCandidates:
+    def _pick(self, query: Query, pool: PlanPool, *, charge: bool = True) -> QueryCandidates:
         """Candidates of ``query`` from its group's ``pool``; ``charge`` bills the pool's
         evaluations to this query (the first member of a group pays for the shared work)."""
         slo = query.slo
@@ -279,7 +301,7 @@ class ExhaustiveSearch(BaseSearch):
         return QueryCandidates(query.name, cands, None, pool.evaluations if charge else 0)
 
 
-def _diverse(pool: _Pool, order: np.ndarray, limit: int) -> list[int]:
+def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> list[int]:
     """Up to ``limit`` plans of ``order`` (cheapest first), none dominated by another.
 
     First the cheapest plan on each distinct *set of devices*, so that the selection sees every
@@ -308,7 +330,7 @@ def _diverse(pool: _Pool, order: np.ndarray, limit: int) -> list[int]:
     return sorted(kept, key=lambda k: (pool.cost[k], k))
 
 
-def _reason(query: Query, pool: _Pool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
+def _reason(query: Query, pool: PlanPool, ok_acc: np.ndarray, ok_lat: np.ndarray) -> str:
     lat = pool.latency[ok_acc]
     timely = pool.cost[ok_acc & ok_lat]
     return explain(query.slo, best_accuracy=pool.best_accuracy,
