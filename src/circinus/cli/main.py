@@ -270,6 +270,12 @@ def _register_bench() -> None:
     app.add_typer(bench_app, name="bench")
 
 
+def _register_simulate() -> None:
+    from circinus.cli.simulate import simulate
+
+    app.command("simulate")(simulate)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -278,6 +284,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 _register_bench()
+_register_simulate()
 
 
 def main() -> None:

@@ -1,0 +1,58 @@
+"""``circinus simulate WORLD PLAN``: serve a plan file's plans in simulation and measure them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from circinus.errors import SpecError
+
+
+def simulate(
+    world: Annotated[Path, typer.Argument(help="World file the plan was made for.")],
+    plan: Annotated[Path, typer.Argument(help="Plan file written by `circinus plan --json`.")],
+    duration: Annotated[float, typer.Option(help="Simulated time, s.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    trace: Annotated[str, typer.Option(
+        help="Arrivals: poisson (at each query's rate) or azure (the Azure LLM inference "
+        "trace's inter-arrival times, scaled to each query's rate).")] = "poisson",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the result (JSON) here.")
+    ] = None,
+    show: Annotated[int, typer.Option(min=0, help="Queries and devices listed per table.")] = 20,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Serve the admitted plans of PLAN on WORLD's devices and links, and measure latency,
+    SLO attainment and goodput (the first 10 % of the simulated time is warm-up)."""
+    from circinus.cli.main import _guard, _write_atomic
+
+    def run() -> None:
+        from circinus.report.simulation import render_simulation
+        from circinus.simulate import ARRIVALS, SimulationSettings, load_simulation, make_arrivals
+        from circinus.simulate import simulate as serve
+
+        if not 0 < duration <= 86_400:
+            raise SpecError(f"--duration: must be > 0 and <= 86400 s, got {duration:g}")
+        if seed < 0:
+            raise SpecError(f"--seed: must be >= 0, got {seed}")
+        if trace not in ARRIVALS:
+            raise SpecError(f"--trace: unknown arrival process {trace!r}; choose from "
+                            f"{', '.join(ARRIVALS)}")
+        if json_out is not None and not json_out.parent.is_dir():
+            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
+                            "first")
+        sim = load_simulation(world, plan)
+        result = serve(sim, arrivals=make_arrivals(trace),
+                       settings=SimulationSettings(duration_s=duration, seed=seed))
+        if json_out is not None:
+            _write_atomic(json_out, result.model_dump_json(indent=2))
+        if not quiet:
+            console = Console()
+            render_simulation(result, console, show=show)
+            if json_out is not None:
+                console.print(f"result written to {json_out}")
+
+    _guard(run)

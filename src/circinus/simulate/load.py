@@ -1,0 +1,41 @@
+"""Reading a plan file for the simulator, with one-line errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from circinus.errors import SpecError
+from circinus.report.planfile import PlanFile
+from circinus.simulate.model import SimWorld, compile_plan
+from circinus.spec.load import format_validation_error, load_indexed_world, read_document
+
+
+def read_plan_file(path: str | Path) -> PlanFile:
+    """Parse and validate the plan file at ``path`` (written by ``circinus plan --json``).
+
+    Raises:
+        SpecError: ``plan.json:3:1: invalid JSON: ...`` or ``plan.json: queries[0].admitted:
+            ...`` naming the first offending field.
+    """
+    data = read_document(path)
+    if not isinstance(data, dict) or data.get("format") != "circinus-plan/1":
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise SpecError(f"{path}: format: expected a plan file ('circinus-plan/1'), got "
+                        f"{got!r}; write one with `circinus plan WORLD --json PLAN`")
+    try:
+        return PlanFile.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {format_validation_error(exc, data)}; a plan file is "
+                        "written by `circinus plan WORLD --json PLAN`") from exc
+
+
+def load_simulation(world: str | Path, plan: str | Path) -> SimWorld:
+    """Read the world and the plan file and resolve the plan for the simulator.
+
+    Raises:
+        SpecError: a malformed world or plan file, or a plan that does not fit the world.
+    """
+    _, index = load_indexed_world(world)
+    return compile_plan(index, read_plan_file(plan), origin=str(plan))
