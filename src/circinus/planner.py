@@ -14,8 +14,8 @@ so the CLI and config files can choose them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from circinus.baselines import (
     BayesOptSearch,
@@ -33,8 +33,9 @@ from circinus.select.base import BaseSelector, Resource, Selection, SelectionPro
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.milp import MilpSelector
 from circinus.spec.index import WorldIndex
-from circinus.spec.models import PlannerSettings, World
+from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.validate import build_index
+from circinus.whynot import NearestSlo, WhyNot, scarcest
 
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
@@ -61,6 +62,9 @@ class QueryOutcome:
     """Why the query is not admitted (``None`` when admitted)."""
     candidates: int
     evaluations: int
+    why_not: WhyNot | None = None
+    """For a rejected query: the binding objective or resource and, when the planner was asked
+    for it, the nearest admissible SLO at the load the admitted queries leave."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class PlanResult:
     kernel_evaluations: int = 0
     """Stage and transfer estimates the estimator computed (see
     :attr:`BaseEstimator.kernel_evaluations`)."""
+    why_not_seconds: float = 0.0
+    """Wall time spent finding the nearest admissible SLO of rejected queries, s."""
 
     @property
     def goodput(self) -> float:
@@ -116,10 +122,13 @@ class Planner:
         search: registry key of the per-query search (see :data:`SEARCHES`).
         selector: registry key of the global selector (see :data:`SELECTORS`).
         settings: planner settings overriding the world's ``planner`` section.
+        why_not: also find each rejected query's nearest admissible SLO
+            (:class:`~circinus.whynot.NearestSlo`; about one more search per group of rejected
+            queries). The binding objective or resource is always given.
     """
 
     def __init__(self, *, search: str = "circinus", selector: str = "milp",
-                 settings: PlannerSettings | None = None) -> None:
+                 settings: PlannerSettings | None = None, why_not: bool = False) -> None:
         if search not in SEARCHES:
             raise ValueError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")
         if selector not in SELECTORS:
@@ -127,6 +136,7 @@ class Planner:
         self.search_key = search
         self.selector_key = selector
         self.settings = settings
+        self.why_not = why_not
 
     def plan(self, world: World | WorldIndex) -> PlanResult:
         """Plan ``world`` (a validated :class:`World` or its index)."""
@@ -144,6 +154,9 @@ class Planner:
         assert selection.fits(problem), "selector returned a selection over capacity"
         used = selection.used(problem)
         outcomes = tuple(_outcome(problem, selection, q, used) for q in range(len(found)))
+        outcomes = explain_rejections(NearestSlo(search=search), index.world.queries, problem,
+                                      outcomes, used, nearest=self.why_not)
+        t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
             outcomes=outcomes,
@@ -152,6 +165,7 @@ class Planner:
             search_seconds=t1 - t0,
             select_seconds=t2 - t1,
             kernel_evaluations=estimator.kernel_evaluations,
+            why_not_seconds=t3 - t2,
         )
 
 
@@ -167,20 +181,26 @@ def _outcome(problem: SelectionProblem, selection: Selection, q: int,
     return QueryOutcome(qc.query, False, None, None, reason, len(qc.candidates), qc.evaluations)
 
 
+def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: SelectionProblem,
+                       outcomes: Sequence[QueryOutcome], used: dict[Resource, float], *,
+                       nearest: bool) -> tuple[QueryOutcome, ...]:
+    """``outcomes`` (of ``queries``, in ``problem``'s order) with the :class:`WhyNot` of every
+    rejected query filled in, given what the admitted ones ``used``."""
+    return tuple(
+        o if o.admitted or o.reason is None else replace(o, why_not=engine.explain(
+            query, qc, o.reason, capacity=problem.capacity, used=used, nearest=nearest))
+        for query, qc, o in zip(queries, problem.candidates, outcomes, strict=True))
+
+
 def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: int) -> str:
     """Why query ``q``, which has candidates, was left out: the resource most of them lack,
     given what the selection ``used`` of every resource."""
-    blocked: dict[Resource, int] = {}
     cands = problem.candidates[q].candidates
-    for cand in cands:
-        for res, amount in cand.estimate.usage().items():
-            cap = problem.capacity.get(res)
-            if cap is not None and used.get(res, 0.0) + amount > cap + 1e-9:
-                blocked[res] = blocked.get(res, 0) + 1
-    if not blocked:
+    lacking = scarcest(cands, problem.capacity, used)
+    if lacking is None:
         return (f"selection: its {len(cands)} candidate(s) fit, but admitting it would lower "
                 "goodput elsewhere or the solver's time budget ran out")
-    (kind, name), count = max(blocked.items(), key=lambda kv: (kv[1], kv[0]))
+    (kind, name), count = lacking
     unit = {"device": "units", "memory": "GB", "link": "Mbit/s"}[kind]
     cap = problem.capacity[kind, name]
     left = cap - used.get((kind, name), 0.0)

@@ -78,6 +78,10 @@ def plan(
     ] = "milp",
     show: Annotated[int, typer.Option(min=0, help="Queries listed per table.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    why_not: Annotated[bool, typer.Option(
+        "--why-not/--no-why-not",
+        help="Find each rejected query's nearest admissible SLO (one objective relaxed).")
+    ] = True,
 ) -> None:
     """Plan every query of WORLD and print the admitted plans, rejections and resource use."""
 
@@ -98,7 +102,8 @@ def plan(
         if selector not in SELECTORS:
             raise SpecError(f"--selector: unknown selector {selector!r}; choose from "
                             f"{', '.join(sorted(SELECTORS))}")
-        result = Planner(search=search, selector=selector, settings=settings).plan(index)
+        result = Planner(search=search, selector=selector, settings=settings,
+                         why_not=why_not).plan(index)
         planfile = to_plan_file(index, result)
         if json_out is not None:
             _write_atomic(json_out, planfile.model_dump_json(indent=2))

@@ -62,12 +62,38 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
         t = Table(title=f"Rejected queries ({len(rejected)})")
         t.add_column("query")
         t.add_column("reason", overflow="fold")
+        nearest = any(q.why_not is not None and q.why_not.nearest_slo is not None
+                      for q in rejected)
+        if nearest:
+            t.add_column("nearest admissible SLO (one objective relaxed)", overflow="fold")
         for q in rejected[:show]:
-            t.add_row(q.name, Text(q.reason or ""))
+            extra = [Text(_nearest(q))] if nearest else []
+            t.add_row(q.name, Text(q.reason or ""), *extra)
         if len(rejected) > show:
             t.caption = f"... and {len(rejected) - show} more"
         console.print(t)
     console.print(Group(*_resource_tables(plan)))
+
+
+_RELAXED = {"latency_ms": ("latency ≤ ", " ms"), "min_accuracy": ("accuracy ≥ ", ""),
+            "max_cost_per_hour": ("cost ≤ $", "/h")}
+
+
+def _nearest(q: QueryOut) -> str:
+    """The nearest admissible bounds of a rejected query, e.g. ``latency ≤ 64.86 ms or
+    accuracy ≥ 0.833``."""
+    why = q.why_not
+    if why is None or why.nearest_slo is None:
+        return "-"
+    if not why.nearest_slo:
+        return "none: its SLO sets no objective to relax"
+    parts = []
+    for r in why.nearest_slo:
+        if r.nearest is not None:
+            before, after = _RELAXED[r.objective]
+            same = " (as is)" if r.nearest == r.current else ""
+            parts.append(f"{before}{r.nearest:.6g}{after}{same}")
+    return " or ".join(parts) or "none: no single relaxation admits it at this load"
 
 
 def _resource_tables(plan: PlanFile) -> list[Table]:

@@ -16,6 +16,7 @@ from circinus.planner import PlanResult, QueryOutcome
 from circinus.search.placements import placement_units
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import KnobValue, Query, Slo
+from circinus.whynot import WhyNot
 
 
 class _Out(BaseModel):
@@ -63,6 +64,38 @@ class PredictedOut(_Out):
     max_utilization: float = Field(description="Highest utilisation of any replica group.")
 
 
+class ResourceRefOut(_Out):
+    """A constrained resource."""
+
+    kind: Literal["device", "memory", "link"] = Field(description="Kind of resource.")
+    name: str = Field(description="Device name, or 'src->dst' for a link.")
+
+
+class RelaxationOut(_Out):
+    """The nearest admissible bound of one SLO objective, the others unchanged."""
+
+    objective: Literal["latency_ms", "min_accuracy", "max_cost_per_hour"] = Field(
+        description="The SLO field relaxed.")
+    current: float = Field(description="Its bound now.")
+    nearest: float | None = Field(
+        description="Least relaxed bound that admits the query at the current load (null: no "
+        "value of this objective alone does).")
+
+
+class WhyNotOut(_Out):
+    """Why a rejected query is not admitted, in structured form."""
+
+    binding: Literal["accuracy", "latency", "cost", "placement", "capacity", "selection"] = Field(
+        description="The obstacle: an SLO objective, placement, capacity or the selection.")
+    resource: ResourceRefOut | None = Field(
+        description="For capacity: the resource most of its candidates lack (null otherwise).")
+    nearest_slo: list[RelaxationOut] | None = Field(
+        description="Per objective the SLO sets: its nearest admissible bound (null: not "
+        "computed).")
+    admissible: bool | None = Field(
+        description="Whether relaxing one objective admits it (null: not computed).")
+
+
 class QueryOut(_Out):
     """One query: its SLO and either its plan or the reason it is rejected."""
 
@@ -76,6 +109,9 @@ class QueryOut(_Out):
     candidates: int = Field(description="Candidate plans offered to the selection.")
     operators: list[OperatorOut] = Field(description="Per-stage decisions (empty if rejected).")
     predicted: PredictedOut | None = Field(description="Prediction (null if rejected).")
+    why_not: WhyNotOut | None = Field(
+        default=None, description="Binding obstacle and nearest admissible SLO (null if "
+        "admitted).")
 
 
 class DeviceOut(_Out):
@@ -131,6 +167,8 @@ class PlanFile(_Out):
     search_seconds: float = Field(description="Wall time of the per-query search, s.")
     select_seconds: float = Field(description="Wall time of the global selection, s.")
     evaluations: int = Field(description="Plans whose performance was estimated.")
+    why_not_seconds: float | None = Field(
+        default=None, description="Wall time of the nearest-SLO search for rejected queries, s.")
     solver: SolverOut
     queries: list[QueryOut]
     resources: ResourcesOut
@@ -169,7 +207,22 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome) -> QueryOut:
     return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
                     weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
                     reason=outcome.reason, candidates=outcome.candidates, operators=ops,
-                    predicted=predicted)
+                    predicted=predicted, why_not=_why_not(outcome.why_not))
+
+
+def _why_not(why: WhyNot | None) -> WhyNotOut | None:
+    if why is None:
+        return None
+    resource = None
+    if why.resource is not None:
+        kind, name = why.resource
+        assert kind in ("device", "memory", "link")
+        resource = ResourceRefOut(kind=kind, name=name)
+    nearest = None if why.relaxations is None else [
+        RelaxationOut(objective=r.objective, current=r.current, nearest=r.nearest)
+        for r in why.relaxations]
+    return WhyNotOut(binding=why.binding, resource=resource, nearest_slo=nearest,
+                     admissible=why.admissible)
 
 
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
@@ -202,6 +255,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         search_seconds=result.search_seconds,
         select_seconds=result.select_seconds,
         evaluations=result.evaluations,
+        why_not_seconds=result.why_not_seconds,
         solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
         queries=[_query(index, specs[o.name], o) for o in result.outcomes],
