@@ -11,7 +11,12 @@ Stages, each a real computation on this machine's CPU (onnxruntime, one intra-op
   since the page was upside down); disabled, crops pass through unchanged and upside-down
   text is misread;
 * ``recognise`` — no knob: the PP-OCRv4 recogniser reads each crop; outputs the texts joined
-  by spaces.
+  by spaces. Its cost grows with the number of crops, so it is lower after a ``detect`` that
+  found nothing.
+
+On the 240 images of :func:`dataset`, the full-size detector with the classifier reads about
+0.97 of them right, the same without the classifier about 0.74 (it misreads every upside-down
+image), and the smallest detector input about 0.25.
 
 The models are those inside the PyPI package ``rapidocr-onnxruntime`` (RapidOCR, Apache-2.0,
 https://github.com/RapidAI/RapidOCR; models converted from PaddleOCR, Apache-2.0); the
@@ -42,9 +47,11 @@ WIDTH, HEIGHT = 320, 96
 SIZE = 240
 """Images in the dataset."""
 SEED = 20240611
+"""Seed of the dataset's text, sizes, grey levels, positions and noise."""
 ROTATED = 0.25
 """Fraction of images rendered upside down."""
 FONT_SIZES = (11, 14, 18, 24, 32)
+"""Font sizes drawn from, pixels (shrunk where a long text would not fit the width)."""
 WORDS = (
     "apple", "river", "stone", "cloud", "green", "north", "plant", "signal", "market",
     "bridge", "window", "silver", "orange", "garden", "motor", "paper", "light", "train",
@@ -75,9 +82,10 @@ def _settings(section: str) -> dict[str, Any]:
 def _detector() -> Any:
     from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
 
-    # NOTE: the detector's own "max" limit is raised to 960 for small images, so the knob is
-    # applied by :func:`shrink` before the call; "min" with the network's stride of 32 then
-    # leaves the shrunk image as it is (up to rounding each side to a multiple of 32).
+    # NOTE: with limit_type "max" the package's TextDetector ignores limit_side_len for images
+    # under 960 pixels (it uses 960), so the knob is applied by :func:`shrink` before the call;
+    # "min" with the network's stride of 32 then leaves the shrunk image as it is (up to
+    # rounding each side to a multiple of 32).
     config = _settings("Det")
     config["limit_type"] = "min"
     config["limit_side_len"] = 32
