@@ -114,3 +114,19 @@ def test_missing_files(tiny_plan: dict[str, Any], tmp_path: Path) -> None:
     plan = _write(tmp_path, tiny_plan)
     missing_world = runner.invoke(app, ["simulate", str(tmp_path / "w.yaml"), str(plan)])
     assert missing_world.exit_code == 2 and "no such file" in missing_world.output
+
+
+@pytest.mark.slow
+def test_agrees_with_the_planner_where_the_models_agree(tmp_path: Path) -> None:
+    # With link capacities read as budgets only (the planner's reading), every admitted plan
+    # of edge-cloud-vision meets its SLO over an hour; sharing the uplinks' capacity makes the
+    # p99 alerts behind the thinnest uplinks miss (docs/simulation.md).
+    world = ROOT / "examples" / "edge-cloud-vision.yaml"
+    plan, out = tmp_path / "plan.json", tmp_path / "sim.json"
+    assert runner.invoke(app, ["plan", str(world), "--json", str(plan), "-q"]).exit_code == 0
+    for sharing, check in (("--no-link-sharing", lambda s: s.goodput == s.predicted_goodput),
+                           ("--link-sharing", lambda s: s.goodput < s.predicted_goodput)):
+        result = runner.invoke(app, ["simulate", str(world), str(plan), "--duration", "3600",
+                                     sharing, "-q", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        assert check(SimulationResult.model_validate_json(out.read_text()))

@@ -73,14 +73,22 @@ def test_shared_link_is_processor_sharing(build: Build) -> None:
     # Two queries at 3 req/s share a link of capacity = bandwidth: an M/D/1-PS queue at load
     # 6 x 0.125 s = 0.75, whose mean sojourn is the time alone / (1 - load), whatever the sizes.
     world = _two_sites(capacity=8.192, rtt=0.0, rates=(3.0, 3.0))
-    result = _run(build(world, _on_pool(world)), duration=3_000)
+    result = _run(build(world, _on_pool(world)), duration=30_000)  # std of the mean: 0.8 %
     alone = 125 * 8.192e-3 / 8.192  # 0.125 s
     load = 6 * alone
     link = result.links[0]
     assert result.converged and result.link_rounds >= 2
     assert link.mean_alone_ms == pytest.approx(1000 * alone)
-    assert link.mean_transfer_ms == pytest.approx(1000 * alone / (1 - load), rel=0.06)
+    assert link.mean_transfer_ms == pytest.approx(1000 * alone / (1 - load), rel=0.03)
     assert link.utilization == pytest.approx(load, rel=0.03)
+
+
+def test_link_capacity_as_a_budget_only(build: Build) -> None:
+    world = _two_sites(capacity=8.192, rtt=0.0, rates=(3.0, 3.0))
+    result = serve(build(world, _on_pool(world)), arrivals=PoissonArrivals(),
+                   settings=SimulationSettings(duration_s=600, share_links=False))
+    assert result.link_rounds == 0 and not result.share_links
+    assert result.links[0].mean_transfer_ms == pytest.approx(125.0)
 
 
 def test_unlimited_link_is_not_shared(build: Build) -> None:

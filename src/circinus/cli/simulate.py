@@ -19,6 +19,10 @@ def simulate(
     trace: Annotated[str, typer.Option(
         help="Arrivals: poisson (at each query's rate) or azure (the Azure LLM inference "
         "trace's inter-arrival times, scaled to each query's rate).")] = "poisson",
+    link_sharing: Annotated[bool, typer.Option(
+        "--link-sharing/--no-link-sharing",
+        help="Share each link's capacity among concurrent transfers (processor sharing), or "
+        "read it as a budget only, as the planner does.")] = True,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result (JSON) here.")
     ] = None,
@@ -46,7 +50,8 @@ def simulate(
                             "first")
         sim = load_simulation(world, plan)
         result = serve(sim, arrivals=make_arrivals(trace),
-                       settings=SimulationSettings(duration_s=duration, seed=seed))
+                       settings=SimulationSettings(duration_s=duration, seed=seed,
+                                                   share_links=link_sharing))
         if json_out is not None:
             _write_atomic(json_out, result.model_dump_json(indent=2))
         if not quiet:

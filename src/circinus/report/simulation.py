@@ -17,6 +17,8 @@ def _ms(x: float | None) -> str:
 def render_simulation(result: SimulationResult, console: Console, *, show: int = 20) -> None:
     """Print totals, up to ``show`` queries (those that missed their SLO first) and the busiest
     devices and links."""
+    sharing = ("links not shared" if not result.share_links else f"{result.link_rounds} link "
+               "rounds" + ("" if result.converged else " (not converged)"))
     head = Text.assemble(
         (f"{result.world}: ", "bold"),
         (f"{result.met}/{result.admitted} admitted queries met their SLO",
@@ -24,8 +26,7 @@ def render_simulation(result: SimulationResult, console: Console, *, show: int =
         f"  goodput {result.goodput:g} measured, {result.predicted_goodput:g} predicted",
         f"\n{result.duration_s:g} s simulated ({result.warmup_s:g} s warm-up), "
         f"{result.trace} arrivals, seed {result.seed}, "
-        f"{result.completed:,}/{result.requests:,} measured requests completed, "
-        f"{result.link_rounds} link rounds{'' if result.converged else ' (not converged)'}, "
+        f"{result.completed:,}/{result.requests:,} measured requests completed, {sharing}, "
         f"{result.wall_seconds:.2f} s",
     )
     console.print(Panel(head, title="circinus simulate", expand=False))
@@ -56,19 +57,18 @@ def render_simulation(result: SimulationResult, console: Console, *, show: int =
 
 def _queries(queries: list[QuerySimOut], show: int) -> Table:
     missed = [q for q in queries if not q.slo_met]
-    t = Table(title=f"Admitted queries ({len(queries) - len(missed)} met, {len(missed)} missed)")
-    for col in ("query", "requests", "p50 ms", "measured ms", "predicted", "SLO ms", "util",
-                "SLO"):
-        t.add_column(Text(col), overflow="fold")
+    t = Table(title=f"Admitted queries ({len(queries) - len(missed)} met, {len(missed)} missed): "
+              "measured latency at the SLO percentile and predicted (pred.), ms")
+    t.add_column("query", overflow="fold")
+    for col in ("requests", "p50", "at SLO", "pred.", "SLO", "util", ""):
+        t.add_column(col, no_wrap=True)
     ordered = missed + [q for q in queries if q.slo_met]
     for q in ordered[:show]:
         lost = q.requests - q.completed
+        bound = "-" if q.slo_latency_ms is None else f"≤{q.slo_latency_ms:,.0f}"
         t.add_row(q.name, f"{q.requests:,}" + (f" ({lost:,} lost)" if lost else ""),
-                  _ms(q.latency.p50_ms),
-                  f"p{q.percentile:g} {_ms(q.latency.at_slo_ms)}",
-                  _ms(q.predicted_latency_ms),
-                  "-" if q.slo_latency_ms is None else _ms(q.slo_latency_ms),
-                  f"{q.max_utilization:.0%}",
+                  _ms(q.latency.p50_ms), _ms(q.latency.at_slo_ms), _ms(q.predicted_latency_ms),
+                  f"p{q.percentile:g} {bound}", f"{q.max_utilization:.0%}",
                   Text("met", style="green") if q.slo_met else Text("missed", style="bold red"))
     if len(queries) > show:
         t.caption = f"... and {len(queries) - show} more (use --show or --json)"

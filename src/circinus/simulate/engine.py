@@ -64,7 +64,7 @@ def simulate(sim: SimWorld, *, arrivals: BaseArrivals,
 def _share_links(sim: SimWorld, settings: SimulationSettings, streams: list[np.ndarray],
                  runs: list[QueryRun]) -> tuple[int, bool]:
     """Iterate the link-sharing fixed point in place of ``runs``; (rounds, converged)."""
-    if not any(link.shared for link in sim.links):
+    if not settings.share_links or not any(link.shared for link in sim.links):
         return 0, True
     for rounds in range(1, settings.max_link_rounds + 1):
         shared = _shared_seconds(sim, runs)
@@ -143,7 +143,8 @@ def _result(sim: SimWorld, settings: SimulationSettings, trace: str, runs: list[
         warmup_s=lo, total_queries=sim.total_queries, admitted=len(queries), met=len(met),
         goodput=sum(q.weight for q in met), predicted_goodput=sim.predicted_goodput,
         requests=sum(q.requests for q in queries),
-        completed=sum(q.completed for q in queries), link_rounds=rounds, converged=converged,
+        completed=sum(q.completed for q in queries), share_links=settings.share_links,
+        link_rounds=rounds, converged=converged,
         wall_seconds=wall, queries=queries, devices=devices,
         links=_links_out(sim, runs, lo, hi))
 

@@ -27,6 +27,11 @@ class SimulationSettings(_Out):
         default=0.1, ge=0, lt=1,
         description="Leading fraction of the simulated time whose arrivals are not measured.")
     seed: int = Field(default=0, ge=0, description="Seed of every random draw.")
+    share_links: bool = Field(
+        default=True,
+        description="Share each link's capacity_mbps among the transfers in flight (processor "
+        "sharing); false reads it as a budget only, as the planner does, so every message "
+        "takes its time alone.")
     max_link_rounds: int = Field(
         default=20, ge=1, description="Rounds of the link-sharing fixed point at most.")
     link_tolerance_s: float = Field(
@@ -117,6 +122,7 @@ class SimulationResult(_Out):
     predicted_goodput: float = Field(description="The plan file's goodput.")
     requests: int = Field(description="Measured requests over all queries.")
     completed: int = Field(description="Measured requests that completed.")
+    share_links: bool = Field(description="Whether link capacities were shared.")
     link_rounds: int = Field(description="Rounds of the link-sharing fixed point.")
     converged: bool = Field(description="Whether link transfer times settled.")
     wall_seconds: float = Field(description="Wall time of the simulation, s.")
