@@ -125,10 +125,14 @@ class Planner:
         why_not: also find each rejected query's nearest admissible SLO
             (:class:`~circinus.whynot.NearestSlo`; about one more search per group of rejected
             queries). The binding objective or resource is always given.
+        store: profile store URL for worlds with estimates to measure (executable operators,
+            measured accuracies), which are profiled first (:func:`circinus.profile.
+            measure_world`); default :func:`circinus.profile.default_store_url`.
     """
 
     def __init__(self, *, search: str = "circinus", selector: str = "milp",
-                 settings: PlannerSettings | None = None, why_not: bool = False) -> None:
+                 settings: PlannerSettings | None = None, why_not: bool = False,
+                 store: str | None = None) -> None:
         if search not in SEARCHES:
             raise ValueError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")
         if selector not in SELECTORS:
@@ -137,10 +141,13 @@ class Planner:
         self.selector_key = selector
         self.settings = settings
         self.why_not = why_not
+        self.store = store
 
     def plan(self, world: World | WorldIndex) -> PlanResult:
-        """Plan ``world`` (a validated :class:`World` or its index)."""
+        """Plan ``world`` (a validated :class:`World` or its index), measuring first what it
+        leaves unknown."""
         index = world if isinstance(world, WorldIndex) else build_index(world)
+        index = self._measured(index)
         settings = self.settings or index.world.planner
         estimator: BaseEstimator = AnalyticEstimator(index=index)
         search = SEARCHES[self.search_key](estimator=estimator, settings=settings)
@@ -167,6 +174,23 @@ class Planner:
             kernel_evaluations=estimator.kernel_evaluations,
             why_not_seconds=t3 - t2,
         )
+
+
+    def _measured(self, index: WorldIndex) -> WorldIndex:
+        from circinus.profile import (
+            SqlProfileStore,
+            default_store_url,
+            measure_world,
+            needs_profiling,
+        )
+
+        if not needs_profiling(index.world):
+            return index
+        store = SqlProfileStore(self.store or default_store_url())
+        try:
+            return build_index(measure_world(index.world, store).world)
+        finally:
+            store.close()
 
 
 def _outcome(problem: SelectionProblem, selection: Selection, q: int,

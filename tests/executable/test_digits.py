@@ -32,10 +32,14 @@ def test_downsample_by_hand() -> None:
         digits.downsample(image, 5)
 
 
-def test_dataset_is_the_held_out_split() -> None:
+def test_dataset_is_the_held_out_split_with_noisy_copies() -> None:
     data = digits.dataset()
-    assert len(data.inputs) == len(data.labels) == 797
-    assert data.features.shape == (797, 2)
+    assert len(data.inputs) == len(data.labels) == 797 * digits.COPIES
+    assert data.features.shape == (797 * digits.COPIES, 2)
+    first, copy = np.asarray(data.inputs[0]), np.asarray(data.inputs[797])
+    assert data.labels[0] == data.labels[797]
+    assert 0 < np.abs(first - copy).mean() < 4  # the same digit, with sensor noise
+    assert np.array_equal(np.asarray(digits.dataset().inputs[900]), np.asarray(data.inputs[900]))
 
 
 def test_variants_differ_in_accuracy_and_are_deterministic(tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from circinus.errors import CircinusError, SpecError
 
 if TYPE_CHECKING:
     from circinus.gen import GenSpec
+    from circinus.spec.index import WorldIndex
 
 app = typer.Typer(
     name="circinus",
@@ -82,6 +84,9 @@ def plan(
         "--why-not/--no-why-not",
         help="Find each rejected query's nearest admissible SLO (one objective relaxed).")
     ] = True,
+    store: Annotated[str | None, typer.Option(
+        help="Profile store for worlds with executable operators (see `circinus profile`); "
+        "default $CIRCINUS_STORE, else ~/.cache/circinus/profiles.db.")] = None,
 ) -> None:
     """Plan every query of WORLD and print the admitted plans, rejections and resource use."""
 
@@ -102,6 +107,7 @@ def plan(
         if selector not in SELECTORS:
             raise SpecError(f"--selector: unknown selector {selector!r}; choose from "
                             f"{', '.join(sorted(SELECTORS))}")
+        index = _measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
                          why_not=why_not).plan(index)
         planfile = to_plan_file(index, result)
@@ -269,6 +275,34 @@ def json_schema(which: Literal["world", "plan"]) -> dict[str, Any]:
     raise SpecError(f"schema: unknown schema {which!r}; use 'world' or 'plan'")
 
 
+def _measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldIndex:
+    """``index`` with what it leaves unknown measured (samples from and to the profile
+    store), or ``index`` itself when nothing is unknown."""
+    from circinus.profile import SqlProfileStore, default_store_url, measure_world
+    from circinus.profile import needs_profiling as unknowns
+    from circinus.spec.validate import build_index
+
+    if not unknowns(index.world):
+        return index
+    db = SqlProfileStore(store or default_store_url())
+    try:
+        with Console(stderr=True).status("profiling (samples from the store are reused)",
+                                         spinner="dots") if not quiet else _nothing():
+            measured = measure_world(index.world, db)
+    finally:
+        db.close()
+    if not quiet:
+        Console(stderr=True).print(
+            f"profiled: {measured.samples} runs measured, {measured.reused} samples reused "
+            f"from {db.url}")
+    return build_index(measured.world)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
 def _register_bench() -> None:
     from circinus.cli.bench import bench_app
 
@@ -281,6 +315,12 @@ def _register_simulate() -> None:
     app.command("simulate")(simulate)
 
 
+def _register_profile() -> None:
+    from circinus.cli.profile import profile
+
+    app.command("profile")(profile)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -290,6 +330,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 _register_bench()
 _register_simulate()
+_register_profile()
 
 
 def main() -> None:

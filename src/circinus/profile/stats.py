@@ -78,8 +78,14 @@ def t_interval(stats: RunningStats, alpha: float = 0.05) -> Interval:
     return Interval(stats.mean, stats.mean - half, stats.mean + half, stats.n)
 
 
-def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> Interval:
+def wilson_interval(successes: int, n: int, alpha: float = 0.05,
+                    population: int | None = None) -> Interval:
     """Wilson's score interval for a proportion; ``[0, 1]`` with no samples.
+
+    With ``population`` (the ``n`` samples were drawn without replacement from that many
+    inputs, and the quantity of interest is the proportion over all of them), the half-width
+    gets the finite-population correction ``sqrt((N - n) / (N - 1))``: it shrinks to the
+    point itself once every input is measured.
 
     Example: 8 of 10 at 95 % gives about [0.490, 0.943].
     """
@@ -90,6 +96,9 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    if population is not None and population > 1:
+        shrink = math.sqrt(max(0.0, (population - n) / (population - 1)))
+        centre, half = p + (centre - p) * shrink, half * shrink
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
 
 

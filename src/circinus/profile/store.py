@@ -13,10 +13,12 @@ PostgreSQL is used by URL.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -141,6 +143,17 @@ class SqlProfileStore(BaseProfileStore):
     def close(self) -> None:
         """Release the connection pool."""
         self._engine.dispose()
+
+
+def default_store_url() -> str:
+    """``$CIRCINUS_STORE`` if set, else a SQLite file ``profiles.db`` in the cache directory
+    (``$CIRCINUS_CACHE`` or ``~/.cache/circinus``), created on first use."""
+    url = os.environ.get("CIRCINUS_STORE")
+    if url:
+        return url
+    folder = Path(os.environ.get("CIRCINUS_CACHE", Path.home() / ".cache" / "circinus"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'profiles.db'}"
 
 
 def _engine(url: str) -> Engine:
