@@ -31,6 +31,7 @@ from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.fcfs import FcfsSelector
+from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import MilpSelector
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
@@ -46,8 +47,11 @@ SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "random": RandomSearch,
 }
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
-SELECTORS: dict[str, Callable[[], BaseSelector]] = {"milp": MilpSelector, "fcfs": FcfsSelector}
-"""Global selectors by registry key."""
+SELECTORS: dict[str, Callable[[], BaseSelector]] = {
+    "milp": MilpSelector, "lp": LpRoundSelector, "fcfs": FcfsSelector,
+}
+"""Global selectors by registry key: ``milp`` is exact on small problems and the LP rounding
+(``lp``) above :data:`circinus.select.milp.LP_ABOVE` candidates."""
 
 
 @dataclass(frozen=True)

@@ -104,11 +104,11 @@ def test_heavier_query_wins_contention() -> None:
 
 
 def test_weight_unit() -> None:
-    from circinus.select.milp import _weight_unit
+    from circinus.select.flat import weight_unit
 
-    assert _weight_unit((0.5, 1.0, 2.0)) == 0.5
-    assert _weight_unit((1.0, 3.0)) == 1.0
-    assert _weight_unit((0.123456789, 1.0)) is None
+    assert weight_unit((0.5, 1.0, 2.0)) == 0.5
+    assert weight_unit((1.0, 3.0)) == 1.0
+    assert weight_unit((0.123456789, 1.0)) is None
 
 
 @settings(max_examples=40, deadline=None)
@@ -122,22 +122,3 @@ def test_two_pass_path_matches_brute_force_for_weights_without_unit(inst) -> Non
     assert sel.fits(problem)
     assert sel.goodput == pytest.approx(goodput)
     assert sel.cost_per_hour == pytest.approx(-neg_cost)
-
-
-@settings(max_examples=60, deadline=None)
-@given(instance)
-def test_single_weighted_solve_matches_brute_force(inst) -> None:  # type: ignore[no-untyped-def]
-    import circinus.select.milp as milp_module
-
-    problem = _problem(*inst)
-    saved = milp_module._SINGLE_SOLVE_ABOVE
-    milp_module._SINGLE_SOLVE_ABOVE = 0  # the path used above 20,000 candidates
-    try:
-        sel = MilpSelector().select(problem, time_limit_s=10)
-    finally:
-        milp_module._SINGLE_SOLVE_ABOVE = saved
-    goodput, neg_cost = _brute(problem)
-    assert sel.fits(problem)
-    assert sel.goodput == pytest.approx(goodput)
-    assert sel.cost_per_hour == pytest.approx(-neg_cost, rel=1e-5)
-    assert sel.goodput_bound >= sel.goodput

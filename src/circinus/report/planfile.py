@@ -147,7 +147,8 @@ class ResourcesOut(_Out):
 class SolverOut(_Out):
     """How the global selection was solved."""
 
-    status: Literal["optimal", "time_limit", "greedy"] = Field(description="Solver outcome.")
+    status: Literal["optimal", "time_limit", "rounded", "greedy"] = Field(
+        description="Solver outcome.")
     goodput_bound: float = Field(description="Proven upper bound on goodput.")
     gap: float = Field(description="(bound - goodput) / bound.")
     cost_gap: float = Field(description="Relative gap of cost at this goodput.")

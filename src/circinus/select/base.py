@@ -46,7 +46,8 @@ class Selection:
     cost_gap: float
     """Relative gap of the cost among selections of this goodput (0 when proven)."""
     status: str
-    """``optimal``, ``time_limit`` (feasible, not proven) or ``greedy`` (fallback)."""
+    """``optimal``, ``time_limit`` (feasible, not proven), ``rounded`` (the LP relaxation
+    rounded and improved; the gap is against the LP's proven bound) or ``greedy`` (fallback)."""
     seconds: float
 
     def used(self, problem: SelectionProblem) -> dict[Resource, float]:

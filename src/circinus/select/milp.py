@@ -1,235 +1,133 @@
-"""Exact selection as a mixed-integer program solved by HiGHS (through SciPy).
+"""Exact selection as a mixed-integer program solved by HiGHS (through SciPy), on small problems.
 
 NOTE: the selection is a multiple-choice multi-dimensional knapsack: a binary ``x[q,k]`` per
 candidate ``k`` of query ``q``, at most one per query, every capacity row respected, maximising
 goodput ``sum w_q x[q,k]`` first and minimising cost second. Two passes share the time budget:
-maximise goodput, then minimise cost with goodput held by one dense row. On large instances the
-second pass runs without HiGHS's presolve, which on that dense row ignored its time limit (136 s
-against 9 s at 10,000 queries); on small and medium ones presolve is what lets both passes prove
-optimality in about a second. At scale (more than ``_SINGLE_SOLVE_ABOVE`` candidates), where
-neither pass proves anything within the budget, one solve of ``min sum (c - B w) x`` is used
-instead when the weights are multiples of a common unit ``u`` (1 for plain counts, 0.5 for
-0.5/1/2): goodputs then differ by at least ``u`` and ``B = (C + 1) / u`` (``C`` the largest
-possible total cost) makes the objective exactly lexicographic; the cost term also guides HiGHS to
-better selections (7,555 admitted against 7,536 for the goodput pass alone, at 10,000 generated
-queries in 30 s). Bounds and gaps come from HiGHS's dual bound. If no feasible answer is found
-within the budget, a greedy selection (heaviest queries first, cheapest candidate that fits) is
-returned, with the LP relaxation as its bound.
+maximise goodput, then minimise cost with goodput held by one row.
+
+The exact MILP stops paying off quickly with size. Its goodput pass, measured on 2 cores on
+generated worlds (weights 1): 453 candidates 0.5 s, 2,237 1.7 s, 3,130 3.0 s, 4,437 (1,000
+queries) 8.4 s, 8,892 28 s; at 44,569 (10,000 queries) it found no integer answer in 30 s and
+HiGHS overran that limit. Its cost pass often runs out the whole budget from 1,350 candidates
+on. The LP rounding of :class:`LpRoundSelector` is within 0.2-0.5% of the optimal goodput
+there, in under a second. So above ``lp_above`` candidates (3,000: where the goodput pass
+still proves optimality in about 3 s) this selector *is* the LP rounding; below, the LP
+rounding runs first, as the incumbent, and the two passes get the rest of the budget, each
+under a hard deadline (:mod:`circinus.select.highs`). Whatever a pass does not finish, the
+best answer so far is returned, so the budget is always honoured and the answer is never worse
+than the LP rounding's. Bounds and gaps: the smaller of HiGHS's dual bound and the LP
+rounding's proven bound.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import sys
 import time
-from collections.abc import Iterator
-from fractions import Fraction
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array
+from scipy.optimize import Bounds, LinearConstraint
+from scipy.sparse import csr_array, vstack
 
 from circinus.estimate.base import EPS
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
+from circinus.select.base import BaseSelector, Selection, SelectionProblem
+from circinus.select.flat import FlatProblem, flatten
+from circinus.select.highs import solve_milp
+from circinus.select.lp import LpRoundSelector
 
-_GOODPUT_SHARE = 0.7  # fraction of the time budget given to the goodput pass
-_SINGLE_SOLVE_ABOVE = 20_000  # candidates; above this the single weighted solve is used
+LP_ABOVE = 3_000
+"""Candidates above which :class:`MilpSelector` is the LP rounding (see the module note)."""
+_INCUMBENT_SHARE = 0.2  # at most this share of the budget for the LP rounding incumbent
+_GOODPUT_SHARE = 0.6  # the goodput pass must end by this share of the budget
 
 
 class MilpSelector(BaseSelector):
-    """Exact (within its time budget) selection; see the module note."""
+    """Exact (within its time budget) selection on small problems; see the module note.
 
-    def __init__(self, *, rel_gap: float = 1e-6) -> None:
+    Args:
+        rel_gap: HiGHS's relative MIP gap.
+        lp_above: candidates above which the LP rounding is used instead; ``None``: never.
+    """
+
+    def __init__(self, *, rel_gap: float = 1e-6, lp_above: int | None = LP_ABOVE) -> None:
         self.rel_gap = rel_gap
+        self.lp_above = lp_above
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
-        owners, weights, costs, rows = _flatten(problem)
-        n = len(owners)
-        if n == 0:
-            return Selection(tuple(None for _ in problem.candidates), 0.0, 0.0, 0.0, 0.0, 0.0,
-                             "optimal", time.monotonic() - start)
-        a, ub = _constraints(problem, owners, rows)
-        cons = [LinearConstraint(a, -np.inf, ub)]
-        ones, bounds = np.ones(n), Bounds(np.zeros(n), np.ones(n))
-        unit = _weight_unit(problem.weights)
-        if unit is not None and n > _SINGLE_SOLVE_ABOVE:
-            return self._weighted(problem, owners, weights, costs, cons, unit, time_limit_s,
-                                  start)
-        opts = {"time_limit": max(0.05, time_limit_s * _GOODPUT_SHARE),
-                "mip_rel_gap": self.rel_gap, "disp": False}
-        first = _solve(-weights, constraints=cons, integrality=ones, bounds=bounds, options=opts)
-        if first.x is None:
-            return _greedy(problem, owners, weights, costs, a, ub, start)
-        goodput = float(weights @ np.round(first.x))
-        bound = -float(first.mip_dual_bound) if first.mip_dual_bound is not None else goodput
-        bound = max(bound, goodput)
-        keep = LinearConstraint(csr_array(weights[None, :]), goodput - 1e-7 * max(1.0, goodput),
-                                np.inf)
-        left = max(0.05, time_limit_s - (time.monotonic() - start))
-        opts = {"time_limit": left, "mip_rel_gap": self.rel_gap, "disp": False,
-                "presolve": n <= _SINGLE_SOLVE_ABOVE}
-        second = _solve(costs, constraints=[*cons, keep], integrality=ones, bounds=bounds,
-                      options=opts)
-        x = np.round(second.x if second.x is not None else first.x)
-        cost_gap = float(second.mip_gap) if second.x is not None and second.mip_gap else 0.0
-        proven = first.status == 0 and second.status == 0
-        return Selection(
-            chosen=_decode(problem, owners, x),
-            goodput=float(weights @ x),
-            cost_per_hour=float(costs @ x),
-            goodput_bound=bound,
-            gap=(bound - goodput) / bound if bound > EPS else 0.0,
-            cost_gap=max(cost_gap, 0.0),
-            status="optimal" if proven else "time_limit",
-            seconds=time.monotonic() - start,
-        )
+        n = sum(len(qc.candidates) for qc in problem.candidates)
+        if self.lp_above is not None and n > self.lp_above:
+            return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
+        incumbent = LpRoundSelector().select(problem,
+                                             time_limit_s=time_limit_s * _INCUMBENT_SHARE)
+        if incumbent.status == "optimal" or n == 0:
+            return _after(incumbent, start)
+        return _after(self._exact(flatten(problem), incumbent, start, time_limit_s), start)
+
+    def _exact(self, flat: FlatProblem, incumbent: Selection, start: float,
+               time_limit_s: float) -> Selection:
+        """The two passes, each adopted only if it beats the incumbent."""
+        rows = vstack([flat.query_rows(), flat.usage]).tocsr()
+        cons = [LinearConstraint(rows, -np.inf, np.concatenate([np.ones(flat.nq), flat.cap]))]
+        ones, box = np.ones(flat.n), Bounds(0, 1)
+        opts = {"mip_rel_gap": self.rel_gap}
+        best, bound = incumbent, incumbent.goodput_bound
+        proven = incumbent.gap <= 1e-12  # the goodput pass has nothing left to prove
+        if not proven:
+            first = solve_milp(-flat.weight, constraints=cons, integrality=ones, bounds=box,
+                               options=opts, deadline=start + _GOODPUT_SHARE * time_limit_s)
+            if first is not None:
+                proven = first.status == 0
+                if first.mip_dual_bound is not None:
+                    bound = min(bound, -float(first.mip_dual_bound))
+                best = _better(flat, best, first.x, 1.0, "time_limit")
+        target = best.goodput
+        keep = LinearConstraint(csr_array(flat.weight[None, :]),
+                                target - 1e-7 * max(1.0, target), np.inf)
+        second = solve_milp(flat.cost, constraints=[*cons, keep], integrality=ones, bounds=box,
+                            options=opts, deadline=start + time_limit_s)
+        if second is not None:
+            best = _better(flat, best, second.x, max(float(second.mip_gap or 0.0), 0.0),
+                           "time_limit")
+        bound = max(min(bound, best.goodput_bound), best.goodput)
+        if (second is not None and second.status == 0 and proven
+                and best.goodput >= bound - 1e-9 * max(1.0, bound)):
+            best = replace(best, cost_gap=0.0, status="optimal")  # as good as the optimum
+        return replace(best, goodput_bound=bound,
+                       gap=(bound - best.goodput) / bound if bound > EPS else 0.0)
 
 
-    def _weighted(self, problem: SelectionProblem, owners: list[tuple[int, int]],
-                  weights: np.ndarray, costs: np.ndarray, cons: list[LinearConstraint],
-                  unit: float, time_limit_s: float, start: float) -> Selection:
-        """The single lexicographic solve (see module note)."""
-        most = _max_total_cost(problem) + 1.0
-        big = most / unit
-        n = len(owners)
-        res = _solve(costs - big * weights, constraints=cons, integrality=np.ones(n),
-                   bounds=Bounds(np.zeros(n), np.ones(n)),
-                   options={"time_limit": max(0.05, time_limit_s), "disp": False,
-                            "mip_rel_gap": self.rel_gap})
-        if res.x is None:
-            a, ub = cons[0].A, cons[0].ub
-            return _greedy(problem, owners, weights, costs, a, ub, start)
-        x = np.round(res.x)
-        goodput, cost = float(weights @ x), float(costs @ x)
-        dual = float(res.mip_dual_bound) if res.mip_dual_bound is not None else cost - big * goodput
-        # Any selection y has cost(y) - B goodput(y) >= dual and cost(y) <= C, so
-        # goodput(y) <= (C - dual) / B; goodputs are multiples of the unit. At a proven optimum
-        # the goodput is optimal outright (the objective is lexicographic).
-        bound = goodput
-        if res.status != 0:
-            ceiling = math.floor(((most - 1.0 - dual) / big) / unit + 1e-9) * unit
-            bound = max(goodput, ceiling)
-        cost_floor = max(0.0, dual + big * goodput) if bound <= goodput + 1e-9 else 0.0
-        return Selection(
-            chosen=_decode(problem, owners, x), goodput=goodput, cost_per_hour=cost,
-            goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
-            cost_gap=(cost - cost_floor) / cost if cost > EPS else 0.0,
-            status="optimal" if res.status == 0 else "time_limit",
-            seconds=time.monotonic() - start,
-        )
+def _better(flat: FlatProblem, sel: Selection, x: np.ndarray | None, cost_gap: float,
+            status: str) -> Selection:
+    """The MILP's answer ``x`` as a selection if it fits and beats ``sel`` (more goodput, or as
+    much for less), else ``sel``."""
+    if x is None:
+        return sel
+    x = np.round(x)
+    goodput, cost = float(flat.weight @ x), float(flat.cost @ x)
+    tol = 1e-9 * max(1.0, goodput)
+    if not _fits(flat, x) or goodput < sel.goodput - tol or (
+            goodput <= sel.goodput + tol
+            and cost >= sel.cost_per_hour - 1e-9 * max(1.0, cost)):
+        return sel
+    return Selection(chosen=_decode(flat, x), goodput=goodput, cost_per_hour=cost,
+                     goodput_bound=sel.goodput_bound, gap=sel.gap, cost_gap=cost_gap,
+                     status=status, seconds=sel.seconds)
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence file descriptor 1 for the duration: HiGHS (as bundled by SciPy) prints debug
-    lines such as ``transformNewIntegerFeasibleSolution`` from C++ even with ``disp=False``,
-    which would garble the CLI's tables and JSON on stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as sink:
-            os.dup2(sink.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+def _fits(flat: FlatProblem, x: np.ndarray) -> bool:
+    """Whether the 0/1 choice ``x`` is within every capacity (at most one per query holds by
+    construction of the rows; HiGHS's tolerance could break a capacity by a hair)."""
+    return bool(np.all(flat.usage @ x <= flat.cap * (1 + 0.5 * EPS) + 0.5 * EPS))
 
 
-def _solve(*args: Any, **kwargs: Any) -> Any:
-    """``scipy.optimize.milp`` with HiGHS's stray output silenced."""
-    with _quiet_stdout():
-        return milp(*args, **kwargs)
-
-
-def _weight_unit(weights: tuple[float, ...]) -> float | None:
-    """The largest ``u`` of which every weight is a whole multiple (within 1e-9), if the weights
-    are fractions with denominators up to 1,000; else ``None``.
-
-    Example: ``(0.5, 1.0, 2.0)`` -> 0.5; ``(1.0, 2.0)`` -> 1.0; ``(1/3, 1.0)`` -> 1/3.
-    """
-    fracs = []
-    for w in set(weights):
-        f = Fraction(w).limit_denominator(1000)
-        if abs(float(f) - w) > 1e-9 * max(1.0, abs(w)):
-            return None
-        fracs.append(f)
-    if not fracs:
-        return None
-    num = 0
-    den = 1
-    for f in fracs:
-        den = den * f.denominator // math.gcd(den, f.denominator)
-    for f in fracs:
-        num = math.gcd(num, f.numerator * (den // f.denominator))
-    return num / den if num else None
-
-
-def _max_total_cost(problem: SelectionProblem) -> float:
-    """The cost of admitting every query with its most expensive candidate."""
-    return sum(max((c.estimate.cost_per_hour for c in qc.candidates), default=0.0)
-               for qc in problem.candidates)
-
-
-def _flatten(problem: SelectionProblem
-             ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray, list[Resource]]:
-    owners = [(q, k) for q, qc in enumerate(problem.candidates)
-              for k in range(len(qc.candidates))]
-    weights = np.array([problem.weights[q] for q, _ in owners], dtype=float)
-    costs = np.array([problem.candidates[q].candidates[k].estimate.cost_per_hour
-                      for q, k in owners], dtype=float)
-    rows = sorted(problem.capacity)
-    return owners, weights, costs, rows
-
-
-def _constraints(problem: SelectionProblem, owners: list[tuple[int, int]],
-                 rows: list[Resource]) -> tuple[csr_array, np.ndarray]:
-    """One row per query (at most one candidate) and one per capacity that anyone uses."""
-    data, ri, ci = [], [], []
-    nq = len(problem.candidates)
-    for j, (q, _) in enumerate(owners):
-        data.append(1.0)
-        ri.append(q)
-        ci.append(j)
-    row_of = {r: nq + i for i, r in enumerate(rows)}
-    for j, (q, k) in enumerate(owners):
-        for res, amount in problem.candidates[q].candidates[k].estimate.usage().items():
-            if res in row_of and amount > 0:
-                data.append(amount)
-                ri.append(row_of[res])
-                ci.append(j)
-    ub = np.concatenate([np.ones(nq), [problem.capacity[r] * (1 + EPS) for r in rows]])
-    a = csr_array((data, (ri, ci)), shape=(nq + len(rows), len(owners)))
-    return a, ub
-
-
-def _decode(problem: SelectionProblem, owners: list[tuple[int, int]],
-            x: np.ndarray) -> tuple[int | None, ...]:
-    chosen: list[int | None] = [None] * len(problem.candidates)
-    for j, (q, k) in enumerate(owners):
-        if x[j] > 0.5:
-            chosen[q] = k
+def _decode(flat: FlatProblem, x: np.ndarray) -> tuple[int | None, ...]:
+    chosen: list[int | None] = [None] * flat.nq
+    for j in np.flatnonzero(x > 0.5).tolist():
+        q = int(flat.owner[j])
+        chosen[q] = j - int(flat.first[q])
     return tuple(chosen)
 
 
-def _greedy(problem: SelectionProblem, owners: list[tuple[int, int]], weights: np.ndarray,
-            costs: np.ndarray, a: csr_array, ub: np.ndarray, start: float) -> Selection:
-    """Fallback: heaviest queries first, each its cheapest candidate that still fits."""
-    x = np.zeros(len(owners))
-    load = np.zeros(a.shape[0])
-    dense = a.toarray()
-    for j in sorted(range(len(owners)), key=lambda j: (-weights[j], costs[j], j)):
-        if np.all(load + dense[:, j] <= ub + EPS):
-            x[j] = 1.0
-            load += dense[:, j]
-    relaxed = _solve(-weights, constraints=[LinearConstraint(a, -np.inf, ub)],
-                   bounds=Bounds(0, 1), options={"time_limit": 5.0})
-    goodput = float(weights @ x)
-    bound = -float(relaxed.fun) if relaxed.x is not None else float(weights.sum())
-    bound = max(bound, goodput)
-    return Selection(_decode(problem, owners, x), goodput, float(costs @ x), bound,
-                     (bound - goodput) / bound if bound > EPS else 0.0, 1.0, "greedy",
-                     time.monotonic() - start)
+def _after(sel: Selection, start: float) -> Selection:
+    """``sel`` with the seconds of the whole call."""
+    return replace(sel, seconds=time.monotonic() - start)
