@@ -129,3 +129,75 @@ def _render(report: Report, console: Console) -> None:
             single.add_row(s.world, str(s.sampled), f"{s.median_seconds:.3f}",
                            f"{s.max_seconds:.3f}", f"{s.median_plan_space:,.0f}")
         console.print(single)
+
+
+EXECUTABLE_WORLDS = ("digits-edge-cloud.yaml", "ocr-branches.yaml")
+
+
+@bench_app.command("profile")
+def profile_cmd(
+    world: Annotated[list[Path] | None, typer.Option(
+        "--world", help="World file (repeatable): executable worlds are measured for real, "
+        "others get outcomes drawn from their tables. Default: the bundled examples.")] = None,
+    inputs: Annotated[int, typer.Option(
+        min=10, help="Stand-in inputs per pipeline of a table-driven world.")] = 10000,
+    max_inputs: Annotated[int | None, typer.Option(
+        min=10, help="Use only the first inputs of each executable dataset (quick runs).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the input order and the drawn outcomes.")
+                    ] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Compare precision-aware profiling with full profiling (every candidate on every input):
+    samples, wall time, and whether the plans made from either agree."""
+    from circinus.cli.main import _guard, _write_atomic
+
+    def run() -> None:
+        from circinus.bench.profile import run_profile_bench
+        from circinus.profile import pipelines_to_measure
+        from circinus.spec.load import load_world
+
+        paths = world or [REPO / "examples" / n for n in (*EXECUTABLE_WORLDS, *DEFAULT_WORLDS)]
+        worlds = []
+        for path in paths:
+            w = load_world(path)
+            kind = "executable" if pipelines_to_measure(w) else "table"
+            settings = w.profiling
+            if kind == "executable" and max_inputs is not None:
+                settings = settings.model_copy(update={"max_inputs": max_inputs})
+            planner = w.planner.model_copy(update={"seed": seed})
+            worlds.append((path.stem, w.model_copy(update={"profiling": settings,
+                                                           "planner": planner}), kind))
+        console = Console()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                transient=True) as bar:
+            task = bar.add_task("bench profile", total=len(worlds))
+
+            def step(what: str) -> None:
+                bar.update(task, description=f"profiling {what} (full, then precision-aware)",
+                           completed=[w[0] for w in worlds].index(what))
+
+            report = run_profile_bench(worlds, table_inputs=inputs, seed=seed, progress=step)
+        table = Table(title=f"circinus bench profile (seed {seed})")
+        for col in ("world", "kind", "inputs", "vectors", "samples full", "samples precise",
+                    "sample ratio", "stage calls ratio", "wall s full", "wall s precise",
+                    "decision agreement", "admitted full/precise"):
+            table.add_column(col, justify="left" if col in ("world", "kind") else "right")
+        for r in report.records:
+            calls = r.stage_calls_precise / r.stage_calls_full if r.stage_calls_full else 1.0
+            table.add_row(r.world, r.kind, f"{r.inputs:,}", str(r.vectors),
+                          f"{r.samples_full:,}", f"{r.samples_precise:,}",
+                          f"{r.sample_ratio:.1%}", f"{calls:.1%}",
+                          f"{r.wall_seconds_full:.1f}", f"{r.wall_seconds_precise:.1f}",
+                          f"{r.decision_agreement:.1%}",
+                          f"{r.admitted_full}/{r.admitted_precise}")
+        console.print(table)
+        for r in report.records:
+            if r.differing:
+                console.print(f"{r.world}: plans differ for {', '.join(r.differing)}")
+        if json_out is not None:
+            _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            console.print(f"report written to {json_out}")
+
+    _guard(run)

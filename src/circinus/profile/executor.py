@@ -257,3 +257,55 @@ def _position(index: WorldIndex, pipeline: str) -> int:
 
 def _op_position(index: WorldIndex, operator: str) -> int:
     return [o.name for o in index.world.operators].index(operator)
+
+
+class ReplayExecutor(BaseExecutor):
+    """Replays the outcomes another run committed to a store, instead of running anything.
+
+    Wraps a :class:`LiveExecutor` for its keys and prefixes. Comparing two profilers on one
+    recording (*common random numbers*) isolates what their policies decide from the timing
+    noise of two separate runs on a shared machine. Stages are reported as executed only the
+    first time their prefix meets an input, as a live run with prefix reuse would.
+
+    Raises:
+        KeyError: when a sample the replay needs was never recorded.
+    """
+
+    def __init__(self, live: LiveExecutor, recording: Any) -> None:
+        self.live = live
+        self.pipeline = live.pipeline
+        self.stages = live.stages
+        self.inputs = live.inputs
+        self.features = live.features
+        self._recording = recording
+        self._cache: dict[str, dict[int, float]] = {}
+        self._seen: set[tuple[Prefix, int]] = set()
+
+    def _value(self, key: str, input_id: int) -> float:
+        if key not in self._cache:
+            self._cache[key] = {s.sample_id: s.value for s in self._recording.samples(key)}
+        return self._cache[key][input_id]
+
+    def accuracy_key(self, vector: Vector) -> str:
+        return self.live.accuracy_key(vector)
+
+    def latency_key(self, stage: str, prefix: Prefix) -> str:
+        return self.live.latency_key(stage, prefix)
+
+    def prefix(self, stage: str, vector: Vector) -> Prefix:
+        return self.live.prefix(stage, vector)
+
+    def run(self, vector: Vector, inputs: Sequence[int]) -> list[Outcome]:
+        outcomes = []
+        for i in inputs:
+            times = {}
+            for stage in self.stages:
+                prefix = self.prefix(stage, vector)
+                if (prefix, i) in self._seen:
+                    continue
+                self._seen.add((prefix, i))
+                times[stage] = self._value(self.latency_key(stage, prefix), i)
+                self.stage_calls += 1
+            correct = self._value(self.accuracy_key(vector), i) >= 0.5
+            outcomes.append(Outcome(i, correct, times))
+        return outcomes

@@ -20,7 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from circinus.profile.executor import BaseExecutor, LiveExecutor, TableExecutor, Vector
+from circinus.profile.executor import (
+    BaseExecutor,
+    LiveExecutor,
+    ReplayExecutor,
+    TableExecutor,
+    Vector,
+)
 from circinus.profile.profiler import (
     PipelineProfile,
     Profiler,
@@ -101,17 +107,21 @@ def _vectors(index: WorldIndex, pipeline: str) -> list[Vector]:
 
 
 def measure_world(world: World, store: BaseProfileStore, *, full: bool = False,
-                  progress: Callable[[Progress], None] | None = None) -> Measured:
+                  progress: Callable[[Progress], None] | None = None,
+                  replay: BaseProfileStore | None = None) -> Measured:
     """Profile every pipeline of ``world`` with unknown estimates on this machine (see module
-    docstring); ``full`` profiles every vector on every input instead."""
+    docstring); ``full`` profiles every vector on every input instead. With ``replay`` (a
+    store a full run wrote), nothing runs: outcomes are read from it
+    (:class:`~circinus.profile.executor.ReplayExecutor`)."""
     index = build_index(world)
     hardware = world.profiling.hardware
     profiles = []
     for name in pipelines_to_measure(world):
         if hardware is None:  # validation requires it when an operator is executable
             raise AssertionError("profiling.hardware is unset")
-        executor = LiveExecutor(index, name, hardware=hardware,
-                                max_inputs=world.profiling.max_inputs, reuse_prefixes=not full)
+        live = LiveExecutor(index, name, hardware=hardware,
+                            max_inputs=world.profiling.max_inputs, reuse_prefixes=not full)
+        executor: BaseExecutor = live if replay is None else ReplayExecutor(live, replay)
         profiler = Profiler(store, world.profiling, full=full, seed=world.planner.seed,
                             progress=progress, no_costlier=_live_no_costlier(index, executor))
         floors = _floors(world, name) if index.pipelines[name].spec.accuracy.rule == (

@@ -376,7 +376,7 @@ class ProfilingSettings(_Model):
         default=4, ge=1, description="Undecided candidates measured per round."
     )
     latency_precision: float = Field(
-        default=0.05, gt=0, lt=1,
+        default=0.1, gt=0, lt=1,
         description="A latency is measured until its interval's half-width is at most this "
         "fraction of its mean.",
     )
