@@ -25,6 +25,11 @@ class SpecError(CircinusError):
     exit_code = 2
 
 
+class UnknownNameError(SpecError):
+    """A request names a query, device or link the planner does not know (e.g. the departure of
+    a query that never arrived). The message lists what is known or says how to find it."""
+
+
 class InfeasibleError(CircinusError):
     """The request cannot be satisfied at all (for example no plan exists for any query)."""
 

@@ -1,0 +1,144 @@
+"""Online planning benchmark: how long one arrival takes when thousands of queries are admitted.
+
+NOTE: every query of the world but the last ``held_out`` starts an
+:class:`~circinus.online.OnlinePlanner` (planned as the batch planner does); the held-out
+queries then arrive one at a time, followed by ``extra`` copies of present queries drawn with
+the seed (new names, same pipeline, sources, rate and SLO; they compete for the same devices).
+Each arrival's wall time is recorded in two parts: the *decision* (validation, search of the
+newcomer, admission, local repair) and, for a query that must wait, the *explanation* (its
+nearest admissible SLO).
+
+A long-running Python process with millions of live objects pays for the cyclic garbage
+collector's full collections (about a second each at 10,000 queries, every few dozen
+arrivals). A serving process avoids them by moving what exists after start-up out of the
+collector's reach (``gc.freeze()``); ``freeze_gc`` does the same here after the start, and the
+report says whether it did.
+
+Run it with ``python -m circinus.bench.online --queries 10000`` (a generated world, see
+``circinus gen``) or ``--world FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+from circinus.online import OnlinePlanner
+from circinus.spec.index import WorldIndex
+
+
+@dataclass(frozen=True)
+class ArrivalTime:
+    """One timed arrival."""
+
+    query: str
+    admitted: bool
+    moved: int
+    decision_seconds: float
+    explain_seconds: float
+
+
+@dataclass(frozen=True)
+class OnlineReport:
+    """What the benchmark measured on one world."""
+
+    world: str
+    queries: int
+    start_seconds: float
+    start_admitted: int
+    gc_frozen: bool
+    arrivals: tuple[ArrivalTime, ...]
+
+    def summary(self) -> dict[str, float]:
+        """Median, 90th percentile and maximum of the decision and of the whole arrival, s."""
+        decision = sorted(a.decision_seconds for a in self.arrivals)
+        total = sorted(a.decision_seconds + a.explain_seconds for a in self.arrivals)
+        out: dict[str, float] = {}
+        for name, xs in (("decision", decision), ("total", total)):
+            out[f"{name}_median_s"] = statistics.median(xs)
+            out[f"{name}_p90_s"] = xs[int(0.9 * (len(xs) - 1))]
+            out[f"{name}_max_s"] = xs[-1]
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        """Plain data for ``--json``."""
+        return {"benchmark": "online", **asdict(self), "summary": self.summary()}
+
+
+def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: int = 20,
+                     seed: int = 0, freeze_gc: bool = True) -> OnlineReport:
+    """Start with all but ``held_out`` queries of ``index``, then time the arrivals (see
+    module note)."""
+    queries = index.world.queries
+    if not 1 <= held_out < len(queries):
+        raise ValueError(f"held_out must be in 1..{len(queries) - 1}, got {held_out}")
+    start = index.world.model_copy(update={"queries": queries[:-held_out]})
+    t0 = time.monotonic()
+    online = OnlinePlanner(start)
+    start_seconds = time.monotonic() - t0
+    start_admitted = len(online.admitted)
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()
+    rng = random.Random(seed)
+    arriving = list(queries[-held_out:]) + [
+        rng.choice(queries[:-held_out]).model_copy(update={"name": f"bench-extra-{i}"})
+        for i in range(extra)]
+    times = []
+    try:
+        for query in arriving:
+            a = online.arrive(query)
+            times.append(ArrivalTime(a.query, a.admitted, len(a.moved), a.seconds,
+                                     a.why_not_seconds))
+    finally:
+        if freeze_gc:
+            gc.unfreeze()
+    return OnlineReport(name, len(queries), start_seconds, start_admitted, freeze_gc,
+                        tuple(times))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m circinus.bench.online``: print the summary (and write JSON)."""
+    parser = argparse.ArgumentParser(prog="python -m circinus.bench.online",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--world", help="world file (default: a generated world)")
+    parser.add_argument("--queries", type=int, default=10000, help="generated world size")
+    parser.add_argument("--held-out", type=int, default=1)
+    parser.add_argument("--extra", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-freeze-gc", action="store_true")
+    parser.add_argument("--json", help="write the report here")
+    args = parser.parse_args(argv)
+    from circinus.spec.load import load_indexed_world, parse_world
+    from circinus.spec.validate import build_index
+
+    if args.world:
+        _, index = load_indexed_world(args.world)
+        name = str(args.world)
+    else:
+        from circinus.gen import GenSpec, generate
+
+        index = build_index(parse_world(generate(GenSpec(queries=args.queries, seed=args.seed)),
+                                        origin=f"gen-{args.queries}"))
+        name = f"gen-{args.queries}"
+    report = run_online_bench(name, index, held_out=args.held_out, extra=args.extra,
+                              seed=args.seed, freeze_gc=not args.no_freeze_gc)
+    for a in report.arrivals:
+        print(f"{a.query}: {'admitted' if a.admitted else 'waits'}, {a.moved} moved, "
+              f"decision {a.decision_seconds * 1e3:.0f} ms, "
+              f"why-not {a.explain_seconds * 1e3:.0f} ms")
+    print(f"{name}: start {report.start_seconds:.1f} s ({report.start_admitted} admitted), "
+          f"gc frozen: {report.gc_frozen}")
+    print(json.dumps(report.summary(), indent=1))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report.to_json(), fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
