@@ -312,14 +312,13 @@ class Profiler:
             return
         latency = _latency_lookup(executor, result)
         rule, target = DominatedStopRule(), Target(bound=0.0, lower_is_better=False)
-        for a in result.accuracy.values():
-            if a.verdict != "undecided" or a.n < enough:
+        measured = [(b, b.interval(self.alpha)) for b in result.accuracy.values()
+                    if b.n >= enough]
+        for a, iv in measured:
+            if a.verdict != "undecided":
                 continue
-            iv = a.interval(self.alpha)
-            for b in result.accuracy.values():
-                if b is a or b.n < enough:
-                    continue
-                if (rule.decide(iv, target, b.interval(self.alpha)).stop
+            for b, other in measured:
+                if (b is not a and rule.decide(iv, target, other).stop
                         and self.no_costlier(b.vector, a.vector, latency)):
                     a.verdict = "dominated"
                     break

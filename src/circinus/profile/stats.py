@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 from scipy.stats import beta, norm
 from scipy.stats import t as student_t
@@ -74,8 +75,20 @@ def t_interval(stats: RunningStats, alpha: float = 0.05) -> Interval:
     """Student's t interval for the mean; infinitely wide below two samples."""
     if stats.n < 2:
         return Interval(stats.mean, -math.inf, math.inf, stats.n)
-    half = float(student_t.ppf(1 - alpha / 2, stats.n - 1)) * stats.std / math.sqrt(stats.n)
+    half = _t(alpha, stats.n - 1) * stats.std / math.sqrt(stats.n)
     return Interval(stats.mean, stats.mean - half, stats.mean + half, stats.n)
+
+
+@cache
+def _t(alpha: float, df: int) -> float:
+    """The two-sided Student-t quantile (cached)."""
+    return float(student_t.ppf(1 - alpha / 2, df))
+
+
+@cache
+def _z(alpha: float) -> float:
+    """The two-sided normal quantile for ``alpha`` (cached: intervals are recomputed often)."""
+    return float(norm.ppf(1 - alpha / 2))
 
 
 def wilson_interval(successes: int, n: int, alpha: float = 0.05,
@@ -91,7 +104,7 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05,
     """
     if n == 0:
         return Interval(0.0, 0.0, 1.0, 0)
-    z = float(norm.ppf(1 - alpha / 2))
+    z = _z(alpha)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
