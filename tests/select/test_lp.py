@@ -16,7 +16,7 @@ from circinus.estimate.base import Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select import LpRoundSelector, MilpSelector, SelectionProblem
-from circinus.select.bounds import cost_floor, goodput_bound
+from circinus.select.bounds import cheapest_reach, goodput_bound
 from circinus.select.flat import flatten, weight_unit
 from circinus.select.highs import run_until
 
@@ -61,8 +61,8 @@ def test_never_over_capacity_and_bound_holds(inst, irrational: bool) -> None:  #
 
 
 @settings(max_examples=80)
-@given(instance, st.lists(st.floats(0, 3), min_size=4, max_size=4), st.floats(0, 2))
-def test_lagrangian_bounds_hold_for_any_multipliers(inst, ys, nu: float) -> None:  # type: ignore[no-untyped-def]
+@given(instance, st.lists(st.floats(0, 3), min_size=4, max_size=4))
+def test_lagrangian_bounds_hold_for_any_prices(inst, ys) -> None:  # type: ignore[no-untyped-def]
     problem = _problem(*inst)
     flat = flatten(problem)
     y = np.array(ys[: len(flat.rows)])
@@ -70,7 +70,20 @@ def test_lagrangian_bounds_hold_for_any_multipliers(inst, ys, nu: float) -> None
     assert goodput_bound(flat, y, weight_unit(problem.weights)) >= max(g for g, _ in found) - 1e-9
     for target in {g for g, _ in found}:
         cheapest = min(c for g, c in found if g >= target - 1e-9)
-        assert cost_floor(flat, y, nu, target) <= cheapest + 1e-9
+        assert cheapest_reach(flat, target, y) <= cheapest + 1e-9
+        assert cheapest_reach(flat, target) <= cheapest + 1e-9
+
+
+def test_cheapest_reach_example() -> None:
+    problem = _problem([[(1.0, {"pool": 1.0}, 0.0)], [(2.0, {"pool": 1.0}, 0.0)],
+                        [(5.0, {"pool": 1.0}, 0.0)]], [1.0] * 5, (1, 1, 1), None)
+    flat = flatten(problem)
+    assert cheapest_reach(flat, 2.5) == pytest.approx(1 + 2 + 0.5 * 5)
+    # With a price of 1 per pool unit, each query costs 1 more and the pool's unit is paid back.
+    y = np.array([0.0, 0.0, 1.0])
+    assert [r for r in flat.rows] == [("device", "edge-a"), ("device", "edge-b"),
+                                      ("device", "pool")]
+    assert cheapest_reach(flat, 1.0, y) == pytest.approx(2.0 - 1.0 * (1 + 1e-9) - 1e-9)
 
 
 def test_two_queries_one_unit_rounds_to_one() -> None:
@@ -173,3 +186,15 @@ def _random_problem(rng: np.random.Generator, *, queries: int, rows: int,
     capacity["device", "pool"] = 0.2 * queries
     weights = tuple(float(w) for w in rng.choice([1.0, 1.0, 2.0], size=queries))
     return SelectionProblem(tuple(qcs), weights, capacity)
+
+
+def test_densest_first_takes_the_smallest_share_of_capacity_first() -> None:
+    from circinus.select.rounding import densest_first
+
+    # Pool of 4 units: q0's smallest candidate takes 2 (half), q1's takes 1 (a quarter).
+    problem = _problem([[(1.0, {"pool": 2.0}, 0.0)],
+                        [(1.0, {"pool": 3.0}, 0.0), (9.0, {"pool": 1.0}, 0.0)]],
+                       [1.0] * 5, (1, 1, 4), None)
+    order, prefer = densest_first(flatten(problem))
+    assert order == [1, 0]
+    assert prefer[2] > prefer[1]  # q1 prefers its smaller candidate, whatever it costs

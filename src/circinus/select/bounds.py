@@ -8,8 +8,11 @@ query picks its best candidate on its own. So for *any* ``y >= 0``
 for every selection ``S`` within the capacities, and at the LP's optimal duals ``L`` equals the
 LP optimum (the per-query choice polytope is integral). The bound is computed here from the
 duals rather than read from the solver, so it is proven whatever tolerances the solver used;
-poor duals only make it weaker. The cost floor is the same argument applied to
-``min cost`` with goodput held by one more row (multiplier ``nu``).
+poor duals only make it weaker. The cost floor is the same argument applied to ``min cost``
+with goodput held by one more row: for capacity prices ``y >= 0`` and a goodput price
+``nu >= 0``, ``sum_q min(0, min_k c_qk + y.a_qk - nu w_q) - y.cap + nu G`` is below the cost of
+every selection of goodput at least ``G``; the best ``nu`` for given ``y`` is found in closed
+form (:func:`cheapest_reach`), so any prices (a cost LP's duals, or none) give a floor.
 """
 
 from __future__ import annotations
@@ -41,28 +44,24 @@ def goodput_bound(flat: FlatProblem, y: np.ndarray, unit: float | None) -> float
     return bound
 
 
-def cost_floor(flat: FlatProblem, y: np.ndarray, nu: float, goodput: float) -> float:
-    """A floor on the cost of any selection of goodput at least ``goodput``, for any
-    ``y, nu >= 0``: ``sum_q min(0, min_k c_qk + y.a_qk - nu w_q) - y.cap + nu goodput``.
+def cheapest_reach(flat: FlatProblem, goodput: float, y: np.ndarray | None = None) -> float:
+    """The best cost floor of goodput ``goodput`` for the capacity prices ``y >= 0`` (none:
+    0), over every ``nu``: each query priced at its cheapest ``c_qk + y.a_qk``, the cheapest
+    queries taken until their weight reaches ``goodput`` (the last one in part), minus
+    ``y.cap``. With ``y = 0``: the cost of ``goodput`` if capacities were unlimited.
 
-    Example: two queries of weight 1 costing 1 and 3, no capacity in the way (``y = 0``): with
-    ``nu = 3`` the reduced costs are -2 and 0, so the floor of goodput 2 is ``-2 + 6 = 4``.
+    Example: queries of weight 1 priced 1, 2 and 5: goodput 2.5 costs ``1 + 2 + 0.5 * 5``.
     """
-    reduced = flat.cost + flat.usage.T @ y - nu * flat.weight
-    low = -per_query_max(flat, -reduced)
-    return float(np.minimum(low[np.isfinite(low)], 0.0).sum() - y @ flat.limit() + nu * goodput)
-
-
-def cheapest_reach(flat: FlatProblem, goodput: float) -> float:
-    """The cost of reaching ``goodput`` if capacities were unlimited (a fractional knapsack
-    over each query's cheapest candidate): a cost floor that needs no LP."""
     has = flat.first[1:] > flat.first[:-1]
-    low = -per_query_max(flat, -flat.cost)[has]
+    price = flat.cost if y is None else flat.cost + flat.usage.T @ y
+    low = -per_query_max(flat, -price)[has]
     w = flat.query_weight[has]
     order = np.lexsort((np.arange(len(w)), low / np.maximum(w, EPS)))
     reach = np.cumsum(w[order])
     k = int(np.searchsorted(reach, goodput))
     if k >= len(order):
-        return float(low.sum())
-    part = goodput - (reach[k - 1] if k else 0.0)
-    return float(low[order[:k]].sum() + low[order[k]] * part / w[order[k]])
+        total = float(low.sum())
+    else:
+        part = goodput - (reach[k - 1] if k else 0.0)
+        total = float(low[order[:k]].sum() + low[order[k]] * part / w[order[k]])
+    return total - (0.0 if y is None else float(y @ flat.limit()))

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from circinus.select.flat import DeadlinePassed, FlatProblem, Packing
+from circinus.select.flat import DeadlinePassed, FlatProblem, Packing, per_query_max
 
 INTEGRAL = 1e-6
 """An LP value within this of 1 counts as chosen, within this of 0 as not."""
@@ -45,6 +45,22 @@ def heaviest_first(flat: FlatProblem, queries: Iterable[int]) -> list[int]:
     """``queries`` ordered by weight, heaviest first (ties by index)."""
     w = flat.query_weight
     return sorted(queries, key=lambda q: (-w[q], q))
+
+
+def densest_first(flat: FlatProblem) -> tuple[list[int], np.ndarray]:
+    """The greedy order of the multiple-choice knapsack: every candidate's size is its share of
+    the capacities, ``sum_i a_i / cap_i``; queries by weight per size of their smallest
+    candidate (largest first, ties by index), and the preference ``-size`` (smallest first,
+    then cheapest) for :func:`place`.
+
+    Example: a query of weight 1 whose smallest candidate takes a quarter of one pool and a
+    tenth of a link has size 0.35 and comes before one of weight 1 and size 0.5.
+    """
+    size = flat.usage.T @ (1.0 / np.maximum(flat.cap, 1e-12))
+    smallest = -per_query_max(flat, -size)
+    has = np.flatnonzero(np.isfinite(smallest))
+    ratio = flat.query_weight[has] / np.maximum(smallest[has], 1e-12)
+    return has[np.lexsort((has, -ratio))].tolist(), -size
 
 
 def place(flat: FlatProblem, pack: Packing, queries: Sequence[int], deadline: float,
