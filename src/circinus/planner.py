@@ -32,7 +32,7 @@ from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
-from circinus.select.milp import MilpSelector
+from circinus.select.milp import MilpSelector, exact_selector
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.validate import build_index
@@ -48,10 +48,11 @@ SEARCHES: dict[str, Callable[..., BaseSearch]] = {
 }
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
 SELECTORS: dict[str, Callable[[], BaseSelector]] = {
-    "milp": MilpSelector, "lp": LpRoundSelector, "fcfs": FcfsSelector,
+    "milp": MilpSelector, "exact": exact_selector, "lp": LpRoundSelector, "fcfs": FcfsSelector,
 }
-"""Global selectors by registry key: ``milp`` is exact on small problems and the LP rounding
-(``lp``) above :data:`circinus.select.milp.LP_ABOVE` candidates."""
+"""Global selectors by registry key: ``milp`` is the exact MILP on small problems and the LP
+rounding (``lp``) above :data:`circinus.select.milp.LP_ABOVE` candidates; ``exact`` is the MILP
+at every size."""
 
 
 @dataclass(frozen=True)

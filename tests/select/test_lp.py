@@ -152,10 +152,14 @@ def test_budget_is_honoured_at_scale(budget: float) -> None:
 
 
 @pytest.mark.slow
-def test_milp_selector_budget_is_honoured_on_a_hard_instance() -> None:
-    """The exact path (threshold off) on a problem the MILP cannot prove in time: HiGHS is
-    abandoned at the deadline and the LP rounding's answer comes back."""
-    problem = _random_problem(np.random.default_rng(13), queries=3_000, rows=60, per_query=4)
+@pytest.mark.parametrize(("queries", "per_query"), [(3_000, 4), (6_000, 8)])
+def test_exact_selector_budget_is_honoured_on_a_hard_instance(queries: int,
+                                                              per_query: int) -> None:
+    """The exact path on problems the MILP cannot prove in time (two passes; above 20,000
+    candidates the single weighted solve): HiGHS is abandoned at the deadline and the best
+    answer so far comes back."""
+    problem = _random_problem(np.random.default_rng(13), queries=queries, rows=60,
+                              per_query=per_query)
     start = time.monotonic()
     sel = MilpSelector(lp_above=None).select(problem, time_limit_s=1.5)
     took = time.monotonic() - start

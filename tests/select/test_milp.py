@@ -122,3 +122,23 @@ def test_two_pass_path_matches_brute_force_for_weights_without_unit(inst) -> Non
     assert sel.fits(problem)
     assert sel.goodput == pytest.approx(goodput)
     assert sel.cost_per_hour == pytest.approx(-neg_cost)
+
+
+@settings(max_examples=60, deadline=None)
+@given(instance)
+def test_single_weighted_solve_matches_brute_force(inst) -> None:  # type: ignore[no-untyped-def]
+    import circinus.select.milp as milp_module
+
+    problem = _problem(*inst)
+    saved = milp_module._SINGLE_SOLVE_ABOVE
+    milp_module._SINGLE_SOLVE_ABOVE = 0  # the exact path used above 20,000 candidates
+    try:
+        sel = MilpSelector(lp_above=None).select(problem, time_limit_s=10)
+    finally:
+        milp_module._SINGLE_SOLVE_ABOVE = saved
+    goodput, neg_cost = _brute(problem)
+    assert sel.fits(problem)
+    assert sel.goodput == pytest.approx(goodput)
+    assert sel.cost_per_hour == pytest.approx(-neg_cost, rel=1e-5)
+    assert sel.goodput_bound >= sel.goodput
+    assert sel.status == "optimal"

@@ -31,8 +31,9 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("circinus", "circinus", "milp",
-               summary="decomposed, similarity-aware search + exact MILP selection"),
-        Method("oracle", "exhaustive", "milp", {"candidates_per_query": 64}, max_queries=1000,
+               summary="decomposed, similarity-aware search + MILP selection (LP rounding "
+                       "above 3,000 candidates)"),
+        Method("oracle", "exhaustive", "exact", {"candidates_per_query": 64}, max_queries=1000,
                summary="every plan enumerated, 64 candidates per query, exact MILP"),
         Method("vulcan", "vulcan", "fcfs", max_queries=1000,
                summary="per-query Bayesian optimisation (optuna TPE), first-come-first-served"),
@@ -45,7 +46,7 @@ METHODS: dict[str, Method] = {
         Method("cloud-only", "circinus", "milp", {"tiers": ("cloud",)},
                summary="Circinus restricted to cloud devices"),
         Method("random", "random", "milp",
-               summary="uniformly random plans per query + exact MILP selection"),
+               summary="uniformly random plans per query + the same selection as circinus"),
     )
 }
 """Methods by name; ``circinus bench search --method NAME`` picks from these."""
