@@ -315,6 +315,12 @@ def _register_simulate() -> None:
     app.command("simulate")(simulate)
 
 
+def _register_report() -> None:
+    from circinus.cli.report import report
+
+    app.command("report")(report)
+
+
 def _register_profile() -> None:
     from circinus.cli.profile import profile
 
@@ -330,6 +336,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 _register_bench()
 _register_simulate()
+_register_report()
 _register_profile()
 
 

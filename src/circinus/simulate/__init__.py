@@ -22,7 +22,7 @@ from circinus.simulate.arrivals import (
     TraceArrivals,
     make_arrivals,
 )
-from circinus.simulate.engine import simulate
+from circinus.simulate.engine import SimulationRun, simulate, simulate_run
 from circinus.simulate.load import load_simulation, read_plan_file
 from circinus.simulate.model import SimWorld, compile_plan
 from circinus.simulate.results import SimulationResult, SimulationSettings
@@ -33,6 +33,7 @@ __all__ = [
     "PoissonArrivals",
     "SimWorld",
     "SimulationResult",
+    "SimulationRun",
     "SimulationSettings",
     "TraceArrivals",
     "compile_plan",
@@ -40,4 +41,5 @@ __all__ = [
     "make_arrivals",
     "read_plan_file",
     "simulate",
+    "simulate_run",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +40,16 @@ PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 """Latency percentiles reported for every query."""
 
 
+@dataclass(frozen=True)
+class SimulationRun:
+    """A simulation's result with every measured request's latency (for plots and checks)."""
+
+    result: SimulationResult
+    latencies_ms: tuple[np.ndarray, ...]
+    """Per simulated query, in the order of ``result.queries``: the end-to-end latency of each
+    request that arrived inside the window, ms (``inf``: never completed)."""
+
+
 def simulate(sim: SimWorld, *, arrivals: BaseArrivals,
              settings: SimulationSettings | None = None) -> SimulationResult:
     """Serve every admitted query of ``sim`` for ``settings.duration_s`` and measure it.
@@ -47,6 +58,12 @@ def simulate(sim: SimWorld, *, arrivals: BaseArrivals,
     ``wall_seconds``): query ``i`` draws its arrivals from the seed ``(seed, i, 0)`` and its
     routes and service times from ``(seed, i, 1)``, whatever else is simulated with it.
     """
+    return simulate_run(sim, arrivals=arrivals, settings=settings).result
+
+
+def simulate_run(sim: SimWorld, *, arrivals: BaseArrivals,
+                 settings: SimulationSettings | None = None) -> SimulationRun:
+    """:func:`simulate`, also keeping every measured request's latency."""
     settings = settings or SimulationSettings()
     began = time.perf_counter()
     streams = [
@@ -58,8 +75,9 @@ def simulate(sim: SimWorld, *, arrivals: BaseArrivals,
     runs = [run_query(q, a, seed=settings.seed, window=settings.window)
             for q, a in zip(sim.queries, streams, strict=True)]
     rounds, converged = _share_links(sim, settings, streams, runs)
-    return _result(sim, settings, arrivals.name, runs, rounds, converged,
-                   time.perf_counter() - began)
+    result = _result(sim, settings, arrivals.name, runs, rounds, converged,
+                     time.perf_counter() - began)
+    return SimulationRun(result, tuple(run.latency * 1000.0 for run in runs))
 
 
 def _share_links(sim: SimWorld, settings: SimulationSettings, streams: list[np.ndarray],
