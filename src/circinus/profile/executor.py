@@ -20,6 +20,7 @@ way real ones are (an input a weak model gets right, a stronger one gets right t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from abc import ABC, abstractmethod
@@ -234,6 +235,11 @@ class TableExecutor(BaseExecutor):
         self.features = (self._difficulty + rng.normal(0.0, 0.3, inputs)).reshape(-1, 1)
         self._estimator = AnalyticEstimator(index=index)
         self._ops = [index.operators[pipe.operator_of[s]] for s in self.stages]
+        values = [a for v in itertools.product(*(op.configs for op in self._ops))
+                  if (a := self.accuracy_of(v)) is not None]
+        self.scale = 100.0 if values and max(values) > 1.0 else 1.0
+        """Accuracies above 1 are percentages (JellyBean's table is): outcomes are drawn from
+        ``accuracy / scale``, and measured proportions are written back times ``scale``."""
 
     def accuracy_of(self, vector: Vector) -> float | None:
         """The table's accuracy of ``vector``."""
@@ -245,7 +251,8 @@ class TableExecutor(BaseExecutor):
         return f"accuracy/{self.pipeline}/{digest(parts)}"
 
     def run(self, vector: Vector, inputs: Sequence[int]) -> list[Outcome]:
-        p = self.accuracy_of(vector)
+        acc = self.accuracy_of(vector)
+        p = None if acc is None else acc / self.scale
         self.stage_calls += len(inputs) * len(self.stages)
         return [Outcome(i, p is not None and bool(self._difficulty[i] < p), {})
                 for i in inputs]

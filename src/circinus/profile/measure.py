@@ -147,7 +147,10 @@ def measure_tables(world: World, store: BaseProfileStore, *, inputs: int, full: 
         executor = TableExecutor(index, pipe.name, inputs=inputs, seed=seed)
         profiler = Profiler(store, world.profiling, full=full, seed=seed,
                             no_costlier=_table_no_costlier(index, executor))
-        profiles.append(profiler.profile(executor, _vectors(index, pipe.name), floors))
+        prof = profiler.profile(executor, _vectors(index, pipe.name),
+                                [f / executor.scale for f in floors])
+        prof.scale = executor.scale
+        profiles.append(prof)
     return Measured(_write(world, index, profiles, latency_hardware=None), profiles)
 
 
@@ -192,7 +195,7 @@ def _write(world: World, index: WorldIndex, profiles: list[PipelineProfile], *,
         rows = [AccuracyEntry(
             config={s: index.operators[pi.operator_of[s]].config_dict(c)
                     for s, c in zip(pi.order, vector, strict=True)},
-            accuracy=round(arm.mean, 6))
+            accuracy=round(arm.mean * measured.scale, 6))
             for vector, arm in measured.accuracy.items() if arm.n]
         pipelines.append(pipe.model_copy(
             update={"accuracy": AccuracyModel(rule="table", table=rows)}))

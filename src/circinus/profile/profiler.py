@@ -129,6 +129,8 @@ class PipelineProfile:
     """Samples found in the store instead of being measured."""
     stage_calls: int = 0
     wall_seconds: float = 0.0
+    scale: float = 1.0
+    """Accuracies are written back times this (100 for a world that states percentages)."""
 
     def latency_ms(self, stage: str, config: object) -> list[tuple[float, float]]:
         """(mean, cv) of every measured prefix of ``stage`` whose own configuration is
@@ -239,7 +241,10 @@ class Profiler:
             if open_acc:
                 arms = [Arm(a.key, a.n, a.interval(self.alpha).width / 2 if a.n else math.inf)
                         for a in open_acc]
-                chosen = set(allocate(arms, slots=s.arms_per_round, round_size=s.round_size,
+                # Many open candidates: a quarter of them per round, so that the rounds (and
+                # the decisions recomputed after each) stay few.
+                slots = max(s.arms_per_round, len(open_acc) // 4)
+                chosen = set(allocate(arms, slots=slots, round_size=s.round_size,
                                       exploration=s.exploration))
                 for a in open_acc:
                     if a.key in chosen:
