@@ -42,11 +42,11 @@ def _selections(problem: SelectionProblem) -> list[tuple[float, float]]:
 
 
 @settings(max_examples=150)
-@given(instance, st.booleans())
-def test_never_over_capacity_and_bound_holds(inst, irrational: bool) -> None:  # type: ignore[no-untyped-def]
+@given(instance, st.booleans(), st.booleans())
+def test_never_over_capacity_and_bound_holds(inst, irrational: bool, cost_lp: bool) -> None:  # type: ignore[no-untyped-def]
     queries, weights, caps, link_cap = inst
     problem = _problem(queries, IRRATIONAL if irrational else weights, caps, link_cap)
-    sel = LpRoundSelector().select(problem, time_limit_s=10)
+    sel = LpRoundSelector(cost_lp=cost_lp).select(problem, time_limit_s=10)
     best_goodput, neg_cost = _brute(problem)
     assert sel.fits(problem)
     assert len(sel.chosen) == len(problem.candidates)

@@ -22,9 +22,12 @@ capacity rows: at 10,000 generated queries 121 capacity rows, 44 fractional quer
    falls (2,000 queries: 199.3 to 187.1 $/h against a floor of 182.3). Its duals price the
    capacities, and any prices give a proven cost floor for *all* selections of this goodput
    (:func:`circinus.select.bounds.cheapest_reach`).
-5. **Cost LP over all queries** with the goodput held by one row, if time allows: a tighter
-   floor (10,000 queries: 912.6 against 909.8 $/h) and another rounding, which may pick other
-   queries (it often loses a unit of goodput, the held row being tight, and is then dropped).
+5. **Cost LP over all queries** with the goodput held by one row (``cost_lp=True``; off by
+   default): a tighter floor (10,000 queries: 913.4 against 907.8 $/h) and another rounding,
+   which may admit other queries. Measured at 300 to 10,000 queries its rounding never won
+   (it lost a unit of goodput, the held row being tight, or tied), and at 10,000 it took as
+   long as the goodput and kept-set LPs together (5.5 s of 14.8 on 2 cores shared with other
+   work), so by default the floor comes from the kept-set LP's prices.
 6. **Improvement.** Admitted queries move to cheaper candidates that fit once their own is
    released, then left-out queries are offered the room again.
 
@@ -100,10 +103,12 @@ class LpRoundSelector(BaseSelector):
     Args:
         small_milp: place the fractional queries of each rounding with a small MILP (else
             greedily by LP value).
+        cost_lp: also solve the cost LP over all queries (module note, step 5).
     """
 
-    def __init__(self, *, small_milp: bool = True) -> None:
+    def __init__(self, *, small_milp: bool = True, cost_lp: bool = False) -> None:
         self.small_milp = small_milp
+        self.cost_lp = cost_lp
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
@@ -140,7 +145,8 @@ class LpRoundSelector(BaseSelector):
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
         self._keep_pass(flat, best, at)
-        self._cost_pass(flat, best, unit, at)
+        if self.cost_lp:
+            self._cost_pass(flat, best, unit, at)
         improved = best.pack.copy()
         cheapen(flat, improved, at(_IMPROVE))
         fill(flat, improved, at(_IMPROVE))
@@ -166,7 +172,7 @@ class LpRoundSelector(BaseSelector):
         cols = np.array([j for q in keep for j in flat.of(q)], dtype=np.int64)
         lp = solve_lp(flat.cost[cols], flat.usage[:, cols].tocsr(), flat.cap,
                       a_eq=_one_each(flat, cols), b_eq=np.ones(len(keep)),
-                      deadline=at(_KEEP_LP))
+                      deadline=at(_KEEP_LP), simplex=True)
         if lp is None:
             return
         best.cost_floor = max(best.cost_floor, cheapest_reach(flat, goodput, lp.duals))
