@@ -11,9 +11,10 @@ from circinus.spec import build_index, parse_world
 
 def test_online_bench_times_every_arrival() -> None:
     index = build_index(parse_world(generate(GenSpec(queries=60, seed=1))))
-    report = run_online_bench("gen-60", index, held_out=2, extra=3, seed=1)
+    report = run_online_bench("gen-60", index, held_out=2, extra=3, departures=4, seed=1)
     assert [a.query for a in report.arrivals][:2] == [q.name for q in index.world.queries[-2:]]
     assert len(report.arrivals) == 5 and report.queries == 60 and report.gc_frozen
+    assert len(report.departure_seconds) == 4
     assert all(a.decision_seconds > 0 and a.explain_seconds >= 0 for a in report.arrivals)
     assert all(a.explain_seconds == 0 for a in report.arrivals if a.admitted)
     summary = report.summary()

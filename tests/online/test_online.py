@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from two_shops import make_world, query
+from two_shops import WORLD, make_world, query
 
 import circinus
 from circinus.errors import SpecError, UnknownNameError
@@ -203,12 +203,15 @@ _EVENTS = st.lists(st.one_of(
               st.sampled_from([1.0, 2.0, 4.0])),
     st.tuples(st.just("link"), st.sampled_from(["shop-a->cloud", "cloud->shop-b"]),
               st.sampled_from([None, 0.5, 5.0, 40.0])),
+    st.tuples(st.just("remove"), st.sampled_from(["box-a", "box-b", "pool"])),
+    st.tuples(st.just("add"), st.sampled_from([1.0, 4.0])),
 ), min_size=1, max_size=12)
 
 
 def _replay(events: list[Any]) -> OnlinePlanner:
     """Apply ``events``, checking the invariants after each; returns the final planner."""
     online = OnlinePlanner(parse_world(make_world()), why_not=False)
+    removed: list[dict[str, Any]] = []
     for i, event in enumerate(events):
         before = _plans(online)
         if event[0] == "arrive":
@@ -221,7 +224,7 @@ def _replay(events: list[Any]) -> OnlinePlanner:
             gone = online.depart(name)
             assert {n: p for n, p in _plans(online).items() if n not in gone.admitted} == {
                 n: p for n, p in before.items() if n != name}
-        elif event[0] == "device":
+        elif event[0] == "device" and event[1] in online.index().devices:
             change = online.set_capacity(device=event[1], units=event[2])
             assert set(change.admitted) | set(change.moved) | set(change.evicted) <= set(
                 online.queries)
@@ -231,6 +234,13 @@ def _replay(events: list[Any]) -> OnlinePlanner:
                 and n not in change.moved}
         elif event[0] == "link":
             online.set_capacity(link=event[1], mbps=event[2])
+        elif event[0] == "remove" and event[1] in online.index().devices and (
+                len(online.index().devices) > 1):
+            change = online.remove_device(event[1])
+            removed.append(next(d for d in WORLD["devices"] if d["name"] == event[1]))
+            assert set(change.evicted) <= set(online.waiting)
+        elif event[0] == "add" and removed:
+            online.add_device({**removed.pop(), "units": event[1]})
         _check(online)
     return online
 

@@ -2,8 +2,10 @@
 
 NOTE: every query of the world but the last ``held_out`` starts an
 :class:`~circinus.online.OnlinePlanner` (planned as the batch planner does); the held-out
-queries then arrive one at a time, followed by ``extra`` copies of present queries drawn with
-the seed (new names, same pipeline, sources, rate and SLO; they compete for the same devices).
+queries then arrive one at a time; then ``departures`` admitted queries drawn with the seed leave
+(timed too), and ``extra`` copies of present queries drawn with the seed arrive (new names, same
+pipeline, sources, rate and SLO; they compete for the same devices, and some fit into what the
+departures freed or after a repair).
 Each arrival's wall time is recorded in two parts: the *decision* (validation, search of the
 newcomer, admission, local repair) and, for a query that must wait, the *explanation* (its
 nearest admissible SLO).
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 from circinus.online import OnlinePlanner
 from circinus.spec.index import WorldIndex
+from circinus.spec.models import Query
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class OnlineReport:
     start_admitted: int
     gc_frozen: bool
     arrivals: tuple[ArrivalTime, ...]
+    departure_seconds: tuple[float, ...] = ()
 
     def summary(self) -> dict[str, float]:
         """Median, 90th percentile and maximum of the decision and of the whole arrival, s."""
@@ -71,7 +75,7 @@ class OnlineReport:
 
 
 def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: int = 20,
-                     seed: int = 0, freeze_gc: bool = True) -> OnlineReport:
+                     departures: int = 0, seed: int = 0, freeze_gc: bool = True) -> OnlineReport:
     """Start with all but ``held_out`` queries of ``index``, then time the arrivals (see
     module note)."""
     queries = index.world.queries
@@ -86,20 +90,27 @@ def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: 
         gc.collect()
         gc.freeze()
     rng = random.Random(seed)
-    arriving = list(queries[-held_out:]) + [
-        rng.choice(queries[:-held_out]).model_copy(update={"name": f"bench-extra-{i}"})
-        for i in range(extra)]
-    times = []
+    extras = [rng.choice(queries[:-held_out]).model_copy(update={"name": f"bench-extra-{i}"})
+              for i in range(extra)]
+    times: list[ArrivalTime] = []
+    gone: list[float] = []
     try:
-        for query in arriving:
-            a = online.arrive(query)
-            times.append(ArrivalTime(a.query, a.admitted, len(a.moved), a.seconds,
-                                     a.why_not_seconds))
+        for query in queries[-held_out:]:
+            times.append(_arrive(online, query))
+        for name in rng.sample(sorted(online.admitted), min(departures, len(online.admitted))):
+            gone.append(online.depart(name).seconds)
+        for query in extras:
+            times.append(_arrive(online, query))
     finally:
         if freeze_gc:
             gc.unfreeze()
     return OnlineReport(name, len(queries), start_seconds, start_admitted, freeze_gc,
-                        tuple(times))
+                        tuple(times), tuple(gone))
+
+
+def _arrive(online: OnlinePlanner, query: Query) -> ArrivalTime:
+    a = online.arrive(query)
+    return ArrivalTime(a.query, a.admitted, len(a.moved), a.seconds, a.why_not_seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=10000, help="generated world size")
     parser.add_argument("--held-out", type=int, default=1)
     parser.add_argument("--extra", type=int, default=20)
+    parser.add_argument("--departures", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-freeze-gc", action="store_true")
     parser.add_argument("--json", help="write the report here")
@@ -127,13 +139,17 @@ def main(argv: list[str] | None = None) -> None:
                                         origin=f"gen-{args.queries}"))
         name = f"gen-{args.queries}"
     report = run_online_bench(name, index, held_out=args.held_out, extra=args.extra,
-                              seed=args.seed, freeze_gc=not args.no_freeze_gc)
+                              departures=args.departures, seed=args.seed,
+                              freeze_gc=not args.no_freeze_gc)
     for a in report.arrivals:
         print(f"{a.query}: {'admitted' if a.admitted else 'waits'}, {a.moved} moved, "
               f"decision {a.decision_seconds * 1e3:.0f} ms, "
               f"why-not {a.explain_seconds * 1e3:.0f} ms")
     print(f"{name}: start {report.start_seconds:.1f} s ({report.start_admitted} admitted), "
           f"gc frozen: {report.gc_frozen}")
+    if report.departure_seconds:
+        print(f"{len(report.departure_seconds)} departures: max "
+              f"{max(report.departure_seconds) * 1e3:.1f} ms")
     print(json.dumps(report.summary(), indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

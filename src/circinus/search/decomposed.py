@@ -31,7 +31,7 @@ SLO-feasible plan, then plans that no kept plan beats on cost and every resource
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,11 +131,12 @@ class DecomposedSearch(ExhaustiveSearch):
             return self._chain(query, configs, per_stage, capacity, prune_ms)
         return super()._combine(query, configs, per_stage, capacity, prune_ms)
 
-    def _enumerate(self, members: Sequence[Query]) -> PlanPool:
-        # Prefix layers are valid for one group (its rate, sites and latency envelope).
+    def _enumerate(self, members: Sequence[Query], *,
+                   units: Mapping[str, float] | None = None) -> PlanPool:
+        # Prefix layers are valid for one group (its rate, sites, latency envelope and caps).
         self._layers = {}
         self._after = None
-        return super()._enumerate(members)
+        return super()._enumerate(members, units=units)
 
     def _chain(self, query: Query, configs: dict[str, ConfigKey],
                per_stage: Sequence[list[Option]], capacity: dict[str, float],

@@ -19,7 +19,7 @@ the global selection needs to trade between queries.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,14 +109,16 @@ class ExhaustiveSearch(BaseSearch):
                 out[i] = self._pick(queries[i], pool, charge=j == 0)
         return [r for r in out if r is not None]
 
-    def plan_space(self, query: Query) -> PlanPool:
+    def plan_space(self, query: Query, *, units: Mapping[str, float] | None = None) -> PlanPool:
         """Every plan this search considers for ``query`` alone, as arrays (see :class:`PlanPool`).
 
         The query's SLO only bounds the enumeration (accuracy floor, latency prune): pass a copy
-        with objectives removed to see the plans a looser SLO would allow. Used to explain
-        rejections (:mod:`circinus.whynot`).
+        with objectives removed to see the plans a looser SLO would allow. ``units`` caps what
+        a plan may take of each named device (e.g. what other queries leave), so that only the
+        plans fitting those caps are enumerated. Used to explain rejections
+        (:mod:`circinus.whynot`).
         """
-        return self._enumerate([query])
+        return self._enumerate([query], units=units)
 
     def shortlist(self, query: Query, pool: PlanPool) -> QueryCandidates:
         """The candidates ``search([query])`` gives, taken from ``pool``.
@@ -137,7 +139,8 @@ class ExhaustiveSearch(BaseSearch):
         vectors, best = self._vectors.get(query.pipeline, floor)
         return [dict(zip(order, v, strict=True)) for v in vectors], best
 
-    def _enumerate(self, members: Sequence[Query]) -> PlanPool:
+    def _enumerate(self, members: Sequence[Query], *,
+                   units: Mapping[str, float] | None = None) -> PlanPool:
         rep = members[0]
         index = self.estimator.index
         pipe = index.pipelines[rep.pipeline]
@@ -150,7 +153,8 @@ class ExhaustiveSearch(BaseSearch):
         ):
             prune_ms = max(b for b in bounds if b is not None)
         devices = eligible_devices(index, rep, self.settings.tiers)
-        capacity = {d.name: d.units for d in devices}
+        capacity = {d.name: d.units if units is None else min(d.units, units.get(d.name, d.units))
+                    for d in devices}
         vectors, best_acc = self._config_vectors(rep, floor)
         option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}
         leaves: list[_Leaf] = []

@@ -24,6 +24,14 @@ the first threshold does, and a later one only when the candidate list (at most
 ``candidates_per_query`` plans) leaves the fitting plan out. Up to ``max_checks`` thresholds are
 tried; past them the objective is reported as not helping.
 
+Two checks come first, because at full load most rejected queries have no fitting plan at all,
+whatever their SLO: every stage must find room for its fewest replicas on some device the query
+may use (and a first stage with no room at its source's site needs the source stream's bandwidth
+on a link out of it); then the plan space is enumerated with each device capped at the units it
+has left (cheap when little is left) and its plans are checked against every residual capacity.
+When no plan fits, no relaxation can help: every objective is reported as not helping without
+enumerating the whole space.
+
 The answer is reported rounded to 4 significant digits in the relaxing direction (up for latency
 and cost, down for accuracy) when the rounded bound still admits the query, else exactly: e.g.
 a plan at 212.3417 ms gives ``latency_ms: 212.4``, and 212.3 (one unit tighter in the last digit)
@@ -39,21 +47,25 @@ to one unit of that grid when admission is monotone in the bound.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
+from circinus.estimate.analytic import KB_PER_S_TO_MBPS
 from circinus.estimate.base import EPS, Estimate
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import site_classes
 from circinus.search.exhaustive import ExhaustiveSearch, PlanPool
-from circinus.search.placements import eligible_devices
-from circinus.spec.models import Query, Slo
+from circinus.search.placements import eligible_devices, replica_rate
+from circinus.spec.models import Device, LatencyProfile, Query, Slo
 from circinus.whynot.binding import Resource, binding_of, scarcest
 from circinus.whynot.records import OBJECTIVES, Objective, Relaxation, WhyNot
 
 _DIGITS = 4  # significant digits of a reported bound (see NOTE)
+_CACHED = 128  # plan spaces kept per kind (each up to a few MB)
+_T = TypeVar("_T")
 _SloKey = tuple[float | None, float | None, float | None]
 
 
@@ -95,8 +107,9 @@ class NearestSlo:
         max_checks: thresholds tried per objective before the objective is reported as not
             helping.
 
-    The plan spaces are cached per group of queries and stay valid as long as the world's
-    devices and links do; make a new instance after they change. Not thread-safe.
+    The plan spaces are cached per group of queries (the last :data:`_CACHED` of each kind) and
+    stay valid as long as the world's devices and links do; make a new instance after they
+    change. Not thread-safe.
     """
 
     def __init__(self, *, search: BaseSearch, max_checks: int = 16) -> None:
@@ -104,6 +117,7 @@ class NearestSlo:
         self.max_checks = max_checks
         self._classes = site_classes(search.estimator.index)
         self._spaces: dict[tuple[object, ...], _Space] = {}
+        self._fitting: dict[tuple[object, ...], PlanPool] = {}
 
     def explain(self, query: Query, found: QueryCandidates, reason: str, *,
                 capacity: Mapping[Resource, float], used: Mapping[Resource, float],
@@ -122,8 +136,10 @@ class NearestSlo:
             resource = None if lacking is None else lacking[0]
         relaxations = None
         if nearest:
+            hopeless = not self._may_fit(query, capacity, used)
             relaxations = tuple(
-                Relaxation(obj, float(bound), self.nearest(query, obj, capacity, used))
+                Relaxation(obj, float(bound),
+                           None if hopeless else self._nearest(query, obj, capacity, used))
                 for obj in OBJECTIVES if (bound := getattr(query.slo, obj)) is not None)
         return WhyNot(binding, resource, relaxations)
 
@@ -131,10 +147,14 @@ class NearestSlo:
                 used: Mapping[Resource, float]) -> float | None:
         """The nearest admissible bound of ``objective`` for ``query`` (see module note), or
         ``None`` when no value of it alone admits the query. ``query``'s SLO must set it."""
-        current = getattr(query.slo, objective)
-        assert current is not None, f"{query.name}: the SLO does not set {objective}"
-        if not self._room(query, capacity, used):
+        assert getattr(query.slo, objective) is not None, f"{query.name}: no {objective}"
+        if not self._may_fit(query, capacity, used):
             return None
+        return self._nearest(query, objective, capacity, used)
+
+    def _nearest(self, query: Query, objective: Objective, capacity: Mapping[Resource, float],
+                 used: Mapping[Resource, float]) -> float | None:
+        current = getattr(query.slo, objective)
         if isinstance(self.search, ExhaustiveSearch):
             space, rename = self._space(query)
             values = self._thresholds(space, rename, query.slo, objective, capacity, used)
@@ -160,20 +180,82 @@ class NearestSlo:
                 return shown if shown == bound or admits(shown) else bound
         return None
 
+    def _may_fit(self, query: Query, capacity: Mapping[Resource, float],
+                 used: Mapping[Resource, float]) -> bool:
+        """Whether some plan of the query, whatever its SLO, may fit what is left: a quick
+        necessary condition (:meth:`_room`), then, for searches with a plan space, whether any
+        plan enumerated within the devices' residual units fits every residual capacity. Only
+        then is the whole plan space needed (its thresholds are among those plans)."""
+        if not self._room(query, capacity, used):
+            return False
+        if not isinstance(self.search, ExhaustiveSearch):
+            return True
+        index = self.search.estimator.index
+        units = {d.name: max(0.0, _left(("device", d.name), capacity, used))
+                 for d in eligible_devices(index, query, self.search.settings.tiers)}
+        key = (query.pipeline, tuple(sorted(query.sources.items())), query.rate_rps,
+               tuple(sorted(query.work_scale.items())), query.slo.percentile,
+               tuple(sorted(units.items())))
+        pool = self._fitting.get(key)
+        if pool is None:
+            rep = query.model_copy(update={"slo": Slo(percentile=query.slo.percentile)})
+            pool = _remember(self._fitting, key, self.search.plan_space(rep, units=units))
+        return any(_fits(dict(usage), capacity, used) for usage in pool.usage)
+
     def _room(self, query: Query, capacity: Mapping[Resource, float],
               used: Mapping[Resource, float]) -> bool:
-        """Whether some device the query may use has room for one replica of some stage.
+        """Whether every stage of the query could get its fewest replicas on some device it may
+        use, given what is left (one replica per device when a stage may be spread).
 
-        Every plan puts at least one replica on a device, so when none has room no relaxation
-        can help and the plan space need not be enumerated (the common case at full load).
+        Every plan needs that, so when some stage cannot, no relaxation can help and the plan
+        space need not be enumerated (the common case at full load).
         """
         index = self.search.estimator.index
+        settings = self.search.settings
         pipe = index.pipelines[query.pipeline]
-        ops = [index.operators[pipe.operator_of[s]] for s in pipe.order]
-        for dev in eligible_devices(index, query, self.search.settings.tiers):
-            least = min((p.units for op in ops for (_, hw), p in op.profiles.items()
-                         if hw == dev.hardware), default=math.inf)
-            if least <= _left(("device", dev.name), capacity, used) + EPS:
+        devices = eligible_devices(index, query, settings.tiers)
+        placeable = {}
+        for stage in pipe.order:
+            op = index.operators[pipe.operator_of[stage]]
+            scale = query.work_scale.get(stage, 1.0)
+            placeable[stage] = [dev for dev in devices if self._fits_one(
+                op.profiles.values(), dev, query.rate_rps, scale, capacity, used)]
+            if not placeable[stage]:
+                return False
+        # A first stage that has no room at its source's site receives the whole source
+        # stream over a link out of that site.
+        for stage in pipe.order:
+            for pred in pipe.preds[stage]:
+                if pred not in pipe.source_kb:
+                    continue
+                site = query.sources[pred]
+                if any(dev.site == site for dev in placeable[stage]):
+                    continue
+                mbps = query.rate_rps * pipe.source_kb[pred] * KB_PER_S_TO_MBPS
+                if not any(_left(("link", f"{site}->{dev.site}"), capacity, used) + EPS >= mbps
+                           for dev in placeable[stage]):
+                    return False
+        return True
+
+    def _fits_one(self, profiles: Iterable[LatencyProfile], dev: Device, rate: float,
+                  scale: float, capacity: Mapping[Resource, float],
+                  used: Mapping[Resource, float]) -> bool:
+        """Whether some configuration's fewest replicas fit on ``dev`` (see :meth:`_room`)."""
+        settings = self.search.settings
+        units = _left(("device", dev.name), capacity, used) + EPS
+        memory = _left(("memory", dev.name), capacity, used) + EPS
+        for prof in profiles:
+            if prof.hardware != dev.hardware:
+                continue
+            if settings.max_devices_per_operator > 1:
+                count = 1
+            else:
+                best = max((r for b in (1, *prof.batch_ms)
+                            if (r := replica_rate(prof, b, scale)) is not None), default=0.0)
+                if best <= 0:
+                    continue
+                count = max(1, math.ceil(rate / (best * settings.max_utilization) - EPS))
+            if count * prof.units <= units and count * prof.memory_gb <= memory:
                 return True
         return False
 
@@ -198,7 +280,7 @@ class NearestSlo:
             for i, usage in enumerate(pool.usage):
                 for res, amount in usage:
                     use[i, col[res]] = amount
-            space = self._spaces[key] = _Space(rep, pool, keys, use)
+            space = _remember(self._spaces, key, _Space(rep, pool, keys, use))
         devices: dict[str, str] = {}
         site_map: dict[str, str] = {}
         for src, site in space.rep.sources.items():
@@ -255,6 +337,15 @@ class NearestSlo:
             if value is not None and _fits(cand.estimate.usage(), capacity, used):
                 out.append(value)
         return out
+
+
+def _remember(cache: dict[tuple[object, ...], _T], key: tuple[object, ...], value: _T) -> _T:
+    """Store ``value`` in ``cache``, forgetting the oldest entry beyond :data:`_CACHED` (the
+    caches of a long-running online planner stay bounded)."""
+    if len(cache) >= _CACHED:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 def _relaxed(query: Query, objective: Objective, bound: float | None) -> Query:
