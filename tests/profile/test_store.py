@@ -108,3 +108,14 @@ def test_a_plain_path_means_sqlite(tmp_path: Path) -> None:
     store = SqlProfileStore(str(tmp_path / "p.db"))
     assert store.url.startswith("sqlite:///")
     assert store.add([Sample("k", 0, 1.0)]) == 1
+
+
+def test_memory_store_keeps_the_contract() -> None:
+    from circinus.profile import MemoryProfileStore
+
+    store = MemoryProfileStore()
+    assert store.add([Sample("a", 2, 1.0), Sample("a", 0, 3.0), Sample("b", 0, 5.0)]) == 3
+    assert store.add([Sample("a", 2, 9.0), Sample("a", 1, 2.0)]) == 1  # first value wins
+    assert [(s.sample_id, s.value) for s in store.samples("a")] == [(0, 3.0), (1, 2.0),
+                                                                   (2, 1.0)]
+    assert store.counts("a") == {"a": 3} and store.samples("missing") == []

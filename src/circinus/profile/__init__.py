@@ -38,6 +38,7 @@ from circinus.profile.stop import (
 )
 from circinus.profile.store import (
     BaseProfileStore,
+    MemoryProfileStore,
     Sample,
     SqlProfileStore,
     StoreError,
@@ -57,6 +58,7 @@ __all__ = [
     "Interval",
     "LiveExecutor",
     "Measured",
+    "MemoryProfileStore",
     "Outcome",
     "PipelineProfile",
     "Profiler",

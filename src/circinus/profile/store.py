@@ -145,6 +145,35 @@ class SqlProfileStore(BaseProfileStore):
         self._engine.dispose()
 
 
+class MemoryProfileStore(BaseProfileStore):
+    """The store's contract in memory, for one process: nothing survives it.
+
+    For benchmarks that draw millions of stand-in samples, where what is measured is the
+    profiler's policy and not the disk; anything that runs real operators should use
+    :class:`SqlProfileStore`.
+    """
+
+    def __init__(self) -> None:
+        self._samples: dict[str, dict[int, float]] = {}
+
+    def add(self, samples: Iterable[Sample]) -> int:
+        batch = list(samples)
+        new = 0
+        for s in batch:
+            values = self._samples.setdefault(s.key, {})
+            if s.sample_id not in values:
+                values[s.sample_id] = s.value
+                new += 1
+        return new
+
+    def samples(self, key: str) -> list[Sample]:
+        values = self._samples.get(key, {})
+        return [Sample(key, i, values[i]) for i in sorted(values)]
+
+    def counts(self, prefix: str = "") -> Mapping[str, int]:
+        return {k: len(v) for k, v in self._samples.items() if k.startswith(prefix) and v}
+
+
 def default_store_url() -> str:
     """``$CIRCINUS_STORE`` if set, else a SQLite file ``profiles.db`` in the cache directory
     (``$CIRCINUS_CACHE`` or ``~/.cache/circinus``), created on first use."""
