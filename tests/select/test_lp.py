@@ -141,12 +141,12 @@ def test_run_until_gives_up_at_the_deadline() -> None:
 @pytest.mark.parametrize("budget", [0.05, 0.5, 3.0])
 def test_budget_is_honoured_at_scale(budget: float) -> None:
     """20,000 queries, 100,000 candidates, 300 capacity rows: whatever the budget, the answer
-    comes by the deadline (tolerance 0.3 s), within every capacity."""
+    comes by the deadline (tolerance 0.5 s), within every capacity."""
     problem = _random_problem(np.random.default_rng(11), queries=20_000, rows=300, per_query=5)
     start = time.monotonic()
     sel = LpRoundSelector().select(problem, time_limit_s=budget)
     took = time.monotonic() - start
-    assert took <= budget + 0.3, f"took {took:.2f} s of a {budget} s budget"
+    assert took <= budget + 0.5, f"took {took:.2f} s of a {budget} s budget"
     assert sel.fits(problem)
     assert sel.goodput <= sel.goodput_bound + 1e-9
 
@@ -163,7 +163,7 @@ def test_exact_selector_budget_is_honoured_on_a_hard_instance(queries: int,
     start = time.monotonic()
     sel = MilpSelector(lp_above=None).select(problem, time_limit_s=1.5)
     took = time.monotonic() - start
-    assert took <= 1.5 + 0.3, f"took {took:.2f} s of a 1.5 s budget"
+    assert took <= 1.5 + 0.5, f"took {took:.2f} s of a 1.5 s budget"
     assert sel.fits(problem)
 
 

@@ -3,11 +3,13 @@
 NOTE: HiGHS checks its ``time_limit`` only between phases and iterations, so a solve can end
 well after it: measured at 10,000 generated queries, an interior-point LP given 0.05 s ran
 1.25 s, and the MIP presolve of a dense goodput row ran 136 s against 9 s. SciPy's binding
-releases the GIL while HiGHS runs, so every solve here runs on a daemon worker thread and the
+releases the GIL while HiGHS runs, so every solve here runs on a worker thread and the
 caller waits for it at most until its deadline. A solve still running then is abandoned: its
 result is dropped and the caller goes on with the incumbent it already holds. HiGHS is given the
 same deadline as its own limit, so an abandoned solve stops on its own soon after instead of
-holding a core.
+holding a core. The worker is not a daemon thread: a process that ends while HiGHS still runs
+waits for it (C++ aborts with "terminate called without an active exception" when a daemon
+thread inside HiGHS is killed at interpreter exit).
 
 HiGHS (as bundled by SciPy) prints debug lines such as ``transformNewIntegerFeasibleSolution``
 from C++ even with ``disp=False``; file descriptor 1 is silenced while the caller waits, and
@@ -51,7 +53,7 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def run_until(fn: Callable[[], T], deadline: float) -> T | None:
-    """``fn()`` on a daemon thread; its result, or ``None`` if ``deadline`` (a
+    """``fn()`` on a worker thread; its result, or ``None`` if ``deadline`` (a
     :func:`time.monotonic` instant) passes first. An exception of ``fn`` is raised here."""
     box: list[T] = []
     error: list[BaseException] = []
@@ -62,7 +64,7 @@ def run_until(fn: Callable[[], T], deadline: float) -> T | None:
         except BaseException as exc:  # handed to the caller below
             error.append(exc)
 
-    worker = threading.Thread(target=work, name="circinus-highs", daemon=True)
+    worker = threading.Thread(target=work, name="circinus-highs")
     with quiet_stdout():
         worker.start()
         worker.join(max(0.0, deadline - time.monotonic()) if math.isfinite(deadline) else None)

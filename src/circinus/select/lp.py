@@ -56,7 +56,14 @@ from scipy.sparse import csr_array, vstack
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
-from circinus.select.flat import DeadlinePassed, FlatProblem, Packing, flatten, weight_unit
+from circinus.select.flat import (
+    DeadlinePassed,
+    FlatProblem,
+    Packing,
+    flatten,
+    gc_paused,
+    weight_unit,
+)
 from circinus.select.highs import solve_lp, solve_milp
 from circinus.select.rounding import cheapen, densest_first, fill, place, round_vertex
 
@@ -112,14 +119,21 @@ class LpRoundSelector(BaseSelector):
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
+        with gc_paused():
+            try:
+                flat = flatten(problem, deadline=start + _GOODPUT_LP * time_limit_s)
+            except DeadlinePassed:
+                return nothing_admitted(problem, start)
+            return self.select_flat(flat, problem, start=start, time_limit_s=time_limit_s)
+
+    def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
+                    time_limit_s: float) -> Selection:
+        """:meth:`select` on the arrays ``flat`` of ``problem``, the budget counted from
+        ``start`` (a :func:`time.monotonic` instant)."""
 
         def at(share: float) -> float:
             return start + share * time_limit_s
 
-        try:
-            flat = flatten(problem, deadline=at(_GOODPUT_LP))
-        except DeadlinePassed:
-            return _nothing(problem, start)
         best = _Best(Packing(flat), bound=trivial_bound(flat))
         unit = weight_unit(problem.weights)
         try:
@@ -269,7 +283,7 @@ def _report(flat: FlatProblem, best: _Best, start: float) -> Selection:
                      seconds=time.monotonic() - start)
 
 
-def _nothing(problem: SelectionProblem, start: float) -> Selection:
+def nothing_admitted(problem: SelectionProblem, start: float) -> Selection:
     """Nothing admitted: what is left when the budget ends before the arrays are built."""
     bound = sum(w for qc, w in zip(problem.candidates, problem.weights, strict=True)
                 if qc.candidates)

@@ -37,9 +37,16 @@ from scipy.sparse import csr_array, vstack
 
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Selection, SelectionProblem
-from circinus.select.flat import FlatProblem, flatten, per_query_max, weight_unit
+from circinus.select.flat import (
+    DeadlinePassed,
+    FlatProblem,
+    flatten,
+    gc_paused,
+    per_query_max,
+    weight_unit,
+)
 from circinus.select.highs import solve_milp
-from circinus.select.lp import LpRoundSelector
+from circinus.select.lp import LpRoundSelector, nothing_admitted
 
 LP_ABOVE = 3_000
 """Candidates above which :class:`MilpSelector` is the LP rounding (see the module note)."""
@@ -61,15 +68,22 @@ class MilpSelector(BaseSelector):
         self.lp_above = lp_above
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
+        with gc_paused():
+            return self._select(problem, time_limit_s)
+
+    def _select(self, problem: SelectionProblem, time_limit_s: float) -> Selection:
         start = time.monotonic()
         n = sum(len(qc.candidates) for qc in problem.candidates)
         if self.lp_above is not None and n > self.lp_above:
             return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
-        incumbent = LpRoundSelector().select(problem,
-                                             time_limit_s=time_limit_s * _INCUMBENT_SHARE)
+        try:
+            flat = flatten(problem, deadline=start + _INCUMBENT_SHARE * time_limit_s)
+        except DeadlinePassed:
+            return nothing_admitted(problem, start)
+        incumbent = LpRoundSelector().select_flat(
+            flat, problem, start=start, time_limit_s=_INCUMBENT_SHARE * time_limit_s)
         if incumbent.status == "optimal" or n == 0:
             return _after(incumbent, start)
-        flat = flatten(problem)
         unit = weight_unit(problem.weights)
         if unit is not None and n > _SINGLE_SOLVE_ABOVE:
             found = self._weighted(flat, incumbent, unit, start + time_limit_s)
