@@ -37,7 +37,9 @@ def report(
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder the figures go to.")] = Path(
         "report"),
-    duration: Annotated[float, typer.Option(help="Simulated time, s.")] = 60.0,
+    duration: Annotated[float, typer.Option(
+        help="Simulated time, s (long enough that a 1 req/s query has a tail to compare).")
+    ] = 300.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulation and the searches.")] = 0,
     methods: Annotated[str, typer.Option(
         help="Planning methods of the load sweep, comma-separated (see `circinus bench "

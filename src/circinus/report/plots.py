@@ -320,8 +320,9 @@ def plot_goodput_vs_load(points: Sequence[LoadPoint], path: Path) -> Path:
             secs = sum(p.seconds for p in mine) / len(mine)
             # Methods often tie: each later line is drawn thinner on top of the earlier ones,
             # so tied lines show as nested stripes instead of hiding each other.
-            style = {"color": colour, "marker": marker, "markersize": max(4.0, 10.0 - 1.2 * k),
-                     "linewidth": max(1.2, 5.0 - 0.7 * k), "zorder": 2 + k}
+            style = {"color": colour, "marker": marker,
+                     "markersize": 9.0 if k == 0 else max(4.0, 7.5 - 0.8 * k),
+                     "linewidth": 3.6 if k == 0 else max(1.3, 3.0 - 0.45 * k), "zorder": 2 + k}
             x = [p.load for p in mine]
             left.plot(x, [p.goodput for p in mine],
                       label=f"{method} ({_duration(secs)} per plan)", **style)
