@@ -201,3 +201,12 @@ def test_report_bad_plan_and_world(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(tmp_path / "none.yaml")])
     assert result.exit_code != 0 and "none.yaml" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_plan_space_sample_keeps_the_frontier(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gather, "SPACE_POINTS", 10)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(1, 100, size=(500, 2))
+    sample = gather._sample(points, np.random.default_rng(1))
+    assert len(sample) <= 10 + len(plots.pareto_front(points))
+    assert plots.pareto_front(sample).tolist() == plots.pareto_front(points).tolist()

@@ -18,7 +18,13 @@ from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import BaseEstimator
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.report.planfile import PlanFile, QueryOut
-from circinus.report.plots import DeviceUse, FrontierPanel, LatencyPanel, LinkUse
+from circinus.report.plots import (
+    DeviceUse,
+    FrontierPanel,
+    LatencyPanel,
+    LinkUse,
+    pareto_front,
+)
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.simulate import SimulationResult, SimulationRun
@@ -136,8 +142,6 @@ def _sample(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """At most :data:`SPACE_POINTS` of ``points``, always keeping their Pareto frontier."""
     if len(points) <= SPACE_POINTS:
         return points
-    from circinus.report.plots import pareto_front
-
     keep = rng.choice(len(points), size=SPACE_POINTS, replace=False)
     return np.concatenate([points[np.sort(keep)], pareto_front(points)])
 
