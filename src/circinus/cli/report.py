@@ -56,9 +56,10 @@ def report(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Plan WORLD (or read --plan), simulate it and write PNG figures and an index.md to --out:
-    latency-cost frontiers, goodput under load per method, predicted against simulated latency,
-    and device use."""
+    """Plan WORLD (or read --plan), simulate it, and write PNG figures with an index to --out.
+
+    The figures: latency-cost frontiers of a few query groups, goodput under load per planning
+    method, predicted against simulated latency, and device and link use."""
     from circinus.cli.main import _guard
 
     def run() -> None:
