@@ -75,15 +75,16 @@ class OnlineReport:
 
 
 def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: int = 20,
-                     departures: int = 0, seed: int = 0, freeze_gc: bool = True) -> OnlineReport:
-    """Start with all but ``held_out`` queries of ``index``, then time the arrivals (see
-    module note)."""
+                     departures: int = 0, seed: int = 0, freeze_gc: bool = True,
+                     selector: str = "milp") -> OnlineReport:
+    """Start with all but ``held_out`` queries of ``index`` (selected by ``selector``), then
+    time the arrivals (see module note)."""
     queries = index.world.queries
     if not 1 <= held_out < len(queries):
         raise ValueError(f"held_out must be in 1..{len(queries) - 1}, got {held_out}")
     start = index.world.model_copy(update={"queries": queries[:-held_out]})
     t0 = time.monotonic()
-    online = OnlinePlanner(start)
+    online = OnlinePlanner(start, selector=selector)
     start_seconds = time.monotonic() - t0
     start_admitted = len(online.admitted)
     if freeze_gc:
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--departures", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-freeze-gc", action="store_true")
+    parser.add_argument("--selector", default="milp", help="selector of the start (e.g. fcfs)")
     parser.add_argument("--json", help="write the report here")
     args = parser.parse_args(argv)
     from circinus.spec.load import load_indexed_world, parse_world
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         name = f"gen-{args.queries}"
     report = run_online_bench(name, index, held_out=args.held_out, extra=args.extra,
                               departures=args.departures, seed=args.seed,
-                              freeze_gc=not args.no_freeze_gc)
+                              freeze_gc=not args.no_freeze_gc, selector=args.selector)
     for a in report.arrivals:
         print(f"{a.query}: {'admitted' if a.admitted else 'waits'}, {a.moved} moved, "
               f"decision {a.decision_seconds * 1e3:.0f} ms, "
