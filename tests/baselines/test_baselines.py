@@ -23,7 +23,7 @@ from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
-from conftest import make_tiny_world
+from tinyworld import make_tiny_world
 
 PAIRED = {"exhaustive": "milp", "vulcan": "fcfs", "jellybean": "fcfs", "infaas": "fcfs",
           "random": "milp"}

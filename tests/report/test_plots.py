@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.conftest import make_tiny_world
 from typer.testing import CliRunner
 
 from circinus.cli.main import app
@@ -27,6 +26,7 @@ from circinus.simulate import (
 )
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
+from tinyworld import make_tiny_world
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "examples" / "tiny.yaml"

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import make_tiny_world
 
 import circinus
 from circinus.estimate import AnalyticEstimator
 from circinus.search.decomposed import DecomposedSearch, site_classes
 from circinus.spec import build_index, parse_world
+from tinyworld import make_tiny_world
 
 ROOT = Path(__file__).resolve().parents[2]
 

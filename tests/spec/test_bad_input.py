@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from circinus.cli.main import app
 from circinus.errors import SpecError
 from circinus.spec import build_index, load_world, parse_world
-from conftest import make_tiny_world
+from tinyworld import make_tiny_world
 
 World = dict[str, Any]
 Mutation = Callable[[World], object]

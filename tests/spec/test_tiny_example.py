@@ -7,14 +7,14 @@ from pathlib import Path
 
 from circinus.planner import Planner
 from circinus.spec import load_indexed_world, parse_world
-from conftest import make_tiny_world
+from tinyworld import make_tiny_world
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tiny.yaml"
 
 
 def test_example_is_the_fixture_world() -> None:
     assert parse_world(make_tiny_world()) == load_indexed_world(EXAMPLE)[0], (
-        "examples/tiny.yaml and make_tiny_world() in tests/conftest.py differ; change both "
+        "examples/tiny.yaml and make_tiny_world() in tests/tinyworld.py differ; change both "
         "(and docs/world-format.md, which shows the file)"
     )
 
