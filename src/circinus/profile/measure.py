@@ -226,8 +226,15 @@ def _table_no_costlier(index: WorldIndex, executor: BaseExecutor
     ops = [index.operators[pipe.operator_of[s]] for s in pipe.order]
     hardware = [h.name for h in index.world.hardware]
 
+    known: dict[tuple[Vector, Vector], bool] = {}
+
     def no_costlier(u: Vector, v: Vector,
                     latency: Callable[[str, Vector], float | None]) -> bool:
+        if (u, v) not in known:  # tables do not change: each pair is compared once
+            known[u, v] = _compare(u, v)
+        return known[u, v]
+
+    def _compare(u: Vector, v: Vector) -> bool:
         for op, cu, cv in zip(ops, u, v, strict=True):
             if op.output_kb[cu] > op.output_kb[cv]:
                 return False

@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +51,9 @@ class AccuracyArm:
     key: str
     outcomes: dict[int, bool] = field(default_factory=dict)
     verdict: str = "undecided"
-    """undecided, decided (no floor in the interval), dominated, or exhausted (every input)."""
+    """undecided; decided (no floor in its interval); dominated (a vector no costlier on any
+    stage is surely more accurate); covered (for each floor in its interval, a vector no
+    costlier surely meets it); or exhausted (measured on every input)."""
 
     @property
     def n(self) -> int:
@@ -248,7 +250,10 @@ class Profiler:
                                       exploration=s.exploration))
                 for a in open_acc:
                     if a.key in chosen:
-                        todo = [i for i in order if i not in a.outcomes][:s.round_size]
+                        # Rounds grow with what an arm has (by an eighth): an arm that needs
+                        # thousands of inputs takes tens of rounds, not hundreds, and overshoots
+                        # what it needs by at most an eighth.
+                        todo = _next_inputs(order, a.outcomes, max(s.round_size, a.n // 8))
                         self._record(executor, a.vector, todo, result)
                 continue
             open_lat = [arm for arm in lat.values() if not arm.decided]
@@ -261,7 +266,7 @@ class Profiler:
                 if arm.key in chosen:
                     vector = next(v for v in vectors
                                   if executor.prefix(arm.stage, v) == arm.prefix)
-                    todo = [i for i in order if i not in arm.values][:s.round_size]
+                    todo = _next_inputs(order, arm.values, max(s.round_size, arm.n // 8))
                     self._record(executor, vector, todo, result)
 
     def _record(self, executor: BaseExecutor, vector: Vector, inputs: list[int],
@@ -322,10 +327,24 @@ class Profiler:
         for a, iv in measured:
             if a.verdict != "undecided":
                 continue
+            unsure = [f for f in floors if iv.low <= f <= iv.high]
+            covered: set[float] = set()
             for b, other in measured:
-                if (b is not a and rule.decide(iv, target, other).stop
-                        and self.no_costlier(b.vector, a.vector, latency)):
+                if b is a:
+                    continue
+                beats = rule.decide(iv, target, other).stop
+                meets = [f for f in unsure if other.low >= f and f not in covered]
+                if not (beats or meets) or not self.no_costlier(b.vector, a.vector, latency):
+                    continue
+                if beats:
                     a.verdict = "dominated"
+                    break
+                covered.update(meets)
+                if len(covered) == len(unsure):
+                    # NOTE: for every floor this vector is unsure of, a vector no costlier on
+                    # any stage surely meets it: no plan needs to know which side of the
+                    # floor this one is on (the other is at least as cheap and feasible).
+                    a.verdict = "covered"
                     break
 
     def _report(self, result: PipelineProfile) -> None:
@@ -363,6 +382,17 @@ def _latency_lookup(executor: BaseExecutor, result: PipelineProfile
         return arm.stats().mean if arm is not None and arm.n else None
 
     return latency
+
+
+def _next_inputs(order: list[int], have: Container[int], k: int) -> list[int]:
+    """The first ``k`` inputs of ``order`` not in ``have``."""
+    out: list[int] = []
+    for i in order:
+        if i not in have:
+            out.append(i)
+            if len(out) == k:
+                break
+    return out
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:
