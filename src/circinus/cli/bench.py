@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
@@ -129,6 +130,103 @@ def _render(report: Report, console: Console) -> None:
             single.add_row(s.world, str(s.sampled), f"{s.median_seconds:.3f}",
                            f"{s.max_seconds:.3f}", f"{s.median_plan_space:,.0f}")
         console.print(single)
+
+
+@bench_app.command("scale")
+def scale_cmd(
+    sizes: Annotated[list[int] | None, typer.Option(
+        "--sizes", help="Queries of a generated world (repeatable); default 1000, 10000, "
+        "50000.")] = None,
+    method: Annotated[list[str] | None, typer.Option(
+        "--method", help="circinus (default planner: LP rounding at scale), exact (the MILP "
+        "at every size, same time budget) or fcfs (repeatable); default: all three.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the worlds, searches and simulations.")
+                    ] = 0,
+    duration: Annotated[float, typer.Option(help="Simulated seconds per plan.")] = 60.0,
+    arrivals: Annotated[int, typer.Option(
+        help="Held-out queries that arrive one at a time; the median arrival is reported.")
+    ] = 5,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the report here (rewritten after every record).")] = None,
+) -> None:
+    """Plan, select, re-plan one arrival and simulate at 1,000-50,000 queries, and check the
+    scale targets at 10,000."""
+    from circinus.cli.main import _guard, _write_atomic
+
+    def run() -> None:
+        from circinus.bench.scale import DEFAULT_SIZES, METHODS, run_scale_bench
+
+        chosen = list(method or METHODS)
+        for m in chosen:
+            if m not in METHODS:
+                raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
+        worlds = list(sizes or DEFAULT_SIZES)
+        for n in worlds:
+            if not 2 <= n <= 100_000:
+                raise SpecError(f"--sizes: each size must be in 2..100000, got {n}")
+            if not 1 <= arrivals < n:
+                raise SpecError(f"--arrivals: must be in 1..{n - 1} for --sizes {n}, got "
+                                f"{arrivals}")
+        if not 0 < duration <= 86_400:
+            raise SpecError(f"--duration: must be > 0 and <= 86400 s, got {duration:g}")
+        if seed < 0:
+            raise SpecError(f"--seed: must be >= 0, got {seed}")
+        if json_out is not None and not json_out.parent.is_dir():
+            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
+                            "first")
+
+        def save(report: ScaleReport) -> None:
+            if json_out is not None:
+                _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+
+        console = Console()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                transient=True) as bar:
+            task = bar.add_task("bench scale", total=len(worlds) * (1 + 3 * len(chosen)))
+
+            def step(what: str) -> None:
+                bar.update(task, description=what, advance=1)
+
+            report = run_scale_bench(worlds, chosen, seed=seed, duration_s=duration,
+                                     arrivals=arrivals, progress=step, partial=save)
+        save(report)
+        _render_scale(report, console)
+        if json_out is not None:
+            console.print(f"report written to {json_out}")
+
+    _guard(run)
+
+
+def _render_scale(report: ScaleReport, console: Console) -> None:
+    table = Table(title=f"circinus bench scale (seed {report.seed}, {report.duration_s:g} s "
+                  f"simulated, {report.cores} cores)")
+    for col in ("queries", "method", "admitted", "predicted", "simulated", "pred err", "$/h",
+                "search s", "select s", "plan s", "replan s", "status", "gap", "load"):
+        table.add_column(col, justify="left" if col in ("method", "status") else "right")
+    for r in report.records:
+        table.add_row(
+            f"{r.queries:,}", r.method, "-" if r.admitted is None else f"{r.admitted:,}",
+            _fmt(r.predicted_goodput, ",g"), _fmt(r.simulated_goodput, ",g"),
+            _fmt(r.prediction_error, "+.1%"), _fmt(r.cost_per_hour, ",.2f"),
+            _fmt(r.search_seconds, ".1f"), _fmt(r.selection_seconds, ".2f"),
+            _fmt(r.plan_seconds, ".1f"), _fmt(r.replan_seconds, ".3f"), r.status or "-",
+            _fmt(r.gap, ".2%"), _fmt(r.load_average, ".1f"))
+    console.print(table)
+    for r in report.records:
+        if r.skipped:
+            console.print(f"{r.queries:,} {r.method}: {r.skipped}")
+    start, end = report.load_average_start, report.load_average_end
+    console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
+                  f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end; replan s: "
+                  f"median of {report.arrivals} arrivals")
+    targets = Table(title="targets (circinus at 10,000 queries)")
+    for col in ("target", "goal", "measured", "met"):
+        targets.add_column(col)
+    for t in report.targets:
+        targets.add_row(t.name, t.goal, t.measured,
+                        "not measured" if t.met is None else "yes" if t.met else "NO")
+    console.print(targets)
 
 
 EXECUTABLE_WORLDS = ("digits-edge-cloud.yaml", "ocr-branches.yaml")

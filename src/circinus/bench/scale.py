@@ -1,0 +1,269 @@
+"""``circinus bench scale``: plan, select, re-plan and simulate at 1,000 to 50,000 queries.
+
+NOTE: for every size a world is generated once (``circinus gen``, fixed seed; generation,
+parsing and validation are not timed), and for every method on it, one after the other in one
+process:
+
+1. **Plan.** :meth:`Planner.plan` on the whole world with the method's selector, a fresh
+   estimator and cold search caches (one-time module imports are done before).
+   ``plan_seconds`` is the wall time of that call: the per-query search, building the selection
+   problem, the selection, and the planner's account of every query (plans, and the binding
+   resource of each rejected one; not the nearest admissible SLO). ``search_seconds`` and
+   ``selection_seconds`` are its two main parts as the planner reports them
+   (``selection_seconds`` includes building the problem). The selector gets the world's
+   ``planner.time_limit_s`` (30 s by default) whatever the size, so a method that cannot prove
+   anything in time returns its best answer at the deadline (``status`` says which).
+2. **Simulate.** The plan's plan file served by the simulator (Poisson arrivals at every
+   query's rate, ``duration_s`` simulated seconds, the bench's seed):
+   ``simulated_goodput`` is the weight of the admitted queries that met their SLO when served.
+3. **Re-plan.** An :class:`~circinus.online.OnlinePlanner` is started (with the method's
+   selector) on every query but the last ``arrivals``; the collector is frozen after the start
+   (:mod:`circinus.bench.online`); then the held-out queries arrive one after another, so the
+   last one arrives with all the others present. ``replan_seconds`` is the median wall time of
+   one arrival: its search, admission, local repair, and for a query that must wait, the nearest
+   admissible SLO it is told.
+
+Goodputs are weighted counts of queries; ``gap`` is the selection's own
+``(bound - goodput) / bound`` against the bound it proved (first-come-first-served proves none:
+its bound is the weight of every query with a candidate). Each record carries the one-minute
+load average when it began: on a shared machine the wall times move with it.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+from circinus.bench.online import run_online_bench
+from circinus.planner import Planner, PlanResult
+from circinus.report.planfile import to_plan_file
+from circinus.simulate import SimulationSettings, compile_plan, make_arrivals, simulate
+from circinus.spec.index import WorldIndex
+
+DEFAULT_SIZES = (1_000, 10_000, 50_000)
+METHODS: dict[str, str] = {"circinus": "milp", "exact": "exact", "fcfs": "fcfs"}
+"""Benchmark method -> selector key; every method uses Circinus's decomposed search."""
+TARGET_QUERIES = 10_000
+"""The size at which the targets are checked (on Circinus's record)."""
+
+Progress = Callable[[str], None]
+"""Called with a short description before each step."""
+
+
+@dataclass(frozen=True)
+class ScaleRecord:
+    """One method on one generated world; ``None`` where a part was not measured."""
+
+    queries: int
+    method: str
+    selector: str
+    admitted: int | None = None
+    candidates: int | None = None
+    """Candidates of every query together (the size of the selection problem)."""
+    predicted_goodput: float | None = None
+    simulated_goodput: float | None = None
+    prediction_error: float | None = None
+    """``(predicted - simulated) / simulated`` goodput (> 0: the planner promised more; 0 when
+    both are 0, ``None`` when only the simulated one is)."""
+    cost_per_hour: float | None = None
+    status: str | None = None
+    """The selection's status: optimal, time_limit, rounded or greedy."""
+    bound: float | None = None
+    """The goodput bound the selection proved."""
+    gap: float | None = None
+    """``(bound - goodput) / bound``."""
+    gap_vs_best_bound: float | None = None
+    """The same against the tightest bound any method proved on this world."""
+    search_seconds: float | None = None
+    selection_seconds: float | None = None
+    plan_seconds: float | None = None
+    """Wall time of the whole plan call (module note)."""
+    replan_seconds: float | None = None
+    """Median wall time of one arrival, explanation included (module note)."""
+    replan_decision_seconds: float | None = None
+    """Median of the arrivals' decision alone (without a waiting query's explanation)."""
+    replan_max_seconds: float | None = None
+    replan_arrivals: int = 0
+    replan_admitted: int | None = None
+    online_start_seconds: float | None = None
+    simulation_seconds: float | None = None
+    load_average: float | None = None
+    """One-minute load average when the record began."""
+    skipped: str | None = None
+    """Why parts were not measured, if any were not."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target, checked on Circinus's record at :data:`TARGET_QUERIES` queries."""
+
+    name: str
+    goal: str
+    measured: str
+    met: bool | None
+    """``None``: not measured (the size or the method was not run)."""
+
+
+@dataclass(frozen=True)
+class ScaleReport:
+    """Everything ``circinus bench scale`` prints and writes."""
+
+    seed: int
+    duration_s: float
+    arrivals: int
+    cores: int | None
+    records: tuple[ScaleRecord, ...]
+    targets: tuple[Target, ...]
+    load_average_start: tuple[float, float, float]
+    load_average_end: tuple[float, float, float]
+    complete: bool
+    """False while sizes remain (the JSON is rewritten after every record)."""
+
+    def to_json(self) -> dict[str, object]:
+        """Plain data for ``--json``."""
+        return {"benchmark": "scale", **asdict(self)}
+
+
+def generated_index(queries: int, seed: int) -> WorldIndex:
+    """The generated world of ``queries`` queries, its planner seeded with ``seed``."""
+    from circinus.gen import GenSpec, generate
+    from circinus.spec.load import parse_world
+    from circinus.spec.validate import build_index
+
+    world = parse_world(generate(GenSpec(queries=queries, seed=seed)), origin=f"gen-{queries}")
+    return build_index(world.model_copy(
+        update={"planner": world.planner.model_copy(update={"seed": seed})}))
+
+
+def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int = 0,
+                    duration_s: float = 60.0, arrivals: int = 5,
+                    progress: Progress | None = None,
+                    partial: Callable[[ScaleReport], None] | None = None) -> ScaleReport:
+    """Measure every method of ``methods`` on a generated world of every size (module note);
+    ``partial`` gets the report so far after every record."""
+    say = progress or (lambda _: None)
+    # The planner imports the profiler on its first call (seconds); not any method's time.
+    importlib.import_module("circinus.profile")
+    begin = os.getloadavg()
+    records: list[ScaleRecord] = []
+
+    def report(rows: Sequence[ScaleRecord], complete: bool) -> ScaleReport:
+        done = (*records, *with_best_bound(rows))
+        return ScaleReport(seed, duration_s, arrivals, os.cpu_count(), done, targets(done),
+                           begin, os.getloadavg(), complete)
+
+    for n in sizes:
+        say(f"gen-{n}: generating")
+        index = generated_index(n, seed)
+        rows: list[ScaleRecord] = []
+        for method in methods:
+            rows.append(measure(index, method, seed=seed, duration_s=duration_s,
+                                arrivals=arrivals, progress=say))
+            if partial is not None:
+                partial(report(rows, False))
+        records.extend(with_best_bound(rows))
+        del index
+    return report((), True)
+
+
+def measure(index: WorldIndex, method: str, *, seed: int, duration_s: float, arrivals: int,
+            progress: Progress | None = None) -> ScaleRecord:
+    """Plan, simulate and re-plan ``index`` with ``method`` (module note)."""
+    say = progress or (lambda _: None)
+    n = len(index.world.queries)
+    selector = METHODS[method]
+    gc.collect()  # the previous method's garbage is not this one's to collect
+    rec = ScaleRecord(n, method, selector, load_average=os.getloadavg()[0])
+    say(f"gen-{n} {method}: planning")
+    t0 = time.monotonic()
+    result = Planner(selector=selector).plan(index)
+    wall = time.monotonic() - t0
+    sel = result.selection
+    rec = replace(rec, admitted=result.admitted, predicted_goodput=result.goodput,
+                  candidates=sum(o.candidates for o in result.outcomes),
+                  cost_per_hour=result.cost_per_hour, status=sel.status,
+                  bound=sel.goodput_bound, gap=sel.gap, search_seconds=result.search_seconds,
+                  selection_seconds=result.select_seconds, plan_seconds=wall)
+    say(f"gen-{n} {method}: simulating {duration_s:g} s")
+    rec = _simulated(rec, index, result, duration_s, seed)
+    del result
+    gc.collect()
+    if not 1 <= arrivals < n:
+        return replace(rec, skipped=f"re-planning: --arrivals {arrivals} is not in 1..{n - 1}")
+    say(f"gen-{n} {method}: online start on {n - arrivals}, then {arrivals} arrival(s)")
+    return _replanned(rec, index, selector, arrivals, seed)
+
+
+def _simulated(rec: ScaleRecord, index: WorldIndex, result: PlanResult, duration_s: float,
+               seed: int) -> ScaleRecord:
+    """``rec`` with what serving ``result``'s plans measured."""
+    t0 = time.monotonic()
+    sim = compile_plan(index, to_plan_file(index, result))
+    served = simulate(sim, arrivals=make_arrivals("poisson"),
+                      settings=SimulationSettings(duration_s=duration_s, seed=seed))
+    error = ((result.goodput - served.goodput) / served.goodput if served.goodput > 0
+             else 0.0 if result.goodput == 0 else None)  # None: nothing met its SLO served
+    return replace(rec, simulated_goodput=served.goodput, prediction_error=error,
+                   simulation_seconds=time.monotonic() - t0)
+
+
+def _replanned(rec: ScaleRecord, index: WorldIndex, selector: str, arrivals: int,
+               seed: int) -> ScaleRecord:
+    """``rec`` with the arrival times of an online planner started on all but ``arrivals``."""
+    online = run_online_bench(f"gen-{len(index.world.queries)}", index, held_out=arrivals,
+                              extra=0, departures=0, seed=seed, freeze_gc=True,
+                              selector=selector)
+    total = [a.decision_seconds + a.explain_seconds for a in online.arrivals]
+    return replace(
+        rec, replan_seconds=statistics.median(total),
+        replan_decision_seconds=statistics.median(a.decision_seconds for a in online.arrivals),
+        replan_max_seconds=max(total), replan_arrivals=len(online.arrivals),
+        replan_admitted=sum(a.admitted for a in online.arrivals),
+        online_start_seconds=online.start_seconds)
+
+
+def with_best_bound(rows: Sequence[ScaleRecord]) -> list[ScaleRecord]:
+    """``rows`` (one world) with each goodput's gap against the tightest proven bound."""
+    bounds = [r.bound for r in rows if r.bound is not None]
+    if not bounds:
+        return list(rows)
+    best = min(bounds)
+    return [r if r.predicted_goodput is None else replace(
+        r, gap_vs_best_bound=(best - r.predicted_goodput) / best if best > 0 else 0.0)
+        for r in rows]
+
+
+def targets(records: Sequence[ScaleRecord]) -> tuple[Target, ...]:
+    """The four targets at :data:`TARGET_QUERIES` queries, checked on Circinus's record."""
+    ours = next((r for r in records if r.method == "circinus" and r.queries == TARGET_QUERIES),
+                None)
+
+    def check(name: str, goal: str, measured: str | None, met: bool | None) -> Target:
+        return Target(name, goal, "not measured" if measured is None else measured,
+                      None if measured is None else met)
+
+    if ours is None:
+        ours = ScaleRecord(TARGET_QUERIES, "circinus", METHODS["circinus"])
+    sel, gap, plan = ours.selection_seconds, ours.gap, ours.plan_seconds
+    replan, err = ours.replan_seconds, ours.prediction_error
+    predicted = None
+    if ours.simulated_goodput is not None and ours.predicted_goodput is not None:
+        predicted = (f"{ours.predicted_goodput:g} vs {ours.simulated_goodput:g}"
+                     + ("" if err is None else f" ({err:+.1%})"))
+    return (
+        check("selection", "≤ 10 s with gap ≤ 1 %",
+              None if sel is None or gap is None else f"{sel:.2f} s, gap {gap:.2%}",
+              sel is not None and gap is not None and sel <= 10.0 and gap <= 0.01),
+        check("plan + select", "≤ 30 s end to end",
+              None if plan is None else f"{plan:.1f} s", plan is not None and plan <= 30.0),
+        check("one arrival re-planned", "≤ 1 s (median)",
+              None if replan is None else f"{replan:.3f} s",
+              replan is not None and replan <= 1.0),
+        check("predicted vs simulated goodput", "within 5 %", predicted,
+              err is not None and abs(err) <= 0.05),
+    )

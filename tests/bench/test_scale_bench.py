@@ -1,0 +1,96 @@
+"""`circinus bench scale`: the command end to end on tiny worlds, and its target checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from circinus.bench.scale import (
+    TARGET_QUERIES,
+    ScaleRecord,
+    run_scale_bench,
+    targets,
+    with_best_bound,
+)
+from circinus.cli.main import app
+
+MEASURED = ("admitted", "candidates", "predicted_goodput", "simulated_goodput",
+            "prediction_error", "cost_per_hour", "status", "bound", "gap", "gap_vs_best_bound",
+            "search_seconds", "selection_seconds", "plan_seconds", "replan_seconds",
+            "replan_decision_seconds", "replan_max_seconds", "replan_admitted",
+            "online_start_seconds", "simulation_seconds", "load_average")
+
+
+@pytest.mark.slow
+def test_cli_writes_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    result = CliRunner().invoke(app, ["bench", "scale", "--sizes", "30", "--duration", "5",
+                                      "--arrivals", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "circinus bench scale" in result.output and "targets" in result.output
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "scale" and data["complete"] is True
+    assert len(data["load_average_start"]) == 3 and data["duration_s"] == 5
+    records = data["records"]
+    assert [(r["queries"], r["method"]) for r in records] == [
+        (30, "circinus"), (30, "exact"), (30, "fcfs")]
+    for r in records:
+        assert set(r) == {f.name for f in fields(ScaleRecord)}
+        assert all(r[name] is not None for name in MEASURED), r
+        assert r["skipped"] is None and r["replan_arrivals"] == 2
+        assert 0 <= r["gap"] <= 1 and r["bound"] >= r["predicted_goodput"] - 1e-9
+        assert r["plan_seconds"] >= r["search_seconds"] + r["selection_seconds"] - 1e-6
+        assert r["replan_decision_seconds"] <= r["replan_seconds"] <= r["replan_max_seconds"]
+    ours, exact, fcfs = records
+    assert ours["predicted_goodput"] == exact["predicted_goodput"]  # both optimal when small
+    assert fcfs["predicted_goodput"] <= ours["predicted_goodput"]
+    assert {t["name"] for t in data["targets"]} == {
+        "selection", "plan + select", "one arrival re-planned", "predicted vs simulated goodput"}
+    assert all(t["met"] is None for t in data["targets"])  # 10,000 queries not run
+
+
+@pytest.mark.slow
+def test_same_seed_same_decisions() -> None:
+    a, b = (run_scale_bench([12], ["fcfs"], seed=2, duration_s=2, arrivals=1)
+            for _ in range(2))
+    keys = ("admitted", "predicted_goodput", "simulated_goodput", "cost_per_hour", "bound")
+    assert [getattr(a.records[0], k) for k in keys] == [getattr(b.records[0], k) for k in keys]
+    assert a.records[0].replan_arrivals == 1
+
+
+def test_cli_rejects_bad_options() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "scale", "--sizes", "30", "--method", "nope"])
+    assert result.exit_code == 2 and "--method" in result.output
+    result = runner.invoke(app, ["bench", "scale", "--sizes", "3", "--arrivals", "5"])
+    assert result.exit_code == 2 and "--arrivals" in result.output
+
+
+def _record(**given: object) -> ScaleRecord:
+    base: dict[str, object] = {"queries": TARGET_QUERIES, "method": "circinus",
+                               "selector": "milp"}
+    return ScaleRecord(**{**base, **given})  # type: ignore[arg-type]
+
+
+def test_targets_met_and_missed() -> None:
+    good = _record(selection_seconds=2.0, gap=0.001, plan_seconds=25.0, replan_seconds=0.2,
+                   predicted_goodput=100.0, simulated_goodput=97.0,
+                   prediction_error=3 / 97)
+    assert [t.met for t in targets([good])] == [True, True, True, True]
+    bad = _record(selection_seconds=2.0, gap=0.02, plan_seconds=45.0, replan_seconds=1.5,
+                  predicted_goodput=100.0, simulated_goodput=90.0, prediction_error=10 / 90)
+    assert [t.met for t in targets([bad])] == [False, False, False, False]
+    assert "+11.1%" in targets([bad])[3].measured
+    other_size = _record(queries=1000, selection_seconds=1.0, gap=0.0)
+    assert [t.met for t in targets([other_size])] == [None] * 4
+
+
+def test_gap_against_the_tightest_bound() -> None:
+    rows = with_best_bound([_record(bound=100.0, predicted_goodput=99.0),
+                            _record(method="fcfs", bound=120.0, predicted_goodput=90.0),
+                            _record(method="exact")])
+    assert [r.gap_vs_best_bound for r in rows] == [pytest.approx(0.01), pytest.approx(0.1), None]
