@@ -114,6 +114,13 @@ class PlanResult:
         """Total cost of the admitted plans, $/h."""
         return sum(o.estimate.cost_per_hour for o in self.outcomes if o.estimate is not None)
 
+    def decisions(self) -> dict[str, tuple[object, ...]]:
+        """Per query: admitted or not and, if admitted, every stage's configuration, batch and
+        placement (two results decide a query the same way iff these are equal)."""
+        return {o.name: (o.admitted,) if o.plan is None else (
+            o.admitted, tuple((s.stage, s.config, s.batch, s.placement) for s in o.plan.stages))
+            for o in self.outcomes}
+
     @property
     def evaluations(self) -> int:
         """Plans whose performance was estimated."""
@@ -181,6 +188,11 @@ class Planner:
         )
 
 
+    def _without_store(self) -> Planner:
+        """This planner for a world with nothing left to measure (no why-not search)."""
+        return Planner(search=self.search_key, selector=self.selector_key,
+                       settings=self.settings)
+
     def _measured(self, index: WorldIndex) -> WorldIndex:
         from circinus.profile import (
             SqlProfileStore,
@@ -193,9 +205,17 @@ class Planner:
             return index
         store = SqlProfileStore(self.store or default_store_url())
         try:
-            return build_index(measure_world(index.world, store).world)
+            return build_index(measure_world(
+                index.world, store, decide=lambda w: self._without_store().plan(w).decisions(),
+            ).world)
         finally:
             store.close()
+
+
+def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
+    """How the default planner decides every query of ``world`` (what the profiler checks
+    its latencies against, see :func:`circinus.profile.measure_world`)."""
+    return Planner().plan(world).decisions()
 
 
 def _outcome(problem: SelectionProblem, selection: Selection, q: int,

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from circinus.planner import Planner, PlanResult, QueryOutcome
+from circinus.planner import Planner, PlanResult, default_decisions
 from circinus.profile import (
     MemoryProfileStore,
     SqlProfileStore,
@@ -81,18 +81,11 @@ class ProfileReport:
                 "records": [asdict(r) for r in self.records]}
 
 
-def _decision(o: QueryOutcome) -> tuple[object, ...]:
-    if o.plan is None:
-        return (o.admitted,)
-    return (o.admitted, tuple((s.stage, s.config, s.batch, s.placement) for s in o.plan.stages))
-
-
 def compare(a: PlanResult, b: PlanResult) -> tuple[float, list[str]]:
     """Fraction of queries decided identically by ``a`` and ``b``, and those that differ."""
-    theirs = {o.name: _decision(o) for o in b.outcomes}
-    differing = [o.name for o in a.outcomes if _decision(o) != theirs.get(o.name)]
-    total = len(a.outcomes)
-    return ((total - len(differing)) / total if total else 1.0), differing
+    ours, theirs = a.decisions(), b.decisions()
+    differing = [name for name, d in ours.items() if d != theirs.get(name)]
+    return ((len(ours) - len(differing)) / len(ours) if ours else 1.0), differing
 
 
 def run_world(name: str, world: World, *, kind: str, table_inputs: int, seed: int,
@@ -104,7 +97,8 @@ def run_world(name: str, world: World, *, kind: str, table_inputs: int, seed: in
         if kind == "executable":
             store = SqlProfileStore(str(folder / f"{name}-{mode}.db"))
             try:
-                m = measure_world(world, store, full=mode == "full")
+                m = measure_world(world, store, full=mode == "full",
+                                  decide=default_decisions)
             finally:
                 store.close()
         else:  # millions of drawn samples: the policy is measured, not the disk
@@ -123,7 +117,8 @@ def run_world(name: str, world: World, *, kind: str, table_inputs: int, seed: in
         recording = SqlProfileStore(str(folder / f"{name}-full.db"))
         replay_store = SqlProfileStore(str(folder / f"{name}-replay.db"))
         try:
-            replayed = measure_world(world, replay_store, replay=recording)
+            replayed = measure_world(world, replay_store, replay=recording,
+                                     decide=default_decisions)
         finally:
             recording.close()
             replay_store.close()

@@ -76,7 +76,8 @@ def plan(
         help="Per-query search: circinus, exhaustive, vulcan, jellybean, infaas, random.")
     ] = "circinus",
     selector: Annotated[str, typer.Option(
-        help="Global selection: milp (goodput-optimal) or fcfs (first come, first served).")
+        help="Global selection: milp (exact MILP; LP rounding above 3,000 candidates), exact "
+             "(the MILP at any size), lp (LP rounding) or fcfs (first come, first served).")
     ] = "milp",
     show: Annotated[int, typer.Option(min=0, help="Queries listed per table.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
@@ -278,6 +279,7 @@ def json_schema(which: Literal["world", "plan"]) -> dict[str, Any]:
 def _measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldIndex:
     """``index`` with what it leaves unknown measured (samples from and to the profile
     store), or ``index`` itself when nothing is unknown."""
+    from circinus.planner import default_decisions
     from circinus.profile import SqlProfileStore, default_store_url, measure_world
     from circinus.profile import needs_profiling as unknowns
     from circinus.spec.validate import build_index
@@ -288,7 +290,7 @@ def _measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldInde
     try:
         with Console(stderr=True).status("profiling (samples from the store are reused)",
                                          spinner="dots") if not quiet else _nothing():
-            measured = measure_world(index.world, db)
+            measured = measure_world(index.world, db, decide=default_decisions)
     finally:
         db.close()
     if not quiet:

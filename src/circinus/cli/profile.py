@@ -32,6 +32,7 @@ def profile(
         from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
         from rich.progress import Progress as Bar
 
+        from circinus.planner import default_decisions
         from circinus.profile import SqlProfileStore, default_store_url, measure_world
         from circinus.profile import pipelines_to_measure as to_measure
         from circinus.spec.load import load_indexed_world
@@ -56,7 +57,8 @@ def profile(
                     bar.update(tasks[p.pipeline], completed=p.decided, total=p.total,
                                samples=p.samples)
 
-                measured = measure_world(w, db, full=full, progress=progress)
+                measured = measure_world(w, db, full=full, progress=progress,
+                                         decide=default_decisions)
         finally:
             db.close()
         if out is not None:

@@ -108,29 +108,61 @@ def _vectors(index: WorldIndex, pipeline: str) -> list[Vector]:
 
 def measure_world(world: World, store: BaseProfileStore, *, full: bool = False,
                   progress: Callable[[Progress], None] | None = None,
-                  replay: BaseProfileStore | None = None) -> Measured:
+                  replay: BaseProfileStore | None = None,
+                  decide: Callable[[World], object] | None = None,
+                  refinements: int = 4) -> Measured:
     """Profile every pipeline of ``world`` with unknown estimates on this machine (see module
     docstring); ``full`` profiles every vector on every input instead. With ``replay`` (a
     store a full run wrote), nothing runs: outcomes are read from it
-    (:class:`~circinus.profile.executor.ReplayExecutor`)."""
+    (:class:`~circinus.profile.executor.ReplayExecutor`).
+
+    NOTE: with ``decide`` (a world -> its planning decisions, e.g. ``Planner().plan(w)
+    .decisions()``), the latencies are checked against the decisions they feed: the world is
+    decided with every measured latency at the low end of its interval and again at the high
+    end; if the two disagree, the latency precision is halved and profiling goes on (reusing
+    every sample taken), at most ``refinements`` times. Accuracies need no such check: their
+    stop rule already compares with the only thresholds that matter, the accuracy floors.
+    """
     index = build_index(world)
     hardware = world.profiling.hardware
-    profiles = []
-    for name in pipelines_to_measure(world):
-        if hardware is None:  # validation requires it when an operator is executable
-            raise AssertionError("profiling.hardware is unset")
-        live = LiveExecutor(index, name, hardware=hardware,
-                            max_inputs=world.profiling.max_inputs, reuse_prefixes=not full)
-        executor: BaseExecutor = live if replay is None else ReplayExecutor(live, replay)
-        profiler = Profiler(store, world.profiling, full=full, seed=world.planner.seed,
-                            progress=progress, no_costlier=_live_no_costlier(index, executor))
-        floors = _floors(world, name) if index.pipelines[name].spec.accuracy.rule == (
-            "measured") else []
-        slos = [(q.slo.latency_ms, q.rate_rps) for q in world.queries if q.pipeline == name]
-        tolerance = latency_tolerance_ms(world.profiling.latency_precision,
-                                         len(index.pipelines[name].order), slos)
-        profiles.append(profiler.profile(executor, _vectors(index, name), floors,
-                                         latency_tolerance_ms=tolerance))
+    if hardware is None and pipelines_to_measure(world):
+        # Validation requires it when an operator is executable; a measured accuracy alone
+        # needs executable stages too.
+        raise AssertionError("profiling.hardware is unset")
+    settings = world.profiling
+    paid: dict[str, tuple[int, int]] = {}
+    reused: dict[str, int] = {}
+    for attempt in range(refinements + 1):
+        profiles = []
+        for name in pipelines_to_measure(world):
+            live = LiveExecutor(index, name, hardware=hardware or "",
+                                max_inputs=settings.max_inputs, reuse_prefixes=not full)
+            executor: BaseExecutor = live if replay is None else ReplayExecutor(live, replay)
+            profiler = Profiler(store, settings, full=full, seed=world.planner.seed,
+                                progress=progress,
+                                no_costlier=_live_no_costlier(index, executor))
+            floors = _floors(world, name) if index.pipelines[name].spec.accuracy.rule == (
+                "measured") else []
+            slos = [(q.slo.latency_ms, q.rate_rps) for q in world.queries if q.pipeline == name]
+            tolerance = latency_tolerance_ms(settings.latency_precision,
+                                             len(index.pipelines[name].order), slos)
+            prof = profiler.profile(executor, _vectors(index, name), floors,
+                                    latency_tolerance_ms=tolerance)
+            before = paid.get(name, (0, 0))
+            paid[name] = (before[0] + prof.samples, before[1] + prof.stage_calls)
+            reused.setdefault(name, prof.reused)
+            prof.samples, prof.stage_calls = paid[name]
+            prof.reused = reused[name]
+            profiles.append(prof)
+        if full or decide is None or not profiles:
+            break
+        alpha = 1.0 - settings.confidence
+        low = _write(world, index, profiles, latency_hardware=hardware, shift=-1.0, alpha=alpha)
+        high = _write(world, index, profiles, latency_hardware=hardware, shift=1.0, alpha=alpha)
+        if decide(low) == decide(high) or attempt == refinements:
+            break
+        settings = settings.model_copy(
+            update={"latency_precision": settings.latency_precision / 2})
     return Measured(_write(world, index, profiles, latency_hardware=hardware), profiles)
 
 
@@ -155,8 +187,9 @@ def measure_tables(world: World, store: BaseProfileStore, *, inputs: int, full: 
 
 
 def _write(world: World, index: WorldIndex, profiles: list[PipelineProfile], *,
-           latency_hardware: str | None) -> World:
-    """``world`` with measured latencies and accuracy tables written in."""
+           latency_hardware: str | None, shift: float = 0.0, alpha: float = 0.01) -> World:
+    """``world`` with measured latencies and accuracy tables written in (latencies moved to
+    an end of their intervals by ``shift``, see :meth:`PipelineProfile.latency_ms`)."""
     by_pipeline = {p.pipeline: p for p in profiles}
     # (operator, configuration) -> [(mean, cv)] over every pipeline and prefix it ran after.
     latency: dict[tuple[str, ConfigKey], list[tuple[float, float]]] = defaultdict(list)
@@ -165,7 +198,8 @@ def _write(world: World, index: WorldIndex, profiles: list[PipelineProfile], *,
         for stage in pidx.order:
             name = pidx.operator_of[stage]
             for config in index.operators[name].configs:
-                latency[name, config].extend(prof.latency_ms(stage, config))
+                latency[name, config].extend(prof.latency_ms(stage, config, shift=shift,
+                                                             alpha=alpha))
     operators = []
     for op in world.operators:
         oi = index.operators[op.name]

@@ -114,18 +114,21 @@ class SqlProfileStore(BaseProfileStore):
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(_samples).on_conflict_do_nothing(
             index_elements=["key", "sample_id"]).returning(_samples.c.id)
-        for attempt in range(20):
+        deadline = time.monotonic() + 120.0
+        attempt = 0
+        while True:
             try:
                 with self._engine.begin() as conn:
                     # RETURNING yields only the rows actually inserted (driver rowcounts
                     # disagree on executemany), so this counts the new samples exactly.
                     return len(conn.execute(stmt, rows).all())
             except OperationalError as exc:  # SQLite "database is locked" under contention
-                if "locked" not in str(exc) or attempt == 19:
+                # A busy machine can hold the lock for seconds: retry for up to two minutes.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise StoreError(f"profile store {self.url!r}: write failed "
                                      f"({_first_line(exc)})") from exc
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+                attempt += 1
+                time.sleep(min(0.05 * attempt, 1.0))
 
     def samples(self, key: str) -> list[Sample]:
         query = (select(_samples.c.key, _samples.c.sample_id, _samples.c.value)
