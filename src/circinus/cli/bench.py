@@ -238,7 +238,8 @@ def profile_cmd(
         "--world", help="World file (repeatable): executable worlds are measured for real, "
         "others get outcomes drawn from their tables. Default: the bundled examples.")] = None,
     inputs: Annotated[int, typer.Option(
-        min=10, help="Stand-in inputs per pipeline of a table-driven world.")] = 10000,
+        min=10, help="Stand-in inputs per pipeline of a table-driven world (ImageNet's "
+        "validation set has 50,000).")] = 10000,
     max_inputs: Annotated[int | None, typer.Option(
         min=10, help="Use only the first inputs of each executable dataset (quick runs).")
     ] = None,
@@ -267,6 +268,8 @@ def profile_cmd(
             worlds.append((path.stem, w.model_copy(update={"profiling": settings,
                                                            "planner": planner}), kind))
         console = Console()
+        if not console.is_terminal:  # a file or a pipe: the whole table, not squeezed to 80
+            console = Console(width=200)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
                 "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
                 transient=True) as bar:
