@@ -52,7 +52,7 @@ LP_ABOVE = 3_000
 """Candidates above which :class:`MilpSelector` is the LP rounding (see the module note)."""
 _SINGLE_SOLVE_ABOVE = 20_000  # candidates; above this the single weighted solve is used
 _INCUMBENT_SHARE = 0.2  # at most this share of the budget for the LP rounding incumbent
-_GOODPUT_SHARE = 0.6  # the goodput pass must end by this share of the budget
+_GOODPUT_SHARE = 0.7  # the goodput pass must end by this share of the budget
 
 
 class MilpSelector(BaseSelector):
