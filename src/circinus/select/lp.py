@@ -25,10 +25,11 @@ capacity rows: at 10,000 generated queries 121 capacity rows, 44 fractional quer
 5. **Cost LP over all queries** with the goodput held by one row: a tighter floor (10,000
    queries: 913.4 against 907.3 $/h) and another rounding, which may admit other queries. It
    often loses a unit of goodput (the held row is tight) and is then dropped, but at 1,000
-   queries it keeps 759 for 92.39 $/h against 94.63, at 10,000 7,550 for 916.13 against
-   7,549 for 934.25. By dual simplex: 1.8 s against 3.3 s for the interior point method at
-   10,000 queries, but 32 s against 15 s at 50,000, where the goodput LP takes 8 s; so it
-   starts only while three times the goodput LP's time is left before its deadline.
+   queries it keeps 759 for 92.39 $/h against 94.63, and at 10,000 it leads (with step 6)
+   to 7,550 for 916.13 against 7,549 for 934.25. By dual simplex: 1.8 s against 3.3 s for
+   the interior point method at 10,000 queries, but 32 s against 15 s at 50,000, where the
+   goodput LP takes 8 s; so it starts only while three times the goodput LP's time is left
+   before its deadline.
    ``cost_lp=False`` skips it.
 6. **Improvement.** Admitted queries move to cheaper candidates that fit once their own is
    released, then left-out queries are offered the room again.
@@ -37,7 +38,8 @@ Each packing is kept only if it is lexicographically better (more goodput, or as
 less). Every stage changes a packing only by steps that keep it within every capacity, every
 solver call runs under a hard deadline (:mod:`circinus.select.highs`), and every Python stage
 checks the clock: a stage cut short leaves the best packing so far. The stages' deadlines are
-shares of the budget (``_SHARE_*``), so the LPs leave room for what follows.
+shares of the budget (``_GOODPUT_LP`` and the constants after it), so the LPs leave room for
+what follows.
 
 Measured with ``circinus plan`` on generated worlds (``circinus gen``, weights 1, 30 s budget)
 on 2 cores shared with other work: 1,000 queries in 0.2 s, goodput 759 of at most 760;
