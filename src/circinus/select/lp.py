@@ -24,13 +24,12 @@ capacity rows: at 10,000 generated queries 121 capacity rows, 44 fractional quer
    (:func:`circinus.select.bounds.cheapest_reach`).
 5. **Cost LP over all queries** with the goodput held by one row: a tighter floor (10,000
    queries: 913.4 against 907.3 $/h) and another rounding, which may admit other queries. It
-   often loses a unit of goodput (the held row is tight) and is then dropped, but at 1,000
-   queries it keeps 759 for 92.39 $/h against 94.63, and at 10,000 it leads (with step 6)
-   to 7,550 for 916.13 against 7,549 for 934.25. By dual simplex: 1.8 s against 3.3 s for
-   the interior point method at 10,000 queries, but 32 s against 15 s at 50,000, where the
-   goodput LP takes 8 s; so it starts only while three times the goodput LP's time is left
-   before its deadline.
-   ``cost_lp=False`` skips it.
+   often loses a unit of goodput (the held row is tight) and is then dropped (1,000 queries:
+   758 for 92.18 $/h, so 759 for 94.63 stays), but at 10,000 it leads (with step 6) to 7,550
+   for 916.13 against 7,549 for 934.25. By dual simplex: 1.8 s against 3.3 s for the interior
+   point method at 10,000 queries, but 32 s against 15 s at 50,000, where the goodput LP
+   takes 8 s; so it starts only while three times the goodput LP's time is left before its
+   deadline. ``cost_lp=False`` skips it.
 6. **Improvement.** Admitted queries move to cheaper candidates that fit once their own is
    released, then left-out queries are offered the room again.
 
