@@ -22,7 +22,8 @@ MEASURED = ("admitted", "candidates", "predicted_goodput", "simulated_goodput",
             "prediction_error", "cost_per_hour", "status", "bound", "gap", "gap_vs_best_bound",
             "search_seconds", "selection_seconds", "plan_seconds", "replan_seconds",
             "replan_decision_seconds", "replan_max_seconds", "replan_admitted",
-            "online_start_seconds", "simulation_seconds", "load_average")
+            "online_start_seconds", "simulation_seconds", "load_average",
+            "abandoned_solves_plan", "abandoned_solves_replan")
 
 
 @pytest.mark.slow
@@ -55,7 +56,7 @@ def test_cli_writes_every_field(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_same_seed_same_decisions() -> None:
-    a, b = (run_scale_bench([12], ["fcfs"], seed=2, duration_s=2, arrivals=1)
+    a, b = (run_scale_bench([12], ["fcfs"], seed=2, duration_s=2, arrivals=1, isolate=False)
             for _ in range(2))
     keys = ("admitted", "predicted_goodput", "simulated_goodput", "cost_per_hour", "bound")
     assert [getattr(a.records[0], k) for k in keys] == [getattr(b.records[0], k) for k in keys]
@@ -94,3 +95,11 @@ def test_gap_against_the_tightest_bound() -> None:
                             _record(method="fcfs", bound=120.0, predicted_goodput=90.0),
                             _record(method="exact")])
     assert [r.gap_vs_best_bound for r in rows] == [pytest.approx(0.01), pytest.approx(0.1), None]
+
+
+def test_a_part_over_its_time_is_ended_and_recorded() -> None:
+    report = run_scale_bench([30], ["fcfs"], duration_s=1, arrivals=1, part_timeout_s=0.2)
+    (rec,) = report.records
+    assert rec.skipped == "plan: did not finish in 0.2 s (ended)"
+    assert rec.predicted_goodput is None and rec.replan_seconds is None
+    assert report.complete and all(t.met is None for t in report.targets)

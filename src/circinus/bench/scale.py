@@ -1,8 +1,7 @@
 """``circinus bench scale``: plan, select, re-plan and simulate at 1,000 to 50,000 queries.
 
-NOTE: for every size a world is generated once (``circinus gen``, fixed seed; generation,
-parsing and validation are not timed), and for every method on it, one after the other in one
-process:
+NOTE: for every size a world is generated (``circinus gen``, fixed seed; generation, parsing
+and validation are not timed), and every method is measured on it, one after the other:
 
 1. **Plan.** :meth:`Planner.plan` on the whole world with the method's selector, a fresh
    estimator and cold search caches (one-time module imports are done before).
@@ -23,6 +22,17 @@ process:
    one arrival: its search, admission, local repair, and for a query that must wait, the nearest
    admissible SLO it is told.
 
+Each part (steps 1-2, and step 3) runs in a fresh process of its own (spawned; the world is
+generated there again, untimed), ended as soon as it has reported or after ``part_timeout_s``.
+The reason: a HiGHS solve abandoned at a selection deadline goes on (:mod:`circinus.select.
+highs`: HiGHS checks its own limit only between phases); at 50,000 queries the ``exact``
+selector's kept a core busy for more than seven minutes after its 30 s budget, which slowed
+whatever was measured after it in the same process. Ending the process ends the solve.
+``abandoned_solves_plan`` counts such solves still running when the plan returned (they share
+the cores with that plan's simulation only); ``abandoned_solves_replan`` those of the online
+start still running after the arrivals (they ran alongside every arrival, as they would in a
+serving process).
+
 Goodputs are weighted counts of queries; ``gap`` is the selection's own
 ``(bound - goodput) / bound`` against the bound it proved (first-come-first-served proves none:
 its bound is the weight of every query with a candidate). Each record carries the one-minute
@@ -33,11 +43,15 @@ from __future__ import annotations
 
 import gc
 import importlib
+import multiprocessing
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from multiprocessing.connection import Connection
+from typing import cast
 
 from circinus.bench.online import run_online_bench
 from circinus.planner import Planner, PlanResult
@@ -91,6 +105,10 @@ class ScaleRecord:
     replan_arrivals: int = 0
     replan_admitted: int | None = None
     online_start_seconds: float | None = None
+    abandoned_solves_plan: int | None = None
+    """Solver threads still running when the plan returned (module note)."""
+    abandoned_solves_replan: int | None = None
+    """Solver threads of the online start still running after the arrivals."""
     simulation_seconds: float | None = None
     load_average: float | None = None
     """One-minute load average when the record began."""
@@ -141,14 +159,13 @@ def generated_index(queries: int, seed: int) -> WorldIndex:
 
 
 def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int = 0,
-                    duration_s: float = 60.0, arrivals: int = 5,
-                    progress: Progress | None = None,
+                    duration_s: float = 60.0, arrivals: int = 5, isolate: bool = True,
+                    part_timeout_s: float = 3600.0, progress: Progress | None = None,
                     partial: Callable[[ScaleReport], None] | None = None) -> ScaleReport:
     """Measure every method of ``methods`` on a generated world of every size (module note);
-    ``partial`` gets the report so far after every record."""
+    ``partial`` gets the report so far after every record. With ``isolate`` every part runs in
+    a process of its own, ended after ``part_timeout_s`` at the latest."""
     say = progress or (lambda _: None)
-    # The planner imports the profiler on its first call (seconds); not any method's time.
-    importlib.import_module("circinus.profile")
     begin = os.getloadavg()
     records: list[ScaleRecord] = []
 
@@ -157,46 +174,143 @@ def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int =
         return ScaleReport(seed, duration_s, arrivals, os.cpu_count(), done, targets(done),
                            begin, os.getloadavg(), complete)
 
+    job = _Job(seed=seed, duration_s=duration_s, arrivals=arrivals)
     for n in sizes:
-        say(f"gen-{n}: generating")
-        index = generated_index(n, seed)
         rows: list[ScaleRecord] = []
         for method in methods:
-            rows.append(measure(index, method, seed=seed, duration_s=duration_s,
-                                arrivals=arrivals, progress=say))
+            plan = _run_part(job, "plan", n, method, isolate, part_timeout_s, say)
+            if isinstance(plan, str):
+                rows.append(ScaleRecord(n, method, METHODS[method], skipped=plan))
+            else:
+                more = _run_part(job, "replan", n, method, isolate, part_timeout_s, say)
+                rows.append(replace(plan, skipped=more) if isinstance(more, str) else
+                            replace(plan, **{f: getattr(more, f) for f in _REPLAN_FIELDS}))
             if partial is not None:
                 partial(report(rows, False))
         records.extend(with_best_bound(rows))
-        del index
     return report((), True)
 
 
-def measure(index: WorldIndex, method: str, *, seed: int, duration_s: float, arrivals: int,
-            progress: Progress | None = None) -> ScaleRecord:
-    """Plan, simulate and re-plan ``index`` with ``method`` (module note)."""
+@dataclass(frozen=True)
+class _Job:
+    """What every part of the benchmark is given besides its size and method."""
+
+    seed: int
+    duration_s: float
+    arrivals: int
+
+
+_REPLAN_FIELDS = ("replan_seconds", "replan_decision_seconds", "replan_max_seconds",
+                  "replan_arrivals", "replan_admitted", "online_start_seconds",
+                  "abandoned_solves_replan")
+_SOLVER_THREAD = "circinus-highs"  # the worker threads of circinus.select.highs
+
+
+def _run_part(job: _Job, part: str, queries: int, method: str, isolate: bool,
+              timeout_s: float, say: Progress) -> ScaleRecord | str:
+    """One part (``plan``: plan and simulate; ``replan``: online start and arrivals) on the
+    generated world of ``queries``; its record, or why it has none."""
+    if not isolate:
+        return _part(job, part, queries, method, say)
+    ctx = multiprocessing.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, job, part, queries, method),
+                       name=f"circinus-bench-scale-{part}")
+    proc.start()
+    send.close()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if not recv.poll(min(left, 1.0)):
+                if not proc.is_alive() and not recv.poll(0):
+                    return f"{part}: its process exited with code {proc.exitcode}"
+                continue
+            kind, payload = recv.recv()
+            if kind == "step":
+                say(payload)
+            elif kind == "done":
+                return cast(ScaleRecord, payload)
+            else:
+                return f"{part} failed: {payload}"
+        return f"{part}: did not finish in {timeout_s:g} s (ended)"
+    except EOFError:
+        return f"{part}: its process exited with code {proc.exitcode}"
+    finally:
+        recv.close()
+        proc.kill()  # also ends any solve abandoned at a selection deadline
+        proc.join()
+
+
+def _child(conn: Connection, job: _Job, part: str, queries: int, method: str) -> None:
+    """A part in a process of its own; everything goes back through ``conn``."""
+    try:
+        conn.send(("done", _part(job, part, queries, method,
+                                 lambda what: conn.send(("step", what)))))
+    except Exception as exc:  # reported as the record's reason
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+    os._exit(0)  # a normal exit would wait for abandoned solver threads
+
+
+def _part(job: _Job, part: str, queries: int, method: str, say: Progress) -> ScaleRecord:
+    # The planner imports the profiler on its first call (seconds); not any method's time.
+    importlib.import_module("circinus.profile")
+    say(f"gen-{queries} {method}: generating")
+    index = generated_index(queries, job.seed)
+    if part == "plan":
+        return measure_plan(index, method, seed=job.seed, duration_s=job.duration_s,
+                            progress=say)
+    return measure_replan(index, method, seed=job.seed, arrivals=job.arrivals, progress=say)
+
+
+def measure_plan(index: WorldIndex, method: str, *, seed: int, duration_s: float,
+                 progress: Progress | None = None) -> ScaleRecord:
+    """Plan ``index`` with ``method`` and simulate the plan (module note, steps 1 and 2)."""
     say = progress or (lambda _: None)
     n = len(index.world.queries)
-    selector = METHODS[method]
-    gc.collect()  # the previous method's garbage is not this one's to collect
-    rec = ScaleRecord(n, method, selector, load_average=os.getloadavg()[0])
+    gc.collect()  # earlier garbage is not this plan's to collect
+    rec = ScaleRecord(n, method, METHODS[method], load_average=os.getloadavg()[0])
     say(f"gen-{n} {method}: planning")
     t0 = time.monotonic()
-    result = Planner(selector=selector).plan(index)
+    result = Planner(selector=METHODS[method]).plan(index)
     wall = time.monotonic() - t0
     sel = result.selection
     rec = replace(rec, admitted=result.admitted, predicted_goodput=result.goodput,
                   candidates=sum(o.candidates for o in result.outcomes),
                   cost_per_hour=result.cost_per_hour, status=sel.status,
                   bound=sel.goodput_bound, gap=sel.gap, search_seconds=result.search_seconds,
-                  selection_seconds=result.select_seconds, plan_seconds=wall)
+                  selection_seconds=result.select_seconds, plan_seconds=wall,
+                  abandoned_solves_plan=_solver_threads())
     say(f"gen-{n} {method}: simulating {duration_s:g} s")
-    rec = _simulated(rec, index, result, duration_s, seed)
-    del result
-    gc.collect()
+    return _simulated(rec, index, result, duration_s, seed)
+
+
+def measure_replan(index: WorldIndex, method: str, *, seed: int, arrivals: int,
+                   progress: Progress | None = None) -> ScaleRecord:
+    """Start an online planner on all but ``arrivals`` queries of ``index``, then time their
+    arrivals (module note, step 3)."""
+    n = len(index.world.queries)
     if not 1 <= arrivals < n:
-        return replace(rec, skipped=f"re-planning: --arrivals {arrivals} is not in 1..{n - 1}")
-    say(f"gen-{n} {method}: online start on {n - arrivals}, then {arrivals} arrival(s)")
-    return _replanned(rec, index, selector, arrivals, seed)
+        raise ValueError(f"arrivals must be in 1..{n - 1}, got {arrivals}")
+    if progress is not None:
+        progress(f"gen-{n} {method}: online start on {n - arrivals}, then {arrivals} "
+                 "arrival(s)")
+    gc.collect()
+    online = run_online_bench(f"gen-{n}", index, held_out=arrivals, extra=0, departures=0,
+                              seed=seed, freeze_gc=True, selector=METHODS[method])
+    total = [a.decision_seconds + a.explain_seconds for a in online.arrivals]
+    return ScaleRecord(
+        n, method, METHODS[method], replan_seconds=statistics.median(total),
+        replan_decision_seconds=statistics.median(a.decision_seconds for a in online.arrivals),
+        replan_max_seconds=max(total), replan_arrivals=len(online.arrivals),
+        replan_admitted=sum(a.admitted for a in online.arrivals),
+        online_start_seconds=online.start_seconds, abandoned_solves_replan=_solver_threads())
+
+
+def _solver_threads() -> int:
+    """Solves abandoned at a selection deadline that still run (module note)."""
+    return sum(t.name == _SOLVER_THREAD and t.is_alive() for t in threading.enumerate())
 
 
 def _simulated(rec: ScaleRecord, index: WorldIndex, result: PlanResult, duration_s: float,
@@ -210,21 +324,6 @@ def _simulated(rec: ScaleRecord, index: WorldIndex, result: PlanResult, duration
              else 0.0 if result.goodput == 0 else None)  # None: nothing met its SLO served
     return replace(rec, simulated_goodput=served.goodput, prediction_error=error,
                    simulation_seconds=time.monotonic() - t0)
-
-
-def _replanned(rec: ScaleRecord, index: WorldIndex, selector: str, arrivals: int,
-               seed: int) -> ScaleRecord:
-    """``rec`` with the arrival times of an online planner started on all but ``arrivals``."""
-    online = run_online_bench(f"gen-{len(index.world.queries)}", index, held_out=arrivals,
-                              extra=0, departures=0, seed=seed, freeze_gc=True,
-                              selector=selector)
-    total = [a.decision_seconds + a.explain_seconds for a in online.arrivals]
-    return replace(
-        rec, replan_seconds=statistics.median(total),
-        replan_decision_seconds=statistics.median(a.decision_seconds for a in online.arrivals),
-        replan_max_seconds=max(total), replan_arrivals=len(online.arrivals),
-        replan_admitted=sum(a.admitted for a in online.arrivals),
-        online_start_seconds=online.start_seconds)
 
 
 def with_best_bound(rows: Sequence[ScaleRecord]) -> list[ScaleRecord]:

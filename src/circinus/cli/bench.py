@@ -146,6 +146,9 @@ def scale_cmd(
     arrivals: Annotated[int, typer.Option(
         help="Held-out queries that arrive one at a time; the median arrival is reported.")
     ] = 5,
+    part_timeout: Annotated[float, typer.Option(
+        help="Seconds after which a part (plan and simulation, or online start and arrivals) "
+        "of one method on one size is ended and recorded as skipped.")] = 3600.0,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the report here (rewritten after every record).")] = None,
 ) -> None:
@@ -171,6 +174,8 @@ def scale_cmd(
             raise SpecError(f"--duration: must be > 0 and <= 86400 s, got {duration:g}")
         if seed < 0:
             raise SpecError(f"--seed: must be >= 0, got {seed}")
+        if part_timeout <= 0:
+            raise SpecError(f"--part-timeout: must be > 0 s, got {part_timeout:g}")
         if json_out is not None and not json_out.parent.is_dir():
             raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
                             "first")
@@ -183,13 +188,14 @@ def scale_cmd(
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
                 "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
                 transient=True) as bar:
-            task = bar.add_task("bench scale", total=len(worlds) * (1 + 3 * len(chosen)))
+            task = bar.add_task("bench scale", total=len(worlds) * len(chosen) * 5)
 
             def step(what: str) -> None:
                 bar.update(task, description=what, advance=1)
 
             report = run_scale_bench(worlds, chosen, seed=seed, duration_s=duration,
-                                     arrivals=arrivals, progress=step, partial=save)
+                                     arrivals=arrivals, part_timeout_s=part_timeout,
+                                     progress=step, partial=save)
         save(report)
         _render_scale(report, console)
         if json_out is not None:
