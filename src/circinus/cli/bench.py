@@ -222,6 +222,10 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
     for r in report.records:
         if r.skipped:
             console.print(f"{r.queries:,} {r.method}: {r.skipped}")
+        if r.abandoned_solves_plan or r.abandoned_solves_replan:
+            console.print(f"{r.queries:,} {r.method}: solves still running past the selection "
+                          f"deadline: {r.abandoned_solves_plan or 0} after the plan, "
+                          f"{r.abandoned_solves_replan or 0} during the arrivals")
     start, end = report.load_average_start, report.load_average_end
     console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
                   f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end; replan s: "
