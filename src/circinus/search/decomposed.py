@@ -62,8 +62,8 @@ class _Partial:
     var: float
     cost: float
     stages: tuple[StagePlan, ...]
-    units: tuple[tuple[str, float], ...]
-    """``(device, units)`` per stage so far (a device may repeat)."""
+    units: Mapping[str, float]
+    """Units taken of each device by the stages so far (never mutated)."""
     other: tuple[tuple[Any, float], ...]
     """Memory and link use per stage so far (keys may repeat)."""
 
@@ -91,13 +91,22 @@ class DecomposedSearch(ExhaustiveSearch):
             rep = queries[members[0]]
             # The representative plans for the whole group's SLO envelope.
             pool = self._enumerate([_moved(queries[i], rep) for i in members])
+            # Members at one site with one SLO get one answer: adopt it once per such pair.
+            adopted: dict[tuple[object, ...], QueryCandidates] = {}
             for j, i in enumerate(members):
                 member = queries[i]
                 if member.sources == rep.sources:
                     out[i] = self._pick(member, pool, charge=j == 0)
+                    continue
+                slo = member.slo
+                site = (tuple(sorted(member.sources.items())), slo.min_accuracy,
+                        slo.latency_ms, slo.max_cost_per_hour)
+                if site in adopted:
+                    out[i] = _renamed_query(adopted[site], member.name, j == 0)
                 else:
-                    out[i] = self._adopt(member, rep, self._pick(_moved(member, rep), pool,
-                                                                 charge=j == 0), classes)
+                    out[i] = adopted[site] = self._adopt(
+                        member, rep, self._pick(_moved(member, rep), pool, charge=j == 0),
+                        classes)
         return [r for r in out if r is not None]
 
     def _adopt(self, member: Query, rep: Query, found: QueryCandidates,
@@ -157,7 +166,8 @@ class DecomposedSearch(ExhaustiveSearch):
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
-                usage: Usage = _merge((("device", d), u) for d, u in p.units) + _merge(p.other)
+                usage: Usage = _merge((("device", d), u) for d, u in p.units.items()) + _merge(
+                    p.other)
                 leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
         # Every complete plan whose moments were computed counts, kept or not; partial plans
         # (sums over the first stages, shared by many complete plans) do not.
@@ -177,7 +187,7 @@ class DecomposedSearch(ExhaustiveSearch):
         (path,) = pipe.paths
         if n == 0:
             start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), (), ())]}, False, 0
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), {}, ())]}, False, 0
         key = tuple(configs[s] for s in pipe.order[:n])
         if key in self._layers:
             return (*self._layers[key], 0)
@@ -207,16 +217,26 @@ class DecomposedSearch(ExhaustiveSearch):
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
                         continue
-                    if any(u + sum(v for e, v in p.units if e == d) > capacity[d] + EPS
-                           for d, u in need):
+                    if any(u + p.units.get(d, 0.0) > capacity[d] + EPS for d, u in need):
                         continue
+                    units = dict(p.units)
+                    for d, u in need:
+                        units[d] = units.get(d, 0.0) + u
                     grown.setdefault(state, []).append(_Partial(
                         mean, p.var + tr.var_s2 + st.var_s2,
                         p.cost + st.cost_per_hour + tr.cost_per_hour,
-                        (*p.stages, step), p.units + need, p.other + extra))
+                        (*p.stages, step), units, p.other + extra))
         layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)
         return layer, cut, made
+
+
+def _renamed_query(found: QueryCandidates, name: str, charge: bool) -> QueryCandidates:
+    """``found`` (another member's answer at the same site, with the same SLO) for query
+    ``name``: the same plans and estimates; the work is billed only if ``charge``."""
+    cands = tuple(Candidate(QueryPlan(name, c.plan.stages), c.estimate)
+                  for c in found.candidates)
+    return QueryCandidates(name, cands, found.reason, found.evaluations if charge else 0)
 
 
 def _merge(pairs: Iterable[tuple[Any, float]]) -> tuple[tuple[Any, float], ...]:
