@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import pytest
+from scipy.integrate import quad
 from scipy.special import gammainc
 
 from circinus.estimate import AnalyticEstimator
@@ -474,7 +475,7 @@ def test_estimate_of_a_chain_sums_stages_and_transfers(est: AnalyticEstimator) -
     assert mbps == pytest.approx(10 * 50 * KB_MBIT, rel=1e-12)
 
 
-def test_estimate_of_a_join_takes_the_worst_path_per_statistic(est: AnalyticEstimator) -> None:
+def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstimator) -> None:
     # video@cloud -> v (det small, work_scale 3, gpu1) -> f (fuse, gpu1)
     # audio@edge  -> a (cls 224 on box, cpu)           -> f
     query = _query(
@@ -489,20 +490,32 @@ def test_estimate_of_a_join_takes_the_worst_path_per_statistic(est: AnalyticEsti
     # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); wait var 2Wq^2/C - Wq^2.
     wq_f = 0.04 / (2 * 250 * 0.96)
     f_m, f_v = 0.004 + wq_f, 2 * wq_f**2 / 0.04 - wq_f**2
-    # Video path: cloud LAN 1 ms / 2; v: 10 ms * 3 = 30 ms, M/M/1 Exp(100/3 - 10): 3/70;
+    # Video branch: cloud LAN 1 ms / 2; v: 10 ms * 3 = 30 ms, M/M/1 Exp(100/3 - 10): 3/70;
     # v -> f on the same device: 0.
-    video_m = 0.0005 + 3 / 70 + 0.0 + f_m
-    video_v = (3 / 70) ** 2 + f_v
-    # Audio path: 10 KB over the edge LAN; a: M/D/1, S = 20 ms, rho = 0.2 = C,
+    video_m, video_v = 0.0005 + 3 / 70, (3 / 70) ** 2
+    # Audio branch: 10 KB over the edge LAN; a: M/D/1, S = 20 ms, rho = 0.2 = C,
     # Wq = 0.2 / (2 * 50 * 0.8) = 0.0025; a -> f: 1 KB over the link.
     wq_a = 0.2 / (2 * 50 * 0.8)
-    audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020) + f_m
-    audio_v = (2 * wq_a**2 / 0.2 - wq_a**2) + f_v
-    video_p, audio_p = _gamma_q(video_m, video_v, 0.99), _gamma_q(audio_m, audio_v, 0.99)
-    # The audio path is slower on average, the video path has the worse tail.
-    assert audio_m > video_m and video_p > audio_p
-    assert got.latency_mean_ms == pytest.approx(audio_m * 1e3, rel=1e-12)
-    assert got.latency_ms == pytest.approx(video_p * 1e3, rel=1e-6)
+    audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020)
+    audio_v = 2 * wq_a**2 / 0.2 - wq_a**2
+    # f starts when both branches are in (different sources: independent): the moments of the
+    # maximum of two gammas, E[M^k] = int k t^(k-1) (1 - F_v(t) F_a(t)) dt, by quadrature.
+    def cdf(t: float, m: float, v: float) -> float:
+        return float(gammainc(m * m / v, t * m / v))
+
+    def tail_moment(k: int) -> float:
+        return quad(lambda t: k * t ** (k - 1) * (1 - cdf(t, video_m, video_v)
+                                                  * cdf(t, audio_m, audio_v)),
+                    0, 1.0, limit=200, points=[video_m, audio_m])[0]
+
+    max_m = tail_moment(1)
+    max_v = tail_moment(2) - max_m**2
+    # The maximum is slower than either branch on average.
+    assert max_m > max(video_m, audio_m) + 1e-3
+    mean, var = max_m + f_m, max_v + f_v
+    assert got.latency_mean_ms == pytest.approx(mean * 1e3, rel=1e-4)
+    assert got.latency_var_ms2 == pytest.approx(var * 1e6, rel=1e-2)
+    assert got.latency_ms == pytest.approx(_gamma_q(mean, var, 0.99) * 1e3, rel=1e-3)
     # Costs add up over the three stages and the one crossing edge (a -> f, 1 KB at 10/s).
     compute = 1 * 2 * 2.0 + 1 * 1 * 0.5 + 1 * 1 * 2.0
     network = 10 * 1 * 3600 * KB_GB * 0.09

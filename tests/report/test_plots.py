@@ -79,22 +79,20 @@ def test_latency_png_and_prediction_matches_the_planner(
     for panel in panels:
         pred = predicted[panel.query]
         assert pred is not None and pred.latency_ms is not None
-        # The path moments reproduce the planner's percentile exactly (same composition).
-        worst = max(quantile(m, v, panel.percentile / 100) for m, v in panel.paths)
-        assert worst == pytest.approx(pred.latency_ms, rel=1e-9)
-        assert plots.predicted_quantile(panel.paths, panel.percentile / 100) == pytest.approx(
-            pred.latency_ms, rel=1e-6)
+        # The moments reproduce the planner's percentile exactly (the same estimate).
+        assert quantile(*panel.moments, panel.percentile / 100) == pytest.approx(
+            pred.latency_ms, rel=1e-9)
+        assert plots.predicted_quantile(panel.moments, panel.percentile / 100) == pytest.approx(
+            pred.latency_ms, rel=1e-9)
         assert len(panel.simulated_ms) > 100
     assert _is_png(plots.plot_latency_cdfs(panels, tmp_path / "l.png"))
 
 
-def test_predicted_cdf_of_one_exponential_path() -> None:
+def test_predicted_cdf_of_an_exponential() -> None:
     x = np.array([0.0, 10.0, 30.0])
-    assert plots.predicted_cdf([(10.0, 100.0)], x) == pytest.approx(1 - np.exp(-x / 10))
-    # Two paths: the smaller CDF (the slower path) decides, as the largest quantile does.
-    both = plots.predicted_cdf([(10.0, 100.0), (20.0, 400.0)], x)
-    assert both == pytest.approx(1 - np.exp(-x / 20))
-    assert plots.predicted_quantile([(10.0, 100.0)], 0.99) == pytest.approx(
+    assert plots.predicted_cdf((10.0, 100.0), x) == pytest.approx(1 - np.exp(-x / 10))
+    assert plots.predicted_cdf((10.0, 0.0), x) == pytest.approx([0.0, 1.0, 1.0])
+    assert plots.predicted_quantile((10.0, 100.0), 0.99) == pytest.approx(
         10 * math.log(100), rel=1e-6)
 
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from scipy.optimize import brentq
 from scipy.special import gammainc
 
+from circinus.estimate import AnalyticEstimator
+from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.simulate import PoissonArrivals, SimulationResult, SimulationSettings, SimWorld
 from circinus.simulate import simulate as serve
+from circinus.spec import build_index, parse_world
 
 
 def _run(sim: SimWorld, duration: float, seed: int = 3) -> SimulationResult:
@@ -76,3 +80,42 @@ def test_saturated_queue_grows(queue: Callable[..., SimWorld]) -> None:
     assert q.max_utilization == pytest.approx(1.0, abs=1e-3)
     assert q.latency.p99_ms is not None and q.latency.p99_ms > 5_000  # 20 % overload for 54 s
     assert not q.slo_met
+
+
+def test_join_of_two_mm1_branches_and_the_estimator(build: Callable[..., SimWorld]) -> None:
+    # cam -> x, cam -> y (each M/M/1, 10 ms, 50 req/s: sojourn Exp(mean 20 ms)) -> z (~0 ms).
+    # A request leaves z when both branches are done. Both queues see the same arrivals, so
+    # their sojourns are positively correlated and the mean is Nelson & Tantawi's exact
+    # two-server fork-join result (1988), (12 - rho) / 8 / (mu - lambda) = 28.75 ms, below the
+    # 30 ms of two independent Exp(20 ms). The estimator takes the branches as independent: an
+    # upper bound (associated variables have a stochastically smaller maximum), 4 % above here.
+    world: dict[str, Any] = {
+        "name": "join", "hardware": [{"name": "cpu"}],
+        "sites": [{"name": "s", "tier": "edge"}],
+        "devices": [{"name": f"box{i}", "site": "s", "hardware": "cpu", "units": 1,
+                     "price_per_unit_hour": 0.0} for i in range(3)],
+        "operators": [{"name": "work", "profiles": [{"hardware": "cpu", "mean_ms": 10.0,
+                                                     "cv": 1.0}]},
+                      {"name": "fuse", "profiles": [{"hardware": "cpu", "mean_ms": 0.001,
+                                                     "cv": 0.0}]}],
+        "pipelines": [{"name": "p", "sources": [{"name": "cam", "output_kb": 0}],
+                       "stages": [{"name": "x", "operator": "work"},
+                                  {"name": "y", "operator": "work"},
+                                  {"name": "z", "operator": "fuse"}],
+                       "edges": [["cam", "x"], ["cam", "y"], ["x", "z"], ["y", "z"]],
+                       "accuracy": {"rule": "none"}}],
+        "queries": [{"name": "q", "pipeline": "p", "sources": {"cam": "s"}, "rate_rps": 50.0,
+                     "slo": {"latency_ms": 1000, "percentile": 95}}],
+    }
+    stages = [("x", "work", [("box0", 1)], 1), ("y", "work", [("box1", 1)], 1),
+              ("z", "fuse", [("box2", 1)], 1)]
+    lat = _run(build(world, {"q": stages}), duration=4_000).queries[0].latency
+    rho = 0.5
+    assert lat.mean_ms == pytest.approx((12 - rho) / 8 * 20.0, rel=0.02)
+
+    index = build_index(parse_world(world))
+    plan = QueryPlan("q", tuple(StagePlan(s, (), 1, (Replicas(d[0][0], 1),))
+                                for s, _, d, _ in stages))
+    got = AnalyticEstimator(index=index).estimate(index.world.queries[0], plan)
+    assert got.latency_mean_ms == pytest.approx(30.0, rel=0.005)  # E[max] of independent ones
+    assert lat.p95_ms is not None and lat.p95_ms <= got.latency_ms <= 1.05 * lat.p95_ms

@@ -14,12 +14,12 @@ pure: the same arguments give the same result and nothing is mutated.
 
 from __future__ import annotations
 
-import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from circinus.estimate.join import latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan
 from circinus.spec.index import ConfigKey, WorldIndex
@@ -72,6 +72,9 @@ class Estimate:
     device_units: tuple[tuple[str, float], ...]
     device_memory_gb: tuple[tuple[str, float], ...]
     link_mbps: tuple[tuple[tuple[str, str], float], ...]
+    latency_var_ms2: float = 0.0
+    """Variance of the end-to-end latency, ms² (with :attr:`latency_mean_ms`, the gamma whose
+    percentile is :attr:`latency_ms`)."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -152,10 +155,11 @@ class BaseEstimator(ABC):
     def estimate(self, query: Query, plan: QueryPlan) -> Estimate:
         """Compose the stage and transfer estimates of ``plan``.
 
-        Rule: a path's latency is the sum of its transfers and stage sojourns (means and
-        variances add, stages assumed independent); the pipeline's mean is the largest path mean
-        and its percentile the largest path percentile, each path's percentile taken from a gamma
-        distribution with the path's mean and variance. Costs and resources add up.
+        Rule: latencies compose over the DAG (:mod:`circinus.estimate.join`): along an edge
+        the means and variances of transfers and stage sojourns add up (stages assumed
+        independent); where branches join, the moments of their maximum are integrated; the
+        percentile is read off a gamma distribution with the sink's mean and variance. Costs
+        and resources add up.
         """
         pipe = self.index.pipelines[query.pipeline]
         stages = {s.stage: s for s in plan.stages}
@@ -164,7 +168,7 @@ class BaseEstimator(ABC):
             name: self.stage(query, name, s.config, s.batch, s.placement)
             for name, s in stages.items()
         }
-        moments: dict[tuple[str, str], tuple[float, float]] = {}
+        edges: dict[tuple[str, str], tuple[float, float]] = {}
         transfers = []
         for stage in pipe.order:
             for pred in pipe.preds[stage]:
@@ -174,20 +178,12 @@ class BaseEstimator(ABC):
                 )
                 tr = self.transfer(query, size, src, ests[stage].shares)
                 transfers.append(tr)
-                moments[pred, stage] = (tr.mean_s, tr.var_s2)
-        worst_mean, worst_pct = 0.0, 0.0
-        q = query.slo.percentile / 100.0
-        for path in pipe.paths:
-            mean = sum(ests[s].mean_s for s in path[1:])
-            var = sum(ests[s].var_s2 for s in path[1:])
-            for a, b in itertools.pairwise(path):
-                mean += moments[a, b][0]
-                var += moments[a, b][1]
-            worst_mean = max(worst_mean, mean)
-            worst_pct = max(worst_pct, quantile(mean, var, q))
+                edges[pred, stage] = (tr.mean_s, tr.var_s2)
+        mean, var = latency_moments(
+            pipe, {name: (e.mean_s, e.var_s2) for name, e in ests.items()}, edges)
         return Estimate(
-            latency_mean_ms=worst_mean * 1e3,
-            latency_ms=worst_pct * 1e3,
+            latency_mean_ms=mean * 1e3,
+            latency_ms=quantile(mean, var, query.slo.percentile / 100.0) * 1e3,
             percentile=query.slo.percentile,
             accuracy=self.accuracy(query.pipeline, configs),
             compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
@@ -196,6 +192,7 @@ class BaseEstimator(ABC):
             device_units=_add(e.units for e in ests.values()),
             device_memory_gb=_add(e.memory_gb for e in ests.values()),
             link_mbps=_add(t.link_mbps for t in transfers),
+            latency_var_ms2=var * 1e6,
         )
 
     def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:

@@ -48,31 +48,12 @@ def plan_of(index: WorldIndex, out: QueryOut) -> QueryPlan:
         for stage in pipe.order))
 
 
-def path_moments(estimator: BaseEstimator, query: Query,
-                 plan: QueryPlan) -> tuple[tuple[float, float], ...]:
-    """Predicted ``(mean ms, variance ms²)`` of every source-to-sink path of ``plan``.
-
-    Composed from the estimator's stage and transfer kernels exactly as
-    :meth:`BaseEstimator.estimate` composes them: along a path, the means and variances of the
-    transfers and stage sojourns add up. The gamma quantile of the largest path is the plan's
-    predicted latency at the SLO percentile.
-    """
-    pipe = estimator.index.pipelines[query.pipeline]
-    configs = {s.stage: s.config for s in plan.stages}
-    ests = {s.stage: estimator.stage(query, s.stage, s.config, s.batch, s.placement)
-            for s in plan.stages}
-    out = []
-    for path in pipe.paths:
-        mean = sum(ests[s].mean_s for s in path[1:])
-        var = sum(ests[s].var_s2 for s in path[1:])
-        for a, b in itertools.pairwise(path):
-            src = ((f"@{query.sources[a]}", 1.0),) if a in pipe.source_kb else ests[a].shares
-            tr = estimator.transfer(query, estimator.message_kb(query.pipeline, a, configs), src,
-                                    ests[b].shares)
-            mean += tr.mean_s
-            var += tr.var_s2
-        out.append((mean * 1e3, var * 1e6))
-    return tuple(out)
+def latency_moments(estimator: BaseEstimator, query: Query,
+                    plan: QueryPlan) -> tuple[float, float]:
+    """Predicted ``(mean ms, variance ms²)`` of ``plan``'s end-to-end latency: the gamma whose
+    percentile is the planner's predicted latency (:meth:`BaseEstimator.estimate`)."""
+    est = estimator.estimate(query, plan)
+    return est.latency_mean_ms, est.latency_var_ms2
 
 
 def _pick(keys: Sequence[Hashable], count: int) -> list[int]:
@@ -174,13 +155,13 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
     for i in order[:count]:
         sim, out = sims[i], outs[sims[i].name]
         spec = specs[sim.name]
-        moments = path_moments(estimator, spec, plan_of(index, out))
+        moments = latency_moments(estimator, spec, plan_of(index, out))
         panels.append(LatencyPanel(
             query=sim.name,
             subtitle=f"{sim.pipeline}, {sim.rate_rps:g} req/s, {_tiers(out)}"
                      + (" (largest miss of the prediction)" if i == worst and ratio(i) > 1
                         else ""),
-            percentile=sim.percentile, slo_latency_ms=sim.slo_latency_ms, paths=moments,
+            percentile=sim.percentile, slo_latency_ms=sim.slo_latency_ms, moments=moments,
             simulated_ms=run.latencies_ms[i]))
     return panels
 

@@ -34,6 +34,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, PercentFormatter
 from matplotlib.typing import RcKeyType
 from scipy.special import gammainc
 
+from circinus.estimate.queueing import quantile
+
 STYLE: dict[RcKeyType, Any] = {
     "font.size": 10,
     "axes.titlesize": 10.5,
@@ -116,8 +118,8 @@ class LatencyPanel:
     """What the plan is, e.g. ``vision-sd, 2 req/s, edge → cloud``."""
     percentile: float
     slo_latency_ms: float | None
-    paths: tuple[tuple[float, float], ...]
-    """Predicted ``(mean ms, variance ms²)`` of every source-to-sink path."""
+    moments: tuple[float, float]
+    """Predicted ``(mean ms, variance ms²)`` of the end-to-end latency."""
     simulated_ms: np.ndarray
     """Every measured request's latency, ms (``inf``: never completed)."""
 
@@ -355,42 +357,21 @@ def _duration(seconds: float) -> str:
 # -- 3. latency distributions: predicted against simulated -------------------------------------
 
 
-def predicted_cdf(paths: Sequence[tuple[float, float]], x: np.ndarray) -> np.ndarray:
-    """The planner's CDF of end-to-end latency at ``x`` (ms).
-
-    Each path's latency is a gamma with the path's mean and variance; the planner takes the
-    pipeline's ``q``-quantile as the largest path quantile, so the CDF is the smallest path CDF.
-    A path without variance is a step at its mean. Example: one path of mean 10 and variance 100
-    (an exponential) gives ``1 - exp(-x / 10)``.
-    """
-    out = np.ones_like(x, dtype=float)
-    for mean, var in paths:
-        if not (math.isfinite(mean) and math.isfinite(var)):
-            return np.zeros_like(x, dtype=float)
-        if var <= mean * mean * 1e-12:
-            cdf = (x >= mean).astype(float)
-        else:
-            cdf = gammainc(mean * mean / var, np.maximum(x, 0.0) * mean / var)
-        out = np.minimum(out, cdf)
-    return out
+def predicted_cdf(moments: tuple[float, float], x: np.ndarray) -> np.ndarray:
+    """The planner's CDF of end-to-end latency at ``x`` (ms): a gamma with the predicted mean
+    and variance (a step at the mean without variance; zero if the mean is infinite).
+    Example: mean 10 and variance 100 (an exponential) give ``1 - exp(-x / 10)``."""
+    mean, var = moments
+    if not (math.isfinite(mean) and math.isfinite(var)):
+        return np.zeros_like(x, dtype=float)
+    if var <= mean * mean * 1e-12:
+        return (x >= mean).astype(float)
+    return np.asarray(gammainc(mean * mean / var, np.maximum(x, 0.0) * mean / var), dtype=float)
 
 
-def predicted_quantile(paths: Sequence[tuple[float, float]], q: float) -> float:
-    """The ``q``-quantile (0 < q < 1) of :func:`predicted_cdf`, ms, by bisection."""
-    hi = max((m + 10 * math.sqrt(v) for m, v in paths), default=0.0)
-    if not math.isfinite(hi):
-        return math.inf
-    hi = max(hi, 1e-9)
-    while predicted_cdf(paths, np.array([hi]))[0] < q:
-        hi *= 2
-    lo = 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if predicted_cdf(paths, np.array([mid]))[0] < q:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+def predicted_quantile(moments: tuple[float, float], q: float) -> float:
+    """The ``q``-quantile (0 < q < 1) of :func:`predicted_cdf`, ms."""
+    return quantile(*moments, q)
 
 
 def empirical_quantile(latencies: np.ndarray, q: float) -> float:
@@ -418,16 +399,16 @@ def _latency_panel(ax: Axes, p: LatencyPanel) -> None:
     q = p.percentile / 100
     sim = np.sort(p.simulated_ms)
     done = sim[np.isfinite(sim)]
-    pred_q = predicted_quantile(p.paths, q)
+    pred_q = predicted_quantile(p.moments, q)
     sim_q = empirical_quantile(sim, q)
     ax.set_title(f"{p.query}\n{p.subtitle}")
-    tops = [x for x in (predicted_quantile(p.paths, 0.999), pred_q,
+    tops = [x for x in (predicted_quantile(p.moments, 0.999), pred_q,
                         float(done[-1]) if len(done) else math.nan) if math.isfinite(x)]
     right = 1.1 * max(tops, default=1.0)
     bound = p.slo_latency_ms
     if bound is not None and bound <= 2 * right:
         right = max(right, 1.08 * bound)  # the bound fits without squashing the curves
-    lows = [x for x in (predicted_quantile(p.paths, 0.001) if p.paths else math.nan,
+    lows = [x for x in (predicted_quantile(p.moments, 0.001),
                         float(done[0]) if len(done) else math.nan) if math.isfinite(x)]
     left = 0.85 * min(lows, default=0.0)
     x = np.linspace(left, right, 600)
@@ -436,9 +417,8 @@ def _latency_panel(ax: Axes, p: LatencyPanel) -> None:
         ax.step(np.concatenate([[left], done, [right]]),
                 np.concatenate([[0.0], ys, [ys[-1] if len(ys) else 0.0]]), where="post",
                 color=SIMULATED, linewidth=2, label="simulated requests (empirical CDF)")
-    if p.paths:
-        ax.plot(x, predicted_cdf(p.paths, x), color=PREDICTED, linestyle="--", linewidth=2,
-                label="predicted (gamma per path)")
+    ax.plot(x, predicted_cdf(p.moments, x), color=PREDICTED, linestyle="--", linewidth=2,
+            label="predicted (gamma)")
     ax.axhline(q, color="#555555", linestyle=":", linewidth=1, label="SLO percentile")
     if bound is not None and bound <= right:
         ax.axvline(bound, color=SLO_COLOUR, linestyle="--", linewidth=1.4,

@@ -62,6 +62,9 @@ class PipelineIndex:
     sink: str
     paths: tuple[tuple[str, ...], ...]
     """Every source-to-sink path, each starting with a source name."""
+    forks: dict[str, str | None]
+    """Per stage with several inputs: the nearest source or stage every path into it passes
+    (its immediate dominator), ``None`` when its inputs start from different sources."""
     source_kb: dict[str, float]
 
 

@@ -301,8 +301,24 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
         preds={k: tuple(v) for k, v in preds.items()},
         sink=sinks[0],
         paths=paths,
+        forks=_forks(order, {k: tuple(v) for k, v in preds.items()}),
         source_kb=sources,
     )
+
+
+def _forks(order: list[str], preds: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
+    """Per stage with several inputs, its immediate dominator (see ``PipelineIndex.forks``):
+    a node's dominators are itself and those common to all its inputs (a source's, itself)."""
+    rank = {name: i for i, name in enumerate(order)}
+    dominators: dict[str, frozenset[str]] = {}
+    out: dict[str, str | None] = {}
+    for stage in order:
+        common = frozenset.intersection(
+            *(dominators.get(p, frozenset({p})) for p in preds[stage]))
+        dominators[stage] = common | {stage}
+        if len(preds[stage]) > 1:
+            out[stage] = max(common, key=lambda n: rank.get(n, -1), default=None)
+    return out
 
 
 def _topological(path: str, stages: dict[str, str], preds: dict[str, list[str]]) -> list[str]:
