@@ -7,8 +7,11 @@ member filters it by its own SLO. Enumeration runs over the accuracy-feasible co
 vectors only (accuracy depends on configurations, never on placement), then over each stage's
 placement options (:mod:`circinus.search.placements`) depth-first in topological order, skipping
 combinations that overfill a device within the query and partial plans whose summed mean
-latency already exceeds the group's loosest latency bound (a mean above the bound puts every
-percentile >= 64 above it too, so this prune is exact for such percentiles).
+latency along some path already exceeds the group's loosest latency bound (the end-to-end mean
+is at least every path's, since a join waits for its slowest branch, and a mean above the bound
+puts every percentile >= 64 above it too, so this prune is exact for such percentiles). Complete
+plans are composed as :meth:`BaseEstimator.estimate` composes them (:mod:`circinus.estimate.
+join`).
 
 Each member then keeps a small candidate set: walking its SLO-feasible plans from the cheapest,
 a plan is kept unless a kept plan is no more expensive and uses no more of any resource. The
