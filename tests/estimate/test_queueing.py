@@ -1,4 +1,5 @@
-"""Hand-computed checks of the queueing kernels (Erlang C, sojourn moments, transfer, quantile).
+"""Hand-computed checks of the queueing kernels (Erlang B and C, sojourn moments, transfer,
+shared-link slowdown, quantile).
 
 Every expected value below is written out as arithmetic from a textbook formula named in the
 comment next to it; none is obtained by calling the code under test another way.
@@ -10,7 +11,14 @@ import math
 
 import pytest
 
-from circinus.estimate.queueing import batch_queue_sojourn, erlang_c, quantile, transfer_seconds
+from circinus.estimate.queueing import (
+    batch_queue_sojourn,
+    erlang_b,
+    erlang_c,
+    quantile,
+    shared_link_slowdown,
+    transfer_seconds,
+)
 
 Z99 = 2.3263478740408408  # standard normal 99th percentile (tables)
 
@@ -184,3 +192,75 @@ def test_quantile_tends_to_the_normal_for_large_shape() -> None:
     # mean 1000, var 1 -> shape 1e6: q99 ~ mean + z99 * sd with sd = 1.
     got = quantile(1000.0, 1.0, 0.99)
     assert (got - 1000.0) / 1.0 == pytest.approx(Z99, rel=0.01)
+
+
+# ---------------------------------------------------------------------- shared_link_slowdown
+
+
+def test_erlang_b_known_values() -> None:
+    # B(c, a) = (a^c / c!) / sum_{k<=c} a^k / k!.
+    assert erlang_b(0, 3.0) == 1.0
+    assert erlang_b(1, 1.0) == pytest.approx(1 / 2, rel=1e-12)  # 1 / (1 + 1)
+    assert erlang_b(2, 1.0) == pytest.approx(0.5 / 2.5, rel=1e-12)  # (1/2) / (1 + 1 + 1/2)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.1, 0.5, 0.9, 0.99])
+def test_one_transfer_of_capacity_is_processor_sharing(rho: float) -> None:
+    # M/G/1-PS: the mean sojourn of a job of size x is x / (1 - rho).
+    assert shared_link_slowdown(rho, 1.0) == pytest.approx(1 / (1 - rho), rel=1e-12)
+
+
+@pytest.mark.parametrize(("offered", "erlang"), [(1.0, 1 / 3), (1.5, 9 / 14)])
+def test_two_transfers_of_capacity_is_mm2(offered: float, erlang: float) -> None:
+    # M/M/2 (insensitive: the same for any size law): E[N] = a + C(2, a) rho / (1 - rho), and
+    # the slowdown is E[N] / a. C(2, 1) = 1/3 and C(2, 1.5) = 9/14 (see erlang_c above), so at
+    # rho = 0.5 the slowdown is (1 + 1/3) / 1 = 4/3 and at rho = 0.75 it is
+    # (1.5 + 9/14 * 3) / 1.5 = 16/7.
+    rho = offered / 2
+    mean_in_flight = offered + erlang * rho / (1 - rho)
+    assert shared_link_slowdown(rho, 2.0) == pytest.approx(mean_in_flight / offered, rel=1e-12)
+    assert shared_link_slowdown(0.5, 2.0) == pytest.approx(4 / 3, rel=1e-12)
+    assert shared_link_slowdown(0.75, 2.0) == pytest.approx(16 / 7, rel=1e-12)
+
+
+def test_a_capacity_of_one_and_a_half_transfers() -> None:
+    # c = 1.5, rho = 0.5: a = 0.75; the chain's weights are 1, a, then a * rho^(n-1) for n >= 2
+    # (rate min(n, 1.5) = 1.5 beyond one). Z = 1 + 0.75 / (1 - 0.5) = 2.5 and
+    # sum n w_n = 0.75 * sum_n n 0.5^(n-1) = 0.75 * 4 = 3, so E[N] = 1.2 and S = 1.2 / 0.75.
+    assert shared_link_slowdown(0.5, 1.5) == pytest.approx(1.6, rel=1e-12)
+
+
+@pytest.mark.parametrize(("rho", "servers"), [(0.3, 1.3), (0.8, 2.5), (0.95, 3.7), (0.6, 10.0)])
+def test_slowdown_matches_the_chain_summed_term_by_term(rho: float, servers: float) -> None:
+    # The birth-death chain with rates min(n, c), summed directly far into its tail.
+    offered = rho * servers
+    weight, total, in_flight = 1.0, 1.0, 0.0
+    for n in range(1, 5000):
+        weight *= offered / min(n, servers)
+        total += weight
+        in_flight += n * weight
+    assert shared_link_slowdown(rho, servers) == pytest.approx(
+        in_flight / total / offered, rel=1e-9)
+
+
+def test_a_capacity_below_one_transfer_slows_even_a_lone_transfer() -> None:
+    # C = 0.8 B: a lone transfer gets C, 1.25 times slower; then processor sharing at rate C.
+    assert shared_link_slowdown(0.0, 0.8) == pytest.approx(1.25, rel=1e-12)
+    assert shared_link_slowdown(0.5, 0.8) == pytest.approx(1.25 / 0.5, rel=1e-12)
+
+
+def test_slowdown_limits() -> None:
+    assert shared_link_slowdown(0.0, 3.0) == 1.0
+    assert shared_link_slowdown(0.5, 1000.0) == pytest.approx(1.0, abs=1e-12)
+    assert shared_link_slowdown(1.0, 2.0) == math.inf
+    assert shared_link_slowdown(1.2, 1.0) == math.inf
+
+
+def test_slowdown_grows_with_load_and_falls_with_capacity() -> None:
+    rhos = [i / 20 for i in range(20)]
+    for servers in (0.7, 1.0, 1.2, 2.0, 3.5, 8.0):
+        values = [shared_link_slowdown(rho, servers) for rho in rhos]
+        assert values == sorted(values)
+    for rho in (0.2, 0.6, 0.9):
+        values = [shared_link_slowdown(rho, c) for c in (1.0, 1.2, 2.0, 3.5, 8.0)]
+        assert values == sorted(values, reverse=True)

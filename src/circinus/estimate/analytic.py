@@ -9,6 +9,17 @@ the devices' sojourns weighted by their shares. A message from a placement to th
 in proportion to both sides' shares (every upstream replica talks to every downstream replica);
 the part that crosses sites pays the link's price and occupies its capacity. Cost is what the
 plan allocates: replicas x units x price per unit-hour, plus traffic x price per GB.
+
+A message takes ``size / bandwidth + rtt / 2`` as if alone on its link, unless the estimator is
+given the link's *load* (``link_load``: the utilisation of a link with a capacity by the traffic
+of every query on it). Then its wire time is multiplied by the link's mean slowdown under
+processor sharing (:func:`~circinus.estimate.queueing.shared_link_slowdown`), and the extra
+delay is taken as exponential (its standard deviation equal to its mean): a message of wire time
+``w`` and slowdown ``S`` takes ``w + rtt / 2 + X`` with ``X ~ Exp(mean (S - 1) w)``, which enters
+the mixture over the device pairs with its mean and second moment like every other term. The
+exponential is the law of the delay in the M/M/1 case and is conservative for the high
+percentiles of lighter-tailed delays. Without a load the estimate is the solo one, and a
+slowdown within :data:`NEGLIGIBLE_SLOWDOWN` of 1 counts as none.
 """
 
 from __future__ import annotations
@@ -17,7 +28,11 @@ import math
 from collections.abc import Mapping
 
 from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
-from circinus.estimate.queueing import batch_queue_sojourn, transfer_seconds
+from circinus.estimate.queueing import (
+    batch_queue_sojourn,
+    shared_link_slowdown,
+    transfer_seconds,
+)
 from circinus.plan.records import Placement
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import LatencyProfile, Query
@@ -27,6 +42,10 @@ KB_PER_S_TO_MBPS = 8.192e-3
 KB_PER_S_TO_GB_PER_H = 3600 / 1024**2
 """1 KB/s for an hour = 3,600 KB = 3600 / 1024^2 GB."""
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
+NEGLIGIBLE_SLOWDOWN = 1e-3
+"""A link slowdown within this of 1 counts as none: transfers over a link with many
+transfers' worth of capacity at low utilisation are priced as if alone (their wire time is then
+underestimated by at most 0.1 %), so that plans on it need not be estimated again."""
 
 
 def service_cv(profile: LatencyProfile) -> float:
@@ -48,13 +67,48 @@ def batch_service_ms(profile: LatencyProfile, batch: int) -> float | None:
 
 
 class AnalyticEstimator(BaseEstimator):
-    """Estimates from latency profiles with M/G/c queueing and link arithmetic (see module)."""
+    """Estimates from latency profiles with M/G/c queueing and link arithmetic (see module).
 
-    def __init__(self, *, index: WorldIndex) -> None:
+    Args:
+        index: the world.
+        link_load: utilisation of links with a capacity, ``{(src_site, dst_site): rho}``
+            (traffic of every query over ``capacity_mbps``, ``>= 0``); transfers over them are
+            slowed by sharing (module note). Links left out are priced as if alone on them.
+            Fixed for the instance's life: an estimator for other loads is a new instance
+            (:meth:`with_link_load`).
+
+    Raises:
+        ValueError: a load names no link, a link without a capacity, or is negative.
+    """
+
+    def __init__(self, *, index: WorldIndex,
+                 link_load: Mapping[tuple[str, str], float] | None = None) -> None:
         super().__init__(index=index)
         self._stages: dict[tuple[object, ...], StageEstimate] = {}
         self._transfers: dict[tuple[object, ...], TransferEstimate] = {}
         self._accuracy: dict[tuple[object, ...], float | None] = {}
+        self._link_load = dict(link_load or {})
+        self._slowdown = {pair: _link_slowdown(index, pair, rho)
+                          for pair, rho in self._link_load.items()}
+
+    @property
+    def link_load(self) -> dict[tuple[str, str], float]:
+        """The link utilisations this estimator prices transfers at (a copy)."""
+        return dict(self._link_load)
+
+    def with_link_load(self, link_load: Mapping[tuple[str, str], float]) -> AnalyticEstimator:
+        """An estimator of the same world at ``link_load`` (see the class). It shares this
+        one's stage and accuracy memos (no load changes a stage or an accuracy, so either
+        instance may fill them), so re-estimating plans at a new load costs only their
+        transfers."""
+        other = AnalyticEstimator(index=self.index, link_load=link_load)
+        other._stages, other._accuracy = self._stages, self._accuracy
+        return other
+
+    def slowdown(self, src_site: str, dst_site: str) -> float:
+        """The factor by which transfers over the link ``src_site -> dst_site`` are slowed
+        at this estimator's load (1 without one, or when negligible)."""
+        return self._slowdown.get((src_site, dst_site), 1.0)
 
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
               placement: Placement) -> StageEstimate:
@@ -125,6 +179,7 @@ class AnalyticEstimator(BaseEstimator):
             for b, wb in dst:
                 weight = wa * wb
                 site_b = self._site(b)
+                extra = 0.0  # mean delay from sharing the link
                 if a == b:
                     t = 0.0
                 elif site_a == site_b:
@@ -135,15 +190,22 @@ class AnalyticEstimator(BaseEstimator):
                     if link is None:
                         return TransferEstimate(math.inf, math.inf, (), 0.0)
                     t = transfer_seconds(size_kb, link.bandwidth_mbps, link.rtt_ms)
+                    slow = self._slowdown.get((site_a, site_b), 1.0)
+                    if slow != 1.0:
+                        extra = (slow - 1.0) * transfer_seconds(size_kb, link.bandwidth_mbps, 0.0)
                     kb_per_s = rate * size_kb * weight
                     pair = (site_a, site_b)
                     traffic[pair] = traffic.get(pair, 0.0) + kb_per_s * KB_PER_S_TO_MBPS
                     cost += kb_per_s * KB_PER_S_TO_GB_PER_H * link.price_per_gb
                 mean += weight * t
                 second += weight * t * t
+                if extra:  # t + X with X exponential of mean `extra` (module note)
+                    mean += weight * extra
+                    second += weight * (2 * t * extra + 2 * extra * extra)
+        var = second - mean * mean if math.isfinite(mean) else math.inf
         return TransferEstimate(
             mean_s=mean,
-            var_s2=max(second - mean * mean, 0.0),
+            var_s2=max(var, 0.0),
             link_mbps=tuple(sorted(traffic.items())),
             cost_per_hour=cost,
         )
@@ -181,6 +243,22 @@ class AnalyticEstimator(BaseEstimator):
         if model.rule == "min":
             return min(parts)
         return sum(parts) / len(parts)
+
+
+def _link_slowdown(index: WorldIndex, pair: tuple[str, str], utilization: float) -> float:
+    """The slowdown of transfers over the link ``pair`` at ``utilization`` (validated)."""
+    link = index.link(*pair)
+    if link is None:
+        raise ValueError(f"link load: there is no link {pair[0]}->{pair[1]}; loads are for the "
+                         "world's links with a capacity_mbps")
+    if link.capacity_mbps is None:
+        raise ValueError(f"link load: link {pair[0]}->{pair[1]} has no capacity_mbps, so "
+                         "transfers on it never slow each other; leave it out")
+    if not utilization >= 0:
+        raise ValueError(f"link load: utilisation of {pair[0]}->{pair[1]} must be >= 0, got "
+                         f"{utilization!r}")
+    slowdown = shared_link_slowdown(utilization, link.capacity_mbps / link.bandwidth_mbps)
+    return 1.0 if slowdown <= 1.0 + NEGLIGIBLE_SLOWDOWN else slowdown
 
 
 def _unservable(placement: Placement) -> StageEstimate:

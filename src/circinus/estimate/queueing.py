@@ -8,6 +8,18 @@ batches of ``b`` Poisson arrivals: the sum of ``b`` exponentials) and ``cs2`` th
 service time. The wait distribution is approximated as "no wait with probability 1 - C, else
 exponential with mean Wq / C", which is exact for M/M/c. For M/M/1 it reproduces the textbook
 sojourn time: exponential with mean ``1 / (mu - lam)``.
+
+A link with a capacity is shared by every transfer in flight on it: with ``n`` in flight each is
+sent at ``min(B, C / n)`` (``B`` one transfer's bandwidth, ``C`` the capacity), as the simulator
+serves it (:mod:`circinus.simulate.network`). The number in flight is then a birth-death chain
+with total rate ``min(n, c) * B`` (``c = C / B``, any real number >= 1), a *symmetric* queue:
+its stationary law ``pi_n ~ a^n / prod_{k<=n} min(k, c)`` (``a`` the offered load in units of
+``B``) holds for any distribution of message sizes (insensitivity: Kelly, *Reversibility and
+Stochastic Networks*, 1979, ch. 3; Bonald and Proutiere, "Insensitive bandwidth sharing in data
+networks", Queueing Systems 44, 2003), and the mean time a message spends on the wire is
+proportional to its size (Cohen, "The multiple phase service network with generalized processor
+sharing", Acta Informatica 12, 1979). By Little's law the factor over its time alone is the
+*slowdown* ``E[N] / a`` (:func:`shared_link_slowdown`).
 """
 
 from __future__ import annotations
@@ -16,6 +28,20 @@ import math
 from dataclasses import dataclass
 
 from scipy.special import gammaincinv
+
+
+def erlang_b(servers: int, offered: float) -> float:
+    """Probability that an arrival finds every server busy in an M/M/c/c loss system (Erlang's
+    B formula), by the recursion ``B_k = a B_{k-1} / (k + a B_{k-1})``, stable for thousands of
+    servers and any offered load ``a >= 0``.
+
+    Example: one server at offered load 1 loses half the arrivals: ``erlang_b(1, 1.0) == 0.5``.
+    """
+    assert servers >= 0 and offered >= 0, (servers, offered)
+    b = 1.0  # no server: every arrival is lost
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return b
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -29,9 +55,7 @@ def erlang_c(servers: int, offered: float) -> float:
     assert servers >= 1 and 0 <= offered < servers, (servers, offered)
     if offered == 0:
         return 0.0
-    b = 1.0  # Erlang B with 0 servers
-    for k in range(1, servers + 1):
-        b = offered * b / (k + offered * b)
+    b = erlang_b(servers, offered)
     rho = offered / servers
     return b / (1 - rho + rho * b)
 
@@ -84,6 +108,42 @@ def batch_queue_sojourn(
         var=fill_var + wq_var + svc_var,
         utilization=rho,
     )
+
+
+def shared_link_slowdown(utilization: float, servers: float) -> float:
+    """Mean time on the wire of a message on a shared link, over its time alone at full
+    bandwidth (see the module note).
+
+    Args:
+        utilization: ``rho``, the link's traffic over its capacity (all queries together).
+        servers: ``c``, the capacity over one transfer's bandwidth. Below 1 a lone transfer
+            already gets only the capacity, ``1 / c`` times slower than its bandwidth says.
+
+    With ``m = floor(c)`` and ``a = rho * c``, the chain's weights are ``a^n / n!`` up to ``m``
+    and a geometric tail of ratio ``rho`` beyond, so with ``B`` Erlang's B formula for ``m``
+    servers at load ``a`` (the truncated chain's probability of ``m`` in flight, and its mean
+    ``a (1 - B)``): ``E[N] = (a (1 - B)(1 - rho) + B rho (m (1 - rho) + 1) / (1 - rho)) /
+    (1 - rho + B rho)``. For an integer ``c`` this is M/M/c's ``a + C rho / (1 - rho)``, and
+    the slowdown ``1 + C / (c (1 - rho))`` (``C`` Erlang's C formula). Returns ``inf`` at
+    ``rho >= 1``.
+
+    Examples: ``c = 1`` is processor sharing, ``1 / (1 - rho)``: ``shared_link_slowdown(0.5, 1)
+    == 2``; two transfers' worth of capacity at half load, ``1 + (1/3) / (2 * 0.5) = 4/3``;
+    with ``c`` far above the load nobody waits and the slowdown tends to 1.
+    """
+    assert utilization >= 0 and servers > 0, (utilization, servers)
+    if utilization >= 1:
+        return math.inf
+    alone = max(1.0, 1.0 / servers)  # a lone transfer's rate is min(B, C)
+    servers = max(servers, 1.0)
+    if utilization == 0:
+        return alone
+    rho, m = utilization, math.floor(servers)
+    offered = rho * servers
+    b = erlang_b(m, offered)
+    in_flight = (offered * (1 - b) * (1 - rho) + b * rho * (m * (1 - rho) + 1) / (1 - rho)) / (
+        1 - rho + b * rho)
+    return alone * in_flight / offered
 
 
 def transfer_seconds(size_kb: float, bandwidth_mbps: float | None, rtt_ms: float) -> float:
