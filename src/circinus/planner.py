@@ -14,7 +14,7 @@ so the CLI and config files can choose them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from circinus.baselines import (
@@ -24,12 +24,13 @@ from circinus.baselines import (
     RandomSearch,
 )
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import BaseEstimator, Estimate
+from circinus.estimate.base import Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
+from circinus.select.contention import LinkCheck, check_links
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import MilpSelector, exact_selector
@@ -95,9 +96,12 @@ class PlanResult:
     select_seconds: float
     kernel_evaluations: int = 0
     """Stage and transfer estimates the estimator computed (see
-    :attr:`BaseEstimator.kernel_evaluations`)."""
+    :attr:`~circinus.estimate.base.BaseEstimator.kernel_evaluations`)."""
     why_not_seconds: float = 0.0
     """Wall time spent finding the nearest admissible SLO of rejected queries, s."""
+    link_check: LinkCheck | None = None
+    """What the link check did (:mod:`circinus.select.contention`; its time is part of
+    ``select_seconds``); ``None`` when it is off."""
 
     @property
     def goodput(self) -> float:
@@ -161,20 +165,24 @@ class Planner:
         index = world if isinstance(world, WorldIndex) else build_index(world)
         index = self._measured(index)
         settings = self.settings or index.world.planner
-        estimator: BaseEstimator = AnalyticEstimator(index=index)
+        estimator = AnalyticEstimator(index=index)
         search = SEARCHES[self.search_key](estimator=estimator, settings=settings)
         t0 = time.monotonic()
         found = search.search(index.world.queries)
         t1 = time.monotonic()
-        problem = SelectionProblem.build(index, found)
-        selection = SELECTORS[self.selector_key]().select(problem,
-                                                           time_limit_s=settings.time_limit_s)
+        problem, selection, checked = select_checked(
+            estimator, index.world.queries, SelectionProblem.build(index, found),
+            SELECTORS[self.selector_key](), settings)
         t2 = time.monotonic()
-        assert selection.fits(problem), "selector returned a selection over capacity"
         used = selection.used(problem)
-        outcomes = tuple(_outcome(problem, selection, q, used) for q in range(len(found)))
-        outcomes = explain_rejections(NearestSlo(search=search), index.world.queries, problem,
-                                      outcomes, used, nearest=self.why_not)
+        usable = problem if checked is None else replace(
+            problem, capacity=checked.usable(problem.capacity))
+        ceilings = {} if checked is None else dict(checked.ceilings)
+        outcomes = tuple(_outcome(usable, selection, q, used, ceilings)
+                         for q in range(len(found)))
+        outcomes = explain_rejections(
+            NearestSlo(search=search), index.world.queries, usable, outcomes, used,
+            nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied))
         t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
@@ -183,10 +191,11 @@ class Planner:
             resources=_resources(index, problem, selection),
             search_seconds=t1 - t0,
             select_seconds=t2 - t1,
-            kernel_evaluations=estimator.kernel_evaluations,
+            kernel_evaluations=estimator.kernel_evaluations + (
+                0 if checked is None else checked.kernel_evaluations),
             why_not_seconds=t3 - t2,
+            link_check=checked,
         )
-
 
     def _without_store(self) -> Planner:
         """This planner for a world with nothing left to measure (no why-not search)."""
@@ -218,32 +227,66 @@ def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
     return Planner().plan(world).decisions()
 
 
+def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
+                   problem: SelectionProblem, selector: BaseSelector, settings: PlannerSettings,
+                   ) -> tuple[SelectionProblem, Selection, LinkCheck | None]:
+    """Select in ``problem`` (the candidates of ``queries``, in order, found with
+    ``estimator``) within the settings' time budget, then run the link check
+    (:func:`~circinus.select.contention.check_links`) on the selection unless the settings turn
+    it off. Returns the problem the selection indexes (the candidates that survived the check,
+    with their contended estimates), the selection and the check's record."""
+    start = time.monotonic()
+
+    def select(problem: SelectionProblem, time_limit_s: float) -> Selection:
+        sel = selector.select(problem, time_limit_s=time_limit_s)
+        assert sel.fits(problem), "selector returned a selection over capacity"
+        return sel
+
+    selection = select(problem, settings.time_limit_s)
+    if not settings.link_check:
+        return problem, selection, None
+    left = settings.time_limit_s - (time.monotonic() - start)
+    return check_links(estimator, queries, problem, selection, select, time_limit_s=left)
+
+
 def _outcome(problem: SelectionProblem, selection: Selection, q: int,
-             used: dict[Resource, float]) -> QueryOutcome:
+             used: dict[Resource, float], ceilings: Mapping[str, float]) -> QueryOutcome:
     qc: QueryCandidates = problem.candidates[q]
     k = selection.chosen[q]
     if k is not None:
         cand = qc.candidates[k]
         return QueryOutcome(qc.query, True, cand.plan, cand.estimate, None,
                             len(qc.candidates), qc.evaluations)
-    reason = qc.reason or capacity_reason(problem, used, q)
+    reason = qc.reason or capacity_reason(problem, used, q, ceilings)
     return QueryOutcome(qc.query, False, None, None, reason, len(qc.candidates), qc.evaluations)
 
 
 def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: SelectionProblem,
                        outcomes: Sequence[QueryOutcome], used: dict[Resource, float], *,
-                       nearest: bool) -> tuple[QueryOutcome, ...]:
+                       nearest: bool, emptied: Mapping[str, str] | None = None
+                       ) -> tuple[QueryOutcome, ...]:
     """``outcomes`` (of ``queries``, in ``problem``'s order) with the :class:`WhyNot` of every
-    rejected query filled in, given what the admitted ones ``used``."""
-    return tuple(
-        o if o.admitted or o.reason is None else replace(o, why_not=engine.explain(
-            query, qc, o.reason, capacity=problem.capacity, used=used, nearest=nearest))
-        for query, qc, o in zip(queries, problem.candidates, outcomes, strict=True))
+    rejected query filled in, given what the admitted ones ``used``. A query the link check
+    keeps out (``emptied``: query -> link ``src->dst``) names the link as the resource it lacks
+    and gets no nearest SLO: that search estimates plans as if alone on their links."""
+    emptied = emptied or {}
+    out = []
+    for query, qc, o in zip(queries, problem.candidates, outcomes, strict=True):
+        if not o.admitted and o.reason is not None:
+            link = emptied.get(o.name)
+            o = replace(o, why_not=WhyNot("capacity", ("link", link), None) if link else
+                        engine.explain(query, qc, o.reason, capacity=problem.capacity,
+                                       used=used, nearest=nearest))
+        out.append(o)
+    return tuple(out)
 
 
-def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: int) -> str:
+def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: int,
+                    ceilings: Mapping[str, float] | None = None) -> str:
     """Why query ``q``, which has candidates, was left out: the resource most of them lack,
-    given what the selection ``used`` of every resource."""
+    given what the selection ``used`` of every resource. ``ceilings`` are the links' utilisation
+    ceilings of the link check (``src->dst`` -> fraction), which ``problem``'s capacities
+    already apply."""
     cands = problem.candidates[q].candidates
     lacking = scarcest(cands, problem.capacity, used)
     if lacking is None:
@@ -253,8 +296,12 @@ def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: i
     unit = {"device": "units", "memory": "GB", "link": "Mbit/s"}[kind]
     cap = problem.capacity[kind, name]
     left = cap - used.get((kind, name), 0.0)
-    return (f"capacity: {kind} {name} has {left:.3g} of {cap:.3g} {unit} left, too little for "
-            f"{count} of its {len(cands)} candidate(s)")
+    ceiling = (ceilings or {}).get(name) if kind == "link" else None
+    usable = "" if ceiling is None else (
+        f" (kept under {ceiling:.0%} utilisation: above it, transfers slow its plans past their "
+        "SLOs)")
+    return (f"capacity: {kind} {name} has {left:.3g} of {cap:.3g} {unit} left{usable}, too "
+            f"little for {count} of its {len(cands)} candidate(s)")
 
 
 def _resources(index: WorldIndex, problem: SelectionProblem,

@@ -15,6 +15,7 @@ from two_shops import WORLD, make_world, query
 
 import circinus
 from circinus.errors import SpecError, UnknownNameError
+from circinus.estimate import AnalyticEstimator
 from circinus.online import OnlinePlanner
 from circinus.report.planfile import PlanFile
 from circinus.spec import parse_world
@@ -22,7 +23,8 @@ from circinus.spec import parse_world
 
 def _check(online: OnlinePlanner) -> None:
     """No capacity exceeded (summed here from the plans' estimates); every admitted plan is
-    one of its query's candidates and meets its SLO."""
+    one of its query's candidates and meets its SLO, also estimated anew at the utilisation of
+    the shared links it crosses."""
     index = online.index()
     specs = {q.name: q for q in index.world.queries}
     used: dict[tuple[str, str], float] = {}
@@ -33,26 +35,67 @@ def _check(online: OnlinePlanner) -> None:
             used[res] = used.get(res, 0.0) + amount
     for res, cap in index.capacities.items():
         assert used.get(res, 0.0) <= cap * (1 + 1e-9) + 1e-9, (res, used.get(res), cap)
+    if not online.settings.link_check:
+        return
+    loads = {tuple(name.split("->")): used.get((kind, name), 0.0) / cap
+             for (kind, name), cap in index.capacities.items() if kind == "link"}
+    contended = AnalyticEstimator(index=index, link_load=loads)
+    for name in online.admitted:
+        cand = online.plan_of(name)
+        assert cand is not None
+        assert contended.estimate(specs[name], cand.plan).meets(specs[name].slo), name
     for res in used:
         if res[0] == "device":
             assert res[1] in index.devices  # nothing runs on a removed device
+
+
+def _alone(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the link check off: plans estimated as if alone on their links."""
+    data["planner"] = {**data["planner"], "link_check": False}
+    return data
 
 
 def _plans(online: OnlinePlanner) -> dict[str, Any]:
     return {n: c.plan for n in online.admitted if (c := online.plan_of(n)) is not None}
 
 
-def test_start_equals_the_batch_planner() -> None:
-    data = make_world([query(f"q{i}", site, rate) for i, (site, rate) in enumerate(
-        [("shop-a", 5), ("shop-b", 10), ("shop-a", 20), ("shop-b", 2), ("shop-a", 10)])])
+@pytest.mark.parametrize("specs", [
+    [query(f"q{i}", site, rate) for i, (site, rate) in enumerate(
+        [("shop-a", 5), ("shop-b", 10), ("shop-a", 20), ("shop-b", 2), ("shop-a", 10)])],
+    # The link check drops a plan of "big" (20 req/s over shop-a's 40 Mbit/s uplink).
+    [query("big", rate=20), query("s1", max_cost_per_hour=0.2),
+     query("s2", max_cost_per_hour=0.2, latency_ms=300)],
+])
+def test_start_equals_the_batch_planner(specs: list[dict[str, Any]]) -> None:
+    data = make_world(specs)
     batch = circinus.Planner().plan(parse_world(data))
     online = OnlinePlanner(parse_world(data), why_not=False)
     mine = online.result()
     assert mine.goodput == batch.goodput
     assert replace(mine.selection, seconds=0.0) == replace(batch.selection, seconds=0.0)
-    assert [(o.name, o.admitted, o.plan, o.reason) for o in mine.outcomes] == [
-        (o.name, o.admitted, o.plan, o.reason) for o in batch.outcomes]
+    assert [(o.name, o.admitted, o.plan, o.estimate, o.reason) for o in mine.outcomes] == [
+        (o.name, o.admitted, o.plan, o.estimate, o.reason) for o in batch.outcomes]
     assert mine.resources == batch.resources
+    assert mine.link_check is not None and batch.link_check is not None
+    assert mine.link_check.ceilings == batch.link_check.ceilings
+    _check(online)
+
+
+def test_an_arrival_its_uplink_cannot_carry_waits() -> None:
+    # s1 fills box-a; "big" would send 32.8 Mbit/s over shop-a's uplink (40 Mbit/s in all,
+    # 50 per transfer): at 82 % its transfers take about seven times as long as alone.
+    online = OnlinePlanner(parse_world(make_world([query("s1", max_cost_per_hour=0.2)])))
+    big = online.arrive(query("big", rate=20))
+    assert not big.admitted and online.waiting == ("big",)
+    assert big.reason is not None and big.reason.startswith("capacity: link shop-a->cloud at 82%")
+    assert big.why_not is not None and big.why_not.resource == ("link", "shop-a->cloud")
+    assert big.why_not.relaxations is None
+    (out,) = [o for o in online.result().outcomes if o.name == "big"]
+    assert out.reason == big.reason
+    _check(online)
+    # Alone on its links it would have been admitted.
+    alone = OnlinePlanner(parse_world(_alone(make_world([query("s1", max_cost_per_hour=0.2)]))))
+    assert alone.arrive(query("big", rate=20)).admitted
 
 
 def test_arrival_admits_with_the_cheapest_candidate_that_fits() -> None:
@@ -179,11 +222,13 @@ def _specs(drawn: list[tuple[dict[str, float], float, str]]) -> list[dict[str, A
 @settings(max_examples=25)
 @given(_QUERIES)
 def test_online_goodput_between_fcfs_and_the_optimum(drawn: list[Any]) -> None:
+    # Without the link check: with it, the batch planner drops plans at the load of a whole
+    # selection and the online one at the load of each admission, which may admit otherwise.
     specs = _specs(drawn)
-    fcfs = circinus.Planner(selector="fcfs").plan(parse_world(make_world(specs)))
-    best = circinus.Planner().plan(parse_world(make_world(specs)))
-    greedy = OnlinePlanner(parse_world(make_world()), max_moves=0, why_not=False)
-    repaired = OnlinePlanner(parse_world(make_world()), why_not=False)
+    fcfs = circinus.Planner(selector="fcfs").plan(parse_world(_alone(make_world(specs))))
+    best = circinus.Planner().plan(parse_world(_alone(make_world(specs))))
+    greedy = OnlinePlanner(parse_world(_alone(make_world())), max_moves=0, why_not=False)
+    repaired = OnlinePlanner(parse_world(_alone(make_world())), why_not=False)
     for spec in specs:
         greedy.arrive(spec)
         repaired.arrive(spec)
@@ -193,6 +238,15 @@ def test_online_goodput_between_fcfs_and_the_optimum(drawn: list[Any]) -> None:
     got = repaired.result().goodput
     assert fcfs.goodput - 1e-9 <= got <= best.goodput + 1e-9
     _check(repaired)
+
+
+@settings(max_examples=25)
+@given(_QUERIES)
+def test_arrivals_keep_every_plan_within_its_slo_at_the_link_load(drawn: list[Any]) -> None:
+    online = OnlinePlanner(parse_world(make_world()), why_not=False)
+    for spec in _specs(drawn):
+        online.arrive(spec)
+        _check(online)
 
 
 _EVENTS = st.lists(st.one_of(

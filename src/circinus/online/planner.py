@@ -31,10 +31,22 @@ moving them admits more.
   the total weight of the others). The result replaces the state only if it admits more weight,
   or as much at a lower cost.
 
-What greedy online admission can achieve: arrivals into an empty world with ``max_moves=0`` admit
-exactly what first-come-first-served selection (``FcfsSelector``) admits in arrival order; the
-repair can only add to that; no order beats the global selector over the same candidates (an
-optimum the MILP proves on small worlds), and ``rebalance()`` reaches it when it keeps nobody.
+Shared links (with the settings' ``link_check``, the default): the start and every rebalance
+run the batch planner's link check on their selection (:mod:`circinus.select.contention`), and
+the queries keep the candidates that survive it; every single admission (arrival, refill, a
+repair's moves, re-admission after a change) is checked at the links' utilisation with it, and
+a capacity change drops the admitted plans that then miss their SLO
+(:mod:`circinus.online.links`). So every admitted plan meets its SLO at its links' current
+utilisation, and ``result()`` reports contended latencies. A query kept out by a link is told
+so (binding resource: the link) but gets no nearest SLO: that search prices plans alone on their
+links.
+
+What greedy online admission can achieve (link check off): arrivals into an empty world with
+``max_moves=0`` admit exactly what first-come-first-served selection (``FcfsSelector``) admits
+in arrival order; the repair can only add to that; no order beats the global selector over the
+same candidates (an optimum the MILP proves on small worlds), and ``rebalance()`` reaches it
+when it keeps nobody. With the check, one admission at a time and a whole selection are checked
+at different loads, so the two may admit differently.
 """
 
 from __future__ import annotations
@@ -46,8 +58,9 @@ from typing import Any
 
 from circinus.errors import SpecError, UnknownNameError
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import EPS
+from circinus.estimate.base import EPS, Estimate
 from circinus.online.ledger import Ledger, Resource
+from circinus.online.links import LinkGuard, shared_links
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
 from circinus.online.repair import Mover, Option, repair
 from circinus.online.world import add_device, remove_device, resize_device, set_link_capacity
@@ -61,10 +74,12 @@ from circinus.planner import (
     ResourceUse,
     capacity_reason,
     explain_rejections,
+    select_checked,
 )
 from circinus.report.planfile import PlanFile, to_plan_file
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select.base import Selection, SelectionProblem
+from circinus.select.contention import LinkCheck
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query, World
 from circinus.spec.validate import build_index
@@ -127,6 +142,9 @@ class OnlinePlanner:
         self._kernels = 0
         self._selection: Selection | None = None
         """The selector's answer while the state is exactly it (for ``result``)."""
+        self._check: LinkCheck | None = None
+        """The link check of ``_selection``."""
+        self._links = LinkGuard(enabled=self.settings.link_check)
         self._estimator: AnalyticEstimator | None = None
         self._rebuild(build_index(self._topology))
         if index.world.queries:
@@ -177,15 +195,14 @@ class OnlinePlanner:
         found = self._timed_search([spec])[0]
         entry = self._entries[spec.name] = _Entry.of(spec, found)
         self._selection = None
-        k = self._first_fit(entry)
+        k = self._admit_first(entry)
         moved: tuple[str, ...] = ()
         if k is None and found.candidates and self.max_moves:
-            fixed = self._repair_for(entry)
+            fixed = self._admit_repaired(entry)
             if fixed is not None:
-                k, moved = fixed[0], self._apply(fixed[1])
+                k, moved = fixed
         if k is not None:
-            self._admit(spec.name, k)
-            cand = found.candidates[k]
+            cand = self._entries[spec.name].found.candidates[k]
             return Arrival(spec.name, True, cand.plan, cand.estimate, moved, None, None,
                            len(found.candidates), time.monotonic() - start)
         decided = time.monotonic()
@@ -202,6 +219,7 @@ class OnlinePlanner:
             self._release(name)
         del self._entries[name]
         self._mover_memo.pop(name, None)
+        self._links.forget(name)
         self._selection = None
         admitted = () if k is None else self._refill(set(entry.options[k].usage))
         return Departure(name, k is not None, admitted, time.monotonic() - start)
@@ -251,24 +269,26 @@ class OnlinePlanner:
         names = list(self._entries)
         weights = [self._entries[n].query.weight for n in names]
         boost = sum(weights) + max(weights, default=0.0) if keep_admitted else 0.0
-        problem = self._problem(names, [w + boost * (n in self._chosen)
-                                        for n, w in zip(names, weights, strict=True)])
-        sel = SELECTORS[self.selector_key]().select(
-            problem, time_limit_s=time_limit_s or self.settings.time_limit_s)
-        self._seconds["select"] += time.monotonic() - start
-        assert sel.fits(problem), "selector returned a selection over capacity"
+        settings = self.settings if time_limit_s is None else self.settings.model_copy(
+            update={"time_limit_s": time_limit_s})
+        problem, sel, checked = self._select(
+            names, [w + boost * (n in self._chosen) for n, w in zip(names, weights, strict=True)],
+            settings)
         before = {n: self._entries[n].found.candidates[k].plan for n, k in self._chosen.items()}
         old_goodput, old_cost = self._totals(self._chosen.items())
         new = {n: k for n, k in zip(names, sel.chosen, strict=True) if k is not None}
-        goodput, cost = self._totals(new.items())
+        goodput = sum(self._entries[n].query.weight for n in new)
+        cost = sum(qc.candidates[k].estimate.cost_per_hour
+                   for qc, k in zip(problem.candidates, sel.chosen, strict=True) if k is not None)
         accepted = goodput > old_goodput + EPS or (
             abs(goodput - old_goodput) <= EPS and cost < old_cost - EPS)
         if accepted:
             for n in list(self._chosen):
                 self._release(n)
+            self._take(names, problem, checked)
             for n, k in new.items():
                 self._admit(n, k)
-            self._selection = None if keep_admitted else sel
+            self._selection, self._check = (None, None) if keep_admitted else (sel, checked)
         moved, admitted, evicted = self._diff(before)
         return Rebalance(accepted, old_goodput, goodput, old_cost, cost, moved, admitted,
                          evicted, sel.status, time.monotonic() - start)
@@ -291,10 +311,15 @@ class OnlinePlanner:
                                   (bound - goodput) / bound if bound > EPS else 0.0, 0.0,
                                   "greedy", 0.0)
         used = selection.used(problem)
+        checked = self._check if selection is self._selection else None
+        ceilings = {} if checked is None else dict(checked.ceilings)
+        if checked is not None:  # the capacities the selection was kept within
+            problem = replace(problem, capacity=checked.usable(problem.capacity))
         outcomes: list[QueryOutcome] = []
         for name, qc, k in zip(names, problem.candidates, chosen, strict=True):
             if k is None:
-                reason = qc.reason or capacity_reason(problem, used, len(outcomes))
+                reason = qc.reason or self._links.reason(name) or capacity_reason(
+                    problem, used, len(outcomes), ceilings)
                 outcomes.append(QueryOutcome(name, False, None, None, reason,
                                              len(qc.candidates), qc.evaluations))
             else:
@@ -304,13 +329,15 @@ class OnlinePlanner:
         t0 = time.monotonic()
         explained = explain_rejections(
             self._explainer, [self._entries[n].query for n in names], problem, outcomes, used,
-            nearest=self.why_not if why_not is None else why_not)
+            nearest=self.why_not if why_not is None else why_not,
+            emptied=self._links.blocked())
         return PlanResult(
             world=self._topology.name, outcomes=explained, selection=selection,
             resources=self._resources(used), search_seconds=self._seconds["search"],
             select_seconds=self._seconds["select"],
-            kernel_evaluations=self._kernels + self._search.estimator.kernel_evaluations,
-            why_not_seconds=time.monotonic() - t0)
+            kernel_evaluations=(self._kernels + self._search.estimator.kernel_evaluations
+                                + self._links.kernel_evaluations),
+            why_not_seconds=time.monotonic() - t0, link_check=checked)
 
     def plan_file(self, *, why_not: bool | None = None) -> PlanFile:
         """The documented plan file of :meth:`result` (``docs/plan-format.md``)."""
@@ -318,16 +345,47 @@ class OnlinePlanner:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def _first_fit(self, entry: _Entry) -> int | None:
-        """The cheapest candidate (they are sorted by cost) that fits what is left."""
+    def _admit_first(self, entry: _Entry) -> int | None:
+        """Admit ``entry`` with its cheapest candidate (they are sorted by cost) that fits what
+        is left and passes the link check (:mod:`~circinus.online.links`); the candidate's
+        index, or ``None`` (then the query waits)."""
+        name = entry.query.name
+        if entry.options:
+            self._links.forget(name)  # blamed only by its latest try
         for opt in entry.options:
-            if self._ledger.fits(opt.usage):
+            if not self._ledger.fits(opt.usage):
+                continue
+            self._admit(name, opt.index)
+            if self._links_hold(opt.usage):
                 return opt.index
+            self._links.blame(name, self._ledger, opt.usage)
+            self._release(name)
+        return None
+
+    def _admit_repaired(self, entry: _Entry) -> tuple[int, tuple[str, ...]] | None:
+        """Admit ``entry`` after a local repair, if one makes room and passes the link check:
+        its candidate's index and the moved queries; else ``None`` with nothing changed."""
+        fixed = self._repair_for(entry)
+        if fixed is None:
+            return None
+        k, moves = fixed
+        name = entry.query.name
+        undo = [(n, self._chosen[n]) for n, _ in moves]
+        moved = self._apply(moves)
+        self._admit(name, k)
+        touched = dict(entry.options[k].usage)
+        for n, j in moves:
+            touched.update(self._entries[n].options[j].usage)
+        if self._links_hold(touched):
+            return k, moved
+        self._release(name)
+        self._apply(undo)
         return None
 
     def _admit(self, name: str, k: int) -> None:
         self._ledger.add(name, self._entries[name].options[k].usage)
         self._chosen[name] = k
+        self._links.forget(name)
 
     def _release(self, name: str) -> None:
         k = self._chosen.pop(name)
@@ -373,13 +431,7 @@ class OnlinePlanner:
         if freed is not None:
             waiting = [e for e in waiting if any(r in freed for o in e.options for r in o.usage)]
         waiting.sort(key=lambda e: -e.query.weight)
-        out = []
-        for entry in waiting:
-            k = self._first_fit(entry)
-            if k is not None:
-                self._admit(entry.query.name, k)
-                out.append(entry.query.name)
-        return tuple(out)
+        return tuple(e.query.name for e in waiting if self._admit_first(e) is not None)
 
     # -- capacity changes --------------------------------------------------------------------
 
@@ -401,16 +453,11 @@ class OnlinePlanner:
             research = [*research, *emptied]
         self._research(research)
         self._relieve()
+        self._enforce_links()
         for name in sorted(displaced, key=lambda n: -self._entries[n].query.weight):
             entry = self._entries[name]
-            k = self._first_fit(entry)
-            if k is None and entry.options and self.max_moves:
-                fixed = self._repair_for(entry)
-                if fixed is not None:
-                    k = fixed[0]
-                    self._apply(fixed[1])
-            if k is not None:
-                self._admit(name, k)
+            if self._admit_first(entry) is None and entry.options and self.max_moves:
+                self._admit_repaired(entry)
         self._refill(None)
         moved, admitted, evicted = self._diff(before)
         return CapacityChange(what, moved, evicted, admitted, tuple(research),
@@ -486,17 +533,85 @@ class OnlinePlanner:
         for found, spec in zip(self._timed_search(queries), queries, strict=True):
             self._entries[spec.name] = _Entry.of(spec, found)
         names = list(self._entries)
-        problem = self._problem(names, [q.weight for q in queries])
-        t0 = time.monotonic()
-        sel = SELECTORS[self.selector_key]().select(problem,
-                                                    time_limit_s=self.settings.time_limit_s)
-        self._seconds["select"] += time.monotonic() - t0
-        assert sel.fits(problem), "selector returned a selection over capacity"
+        problem, sel, checked = self._select(names, [q.weight for q in queries], self.settings)
+        self._take(names, problem, checked)
         for name, k in zip(names, sel.chosen, strict=True):
             if k is not None:
                 self._admit(name, k)
-        self._selection = sel
+        self._selection, self._check = sel, checked
         self._movers(self._ledger.capacity)  # build every mover once now, not on an arrival
+
+    def _select(self, names: Sequence[str], weights: Sequence[float], settings: PlannerSettings
+                ) -> tuple[SelectionProblem, Selection, LinkCheck | None]:
+        """The global selector over ``names``' candidates, then the batch planner's link check
+        (:func:`circinus.planner.select_checked`); the state is not changed."""
+        t0 = time.monotonic()
+        problem, sel, checked = select_checked(
+            self._estimator_now(), [self._entries[n].query for n in names],
+            self._problem(names, weights), SELECTORS[self.selector_key](), settings)
+        self._seconds["select"] += time.monotonic() - t0
+        if checked is not None:
+            self._kernels += checked.kernel_evaluations
+        return problem, sel, checked
+
+    def _take(self, names: Sequence[str], problem: SelectionProblem,
+              checked: LinkCheck | None) -> None:
+        """Give ``names`` (none admitted) the candidates of ``problem`` (after a link check)."""
+        for name, qc in zip(names, problem.candidates, strict=True):
+            self._entries[name] = _Entry.of(self._entries[name].query, qc)
+            self._mover_memo.pop(name, None)
+            self._links.forget(name)
+        if checked is not None:
+            loads = dict(checked.loads)
+            for query, link in checked.emptied:
+                self._links.blame_link(query, link, loads[link])
+
+    # -- link contention ---------------------------------------------------------------------
+
+    def _links_hold(self, usage: Mapping[Resource, float]) -> bool:
+        """The link check of an admission just booked: whether every admitted plan on the
+        shared links of ``usage`` still meets its SLO (if so, their estimates become the
+        contended ones)."""
+        if not self._links.enabled:
+            return True
+        meet, miss = self._links.contended(self._estimator_now(), self._ledger,
+                                           shared_links(self._ledger, usage), self._running)
+        if miss:
+            return False
+        for name, est in meet.items():
+            self._set_estimate(name, est)
+        return True
+
+    def _enforce_links(self) -> None:
+        """After a capacity change: drop every admitted plan that misses its SLO at the links'
+        utilisation (which only lowers the loads) and give the others their contended
+        estimates."""
+        if not self._links.enabled:
+            return
+        links = [r for r in self._ledger.capacity if r[0] == "link"]
+        meet, miss = self._links.contended(self._estimator_now(), self._ledger, links,
+                                           self._running)
+        for name in miss:
+            usage = self._entries[name].options[self._chosen[name]].usage
+            self._links.blame(name, self._ledger, usage)
+            self._release(name)
+        for name, est in meet.items():
+            self._set_estimate(name, est)
+
+    def _running(self, name: str) -> tuple[Query, Candidate]:
+        entry = self._entries[name]
+        return entry.query, entry.found.candidates[self._chosen[name]]
+
+    def _set_estimate(self, name: str, estimate: Estimate) -> None:
+        """Record ``estimate`` for the plan admitted ``name`` runs (same plan and use)."""
+        entry, k = self._entries[name], self._chosen[name]
+        cands = list(entry.found.candidates)
+        cands[k] = Candidate(cands[k].plan, estimate)
+        self._entries[name] = replace(entry, found=replace(entry.found, candidates=tuple(cands)))
+
+    def _estimator_now(self) -> AnalyticEstimator:
+        assert self._estimator is not None
+        return self._estimator
 
     def _rebuild(self, index: WorldIndex) -> None:
         """Search, estimator and explainer for a new topology (their caches start empty)."""
@@ -537,10 +652,11 @@ class OnlinePlanner:
         t0 = time.monotonic()
         found = entry.found
         capacity, used = self._ledger.capacity, self._ledger.used
-        reason = found.reason or capacity_reason(
+        reason = found.reason or self._links.reason(entry.query.name) or capacity_reason(
             SelectionProblem((found,), (entry.query.weight,), capacity), used, 0)
-        why = self._explainer.explain(entry.query, found, reason, capacity=capacity, used=used,
-                                      nearest=self.why_not)
+        link = self._links.blocked().get(entry.query.name)
+        why = WhyNot("capacity", ("link", link), None) if link else self._explainer.explain(
+            entry.query, found, reason, capacity=capacity, used=used, nearest=self.why_not)
         self._seconds["why_not"] += time.monotonic() - t0
         return reason, why
 

@@ -37,6 +37,7 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
         (f"${plan.total_cost_per_hour:,.4f}/h", "bold"),
         f"\nsearch {plan.search_seconds:.2f} s ({plan.evaluations:,} plans estimated), "
         f"selection {plan.select_seconds:.2f} s",
+        _link_line(plan),
     )
     console.print(Panel(head, title="circinus plan", expand=False))
 
@@ -73,6 +74,19 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
             t.caption = f"... and {len(rejected) - show} more"
         console.print(t)
     console.print(Group(*_resource_tables(plan)))
+
+
+def _link_line(plan: PlanFile) -> str:
+    """What the link check did, e.g. ``link check: 2 re-selections, 36 candidates dropped,
+    pole-a → cloud-eu kept under 39%``."""
+    check = plan.link_check
+    if check is None or not (check.rounds or check.dropped_candidates or check.unadmitted):
+        return ""
+    parts = [f"{check.rounds} re-selection(s)", f"{check.dropped_candidates} candidate(s) dropped"]
+    if check.unadmitted:
+        parts.append(f"{check.unadmitted} admitted dropped")
+    parts += [f"{c.src} → {c.dst} kept under {c.utilization:.0%}" for c in check.ceilings]
+    return "\nlink check: " + ", ".join(parts)
 
 
 _RELAXED = {"latency_ms": ("latency ≤ ", " ms"), "min_accuracy": ("accuracy ≥ ", ""),

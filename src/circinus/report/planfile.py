@@ -155,6 +155,28 @@ class SolverOut(_Out):
     seconds: float = Field(description="Solver wall time, s.")
 
 
+class LinkCeilingOut(_Out):
+    """A link the link check kept under a utilisation."""
+
+    src: str = Field(description="Source site.")
+    dst: str = Field(description="Destination site.")
+    utilization: float = Field(description="The ceiling: above it, transfers on the link slow "
+                               "its plans past their SLOs.")
+
+
+class LinkCheckOut(_Out):
+    """What the link check did (the plans estimated again at their shared links' load)."""
+
+    rounds: int = Field(description="Selections made again because plans missed their SLOs at "
+                        "their links' utilisation.")
+    dropped_candidates: int = Field(description="Candidates dropped for missing their SLOs at "
+                                    "their links' utilisation.")
+    unadmitted: int = Field(description="Admitted queries dropped from the last selection, "
+                            "without a new one (the check ran out of rounds or time).")
+    ceilings: list[LinkCeilingOut] = Field(description="Links kept under a utilisation.")
+    seconds: float = Field(description="Wall time of the check, s (part of select_seconds).")
+
+
 class PlanFile(_Out):
     """The plan of a whole world."""
 
@@ -171,6 +193,8 @@ class PlanFile(_Out):
     why_not_seconds: float | None = Field(
         default=None, description="Wall time of the nearest-SLO search for rejected queries, s.")
     solver: SolverOut
+    link_check: LinkCheckOut | None = Field(
+        default=None, description="What the link check did (null: it was off).")
     queries: list[QueryOut]
     resources: ResourcesOut
 
@@ -226,6 +250,16 @@ def _why_not(why: WhyNot | None) -> WhyNotOut | None:
                      admissible=why.admissible)
 
 
+def _link_check(result: PlanResult) -> LinkCheckOut | None:
+    check = result.link_check
+    if check is None:
+        return None
+    ceilings = [LinkCeilingOut(src=name.split("->")[0], dst=name.split("->")[1], utilization=u)
+                for name, u in check.ceilings]
+    return LinkCheckOut(rounds=check.rounds, dropped_candidates=check.dropped,
+                        unadmitted=check.unadmitted, ceilings=ceilings, seconds=check.seconds)
+
+
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
     """The documented plan file of ``result``."""
     specs = {q.name: q for q in index.world.queries}
@@ -259,6 +293,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         why_not_seconds=result.why_not_seconds,
         solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
+        link_check=_link_check(result),
         queries=[_query(index, specs[o.name], o) for o in result.outcomes],
         resources=ResourcesOut(devices=devices, links=links),
     )

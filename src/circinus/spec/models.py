@@ -353,6 +353,12 @@ class PlannerSettings(_Model):
         "baseline).",
     )
     seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
+    link_check: bool = Field(
+        default=True,
+        description="After the selection, estimate the admitted plans again at the utilisation "
+        "of the shared links they cross (transfers slowed by sharing) and drop those that then "
+        "miss their SLO, selecting again; off, plans are estimated as if alone on their links.",
+    )
 
 
 class ProfilingSettings(_Model):

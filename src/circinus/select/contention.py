@@ -1,0 +1,304 @@
+"""The link check: admitted plans re-estimated at the utilisation of the links they share.
+
+NOTE: the search estimates every plan as if its messages were alone on their links, and the
+selection only keeps each link's summed traffic within its ``capacity_mbps``. But the transfers
+of every admitted query share the link (processor sharing, as the simulator serves it), so at
+utilisation ``rho`` each is slowed by :func:`~circinus.estimate.queueing.shared_link_slowdown`,
+a lot when the capacity is only one or two transfers' bandwidth. The check closes that loop.
+Each link has a *check load*, the utilisation its plans are estimated at, and may get a
+*ceiling*, a utilisation the selection must keep it under. A round:
+
+1. From the selection, each shared link's utilisation. A link without a ceiling is checked at
+   the running maximum of its utilisation over the rounds; one with a ceiling, at the ceiling.
+2. The admitted plans that cross a slowed link are estimated again at the check loads
+   (:class:`~circinus.estimate.analytic.AnalyticEstimator` with ``link_load``). If all still
+   meet their SLOs, the selection stands.
+3. Otherwise every slowed link such a plan crosses gets a ceiling, found by *peeling*: of the
+   admitted plans on the link, each that misses its SLO gets its *tolerance*, the largest
+   utilisation of the link at which it meets it (bisection; the others tolerate the check
+   load); from the most tolerant down, plans are kept while their summed traffic stays within
+   the least tolerance kept; that tolerance is the ceiling. E.g. three plans of 27 % each that
+   tolerate 30 % give a ceiling of 30 %: one of them fits under it. (Dropping every plan that
+   misses at the first selection's load would instead leave a link the selection filled
+   empty, while some of its plans can meet their SLOs at a lower load.)
+4. Every candidate crossing a slowed link is estimated again at the check loads and dropped
+   if it then misses its query's SLO (a query left without any is told which link). Each
+   ceiling caps its link's capacity, and the selector chooses again within what is left of
+   the selection's time budget; back to 1.
+
+When a round finds no admitted plan that misses, every admitted plan meets its SLO at its
+links' check loads, each at least the link's utilisation (the running maximum includes it; a
+ceiling caps it), and the slowdown grows with the load: so it meets it at the final
+utilisation. A last step estimates the admitted plans at the links' actual utilisation, which
+are the latencies reported. After :data:`MAX_ROUNDS` new selections (or when the budget is
+spent) the last selection is not redone: the same step drops its admitted plans that miss
+their SLO at the actual utilisation, which only lowers every load, so the others still meet
+theirs.
+
+The check is conservative: a candidate dropped at a load is not tried again at a lower one, and
+a ceiling is not raised again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from circinus.estimate.analytic import AnalyticEstimator
+from circinus.estimate.base import EPS
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.select.base import Resource, Selection, SelectionProblem
+from circinus.spec.models import Query
+
+MAX_ROUNDS = 4
+"""New selections the link check makes at most before it only drops (see module note)."""
+MIN_ROUND_S = 0.1
+"""Below this much of the selection budget left, the check drops instead of selecting again."""
+BISECTION_STEPS = 24
+"""Halvings of a plan's tolerance interval: within 6e-8 of the check load, from below."""
+
+Link = tuple[str, str]
+"""``(src_site, dst_site)``."""
+Select = Callable[[SelectionProblem, float], Selection]
+"""Selects over a problem within a time limit, s."""
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """What the link check did."""
+
+    rounds: int
+    """Selections made again after plans were found to miss their SLOs."""
+    dropped: int
+    """Candidates dropped for missing their SLO at the links' check load."""
+    unadmitted: int
+    """Admitted queries dropped by the final pass without a new selection."""
+    emptied: tuple[tuple[str, str], ...]
+    """``(query, link)`` for each query left without candidates: the link (``src->dst``) of
+    the largest slowdown its candidates crossed."""
+    loads: tuple[tuple[str, float], ...]
+    """Per shared link (``src->dst``), the utilisation its plans were checked at (at least its
+    final utilisation)."""
+    ceilings: tuple[tuple[str, float], ...]
+    """The links that got a ceiling and its utilisation: the selection kept them under it."""
+    kernel_evaluations: int
+    """Transfer (and stage) estimates the check computed."""
+    seconds: float
+
+    def usable(self, capacity: Mapping[Resource, float]) -> dict[Resource, float]:
+        """``capacity`` with every link that got a ceiling cut to it."""
+        return {**capacity, **{("link", name): u * capacity["link", name]
+                               for name, u in self.ceilings}}
+
+
+def utilisation(capacity: Mapping[Resource, float],
+                used: Mapping[Resource, float]) -> dict[Link, float]:
+    """Utilisation of every link with a capacity, ``used / capacity``, by ``(src, dst)``."""
+    out = {}
+    for (kind, name), cap in capacity.items():
+        if kind == "link":
+            src, _, dst = name.partition("->")
+            out[src, dst] = used.get((kind, name), 0.0) / cap
+    return out
+
+
+def check_links(estimator: AnalyticEstimator, queries: Sequence[Query],
+                problem: SelectionProblem, selection: Selection, select: Select, *,
+                time_limit_s: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
+    """Run the link check (module note) on ``selection`` of ``problem``.
+
+    Args:
+        estimator: the estimator the candidates were found with (its world; its memos are
+            shared by the loaded estimators).
+        queries: the queries of ``problem``, in its order.
+        select: the selector, called again after plans were found to miss their SLOs.
+        time_limit_s: what is left of the selection budget for the new selections.
+
+    Returns the problem with the surviving candidates (carrying their contended estimates)
+    and the world's capacities, its selection, and what was done.
+    """
+    return _Check(estimator, queries, problem.capacity).run(
+        problem, selection, select, time.monotonic() + time_limit_s)
+
+
+class _Check:
+    """The state of one link check (module note): check loads, ceilings and counts."""
+
+    def __init__(self, estimator: AnalyticEstimator, queries: Sequence[Query],
+                 capacity: Mapping[Resource, float]) -> None:
+        self.estimator = estimator
+        self.queries = queries
+        self.capacity = dict(capacity)
+        self.loads: dict[Link, float] = {}
+        self.ceilings: dict[Link, float] = {}
+        self.emptied: dict[str, str] = {}
+        self.dropped = 0
+        self._made: list[AnalyticEstimator] = []
+
+    def run(self, problem: SelectionProblem, selection: Selection, select: Select,
+            deadline: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
+        start = time.monotonic()
+        rounds = unadmitted = 0
+        while True:
+            admitted = sum(k is not None for k in selection.chosen)
+            for pair, rho in utilisation(self.capacity, selection.used(problem)).items():
+                if pair not in self.ceilings:
+                    self.loads[pair] = max(rho, self.loads.get(pair, 0.0))
+            loaded = self.at(self.loads)
+            missing = {pair for q, k in enumerate(selection.chosen) if k is not None
+                       for pair in self._missed(loaded, q, problem.candidates[q].candidates[k])}
+            if missing:
+                for pair in sorted(missing):
+                    self.ceilings[pair] = self.loads[pair] = self._ceiling(problem, selection,
+                                                                           pair)
+                problem, chosen = self._recheck(self.at(self.loads), problem, selection)
+                selection = _with_chosen(problem, selection, chosen)
+                left = deadline - time.monotonic()
+                if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
+                    rounds += 1
+                    selection = select(problem, left)
+                    continue
+            problem, selection = self._settle(problem, selection)
+            unadmitted = admitted - sum(k is not None for k in selection.chosen)
+            break
+        record = LinkCheck(
+            rounds, self.dropped, unadmitted, tuple(sorted(self.emptied.items())),
+            tuple(sorted((f"{s}->{t}", rho) for (s, t), rho in self.loads.items())),
+            tuple(sorted((f"{s}->{t}", u) for (s, t), u in self.ceilings.items())),
+            sum(e.kernel_evaluations for e in self._made), time.monotonic() - start)
+        return replace(problem, capacity=self.capacity), selection, record
+
+    def at(self, loads: Mapping[Link, float]) -> AnalyticEstimator:
+        """An estimator at ``loads`` (kept, to count its work)."""
+        self._made.append(self.estimator.with_link_load(loads))
+        return self._made[-1]
+
+    def _missed(self, loaded: AnalyticEstimator, q: int, cand: Candidate) -> list[Link]:
+        """The slowed links of ``cand`` (of query ``q``) if it misses its SLO at ``loaded``'s
+        loads, else none."""
+        slowed = [pair for pair, _ in cand.estimate.link_mbps if loaded.slowdown(*pair) > 1.0]
+        if not slowed or loaded.estimate(self.queries[q], cand.plan).meets(self.queries[q].slo):
+            return []
+        return slowed
+
+    def _ceiling(self, problem: SelectionProblem, selection: Selection, pair: Link) -> float:
+        """The ceiling of link ``pair`` by peeling its admitted plans (module note)."""
+        cap = self.capacity["link", f"{pair[0]}->{pair[1]}"]
+        loaded = self.at(self.loads)
+        plans = []  # (tolerance, share of the capacity)
+        for q, k in enumerate(selection.chosen):
+            if k is None:
+                continue
+            cand = problem.candidates[q].candidates[k]
+            mbps = dict(cand.estimate.link_mbps).get(pair)
+            if mbps is None:
+                continue
+            tol = self.loads[pair] if not self._missed(loaded, q, cand) else self._tolerance(
+                q, cand, pair)
+            plans.append((tol, mbps / cap))
+        plans.sort(key=lambda p: -p[0])
+        ceiling, total = (plans[0][0] if plans else 0.0), 0.0
+        for tol, share in plans:
+            if total + share > tol + EPS:
+                break
+            total += share
+            ceiling = tol
+        return max(ceiling, 0.0)
+
+    def _tolerance(self, q: int, cand: Candidate, pair: Link) -> float:
+        """The largest utilisation of ``pair`` (the other links at their check loads) at which
+        ``cand`` meets its SLO, from below; -1 when it misses even on an idle link."""
+        query = self.queries[q]
+
+        def meets(rho: float) -> bool:
+            return self.at({**self.loads, pair: rho}).estimate(query, cand.plan).meets(query.slo)
+
+        if not meets(0.0):
+            return -1.0
+        lo, hi = 0.0, self.loads[pair]
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if meets(mid) else (lo, mid)
+        return lo
+
+    def _recheck(self, loaded: AnalyticEstimator, problem: SelectionProblem,
+                 selection: Selection) -> tuple[SelectionProblem, tuple[int | None, ...]]:
+        """``problem`` with every candidate crossing a slowed link estimated again at
+        ``loaded``'s loads and dropped if it then misses its SLO, the links capped at their
+        ceilings; and the selection's choices in it (``None`` where dropped). Queries left
+        without candidates get a reason."""
+        out: list[QueryCandidates] = []
+        chosen: list[int | None] = []
+        for query, qc, pick in zip(self.queries, problem.candidates, selection.chosen,
+                                   strict=True):
+            assert query.name == qc.query, (query.name, qc.query)
+            kept: list[Candidate] = []
+            new_pick = None
+            worst: tuple[float, Link] | None = None
+            for k, cand in enumerate(qc.candidates):
+                slow = max(((loaded.slowdown(*pair), pair) for pair, _ in cand.estimate.link_mbps),
+                           default=(1.0, ("", "")))
+                if slow[0] > 1.0:
+                    est = loaded.estimate(query, cand.plan)
+                    if not est.meets(query.slo):
+                        worst = slow if worst is None else max(worst, slow)
+                        continue
+                    cand = Candidate(cand.plan, est)
+                if k == pick:
+                    new_pick = len(kept)
+                kept.append(cand)
+            self.dropped += len(qc.candidates) - len(kept)
+            if qc.candidates and not kept:
+                assert worst is not None
+                link = f"{worst[1][0]}->{worst[1][1]}"
+                self.emptied[qc.query] = link
+                qc = replace(qc, reason=_reason(link, worst[0], loaded.link_load[worst[1]],
+                                                len(qc.candidates)))
+            out.append(replace(qc, candidates=tuple(kept)))
+            chosen.append(new_pick)
+        capped = {**self.capacity, **{("link", f"{s}->{t}"): u * self.capacity["link", f"{s}->{t}"]
+                                      for (s, t), u in self.ceilings.items()}}
+        return replace(problem, candidates=tuple(out), capacity=capped), tuple(chosen)
+
+    def _settle(self, problem: SelectionProblem,
+                selection: Selection) -> tuple[SelectionProblem, Selection]:
+        """The last step: ``selection`` without the admitted plans that miss their SLO at the
+        links' actual utilisation (none unless the rounds ran out; module note), the others
+        carrying their estimates at that utilisation (at most their check loads)."""
+        loaded = self.at(utilisation(self.capacity, selection.used(problem)))
+        chosen = list(selection.chosen)
+        cands = list(problem.candidates)
+        for q, k in enumerate(selection.chosen):
+            if k is None:
+                continue
+            cand = cands[q].candidates[k]
+            if self._missed(loaded, q, cand):
+                chosen[q] = None
+            elif any(loaded.slowdown(*pair) > 1.0 for pair, _ in cand.estimate.link_mbps):
+                fresh = list(cands[q].candidates)
+                fresh[k] = Candidate(cand.plan, loaded.estimate(self.queries[q], cand.plan))
+                cands[q] = replace(cands[q], candidates=tuple(fresh))
+        problem = replace(problem, candidates=tuple(cands))
+        return problem, _with_chosen(problem, selection, tuple(chosen))
+
+
+def _reason(link: str, slowdown: float, rho: float, count: int) -> str:
+    slower = "without bound" if math.isinf(slowdown) else f"{slowdown:.3g}x"
+    return (f"capacity: link {link} at {rho:.0%} utilisation slows its transfers {slower}; "
+            f"none of its {count} candidate(s) then meets its SLO")
+
+
+def _with_chosen(problem: SelectionProblem, selection: Selection,
+                 chosen: tuple[int | None, ...]) -> Selection:
+    """``selection`` with ``chosen`` (its choices in ``problem``'s candidates, some dropped);
+    the bound stays: it bounds the problem before the drop, which allows more."""
+    if chosen == selection.chosen:
+        return selection
+    goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
+    cost = sum(qc.candidates[k].estimate.cost_per_hour
+               for qc, k in zip(problem.candidates, chosen, strict=True) if k is not None)
+    bound = selection.goodput_bound
+    return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=cost,
+                   gap=(bound - goodput) / bound if bound > EPS else 0.0)
