@@ -22,7 +22,7 @@ def simulate(
     link_sharing: Annotated[bool, typer.Option(
         "--link-sharing/--no-link-sharing",
         help="Share each link's capacity among concurrent transfers (processor sharing), or "
-        "read it as a budget only, as the planner does.")] = True,
+        "read it as a budget only (every transfer at its full bandwidth).")] = True,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result (JSON) here.")
     ] = None,
