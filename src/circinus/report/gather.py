@@ -150,7 +150,8 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
     worst = max(range(len(sims)), key=ratio)
     keys = [(s.pipeline, s.percentile, _tiers(outs[s.name])) for s in sims]
     order = [worst] + [i for i in _pick(keys, count) if i != worst]
-    estimator = AnalyticEstimator(index=index)
+    # The planner's link check estimates admitted plans at their links' final utilisation.
+    estimator = AnalyticEstimator(index=index, link_load=link_loads(planfile))
     panels = []
     for i in order[:count]:
         sim, out = sims[i], outs[sims[i].name]
@@ -164,6 +165,15 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
             percentile=sim.percentile, slo_latency_ms=sim.slo_latency_ms, moments=moments,
             simulated_ms=run.latencies_ms[i]))
     return panels
+
+
+def link_loads(planfile: PlanFile) -> dict[tuple[str, str], float]:
+    """The utilisation of every capacity-limited link under ``planfile``'s admitted plans, if
+    its planner ran the link check (else none: plans were estimated as if alone on links)."""
+    if planfile.link_check is None:
+        return {}
+    return {(ln.src, ln.dst): ln.utilization for ln in planfile.resources.links
+            if ln.utilization is not None}
 
 
 def _tiers(out: QueryOut) -> str:
