@@ -214,7 +214,8 @@ def _index(world: Path, plan: Path | None, options: _Options, planfile: PlanFile
         + "".join(f" {m} skipped ({why})." for m, why in sweep.skipped),
         "latency-cdf.png": "For a few admitted queries (first the one whose simulated latency "
         "at the SLO percentile exceeds the prediction most): the planner's latency "
-        "distribution (a gamma per path) against the simulated requests.",
+        "distribution (a gamma with the predicted mean and variance) against the simulated "
+        "requests.",
         "utilisation.png": "Per device, the units the plan allocates and the busy units "
         "predicted by the planner and measured by the simulator, as shares of the capacity; "
         "per link with a capacity, planned and simulated traffic.",
