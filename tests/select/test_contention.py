@@ -153,3 +153,24 @@ def test_the_plan_file_says_what_the_check_did() -> None:
     off = to_plan_file(_uplink(150, check=False),
                        circinus.Planner().plan(_uplink(150, check=False)))
     assert off.link_check is None
+
+
+def test_a_return_link_is_not_closed_for_its_uplink() -> None:
+    # The uplink world with an alert stage that must run back at the shop: every cloud plan
+    # also sends 1 KB per request down the (nearly idle) return link. The plans that miss do
+    # so because the uplink is busy; the return link gets no ceiling (closing it would shut
+    # out every plan that needs it).
+    index = _uplink(150, 150, 150)
+    data = index.world.model_dump(mode="json", exclude_none=True)
+    data["devices"][0]["units"] = 3
+    data["operators"].append({"name": "alert", "output_kb": 0.1, "accuracy": 1.0,
+                              "profiles": [{"hardware": "cpu", "mean_ms": 1}]})
+    pipe = data["pipelines"][0]
+    pipe["stages"].append({"name": "alert", "operator": "alert"})
+    pipe["edges"].append(["detect", "alert"])
+    index = build_index(parse_world(data))
+    result = circinus.Planner().plan(index)
+    check = result.link_check
+    assert check is not None and [name for name, _ in check.ceilings] == ["shop->cloud"]
+    assert result.admitted >= 1
+    _check_final_loads(index, result)

@@ -16,8 +16,11 @@ Each link has a *check load*, the utilisation its plans are estimated at, and ma
 3. Otherwise every slowed link such a plan crosses gets a ceiling, found by *peeling*: of the
    admitted plans on the link, each that misses its SLO gets its *tolerance*, the largest
    utilisation of the link at which it meets it (bisection; the others tolerate the check
-   load); from the most tolerant down, plans are kept while their summed traffic stays within
-   the least tolerance kept; that tolerance is the ceiling. E.g. three plans of 27 % each that
+   load; one that misses even with this link idle is left out: no ceiling here saves it);
+   from the most tolerant down, plans are kept while their summed traffic stays within the
+   least tolerance kept; that tolerance is the ceiling (none when every plan left tolerates
+   the check load: a return link carrying a few bytes of a plan whose uplink is too busy must
+   not be closed to every other plan). E.g. three plans of 27 % each that
    tolerate 30 % give a ceiling of 30 %: one of them fits under it. (Dropping every plan that
    misses at the first selection's load would instead leave a link the selection filled
    empty, while some of its plans can meet their SLOs at a lower load.)
@@ -151,8 +154,9 @@ class _Check:
                        for pair in self._missed(loaded, q, problem.candidates[q].candidates[k])}
             if missing:
                 for pair in sorted(missing):
-                    self.ceilings[pair] = self.loads[pair] = self._ceiling(problem, selection,
-                                                                           pair)
+                    ceiling = self._ceiling(problem, selection, pair)
+                    if ceiling is not None:
+                        self.ceilings[pair] = self.loads[pair] = ceiling
                 problem, chosen = self._recheck(self.at(self.loads), problem, selection)
                 selection = _with_chosen(problem, selection, chosen)
                 left = deadline - time.monotonic()
@@ -183,8 +187,13 @@ class _Check:
             return []
         return slowed
 
-    def _ceiling(self, problem: SelectionProblem, selection: Selection, pair: Link) -> float:
-        """The ceiling of link ``pair`` by peeling its admitted plans (module note)."""
+    def _ceiling(self, problem: SelectionProblem, selection: Selection,
+                 pair: Link) -> float | None:
+        """The ceiling of link ``pair`` by peeling its admitted plans (module note); ``None``
+        when no ceiling here would help: every plan on it that misses, misses even with the
+        link idle (the other links at their check loads), e.g. a return link that carries
+        a few bytes of a plan whose uplink is the one too busy. Such plans are dropped, and
+        closing the link (a ceiling of 0) would shut out every plan that needs it."""
         cap = self.capacity["link", f"{pair[0]}->{pair[1]}"]
         loaded = self.at(self.loads)
         plans = []  # (tolerance, share of the capacity)
@@ -197,9 +206,12 @@ class _Check:
                 continue
             tol = self.loads[pair] if not self._missed(loaded, q, cand) else self._tolerance(
                 q, cand, pair)
-            plans.append((tol, mbps / cap))
+            if tol >= 0:
+                plans.append((tol, mbps / cap))
+        if all(tol >= self.loads[pair] for tol, _ in plans):
+            return None
         plans.sort(key=lambda p: -p[0])
-        ceiling, total = (plans[0][0] if plans else 0.0), 0.0
+        ceiling, total = plans[0][0], 0.0
         for tol, share in plans:
             if total + share > tol + EPS:
                 break
