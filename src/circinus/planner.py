@@ -36,6 +36,7 @@ from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import MilpSelector, exact_selector
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
+from circinus.spec.unknowns import needs_profiling
 from circinus.spec.validate import build_index
 from circinus.whynot import NearestSlo, WhyNot, scarcest
 
@@ -203,19 +204,10 @@ class Planner:
                        settings=self.settings)
 
     def _measured(self, index: WorldIndex) -> WorldIndex:
-        world = index.world
-        if not any(op.implementation for op in world.operators) and not any(
-                p.accuracy.rule == "measured" for p in world.pipelines):
-            return index  # nothing to measure: spare loading the profiler (~0.9 s)
-        from circinus.profile import (
-            SqlProfileStore,
-            default_store_url,
-            measure_world,
-            needs_profiling,
-        )
-
         if not needs_profiling(index.world):
-            return index
+            return index  # without loading the profiler (about 0.9 s of imports)
+        from circinus.profile import SqlProfileStore, default_store_url, measure_world
+
         store = SqlProfileStore(self.store or default_store_url())
         try:
             return build_index(measure_world(

@@ -279,13 +279,14 @@ def json_schema(which: Literal["world", "plan"]) -> dict[str, Any]:
 def _measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldIndex:
     """``index`` with what it leaves unknown measured (samples from and to the profile
     store), or ``index`` itself when nothing is unknown."""
+    from circinus.spec.unknowns import needs_profiling
+
+    if not needs_profiling(index.world):
+        return index  # without loading the profiler
     from circinus.planner import default_decisions
     from circinus.profile import SqlProfileStore, default_store_url, measure_world
-    from circinus.profile import needs_profiling as unknowns
     from circinus.spec.validate import build_index
 
-    if not unknowns(index.world):
-        return index
     db = SqlProfileStore(store or default_store_url())
     try:
         with Console(stderr=True).status("profiling (samples from the store are reused)",

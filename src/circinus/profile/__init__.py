@@ -13,13 +13,7 @@
 
 from circinus.profile.allocate import Arm, allocate
 from circinus.profile.executor import BaseExecutor, LiveExecutor, Outcome, TableExecutor
-from circinus.profile.measure import (
-    Measured,
-    measure_tables,
-    measure_world,
-    needs_profiling,
-    pipelines_to_measure,
-)
+from circinus.profile.measure import Measured, measure_tables, measure_world
 from circinus.profile.profiler import PipelineProfile, Profiler, Progress
 from circinus.profile.stats import (
     Interval,
@@ -45,6 +39,7 @@ from circinus.profile.store import (
     default_store_url,
 )
 from circinus.profile.strata import kmeans_strata, stratified_order
+from circinus.spec.unknowns import needs_profiling, pipelines_to_measure
 
 __all__ = [
     "AnyStopRule",

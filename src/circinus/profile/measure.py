@@ -15,7 +15,6 @@ precision-aware with full profiling where no code can be run.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +39,10 @@ from circinus.spec.models import (
     AccuracyEntry,
     AccuracyModel,
     LatencyProfile,
-    Operator,
     Pipeline,
     World,
 )
+from circinus.spec.unknowns import pipelines_to_measure
 from circinus.spec.validate import build_index
 
 
@@ -65,35 +64,6 @@ class Measured:
     @property
     def stage_calls(self) -> int:
         return sum(p.stage_calls for p in self.profiles)
-
-
-def _needs_latency(world: World, op: Operator) -> bool:
-    if op.implementation is None:
-        return False
-    hw = world.profiling.hardware
-    have = {tuple(sorted(p.config.items(), key=str)) for p in op.profiles if p.hardware == hw}
-    knobs = list(op.knobs)
-    return any(tuple(sorted(zip(knobs, combo, strict=True), key=str)) not in have
-               for combo in itertools.product(*(op.knobs[k] for k in knobs)))
-
-
-def pipelines_to_measure(world: World) -> list[str]:
-    """Pipelines that have an unknown estimate: a ``measured`` accuracy, or an executable
-    operator without a latency profile on the profiling hardware."""
-    ops = {op.name: op for op in world.operators}
-    out = []
-    for pipe in world.pipelines:
-        stage_ops = [ops[s.operator] for s in pipe.stages]
-        executable = all(op.implementation is not None for op in stage_ops)
-        if pipe.accuracy.rule == "measured" or (
-                executable and any(_needs_latency(world, op) for op in stage_ops)):
-            out.append(pipe.name)
-    return out
-
-
-def needs_profiling(world: World) -> bool:
-    """Whether planning ``world`` needs measurements first."""
-    return bool(pipelines_to_measure(world))
 
 
 def _floors(world: World, pipeline: str) -> list[float]:
