@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from circinus.cli.main import app, json_schema
-from circinus.report.planfile import PlanFile
+from circinus.plan.file import PlanFile
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ import circinus
 from circinus.errors import SpecError, UnknownNameError
 from circinus.estimate import AnalyticEstimator
 from circinus.online import OnlinePlanner
-from circinus.report.planfile import PlanFile
+from circinus.plan.file import PlanFile
 from circinus.spec import parse_world
 
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from circinus.cli.main import app
 from circinus.estimate.queueing import quantile
+from circinus.plan.file import PlanFile, to_plan_file
 from circinus.planner import Planner
 from circinus.report import gather, plots
-from circinus.report.planfile import PlanFile, to_plan_file
 from circinus.report.sweep import load_sweep, scaled
 from circinus.simulate import (
     SimulationRun,

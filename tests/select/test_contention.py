@@ -19,8 +19,8 @@ import circinus
 import circinus.select.contention as contention
 from circinus.estimate import AnalyticEstimator
 from circinus.gen import GenSpec, generate
+from circinus.plan.file import PlanFile, to_plan_file
 from circinus.planner import PlanResult
-from circinus.report.planfile import PlanFile, to_plan_file
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 

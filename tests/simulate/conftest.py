@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from circinus.report.planfile import (
+from circinus.plan.file import (
     AllocationOut,
     OperatorOut,
     PlanFile,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from circinus.errors import SpecError
-from circinus.report.planfile import PlanFile
+from circinus.plan.file import PlanFile
 from circinus.simulate import (
     PoissonArrivals,
     SimulationResult,

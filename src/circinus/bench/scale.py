@@ -54,8 +54,8 @@ from multiprocessing.connection import Connection
 from typing import cast
 
 from circinus.bench.online import run_online_bench
+from circinus.plan.file import to_plan_file
 from circinus.planner import Planner, PlanResult
-from circinus.report.planfile import to_plan_file
 from circinus.simulate import SimulationSettings, compile_plan, make_arrivals, simulate
 from circinus.spec.index import WorldIndex
 

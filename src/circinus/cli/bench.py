@@ -14,6 +14,7 @@ from rich.table import Table
 
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
+from circinus.cli.common import guard, write_atomic
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
 
@@ -49,7 +50,6 @@ def search_cmd(
 ) -> None:
     """Compare Circinus's search with every baseline on the same worlds, in one run."""
     from circinus.bench.methods import METHODS
-    from circinus.cli.main import _guard, _write_atomic
 
     def run() -> None:
         from circinus.bench.search import run_search_bench
@@ -72,10 +72,10 @@ def search_cmd(
                                       single_query_sample=single_query_sample, progress=step)
         _render(report, console)
         if json_out is not None:
-            _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            write_atomic(json_out, json.dumps(report.to_json(), indent=2))
             console.print(f"report written to {json_out}")
 
-    _guard(run)
+    guard(run)
 
 
 def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
@@ -154,7 +154,6 @@ def scale_cmd(
 ) -> None:
     """Plan, select, re-plan one arrival and simulate at 1,000-50,000 queries, and check the
     scale targets at 10,000."""
-    from circinus.cli.main import _guard, _write_atomic
 
     def run() -> None:
         from circinus.bench.scale import DEFAULT_SIZES, METHODS, run_scale_bench
@@ -182,7 +181,7 @@ def scale_cmd(
 
         def save(report: ScaleReport) -> None:
             if json_out is not None:
-                _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+                write_atomic(json_out, json.dumps(report.to_json(), indent=2))
 
         console = Console()
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
@@ -201,7 +200,7 @@ def scale_cmd(
         if json_out is not None:
             console.print(f"report written to {json_out}")
 
-    _guard(run)
+    guard(run)
 
 
 def _render_scale(report: ScaleReport, console: Console) -> None:
@@ -259,7 +258,6 @@ def profile_cmd(
 ) -> None:
     """Compare precision-aware profiling with full profiling (every candidate on every input):
     samples, wall time, and whether the plans made from either agree."""
-    from circinus.cli.main import _guard, _write_atomic
 
     def run() -> None:
         from circinus.bench.profile import run_profile_bench
@@ -308,7 +306,7 @@ def profile_cmd(
             if r.differing:
                 console.print(f"{r.world}: plans differ for {', '.join(r.differing)}")
         if json_out is not None:
-            _write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            write_atomic(json_out, json.dumps(report.to_json(), indent=2))
             console.print(f"report written to {json_out}")
 
-    _guard(run)
+    guard(run)

@@ -7,21 +7,18 @@ shows the traceback instead.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
-from circinus.errors import CircinusError, SpecError
+from circinus.cli.common import guard, measured, set_debug, write_atomic
+from circinus.errors import SpecError
 
 if TYPE_CHECKING:
     from circinus.gen import GenSpec
-    from circinus.spec.index import WorldIndex
 
 app = typer.Typer(
     name="circinus",
@@ -30,36 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}
 
 
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``, turning Circinus errors into one line on stderr and an exit code."""
-    try:
-        return fn()
-    except CircinusError as exc:
-        if _state["debug"]:
-            raise
-        _error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except OSError as exc:
-        if _state["debug"]:
-            raise
-        _error(str(exc))
-        raise typer.Exit(1) from None
-
-
-def _error(message: str) -> None:
-    """One line on stderr; the message is plain text, never rich markup."""
-    line = Text.assemble(("error: ", "bold red"), " ".join(message.split()))
-    Console(stderr=True, soft_wrap=True).print(line, highlight=False)
+    set_debug(debug)
 
 
 @app.command()
@@ -92,9 +66,9 @@ def plan(
     """Plan every query of WORLD and print the admitted plans, rejections and resource use."""
 
     def run() -> None:
+        from circinus.plan.file import to_plan_file
         from circinus.planner import Planner
         from circinus.report.console import render_plan
-        from circinus.report.planfile import to_plan_file
         from circinus.spec.load import load_indexed_world
 
         w, index = load_indexed_world(world)
@@ -108,18 +82,18 @@ def plan(
         if selector not in SELECTORS:
             raise SpecError(f"--selector: unknown selector {selector!r}; choose from "
                             f"{', '.join(sorted(SELECTORS))}")
-        index = _measured(index, store, quiet=quiet)
+        index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
                          why_not=why_not).plan(index)
         planfile = to_plan_file(index, result)
         if json_out is not None:
-            _write_atomic(json_out, planfile.model_dump_json(indent=2))
+            write_atomic(json_out, planfile.model_dump_json(indent=2))
         if not quiet:
             render_plan(planfile, Console(), show=show)
             if json_out is not None:
                 Console().print(f"plan written to {json_out}")
 
-    _guard(run)
+    guard(run)
 
 
 @app.command()
@@ -139,7 +113,7 @@ def validate(
             f"{len(w.pipelines)} pipelines, {len(w.queries)} queries"
         )
 
-    _guard(run)
+    guard(run)
 
 
 @app.command()
@@ -153,7 +127,7 @@ def schema(
     def run() -> None:
         print(json.dumps(json_schema(which), indent=2))  # type: ignore[arg-type]
 
-    _guard(run)
+    guard(run)
 
 
 _GEN_OPTIONS = {"queries": "--queries", "edge_sites": "--edge-sites", "edge_boxes": "--edge-boxes",
@@ -206,13 +180,13 @@ def gen(
             text = _gen_header(spec) + yaml.dump(
                 world, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100,
                 allow_unicode=False).rstrip("\n")
-        _write_atomic(out, text)
+        write_atomic(out, text)
         devices = {d["name"]: d for d in world["devices"]}
         Console(soft_wrap=True).print(
             f"{out}: {len(world['queries'])} queries, {len(world['sites']) - 1} edge sites, "
             f"{devices['cloud/gpu-pool']['units']} cloud GPUs, seed {spec.seed}", highlight=False)
 
-    _guard(run)
+    guard(run)
 
 
 def _gen_header(spec: GenSpec) -> str:
@@ -270,40 +244,10 @@ def json_schema(which: Literal["world", "plan"]) -> dict[str, Any]:
 
         return World.model_json_schema()
     if which == "plan":
-        from circinus.report.planfile import PlanFile
+        from circinus.plan.file import PlanFile
 
         return PlanFile.model_json_schema()
     raise SpecError(f"schema: unknown schema {which!r}; use 'world' or 'plan'")
-
-
-def _measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldIndex:
-    """``index`` with what it leaves unknown measured (samples from and to the profile
-    store), or ``index`` itself when nothing is unknown."""
-    from circinus.spec.unknowns import needs_profiling
-
-    if not needs_profiling(index.world):
-        return index  # without loading the profiler
-    from circinus.planner import default_decisions
-    from circinus.profile import SqlProfileStore, default_store_url, measure_world
-    from circinus.spec.validate import build_index
-
-    db = SqlProfileStore(store or default_store_url())
-    try:
-        with Console(stderr=True).status("profiling (samples from the store are reused)",
-                                         spinner="dots") if not quiet else _nothing():
-            measured = measure_world(index.world, db, decide=default_decisions)
-    finally:
-        db.close()
-    if not quiet:
-        Console(stderr=True).print(
-            f"profiled: {measured.samples} runs measured, {measured.reused} samples reused "
-            f"from {db.url}")
-    return build_index(measured.world)
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _register_bench() -> None:
@@ -328,13 +272,6 @@ def _register_profile() -> None:
     from circinus.cli.profile import profile
 
     app.command("profile")(profile)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 _register_bench()

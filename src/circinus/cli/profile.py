@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from circinus.cli.common import guard, write_atomic
+
 if TYPE_CHECKING:
     from circinus.profile import Measured, Progress
 
@@ -26,7 +28,6 @@ def profile(
     """Run WORLD's executable pipelines on their datasets until every latency and accuracy the
     planner needs is known well enough to decide, committing each sample to the profile store
     (a rerun reuses them; an interrupted run resumes)."""
-    from circinus.cli.main import _guard, _write_atomic
 
     def run() -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
@@ -62,13 +63,13 @@ def profile(
         finally:
             db.close()
         if out is not None:
-            _write_atomic(out, _to_yaml(measured))
+            write_atomic(out, _to_yaml(measured))
         if not quiet:
             _render(console, measured, db.url)
             if out is not None:
                 console.print(f"measured world written to {out}")
 
-    _guard(run)
+    guard(run)
 
 
 def _to_yaml(measured: Measured) -> str:

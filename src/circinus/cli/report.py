@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from circinus.cli.common import guard, measured, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
-    from circinus.report.planfile import PlanFile
+    from circinus.plan.file import PlanFile
     from circinus.report.sweep import LoadSweep
     from circinus.simulate import SimulationResult
 
@@ -62,7 +63,6 @@ def report(
 
     The figures: latency-cost frontiers of a few query groups, goodput under load per planning
     method, predicted against simulated latency, and device and link use."""
-    from circinus.cli.main import _guard
 
     def run() -> None:
         options = _Options.check(duration=duration, seed=seed, methods=methods, loads=loads,
@@ -74,7 +74,7 @@ def report(
             for path in written:
                 console.print(f"  {path}", highlight=False)
 
-    _guard(run)
+    guard(run)
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,9 @@ def _items(text: str, option: str) -> list[str]:
 def write_report(world: Path, plan: Path | None, options: _Options, *, store: str | None,
                  quiet: bool) -> list[Path]:
     """Everything ``circinus report`` does; returns the files written, index first."""
-    from circinus.cli.main import _measured, _write_atomic
+    from circinus.plan.file import to_plan_file
     from circinus.planner import Planner
     from circinus.report import gather, plots
-    from circinus.report.planfile import to_plan_file
     from circinus.report.sweep import load_sweep
     from circinus.simulate import (
         SimulationSettings,
@@ -159,22 +158,22 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     _, index = load_indexed_world(world)
     if plan is not None:
         planfile = read_plan_file(plan)
-        index = _measured(index, store, quiet=quiet)
+        index = measured(index, store, quiet=quiet)
         sim = compile_plan(index, planfile, origin=str(plan))  # checks the plan fits the world
     else:
-        index = _measured(index, store, quiet=quiet)
+        index = measured(index, store, quiet=quiet)
         say(f"planning {index.world.name} ({len(index.world.queries)} queries)")
         planfile = to_plan_file(index, Planner(settings=index.world.planner).plan(index))
         sim = compile_plan(index, planfile)
     options.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if plan is None:
-        _write_atomic(options.out / "plan.json", planfile.model_dump_json(indent=2))
+        write_atomic(options.out / "plan.json", planfile.model_dump_json(indent=2))
         written.append(options.out / "plan.json")
     say(f"simulating {options.duration:g} s")
     run = simulate_run(sim, arrivals=make_arrivals("poisson"), settings=SimulationSettings(
         duration_s=options.duration, seed=options.seed))
-    _write_atomic(options.out / "simulation.json", run.result.model_dump_json(indent=2))
+    write_atomic(options.out / "simulation.json", run.result.model_dump_json(indent=2))
     written.append(options.out / "simulation.json")
     figure = {name: options.out / name for name in FIGURES}
     say("searching the frontier groups")
@@ -193,8 +192,8 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     plots.plot_goodput_vs_load(list(sweep.points), figure["goodput-vs-load.png"])
     written += figure.values()
     index_md = options.out / "index.md"
-    _write_atomic(index_md, _index(world, plan, options, planfile, run.result, sweep,
-                                   time.monotonic() - began))
+    write_atomic(index_md, _index(world, plan, options, planfile, run.result, sweep,
+                                  time.monotonic() - began))
     say("done")
     return [index_md, *written]
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from circinus.cli.common import guard, write_atomic
 from circinus.errors import SpecError
 
 
@@ -31,7 +32,6 @@ def simulate(
 ) -> None:
     """Serve the admitted plans of PLAN on WORLD's devices and links, and measure latency,
     SLO attainment and goodput (the first 10 % of the simulated time is warm-up)."""
-    from circinus.cli.main import _guard, _write_atomic
 
     def run() -> None:
         from circinus.report.simulation import render_simulation
@@ -53,11 +53,11 @@ def simulate(
                        settings=SimulationSettings(duration_s=duration, seed=seed,
                                                    share_links=link_sharing))
         if json_out is not None:
-            _write_atomic(json_out, result.model_dump_json(indent=2))
+            write_atomic(json_out, result.model_dump_json(indent=2))
         if not quiet:
             console = Console()
             render_simulation(result, console, show=show)
             if json_out is not None:
                 console.print(f"result written to {json_out}")
 
-    _guard(run)
+    guard(run)

@@ -65,6 +65,7 @@ from circinus.online.records import Arrival, CapacityChange, Departure, Rebalanc
 from circinus.online.repair import Mover, Option, repair
 from circinus.online.world import add_device, remove_device, resize_device, set_link_capacity
 from circinus.online.world import validated as _validated
+from circinus.plan.file import PlanFile, to_plan_file
 from circinus.plan.records import QueryPlan
 from circinus.planner import (
     SEARCHES,
@@ -76,7 +77,6 @@ from circinus.planner import (
     explain_rejections,
     select_checked,
 )
-from circinus.report.planfile import PlanFile, to_plan_file
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select.base import Selection, SelectionProblem
 from circinus.select.contention import LinkCheck

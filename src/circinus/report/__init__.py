@@ -1,5 +1,4 @@
-"""Rendering plan results: the JSON plan file and the terminal summary."""
+"""Rendering plan results: the terminal summary, the simulation summary and the figures.
 
-from circinus.report.planfile import PlanFile, to_plan_file
-
-__all__ = ["PlanFile", "to_plan_file"]
+The plan file itself (``PlanFile``, ``to_plan_file``) is in :mod:`circinus.plan.file`.
+"""

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from circinus.report.planfile import PlanFile, QueryOut
+from circinus.plan.file import PlanFile, QueryOut
 
 
 def _ms(x: float | None) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import BaseEstimator
+from circinus.plan.file import PlanFile, QueryOut
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
-from circinus.report.planfile import PlanFile, QueryOut
 from circinus.report.plots import (
     DeviceUse,
     FrontierPanel,

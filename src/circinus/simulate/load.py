@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from circinus.errors import SpecError
-from circinus.report.planfile import PlanFile
+from circinus.plan.file import PlanFile
 from circinus.simulate.model import SimWorld, compile_plan
 from circinus.spec.load import format_validation_error, load_indexed_world, read_document
 

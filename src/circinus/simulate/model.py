@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circinus.errors import SpecError
-from circinus.report.planfile import OperatorOut, PlanFile, PredictedOut, QueryOut
+from circinus.plan.file import OperatorOut, PlanFile, PredictedOut, QueryOut
 from circinus.simulate.network import MBIT_PER_KB, message_seconds
 from circinus.simulate.service import batch_mean_ms, profile_cv
 from circinus.spec.index import PipelineIndex, WorldIndex

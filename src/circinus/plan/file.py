@@ -3,20 +3,30 @@
 ``circinus schema plan`` prints the JSON Schema of :class:`PlanFile`; ``docs/plan-format.md``
 explains it. Infinite predictions (a saturated or unconstrained placement) are written as
 ``null``.
+
+NOTE: ``circinus.planner`` is a top-level module, a node of its own in the package graph
+(``tests/test_package_graph.py``), and it imports ``circinus.plan`` for the decision records.
+So this module must not import the planner back, nor the packages above ``circinus.plan``
+(``circinus.search``, ``circinus.whynot``): :func:`to_plan_file` names ``PlanResult``,
+``QueryOutcome`` and ``WhyNot`` for the type checker only and reads them by attribute, and
+importing ``circinus.plan`` never loads the planner.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from circinus.planner import PlanResult, QueryOutcome
-from circinus.search.placements import placement_units
-from circinus.spec.index import WorldIndex
-from circinus.spec.models import KnobValue, Query, Slo
-from circinus.whynot import WhyNot
+from circinus.plan.units import placement_units
+from circinus.spec.models import KnobValue, Slo
+
+if TYPE_CHECKING:
+    from circinus.planner import PlanResult, QueryOutcome
+    from circinus.spec.index import WorldIndex
+    from circinus.spec.models import Query
+    from circinus.whynot import WhyNot
 
 
 class _Out(BaseModel):
