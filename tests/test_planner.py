@@ -58,10 +58,12 @@ slo = st.fixed_dictionaries({
 queries = st.lists(st.tuples(slo, st.sampled_from([2.0, 5.0, 10.0])), min_size=1, max_size=4)
 
 
-def _world(qs: list[tuple[dict[str, float], float]]) -> dict[str, Any]:
+def _world(qs: list[tuple[dict[str, float], float]], *,
+           sharing: str = "shared") -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     data["queries"] = [{"name": f"q{i}", "pipeline": "vision", "sources": {"cam": "shop"},
                         "rate_rps": rate, "slo": s} for i, (s, rate) in enumerate(qs)]
+    data["planner"] = {"sharing": sharing}
     return data
 
 
@@ -113,7 +115,7 @@ def test_admitted_plans_meet_slo_and_fit(qs: list[tuple[dict[str, float], float]
 def test_single_query_is_admitted_iff_some_plan_meets_its_slo(
     s: dict[str, float], rate: float
 ) -> None:
-    world = parse_world(_world([(s, rate)]))
+    world = parse_world(_world([(s, rate)], sharing="dedicated"))
     index = build_index(world)
     estimator = AnalyticEstimator(index=index)
     query = world.queries[0]
@@ -141,3 +143,110 @@ def test_same_world_same_plan() -> None:
     first = circinus.Planner().plan(world)
     second = circinus.Planner().plan(world)
     assert [o.plan for o in first.outcomes] == [o.plan for o in second.outcomes]
+
+
+# -- shared deployments against a brute force over routes and replica counts ------------------
+
+LOOSE = {"latency_ms": 5000.0, "max_cost_per_hour": 50.0}
+"""SLO bounds that the accuracy floors and the capacity decide before: where they do, the
+planner's latency guarantee (each shared stage at the worst state of its level) admits
+exactly what the brute force's estimates on the sized deployments admit."""
+
+
+def _routes(index: Any) -> list[tuple[tuple[str, Any, str, int], ...]]:
+    """Every single-device route of the pipeline: per stage (operator, config, device, batch)."""
+    per_stage = []
+    for stage in ("detect", "classify"):
+        op = index.operators[stage]
+        per_stage.append([(stage, config, dev.name, batch)
+                          for config in op.configs for dev in index.world.devices
+                          if (prof := op.profiles.get((config, dev.hardware))) is not None
+                          for batch in (1, *prof.batch_ms)])
+    return list(itertools.product(*per_stage))
+
+
+def _brute_force(world: Any) -> tuple[float, float]:
+    """The best (goodput, cost) over every choice of a route or nothing per query, each
+    deployment sized with the fewest replicas under the utilisation bound or one more, every
+    admitted query estimated on its deployments as sized."""
+    from circinus.estimate.analytic import DeploymentState
+    from circinus.plan.records import DeploymentKey
+
+    index = build_index(world)
+    base = AnalyticEstimator(index=index)
+    level = world.planner.max_utilization
+    routes = _routes(index)
+    best = (0.0, 0.0)
+    for choice in itertools.product([None, *routes], repeat=len(world.queries)):
+        load: dict[str, float] = {}
+        rate: dict[str, float] = {}
+        where: dict[str, tuple[str, float, float]] = {}  # device, units, price per replica
+        plans = {}
+        for query, route in zip(world.queries, choice, strict=True):
+            if route is None:
+                continue
+            stages = []
+            for stage, config, device, batch in route:
+                prof = index.operators[stage].profiles[config, index.devices[device].hardware]
+                ms = prof.mean_ms if batch == 1 else prof.batch_ms[batch]
+                own = query.rate_rps * ms / 1000.0 / batch
+                name = DeploymentKey(stage, config, device, batch, level).resource
+                load[name] = load.get(name, 0.0) + own
+                rate[name] = rate.get(name, 0.0) + query.rate_rps
+                dev = index.devices[device]
+                where[name] = (device, prof.units, prof.units * dev.price_per_unit_hour)
+                count = max(1, math.ceil(own / level - 1e-9))
+                stages.append(StagePlan(stage, config, batch, (Replicas(device, count),), level))
+            plans[query.name] = QueryPlan(query.name, tuple(stages))
+        fewest = {n: max(1, math.ceil(v / level - 1e-9)) for n, v in load.items()}
+        names = sorted(fewest)
+        for extra in itertools.product((0, 1), repeat=len(names)):
+            reps = {n: fewest[n] + e for n, e in zip(names, extra, strict=True)}
+            units: dict[str, float] = {}
+            for n, r in reps.items():
+                units[where[n][0]] = units.get(where[n][0], 0.0) + r * where[n][1]
+            if any(u > index.devices[d].units + 1e-9 for d, u in units.items()):
+                continue
+            real = base.with_deployments(
+                {n: DeploymentState(reps[n], rate[n]) for n in names})
+            ests = [real.estimate(q, plans[q.name]) for q in world.queries if q.name in plans]
+            if not all(e.meets(q.slo) for e, q in zip(
+                    ests, [q for q in world.queries if q.name in plans], strict=True)):
+                continue
+            goodput = float(len(plans))
+            cost = sum(e.cost_per_hour for e in ests)
+            if goodput > best[0] or (goodput == best[0] and cost < best[1] - 1e-9):
+                best = (goodput, cost)
+    return best
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.5, 0.6, 0.7, 0.75]),
+                          st.sampled_from([2.0, 8.0, 40.0, 80.0, 120.0])), min_size=2, max_size=3))
+def test_shared_plan_equals_the_brute_force(qs: list[tuple[float, float]]) -> None:
+    data = _world([({**LOOSE, "min_accuracy": acc}, rate) for acc, rate in qs])
+    data["planner"]["candidates_per_query"] = 64
+    world = parse_world(data)
+    result = circinus.Planner(selector="exact").plan(world)
+    goodput, cost = _brute_force(world)
+    assert result.selection.status == "optimal"
+    assert result.goodput == goodput
+    assert result.cost_per_hour == pytest.approx(cost, rel=1e-6, abs=1e-9)
+
+
+def test_queries_share_one_deployment_and_its_replicas() -> None:
+    # Three cameras of 2 req/s, the cheapest plan each: alone, each would hold a replica of
+    # detect and of classify on the box (2 units); shared, one replica of each serves all
+    # three (12 % and 9 % busy), and the box holds them all.
+    slo_ = {**LOOSE, "min_accuracy": 0.5}
+    shared = circinus.Planner().plan(parse_world(_world([(slo_, 2.0)] * 3)))
+    dedicated = circinus.Planner().plan(parse_world(_world([(slo_, 2.0)] * 3,
+                                                           sharing="dedicated")))
+    assert shared.admitted == 3
+    assert dedicated.admitted < 3 or dedicated.cost_per_hour > shared.cost_per_hour
+    (det,) = [d for d in shared.deployments if d.spec.key.operator == "detect"]
+    assert det.queries == ("q0", "q1", "q2") and det.replicas == 1
+    assert det.rate_rps == pytest.approx(6.0)
+    total = sum(d.cost_per_hour for d in shared.deployments)
+    assert shared.cost_per_hour == pytest.approx(total + sum(
+        o.estimate.network_cost_per_hour for o in shared.outcomes if o.estimate is not None))

@@ -30,10 +30,12 @@ from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
-from circinus.select.contention import LinkCheck, check_links
+from circinus.select.contention import LinkCheck, check_links, utilisation
+from circinus.select.deployments import settle
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import MilpSelector, exact_selector
+from circinus.select.sizing import DeploymentCheck, SizedDeployment, check_deployments
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.unknowns import needs_profiling
@@ -103,6 +105,15 @@ class PlanResult:
     link_check: LinkCheck | None = None
     """What the link check did (:mod:`circinus.select.contention`; its time is part of
     ``select_seconds``); ``None`` when it is off."""
+    deployment_check: DeploymentCheck | None = None
+    """The shared deployments as sized and what the check of the admitted plans on them did
+    (:mod:`circinus.select.sizing`; part of ``select_seconds``); ``None`` when no candidate
+    joins a shared deployment."""
+
+    @property
+    def deployments(self) -> tuple[SizedDeployment, ...]:
+        """The shared deployments of the plan, each with its replicas and queries."""
+        return () if self.deployment_check is None else self.deployment_check.deployments
 
     @property
     def goodput(self) -> float:
@@ -171,7 +182,7 @@ class Planner:
         t0 = time.monotonic()
         found = search.search(index.world.queries)
         t1 = time.monotonic()
-        problem, selection, checked = select_checked(
+        problem, selection, checked, sizing = select_checked(
             estimator, index.world.queries, SelectionProblem.build(index, found),
             SELECTORS[self.selector_key](), settings)
         t2 = time.monotonic()
@@ -196,6 +207,7 @@ class Planner:
                 0 if checked is None else checked.kernel_evaluations),
             why_not_seconds=t3 - t2,
             link_check=checked,
+            deployment_check=sizing,
         )
 
     def _without_store(self) -> Planner:
@@ -223,26 +235,50 @@ def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
     return Planner().plan(world).decisions()
 
 
+FIRST_SELECTION_SHARE = 0.6
+"""Share of the selection budget the selector gets; the rest is for fitting its answer to
+whole replicas and for the link and deployment checks (which may select again)."""
+IMPROVE_SHARE = 0.1
+"""Share of the selection budget for moving admitted queries to cheaper candidates
+(:func:`~circinus.select.deployments.improve`)."""
+
+
 def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
                    problem: SelectionProblem, selector: BaseSelector, settings: PlannerSettings,
-                   ) -> tuple[SelectionProblem, Selection, LinkCheck | None]:
+                   ) -> tuple[SelectionProblem, Selection, LinkCheck | None,
+                              DeploymentCheck | None]:
     """Select in ``problem`` (the candidates of ``queries``, in order, found with
-    ``estimator``) within the settings' time budget, then run the link check
-    (:func:`~circinus.select.contention.check_links`) on the selection unless the settings turn
-    it off. Returns the problem the selection indexes (the candidates that survived the check,
-    with their contended estimates), the selection and the check's record."""
+    ``estimator``) within the settings' time budget, in whole replicas per shared deployment
+    (:func:`~circinus.select.deployments.settle`); then run the link check
+    (:func:`~circinus.select.contention.check_links`) unless the settings turn it off, and the
+    deployment check (:func:`~circinus.select.sizing.check_deployments`) when candidates join
+    shared deployments. Returns the problem the selection indexes (the candidates that survived
+    the checks, the chosen ones with their final estimates), the selection and the checks'
+    records."""
     start = time.monotonic()
 
     def select(problem: SelectionProblem, time_limit_s: float) -> Selection:
-        sel = selector.select(problem, time_limit_s=time_limit_s)
+        began = time.monotonic()
+        sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
+        sel = settle(problem, sel, deadline=min(
+            began + time_limit_s, time.monotonic() + IMPROVE_SHARE * time_limit_s))
         assert sel.fits(problem), "selector returned a selection over capacity"
         return sel
 
     selection = select(problem, settings.time_limit_s)
-    if not settings.link_check:
-        return problem, selection, None
+    checked = None
+    if settings.link_check:
+        left = settings.time_limit_s - (time.monotonic() - start)
+        problem, selection, checked = check_links(estimator, queries, problem, selection,
+                                                  select, time_limit_s=left)
+    if not problem.deployments:
+        return problem, selection, checked, None
+    loads = {} if checked is None else utilisation(problem.capacity, selection.used(problem))
     left = settings.time_limit_s - (time.monotonic() - start)
-    return check_links(estimator, queries, problem, selection, select, time_limit_s=left)
+    problem, selection, sizing = check_deployments(
+        estimator, queries, problem, selection, select,
+        link_load={pair: rho for pair, rho in loads.items() if rho > 0}, time_limit_s=left)
+    return problem, selection, checked, sizing
 
 
 def _outcome(problem: SelectionProblem, selection: Selection, q: int,

@@ -18,8 +18,10 @@ runner = CliRunner()
 
 
 def _crowded(tiny: dict[str, Any]) -> dict[str, Any]:
-    """The tiny world with a small cloud pool and a third, demanding camera that is rejected."""
+    """The tiny world with a small cloud pool and a third, demanding camera that is rejected
+    (each camera on replicas of its own: the figures are for dedicated ones)."""
     tiny["devices"][1]["units"] = 3
+    tiny["planner"]["sharing"] = "dedicated"
     tiny["queries"].append({"name": "cam-3", "pipeline": "vision", "sources": {"camera": "shop"},
                             "rate_rps": 20, "slo": {"latency_ms": 60, "min_accuracy": 0.85,
                                                     "max_cost_per_hour": 2}})

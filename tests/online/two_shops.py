@@ -45,7 +45,7 @@ WORLD: dict[str, Any] = {
                               {"name": "classify", "operator": "classify"}],
                    "edges": [["cam", "detect"], ["detect", "classify"]]}],
     "queries": [],
-    "planner": {"time_limit_s": 10},
+    "planner": {"time_limit_s": 10, "sharing": "dedicated"},
 }
 
 

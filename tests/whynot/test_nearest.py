@@ -1,6 +1,7 @@
 """The nearest admissible SLO: every suggestion admits the query when it is re-planned alone
 with the other queries' plans fixed, a slightly tighter bound does not, and a query no
-relaxation helps says so."""
+relaxation helps says so. The queries here have replicas of their own: the guarantee is stated
+for capacity that adds up plan by plan."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ BASE: dict[str, Any] = {
                               {"name": "classify", "operator": "classify"}],
                    "edges": [["cam", "detect"], ["detect", "classify"]]}],
     "queries": [],
+    "planner": {"sharing": "dedicated"},
 }
 
 

@@ -84,7 +84,7 @@ class CheapestVariantSearch(PerQuerySearch):
         ``candidates_per_query`` cheapest choices."""
         costs = {  # (stage number, config) -> [(stage cost, option number)], cheapest first
             (i, config): sorted((self.estimator.stage(query, stage, config, o.batch,
-                                                      o.placement).cost_per_hour, k)
+                                                      o.placement, o.level).cost_per_hour, k)
                                 for k, o in enumerate(options))
             for i, (stage, choices) in enumerate(zip(space.stages, space.choices, strict=True))
             for config, options in choices

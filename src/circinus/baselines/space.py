@@ -53,7 +53,7 @@ class PlanSpace:
     def plan(self, query: Query, picks: Sequence[Pick]) -> QueryPlan:
         """The plan of ``query`` making ``picks`` (one per stage, in order)."""
         return QueryPlan(query.name, tuple(
-            StagePlan(stage, config, opt.batch, opt.placement)
+            StagePlan(stage, config, opt.batch, opt.placement, opt.level)
             for stage, (config, opt) in zip(self.stages, picks, strict=True)
         ))
 

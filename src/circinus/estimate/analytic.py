@@ -20,12 +20,37 @@ the mixture over the device pairs with its mean and second moment like every oth
 exponential is the law of the delay in the M/M/1 case and is conservative for the high
 percentiles of lighter-tailed delays. Without a load the estimate is the solo one, and a
 slowdown within :data:`NEGLIGIBLE_SLOWDOWN` of 1 counts as none.
+
+**Shared stages** (``level`` set, :class:`~circinus.plan.records.StagePlan`) join, on each
+device of the placement, the deployment of their configuration, batch and level, one M/G/c queue
+of batches fed by every query routed to it. The load is split across devices by capacity as
+above; the query's load on a device is ``own rate x service / b`` busy replicas. Before the
+selection sizes the deployments, their co-tenants are unknown, so the stage is estimated at the
+worst state a deployment sized for the level can be in with this query on it: utilisation
+exactly ``level`` (more load only adds replicas), the fewest replicas it can have
+(``Replicas.count``, the query's own load over the level rounded up: at a fixed utilisation a
+larger pool waits less, Erlang's economy of scale) and batches filled by this query alone (any
+co-tenant fills them sooner). Every sizing of the deployment is then at least as fast, as long
+as its co-tenants' requests take as long as this query's (at a level of 1, which bounds
+nothing, the query is estimated alone on its fewest replicas); where their work differs, the
+planner estimates the admitted plans again at the sizes chosen. The stage's units, memory and
+cost are its share of the deployment at the level (``load / level`` replicas), which the
+selection may relax whole replicas to.
+
+Given the sized deployments (``deployments``: resource -> :class:`DeploymentState`), a shared
+stage is estimated at its deployment's real state: all its queries' rate filling batches, its
+replicas, and a batch service time scaled by the request-weighted mean work multiplier of its
+queries (a batch of ``b`` requests drawn from the mix has squared coefficient of variation
+``(1 + cv^2)(1 + Var(s) / (b E[s]^2)) - 1`` for the profile's ``cv`` and multipliers ``s``);
+the query's own batch takes ``(s_q + (b - 1) E[s]) / b`` times the profiled time. Its units and
+cost are then its share of the deployment's replicas by work (rate x multiplier).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
 from circinus.estimate.queueing import (
@@ -33,7 +58,7 @@ from circinus.estimate.queueing import (
     shared_link_slowdown,
     transfer_seconds,
 )
-from circinus.plan.records import Placement
+from circinus.plan.records import DeploymentKey, Placement
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import LatencyProfile, Query
 
@@ -46,6 +71,19 @@ NEGLIGIBLE_SLOWDOWN = 1e-3
 """A link slowdown within this of 1 counts as none: transfers over a link with many
 transfers' worth of capacity at low utilisation are priced as if alone (their wire time is then
 underestimated by at most 0.1 %), so that plans on it need not be estimated again."""
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """A shared deployment as sized by the selection (what its queries' latency depends on)."""
+
+    replicas: int
+    rate_rps: float
+    """Requests per second routed to it by every query."""
+    scale_mean: float = 1.0
+    """Request-weighted mean work multiplier of those requests."""
+    scale_sq: float = 1.0
+    """Request-weighted mean of the squared multipliers."""
 
 
 def service_cv(profile: LatencyProfile) -> float:
@@ -76,14 +114,19 @@ class AnalyticEstimator(BaseEstimator):
             slowed by sharing (module note). Links left out are priced as if alone on them.
             Fixed for the instance's life: an estimator for other loads is a new instance
             (:meth:`with_link_load`).
+        deployments: the sized shared deployments by resource name; shared stages on them are
+            estimated at their real state (module note), others at the worst state of their
+            level. Fixed for the instance's life (:meth:`with_deployments`).
 
     Raises:
         ValueError: a load names no link, a link without a capacity, or is negative.
     """
 
     def __init__(self, *, index: WorldIndex,
-                 link_load: Mapping[tuple[str, str], float] | None = None) -> None:
+                 link_load: Mapping[tuple[str, str], float] | None = None,
+                 deployments: Mapping[str, DeploymentState] | None = None) -> None:
         super().__init__(index=index)
+        self._states = dict(deployments or {})
         self._stages: dict[tuple[object, ...], StageEstimate] = {}
         self._transfers: dict[tuple[object, ...], TransferEstimate] = {}
         self._accuracy: dict[tuple[object, ...], float | None] = {}
@@ -101,8 +144,18 @@ class AnalyticEstimator(BaseEstimator):
         one's stage and accuracy memos (no load changes a stage or an accuracy, so either
         instance may fill them), so re-estimating plans at a new load costs only their
         transfers."""
-        other = AnalyticEstimator(index=self.index, link_load=link_load)
+        other = AnalyticEstimator(index=self.index, link_load=link_load,
+                                  deployments=self._states)
         other._stages, other._accuracy = self._stages, self._accuracy
+        return other
+
+    def with_deployments(self, deployments: Mapping[str, DeploymentState]
+                         ) -> AnalyticEstimator:
+        """An estimator of the same world and link load whose shared stages run on
+        ``deployments`` as sized (see the class); it shares only the accuracy memo."""
+        other = AnalyticEstimator(index=self.index, link_load=self._link_load,
+                                  deployments=deployments)
+        other._accuracy = self._accuracy
         return other
 
     def slowdown(self, src_site: str, dst_site: str) -> float:
@@ -111,16 +164,83 @@ class AnalyticEstimator(BaseEstimator):
         return self._slowdown.get((src_site, dst_site), 1.0)
 
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
-              placement: Placement) -> StageEstimate:
+              placement: Placement, level: float | None = None) -> StageEstimate:
         scale = query.work_scale.get(stage, 1.0)
-        key = (query.pipeline, stage, config, batch, placement, query.rate_rps, scale)
+        key = (query.pipeline, stage, config, batch, placement, query.rate_rps, scale, level)
         hit = self._stages.get(key)
         if hit is None:
             self.kernel_evaluations += 1
-            hit = self._stage(query.pipeline, stage, config, batch, placement,
-                              query.rate_rps, scale)
+            if level is None:
+                hit = self._stage(query.pipeline, stage, config, batch, placement,
+                                  query.rate_rps, scale)
+            else:
+                hit = self._shared(query.pipeline, stage, config, batch, placement,
+                                   query.rate_rps, scale, level)
             self._stages[key] = hit
         return hit
+
+    def _shared(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
+                placement: Placement, rate: float, scale: float, level: float
+                ) -> StageEstimate:
+        """A shared stage (module note): at its deployments' real state where sized, else at
+        the worst state of ``level``."""
+        op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
+        groups = []
+        for rep in placement:
+            dev = self.index.devices[rep.device]
+            prof = op.profiles.get((config, dev.hardware))
+            svc_ms = None if prof is None else batch_service_ms(prof, batch)
+            if prof is None or svc_ms is None:
+                return _unservable(placement)
+            groups.append((rep, dev, prof, svc_ms / 1000.0, rep.count * batch / (
+                svc_ms * scale / 1000.0)))
+        capacity = sum(g[4] for g in groups)
+        mean = second = cost = 0.0
+        shares, units, memory, loads, rates, holds = [], [], [], [], [], []
+        worst = 0.0
+        for rep, dev, prof, base, cap in groups:
+            share = cap / capacity
+            own_rate = rate * share
+            load = own_rate * base * scale / batch  # busy replicas
+            name = DeploymentKey(op.spec.name, config, rep.device, batch, level).resource
+            state = self._states.get(name)
+            cv = service_cv(prof)
+            if state is None:
+                svc = base * scale
+                # At a level of 1 no state bounds the wait (a deployment may be sized to run
+                # saturated): the query is then estimated alone on its fewest replicas, and
+                # the deployment check vouches for it once the deployment is sized.
+                busiest = own_rate if level >= 1 - 1e-9 else level * rep.count * batch / svc
+                soj = batch_queue_sojourn(rate=busiest, batch=batch, batch_service=svc,
+                                          service_cv=cv, replicas=rep.count,
+                                          fill_rate=own_rate)
+                held = load / level  # replicas' worth at the level
+                worst = max(worst, level)
+            else:
+                mix = state.scale_mean
+                spread = max(0.0, state.scale_sq - mix * mix) / (batch * mix * mix)
+                cs2 = (1 + cv * cv) * (1 + spread) - 1
+                soj = batch_queue_sojourn(
+                    rate=state.rate_rps, batch=batch, batch_service=base * mix,
+                    service_cv=math.sqrt(cs2), replicas=state.replicas,
+                    own_service=base * (scale + (batch - 1) * mix) / batch)
+                held = state.replicas * (own_rate * scale) / (state.rate_rps * mix)
+                worst = max(worst, soj.utilization)
+            mean += share * soj.mean
+            second += share * (soj.var + soj.mean * soj.mean)
+            shares.append((rep.device, share))
+            units.append((rep.device, held * prof.units))
+            memory.append((rep.device, held * prof.memory_gb))
+            loads.append((name, load))
+            rates.append((name, own_rate))
+            holds.append((name, held))
+            cost += held * prof.units * dev.price_per_unit_hour
+        var = second - mean * mean if math.isfinite(mean) else math.inf
+        return StageEstimate(
+            mean_s=mean, var_s2=max(var, 0.0), utilization=worst, shares=tuple(shares),
+            units=tuple(units), memory_gb=tuple(memory), cost_per_hour=cost,
+            deployments=tuple(loads), deployment_rates=tuple(rates),
+            deployment_held=tuple(holds))
 
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                placement: Placement, rate: float, scale: float) -> StageEstimate:

@@ -45,6 +45,16 @@ class StageEstimate:
     units: tuple[tuple[str, float], ...]
     memory_gb: tuple[tuple[str, float], ...]
     cost_per_hour: float
+    deployments: tuple[tuple[str, float], ...] = ()
+    """For a shared stage: per deployment joined (:attr:`DeploymentKey.resource
+    <circinus.plan.records.DeploymentKey.resource>`), the load the query puts on it in busy
+    replicas; ``units``, ``memory_gb`` and ``cost_per_hour`` are then that load's share of the
+    deployment at its level (load / level x per replica), not whole replicas."""
+    deployment_rates: tuple[tuple[str, float], ...] = ()
+    """For a shared stage: per deployment joined, the requests per second the query sends it."""
+    deployment_held: tuple[tuple[str, float], ...] = ()
+    """For a shared stage: per deployment joined, the replicas' worth of it that ``units``,
+    ``memory_gb`` and ``cost_per_hour`` count for this query."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,17 @@ class Estimate:
     latency_var_ms2: float = 0.0
     """Variance of the end-to-end latency, ms² (with :attr:`latency_mean_ms`, the gamma whose
     percentile is :attr:`latency_ms`)."""
+    deployment_load: tuple[tuple[str, float], ...] = ()
+    """Load in busy replicas on each shared deployment the plan joins (by resource name).
+    ``device_units``, ``device_memory_gb`` and the compute cost then count the plan's share of
+    those deployments at their levels: what a selection may relax them to; whole replicas are
+    counted per deployment once the selection is made (:mod:`circinus.select.deployments`)."""
+    deployment_rate: tuple[tuple[str, float], ...] = ()
+    """Requests per second the plan sends each shared deployment it joins."""
+    deployment_held: tuple[tuple[str, float], ...] = ()
+    """Replicas' worth of each shared deployment that ``device_units``, ``device_memory_gb``
+    and the compute cost count for this plan: ``load / level`` before the deployments are
+    sized, the plan's share of their whole replicas after."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -83,10 +104,12 @@ class Estimate:
 
     def usage(self) -> dict[tuple[str, str], float]:
         """The resources this plan occupies, by ``("device", name)``, ``("memory", device)``
-        and ``("link", "src->dst")`` (the names of the selection's capacity rows)."""
+        and ``("link", "src->dst")`` (the names of the selection's capacity rows), and the load
+        on each shared deployment by ``("deployment", resource)``."""
         out: dict[tuple[str, str], float] = {("device", d): u for d, u in self.device_units}
         out.update({("memory", d): m for d, m in self.device_memory_gb if m > 0})
         out.update({("link", f"{s}->{t}"): v for (s, t), v in self.link_mbps})
+        out.update({("deployment", k): v for k, v in self.deployment_load})
         return out
 
     def violations(self, slo: Slo) -> list[str]:
@@ -135,8 +158,10 @@ class BaseEstimator(ABC):
 
     @abstractmethod
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
-              placement: Placement) -> StageEstimate:
-        """Estimate ``stage`` of ``query`` in ``config`` at ``batch`` on ``placement``."""
+              placement: Placement, level: float | None = None) -> StageEstimate:
+        """Estimate ``stage`` of ``query`` in ``config`` at ``batch`` on ``placement``:
+        dedicated replicas when ``level`` is ``None``, else shared deployments sized for at
+        most ``level`` utilisation (see :class:`~circinus.plan.records.StagePlan`)."""
 
     @abstractmethod
     def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
@@ -165,7 +190,7 @@ class BaseEstimator(ABC):
         stages = {s.stage: s for s in plan.stages}
         configs = {name: s.config for name, s in stages.items()}
         ests = {
-            name: self.stage(query, name, s.config, s.batch, s.placement)
+            name: self.stage(query, name, s.config, s.batch, s.placement, s.level)
             for name, s in stages.items()
         }
         edges: dict[tuple[str, str], tuple[float, float]] = {}
@@ -193,6 +218,9 @@ class BaseEstimator(ABC):
             device_memory_gb=_add(e.memory_gb for e in ests.values()),
             link_mbps=_add(t.link_mbps for t in transfers),
             latency_var_ms2=var * 1e6,
+            deployment_load=_add(e.deployments for e in ests.values()),
+            deployment_rate=_add(e.deployment_rates for e in ests.values()),
+            deployment_held=_add(e.deployment_held for e in ests.values()),
         )
 
     def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:

@@ -70,41 +70,49 @@ class Sojourn:
 
 
 def batch_queue_sojourn(
-    *, rate: float, batch: int, batch_service: float, service_cv: float, replicas: int
+    *, rate: float, batch: int, batch_service: float, service_cv: float, replicas: int,
+    fill_rate: float | None = None, own_service: float | None = None,
 ) -> Sojourn:
     """Time from a request's arrival at a replica group to the end of its batch's service.
 
     Args:
-        rate: requests per second reaching this group (Poisson).
+        rate: requests per second reaching this group (Poisson), from every query it serves.
         batch: batch size ``b``; the group waits for ``b`` requests before serving.
         batch_service: mean service time of one batch, seconds.
         service_cv: coefficient of variation of the batch service time.
         replicas: identical replicas ``c`` serving batches in parallel.
+        fill_rate: requests per second that fill the batches (default ``rate``). A shared
+            deployment's batches fill from all its queries; a bound on the wait that holds
+            whoever the co-tenants are takes the query's own rate here.
+        own_service: mean service time of the batch this request rides in (default
+            ``batch_service``; a request whose work differs from its co-tenants').
 
     Returns an infinite sojourn when the group is saturated (utilisation >= 1).
 
     Example: M/M/1 with ``rate=0.5`` and ``batch_service=1``, ``service_cv=1`` gives
     ``mean=2`` and ``var=4`` (exponential with rate ``mu - lam = 0.5``).
     """
+    fill = rate if fill_rate is None else fill_rate
+    own = batch_service if own_service is None else own_service
     batch_rate = rate / batch
     offered = batch_rate * batch_service
     rho = offered / replicas
-    if rho >= 1:
+    if rho >= 1 - 1e-12:  # saturated (a level of 1 computed back from a rate rounds to it)
         return Sojourn(math.inf, math.inf, rho)
     # Waiting for the batch to fill: a request is equally likely to be any of the b positions
     # and then waits for the J = b - k further arrivals (J uniform on 0..b-1), each gap
     # exponential with rate lam. Var = E[J]/lam^2 + Var(J)/lam^2 = (b-1)(b+7) / (12 lam^2):
     # for b = 2, lam = 1, half wait 0 and half an Exp(1), variance 0.75.
-    fill_mean = (batch - 1) / (2 * rate)
-    fill_var = (batch - 1) * (batch + 7) / (12 * rate * rate)
+    fill_mean = (batch - 1) / (2 * fill)
+    fill_var = (batch - 1) * (batch + 7) / (12 * fill * fill)
     # Queueing of batches (Allen-Cunneen), wait = 0 w.p. 1-C, else exponential.
     c_wait = erlang_c(replicas, offered)
     ca2, cs2 = 1.0 / batch, service_cv * service_cv
     wq = c_wait / (replicas / batch_service - batch_rate) * (ca2 + cs2) / 2
     wq_var = (2 * wq * wq / c_wait - wq * wq) if c_wait > 0 else 0.0
-    svc_var = (service_cv * batch_service) ** 2
+    svc_var = (service_cv * own) ** 2
     return Sojourn(
-        mean=fill_mean + wq + batch_service,
+        mean=fill_mean + wq + own,
         var=fill_var + wq_var + svc_var,
         utilization=rho,
     )

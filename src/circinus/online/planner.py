@@ -131,7 +131,11 @@ class OnlinePlanner:
             raise SpecError(f"max_moves must be >= 0, got {max_moves!r}")
         index = world if isinstance(world, WorldIndex) else build_index(world)
         self.search_key, self.selector_key = search, selector
-        self.settings = settings or index.world.planner
+        # NOTE: admissions here are booked one plan at a time in additive units, which is what
+        # dedicated replicas are; shared deployments (whole replicas sized for many queries)
+        # are planned by the batch planner only, so this planner runs every stage dedicated.
+        self.settings = (settings or index.world.planner).model_copy(
+            update={"sharing": "dedicated"})
         self.max_moves, self.why_not = max_moves, why_not
         self._topology = index.world.model_copy(update={"queries": []})
         self._entries: dict[str, _Entry] = {}
@@ -546,7 +550,7 @@ class OnlinePlanner:
         """The global selector over ``names``' candidates, then the batch planner's link check
         (:func:`circinus.planner.select_checked`); the state is not changed."""
         t0 = time.monotonic()
-        problem, sel, checked = select_checked(
+        problem, sel, checked, _ = select_checked(
             self._estimator_now(), [self._entries[n].query for n in names],
             self._problem(names, weights), SELECTORS[self.selector_key](), settings)
         self._seconds["select"] += time.monotonic() - t0

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from circinus.plan.units import placement_units
+from circinus.plan.records import DeploymentKey, StagePlan
+from circinus.plan.units import placement_shares
 from circinus.spec.models import KnobValue, Slo
 
 if TYPE_CHECKING:
     from circinus.planner import PlanResult, QueryOutcome
-    from circinus.spec.index import WorldIndex
+    from circinus.spec.index import OperatorIndex, WorldIndex
     from circinus.spec.models import Query
     from circinus.whynot import WhyNot
 
@@ -57,8 +58,60 @@ class OperatorOut(_Out):
     stage: str = Field(description="Stage name in the pipeline.")
     operator: str = Field(description="Operator the stage runs.")
     configuration: dict[str, KnobValue] = Field(description="Knob -> chosen value.")
+    sharing: Literal["shared", "dedicated"] = Field(
+        default="dedicated", description="shared: the stage runs on deployments that serve "
+        "other queries too (their replicas and units are the deployments'); dedicated: on "
+        "replicas of its own.")
     placement: list[ReplicaOut] = Field(description="Devices the stage runs on.")
     allocation: AllocationOut = Field(description="Batch size, replicas and units.")
+
+
+class RouteShareOut(_Out):
+    """One deployment a stage's requests go to."""
+
+    deployment: str = Field(description="Name of the deployment (in `deployments`).")
+    share: float = Field(gt=0, le=1, description="Fraction of the stage's requests sent there.")
+
+
+class RouteOut(_Out):
+    """Where one stage of a query sends its requests."""
+
+    stage: str = Field(description="Stage name in the pipeline.")
+    deployments: list[RouteShareOut] = Field(
+        min_length=1, description="The deployments it uses, shares summing to 1.")
+
+
+class BatchOut(_Out):
+    """How a deployment batches requests."""
+
+    max_batch_size: int = Field(ge=1, description="Requests served together by one replica.")
+    timeout_ms: float | None = Field(
+        default=None, description="Longest wait for a batch to fill, ms (null: a batch is "
+        "served when full, the planner's model).")
+
+
+class DeploymentOut(_Out):
+    """One operator configuration running on one device: what a serving engine deploys."""
+
+    name: str = Field(description="Unique name, referred to by the queries' `route`.")
+    operator: str = Field(description="Operator it runs.")
+    config: dict[str, KnobValue] = Field(description="Knob -> value.")
+    device: str = Field(description="Device or pool it runs on.")
+    site: str = Field(description="Site of the device.")
+    tier: Literal["edge", "cloud"] = Field(description="Tier of the site.")
+    sharing: Literal["shared", "dedicated"] = Field(
+        description="shared: serves every query routed to it; dedicated: one query's own.")
+    replicas: int = Field(ge=1, description="Replicas.")
+    units_per_replica: float = Field(ge=0, description="Capacity units one replica takes.")
+    memory_gb_per_replica: float = Field(ge=0, description="Memory one replica takes, GB.")
+    batch: BatchOut = Field(description="Batch policy.")
+    level: float | None = Field(
+        description="Utilisation the planner sized it for (null: dedicated, sized for its "
+        "query).")
+    rate_rps: float = Field(ge=0, description="Requests per second routed to it, all queries.")
+    utilization: float = Field(ge=0, description="Predicted busy fraction of its replicas.")
+    cost_per_hour: float = Field(ge=0, description="replicas x units x price, $/h.")
+    queries: list[str] = Field(description="Names of the queries routed to it.")
 
 
 class PredictedOut(_Out):
@@ -68,8 +121,10 @@ class PredictedOut(_Out):
     latency_mean_ms: float | None = Field(description="Mean latency, ms (null: unbounded).")
     percentile: float = Field(description="Percentile of `latency_ms`.")
     accuracy: float | None = Field(description="End-to-end accuracy (null: no accuracy model).")
-    cost_per_hour: float = Field(description="Compute + network cost, $/h.")
-    compute_cost_per_hour: float = Field(description="Cost of the allocated units, $/h.")
+    cost_per_hour: float = Field(description="Compute + network cost, $/h; on shared "
+                                 "deployments, the query's share of their cost by work.")
+    compute_cost_per_hour: float = Field(description="Cost of the allocated units, $/h (its "
+                                         "share of shared deployments).")
     network_cost_per_hour: float = Field(description="Cost of inter-site traffic, $/h.")
     max_utilization: float = Field(description="Highest utilisation of any replica group.")
 
@@ -118,6 +173,9 @@ class QueryOut(_Out):
     reason: str | None = Field(description="Why it is rejected (null when admitted).")
     candidates: int = Field(description="Candidate plans offered to the selection.")
     operators: list[OperatorOut] = Field(description="Per-stage decisions (empty if rejected).")
+    route: list[RouteOut] = Field(
+        default_factory=list, description="Per stage, the deployments its requests go to and "
+        "their shares (empty if rejected).")
     predicted: PredictedOut | None = Field(description="Prediction (null if rejected).")
     why_not: WhyNotOut | None = Field(
         default=None, description="Binding obstacle and nearest admissible SLO (null if "
@@ -190,7 +248,8 @@ class LinkCheckOut(_Out):
 class PlanFile(_Out):
     """The plan of a whole world."""
 
-    format: Literal["circinus-plan/1"] = "circinus-plan/1"
+    format: Literal["circinus-plan/2"] = Field(
+        default="circinus-plan/2", description="Format version (2: shared deployments).")
     world: str = Field(description="World name.")
     goodput: float = Field(description="Weighted number of admitted queries.")
     goodput_rps: float = Field(description="Request rate of admitted queries, req/s.")
@@ -205,6 +264,9 @@ class PlanFile(_Out):
     solver: SolverOut
     link_check: LinkCheckOut | None = Field(
         default=None, description="What the link check did (null: it was off).")
+    deployments: list[DeploymentOut] = Field(
+        description="Every deployment of the plan: the shared ones and each admitted query's "
+        "dedicated replicas; what a serving engine runs.")
     queries: list[QueryOut]
     resources: ResourcesOut
 
@@ -213,26 +275,29 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome) -> QueryOut:
+def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
+           built: _Deployments) -> QueryOut:
     ops: list[OperatorOut] = []
+    route: list[RouteOut] = []
     predicted = None
     if outcome.plan is not None and outcome.estimate is not None:
         pipe = index.pipelines[spec.pipeline]
         for st in outcome.plan.stages:
             op = index.operators[pipe.operator_of[st.stage]]
+            steps = built.route(spec.name, st)
             reps = []
-            units_on = dict(placement_units(index, op, st.config, st.placement))
-            for r in st.placement:
-                dev = index.devices[r.device]
-                units = units_on[r.device]
-                reps.append(ReplicaOut(device=r.device, site=dev.site,
-                                       tier=index.sites[dev.site].tier, replicas=r.count,
-                                       units=units))
+            for (name, _), r in zip(steps, st.placement, strict=True):
+                dep = built.by_name[name]
+                reps.append(ReplicaOut(device=r.device, site=dep.site, tier=dep.tier,
+                                       replicas=dep.replicas,
+                                       units=dep.replicas * dep.units_per_replica))
             ops.append(OperatorOut(
                 stage=st.stage, operator=op.spec.name, configuration=op.config_dict(st.config),
-                placement=reps,
+                sharing="shared" if st.shared else "dedicated", placement=reps,
                 allocation=AllocationOut(batch=st.batch, replicas=sum(r.replicas for r in reps),
                                          units=sum(r.units for r in reps))))
+            route.append(RouteOut(stage=st.stage, deployments=[
+                RouteShareOut(deployment=name, share=share) for name, share in steps]))
         e = outcome.estimate
         predicted = PredictedOut(
             latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
@@ -242,7 +307,89 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome) -> QueryOut:
     return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
                     weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
                     reason=outcome.reason, candidates=outcome.candidates, operators=ops,
-                    predicted=predicted, why_not=_why_not(outcome.why_not))
+                    route=route, predicted=predicted, why_not=_why_not(outcome.why_not))
+
+
+class _Deployments:
+    """The plan's deployments, named: the shared ones as the selection sized them, then one per
+    dedicated stage and device of each admitted query."""
+
+    def __init__(self, index: WorldIndex, result: PlanResult) -> None:
+        self.index = index
+        self._pipes = {q.name: q.pipeline for q in index.world.queries}
+        self.by_name: dict[str, DeploymentOut] = {}
+        self._shared: dict[str, str] = {}  # resource -> name
+        specs = {q.name: q for q in index.world.queries}
+        taken: dict[str, int] = {}
+        for d in result.deployments:
+            key = d.spec.key
+            base = f"{key.operator}@{key.device}"
+            taken[base] = taken.get(base, 0) + 1
+        seen: dict[str, int] = {}
+        for d in result.deployments:
+            key = d.spec.key
+            base = f"{key.operator}@{key.device}"
+            seen[base] = seen.get(base, 0) + 1
+            name = base if taken[base] == 1 else f"{base}-{seen[base]}"
+            op = index.operators[key.operator]
+            self._shared[d.name] = name
+            self._add(name, op.spec.name, op.config_dict(key.config), key.device, "shared",
+                      d.replicas, d.spec.units, d.spec.memory_gb, key.batch, key.level,
+                      d.rate_rps, d.utilization, d.cost_per_hour, list(d.queries))
+        for o in result.outcomes:
+            if o.plan is None:
+                continue
+            spec = specs[o.name]
+            pipe = index.pipelines[spec.pipeline]
+            scale = spec.work_scale
+            for st in o.plan.stages:
+                if st.shared:
+                    continue
+                op = index.operators[pipe.operator_of[st.stage]]
+                for rep, (_, share) in zip(st.placement, placement_shares(
+                        index, op, st.config, st.batch, st.placement), strict=True):
+                    dev = index.devices[rep.device]
+                    prof = op.profiles[st.config, dev.hardware]
+                    ms = prof.mean_ms if st.batch == 1 else prof.batch_ms[st.batch]
+                    rate = spec.rate_rps * share
+                    busy = rate * ms * scale.get(st.stage, 1.0) / 1000.0 / st.batch
+                    self._add(self.dedicated(o.name, st.stage, rep.device), op.spec.name,
+                              op.config_dict(st.config), rep.device, "dedicated", rep.count,
+                              prof.units, prof.memory_gb, st.batch, None, rate,
+                              busy / rep.count,
+                              rep.count * prof.units * dev.price_per_unit_hour, [o.name])
+
+    @staticmethod
+    def dedicated(query: str, stage: str, device: str) -> str:
+        """Name of a query's dedicated deployment of ``stage`` on ``device``."""
+        return f"{query}/{stage}@{device}"
+
+    def _add(self, name: str, operator: str, config: dict[str, KnobValue], device: str,
+             sharing: Literal["shared", "dedicated"], replicas: int, units: float,
+             memory_gb: float, batch: int, level: float | None, rate: float, utilization: float,
+             cost: float, queries: list[str]) -> None:
+        dev = self.index.devices[device]
+        assert name not in self.by_name, name
+        self.by_name[name] = DeploymentOut(
+            name=name, operator=operator, config=config, device=device, site=dev.site,
+            tier=self.index.sites[dev.site].tier, sharing=sharing, replicas=replicas,
+            units_per_replica=units, memory_gb_per_replica=memory_gb,
+            batch=BatchOut(max_batch_size=batch), level=level, rate_rps=rate,
+            utilization=utilization, cost_per_hour=cost, queries=queries)
+
+    def route(self, query: str, st: StagePlan) -> list[tuple[str, float]]:
+        """``(deployment, share)`` per device of a stage of ``query``, in placement order."""
+        pipe_op = self._operator(query, st)
+        shares = placement_shares(self.index, pipe_op, st.config, st.batch, st.placement)
+        if not st.shared:
+            return [(self.dedicated(query, st.stage, d), share) for d, share in shares]
+        assert st.level is not None
+        return [(self._shared[DeploymentKey(pipe_op.spec.name, st.config, d, st.batch,
+                                            st.level).resource], share) for d, share in shares]
+
+    def _operator(self, query: str, st: StagePlan) -> OperatorIndex:
+        pipe = self.index.pipelines[self._pipes[query]]
+        return self.index.operators[pipe.operator_of[st.stage]]
 
 
 def _why_not(why: WhyNot | None) -> WhyNotOut | None:
@@ -273,6 +420,7 @@ def _link_check(result: PlanResult) -> LinkCheckOut | None:
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
     """The documented plan file of ``result``."""
     specs = {q.name: q for q in index.world.queries}
+    built = _Deployments(index, result)
     memory = {r.name: r for r in result.resources if r.kind == "memory"}
     devices, links = [], []
     for r in result.resources:
@@ -304,6 +452,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
         link_check=_link_check(result),
-        queries=[_query(index, specs[o.name], o) for o in result.outcomes],
+        deployments=list(built.by_name.values()),
+        queries=[_query(index, specs[o.name], o, built) for o in result.outcomes],
         resources=ResourcesOut(devices=devices, links=links),
     )

@@ -4,6 +4,13 @@ A *placement* lists the devices an operator runs on and how many replicas each h
 split across the devices in proportion to their capacity (requests per second they can serve),
 so every device of a placement runs at the same utilisation: what a capacity-weighted load
 balancer does.
+
+A stage is either *dedicated* (``level is None``: the placement's replicas serve this query
+alone) or *shared*: on each device of its placement it joins the :class:`DeploymentKey`
+``(operator, configuration, device, batch, level)``, whose replicas serve every query routed to
+it and are sized so that the deployment runs at no more than ``level`` utilisation. A shared
+stage's ``Replicas.count`` is then the fewest replicas that deployment can have with this query
+on it (its own load over the level, rounded up): what its latency is guaranteed against.
 """
 
 from __future__ import annotations
@@ -36,6 +43,13 @@ class StagePlan:
     config: ConfigKey
     batch: int
     placement: Placement
+    level: float | None = None
+    """Utilisation bound of the shared deployments the stage joins; ``None``: dedicated."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether the stage runs on shared deployments."""
+        return self.level is not None
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -56,3 +70,21 @@ class QueryPlan:
             if s.stage == name:
                 return s
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class DeploymentKey:
+    """What makes two shared stages one deployment: the same operator configuration on the same
+    device, with the same batch size, sized for the same utilisation level."""
+
+    operator: str
+    config: ConfigKey
+    device: str
+    batch: int
+    level: float
+
+    @property
+    def resource(self) -> str:
+        """The deployment's name among a plan's resources (``("deployment", resource)``)."""
+        knobs = ",".join(map(str, self.config))
+        return f"{self.operator}[{knobs}]@{self.device}/b{self.batch}/u{self.level:.6g}"

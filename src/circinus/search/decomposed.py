@@ -46,7 +46,7 @@ from circinus.search.exhaustive import (
     _Leaf,
     fastest_service,
 )
-from circinus.search.placements import Option, placement_units
+from circinus.search.placements import Option
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import PlannerSettings, Query
 
@@ -120,7 +120,7 @@ class DecomposedSearch(ExhaustiveSearch):
         verified = []
         for cand in found.candidates:
             plan = QueryPlan(member.name, tuple(
-                StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename))
+                StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename), s.level)
                 for s in cand.plan.stages))
             est = self.estimator.estimate(member, plan)
             if est.meets(member.slo):
@@ -197,19 +197,20 @@ class DecomposedSearch(ExhaustiveSearch):
         budget = prune_ms / 1e3 - self._after[depth] + EPS
         pred = path[depth]
         size = est.message_kb(query.pipeline, pred, configs)
-        op = index.operators[pipe.operator_of[stage]]
         grown: _Layer = {}
         made = 0
         for (shares, used_set), partials in prev.items():
             for opt in per_stage[depth]:
-                st = est.stage(query, stage, configs[stage], opt.batch, opt.placement)
+                st = est.stage(query, stage, configs[stage], opt.batch, opt.placement,
+                               opt.level)
                 if not math.isfinite(st.mean_s):
                     continue
                 tr = est.transfer(query, size, shares, st.shares)
-                need = placement_units(index, op, configs[stage], opt.placement)
-                step = StagePlan(stage, configs[stage], opt.batch, opt.placement)
+                need = st.units  # a shared stage's share of its deployments at their level
+                step = StagePlan(stage, configs[stage], opt.batch, opt.placement, opt.level)
                 extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
-                    (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps)
+                    (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps) + tuple(
+                    (("deployment", k), load) for k, load in st.deployments)
                 state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
                     made += 1

@@ -35,7 +35,6 @@ from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.placements import (
     Option,
     eligible_devices,
-    placement_units,
     stage_options,
 )
 from circinus.search.shortlist import explain
@@ -87,6 +86,30 @@ class PlanPool:
         if self._keys is None:
             self._keys = _PoolKeys.build(self)
         return self._keys
+
+    def solo_costs(self, plans: np.ndarray) -> np.ndarray | None:
+        """Cost per hour of each of ``plans`` (indices) were its query alone on its shared
+        deployments, each with the query's fewest replicas (``Replicas.count``); ``None``
+        when no plan of the pool joins a shared deployment."""
+        if not self.plans or not any(st.shared for st in self.plans[0]):
+            return None  # a stage is shared in every plan of a query or in none
+        est = self.estimator
+        index = est.index
+        pipe = index.pipelines[self.query.pipeline]
+        out = np.empty(len(plans))
+        for n, i in enumerate(plans.tolist()):
+            extra = 0.0
+            for st in self.plans[i]:
+                if st.level is None:
+                    continue
+                op = index.operators[pipe.operator_of[st.stage]]
+                whole = sum(r.count * op.profiles[st.config, index.devices[r.device].hardware]
+                            .units * index.devices[r.device].price_per_unit_hour
+                            for r in st.placement)
+                extra += whole - est.stage(self.query, st.stage, st.config, st.batch,
+                                           st.placement, st.level).cost_per_hour
+            out[n] = self.cost[i] + extra
+        return out
 
     def estimate(self, i: int) -> Estimate:
         """The full estimate of plan ``i`` (identical for every member of the group)."""
@@ -242,14 +265,13 @@ class ExhaustiveSearch(BaseSearch):
                 out.append((tuple(chosen), pct * 1e3, cost, tuple(sorted(usage))))
                 return
             stage = order[depth]
-            op = est.index.operators[pipe.operator_of[stage]]
             config = configs[stage]
             for opt in per_stage[depth]:
-                need = placement_units(est.index, op, config, opt.placement)
-                if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
-                    continue
-                st = est.stage(query, stage, config, opt.batch, opt.placement)
+                st = est.stage(query, stage, config, opt.batch, opt.placement, opt.level)
                 if not math.isfinite(st.mean_s):
+                    continue
+                need = st.units  # a shared stage's share of its deployments at their level
+                if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in need):
                     continue
                 saved = (means[:], varis[:])
                 into = {}
@@ -271,12 +293,13 @@ class ExhaustiveSearch(BaseSearch):
                     shares[stage] = st.shares
                     extras = [(("memory", d), m) for d, m in st.memory_gb] + [
                         (("link", f"{a}->{b}"), mbps)
-                        for tr in into.values() for (a, b), mbps in tr.link_mbps]
+                        for tr in into.values() for (a, b), mbps in tr.link_mbps] + [
+                        (("deployment", k), load) for k, load in st.deployments]
                     for d, u in need:
                         used[d] = used.get(d, 0.0) + u
                     for r, v in extras:
                         other[r] = other.get(r, 0.0) + v
-                    chosen.append(StagePlan(stage, config, opt.batch, opt.placement))
+                    chosen.append(StagePlan(stage, config, opt.batch, opt.placement, opt.level))
                     dfs(depth + 1, cost + extra)
                     chosen.pop()
                     for d, u in need:
@@ -330,7 +353,11 @@ def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> list[int]:
 
     First the cheapest plan on each distinct *set of devices*, so that the selection sees every
     way of placing the query (edge box, cloud pool, both) even when many variants crowd one
-    pool; then the remaining slots go to the cheapest plans not yet dominated. A plan using
+    pool; then, where the plans join shared deployments, the cheapest ones *alone*: their cost
+    counts each deployment's share (``load / level`` replicas), which is what a query pays
+    among many co-tenants, but a query that ends up alone on a deployment pays its whole
+    replicas, and the plan cheapest that way is often another (:func:`solo_costs`); then the
+    remaining slots go to the cheapest plans not yet dominated. A plan using
     exactly what a cheaper one uses is dominated by it (or by what dominated it), so only the
     cheapest plan of each usage is judged: these are found with one ``np.unique`` over the
     pool's usage ids rather than by walking every feasible plan (at 10,000 queries the walk
@@ -345,17 +372,25 @@ def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> list[int]:
             usage[k] = dict(pool.usage[k])
         return usage[k]
 
-    keys = pool.keys
-    for ids in (keys.devset_id, keys.usage_id):
-        _, first = np.unique(ids[order], return_index=True)
-        for i in order[np.sort(first)].tolist():
-            if len(kept) >= limit:
+    def offer(candidates: Sequence[int], most: int) -> None:
+        for i in candidates:
+            if len(kept) >= most:
                 break
             if i in judged:
                 continue
             judged.add(i)
             if not any(dominates(pool.cost[k], use(k), pool.cost[i], use(i)) for k in kept):
                 kept.append(i)
+
+    keys = pool.keys
+    _, first = np.unique(keys.devset_id[order], return_index=True)
+    offer(order[np.sort(first)].tolist(), limit)
+    solo = pool.solo_costs(order)
+    if solo is not None:  # the cheapest alone, up to half the slots left
+        offer(order[np.argsort(solo, kind="stable")].tolist(),
+              len(kept) + max(1, (limit - len(kept)) // 2))
+    _, first = np.unique(keys.usage_id[order], return_index=True)
+    offer(order[np.sort(first)].tolist(), limit)
     return sorted(kept, key=lambda k: (pool.cost[k], k))
 
 

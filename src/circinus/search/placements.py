@@ -7,6 +7,12 @@ replicas that keep utilisation under the bound, plus up to ``extra_replicas`` mo
 headroom. Multi-device options (``max_devices_per_operator > 1``) put one replica on each of
 several devices and are kept only when *minimal*: dropping any device would break the bound, so
 no device is paid for that the rate does not need.
+
+A *shared* stage (:func:`is_shared`) gets one option per utilisation level instead of the extra
+replicas: on each device, ``Replicas.count`` is the fewest replicas its deployment can have with
+this query on it at that level (the query's load over the level, rounded up), the state its
+latency is estimated against (:mod:`circinus.estimate.analytic`); spreads are the minimal device
+sets at the level. The deployment's real size is the selection's.
 """
 
 from __future__ import annotations
@@ -19,16 +25,35 @@ from dataclasses import dataclass
 from circinus.estimate.analytic import batch_service_ms
 from circinus.estimate.base import EPS
 from circinus.plan.records import Placement, Replicas
-from circinus.spec.index import ConfigKey, OperatorIndex, WorldIndex
-from circinus.spec.models import Device, LatencyProfile, PlannerSettings, Query
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import Device, LatencyProfile, Operator, PlannerSettings, Query
 
 
 @dataclass(frozen=True)
 class Option:
-    """One way to run a stage: batch size and placement."""
+    """One way to run a stage: batch size, placement and, for a shared stage, the utilisation
+    level of the deployments it joins."""
 
     batch: int
     placement: Placement
+    level: float | None = None
+
+
+def levels(settings: PlannerSettings) -> tuple[float, ...]:
+    """Utilisation levels a shared deployment may be sized for, highest first:
+    ``max_utilization x k / n`` for ``k = n..1`` (0.8 and 3 levels: 0.8, 0.533, 0.267)."""
+    n = settings.utilization_levels
+    return tuple(settings.max_utilization * k / n for k in range(n, 0, -1))
+
+
+def is_shared(settings: PlannerSettings, query: Query, operator: Operator) -> bool:
+    """Whether ``query``'s stage running ``operator`` joins shared deployments: unless the query
+    or the operator asks for ``dedicated``, an explicit ``shared`` of either, else the
+    planner's ``sharing``."""
+    asked = (query.sharing, operator.sharing)
+    if "dedicated" in asked:
+        return False
+    return "shared" in asked or settings.sharing == "shared"
 
 
 def eligible_devices(index: WorldIndex, query: Query,
@@ -51,20 +76,17 @@ def stage_options(index: WorldIndex, settings: PlannerSettings, query: Query, st
                 if (config, d.hardware) in op.profiles]
     batches = sorted({1, *(b for _, p in profiled for b in p.batch_ms)})
     out: list[Option] = []
+    shared = is_shared(settings, query, op.spec)
     for batch in batches:
         for dev, prof in profiled:
-            out.extend(_single(dev, prof, batch, query.rate_rps, scale, settings))
+            if shared:
+                out.extend(_joined(dev, prof, batch, query.rate_rps, scale, settings))
+            else:
+                out.extend(_single(dev, prof, batch, query.rate_rps, scale, settings))
         if settings.max_devices_per_operator > 1:
-            out.extend(_spread(profiled, batch, query.rate_rps, scale, settings))
+            for level in levels(settings) if shared else (None,):
+                out.extend(_spread(profiled, batch, query.rate_rps, scale, settings, level))
     return out
-
-
-def placement_units(index: WorldIndex, op: OperatorIndex, config: ConfigKey,
-                    placement: Placement) -> tuple[tuple[str, float], ...]:
-    """``(device, units)`` a stage in ``config`` occupies on each device of ``placement``:
-    replicas x the units one replica of that configuration needs on the device's hardware."""
-    return tuple((r.device, r.count * op.profiles[config, index.devices[r.device].hardware].units)
-                 for r in placement)
 
 
 def replica_rate(profile: LatencyProfile, batch: int, scale: float) -> float | None:
@@ -79,24 +101,45 @@ def _single(dev: Device, prof: LatencyProfile, batch: int, rate: float, scale: f
     if per_replica is None:
         return
     fewest = max(1, math.ceil(rate / (per_replica * settings.max_utilization) - EPS))
-    most = math.floor(dev.units / prof.units + EPS)
-    if dev.memory_gb is not None and prof.memory_gb > 0:
-        most = min(most, math.floor(dev.memory_gb / prof.memory_gb + EPS))
+    most = _most(dev, prof)
     for count in range(fewest, min(most, fewest + settings.extra_replicas) + 1):
         yield Option(batch, (Replicas(dev.name, count),))
 
 
+def _most(dev: Device, prof: LatencyProfile) -> int:
+    """Replicas of ``prof`` that fit on ``dev`` (units and memory)."""
+    most = math.floor(dev.units / prof.units + EPS)
+    if dev.memory_gb is not None and prof.memory_gb > 0:
+        most = min(most, math.floor(dev.memory_gb / prof.memory_gb + EPS))
+    return most
+
+
+def _joined(dev: Device, prof: LatencyProfile, batch: int, rate: float, scale: float,
+            settings: PlannerSettings) -> Iterator[Option]:
+    """One option per level: the shared deployment on ``dev`` with this query's fewest
+    replicas at that level (see the module note)."""
+    per_replica = replica_rate(prof, batch, scale)
+    if per_replica is None:
+        return
+    most = _most(dev, prof)
+    for level in levels(settings):
+        fewest = max(1, math.ceil(rate / (per_replica * level) - EPS))
+        if fewest <= most:
+            yield Option(batch, (Replicas(dev.name, fewest),), level)
+
+
 def _spread(profiled: Sequence[tuple[Device, LatencyProfile]], batch: int, rate: float,
-            scale: float, settings: PlannerSettings) -> Iterator[Option]:
+            scale: float, settings: PlannerSettings, level: float | None = None
+            ) -> Iterator[Option]:
     rated = []
     for dev, prof in profiled:
         per_replica = replica_rate(prof, batch, scale)
         if per_replica is not None and prof.units <= dev.units + EPS:
             rated.append((dev.name, per_replica))
-    need = rate / settings.max_utilization
+    need = rate / (settings.max_utilization if level is None else level)
     for size in range(2, min(settings.max_devices_per_operator, len(rated)) + 1):
         for combo in itertools.combinations(rated, size):
             total = sum(r for _, r in combo)
             if total + EPS < need or total - min(r for _, r in combo) + EPS >= need:
                 continue  # too slow, or not minimal (the slowest device is not needed)
-            yield Option(batch, tuple(sorted(Replicas(name, 1) for name, _ in combo)))
+            yield Option(batch, tuple(sorted(Replicas(name, 1) for name, _ in combo)), level)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from circinus.estimate.base import EPS
 from circinus.search.base import QueryCandidates
+from circinus.select.deployments import DeploymentSpec, deployment_table, ledger
 from circinus.spec.index import WorldIndex
 
 Resource = tuple[str, str]
@@ -16,18 +17,48 @@ Resource = tuple[str, str]
 
 @dataclass(frozen=True)
 class SelectionProblem:
-    """What the selector chooses from: candidates per query, their weights, the capacities."""
+    """What the selector chooses from: candidates per query, their weights, the capacities and
+    the shared deployments the candidates join.
+
+    A candidate's usage counts its share of each shared deployment (``load / level`` replicas'
+    worth); :meth:`use` and :meth:`cost` count whole replicas per deployment
+    (:mod:`circinus.select.deployments`). Without shared deployments both are plain sums.
+    """
 
     candidates: tuple[QueryCandidates, ...]
     weights: tuple[float, ...]
     capacity: dict[Resource, float]
+    deployments: Mapping[str, DeploymentSpec] = field(default_factory=dict)
+    """Every shared deployment some candidate joins, by resource name."""
 
     @staticmethod
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
         """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
-        weights = {q.name: q.weight for q in index.world.queries}
-        return SelectionProblem(tuple(candidates), tuple(weights[c.query] for c in candidates),
-                                dict(index.capacities))
+        specs = {q.name: q for q in index.world.queries}
+        plans = [c.plan for qc in candidates for c in qc.candidates]
+        pipes = [specs[qc.query].pipeline for qc in candidates for _ in qc.candidates]
+        return SelectionProblem(tuple(candidates),
+                                tuple(specs[c.query].weight for c in candidates),
+                                dict(index.capacities), deployment_table(index, plans, pipes))
+
+    def use(self, chosen: Sequence[int | None]) -> dict[Resource, float]:
+        """Total use of every resource by ``chosen`` (a candidate index or ``None`` per
+        query), shared deployments in whole replicas."""
+        if self.deployments:
+            return dict(ledger(self, chosen).used)
+        total: dict[Resource, float] = {}
+        for qc, k in zip(self.candidates, chosen, strict=True):
+            if k is not None:
+                for r, amount in qc.candidates[k].estimate.usage().items():
+                    total[r] = total.get(r, 0.0) + amount
+        return total
+
+    def cost(self, chosen: Sequence[int | None]) -> float:
+        """Cost per hour of ``chosen``, shared deployments in whole replicas."""
+        if self.deployments:
+            return ledger(self, chosen).cost
+        return sum(qc.candidates[k].estimate.cost_per_hour
+                   for qc, k in zip(self.candidates, chosen, strict=True) if k is not None)
 
 
 @dataclass(frozen=True)
@@ -51,13 +82,8 @@ class Selection:
     seconds: float
 
     def used(self, problem: SelectionProblem) -> dict[Resource, float]:
-        """Total use of every resource by the chosen candidates."""
-        total: dict[Resource, float] = {}
-        for qc, k in zip(problem.candidates, self.chosen, strict=True):
-            if k is not None:
-                for r, amount in qc.candidates[k].estimate.usage().items():
-                    total[r] = total.get(r, 0.0) + amount
-        return total
+        """Total use of every resource by the chosen candidates (:meth:`SelectionProblem.use`)."""
+        return problem.use(self.chosen)
 
     def fits(self, problem: SelectionProblem) -> bool:
         """Whether no capacity is exceeded (within :data:`EPS` relative)."""

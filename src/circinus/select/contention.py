@@ -309,8 +309,7 @@ def _with_chosen(problem: SelectionProblem, selection: Selection,
     if chosen == selection.chosen:
         return selection
     goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
-    cost = sum(qc.candidates[k].estimate.cost_per_hour
-               for qc, k in zip(problem.candidates, chosen, strict=True) if k is not None)
+    cost = problem.cost(chosen)
     bound = selection.goodput_bound
     return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=cost,
                    gap=(bound - goodput) / bound if bound > EPS else 0.0)

@@ -76,6 +76,11 @@ class MilpSelector(BaseSelector):
         n = sum(len(qc.candidates) for qc in problem.candidates)
         if self.lp_above is not None and n > self.lp_above:
             return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
+        if problem.deployments:  # whole replicas per shared deployment
+            from circinus.select.shared_milp import SharedMilpSelector
+
+            return SharedMilpSelector(rel_gap=self.rel_gap).select(
+                problem, time_limit_s=time_limit_s)
         try:
             flat = flatten(problem, deadline=start + _INCUMBENT_SHARE * time_limit_s)
         except DeadlinePassed:

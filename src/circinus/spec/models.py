@@ -32,6 +32,8 @@ Name = Annotated[
 ]
 KnobValue = str | int | float | bool
 Config = dict[str, KnobValue]
+Sharing = Literal["shared", "dedicated"]
+"""Whether a stage runs on a deployment shared with other queries or on replicas of its own."""
 
 
 class _Model(BaseModel):
@@ -199,6 +201,12 @@ class Operator(_Model):
         description="Accuracy this operator contributes (used by the pipeline's composition "
         "rule); a number or a list of {when, value}.",
     )
+    sharing: Sharing | None = Field(
+        default=None,
+        description="dedicated: every query gets replicas of this operator of its own (e.g. a "
+        "stateful operator); shared: queries with the same configuration on the same device "
+        "share one deployment; omitted: the planner's `sharing`.",
+    )
 
     @model_validator(mode="after")
     def _profiled_somehow(self) -> Operator:
@@ -308,6 +316,12 @@ class Query(_Model):
         description="Stage -> multiplier of its profiled service time for this query's requests "
         "(e.g. its mean prompt length over the profile's); stages left out use 1.",
     )
+    sharing: Sharing | None = Field(
+        default=None,
+        description="dedicated: this query's stages run on replicas of their own (isolation); "
+        "shared: on deployments shared with other queries; omitted: the planner's `sharing`. "
+        "A stage is dedicated when its query or its operator asks for it.",
+    )
 
     @field_validator("work_scale")
     @classmethod
@@ -353,6 +367,20 @@ class PlannerSettings(_Model):
         "baseline).",
     )
     seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
+    sharing: Sharing = Field(
+        default="shared",
+        description="shared: one deployment per (operator configuration, device, batch size, "
+        "utilisation level) serves every query routed to it, its replicas sized for their "
+        "summed load (what a serving engine runs); dedicated: every query gets replicas of its "
+        "own. A query or operator may override it with its own `sharing`.",
+    )
+    utilization_levels: int = Field(
+        default=3,
+        ge=1,
+        le=8,
+        description="Utilisations a shared deployment may be sized for: max_utilization x k / n "
+        "for k = n..1 (n this number). A lower level buys latency with replicas.",
+    )
     link_check: bool = Field(
         default=True,
         description="After the selection, estimate the admitted plans again at the utilisation "

@@ -1,0 +1,366 @@
+"""Shared deployments in the selection: whole replicas per deployment, sized for every query on it.
+
+NOTE: a shared stage of a candidate puts a *load* (busy replicas) on each deployment it joins
+(:class:`~circinus.plan.records.DeploymentKey`); a deployment of level ``l`` carrying load ``L``
+needs ``R = ceil(L / l)`` replicas (:func:`replicas`), each taking its units and memory on the
+device and costing its units' price. Whole replicas make a deployment's use of its device, and
+its cost, a step function of the queries on it, so a selection's use is not the sum of its
+candidates' use. Each candidate carries its *share* ``load / l`` replicas' worth (what the
+search and the relaxed selectors count: a valid relaxation, since ``sum_q L_q / l <= R``), and
+:class:`Ledger` counts the real thing: per deployment its load and replicas, per capacity row
+what the dedicated parts of the chosen candidates use plus every deployment's replicas.
+
+:func:`settle` makes any selection exact: while a row is over capacity in whole replicas, the
+admitted query on it whose removal frees the most of the row per unit of weight leaves; then
+every query left out, heaviest first, is offered its candidate of least *marginal* cost that
+fits (a query often fits in the headroom that rounding up left on a deployment, for nothing).
+On a selection that already fits it only adds queries. Used after every selector that works on
+the relaxation (:mod:`circinus.select.lp`, :mod:`circinus.select.fcfs`); the MILP models whole
+replicas itself (:mod:`circinus.select.shared_milp`).
+
+Example: two queries each with load 0.3 on deployments of level 0.8 on a 1-unit box with one
+unit per replica: relaxed, 0.375 + 0.375 = 0.75 units fit; on the same deployment they need
+``ceil(0.6 / 0.8) = 1`` replica and fit, on two different ones 2 replicas and one must go.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from circinus.estimate.analytic import batch_service_ms
+from circinus.estimate.base import EPS, Estimate
+from circinus.plan.records import DeploymentKey, QueryPlan
+from circinus.spec.index import WorldIndex
+
+if TYPE_CHECKING:
+    from circinus.select.base import Resource, Selection, SelectionProblem
+
+LOAD_TOLERANCE = 1e-9
+"""A deployment's load over its level within this of a whole number needs no extra replica."""
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What one replica of a deployment takes and costs."""
+
+    key: DeploymentKey
+    units: float
+    """Units of its device one replica takes."""
+    memory_gb: float
+    """Memory one replica takes, GB (weights are loaded once per replica)."""
+    price_per_hour: float
+    """Price of one replica for an hour, $ (its units x the device's unit price)."""
+    batch_s: float
+    """Service time of one batch at the profile's work (multiplier 1), s."""
+
+    @property
+    def level(self) -> float:
+        """The utilisation the deployment is sized for."""
+        return self.key.level
+
+
+def replicas(load: float, level: float) -> int:
+    """Fewest replicas that carry ``load`` busy replicas at no more than ``level`` utilisation
+    (0 without load). Example: load 1.7 at level 0.8 needs 3 (1.7 / 0.8 = 2.125)."""
+    if load <= EPS:
+        return 0
+    return max(1, math.ceil(load / level - LOAD_TOLERANCE))
+
+
+def deployment_table(index: WorldIndex, plans: Sequence[QueryPlan],
+                     pipelines: Sequence[str]) -> dict[str, DeploymentSpec]:
+    """Every deployment the shared stages of ``plans`` (of queries on ``pipelines``) join, by
+    resource name."""
+    out: dict[str, DeploymentSpec] = {}
+    for plan, pipeline in zip(plans, pipelines, strict=True):
+        pipe = index.pipelines[pipeline]
+        for st in plan.stages:
+            if st.level is None:
+                continue
+            op = index.operators[pipe.operator_of[st.stage]]
+            for rep in st.placement:
+                key = DeploymentKey(op.spec.name, st.config, rep.device, st.batch, st.level)
+                name = key.resource
+                if name in out:
+                    continue
+                dev = index.devices[rep.device]
+                prof = op.profiles[st.config, dev.hardware]
+                ms = batch_service_ms(prof, st.batch)
+                assert ms is not None, (name, st.batch)
+                out[name] = DeploymentSpec(key, prof.units, prof.memory_gb,
+                                           prof.units * dev.price_per_unit_hour, ms / 1000.0)
+    return out
+
+
+def own_use(estimate: Estimate, table: Mapping[str, DeploymentSpec]
+            ) -> tuple[dict[tuple[str, str], float], float]:
+    """What a plan uses and costs besides its shares of shared deployments: its dedicated
+    replicas, links and network cost (the replicas' worth it holds of each deployment,
+    :attr:`~circinus.estimate.base.Estimate.deployment_held`, taken out)."""
+    use = estimate.usage()
+    cost = estimate.cost_per_hour
+    for name, held in estimate.deployment_held:
+        spec = table[name]
+        dev = spec.key.device
+        use["device", dev] = use.get(("device", dev), 0.0) - held * spec.units
+        if ("memory", dev) in use:
+            use["memory", dev] -= held * spec.memory_gb
+        cost -= held * spec.price_per_hour
+        del use["deployment", name]
+    use = {r: v for r, v in use.items() if v > EPS}
+    return use, max(cost, 0.0)
+
+
+class Ledger:
+    """Exact use and cost of a set of chosen candidates of a problem (see the module note).
+
+    Mutable; :meth:`add` and :meth:`remove` keep it exact, :meth:`delta` looks ahead.
+    """
+
+    def __init__(self, problem: SelectionProblem) -> None:
+        self.problem = problem
+        self.table = problem.deployments
+        self.used: dict[Resource, float] = {}
+        self.load: dict[str, float] = {}
+        self.replicas: dict[str, int] = {}
+        self.rate: dict[str, float] = {}
+        self.work: dict[str, float] = {}
+        """Per deployment: sum of rate x multiplier of its requests."""
+        self.work_sq: dict[str, float] = {}
+        """Per deployment: sum of rate x multiplier^2."""
+        self.own_cost = 0.0
+        self.chosen: dict[int, int] = {}
+        self._own: dict[tuple[int, int], tuple[dict[Resource, float], float]] = {}
+
+    def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
+        """:func:`own_use` of candidate ``k`` of query ``q`` (memoised)."""
+        hit = self._own.get((q, k))
+        if hit is None:
+            est = self.problem.candidates[q].candidates[k].estimate
+            hit = self._own[q, k] = own_use(est, self.table)
+        return hit
+
+    def delta(self, q: int, k: int, sign: int = 1) -> tuple[dict[Resource, float], float]:
+        """The change in use of every row and in cost if candidate ``k`` of query ``q`` is
+        added (``sign=1``) or removed (``-1``)."""
+        rows, cost = self.own(q, k)
+        change = {r: sign * v for r, v in rows.items()}
+        cost *= sign
+        for name, load in self.problem.candidates[q].candidates[k].estimate.deployment_load:
+            spec = self.table[name]
+            now = self.replicas.get(name, 0)
+            steps = replicas(max(self.load.get(name, 0.0) + sign * load, 0.0), spec.level) - now
+            if steps:
+                dev = spec.key.device
+                change["device", dev] = change.get(("device", dev), 0.0) + steps * spec.units
+                if spec.memory_gb > 0:
+                    change["memory", dev] = (change.get(("memory", dev), 0.0)
+                                             + steps * spec.memory_gb)
+                cost += steps * spec.price_per_hour
+        return change, cost
+
+    def share(self, q: int, k: int, row: Resource) -> float:
+        """What candidate ``k`` of query ``q`` holds of ``row``: its dedicated use plus its
+        share of the replicas of its deployments there (``load / level`` each)."""
+        est = self.problem.candidates[q].candidates[k].estimate
+        held = self.own(q, k)[0].get(row, 0.0)
+        kind, where = row
+        if kind in ("device", "memory"):
+            for name, load in est.deployment_load:
+                spec = self.table[name]
+                if spec.key.device == where:
+                    held += load / spec.level * (spec.units if kind == "device"
+                                                 else spec.memory_gb)
+        return held
+
+    def fits(self, q: int, k: int) -> bool:
+        """Whether candidate ``k`` of query ``q`` can be added within every capacity."""
+        cap = self.problem.capacity
+        change, _ = self.delta(q, k)
+        return all(self.used.get(r, 0.0) + v <= cap[r] * (1 + 0.5 * EPS) + 0.5 * EPS
+                   for r, v in change.items() if v > 0 and r in cap)
+
+    def add(self, q: int, k: int) -> None:
+        """Choose candidate ``k`` for query ``q`` (which must have none)."""
+        assert q not in self.chosen, q
+        self._apply(q, k, 1)
+        self.chosen[q] = k
+
+    def remove(self, q: int) -> None:
+        """Release query ``q``'s candidate."""
+        self._apply(q, self.chosen.pop(q), -1)
+
+    def _apply(self, q: int, k: int, sign: int) -> None:
+        change, _ = self.delta(q, k, sign)
+        for r, v in change.items():
+            self.used[r] = self.used.get(r, 0.0) + v
+        est = self.problem.candidates[q].candidates[k].estimate
+        rates = dict(est.deployment_rate)
+        for name, load in est.deployment_load:
+            spec = self.table[name]
+            left = self.load.get(name, 0.0) + sign * load
+            self.load[name] = left if left > EPS else 0.0
+            self.replicas[name] = replicas(self.load[name], spec.level)
+            # load = rate x multiplier x batch time / b, so rate x multiplier = load b / time
+            work = load * spec.key.batch / spec.batch_s
+            rate = rates.get(name, 0.0)
+            scale = work / rate if rate > 0 else 1.0
+            self.rate[name] = max(self.rate.get(name, 0.0) + sign * rate, 0.0)
+            self.work[name] = max(self.work.get(name, 0.0) + sign * work, 0.0)
+            self.work_sq[name] = max(self.work_sq.get(name, 0.0) + sign * work * scale, 0.0)
+        self.own_cost += sign * self.own(q, k)[1]
+
+    @property
+    def cost(self) -> float:
+        """Cost of the chosen candidates with whole replicas, $/h."""
+        shared = sum(n * self.table[name].price_per_hour for name, n in self.replicas.items())
+        return max(self.own_cost, 0.0) + shared
+
+    def over(self) -> list[Resource]:
+        """Capacity rows used beyond their capacity, most overfull first."""
+        cap = self.problem.capacity
+        rows = [(v / cap[r] - 1.0 if cap[r] > 0 else math.inf, r) for r, v in self.used.items()
+                if r in cap and v > cap[r] * (1 + EPS) + EPS]
+        return [r for _, r in sorted(rows, reverse=True)]
+
+
+def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
+    """The :class:`Ledger` of ``chosen`` (a candidate index or ``None`` per query)."""
+    out = Ledger(problem)
+    for q, k in enumerate(chosen):
+        if k is not None:
+            out.add(q, k)
+    return out
+
+
+def improve(problem: SelectionProblem, selection: Selection, *, deadline: float) -> Selection:
+    """``selection`` at a lower exact cost, the same queries admitted, by local moves until none
+    helps or ``deadline`` (a :func:`time.monotonic` instant) passes:
+
+    * *emptying*: the queries on a deployment, the least loaded first, all move to other
+      candidates (each to the one of least marginal cost that fits) if that lowers the cost:
+      a replica kept for a few light queries is often not worth keeping (several levels or
+      batch sizes of one configuration on one box, each with a replica at 10 % load);
+    * *moving*: an admitted query moves to the candidate that lowers the cost most.
+    """
+    if not problem.deployments:
+        return selection
+    book = ledger(problem, selection.chosen)
+    moved = True
+    while moved and time.monotonic() < deadline:
+        moved = _empty(book, deadline) | _move(book, deadline)
+    chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
+    if chosen == selection.chosen:
+        return selection
+    return replace(selection, chosen=chosen, cost_per_hour=book.cost)
+
+
+def _tenants(book: Ledger) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for q, k in book.chosen.items():
+        for name, _ in book.problem.candidates[q].candidates[k].estimate.deployment_load:
+            out.setdefault(name, []).append(q)
+    return out
+
+
+def _empty(book: Ledger, deadline: float) -> bool:
+    """The emptying moves of :func:`improve`; whether any was made."""
+    made = False
+    tenants = _tenants(book)
+    for name in sorted(tenants, key=lambda n: (book.load.get(n, 0.0), n)):
+        if time.monotonic() >= deadline:
+            break
+        queries = [q for q in tenants[name] if book.chosen.get(q) is not None and any(
+            d == name for d, _ in book.problem.candidates[q].candidates[book.chosen[q]]
+            .estimate.deployment_load)]
+        if not queries:
+            continue
+        before = book.cost
+        old = {q: book.chosen[q] for q in queries}
+        for q in queries:
+            book.remove(q)
+        new: dict[int, int] = {}
+        for q in queries:
+            options = [(book.delta(q, k)[1], k)
+                       for k, cand in enumerate(book.problem.candidates[q].candidates)
+                       if all(d != name for d, _ in cand.estimate.deployment_load)
+                       and book.fits(q, k)]
+            if not options:
+                break
+            new[q] = min(options)[1]
+            book.add(q, new[q])
+        if len(new) == len(queries) and book.cost < before - 1e-9 * max(1.0, before):
+            made = True
+            continue
+        for q in new:
+            book.remove(q)
+        for q, k in old.items():
+            book.add(q, k)
+    return made
+
+
+def _move(book: Ledger, deadline: float) -> bool:
+    """The single moves of :func:`improve`; whether any was made."""
+    made = False
+    for q in sorted(book.chosen):
+        if time.monotonic() >= deadline:
+            break
+        k = book.chosen[q]
+        n = len(book.problem.candidates[q].candidates)
+        if n < 2:
+            continue
+        back = -book.delta(q, k, -1)[1]
+        book.remove(q)
+        best = (back - 1e-9 * max(1.0, abs(back)), k)  # others must be strictly cheaper
+        for other in range(n):
+            if other != k and book.fits(q, other):
+                best = min(best, (book.delta(q, other)[1], other))
+        book.add(q, best[1])
+        made |= best[1] != k
+    return made
+
+
+def settle(problem: SelectionProblem, selection: Selection, *,
+           deadline: float = math.inf) -> Selection:
+    r"""``selection`` made to fit in whole replicas, then filled (see the module note) and
+    improved (:func:`improve`) until ``deadline``; its cost is the exact one. Without shared
+    deployments it is returned as it is."""
+    if not problem.deployments:
+        return selection
+    book = ledger(problem, selection.chosen)
+    weights = problem.weights
+    while rows := book.over():
+        row = rows[0]
+        # Whole replicas freed per weight; where no single query frees one, the share of the
+        # row's replicas it holds (leaving, it brings a replica nearer to being freed).
+        best: tuple[float, float, int] | None = None
+        for q, k in book.chosen.items():
+            change, _ = book.delta(q, k, -1)
+            held = book.share(q, k, row)
+            if held > EPS or change.get(row, 0.0) < -EPS:
+                score = (-change.get(row, 0.0) / weights[q], held / weights[q], -q)
+                if best is None or score > best:
+                    best = score
+        assert best is not None, f"row {row} over capacity with nothing on it"
+        book.remove(-int(best[2]))
+    for q in sorted((q for q in range(len(problem.candidates)) if q not in book.chosen),
+                    key=lambda q: (-weights[q], q)):
+        options = []
+        for k in range(len(problem.candidates[q].candidates)):
+            if book.fits(q, k):
+                options.append((book.delta(q, k)[1], k))
+        if options:
+            book.add(q, min(options)[1])
+    chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
+    goodput = float(sum(weights[q] for q in book.chosen))
+    bound = max(selection.goodput_bound, goodput)
+    changed = chosen != selection.chosen
+    fitted = replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=book.cost,
+                     goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
+                     status=selection.status if not changed or selection.status != "optimal"
+                     else "rounded")
+    return improve(problem, fitted, deadline=deadline)

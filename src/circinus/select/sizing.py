@@ -1,0 +1,214 @@
+"""The deployment check: admitted plans estimated again on their deployments as sized.
+
+NOTE: a shared stage's candidate estimate holds for every size its deployment can have at its
+level, as long as its co-tenants' requests take as long as its own (the worst state of
+:mod:`circinus.estimate.analytic`). Once the selection is made, each deployment's replicas,
+aggregate rate and mix of work multipliers are known (:class:`~circinus.select.deployments.
+Ledger`), and every admitted plan is estimated at that real state (batches filled by all its
+queries, the pooled replicas, the mix's service time) and at its links' utilisation. A plan that
+then misses its SLO (only possible when a co-tenant's work is heavier than its own) has its
+candidate dropped, and the selector chooses again within what is left of the budget, at most
+:data:`MAX_ROUNDS` times; after that, or out of time, such plans are dropped from the selection
+until none misses (dropping one changes its deployments, so each drop is checked again). The
+estimates reported for the admitted queries are these real-state ones, with each query's share
+of its deployments' replicas and cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
+from circinus.search.base import Candidate
+from circinus.select.base import Resource, Selection, SelectionProblem
+from circinus.select.deployments import DeploymentSpec, Ledger, ledger
+from circinus.spec.models import Query
+
+MAX_ROUNDS = 3
+"""New selections the deployment check makes at most before it only drops."""
+MIN_ROUND_S = 0.1
+"""Below this much of the selection budget left, the check drops instead of selecting again."""
+
+Select = Callable[[SelectionProblem, float], Selection]
+
+
+@dataclass(frozen=True)
+class SizedDeployment:
+    """A shared deployment as the selection sized it."""
+
+    name: str
+    """Resource name (:attr:`~circinus.plan.records.DeploymentKey.resource`)."""
+    spec: DeploymentSpec
+    replicas: int
+    load: float
+    """Busy replicas' worth of work routed to it."""
+    rate_rps: float
+    """Requests per second routed to it by all its queries."""
+    queries: tuple[str, ...]
+    """The admitted queries routed to it, in the world's order."""
+    state: DeploymentState
+    """What its queries' latency was estimated at (see
+    :meth:`~circinus.estimate.analytic.AnalyticEstimator.with_deployments`)."""
+
+    @property
+    def utilization(self) -> float:
+        """Load over replicas."""
+        return self.load / self.replicas
+
+    @property
+    def cost_per_hour(self) -> float:
+        """Replicas x units x price, $/h."""
+        return self.replicas * self.spec.price_per_hour
+
+
+@dataclass(frozen=True)
+class DeploymentCheck:
+    """What the deployment check did."""
+
+    rounds: int
+    """Selections made again after plans missed their SLOs on their sized deployments."""
+    dropped: int
+    """Candidates dropped for missing their SLO on their sized deployments."""
+    unadmitted: int
+    """Admitted queries dropped without a new selection."""
+    deployments: tuple[SizedDeployment, ...]
+    """The shared deployments of the final selection, with at least one query each."""
+    seconds: float
+
+
+def states(book: Ledger) -> dict[str, DeploymentState]:
+    """The state of every loaded deployment of ``book``."""
+    out = {}
+    for name, n in book.replicas.items():
+        rate = book.rate.get(name, 0.0)
+        if n and rate > 0:
+            work = book.work[name]
+            out[name] = DeploymentState(n, rate, work / rate, book.work_sq[name] / rate)
+    return out
+
+
+def sized(problem: SelectionProblem, chosen: Sequence[int | None]) -> tuple[SizedDeployment, ...]:
+    """The deployments of ``chosen`` with their replicas, load, rate and queries."""
+    book = ledger(problem, chosen)
+    members: dict[str, list[str]] = {}
+    for qc, k in zip(problem.candidates, chosen, strict=True):
+        if k is not None:
+            for name, _ in qc.candidates[k].estimate.deployment_load:
+                members.setdefault(name, []).append(qc.query)
+    now = states(book)
+    return tuple(
+        SizedDeployment(name, problem.deployments[name], book.replicas[name], book.load[name],
+                        book.rate.get(name, 0.0), tuple(members[name]), now[name])
+        for name in sorted(members) if name in now)
+
+
+def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
+                      problem: SelectionProblem, selection: Selection, select: Select, *,
+                      link_load: dict[tuple[str, str], float], time_limit_s: float
+                      ) -> tuple[SelectionProblem, Selection, DeploymentCheck]:
+    """Run the deployment check (module note) on ``selection`` of ``problem``.
+
+    Args:
+        estimator: the estimator the candidates were found with.
+        queries: the queries of ``problem``, in its order.
+        select: the selector (making its answer fit whole replicas), called again after plans
+            missed their SLOs.
+        link_load: utilisation of the shared links the admitted plans are estimated at.
+        time_limit_s: what is left of the selection budget.
+
+    Returns the problem whose chosen candidates carry their real-state estimates, the
+    selection and what was done.
+    """
+    start = time.monotonic()
+    deadline = start + time_limit_s
+    rounds = dropped = unadmitted = 0
+    at_links = estimator.with_link_load(link_load) if link_load else estimator
+    while True:
+        book = ledger(problem, selection.chosen)
+        real = at_links.with_deployments(states(book))
+        fresh: dict[int, Candidate] = {}
+        missing: list[int] = []
+        for q, k in enumerate(selection.chosen):
+            if k is None:
+                continue
+            cand = problem.candidates[q].candidates[k]
+            if not cand.estimate.deployment_load:
+                continue
+            est = real.estimate(queries[q], cand.plan)
+            if est.meets(queries[q].slo):
+                fresh[q] = Candidate(cand.plan, est)
+            else:
+                missing.append(q)
+        if not missing:
+            break
+        left = deadline - time.monotonic()
+        if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
+            problem = _without(problem, selection, missing)
+            dropped += len(missing)
+            rounds += 1
+            selection = select(problem, left)
+            continue
+        # Drop the plan that misses by the most relative margin first, then check again.
+        worst = max(missing, key=lambda q: (_excess(real, queries[q], problem, selection, q), -q))
+        chosen = list(selection.chosen)
+        chosen[worst] = None
+        unadmitted += 1
+        selection = _with_chosen(problem, selection, tuple(chosen))
+    cands = list(problem.candidates)
+    for q, cand in fresh.items():
+        k = selection.chosen[q]
+        assert k is not None
+        options = list(cands[q].candidates)
+        options[k] = cand
+        cands[q] = replace(cands[q], candidates=tuple(options))
+    problem = replace(problem, candidates=tuple(cands))
+    record = DeploymentCheck(rounds, dropped, unadmitted, sized(problem, selection.chosen),
+                             time.monotonic() - start)
+    return problem, selection, record
+
+
+def _excess(real: AnalyticEstimator, query: Query, problem: SelectionProblem,
+            selection: Selection, q: int) -> float:
+    """How far query ``q``'s chosen plan is past its latency or cost bound, relatively."""
+    k = selection.chosen[q]
+    assert k is not None
+    est = real.estimate(query, problem.candidates[q].candidates[k].plan)
+    slo = query.slo
+    ratios = [0.0]
+    if slo.latency_ms is not None:
+        ratios.append(est.latency_ms / slo.latency_ms)
+    if slo.max_cost_per_hour is not None and slo.max_cost_per_hour > 0:
+        ratios.append(est.cost_per_hour / slo.max_cost_per_hour)
+    return max(ratios)
+
+
+def _without(problem: SelectionProblem, selection: Selection,
+             missing: Sequence[int]) -> SelectionProblem:
+    """``problem`` without the chosen candidates of the queries in ``missing``."""
+    cands = list(problem.candidates)
+    for q in missing:
+        k = selection.chosen[q]
+        assert k is not None
+        qc = cands[q]
+        kept = qc.candidates[:k] + qc.candidates[k + 1:]
+        reason = qc.reason if kept else (
+            "capacity: its plans miss their SLO on the shared deployments they join as sized "
+            "(co-tenants' requests heavier than its own, or its share of whole replicas over "
+            "its cost bound)")
+        cands[q] = replace(qc, candidates=kept, reason=reason)
+    return replace(problem, candidates=tuple(cands))
+
+
+def _with_chosen(problem: SelectionProblem, selection: Selection,
+                 chosen: tuple[int | None, ...]) -> Selection:
+    goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
+    bound = selection.goodput_bound
+    return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=problem.cost(chosen),
+                   gap=(bound - goodput) / bound if bound > 0 else 0.0)
+
+
+def resource_rows(problem: SelectionProblem, selection: Selection) -> dict[Resource, float]:
+    """The exact use of every resource by ``selection`` (a shorthand for reports)."""
+    return problem.use(selection.chosen)
