@@ -1,4 +1,5 @@
-"""The engine on hand-built worlds: transfers, shared links, joins, load split, determinism."""
+"""The engine on hand-built worlds: transfers, shared links, joins, load split, determinism, and
+plan files that do not fit their world."""
 
 from __future__ import annotations
 
@@ -173,11 +174,60 @@ def test_same_seed_same_result(tiny_world: dict[str, Any], build: Build) -> None
     assert a.model_dump(exclude=strip) != c.model_dump(exclude=strip)
 
 
+def _edit(plan: PlanFile, change: Callable[[dict[str, Any]], None]) -> PlanFile:
+    data = plan.model_dump()
+    change(data)
+    return PlanFile.model_validate(data)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change setting ``value`` at ``path`` (``queries.0.route.0.stage``)."""
+    *head, last = path.split(".")
+
+    def change(data: dict[str, Any]) -> None:
+        node: Any = data
+        for key in head:
+            node = node[int(key)] if key.isdigit() else node[key]
+        node[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+def _two_queries_on_one_deployment(sharing: str = "shared") -> Callable[..., PlanFile]:
+    def make(make_plan: Callable[..., PlanFile]) -> PlanFile:
+        world = _two_sites(rates=(1.0, 2.0))
+        plan = make_plan(world, {"q0": [("st", ["op@pool"])], "q1": [("st", ["op@pool"])]},
+                         {"op@pool": ("op", "pool", 2, 1)})
+        return _edit(plan, _set("deployments.0.sharing", sharing))
+    return make
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda p: p.model_copy(update={"world": "elsewhere"}),
      "world: the plan is for world 'elsewhere', not 'wan'"),
-    (lambda p: _replace_device(p, "moon"), "placement[0].device: unknown device 'moon'"),
-    (lambda p: _replace_rate(p, 9.0), "rate_rps: the plan was made for 9 req/s"),
+    (lambda p: p.model_copy(update={"format": "circinus-plan/1"}),
+     "format: the simulator serves 'circinus-plan/2' plan files"),
+    (lambda p: _edit(p, _set("deployments.0.device", "moon")),
+     "deployments[0].device: unknown device 'moon'"),
+    (lambda p: _edit(p, _set("deployments.0.site", "edge")),
+     "deployments[0].site: device 'pool' stands at 'cloud' in this world, not 'edge'"),
+    (lambda p: _edit(p, _set("deployments.0.config", {"size": 3})),
+     "deployments[0].config: {'size': 3} is not a configuration of operator 'op'"),
+    (lambda p: _edit(p, _set("deployments.0.batch.max_batch_size", 8)),
+     "deployments[0].batch.max_batch_size: batch 8 is not profiled for 'op' {} on 'gpu'"),
+    (lambda p: _edit(p, _set("deployments.0.units_per_replica", 2.0)),
+     "deployments[0].units_per_replica: 2, but a replica of 'op' {} takes 1 units"),
+    (lambda p: _edit(p, _set("queries.0.route.0.deployments.0.deployment", "ghost")),
+     "queries[0].route[0].deployments[0].deployment: unknown deployment 'ghost'; known: "
+     "q0/st@pool"),
+    (lambda p: _edit(p, _set("queries.0.route.0.deployments.0.share", 0.9)),
+     "queries[0].route[0].deployments: shares sum to 0.9, not 1"),
+    (lambda p: _edit(p, _set("queries.0.route", [])),
+     "queries[0].route: must route each stage of pipeline 'p' once (st); missing ['st']"),
+    (lambda p: _edit(p, _set("queries.0.route.0.stage", "nope")),
+     "unknown ['nope']"),
+    (lambda p: _edit(p, _set("queries.0.rate_rps", 9.0)),
+     "queries[0].rate_rps: the plan was made for 9 req/s"),
 ])
 def test_plan_for_another_world(change: Callable[[PlanFile], PlanFile], message: str,
                                 make_plan: Callable[..., PlanFile]) -> None:
@@ -186,6 +236,27 @@ def test_plan_for_another_world(change: Callable[[PlanFile], PlanFile], message:
     with pytest.raises(SpecError, match="circinus plan WORLD") as err:
         compile_plan(build_index(parse_world(world)), plan, origin="p.json")
     assert message in str(err.value) and str(err.value).startswith("p.json: ")
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_profile_missing_on_the_device(make_plan: Callable[..., PlanFile]) -> None:
+    world = _two_sites()
+    plan = make_plan(world, _on_pool(world))
+    world["hardware"].append({"name": "tpu"})
+    world["devices"][0]["hardware"] = "tpu"
+    with pytest.raises(SpecError, match=r"deployments\[0\]\.device: operator 'op' \{\} has no "
+                       r"profile on 'tpu' \(device 'pool'\)"):
+        compile_plan(build_index(parse_world(world)), plan)
+
+
+def test_dedicated_deployment_serves_one_query(make_plan: Callable[..., PlanFile]) -> None:
+    world = _two_sites(rates=(1.0, 2.0))
+    index = build_index(parse_world(world))
+    shared = compile_plan(index, _two_queries_on_one_deployment()(make_plan))
+    assert len(shared.deployments) == 1
+    assert shared.allocated_units == (2.0,)  # the deployment's 2 replicas, counted once
+    with pytest.raises(SpecError, match="dedicated deployment 'op@pool' is routed by 2 queries"):
+        compile_plan(index, _two_queries_on_one_deployment("dedicated")(make_plan))
 
 
 def test_plan_without_link(make_plan: Callable[..., PlanFile]) -> None:
@@ -196,21 +267,10 @@ def test_plan_without_link(make_plan: Callable[..., PlanFile]) -> None:
         compile_plan(build_index(parse_world(world)), plan)
 
 
-def _replace_device(plan: PlanFile, device: str) -> PlanFile:
-    data = plan.model_dump()
-    data["queries"][0]["operators"][0]["placement"][0]["device"] = device
-    return PlanFile.model_validate(data)
-
-
-def _replace_rate(plan: PlanFile, rate: float) -> PlanFile:
-    data = plan.model_dump()
-    data["queries"][0]["rate_rps"] = rate
-    return PlanFile.model_validate(data)
-
-
 def test_independent_of_the_estimator() -> None:
     package = Path(__file__).resolve().parents[2] / "src" / "circinus" / "simulate"
     for path in package.glob("*.py"):
         text = path.read_text(encoding="utf-8")
-        for banned in ("circinus.estimate", "circinus.search", "circinus.planner"):
+        for banned in ("circinus.estimate", "circinus.search", "circinus.select",
+                       "circinus.planner"):
             assert banned not in text, f"{path.name} uses {banned}"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from circinus.simulate import PoissonArrivals, TraceArrivals, make_arrivals
 from circinus.simulate.network import max_in_flight, message_seconds, shared_link_finish
-from circinus.simulate.queues import batch_ready, busy_seconds, fifo_starts
+from circinus.simulate.queues import batch_ready, busy_seconds, fifo_starts, serve_batches
 from circinus.simulate.service import draw_service, profile_cv
 from circinus.spec.models import LatencyProfile
 
@@ -47,6 +47,39 @@ def test_batches_by_index() -> None:
     assert batch_ready(np.array([1.0, 2, 3, 4, 5]), 2).tolist() == [2.0, 4.0]
     assert batch_ready(np.array([1.0, 2, 3]), 1).tolist() == [1.0, 2.0, 3.0]
     assert len(batch_ready(np.array([1.0, 2, 3]), 4)) == 0
+
+
+def test_serve_batches_example() -> None:
+    # The docstring's example: batches (1, 2) with work 1 and 3, then (3, 4) with work 1 and 1.
+    got = serve_batches(np.array([3.0, 1, 2, 4]), np.array([1.0, 1, 3, 1]), batch=2,
+                        replicas=1, mean_s=1.0, noise=np.ones(2))
+    assert got.done.tolist() == [5.0, 4.0, 4.0, 5.0]
+    assert got.batch_of.tolist() == [1, 0, 0, 1]
+    assert got.ready.tolist() == [2.0, 4.0] and got.start.tolist() == [2.0, 4.0]
+    left = serve_batches(np.array([1.0, 2, 3]), np.ones(3), batch=2, replicas=1, mean_s=1.0,
+                         noise=np.ones(1))
+    assert left.done.tolist() == [3.0, 3.0, np.inf] and left.batch_of.tolist() == [0, 0, -1]
+
+
+@given(st.lists(st.tuples(st.floats(0, 10), st.sampled_from([0.5, 1.0, 3.0])), min_size=1,
+                max_size=40),
+       st.integers(1, 4), st.integers(1, 3))
+def test_serve_batches_matches_brute_force(requests: list[tuple[float, float]], batch: int,
+                                           servers: int) -> None:
+    ready = np.array([r[0] for r in requests])
+    work = np.array([r[1] for r in requests])
+    noise = np.linspace(0.5, 1.5, max(len(requests) // batch, 1))
+    got = serve_batches(ready, work, batch=batch, replicas=servers, mean_s=0.7, noise=noise)
+    fifo = sorted(range(len(requests)), key=lambda i: (ready[i], i))
+    groups = [fifo[k: k + batch] for k in range(0, len(fifo) - batch + 1, batch)]
+    at = [max(ready[i] for i in g) for g in groups]
+    service = [0.7 * sum(work[i] for i in g) / batch * noise[k] for k, g in enumerate(groups)]
+    starts = _fifo_brute(at, service, servers)
+    want = [np.inf] * len(requests)
+    for g, start, s in zip(groups, starts, service, strict=True):
+        for i in g:
+            want[i] = start + s
+    assert got.done.tolist() == pytest.approx(want, abs=1e-9)
 
 
 def test_busy_seconds_clips_to_window() -> None:

@@ -1,7 +1,9 @@
-"""The simulator against queueing theory: one stage, one device, Poisson arrivals.
+"""The simulator against queueing theory: one stage, one device, Poisson arrivals; one query,
+or several sharing one deployment (one queue, batches across queries).
 
-Tolerances are about four standard deviations of the estimate over seeds (measured: M/M/1 mean
-0.4 %, M/D/1 0.1 %, M/M/3 0.8 %, batch 0.2 % at these durations).
+Tolerances are two and a half to five standard deviations of the estimate over seeds 0-9
+(measured: M/M/1 mean 0.6 %, M/D/1 0.1 %, M/M/3 1.1 %, batch 0.2 %; shared M/M/1 0.45 %, fill
+wait of shared batches 0.4 %, shared M/M/3 1.0 %, its queueing 1.7 % at these durations).
 """
 
 from __future__ import annotations
@@ -119,3 +121,51 @@ def test_join_of_two_mm1_branches_and_the_estimator(build: Callable[..., SimWorl
     got = AnalyticEstimator(index=index).estimate(index.world.queries[0], plan)
     assert got.latency_mean_ms == pytest.approx(30.0, rel=0.005)  # E[max] of independent ones
     assert lat.p95_ms is not None and lat.p95_ms <= got.latency_ms <= 1.05 * lat.p95_ms
+
+
+def test_two_queries_share_one_mm1_queue(shared_queue: Callable[..., SimWorld]) -> None:
+    # Poisson streams of 20 and 40 req/s into one exponential server of mu = 100/s: one M/M/1
+    # queue at rho 0.6, and every request sees the merged queue, so both queries' mean sojourn
+    # is 1 / (mu - l1 - l2) = 25 ms. On a dedicated replica each, 1 / (mu - li): 12.5, 16.7 ms.
+    l1, l2, mu = 20.0, 40.0, 100.0
+    shared = _run(shared_queue(rates=(l1, l2), mean_ms=1000 / mu, cv=1.0), duration=20_000)
+    for q in shared.queries:
+        assert q.latency.mean_ms == pytest.approx(1000 / (mu - l1 - l2), rel=0.03)
+    (dep,) = shared.deployments
+    assert dep.utilization == pytest.approx((l1 + l2) / mu, rel=0.01)
+    assert dep.mean_queue_ms == pytest.approx(1000 * (l1 + l2) / mu / (mu - l1 - l2), rel=0.04)
+    alone = _run(shared_queue(rates=(l1, l2), mean_ms=1000 / mu, cv=1.0, shared=False),
+                 duration=20_000)
+    for q, lam in zip(alone.queries, (l1, l2), strict=True):
+        assert q.latency.mean_ms == pytest.approx(1000 / (mu - lam), rel=0.03)
+
+
+def test_batches_fill_from_every_query(shared_queue: Callable[..., SimWorld]) -> None:
+    # Batches of 4, constant 5 ms, shared by queries at 15 and 25 req/s: the merged stream of
+    # 40 req/s fills the batches, so a request of either query waits (b - 1) / (2 x 40) = 37.5 ms
+    # for its batch; dedicated, each fills from its own stream: 100 ms and 60 ms.
+    l1, l2, b, service = 15.0, 25.0, 4, 0.005
+    world = {"mean_ms": 2.0, "cv": 0.0, "batch": b, "batch_ms": {b: 1000 * service}}
+    shared = _run(shared_queue(rates=(l1, l2), **world), duration=5_000)
+    (dep,) = shared.deployments
+    assert dep.mean_fill_ms == pytest.approx(1000 * (b - 1) / (2 * (l1 + l2)), rel=0.015)
+    for q in shared.queries:
+        assert q.latency.mean_ms == pytest.approx(1000 * ((b - 1) / (2 * (l1 + l2)) + service),
+                                                  rel=0.015)
+    alone = _run(shared_queue(rates=(l1, l2), shared=False, **world), duration=5_000)
+    for d, lam in zip(alone.deployments, (l1, l2), strict=True):
+        assert d.mean_fill_ms == pytest.approx(1000 * (b - 1) / (2 * lam), rel=0.015)
+
+
+def test_mm3_shared_by_three_queries(shared_queue: Callable[..., SimWorld]) -> None:
+    # Three queries at 60, 80 and 100 req/s on one deployment of 3 exponential replicas of
+    # mu = 100/s: one M/M/3 queue at rho 0.8; each query's mean is the Erlang C wait + 1/mu.
+    rates, mu, c = (60.0, 80.0, 100.0), 100.0, 3
+    lam = sum(rates)
+    result = _run(shared_queue(rates=rates, mean_ms=1000 / mu, cv=1.0, replicas=c),
+                  duration=5_000)
+    wq = _erlang_c(c, lam / mu) / (c * mu - lam)
+    (dep,) = result.deployments
+    assert dep.mean_queue_ms == pytest.approx(1000 * wq, rel=0.05)
+    for q in result.queries:
+        assert q.latency.mean_ms == pytest.approx(1000 * (wq + 1 / mu), rel=0.03)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from circinus.cli.common import guard, write_atomic
 from circinus.errors import SpecError
+
+if TYPE_CHECKING:
+    from circinus.simulate import SimulationResult
 
 
 def simulate(
@@ -27,7 +32,8 @@ def simulate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the result (JSON) here.")
     ] = None,
-    show: Annotated[int, typer.Option(min=0, help="Queries and devices listed per table.")] = 20,
+    show: Annotated[int, typer.Option(
+        min=0, help="Queries, deployments and devices listed per table.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Serve the admitted plans of PLAN on WORLD's devices and links, and measure latency,
@@ -57,7 +63,36 @@ def simulate(
         if not quiet:
             console = Console()
             render_simulation(result, console, show=show)
+            if result.deployments:
+                console.print(deployments_table(result, show))
             if json_out is not None:
                 console.print(f"result written to {json_out}")
 
     guard(run)
+
+
+def deployments_table(result: SimulationResult, show: int) -> Table:
+    """The busiest ``show`` deployments: each with its queries and replicas x batch, the
+    requests it served, its measured (and predicted) utilisation, and the mean waits of its
+    requests for a batch to fill and in the queue of batches. Narrow: one text column, four
+    short numeric ones."""
+    t = Table(title="Deployments, busiest first: utilisation measured (predicted), mean "
+              "waits for the batch to fill and in the queue, ms")
+    t.add_column("deployment", overflow="fold", min_width=10)
+    for col in ("served", "util", "fill", "queue"):
+        t.add_column(col, no_wrap=True, justify="right")
+    ordered = sorted(result.deployments, key=lambda d: (-d.utilization, d.name))
+    for d in ordered[:show]:
+        shown = Text(d.name)
+        shown.append(f"\n{d.queries:,} {'query' if d.queries == 1 else 'queries'}, "
+                     f"{d.replicas}×{d.batch}", style="dim")
+        t.add_row(shown, f"{d.requests:,}",
+                  f"{d.utilization:.0%} ({d.predicted_utilization:.0%})",
+                  _ms(d.mean_fill_ms), _ms(d.mean_queue_ms))
+    if len(ordered) > show:
+        t.caption = f"... and {len(ordered) - show} more (use --show or --json)"
+    return t
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f}"

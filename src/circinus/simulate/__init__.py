@@ -1,9 +1,10 @@
 """A discrete-event serving simulator: what the plans of a plan file achieve when served.
 
 It is independent of the planner's estimator: it reads only the world (:mod:`circinus.spec`)
-and the plan file (:mod:`circinus.plan.file`), and serves every admitted query with
-arrivals (Poisson or a replayed trace), capacity-weighted routing, batching, FIFO replica
-queues, DAG joins and network transfers, with links shared among all queries.
+and the plan file (:mod:`circinus.plan.file`), and serves every admitted query with arrivals
+(Poisson or a replayed trace), routing with the plan's shares, one FIFO queue per deployment
+shared by all its queries (batches formed across queries), DAG joins and network transfers,
+with links shared among all queries.
 
 Usage::
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from circinus.errors import SpecError
 from circinus.plan.file import PlanFile
-from circinus.simulate.model import SimWorld, compile_plan
+from circinus.simulate.model import PLAN_FORMAT, REPLAN, SimWorld, compile_plan
 from circinus.spec.load import format_validation_error, load_indexed_world, read_document
 
 
@@ -20,9 +20,13 @@ def read_plan_file(path: str | Path) -> PlanFile:
             ...`` naming the first offending field.
     """
     data = read_document(path)
-    if not isinstance(data, dict) or data.get("format") != "circinus-plan/1":
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise SpecError(f"{path}: format: expected a plan file ('circinus-plan/1'), got "
+    got = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if got == "circinus-plan/1":
+        raise SpecError(f"{path}: format: 'circinus-plan/1' is a plan file of per-query "
+                        f"replicas; the simulator serves shared deployments "
+                        f"({PLAN_FORMAT!r}); {REPLAN}")
+    if got != PLAN_FORMAT:
+        raise SpecError(f"{path}: format: expected a plan file ({PLAN_FORMAT!r}), got "
                         f"{got!r}; write one with `circinus plan WORLD --json PLAN`")
     try:
         return PlanFile.model_validate(data)

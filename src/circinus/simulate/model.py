@@ -1,13 +1,14 @@
 """What the simulator serves: a plan file checked against its world and resolved to numbers.
 
 :func:`compile_plan` reads only the world (``circinus.spec``) and the plan file's models; it never
-asks the planner's estimator anything. Every admitted query becomes a :class:`SimQuery`: per
-stage its replica groups (device, replicas, batch service mean and cv from the profile, scaled by
-the query's ``work_scale``), the probability that a request is routed to each group and, per
-incoming DAG edge, the nominal time of a message from every upstream endpoint to every group and
-the link it crosses. A plan that does not fit its world (another world, an unknown device, a
-configuration the device has no profile for) is a :class:`~circinus.errors.SpecError` naming the
-plan's field and the way out.
+asks the planner's estimator anything. Every deployment of the plan becomes a
+:class:`SimDeployment` (device, replicas, batch size, the profile's batch service mean and cv);
+every admitted query a :class:`SimQuery`: per stage the deployments its route sends requests to
+and their shares, the query's work multiplier there and, per incoming DAG edge, the nominal time
+of a message from every upstream endpoint to every routed deployment and the link it crosses. A
+plan that does not fit its world (another world, an unknown device or deployment, a
+configuration the device has no profile for, shares that do not sum to 1) is a
+:class:`~circinus.errors.SpecError` naming the plan's field and the way out.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal, NoReturn
 
 import numpy as np
 
 from circinus.errors import SpecError
-from circinus.plan.file import OperatorOut, PlanFile, PredictedOut, QueryOut
+from circinus.plan.file import DeploymentOut, PlanFile, PredictedOut, QueryOut
 from circinus.simulate.network import MBIT_PER_KB, message_seconds
 from circinus.simulate.service import batch_mean_ms, profile_cv
-from circinus.spec.index import PipelineIndex, WorldIndex
+from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query
 
 REPLAN = "plan this world again with `circinus plan WORLD --json PLAN`"
+PLAN_FORMAT = "circinus-plan/2"
+"""The plan file format the simulator serves (shared deployments)."""
+SHARE_TOLERANCE = 1e-6
+"""A stage's route shares must sum to 1 within this."""
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,26 @@ class SimLink:
 
 
 @dataclass(frozen=True)
-class SimGroup:
-    """The replicas of one stage of one query on one device: a FIFO queue of batches."""
+class SimDeployment:
+    """One deployment: ``replicas`` servers on a device taking batches from one FIFO queue fed
+    by every query routed to it."""
 
+    name: str
+    position: int
+    """Position in the plan's deployment list: it seeds the deployment's service draws."""
     device: int
     """Position of the device in the world's device list."""
+    sharing: Literal["shared", "dedicated"]
+    """As the plan says; both are served the same way."""
     replicas: int
+    batch: int
     mean_s: float
-    """Mean service time of one batch, seconds (profile x work_scale)."""
+    """Mean service time of one batch at work multiplier 1, seconds (the profile's)."""
     cv: float
     units: float
     """Capacity units one replica occupies."""
+    predicted_utilization: float
+    """The plan's predicted busy fraction of its replicas."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,8 @@ class SimEdge:
     mbit: float
     """Message size, Mbit."""
     delay: np.ndarray
-    """Nominal seconds from upstream endpoint ``i`` to group ``j`` (shape ``[up, groups]``)."""
+    """Nominal seconds from upstream endpoint ``i`` to routed deployment ``j`` (shape
+    ``[up, routes]``)."""
     link: np.ndarray
     """Link position crossed from ``i`` to ``j``, or -1 on the same site (same shape)."""
 
@@ -81,13 +97,15 @@ class SimEdge:
 
 @dataclass(frozen=True)
 class SimStage:
-    """One stage of a query: batch size, replica groups, routing shares and inputs."""
+    """One stage of a query: where its requests go, with which work, and its inputs."""
 
     name: str
-    batch: int
-    groups: tuple[SimGroup, ...]
+    deployments: tuple[int, ...]
+    """Positions (in :attr:`SimWorld.deployments`) of the deployments of the stage's route."""
     shares: np.ndarray
-    """Probability that a request goes to each group: proportional to replicas x b / t_b."""
+    """Fraction of the stage's requests sent to each of them (sums to 1)."""
+    work: float
+    """Work multiplier of this query's requests at this stage (its ``work_scale``, default 1)."""
     inputs: tuple[SimEdge, ...]
 
 
@@ -96,7 +114,7 @@ class SimQuery:
     """An admitted query resolved to numbers, with what its plan file predicted."""
 
     position: int
-    """Position in the world's query list: it seeds the query's random streams."""
+    """Position in the world's query list: it seeds the query's arrivals and routes."""
     spec: Query
     stages: tuple[SimStage, ...]
     """In topological order; the last is the sink."""
@@ -107,14 +125,15 @@ class SimQuery:
 
 @dataclass(frozen=True)
 class SimWorld:
-    """Everything the engine needs: the admitted queries, the devices and the links."""
+    """Everything the engine needs: the deployments, the admitted queries, devices and links."""
 
     world: str
+    deployments: tuple[SimDeployment, ...]
     queries: tuple[SimQuery, ...]
     devices: tuple[str, ...]
     links: tuple[SimLink, ...]
     allocated_units: tuple[float, ...]
-    """Units the admitted plans allocate on each device."""
+    """Units the plan's deployments allocate on each device (replicas x units per replica)."""
     capacity_units: tuple[float, ...]
     predicted_goodput: float
     total_queries: int
@@ -127,9 +146,12 @@ def compile_plan(index: WorldIndex, plan: PlanFile, *, origin: str = "plan") -> 
 
     Raises:
         SpecError: the plan is for another world or does not fit this one, e.g.
-            ``plan.json: queries[3].operators[0].placement[0].device: unknown device 'gpu-9'``.
+            ``plan.json: deployments[3].device: unknown device 'gpu-9'``.
     """
     world = index.world
+    if plan.format != PLAN_FORMAT:
+        raise SpecError(f"{origin}: format: the simulator serves {PLAN_FORMAT!r} plan files "
+                        f"(shared deployments), not {plan.format!r}; {REPLAN}")
     if plan.world != world.name:
         raise SpecError(f"{origin}: world: the plan is for world {plan.world!r}, not "
                         f"{world.name!r}; pass the matching world, or {REPLAN}")
@@ -137,10 +159,21 @@ def compile_plan(index: WorldIndex, plan: PlanFile, *, origin: str = "plan") -> 
     if len(plan.queries) != len(specs):
         raise SpecError(f"{origin}: queries: the plan has {len(plan.queries)} queries, the world "
                         f"{len(specs)}; {REPLAN}")
+    dev_pos = {d.name: i for i, d in enumerate(world.devices)}
+    deployments = tuple(_deployment(index, f"{origin}: deployments[{i}]", i, dep, dev_pos)
+                        for i, dep in enumerate(plan.deployments))
+    dep_pos: dict[str, int] = {}
+    for i, dep in enumerate(plan.deployments):
+        if dep.name in dep_pos:
+            raise SpecError(f"{origin}: deployments[{i}].name: {dep.name!r} is also "
+                            f"deployments[{dep_pos[dep.name]}]; names must be unique; {REPLAN}")
+        dep_pos[dep.name] = i
+    allocated = [0.0] * len(world.devices)
+    for d in deployments:
+        allocated[d.device] += d.replicas * d.units
     links = sorted(index.links.items())
     link_pos = {pair: i for i, (pair, _) in enumerate(links)}
-    dev_pos = {d.name: i for i, d in enumerate(world.devices)}
-    allocated = [0.0] * len(world.devices)
+    resolve = _Resolver(index, plan.deployments, deployments, dep_pos, link_pos)
     queries = []
     for qi, out in enumerate(plan.queries):
         path = f"{origin}: queries[{qi}]"
@@ -152,23 +185,22 @@ def compile_plan(index: WorldIndex, plan: PlanFile, *, origin: str = "plan") -> 
             continue
         if out.predicted is None:
             raise SpecError(f"{path}.predicted: an admitted query needs its prediction; {REPLAN}")
-        stages = _stages(index, path, out, spec, dev_pos, link_pos)
-        for st in stages:
-            for g in st.groups:
-                allocated[g.device] += g.replicas * g.units
+        stages = resolve.stages(path, out, spec)
         queries.append(SimQuery(position=position, spec=spec, stages=stages,
-                                predicted=out.predicted, extra_arrivals=_extra(stages)))
+                                predicted=out.predicted,
+                                extra_arrivals=_extra(stages, deployments)))
+    resolve.check_dedicated(origin)
     sim_links = tuple(SimLink(src=s, dst=d, bandwidth_mbps=ln.bandwidth_mbps,
                               rtt_s=ln.rtt_ms / 1000.0, capacity_mbps=ln.capacity_mbps)
                       for (s, d), ln in links)
     return SimWorld(
-        world=world.name, queries=tuple(queries), devices=tuple(d.name for d in world.devices),
-        links=sim_links, allocated_units=tuple(allocated),
-        capacity_units=tuple(d.units for d in world.devices),
+        world=world.name, deployments=deployments, queries=tuple(queries),
+        devices=tuple(d.name for d in world.devices), links=sim_links,
+        allocated_units=tuple(allocated), capacity_units=tuple(d.units for d in world.devices),
         predicted_goodput=plan.goodput, total_queries=len(plan.queries))
 
 
-def _unknown(path: str, name: str, known: Iterable[str], what: str) -> None:
+def _unknown(path: str, name: str, known: Iterable[str], what: str) -> NoReturn:
     pool = sorted(set(known))
     hint = ", ".join(pool[:8]) + (", ..." if len(pool) > 8 else "") or "none"
     raise SpecError(f"{path}: unknown {what} {name!r}; known: {hint}; {REPLAN}")
@@ -184,126 +216,182 @@ def _same_query(path: str, out: QueryOut, spec: Query) -> None:
                         f"world's {out.name!r} sends {spec.rate_rps:g}; {REPLAN}")
 
 
-def _stages(index: WorldIndex, path: str, out: QueryOut, spec: Query,
-            dev_pos: dict[str, int], link_pos: dict[tuple[str, str], int]
-            ) -> tuple[SimStage, ...]:
-    pipe = index.pipelines[spec.pipeline]
-    by_stage = {op.stage: (i, op) for i, op in enumerate(out.operators)}
-    missing = [s for s in pipe.order if s not in by_stage]
-    if missing or len(by_stage) != len(out.operators) or len(out.operators) != len(pipe.order):
-        extra = sorted(set(by_stage) - set(pipe.order))
-        raise SpecError(f"{path}.operators: must plan each stage of pipeline {spec.pipeline!r} "
-                        f"once ({', '.join(pipe.order)}); missing {missing or 'none'}, unknown "
-                        f"{extra or 'none'}; {REPLAN}")
-    stage_pos = {s: i for i, s in enumerate(pipe.order)}
-    sources = list(pipe.source_kb)
-    stages: list[SimStage] = []
-    sizes: list[float] = []  # output KB of each stage, in order
-    groups_at: list[tuple[SimGroup, ...]] = []
-    edge_key = 0
-    for s in pipe.order:
-        oi, op = by_stage[s]
-        groups, out_kb = _groups(index, f"{path}.operators[{oi}]", op, spec, pipe, dev_pos)
-        inputs = []
-        for pred in pipe.preds[s]:
-            if pred in stage_pos:
-                src = stage_pos[pred]
-                up_sites = [index.world.devices[g.device].site for g in groups_at[src]]
-                up_devs = [g.device for g in groups_at[src]]
-                kb = sizes[src]
-            else:
-                src = -1 - sources.index(pred)
-                up_sites = [spec.sources[pred]]
-                up_devs = [-1]
-                kb = pipe.source_kb[pred]
-            delay, link = _routes(index, f"{path}.operators[{oi}]", kb, up_sites, up_devs,
-                                  groups, link_pos)
-            inputs.append(SimEdge(key=edge_key, src=src, mbit=kb * MBIT_PER_KB, delay=delay,
-                                  link=link))
-            edge_key += 1
-        cap = np.array([g.replicas * op.allocation.batch / g.mean_s for g in groups])
-        stages.append(SimStage(name=s, batch=op.allocation.batch, groups=groups,
-                               shares=cap / cap.sum(), inputs=tuple(inputs)))
-        sizes.append(out_kb)
-        groups_at.append(groups)
-    return tuple(stages)
-
-
-def _groups(index: WorldIndex, path: str, op: OperatorOut, spec: Query, pipe: PipelineIndex,
-            dev_pos: dict[str, int]) -> tuple[tuple[SimGroup, ...], float]:
-    """The replica groups of one planned stage and the stage's output size, KB."""
-    operator = index.operators[pipe.operator_of[op.stage]]
-    if op.operator != operator.spec.name:
-        raise SpecError(f"{path}.operator: stage {op.stage!r} runs operator "
-                        f"{operator.spec.name!r} in this world, not {op.operator!r}; {REPLAN}")
+def _deployment(index: WorldIndex, path: str, position: int, dep: DeploymentOut,
+                dev_pos: dict[str, int]) -> SimDeployment:
+    """One deployment checked against the world: operator, configuration, device, profile."""
+    operator = index.operators.get(dep.operator)
+    if operator is None:
+        _unknown(f"{path}.operator", dep.operator, index.operators, "operator")
     try:
-        key = operator.key_of(op.configuration)
+        key = operator.key_of(dep.config)
     except KeyError as exc:
-        raise SpecError(f"{path}.configuration: knob {exc.args[0]!r} of operator "
-                        f"{op.operator!r} has no value; {REPLAN}") from None
-    if key not in operator.output_kb or len(op.configuration) != len(operator.knob_names):
-        raise SpecError(f"{path}.configuration: {op.configuration!r} is not a configuration of "
-                        f"operator {op.operator!r}; {REPLAN}")
-    if not op.placement:
-        raise SpecError(f"{path}.placement: an admitted stage needs at least one device; {REPLAN}")
-    scale = spec.work_scale.get(op.stage, 1.0)
-    groups = []
-    for ri, rep in enumerate(op.placement):
-        rpath = f"{path}.placement[{ri}]"
-        if rep.device not in dev_pos:
-            _unknown(f"{rpath}.device", rep.device, dev_pos, "device")
-        dev = index.devices[rep.device]
-        if rep.site != dev.site:
-            raise SpecError(f"{rpath}.site: device {rep.device!r} stands at {dev.site!r} in this "
-                            f"world, not {rep.site!r}; {REPLAN}")
-        profile = operator.profiles.get((key, dev.hardware))
-        if profile is None:
-            raise SpecError(f"{rpath}.device: operator {op.operator!r} {op.configuration!r} has "
-                            f"no profile on {dev.hardware!r} (device {rep.device!r}); {REPLAN}")
-        mean_ms = batch_mean_ms(profile, op.allocation.batch)
-        if mean_ms is None:
-            raise SpecError(f"{path}.allocation.batch: batch {op.allocation.batch} is not "
-                            f"profiled for {op.operator!r} {op.configuration!r} on "
-                            f"{dev.hardware!r}; {REPLAN}")
-        groups.append(SimGroup(device=dev_pos[rep.device], replicas=rep.replicas,
-                               mean_s=mean_ms * scale / 1000.0, cv=profile_cv(profile),
-                               units=profile.units))
-    if len({g.device for g in groups}) != len(groups):
-        raise SpecError(f"{path}.placement: a device is listed twice; {REPLAN}")
-    return tuple(groups), operator.output_kb[key]
+        raise SpecError(f"{path}.config: knob {exc.args[0]!r} of operator {dep.operator!r} has "
+                        f"no value; {REPLAN}") from None
+    if key not in operator.output_kb or len(dep.config) != len(operator.knob_names):
+        raise SpecError(f"{path}.config: {dep.config!r} is not a configuration of operator "
+                        f"{dep.operator!r}; {REPLAN}")
+    if dep.device not in dev_pos:
+        _unknown(f"{path}.device", dep.device, dev_pos, "device")
+    dev = index.devices[dep.device]
+    if dep.site != dev.site:
+        raise SpecError(f"{path}.site: device {dep.device!r} stands at {dev.site!r} in this "
+                        f"world, not {dep.site!r}; {REPLAN}")
+    profile = operator.profiles.get((key, dev.hardware))
+    if profile is None:
+        raise SpecError(f"{path}.device: operator {dep.operator!r} {dep.config!r} has no "
+                        f"profile on {dev.hardware!r} (device {dep.device!r}); {REPLAN}")
+    batch = dep.batch.max_batch_size
+    mean_ms = batch_mean_ms(profile, batch)
+    if mean_ms is None:
+        raise SpecError(f"{path}.batch.max_batch_size: batch {batch} is not profiled for "
+                        f"{dep.operator!r} {dep.config!r} on {dev.hardware!r}; {REPLAN}")
+    if dep.batch.timeout_ms is not None:
+        raise SpecError(f"{path}.batch.timeout_ms: the simulator serves batches when full, as "
+                        f"the planner sizes them; got a timeout of {dep.batch.timeout_ms:g} ms; "
+                        f"{REPLAN}")
+    if not math.isclose(dep.units_per_replica, profile.units, rel_tol=1e-9, abs_tol=1e-12):
+        raise SpecError(f"{path}.units_per_replica: {dep.units_per_replica:g}, but a replica of "
+                        f"{dep.operator!r} {dep.config!r} takes {profile.units:g} units on "
+                        f"{dev.hardware!r} in this world; {REPLAN}")
+    return SimDeployment(
+        name=dep.name, position=position, device=dev_pos[dep.device], sharing=dep.sharing,
+        replicas=dep.replicas, batch=batch, mean_s=mean_ms / 1000.0, cv=profile_cv(profile),
+        units=profile.units, predicted_utilization=dep.utilization)
 
 
-def _routes(index: WorldIndex, path: str, kb: float, up_sites: list[str], up_devs: list[int],
-            groups: tuple[SimGroup, ...], link_pos: dict[tuple[str, str], int]
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Nominal message seconds and crossed link from every upstream endpoint to every group."""
-    delay = np.zeros((len(up_sites), len(groups)))
-    link = np.full((len(up_sites), len(groups)), -1, dtype=np.intp)
-    devices = index.world.devices
-    for i, (site_a, dev_a) in enumerate(zip(up_sites, up_devs, strict=True)):
-        for j, g in enumerate(groups):
-            site_b = devices[g.device].site
-            if dev_a == g.device:
-                continue
-            if site_a == site_b:
-                site = index.sites[site_a]
-                delay[i, j] = message_seconds(kb, site.lan_bandwidth_mbps, site.lan_rtt_ms)
-                continue
-            ln = index.link(site_a, site_b)
-            if ln is None:
-                raise SpecError(f"{path}.placement: no link from site {site_a!r} to "
-                                f"{site_b!r} (device {devices[g.device].name!r}) in this world; "
-                                f"{REPLAN}")
-            solo = min(ln.bandwidth_mbps, ln.capacity_mbps or math.inf)
-            delay[i, j] = message_seconds(kb, solo, ln.rtt_ms)
-            link[i, j] = link_pos[site_a, site_b]
-    return delay, link
+class _Resolver:
+    """Resolves the admitted queries' routes against the checked deployments."""
+
+    def __init__(self, index: WorldIndex, plans: list[DeploymentOut],
+                 deployments: tuple[SimDeployment, ...], dep_pos: dict[str, int],
+                 link_pos: dict[tuple[str, str], int]) -> None:
+        self.index = index
+        self.plans = plans
+        self.deployments = deployments
+        self.dep_pos = dep_pos
+        self.link_pos = link_pos
+        self.users: dict[int, set[str]] = {}
+        """Per deployment position, the queries routed to it."""
+
+    def stages(self, path: str, out: QueryOut, spec: Query) -> tuple[SimStage, ...]:
+        """The query's stages in topological order, each with its routed deployments."""
+        pipe = self.index.pipelines[spec.pipeline]
+        by_stage = {r.stage: i for i, r in enumerate(out.route)}
+        missing = [s for s in pipe.order if s not in by_stage]
+        if missing or len(by_stage) != len(out.route) or len(out.route) != len(pipe.order):
+            extra = sorted(set(by_stage) - set(pipe.order))
+            raise SpecError(f"{path}.route: must route each stage of pipeline {spec.pipeline!r} "
+                            f"once ({', '.join(pipe.order)}); missing {missing or 'none'}, "
+                            f"unknown {extra or 'none'}; {REPLAN}")
+        stage_pos = {s: i for i, s in enumerate(pipe.order)}
+        sources = list(pipe.source_kb)
+        stages: list[SimStage] = []
+        sizes: list[float] = []  # output KB of each stage, in order
+        edge_key = 0
+        for s in pipe.order:
+            ri = by_stage[s]
+            rpath = f"{path}.route[{ri}]"
+            targets, shares = self._route(rpath, out, ri, pipe.operator_of[s])
+            inputs = []
+            for pred in pipe.preds[s]:
+                if pred in stage_pos:
+                    src = stage_pos[pred]
+                    up_devs = [self.deployments[d].device for d in stages[src].deployments]
+                    up_sites = [self.index.world.devices[d].site for d in up_devs]
+                    kb = sizes[src]
+                else:
+                    src = -1 - sources.index(pred)
+                    up_sites = [spec.sources[pred]]
+                    up_devs = [-1]
+                    kb = pipe.source_kb[pred]
+                delay, link = self._transfers(rpath, kb, up_sites, up_devs, targets)
+                inputs.append(SimEdge(key=edge_key, src=src, mbit=kb * MBIT_PER_KB,
+                                      delay=delay, link=link))
+                edge_key += 1
+            stages.append(SimStage(name=s, deployments=targets, shares=shares,
+                                   work=spec.work_scale.get(s, 1.0), inputs=tuple(inputs)))
+            first = self.plans[targets[0]]
+            operator = self.index.operators[first.operator]
+            sizes.append(operator.output_kb[operator.key_of(first.config)])
+        return tuple(stages)
+
+    def _route(self, path: str, out: QueryOut, ri: int, operator: str
+               ) -> tuple[tuple[int, ...], np.ndarray]:
+        """The deployments of one stage's route and their shares, checked."""
+        targets: list[int] = []
+        for k, step in enumerate(out.route[ri].deployments):
+            spath = f"{path}.deployments[{k}].deployment"
+            pos = self.dep_pos.get(step.deployment)
+            if pos is None:
+                _unknown(spath, step.deployment, self.dep_pos, "deployment")
+            if pos in targets:
+                raise SpecError(f"{spath}: {step.deployment!r} is listed twice; {REPLAN}")
+            dep = self.plans[pos]
+            if dep.operator != operator:
+                raise SpecError(f"{spath}: deployment {step.deployment!r} runs operator "
+                                f"{dep.operator!r}, stage {out.route[ri].stage!r} runs "
+                                f"{operator!r}; {REPLAN}")
+            if targets:
+                first = self.plans[targets[0]]
+                if dep.config != first.config:
+                    raise SpecError(f"{spath}: deployment {step.deployment!r} runs "
+                                    f"{dep.config!r}, {first.name!r} of the same stage "
+                                    f"{first.config!r}; a stage runs one configuration; {REPLAN}")
+            targets.append(pos)
+            self.users.setdefault(pos, set()).add(out.name)
+        shares = np.array([step.share for step in out.route[ri].deployments])
+        total = float(shares.sum())
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise SpecError(f"{path}.deployments: shares sum to {total:.9g}, not 1; {REPLAN}")
+        return tuple(targets), shares / total
+
+    def _transfers(self, path: str, kb: float, up_sites: list[str], up_devs: list[int],
+                   targets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Nominal message seconds and crossed link from every upstream endpoint to every
+        routed deployment."""
+        delay = np.zeros((len(up_sites), len(targets)))
+        link = np.full((len(up_sites), len(targets)), -1, dtype=np.intp)
+        index = self.index
+        devices = index.world.devices
+        for i, (site_a, dev_a) in enumerate(zip(up_sites, up_devs, strict=True)):
+            for j, pos in enumerate(targets):
+                dev_b = self.deployments[pos].device
+                site_b = devices[dev_b].site
+                if dev_a == dev_b:
+                    continue
+                if site_a == site_b:
+                    site = index.sites[site_a]
+                    delay[i, j] = message_seconds(kb, site.lan_bandwidth_mbps, site.lan_rtt_ms)
+                    continue
+                ln = index.link(site_a, site_b)
+                if ln is None:
+                    raise SpecError(f"{path}.deployments[{j}]: no link from site {site_a!r} to "
+                                    f"{site_b!r} (device {devices[dev_b].name!r}) in this "
+                                    f"world; {REPLAN}")
+                solo = min(ln.bandwidth_mbps, ln.capacity_mbps or math.inf)
+                delay[i, j] = message_seconds(kb, solo, ln.rtt_ms)
+                link[i, j] = self.link_pos[site_a, site_b]
+        return delay, link
+
+    def check_dedicated(self, origin: str) -> None:
+        """A dedicated deployment serves one query."""
+        for pos, users in sorted(self.users.items()):
+            dep = self.plans[pos]
+            if dep.sharing == "dedicated" and len(users) > 1:
+                raise SpecError(f"{origin}: deployments[{pos}].sharing: dedicated deployment "
+                                f"{dep.name!r} is routed by {len(users)} queries "
+                                f"({', '.join(sorted(users)[:3])}); a dedicated deployment "
+                                f"serves one query; {REPLAN}")
 
 
-def _extra(stages: tuple[SimStage, ...]) -> int:
-    """Arrivals to simulate after the end: enough that each group's last measured batch fills.
+def _extra(stages: tuple[SimStage, ...], deployments: tuple[SimDeployment, ...]) -> int:
+    """Arrivals to simulate after the end: enough that the query's last measured batches fill
+    even without other queries.
 
-    Per stage, ``2b + 4`` more requests are wanted on the group with the smallest share.
+    Per stage, ``2b + 4`` more requests are wanted on the routed deployment that needs the most
+    of the query's arrivals for them (batch ``b`` over its share).
     """
-    need = sum(math.ceil((2 * st.batch + 4) / float(st.shares.min())) for st in stages)
+    need = sum(max(math.ceil((2 * deployments[d].batch + 4) / float(share))
+                   for d, share in zip(st.deployments, st.shares.tolist(), strict=True))
+               for st in stages)
     return min(need, 100_000)

@@ -1,39 +1,31 @@
-"""One admitted query served end to end: routing, transfers, batching, FIFO queues, DAG joins.
+"""One admitted query's requests on their way through its stages: routes, ready and finish times.
 
-NOTE: a query's replicas are its own (queries never share replicas; only links are shared), so a
-query is simulated on its own, stage by stage in topological order, with whole arrays of
-requests instead of events:
+NOTE: a :class:`QueryFlow` holds, per stage, where each request was routed, when it was ready
+there and when it finished; the deployments (:mod:`circinus.simulate.deployment`) write the
+finish times of the requests they serve, the flow derives the next stages' ready times from
+them:
 
-1. every request is routed at each stage to one of the stage's replica groups at random, with
-   the probability the planner assumes (proportional to replicas x b / t_b): a
-   capacity-weighted balancer, which splits the Poisson stream into independent Poisson
-   streams exactly as the planner's per-device M/G/c model does (join-shortest-queue would do
-   better than the planner assumes and so check a different model);
-2. a request is ready at a stage when the messages of all its predecessors have arrived (a
-   join waits for the last); the sources emit at the arrival;
-3. per group, requests queue in the order they became ready, form batches of ``b``
-   (:func:`~circinus.simulate.queues.batch_ready`) and are served by the group's replicas
-   first come, first served (:func:`~circinus.simulate.queues.fifo_starts`); every request of a
-   batch finishes with it;
-4. the request completes when the sink finishes it.
+1. every request is routed at each stage to one of the deployments of the stage's route at
+   random, with the plan's shares (a Poisson stream split at random stays Poisson, the
+   planner's model); the routes are drawn once, from the query's own stream, so they never
+   depend on other queries or on timing;
+2. a request is ready at a stage when the messages of all its predecessors have arrived (a join
+   waits for the last); the sources emit at the arrival; a message takes its nominal time, or
+   the time the engine's link sharing gave it (:meth:`QueryFlow.override`);
+3. the request completes when the sink finishes it.
 
-Transfers over a link with a capacity take the times the engine passes in ``overrides`` (what
-the link's processor sharing gave in the previous round), else their nominal time; the run
-reports every link transfer so the engine can share the links among all queries. All random
-draws come from the query's own stream, in an order that depends only on request counts, so a
-rerun with other transfer times draws the same routes and service times.
+The flow keeps track of what must be computed again: a stage is *dirty* when a predecessor's
+finish times or its transfer times moved, and its ready times then get a new *version*; a
+deployment serves again only when the version of one of its inputs moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from circinus.simulate.model import SimQuery, SimStage
-from circinus.simulate.queues import batch_ready, busy_seconds, fifo_starts
-from circinus.simulate.service import draw_service
+from circinus.simulate.model import SimQuery
 
 
 @dataclass(frozen=True)
@@ -49,83 +41,114 @@ class Transfers:
     start: np.ndarray
     """When each message was sent, seconds."""
     seconds: np.ndarray
-    """How long each took in this run (nominal, or as given by the engine)."""
+    """How long each took (nominal, or as the engine's link sharing gave it)."""
     mbit: float
     """Size of every message of the edge, Mbit."""
 
 
-@dataclass(frozen=True)
-class QueryRun:
-    """What one run of a query measured (requests arriving inside the window only)."""
+class QueryFlow:
+    """The state of one query's requests (see the module note). Mutable; owned by the engine."""
 
-    latency: np.ndarray
-    """End-to-end latency of each measured request, seconds (``inf``: never completed)."""
-    busy: tuple[float, ...]
-    """Busy replica-seconds inside the window of each replica group, stage by stage."""
-    transfers: tuple[Transfers, ...]
+    def __init__(self, query: SimQuery, arrivals: np.ndarray, *, seed: int) -> None:
+        self.query = query
+        self.arrivals = arrivals
+        rng = np.random.default_rng([seed, query.position, 1])
+        n = len(arrivals)
+        self.routed: list[np.ndarray] = []
+        """Per stage, the position in the stage's route of each request's deployment."""
+        self.rows: list[list[np.ndarray]] = []
+        """Per stage and routed deployment, the requests sent there."""
+        for st in query.stages:
+            k = len(st.deployments)
+            to = (rng.choice(k, size=n, p=st.shares) if k > 1 else np.zeros(n, dtype=np.intp))
+            self.routed.append(to)
+            self.rows.append([np.flatnonzero(to == j) for j in range(k)] if k > 1
+                             else [np.arange(n)])
+        stages = len(query.stages)
+        self.finish = [np.full(n, np.nan) for _ in range(stages)]
+        self.ready: list[np.ndarray | None] = [None] * stages
+        self.version = [0] * stages
+        self.dirty = set(range(stages))
+        """Stages whose ready times must be computed again."""
+        self.transfers: dict[int, Transfers] = {}
+        self._overrides: dict[int, np.ndarray] = {}
+        self._edge_stage = {e.key: si for si, st in enumerate(query.stages) for e in st.inputs}
+        self._next: list[list[int]] = [[] for _ in range(stages)]
+        for si, st in enumerate(query.stages):
+            for e in st.inputs:
+                if e.src >= 0:
+                    self._next[e.src].append(si)
 
+    def start_from_lower_bound(self) -> None:
+        """Set every finish time to a lower bound: transfers only, no waiting nor service.
 
-def run_query(query: SimQuery, arrivals: np.ndarray, *, seed: int,
-              window: tuple[float, float],
-              overrides: Mapping[int, np.ndarray] | None = None) -> QueryRun:
-    """Serve ``arrivals`` (sorted, seconds) through the query's plan; see the module note.
+        A cycle of deployments reads finish times before they are computed in a round; starting
+        from below, the rounds rise to the fixed point.
+        """
+        for si in range(len(self.query.stages)):
+            self.finish[si] = self.ready_at(si).copy()
+        self.dirty = set(range(len(self.query.stages)))
 
-    ``window`` is ``[start, end)`` of the measurement; ``overrides`` maps an edge key to the
-    seconds each request's message on that edge takes (``nan``: nominal), for links with a
-    capacity.
-    """
-    rng = np.random.default_rng([seed, query.position, 1])
-    n = len(arrivals)
-    finish: list[np.ndarray] = []
-    routed: list[np.ndarray] = []
-    busy: list[float] = []
-    transfers: list[Transfers] = []
-    for stage in query.stages:
-        groups = len(stage.groups)
-        to = (rng.choice(groups, size=n, p=stage.shares) if groups > 1
-              else np.zeros(n, dtype=np.intp))
-        ready = _ready(stage, arrivals, finish, routed, to, overrides or {}, transfers)
-        done = np.empty(n)
-        for gi, group in enumerate(stage.groups):
-            idx = np.flatnonzero(to == gi) if groups > 1 else np.arange(n)
-            order = np.argsort(ready[idx], kind="stable")
-            batches = batch_ready(ready[idx][order], stage.batch)
-            service = draw_service(rng, len(batches), group.mean_s, group.cv)
-            start = fifo_starts(batches, service, group.replicas)
-            end = start + service
-            completed = np.full(len(idx), np.inf)
-            completed[: len(batches) * stage.batch] = np.repeat(end, stage.batch)
-            done[idx[order]] = completed
-            busy.append(busy_seconds(start, end, *window))
-        finish.append(done)
-        routed.append(to)
-    measured = (arrivals >= window[0]) & (arrivals < window[1])
-    latency = finish[-1][measured] - arrivals[measured]
-    return QueryRun(latency=latency, busy=tuple(busy), transfers=tuple(transfers))
+    def ready_at(self, si: int) -> np.ndarray:
+        """Ready times of stage ``si`` (computed again when the stage is dirty)."""
+        cached = self.ready[si]
+        if si not in self.dirty and cached is not None:
+            return cached
+        self.dirty.discard(si)
+        ready = self._compute_ready(si)
+        if cached is None or not np.array_equal(cached, ready):
+            self.ready[si] = ready
+            self.version[si] += 1
+            return ready
+        return cached
 
+    def set_finish(self, si: int, rows: np.ndarray, done: np.ndarray) -> None:
+        """Record when the requests ``rows`` of stage ``si`` finished; marks the next stages
+        dirty when that moved."""
+        old = self.finish[si]
+        if np.array_equal(old[rows], done):
+            return
+        old[rows] = done
+        self.dirty.update(self._next[si])
 
-def _ready(stage: SimStage, arrivals: np.ndarray, finish: list[np.ndarray],
-           routed: list[np.ndarray], to: np.ndarray, overrides: Mapping[int, np.ndarray],
-           transfers: list[Transfers]) -> np.ndarray:
-    """When each request has all its inputs at the group it was routed to."""
-    ready: np.ndarray | None = None
-    for edge in stage.inputs:
-        if edge.src < 0:
-            sent = arrivals
-            frm = np.zeros(len(arrivals), dtype=np.intp)
-        else:
-            sent, frm = finish[edge.src], routed[edge.src]
-        delay = edge.delay[frm, to]
-        if edge.crosses:
-            link = edge.link[frm, to]
-            rows = np.flatnonzero((link >= 0) & np.isfinite(sent))
-            given = overrides.get(edge.key)
-            if given is not None:
-                use = rows[~np.isnan(given[rows])]
-                delay[use] = given[use]
-            transfers.append(Transfers(edge=edge.key, rows=rows, link=link[rows],
-                                       start=sent[rows], seconds=delay[rows], mbit=edge.mbit))
-        t = sent + delay
-        ready = t if ready is None else np.maximum(ready, t)
-    assert ready is not None  # every stage has an input (the spec checks reachability)
-    return ready
+    def override(self, edge: int, seconds: np.ndarray) -> None:
+        """The messages of ``edge`` that cross a link take ``seconds`` (one per record of
+        :attr:`transfers`); marks the edge's stage dirty."""
+        tr = self.transfers[edge]
+        full = np.full(len(self.arrivals), np.nan)
+        full[tr.rows] = seconds
+        self._overrides[edge] = full
+        self.dirty.add(self._edge_stage[edge])
+
+    def latency(self, window: tuple[float, float]) -> np.ndarray:
+        """End-to-end latency of the requests arriving inside ``window``, seconds."""
+        a = self.arrivals
+        measured = (a >= window[0]) & (a < window[1])
+        out: np.ndarray = self.finish[-1][measured] - a[measured]
+        return out
+
+    def _compute_ready(self, si: int) -> np.ndarray:
+        stage = self.query.stages[si]
+        to = self.routed[si]
+        ready: np.ndarray | None = None
+        for edge in stage.inputs:
+            if edge.src < 0:
+                sent = self.arrivals
+                frm = np.zeros(len(sent), dtype=np.intp)
+            else:
+                sent, frm = self.finish[edge.src], self.routed[edge.src]
+            delay = edge.delay[frm, to]
+            if edge.crosses:
+                link = edge.link[frm, to]
+                rows = np.flatnonzero((link >= 0) & np.isfinite(sent))
+                given = self._overrides.get(edge.key)
+                if given is not None:
+                    use = rows[~np.isnan(given[rows])]
+                    delay[use] = given[use]
+                self.transfers[edge.key] = Transfers(
+                    edge=edge.key, rows=rows, link=link[rows], start=sent[rows],
+                    seconds=delay[rows], mbit=edge.mbit)
+            t = sent + delay
+            ready = t if ready is None else np.maximum(ready, t)
+        assert ready is not None  # every stage has an input (the spec checks reachability)
+        return ready

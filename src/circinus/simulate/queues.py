@@ -1,7 +1,7 @@
-"""FIFO queue kernels: pure functions from sorted ready times and service times to start times.
+"""FIFO queue kernels: pure functions from ready times and service times to start times.
 
-NOTE: queries never share replicas, so each replica group (one stage of one query on one device)
-is a queue of its own and is simulated in one call, not event by event. A single server obeys
+NOTE: a deployment is one FIFO queue, fed by every query routed to it, and is simulated in one
+call over all its requests, not event by event (:func:`serve_batches`). A single server obeys
 Lindley's recursion ``D_k = max(A_k, D_{k-1}) + S_k``, whose unrolled form
 ``D_k = C_k + max_{j<=k} (A_j - C_{j-1})`` (``C`` the running sum of service times) is two numpy
 scans. ``c`` servers taking jobs in order follow Kiefer and Wolfowitz: job ``k`` starts when it is
@@ -14,6 +14,7 @@ the planner assumes; there is no timeout). A last batch that never fills is neve
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,13 +36,14 @@ def fifo_starts(ready: np.ndarray, service: np.ndarray, servers: int) -> np.ndar
         start: np.ndarray = finish - service
         return start
     free = [0.0] * servers
-    starts = [0.0] * n
-    replace = heapq.heapreplace
-    for k, (a, s) in enumerate(zip(ready.tolist(), service.tolist(), strict=True)):
-        f = free[0]
-        t = a if a > f else f
+    starts: list[float] = []
+    append, replace = starts.append, heapq.heapreplace
+    for a, s in zip(ready.tolist(), service.tolist(), strict=True):
+        t = free[0]
+        if a > t:
+            t = a
         replace(free, t + s)
-        starts[k] = t
+        append(t)
     return np.asarray(starts)
 
 
@@ -60,3 +62,51 @@ def busy_seconds(start: np.ndarray, finish: np.ndarray, lo: float, hi: float) ->
     """Server-seconds of the intervals ``[start, finish]`` that fall inside ``[lo, hi]``."""
     overlap = np.minimum(finish, hi) - np.maximum(start, lo)
     return float(np.sum(overlap, where=overlap > 0, initial=0.0))
+
+
+@dataclass(frozen=True)
+class BatchService:
+    """What one deployment did with its requests: batches, their queueing and their service."""
+
+    done: np.ndarray
+    """Completion of each request, in the order given (``inf``: its batch never filled)."""
+    batch_of: np.ndarray
+    """Batch of each request, in the order given (-1: none)."""
+    ready: np.ndarray
+    """When each batch was full, seconds, in FIFO order."""
+    start: np.ndarray
+    """When each batch started service."""
+    end: np.ndarray
+    """When each batch finished."""
+
+
+def serve_batches(ready: np.ndarray, work: np.ndarray, *, batch: int, replicas: int,
+                  mean_s: float, noise: np.ndarray) -> BatchService:
+    """Serve requests ready at ``ready`` (any order) through one FIFO queue of batches.
+
+    Requests are queued in the order they became ready (stable: a tie keeps the given order),
+    batch ``k`` holds the ``k``-th ``batch`` of them and is ready with its last one, and
+    ``replicas`` servers take batches first come, first served. Batch ``k`` takes
+    ``mean_s * mean(work of its requests) * noise[k]`` (``noise`` holds at least one unit-mean
+    draw per full batch). Example: requests ready at 3, 1, 2, 4 with work 1, 1, 3, 1, batches of
+    2, one server, ``mean_s=1`` and no noise: batch 0 (ready 1, 2) runs 2 s from 2 to 4, batch
+    1 (3, 4) 1 s from 4 to 5, so the requests complete at 5, 4, 4, 5.
+    """
+    n = len(ready)
+    full = n // batch
+    order = np.argsort(ready, kind="stable")
+    in_order = ready[order]
+    batch_ready = in_order[batch - 1: full * batch: batch]
+    if batch == 1:
+        mean_work = work[order]
+    else:
+        mean_work = work[order[: full * batch]].reshape(full, batch).mean(axis=1)
+    service = mean_s * mean_work * noise[:full]
+    start = fifo_starts(batch_ready, service, replicas)
+    end = start + service
+    done = np.full(n, np.inf)
+    batch_of = np.full(n, -1, dtype=np.intp)
+    served = order[: full * batch]
+    done[served] = np.repeat(end, batch)
+    batch_of[served] = np.repeat(np.arange(full), batch)
+    return BatchService(done=done, batch_of=batch_of, ready=batch_ready, start=start, end=end)

@@ -1,8 +1,9 @@
 """The simulation's settings and its result file (``circinus simulate --json``).
 
 ``SimulationResult`` is what a run measured, per admitted query (latency percentiles, SLO
-attainment), per device (busy units) and per link (traffic, transfer times), next to what the
-plan file predicted. Latencies are in ms; an unbounded one (a request that never completed) is
+attainment), per deployment (requests, busy replicas, waits for batches and in the queue), per
+device (busy units) and per link (traffic, transfer times), next to what the plan file
+predicted. Latencies are in ms; an unbounded one (a request that never completed) is
 written as ``null``. Percentiles are empirical: the smallest measured latency with at least
 ``p`` % of the requests at or below it.
 """
@@ -33,7 +34,8 @@ class SimulationSettings(_Out):
         "sharing); false reads it as a budget only, as the planner does, so every message "
         "takes its time alone.")
     max_link_rounds: int = Field(
-        default=20, ge=1, description="Rounds of the link-sharing fixed point at most.")
+        default=50, ge=1, description="Rounds of the fixed point at most (links shared, or "
+        "deployments that feed each other in a cycle).")
     link_tolerance_s: float = Field(
         default=1e-9, gt=0,
         description="A transfer time that moves less than this between rounds is settled, s.")
@@ -73,15 +75,36 @@ class QuerySimOut(_Out):
         description="The plan's predicted latency at the SLO percentile, ms.")
     predicted_mean_ms: float | None = Field(description="The plan's predicted mean, ms.")
     max_utilization: float = Field(
-        description="Busiest replica group: busy time / (replicas x measured time).")
+        description="Busiest deployment it is routed to: busy time / (replicas x measured "
+        "time), over every query it serves.")
     predicted_max_utilization: float = Field(description="The plan's predicted utilisation.")
     latency_met: bool = Field(description="Measured latency at the percentile <= the bound.")
     slo_met: bool = Field(
         description="Latency met, and the plan's accuracy and cost meet the SLO.")
 
 
+class DeploymentSimOut(_Out):
+    """One deployment: its queue, shared by every query routed to it."""
+
+    name: str = Field(description="Deployment name (as in the plan file).")
+    device: str = Field(description="Device it runs on.")
+    sharing: Literal["shared", "dedicated"] = Field(description="As the plan file says.")
+    queries: int = Field(description="Admitted queries routed to it.")
+    replicas: int = Field(description="Replicas (servers of its queue).")
+    batch: int = Field(description="Batch size.")
+    requests: int = Field(
+        description="Requests that reached it inside the window and were served.")
+    utilization: float = Field(
+        description="Busy server-time inside the window / (replicas x measured time).")
+    predicted_utilization: float = Field(description="The plan's predicted utilisation.")
+    mean_fill_ms: float | None = Field(
+        description="Mean wait of those requests for their batch to fill, ms (null: none).")
+    mean_queue_ms: float | None = Field(
+        description="Mean wait of their batches for a free replica, ms (null: none).")
+
+
 class DeviceSimOut(_Out):
-    """Busy time on one device, over every query's replicas there."""
+    """Busy time on one device, over every deployment there."""
 
     name: str = Field(description="Device name.")
     capacity_units: float = Field(description="Units the device has.")
@@ -123,9 +146,15 @@ class SimulationResult(_Out):
     requests: int = Field(description="Measured requests over all queries.")
     completed: int = Field(description="Measured requests that completed.")
     share_links: bool = Field(description="Whether link capacities were shared.")
-    link_rounds: int = Field(description="Rounds of the link-sharing fixed point.")
-    converged: bool = Field(description="Whether link transfer times settled.")
+    link_rounds: int = Field(
+        description="Passes of the fixed point over shared links and cycles of deployments (0: "
+        "neither, one pass is exact).")
+    converged: bool = Field(description="Whether transfer and finish times settled.")
+    cyclic: bool = Field(
+        default=False, description="Whether some deployments feed each other in a cycle.")
     wall_seconds: float = Field(description="Wall time of the simulation, s.")
     queries: list[QuerySimOut]
+    deployments: list[DeploymentSimOut] = Field(
+        default_factory=list, description="Every deployment of the plan, in its order.")
     devices: list[DeviceSimOut]
     links: list[LinkSimOut]
