@@ -36,7 +36,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def planned() -> tuple[WorldIndex, PlanFile, SimulationRun]:
-    index = build_index(parse_world(make_tiny_world()))
+    world = make_tiny_world()
+    world["devices"][0]["units"] = 2  # the shop's box holds one camera's plan: one uses the link
+    index = build_index(parse_world(world))
     planfile = to_plan_file(index, Planner().plan(index))
     run = simulate_run(compile_plan(index, planfile), arrivals=make_arrivals("poisson"),
                        settings=SimulationSettings(duration_s=30, seed=1))

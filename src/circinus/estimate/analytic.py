@@ -197,7 +197,7 @@ class AnalyticEstimator(BaseEstimator):
         capacity = sum(g[4] for g in groups)
         mean = second = cost = 0.0
         shares, units, memory, loads, rates, holds = [], [], [], [], [], []
-        worst = 0.0
+        worst = alone = 0.0
         for rep, dev, prof, base, cap in groups:
             share = cap / capacity
             own_rate = rate * share
@@ -235,12 +235,13 @@ class AnalyticEstimator(BaseEstimator):
             rates.append((name, own_rate))
             holds.append((name, held))
             cost += held * prof.units * dev.price_per_unit_hour
+            alone += rep.count * prof.units * dev.price_per_unit_hour
         var = second - mean * mean if math.isfinite(mean) else math.inf
         return StageEstimate(
             mean_s=mean, var_s2=max(var, 0.0), utilization=worst, shares=tuple(shares),
             units=tuple(units), memory_gb=tuple(memory), cost_per_hour=cost,
             deployments=tuple(loads), deployment_rates=tuple(rates),
-            deployment_held=tuple(holds))
+            deployment_held=tuple(holds), alone_cost_per_hour=alone)
 
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                placement: Placement, rate: float, scale: float) -> StageEstimate:

@@ -55,6 +55,15 @@ class StageEstimate:
     deployment_held: tuple[tuple[str, float], ...] = ()
     """For a shared stage: per deployment joined, the replicas' worth of it that ``units``,
     ``memory_gb`` and ``cost_per_hour`` count for this query."""
+    alone_cost_per_hour: float | None = None
+    """For a shared stage: the cost of its deployments were the query alone on them, with its
+    fewest replicas (``Replicas.count``); ``None`` for a dedicated stage (``cost_per_hour``)."""
+
+    @property
+    def solo_cost_per_hour(self) -> float:
+        """What the stage costs when its query is alone on its deployments."""
+        return self.cost_per_hour if self.alone_cost_per_hour is None else (
+            self.alone_cost_per_hour)
 
 
 @dataclass(frozen=True)

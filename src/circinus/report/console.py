@@ -17,13 +17,31 @@ def _ms(x: float | None) -> str:
 
 
 def _stages(q: QueryOut) -> str:
+    """``stage[config]@device×replicas`` per stage, ``*`` marking a shared deployment."""
     parts = []
     for op in q.operators:
         config = ",".join(str(v) for v in op.configuration.values()) or "-"
-        where = "+".join(f"{p.device}×{p.replicas}" for p in op.placement)
+        mark = "*" if op.sharing == "shared" else ""
+        where = "+".join(f"{p.device}×{p.replicas}{mark}" for p in op.placement)
         batch = f" b{op.allocation.batch}" if op.allocation.batch > 1 else ""
         parts.append(f"{op.stage}[{config}]@{where}{batch}")
     return " → ".join(parts)
+
+
+def _deployment_line(plan: PlanFile) -> str:
+    """E.g. ``deployments: 12 shared (31 replicas, 2.4 queries each), 3 dedicated``."""
+    shared = [d for d in plan.deployments if d.sharing == "shared"]
+    dedicated = len(plan.deployments) - len(shared)
+    if not plan.deployments:
+        return ""
+    parts = []
+    if shared:
+        reps = sum(d.replicas for d in shared)
+        per = sum(len(d.queries) for d in shared) / len(shared)
+        parts.append(f"{len(shared)} shared ({reps:,} replicas, {per:.1f} queries each)")
+    if dedicated:
+        parts.append(f"{dedicated} dedicated")
+    return "\ndeployments: " + ", ".join(parts)
 
 
 def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
@@ -37,6 +55,7 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
         (f"${plan.total_cost_per_hour:,.4f}/h", "bold"),
         f"\nsearch {plan.search_seconds:.2f} s ({plan.evaluations:,} plans estimated), "
         f"selection {plan.select_seconds:.2f} s",
+        _deployment_line(plan),
         _link_line(plan),
     )
     console.print(Panel(head, title="circinus plan", expand=False))
@@ -54,9 +73,14 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
                       _ms(q.slo.latency_ms) if q.slo.latency_ms else "-",
                       "-" if p.accuracy is None else f"{p.accuracy:.4g}",
                       f"{p.cost_per_hour:.4f}")
+        notes = []
+        if any(op.sharing == "shared" for q in admitted for op in q.operators):
+            notes.append("* a shared deployment: its replicas serve every query routed to it")
         if len(admitted) > show:
-            t.caption = f"... and {len(admitted) - show} more (use --show or --json)"
+            notes.append(f"... and {len(admitted) - show} more (use --show or --json)")
+        t.caption = "\n".join(notes) or None
         console.print(t)
+        console.print(_deployments_table(plan, show))
 
     rejected = [q for q in plan.queries if not q.admitted]
     if rejected:
@@ -74,6 +98,23 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
             t.caption = f"... and {len(rejected) - show} more"
         console.print(t)
     console.print(Group(*_resource_tables(plan)))
+
+
+def _deployments_table(plan: PlanFile, show: int) -> Table:
+    """The deployments, dearest first: what a serving engine runs."""
+    t = Table(title=f"Deployments ({len(plan.deployments)})")
+    for col in ("deployment", "config", "replicas", "batch", "queries", "req/s", "util",
+                "$/h"):
+        t.add_column(col, overflow="fold")
+    ranked = sorted(plan.deployments, key=lambda d: (-d.cost_per_hour, d.name))
+    for d in ranked[:show]:
+        config = ",".join(str(v) for v in d.config.values()) or "-"
+        t.add_row(d.name, config, f"{d.replicas}", f"{d.batch.max_batch_size}",
+                  f"{len(d.queries)}" if d.sharing == "shared" else "1 (own)",
+                  f"{d.rate_rps:,.1f}", f"{d.utilization:.0%}", f"{d.cost_per_hour:.4f}")
+    if len(ranked) > show:
+        t.caption = f"... and {len(ranked) - show} more (use --show or --json)"
+    return t
 
 
 def _link_line(plan: PlanFile) -> str:

@@ -15,9 +15,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import BaseEstimator
 from circinus.plan.file import PlanFile, QueryOut
-from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.report.plots import (
     DeviceUse,
     FrontierPanel,
@@ -34,26 +32,6 @@ from circinus.spec.models import PlannerSettings, Query
 SPACE_POINTS = 40_000
 """At most this many plans of a group's plan space are drawn (a seeded sample; the frontier is
 computed over all of them)."""
-
-
-def plan_of(index: WorldIndex, out: QueryOut) -> QueryPlan:
-    """The decision record of an admitted query of a plan file already checked against the
-    world (e.g. by :func:`circinus.simulate.compile_plan`)."""
-    pipe = index.pipelines[out.pipeline]
-    stages = {op.stage: op for op in out.operators}
-    return QueryPlan(out.name, tuple(
-        StagePlan(stage, index.operators[pipe.operator_of[stage]].key_of(
-            stages[stage].configuration), stages[stage].allocation.batch,
-            tuple(sorted(Replicas(r.device, r.replicas) for r in stages[stage].placement)))
-        for stage in pipe.order))
-
-
-def latency_moments(estimator: BaseEstimator, query: Query,
-                    plan: QueryPlan) -> tuple[float, float]:
-    """Predicted ``(mean ms, variance ms²)`` of ``plan``'s end-to-end latency: the gamma whose
-    percentile is the planner's predicted latency (:meth:`BaseEstimator.estimate`)."""
-    est = estimator.estimate(query, plan)
-    return est.latency_mean_ms, est.latency_var_ms2
 
 
 def _pick(keys: Sequence[Hashable], count: int) -> list[int]:
@@ -136,7 +114,6 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
     percentile exceeds the prediction most, then queries varied in pipeline, percentile and
     the tiers their plans use."""
     outs = {q.name: q for q in planfile.queries}
-    specs = {q.name: q for q in index.world.queries}
     sims = run.result.queries
     if not sims or count < 1:
         return []
@@ -150,13 +127,15 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
     worst = max(range(len(sims)), key=ratio)
     keys = [(s.pipeline, s.percentile, _tiers(outs[s.name])) for s in sims]
     order = [worst] + [i for i in _pick(keys, count) if i != worst]
-    # The planner's link check estimates admitted plans at their links' final utilisation.
-    estimator = AnalyticEstimator(index=index, link_load=link_loads(planfile))
+    # The plan file's prediction: at the links' final utilisation (when the planner's link
+    # check ran) and on the shared deployments as sized; unbounded ones are left out.
     panels = []
     for i in order[:count]:
         sim, out = sims[i], outs[sims[i].name]
-        spec = specs[sim.name]
-        moments = latency_moments(estimator, spec, plan_of(index, out))
+        pred = out.predicted
+        if pred is None or pred.latency_mean_ms is None or pred.latency_var_ms2 is None:
+            continue
+        moments = (pred.latency_mean_ms, pred.latency_var_ms2)
         panels.append(LatencyPanel(
             query=sim.name,
             subtitle=f"{sim.pipeline}, {sim.rate_rps:g} req/s, {_tiers(out)}"
@@ -165,15 +144,6 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
             percentile=sim.percentile, slo_latency_ms=sim.slo_latency_ms, moments=moments,
             simulated_ms=run.latencies_ms[i]))
     return panels
-
-
-def link_loads(planfile: PlanFile) -> dict[tuple[str, str], float]:
-    """The utilisation of every capacity-limited link under ``planfile``'s admitted plans, if
-    its planner ran the link check (else none: plans were estimated as if alone on links)."""
-    if planfile.link_check is None:
-        return {}
-    return {(ln.src, ln.dst): ln.utilization for ln in planfile.resources.links
-            if ln.utilization is not None}
 
 
 def _tiers(out: QueryOut) -> str:
@@ -188,19 +158,12 @@ def _tiers(out: QueryOut) -> str:
 def device_use(index: WorldIndex, planfile: PlanFile,
                result: SimulationResult | None = None) -> list[DeviceUse]:
     """Every device of the plan file: capacity, allocated units, predicted busy units (each
-    admitted replica group's units times its predicted utilisation) and, given a simulation,
-    the measured busy units."""
-    estimator = AnalyticEstimator(index=index)
+    deployment's units times its predicted utilisation) and, given a simulation, the measured
+    busy units."""
     busy: dict[str, float] = {}
-    specs = {q.name: q for q in index.world.queries}
-    for out in planfile.queries:
-        if not out.admitted:
-            continue
-        query = specs[out.name]
-        for st in plan_of(index, out).stages:
-            est = estimator.stage(query, st.stage, st.config, st.batch, st.placement)
-            for device, units in est.units:
-                busy[device] = busy.get(device, 0.0) + units * est.utilization
+    for d in planfile.deployments:
+        units = d.replicas * d.units_per_replica * d.utilization
+        busy[d.device] = busy.get(d.device, 0.0) + units
     simulated = {} if result is None else {d.name: d.busy_units for d in result.devices}
     return [DeviceUse(name=d.name, tier=d.tier, capacity_units=d.capacity_units,
                       allocated_units=d.used_units, predicted_busy_units=busy.get(d.name, 0.0),

@@ -61,6 +61,8 @@ class _Partial:
     mean: float
     var: float
     cost: float
+    solo: float
+    """Cost were the query alone on its shared deployments (not a Pareto dimension)."""
     stages: tuple[StagePlan, ...]
     units: Mapping[str, float]
     """Units taken of each device by the stages so far (never mutated)."""
@@ -168,7 +170,8 @@ class DecomposedSearch(ExhaustiveSearch):
             for p in partials:
                 usage: Usage = _merge((("device", d), u) for d, u in p.units.items()) + _merge(
                     p.other)
-                leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage))
+                leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, usage,
+                               p.solo))
         # Every complete plan whose moments were computed counts, kept or not; partial plans
         # (sums over the first stages, shared by many complete plans) do not.
         return leaves, cut, complete
@@ -187,7 +190,7 @@ class DecomposedSearch(ExhaustiveSearch):
         (path,) = pipe.paths
         if n == 0:
             start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, (), {}, ())]}, False, 0
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, 0.0, (), {}, ())]}, False, 0
         key = tuple(configs[s] for s in pipe.order[:n])
         if key in self._layers:
             return (*self._layers[key], 0)
@@ -226,6 +229,7 @@ class DecomposedSearch(ExhaustiveSearch):
                     grown.setdefault(state, []).append(_Partial(
                         mean, p.var + tr.var_s2 + st.var_s2,
                         p.cost + st.cost_per_hour + tr.cost_per_hour,
+                        p.solo + st.solo_cost_per_hour + tr.cost_per_hour,
                         (*p.stages, step), units, p.other + extra))
         layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)

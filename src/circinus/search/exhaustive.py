@@ -48,8 +48,9 @@ _SCAN_LIMIT = 5000  # feasible plans examined per query when picking its candida
 
 Usage = tuple[tuple[tuple[str, str], float], ...]
 """Resources a plan occupies: ``(("device" | "memory" | "link", name), amount)``, sorted."""
-_Leaf = tuple[tuple[StagePlan, ...], float, float, Usage]
-"""A complete plan with its latency at the SLO percentile (ms), cost ($/h) and usage."""
+_Leaf = tuple[tuple[StagePlan, ...], float, float, Usage, float]
+"""A complete plan with its latency at the SLO percentile (ms), cost ($/h), usage and cost were
+its query alone on its shared deployments ($/h)."""
 
 
 @dataclass
@@ -66,6 +67,9 @@ class PlanPool:
     accuracy: np.ndarray
     cost: np.ndarray
     usage: list[Usage]
+    solo: np.ndarray
+    """Cost of each plan were its query alone on its shared deployments (its own fewest
+    replicas there); the plan's cost for a plan without shared stages."""
     best_accuracy: float | None
     latency_pruned: bool
     """Whether some partial plan was cut for exceeding the group's loosest latency bound."""
@@ -88,28 +92,11 @@ class PlanPool:
         return self._keys
 
     def solo_costs(self, plans: np.ndarray) -> np.ndarray | None:
-        """Cost per hour of each of ``plans`` (indices) were its query alone on its shared
-        deployments, each with the query's fewest replicas (``Replicas.count``); ``None``
-        when no plan of the pool joins a shared deployment."""
+        """:attr:`solo` of ``plans`` (indices); ``None`` when no plan of the pool joins a
+        shared deployment (a stage is shared in every plan of a query or in none)."""
         if not self.plans or not any(st.shared for st in self.plans[0]):
-            return None  # a stage is shared in every plan of a query or in none
-        est = self.estimator
-        index = est.index
-        pipe = index.pipelines[self.query.pipeline]
-        out = np.empty(len(plans))
-        for n, i in enumerate(plans.tolist()):
-            extra = 0.0
-            for st in self.plans[i]:
-                if st.level is None:
-                    continue
-                op = index.operators[pipe.operator_of[st.stage]]
-                whole = sum(r.count * op.profiles[st.config, index.devices[r.device].hardware]
-                            .units * index.devices[r.device].price_per_unit_hour
-                            for r in st.placement)
-                extra += whole - est.stage(self.query, st.stage, st.config, st.batch,
-                                           st.placement, st.level).cost_per_hour
-            out[n] = self.cost[i] + extra
-        return out
+            return None
+        return np.asarray(self.solo[plans], dtype=float)
 
     def estimate(self, i: int) -> Estimate:
         """The full estimate of plan ``i`` (identical for every member of the group)."""
@@ -221,6 +208,7 @@ class ExhaustiveSearch(BaseSearch):
             accuracy=np.array(accuracy, dtype=float),
             cost=np.array([leaf[2] for leaf in leaves], dtype=float),
             usage=[leaf[3] for leaf in leaves],
+            solo=np.array([leaf[4] for leaf in leaves], dtype=float),
             best_accuracy=best_acc,
             latency_pruned=pruned,
             evaluations=evaluations,
@@ -257,12 +245,12 @@ class ExhaustiveSearch(BaseSearch):
         stage_m: dict[str, tuple[float, float]] = {}  # of the chosen options, for the leaves
         edge_m: dict[tuple[str, str], tuple[float, float]] = {}
 
-        def dfs(depth: int, cost: float) -> None:
+        def dfs(depth: int, cost: float, solo: float) -> None:
             if depth == len(order):
                 pct = quantile(*latency_moments(pipe, stage_m, edge_m), q)
                 usage = [(("device", d), u) for d, u in used.items() if u > EPS]
                 usage += [(r, v) for r, v in other.items() if v > EPS]
-                out.append((tuple(chosen), pct * 1e3, cost, tuple(sorted(usage))))
+                out.append((tuple(chosen), pct * 1e3, cost, tuple(sorted(usage)), solo))
                 return
             stage = order[depth]
             config = configs[stage]
@@ -300,7 +288,8 @@ class ExhaustiveSearch(BaseSearch):
                     for r, v in extras:
                         other[r] = other.get(r, 0.0) + v
                     chosen.append(StagePlan(stage, config, opt.batch, opt.placement, opt.level))
-                    dfs(depth + 1, cost + extra)
+                    dfs(depth + 1, cost + extra,
+                        solo + extra - st.cost_per_hour + st.solo_cost_per_hour)
                     chosen.pop()
                     for d, u in need:
                         used[d] -= u
@@ -308,7 +297,7 @@ class ExhaustiveSearch(BaseSearch):
                         other[r] -= v
                 means[:], varis[:] = saved
 
-        dfs(0, 0.0)
+        dfs(0, 0.0, 0.0)
         return out, cut[0], len(out)
 
     # -- per-query choice --------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Option:
 
 def levels(settings: PlannerSettings) -> tuple[float, ...]:
     """Utilisation levels a shared deployment may be sized for, highest first:
-    ``max_utilization x k / n`` for ``k = n..1`` (0.8 and 3 levels: 0.8, 0.533, 0.267)."""
+    ``max_utilization x k / n`` for ``k = n..1`` (0.8 and 2 levels: 0.8, 0.4)."""
     n = settings.utilization_levels
     return tuple(settings.max_utilization * k / n for k in range(n, 0, -1))
 

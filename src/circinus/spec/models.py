@@ -375,11 +375,12 @@ class PlannerSettings(_Model):
         "own. A query or operator may override it with its own `sharing`.",
     )
     utilization_levels: int = Field(
-        default=3,
+        default=2,
         ge=1,
         le=8,
         description="Utilisations a shared deployment may be sized for: max_utilization x k / n "
-        "for k = n..1 (n this number). A lower level buys latency with replicas.",
+        "for k = n..1 (n this number; 2 gives 0.8 and 0.4 of the default bound). A lower level "
+        "buys latency with replicas; each level multiplies the options the search weighs.",
     )
     link_check: bool = Field(
         default=True,
