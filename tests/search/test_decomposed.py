@@ -39,8 +39,10 @@ queries = st.lists(st.tuples(
 ), min_size=1, max_size=6)
 
 
-def _world(qs: list[tuple[str, float, float, float, float | None]]) -> Any:
+def _world(qs: list[tuple[str, float, float, float, float | None]], *,
+           sharing: str = "dedicated") -> Any:
     data = _two_shops(make_tiny_world())
+    data["planner"]["sharing"] = sharing
     data["queries"] = [
         {"name": f"q{i}", "pipeline": "vision", "sources": {"camera": site}, "rate_rps": rate,
          "slo": {"latency_ms": lat, "percentile": 95, "min_accuracy": acc,
@@ -53,12 +55,30 @@ def _world(qs: list[tuple[str, float, float, float, float | None]]) -> Any:
 @settings(max_examples=40)
 @given(queries)
 def test_goodput_matches_the_oracle_and_plans_are_feasible(qs: Any) -> None:
+    # Dedicated replicas: eight candidates per query lose no more than 2 % against the oracle's
+    # sixty-four. (Shared deployments make candidates complementary, and eight can lose a query
+    # that sixty-four keep: see the next test.)
     world = _world(qs)
     ours = circinus.Planner(search="circinus").plan(world)
     oracle = circinus.Planner(
         search="exhaustive",
         settings=world.planner.model_copy(update={"candidates_per_query": 64}),
     ).plan(world)
+    assert ours.goodput >= 0.98 * oracle.goodput - 1e-9
+    for outcome, query in zip(ours.outcomes, world.queries, strict=True):
+        if outcome.admitted:
+            assert outcome.estimate is not None and outcome.estimate.meets(query.slo)
+        else:
+            assert outcome.reason
+
+
+@settings(max_examples=25)
+@given(queries)
+def test_shared_goodput_matches_the_exhaustive_search_with_as_many_candidates(qs: Any) -> None:
+    world = _world(qs, sharing="shared")
+    wide = world.planner.model_copy(update={"candidates_per_query": 64})
+    ours = circinus.Planner(search="circinus", settings=wide).plan(world)
+    oracle = circinus.Planner(search="exhaustive", selector="exact", settings=wide).plan(world)
     assert ours.goodput >= 0.98 * oracle.goodput - 1e-9
     for outcome, query in zip(ours.outcomes, world.queries, strict=True):
         if outcome.admitted:
@@ -92,12 +112,15 @@ def test_same_seed_same_plans() -> None:
 
 
 @pytest.mark.slow
-def test_vision_example_matches_the_oracle() -> None:
+@pytest.mark.parametrize("sharing", ["dedicated", "shared"])
+def test_vision_example_matches_the_oracle(sharing: str) -> None:
     world = circinus.load_world(ROOT / "examples" / "edge-cloud-vision.yaml")
-    ours = circinus.Planner(search="circinus").plan(world)
+    settings = world.planner.model_copy(update={"sharing": sharing})
+    ours = circinus.Planner(search="circinus", settings=settings).plan(world)
     oracle = circinus.Planner(
-        search="exhaustive",
-        settings=world.planner.model_copy(update={"candidates_per_query": 64}),
+        search="exhaustive", settings=settings.model_copy(update={"candidates_per_query": 64}),
     ).plan(world)
     assert ours.goodput >= 0.98 * oracle.goodput
-    assert ours.cost_per_hour <= oracle.cost_per_hour * 1.001 or ours.goodput > oracle.goodput
+    if sharing == "dedicated":  # shared, 64 candidates also find cheaper combinations
+        assert (ours.cost_per_hour <= oracle.cost_per_hour * 1.001
+                or ours.goodput > oracle.goodput)

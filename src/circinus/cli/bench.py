@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
+from circinus.bench.sharing import SharingReport
 from circinus.cli.common import guard, write_atomic
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
@@ -236,6 +239,119 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
         targets.add_row(t.name, t.goal, t.measured,
                         "not measured" if t.met is None else "yes" if t.met else "NO")
     console.print(targets)
+
+
+SHARING_WORLDS = ("edge-cloud-vision.yaml", "meeting-companion.yaml")
+SHARING_SIZES = (1000, 10000)
+
+
+@bench_app.command("sharing")
+def sharing_cmd(
+    world: Annotated[list[Path] | None, typer.Option(
+        "--world", help="World file (repeatable); default: edge-cloud-vision and "
+        "meeting-companion.")] = None,
+    gen: Annotated[list[int] | None, typer.Option(
+        "--gen", help="Also generate a world of N queries (repeatable); default 1000, 10000."
+    )] = None,
+    seed: Annotated[int, typer.Option(help="Seed of generated worlds, searches and "
+                                           "simulations.")] = 0,
+    duration: Annotated[float, typer.Option(
+        help="Simulated seconds per plan.")] = 3600.0,
+    large_duration: Annotated[float, typer.Option(
+        help="Simulated seconds per plan of worlds over 2,000 queries.")] = 300.0,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the report here (rewritten after every record).")] = None,
+) -> None:
+    """Plan every world with shared deployments and with dedicated replicas, serve both plans
+    in the simulator, and compare them side by side."""
+
+    def run() -> None:
+        from circinus.bench.sharing import run_sharing_bench
+
+        for name, value in (("--duration", duration), ("--large-duration", large_duration)):
+            if not 0 < value <= 86_400:
+                raise SpecError(f"{name}: must be > 0 and <= 86400 s, got {value:g}")
+        if seed < 0:
+            raise SpecError(f"--seed: must be >= 0, got {seed}")
+        for n in gen or ():
+            if not 2 <= n <= 100_000:
+                raise SpecError(f"--gen: each size must be in 2..100000, got {n}")
+        if json_out is not None and not json_out.parent.is_dir():
+            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
+                            "first")
+        worlds = _lazy_worlds(world, SHARING_SIZES if gen is None else gen, seed,
+                              SHARING_WORLDS)
+
+        def save(report: SharingReport) -> None:
+            if json_out is not None:
+                write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+
+        console = Console()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                transient=True) as bar:
+            task = bar.add_task("bench sharing", total=len(worlds) * 4)
+
+            def step(what: str) -> None:
+                bar.update(task, description=what, advance=1)
+
+            report = run_sharing_bench(worlds, seed=seed, duration_s=duration,
+                                       large_duration_s=large_duration, progress=step,
+                                       partial=save)
+        save(report)
+        render_sharing(report, console)
+        if json_out is not None:
+            console.print(f"report written to {json_out}")
+
+    guard(run)
+
+
+def _lazy_worlds(paths: list[Path] | None, sizes: Sequence[int], seed: int,
+                 defaults: Sequence[str]) -> list[tuple[str, Callable[[], WorldIndex]]]:
+    """(label, loader) of every world: files are checked now, generated worlds made when
+    their turn comes."""
+    from circinus.spec.load import load_indexed_world
+
+    out: list[tuple[str, Callable[[], WorldIndex]]] = []
+    for path in paths or [REPO / "examples" / name for name in defaults]:
+        _, index = load_indexed_world(path)
+        out.append((index.world.name, functools.partial(_same, index)))
+    for n in sizes:
+        out.append((f"gen-{n}", functools.partial(_generated, n, seed)))
+    return out
+
+
+def _same(index: WorldIndex) -> WorldIndex:
+    return index
+
+
+def _generated(n: int, seed: int) -> WorldIndex:
+    from circinus.gen import GenSpec, generate
+    from circinus.spec.load import parse_world
+    from circinus.spec.validate import build_index
+
+    return build_index(parse_world(generate(GenSpec(queries=n, seed=seed)), origin=f"gen-{n}"))
+
+
+def render_sharing(report: SharingReport, console: Console) -> None:
+    """The bench sharing table: one row per (world, mode)."""
+    table = Table(title=f"circinus bench sharing (seed {report.seed}, {report.cores} cores)")
+    for col in ("world", "mode", "admitted", "$/h", "$/admitted", "GPU busy/alloc",
+                "deploy", "plan s", "sim s", "simulated", "met SLO", "pred err", "load"):
+        table.add_column(col, justify="left" if col in ("world", "mode") else "right",
+                         overflow="fold")
+    for r in report.records:
+        table.add_row(
+            r.world, r.mode, f"{r.admitted:,}/{r.queries:,}", f"{r.cost_per_hour:,.2f}",
+            _fmt(r.cost_per_admitted, ".4f"),
+            f"{r.gpu_units_busy:,.1f}/{r.gpu_units_allocated:,.1f}", f"{r.deployments:,}",
+            f"{r.plan_seconds:.1f}", f"{r.simulated_seconds:g}", f"{r.simulated_goodput:,g}",
+            _fmt(r.met_share, ".1%"), _fmt(r.prediction_error, "+.1%"),
+            f"{r.load_average:.1f}")
+    console.print(table)
+    start, end = report.load_average_start, report.load_average_end
+    console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
+                  f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")
 
 
 EXECUTABLE_WORLDS = ("digits-edge-cloud.yaml", "ocr-branches.yaml")

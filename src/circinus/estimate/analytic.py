@@ -27,8 +27,9 @@ of batches fed by every query routed to it. The load is split across devices by 
 above; the query's load on a device is ``own rate x service / b`` busy replicas. Before the
 selection sizes the deployments, their co-tenants are unknown, so the stage is estimated at the
 worst state a deployment sized for the level can be in with this query on it: utilisation
-exactly ``level`` (more load only adds replicas), the fewest replicas it can have
-(``Replicas.count``, the query's own load over the level rounded up: at a fixed utilisation a
+exactly ``level`` (more load only adds replicas), the fewest replicas it may have
+(``Replicas.count``: at least the query's own load over the level rounded up, and the sizing
+keeps every deployment at or above each of its queries' counts; at a fixed utilisation a
 larger pool waits less, Erlang's economy of scale) and batches filled by this query alone (any
 co-tenant fills them sooner). Every sizing of the deployment is then at least as fast, as long
 as its co-tenants' requests take as long as this query's (at a level of 1, which bounds
@@ -197,6 +198,7 @@ class AnalyticEstimator(BaseEstimator):
         capacity = sum(g[4] for g in groups)
         mean = second = cost = 0.0
         shares, units, memory, loads, rates, holds = [], [], [], [], [], []
+        floors: list[tuple[str, int]] = []
         worst = alone = 0.0
         for rep, dev, prof, base, cap in groups:
             share = cap / capacity
@@ -234,6 +236,7 @@ class AnalyticEstimator(BaseEstimator):
             loads.append((name, load))
             rates.append((name, own_rate))
             holds.append((name, held))
+            floors.append((name, rep.count))
             cost += held * prof.units * dev.price_per_unit_hour
             alone += rep.count * prof.units * dev.price_per_unit_hour
         var = second - mean * mean if math.isfinite(mean) else math.inf
@@ -241,7 +244,8 @@ class AnalyticEstimator(BaseEstimator):
             mean_s=mean, var_s2=max(var, 0.0), utilization=worst, shares=tuple(shares),
             units=tuple(units), memory_gb=tuple(memory), cost_per_hour=cost,
             deployments=tuple(loads), deployment_rates=tuple(rates),
-            deployment_held=tuple(holds), alone_cost_per_hour=alone)
+            deployment_held=tuple(holds), alone_cost_per_hour=alone,
+            deployment_floor=tuple(floors))
 
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                placement: Placement, rate: float, scale: float) -> StageEstimate:

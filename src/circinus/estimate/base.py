@@ -58,6 +58,9 @@ class StageEstimate:
     alone_cost_per_hour: float | None = None
     """For a shared stage: the cost of its deployments were the query alone on them, with its
     fewest replicas (``Replicas.count``); ``None`` for a dedicated stage (``cost_per_hour``)."""
+    deployment_floor: tuple[tuple[str, int], ...] = ()
+    """For a shared stage: per deployment joined, the fewest replicas it must have for this
+    estimate to hold (``Replicas.count``)."""
 
     @property
     def solo_cost_per_hour(self) -> float:
@@ -105,6 +108,9 @@ class Estimate:
     """Replicas' worth of each shared deployment that ``device_units``, ``device_memory_gb``
     and the compute cost count for this plan: ``load / level`` before the deployments are
     sized, the plan's share of their whole replicas after."""
+    deployment_floor: tuple[tuple[str, int], ...] = ()
+    """The fewest replicas each shared deployment the plan joins must have for its latency
+    estimate to hold (a deployment has ``max(ceil(load / level), every floor)``)."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -113,12 +119,15 @@ class Estimate:
 
     def usage(self) -> dict[tuple[str, str], float]:
         """The resources this plan occupies, by ``("device", name)``, ``("memory", device)``
-        and ``("link", "src->dst")`` (the names of the selection's capacity rows), and the load
-        on each shared deployment by ``("deployment", resource)``."""
+        and ``("link", "src->dst")`` (the names of the selection's capacity rows), the load on
+        each shared deployment by ``("deployment", resource)`` and the fewest replicas it must
+        have by ``("deployment-floor", resource)`` (a plan needing fewer is better wherever it
+        fits: these rows take part in dominance, not in capacity)."""
         out: dict[tuple[str, str], float] = {("device", d): u for d, u in self.device_units}
         out.update({("memory", d): m for d, m in self.device_memory_gb if m > 0})
         out.update({("link", f"{s}->{t}"): v for (s, t), v in self.link_mbps})
         out.update({("deployment", k): v for k, v in self.deployment_load})
+        out.update({("deployment-floor", k): float(v) for k, v in self.deployment_floor})
         return out
 
     def violations(self, slo: Slo) -> list[str]:
@@ -230,6 +239,7 @@ class BaseEstimator(ABC):
             deployment_load=_add(e.deployments for e in ests.values()),
             deployment_rate=_add(e.deployment_rates for e in ests.values()),
             deployment_held=_add(e.deployment_held for e in ests.values()),
+            deployment_floor=_most(e.deployment_floor for e in ests.values()),
         )
 
     def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:
@@ -239,6 +249,15 @@ class BaseEstimator(ABC):
         if node in pipe.source_kb:
             return pipe.source_kb[node]
         return self.index.operators[pipe.operator_of[node]].output_kb[configs[node]]
+
+
+def _most(parts: Iterable[Iterable[tuple[str, int]]]) -> tuple[tuple[str, int], ...]:
+    """The largest ``value`` per key of ``(key, value)`` pairs, sorted by key."""
+    top: dict[str, int] = {}
+    for part in parts:
+        for key, value in part:
+            top[key] = max(top.get(key, 0), value)
+    return tuple(sorted(top.items()))
 
 
 def _add(parts: Iterable[Iterable[tuple[K, float]]]) -> tuple[tuple[K, float], ...]:

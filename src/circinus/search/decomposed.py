@@ -213,7 +213,8 @@ class DecomposedSearch(ExhaustiveSearch):
                 step = StagePlan(stage, configs[stage], opt.batch, opt.placement, opt.level)
                 extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
                     (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps) + tuple(
-                    (("deployment", k), load) for k, load in st.deployments)
+                    (("deployment", k), load) for k, load in st.deployments) + tuple(
+                    (("deployment-floor", k), float(f)) for k, f in st.deployment_floor)
                 state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
                     made += 1
@@ -253,8 +254,9 @@ def _merge(pairs: Iterable[tuple[Any, float]]) -> tuple[tuple[Any, float], ...]:
 
 
 def _pareto(partials: list[_Partial]) -> list[_Partial]:
-    """The partials no other beats on mean, variance and cost at once (ties: first kept)."""
-    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.cost))
+    """The partials no other beats on mean, variance and cost at once (ties: the cheaper alone
+    first, then the first listed)."""
+    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.cost, p.solo))
     kept: list[_Partial] = []
     for p in ranked:
         if not any(k.var <= p.var + EPS and k.cost <= p.cost + EPS for k in kept):

@@ -282,7 +282,8 @@ class ExhaustiveSearch(BaseSearch):
                     extras = [(("memory", d), m) for d, m in st.memory_gb] + [
                         (("link", f"{a}->{b}"), mbps)
                         for tr in into.values() for (a, b), mbps in tr.link_mbps] + [
-                        (("deployment", k), load) for k, load in st.deployments]
+                        (("deployment", k), load) for k, load in st.deployments] + [
+                        (("deployment-floor", k), float(f)) for k, f in st.deployment_floor]
                     for d, u in need:
                         used[d] = used.get(d, 0.0) + u
                     for r, v in extras:

@@ -2,13 +2,15 @@
 
 NOTE: a shared stage of a candidate puts a *load* (busy replicas) on each deployment it joins
 (:class:`~circinus.plan.records.DeploymentKey`); a deployment of level ``l`` carrying load ``L``
-needs ``R = ceil(L / l)`` replicas (:func:`replicas`), each taking its units and memory on the
-device and costing its units' price. Whole replicas make a deployment's use of its device, and
-its cost, a step function of the queries on it, so a selection's use is not the sum of its
-candidates' use. Each candidate carries its *share* ``load / l`` replicas' worth (what the
-search and the relaxed selectors count: a valid relaxation, since ``sum_q L_q / l <= R``), and
-:class:`Ledger` counts the real thing: per deployment its load and replicas, per capacity row
-what the dedicated parts of the chosen candidates use plus every deployment's replicas.
+needs ``R = ceil(L / l)`` replicas (:func:`replicas`), and at least the *floor* of each of its
+queries (the replicas its latency estimate assumes, ``Estimate.deployment_floor``), each taking
+its units and memory on the device and costing its units' price. Whole replicas make a
+deployment's use of its device, and its cost, a step function of the queries on it, so a
+selection's use is not the sum of its candidates' use. Each candidate carries its *share*,
+``load / l`` replicas' worth (what the search and the relaxed selectors count: a valid
+relaxation, since ``sum_q L_q / l <= R``), and :class:`Ledger` counts the real thing: per
+deployment its load and replicas, per capacity row what the dedicated parts of the chosen
+candidates use plus every deployment's replicas.
 
 :func:`settle` makes any selection exact: while a row is over capacity in whole replicas, the
 admitted query on it whose removal frees the most of the row per unit of weight leaves; then
@@ -111,6 +113,7 @@ def own_use(estimate: Estimate, table: Mapping[str, DeploymentSpec]
             use["memory", dev] -= held * spec.memory_gb
         cost -= held * spec.price_per_hour
         del use["deployment", name]
+        use.pop(("deployment-floor", name), None)
     use = {r: v for r, v in use.items() if v > EPS}
     return use, max(cost, 0.0)
 
@@ -132,6 +135,8 @@ class Ledger:
         """Per deployment: sum of rate x multiplier of its requests."""
         self.work_sq: dict[str, float] = {}
         """Per deployment: sum of rate x multiplier^2."""
+        self.floors: dict[str, dict[int, int]] = {}
+        """Per deployment: floor -> how many chosen candidates on it need that many replicas."""
         self.own_cost = 0.0
         self.chosen: dict[int, int] = {}
         self._own: dict[tuple[int, int], tuple[dict[Resource, float], float]] = {}
@@ -150,10 +155,13 @@ class Ledger:
         rows, cost = self.own(q, k)
         change = {r: sign * v for r, v in rows.items()}
         cost *= sign
-        for name, load in self.problem.candidates[q].candidates[k].estimate.deployment_load:
+        est = self.problem.candidates[q].candidates[k].estimate
+        floor = dict(est.deployment_floor)
+        for name, load in est.deployment_load:
             spec = self.table[name]
             now = self.replicas.get(name, 0)
-            steps = replicas(max(self.load.get(name, 0.0) + sign * load, 0.0), spec.level) - now
+            steps = self._size(name, self.load.get(name, 0.0) + sign * load,
+                               floor.get(name, 1), sign) - now
             if steps:
                 dev = spec.key.device
                 change["device", dev] = change.get(("device", dev), 0.0) + steps * spec.units
@@ -162,6 +170,19 @@ class Ledger:
                                              + steps * spec.memory_gb)
                 cost += steps * spec.price_per_hour
         return change, cost
+
+    def _size(self, name: str, load: float, floor: int, sign: int) -> int:
+        """Replicas of deployment ``name`` at ``load`` once a member with ``floor`` joins
+        (``sign=1``) or leaves (``-1``)."""
+        base = replicas(max(load, 0.0), self.table[name].level)
+        if base == 0:
+            return 0
+        floors = self.floors.get(name, {})
+        top = max((f for f, n in floors.items()
+                   if n > (1 if sign < 0 and f == floor else 0)), default=0)
+        if sign > 0:
+            top = max(top, floor)
+        return max(base, top)
 
     def share(self, q: int, k: int, row: Resource) -> float:
         """What candidate ``k`` of query ``q`` holds of ``row``: its dedicated use plus its
@@ -200,11 +221,17 @@ class Ledger:
             self.used[r] = self.used.get(r, 0.0) + v
         est = self.problem.candidates[q].candidates[k].estimate
         rates = dict(est.deployment_rate)
+        floor = dict(est.deployment_floor)
         for name, load in est.deployment_load:
             spec = self.table[name]
             left = self.load.get(name, 0.0) + sign * load
+            self.replicas[name] = self._size(name, left, floor.get(name, 1), sign)
             self.load[name] = left if left > EPS else 0.0
-            self.replicas[name] = replicas(self.load[name], spec.level)
+            floors = self.floors.setdefault(name, {})
+            f = floor.get(name, 1)
+            floors[f] = floors.get(f, 0) + sign
+            if floors[f] <= 0:
+                del floors[f]
             # load = rate x multiplier x batch time / b, so rate x multiplier = load b / time
             work = load * spec.key.batch / spec.batch_s
             rate = rates.get(name, 0.0)

@@ -5,7 +5,9 @@ on it (:mod:`circinus.select.deployments`), so the MILP gets an integer variable
 deployment besides the binary ``x_j`` per candidate:
 
 * at most one candidate per query: ``sum_{j of q} x_j <= 1``;
-* each deployment carries its load at its level: ``sum_j load_jd x_j - level_d R_d <= 0``;
+* each deployment carries its load at its level: ``sum_j load_jd x_j - level_d R_d <= 0``,
+  and has at least the replicas each of its candidates' estimates assume:
+  ``floor_jd x_j - R_d <= 0`` (rows only for floors above 1, which the load row implies);
 * each capacity row (device units, memory, link): what the candidates use of it themselves
   (dedicated replicas, traffic) plus ``sum_d per_replica_d R_d`` within the capacity;
 * goodput ``sum w_q x_j`` first, then cost ``sum own_cost_j x_j + sum price_d R_d`` with the
@@ -72,6 +74,15 @@ class _Model:
                     v.append(amount)
             self.weight[j] = problem.weights[q]
             self.cost[j] = cost
+        floors: list[tuple[int, int, int]] = []  # (candidate, deployment, floor > 1)
+        for j, (q, k) in enumerate(self.owner):
+            est = problem.candidates[q].candidates[k].estimate
+            floors.extend((j, dep[name], f) for name, f in est.deployment_floor if f > 1)
+        first_floor = nq + m + len(rows)
+        for row_i, (j, i, f) in enumerate(floors):
+            r_i += [first_floor + row_i, first_floor + row_i]
+            c_i += [j, n + i]
+            v += [float(f), -1.0]
         upper = np.zeros(m)
         for i, name in enumerate(self.names):
             spec = problem.deployments[name]
@@ -89,11 +100,12 @@ class _Model:
                     most = min(most, math.floor(problem.capacity[r] / amount + EPS))
             upper[i] = most if math.isfinite(most) else n
             self.cost[n + i] = spec.price_per_hour
-        shape = (nq + m + len(rows), n + m)
+        shape = (nq + m + len(rows) + len(floors), n + m)
         self.matrix = csr_array(coo_array((np.array(v), (np.array(r_i), np.array(c_i))),
                                           shape=shape))
         self.upper_rows = np.concatenate([np.ones(nq), np.zeros(m),
-                                          np.array([problem.capacity[r] for r in rows])])
+                                          np.array([problem.capacity[r] for r in rows]),
+                                          np.zeros(len(floors))])
         self.bounds = Bounds(np.zeros(n + m), np.concatenate([np.ones(n), upper]))
         self.n = n
 
