@@ -68,9 +68,12 @@ OFFICES = {
     "office-toronto": (16, 64, 150, 95, 25),
 }
 # name -> {hardware: (units, $ per unit-hour, memory GB per unit)}, near on-demand list prices
+# Sized for shared deployments (sessions share LLM, ASR and TTS replicas): the pools hold about
+# what the shared plan uses (24/16/32/24 GPUs, sized for replicas of every session's own, left
+# 80 of 96 idle when shared), so the selection trades between regions and models.
 CLOUDS = {
-    "cloud-eu-west": {"l4": (24, 0.85, 24), "h100": (16, 4.50, 80)},
-    "cloud-us-east": {"l4": (32, 0.80, 24), "h100": (24, 4.00, 80)},
+    "cloud-eu-west": {"l4": (4, 0.85, 24), "h100": (2, 4.50, 80)},
+    "cloud-us-east": {"l4": (4, 0.80, 24), "h100": (6, 4.00, 80)},
 }
 # SLO class -> (share, p95 latency ms, min accuracy, max $/h, weight); a notes session only
 # wants a spoken recap, so it tolerates 20 s
@@ -278,6 +281,7 @@ HEADER = f"""\
 {_SLO_LINES}
 # Stand-ins (assumptions, not measurements): all service times, units, memory, accuracies,
 # prices, sites, links, message sizes and SLOs; see the script's docstring and constants.
+# Sizing: the cloud pools hold about what shared deployments use, so not every session fits.
 """
 
 

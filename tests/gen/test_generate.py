@@ -18,7 +18,7 @@ from circinus.errors import SpecError
 from circinus.gen import GenSpec, QueryMix, generate, make_spec
 from circinus.gen.data import read_azure_trace
 from circinus.gen.rates import RATE_GRID, TraceRates, snap
-from circinus.gen.world import CLASSES, RATE_RANGES, class_counts
+from circinus.gen.world import CLASSES, RATE_RANGES, class_counts, default_cloud_gpus
 from circinus.spec import build_index, load_world, parse_world
 
 runner = CliRunner()
@@ -76,8 +76,10 @@ def test_capacity_grows_with_queries_by_default() -> None:
         return sum(d["units"] for d in world["devices"] if d["hardware"] == hw)
 
     assert len(large["sites"]) > len(small["sites"])
-    for hw in ("i7-12700h", "rtx4090"):
-        assert 8 <= total(large, hw) / total(small, hw) <= 12
+    assert 8 <= total(large, "i7-12700h") / total(small, "i7-12700h") <= 12
+    # The pool is a whole number of GPUs, at least one: 100 queries get 1, 1,000 get 5.
+    assert total(large, "rtx4090") == default_cloud_gpus(1000) == 5
+    assert default_cloud_gpus(10_000) / default_cloud_gpus(1000) == 10
 
 
 def test_class_counts_apportion_exactly() -> None:
@@ -154,7 +156,7 @@ def test_cli_writes_a_valid_world(tmp_path: Path, name: str) -> None:
                                  "--mix", "monitor=0.5,vqa=0.5", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        f"{out}: 120 queries, 3 edge sites, 12 cloud GPUs, seed 4"]
+        f"{out}: 120 queries, 3 edge sites, 1 cloud GPUs, seed 4"]
     world = load_world(out)
     assert len(world.queries) == 120 and not (tmp_path / f"{name}.tmp").exists()
     spec = GenSpec(queries=120, edge_sites=3, seed=4,

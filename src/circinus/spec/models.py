@@ -367,12 +367,14 @@ class PlannerSettings(_Model):
         "baseline).",
     )
     seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
-    sharing: Sharing = Field(
+    sharing: Literal["shared", "dedicated", "mixed"] = Field(
         default="shared",
         description="shared: one deployment per (operator configuration, device, batch size, "
         "utilisation level) serves every query routed to it, its replicas sized for their "
         "summed load (what a serving engine runs); dedicated: every query gets replicas of its "
-        "own. A query or operator may override it with its own `sharing`.",
+        "own; mixed: each stage may take either (more plans to search; it pays off for "
+        "low-rate, long-service stages). A query or operator may override it with its own "
+        "`sharing`.",
     )
     utilization_levels: int = Field(
         default=2,
