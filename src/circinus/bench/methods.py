@@ -33,6 +33,8 @@ METHODS: dict[str, Method] = {
         Method("circinus", "circinus", "milp",
                summary="decomposed, similarity-aware search + MILP selection (LP rounding "
                        "above 3,000 candidates)"),
+        Method("circinus-dedicated", "circinus", "milp", {"sharing": "dedicated"},
+               summary="Circinus with replicas of every query's own (no shared deployments)"),
         Method("oracle", "exhaustive", "exact", {"candidates_per_query": 64}, max_queries=1000,
                summary="every plan enumerated, 64 candidates per query, exact MILP"),
         Method("vulcan", "vulcan", "fcfs", max_queries=1000,

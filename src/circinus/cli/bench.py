@@ -334,21 +334,29 @@ def _generated(n: int, seed: int) -> WorldIndex:
 
 
 def render_sharing(report: SharingReport, console: Console) -> None:
-    """The bench sharing table: one row per (world, mode)."""
-    table = Table(title=f"circinus bench sharing (seed {report.seed}, {report.cores} cores)")
-    for col in ("world", "mode", "admitted", "$/h", "$/admitted", "GPU busy/alloc",
-                "deploy", "plan s", "sim s", "simulated", "met SLO", "pred err", "load"):
-        table.add_column(col, justify="left" if col in ("world", "mode") else "right",
-                         overflow="fold")
+    """The bench sharing tables, one row per (world, mode): the plans, then what serving them
+    measured (two tables, so each stays readable on a narrow terminal)."""
+    plans = Table(title=f"circinus bench sharing: plans (seed {report.seed}, {report.cores} "
+                  "cores)")
+    for col in ("world", "mode", "admitted", "$/h", "$/admitted", "GPU busy/alloc", "deploy",
+                "plan s"):
+        plans.add_column(col, justify="left" if col in ("world", "mode") else "right")
+    served = Table(title="circinus bench sharing: served (simulated)")
+    for col in ("world", "mode", "sim s", "predicted", "simulated", "met SLO", "pred err",
+                "load"):
+        served.add_column(col, justify="left" if col in ("world", "mode") else "right")
     for r in report.records:
-        table.add_row(
+        plans.add_row(
             r.world, r.mode, f"{r.admitted:,}/{r.queries:,}", f"{r.cost_per_hour:,.2f}",
             _fmt(r.cost_per_admitted, ".4f"),
             f"{r.gpu_units_busy:,.1f}/{r.gpu_units_allocated:,.1f}", f"{r.deployments:,}",
-            f"{r.plan_seconds:.1f}", f"{r.simulated_seconds:g}", f"{r.simulated_goodput:,g}",
-            _fmt(r.met_share, ".1%"), _fmt(r.prediction_error, "+.1%"),
-            f"{r.load_average:.1f}")
-    console.print(table)
+            f"{r.plan_seconds:.1f}")
+        served.add_row(
+            r.world, r.mode, f"{r.simulated_seconds:g}", f"{r.goodput:,g}",
+            f"{r.simulated_goodput:,g}", _fmt(r.met_share, ".1%"),
+            _fmt(r.prediction_error, "+.1%"), f"{r.load_average:.1f}")
+    console.print(plans)
+    console.print(served)
     start, end = report.load_average_start, report.load_average_end
     console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
                   f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")

@@ -14,8 +14,9 @@ candidates use plus every deployment's replicas.
 
 :func:`settle` makes any selection exact: while a row is over capacity in whole replicas, the
 admitted query on it whose removal frees the most of the row per unit of weight leaves; then
-every query left out, heaviest first, is offered its candidate of least *marginal* cost that
-fits (a query often fits in the headroom that rounding up left on a deployment, for nothing).
+the queries left out are admitted best fit first (:func:`fill`): those that fit in the
+headroom rounding up left on a deployment first, for nothing, then the one needing the least
+new capacity.
 On a selection that already fits it only adds queries. Used after every selector that works on
 the relaxation (:mod:`circinus.select.lp`, :mod:`circinus.select.fcfs`); the MILP models whole
 replicas itself (:mod:`circinus.select.shared_milp`).
@@ -139,7 +140,10 @@ class Ledger:
         """Per deployment: floor -> how many chosen candidates on it need that many replicas."""
         self.own_cost = 0.0
         self.chosen: dict[int, int] = {}
+        self.holders: dict[Resource, set[int]] = {}
+        """Per capacity row, the chosen queries holding part of it."""
         self._own: dict[tuple[int, int], tuple[dict[Resource, float], float]] = {}
+        self._rows: dict[tuple[int, int], tuple[Resource, ...]] = {}
 
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
         """:func:`own_use` of candidate ``k`` of query ``q`` (memoised)."""
@@ -215,10 +219,27 @@ class Ledger:
         """Release query ``q``'s candidate."""
         self._apply(q, self.chosen.pop(q), -1)
 
+    def rows(self, q: int, k: int) -> tuple[Resource, ...]:
+        """The capacity rows candidate ``k`` of query ``q`` holds part of: its own use and the
+        device (and memory) rows of the deployments it joins."""
+        hit = self._rows.get((q, k))
+        if hit is None:
+            held = set(self.own(q, k)[0])
+            for name, _ in self.problem.candidates[q].candidates[k].estimate.deployment_load:
+                dev = self.table[name].key.device
+                held.update({("device", dev), ("memory", dev)})
+            hit = self._rows[q, k] = tuple(sorted(r for r in held if r in self.problem.capacity))
+        return hit
+
     def _apply(self, q: int, k: int, sign: int) -> None:
         change, _ = self.delta(q, k, sign)
         for r, v in change.items():
             self.used[r] = self.used.get(r, 0.0) + v
+        for r in self.rows(q, k):
+            if sign > 0:
+                self.holders.setdefault(r, set()).add(q)
+            else:
+                self.holders[r].discard(q)
         est = self.problem.candidates[q].candidates[k].estimate
         rates = dict(est.deployment_rate)
         floor = dict(est.deployment_floor)
@@ -351,6 +372,49 @@ def _move(book: Ledger, deadline: float) -> bool:
     return made
 
 
+def fill(book: Ledger, *, deadline: float = math.inf) -> None:
+    """Admit queries left out while any fits, best fit first: in rounds, every query with a
+    candidate that fits in the replicas already there (no new unit) is admitted with the
+    cheapest such, heaviest first; then the one query whose candidate takes the least new
+    capacity per unit of weight (units over the device's capacity, summed), which opens
+    replicas that the next round's queries may fit into. A packing that joins deployments
+    before it opens new ones is what whole replicas reward (the relaxation spreads queries over
+    many deployments, each then rounded up)."""
+    problem = book.problem
+    weights = problem.weights
+    cap = problem.capacity
+    out = [q for q in range(len(problem.candidates))
+           if q not in book.chosen and problem.candidates[q].candidates]
+    while out and time.monotonic() < deadline:
+        best: tuple[float, float, int, int] | None = None
+        free: list[tuple[float, int, int]] = []
+        for q in out:
+            for k in range(len(problem.candidates[q].candidates)):
+                if not book.fits(q, k):
+                    continue
+                change, cost = book.delta(q, k)
+                new = sum(v / cap[r] for r, v in change.items()
+                          if v > EPS and r in cap and r[0] != "link" and cap[r] > 0)
+                if new <= EPS:
+                    free.append((cost, q, k))
+                else:
+                    score = (new / weights[q], cost, q, k)
+                    if best is None or score < best:
+                        best = score
+        if free:
+            taken = set()
+            for _, q, k in sorted(free, key=lambda f: (-weights[f[1]], f[0], f[1])):
+                if q not in taken and book.fits(q, k):
+                    book.add(q, k)
+                    taken.add(q)
+            out = [q for q in out if q not in taken]
+        elif best is not None:
+            book.add(best[2], best[3])
+            out.remove(best[2])
+        else:
+            break
+
+
 def settle(problem: SelectionProblem, selection: Selection, *,
            deadline: float = math.inf) -> Selection:
     r"""``selection`` made to fit in whole replicas, then filled (see the module note) and
@@ -360,28 +424,25 @@ def settle(problem: SelectionProblem, selection: Selection, *,
         return selection
     book = ledger(problem, selection.chosen)
     weights = problem.weights
+    cap = problem.capacity
     while rows := book.over():
         row = rows[0]
         # Whole replicas freed per weight; where no single query frees one, the share of the
-        # row's replicas it holds (leaving, it brings a replica nearer to being freed).
-        best: tuple[float, float, int] | None = None
-        for q, k in book.chosen.items():
+        # row's replicas it holds (leaving, it brings a replica nearer to being freed). Ranked
+        # once per row, then removed in that order until the row fits.
+        ranked = []
+        for q in book.holders.get(row, ()):
+            k = book.chosen[q]
             change, _ = book.delta(q, k, -1)
             held = book.share(q, k, row)
             if held > EPS or change.get(row, 0.0) < -EPS:
-                score = (-change.get(row, 0.0) / weights[q], held / weights[q], -q)
-                if best is None or score > best:
-                    best = score
-        assert best is not None, f"row {row} over capacity with nothing on it"
-        book.remove(-int(best[2]))
-    for q in sorted((q for q in range(len(problem.candidates)) if q not in book.chosen),
-                    key=lambda q: (-weights[q], q)):
-        options = []
-        for k in range(len(problem.candidates[q].candidates)):
-            if book.fits(q, k):
-                options.append((book.delta(q, k)[1], k))
-        if options:
-            book.add(q, min(options)[1])
+                ranked.append((-change.get(row, 0.0) / weights[q], held / weights[q], -q))
+        assert ranked, f"row {row} over capacity with nothing on it"
+        for *_, neg_q in sorted(ranked, reverse=True):
+            book.remove(-int(neg_q))
+            if book.used.get(row, 0.0) <= cap[row] * (1 + EPS) + EPS:
+                break
+    fill(book, deadline=deadline)
     chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
     goodput = float(sum(weights[q] for q in book.chosen))
     bound = max(selection.goodput_bound, goodput)
