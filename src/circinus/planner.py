@@ -40,7 +40,7 @@ from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.unknowns import needs_profiling
 from circinus.spec.validate import build_index
-from circinus.whynot import NearestSlo, WhyNot, scarcest
+from circinus.whynot import NearestSlo, Residual, WhyNot, scarcest
 
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
@@ -194,7 +194,8 @@ class Planner:
                          for q in range(len(found)))
         outcomes = explain_rejections(
             NearestSlo(search=search), index.world.queries, usable, outcomes, used,
-            nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied))
+            nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
+            chosen=selection.chosen, ceilings=ceilings)
         t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
@@ -295,45 +296,63 @@ def _outcome(problem: SelectionProblem, selection: Selection, q: int,
 
 def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: SelectionProblem,
                        outcomes: Sequence[QueryOutcome], used: dict[Resource, float], *,
-                       nearest: bool, emptied: Mapping[str, str] | None = None
-                       ) -> tuple[QueryOutcome, ...]:
+                       nearest: bool, emptied: Mapping[str, str] | None = None,
+                       chosen: Sequence[int | None] | None = None,
+                       ceilings: Mapping[str, float] | None = None) -> tuple[QueryOutcome, ...]:
     """``outcomes`` (of ``queries``, in ``problem``'s order) with the :class:`WhyNot` of every
     rejected query filled in, given what the admitted ones ``used``. A query the link check
     keeps out (``emptied``: query -> link ``src->dst``) names the link as the resource it lacks
-    and gets no nearest SLO: that search estimates plans as if alone on their links."""
+    and gets no nearest SLO: that search estimates plans as if alone on their links.
+
+    With ``chosen`` (the selection's candidate per query) what the admitted queries leave is
+    the selection's exact ledger where candidates join shared deployments
+    (:meth:`Residual.of <circinus.whynot.Residual.of>`), and the capacity reasons are given
+    again against it, in whole replicas (``ceilings`` as for :func:`capacity_reason`); without
+    it, or without shared deployments, use adds up plan by plan."""
     emptied = emptied or {}
+    residual = (Residual.additive(problem.capacity, used) if chosen is None else
+                Residual.of(problem, chosen, engine.search.estimator.index))
     out = []
-    for query, qc, o in zip(queries, problem.candidates, outcomes, strict=True):
+    for q, (query, qc, o) in enumerate(zip(queries, problem.candidates, outcomes, strict=True)):
         if not o.admitted and o.reason is not None:
             link = emptied.get(o.name)
-            o = replace(o, why_not=WhyNot("capacity", ("link", link), None) if link else
-                        engine.explain(query, qc, o.reason, capacity=problem.capacity,
-                                       used=used, nearest=nearest))
+            reason = o.reason
+            if not link and residual.shared and qc.reason is None:
+                reason = capacity_reason(problem, used, q, ceilings, residual=residual)
+            o = replace(o, reason=reason, why_not=WhyNot("capacity", ("link", link), None)
+                        if link else engine.explain(query, qc, reason, residual=residual,
+                                                    nearest=nearest))
         out.append(o)
     return tuple(out)
 
 
 def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: int,
-                    ceilings: Mapping[str, float] | None = None) -> str:
+                    ceilings: Mapping[str, float] | None = None, *,
+                    residual: Residual | None = None) -> str:
     """Why query ``q``, which has candidates, was left out: the resource most of them lack,
-    given what the selection ``used`` of every resource. ``ceilings`` are the links' utilisation
-    ceilings of the link check (``src->dst`` -> fraction), which ``problem``'s capacities
-    already apply."""
+    given what the selection ``used`` of every resource (adding up plan by plan), or what it
+    leaves (``residual``; with shared deployments, in the whole replicas a candidate would
+    add). ``ceilings`` are the links' utilisation ceilings of the link check (``src->dst`` ->
+    fraction), which ``problem``'s capacities already apply."""
     cands = problem.candidates[q].candidates
-    lacking = scarcest(cands, problem.capacity, used)
+    residual = residual or Residual.additive(problem.capacity, used)
+    lacking = scarcest(cands, residual)
     if lacking is None:
         return (f"selection: its {len(cands)} candidate(s) fit, but admitting it would lower "
                 "goodput elsewhere or the solver's time budget ran out")
     (kind, name), count = lacking
     unit = {"device": "units", "memory": "GB", "link": "Mbit/s"}[kind]
     cap = problem.capacity[kind, name]
-    left = cap - used.get((kind, name), 0.0)
+    left = residual.left((kind, name))
     ceiling = (ceilings or {}).get(name) if kind == "link" else None
     usable = "" if ceiling is None else (
         f" (kept under {ceiling:.0%} utilisation: above it, transfers slow its plans past their "
         "SLOs)")
+    whole = " in the whole replicas of the shared deployments they join" if (
+        residual.shared and kind != "link" and any(c.estimate.deployment_load for c in cands)
+    ) else ""
     return (f"capacity: {kind} {name} has {left:.3g} of {cap:.3g} {unit} left{usable}, too "
-            f"little for {count} of its {len(cands)} candidate(s)")
+            f"little for {count} of its {len(cands)} candidate(s){whole}")
 
 
 def _resources(index: WorldIndex, problem: SelectionProblem,

@@ -1,7 +1,11 @@
 """The nearest admissible SLO: every suggestion admits the query when it is re-planned alone
 with the other queries' plans fixed, a slightly tighter bound does not, and a query no
-relaxation helps says so. The queries here have replicas of their own: the guarantee is stated
-for capacity that adds up plan by plan."""
+relaxation helps says so.
+
+Both ways of running stages are checked. With replicas of their own (``dedicated``) capacity
+adds up plan by plan. On shared deployments (``shared``) a plan is admitted when adding it to
+the final selection's exact ledger fits (:meth:`~circinus.select.deployments.Ledger.fits`: whole
+replicas per deployment) and it meets its SLO at the state its deployments are then in."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import copy
 import math
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,10 +21,16 @@ import pytest
 import circinus
 from circinus.estimate import AnalyticEstimator
 from circinus.planner import SEARCHES, PlanResult
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.select.base import SelectionProblem
+from circinus.select.deployments import deployment_table, ledger
+from circinus.select.sizing import states
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query, Slo
 from circinus.whynot import Relaxation
+
+SHARING = ["dedicated", "shared"]
 
 BASE: dict[str, Any] = {
     "name": "two-tier",
@@ -57,10 +68,11 @@ BASE: dict[str, Any] = {
 }
 
 
-def _world(seed: int) -> dict[str, Any]:
+def _world(seed: int, sharing: str = "dedicated") -> dict[str, Any]:
     """Six queries with SLOs drawn from a grid; some are rejected for every kind of reason."""
     rng = random.Random(seed)
     data = copy.deepcopy(BASE)
+    data["planner"]["sharing"] = sharing
     for i in range(6):
         slo: dict[str, float] = {"latency_ms": rng.choice([40.0, 80.0, 150.0, 400.0]),
                                  "min_accuracy": rng.choice([0.6, 0.7, 0.75, 0.8])}
@@ -81,16 +93,82 @@ def _used(result: PlanResult) -> dict[tuple[str, str], float]:
     return used
 
 
-def _admits(index: WorldIndex, search: str, query: Query,
-            used: dict[tuple[str, str], float]) -> bool:
+def _capacity(index: WorldIndex, result: PlanResult) -> dict[tuple[str, str], float]:
+    """The capacities the planner kept the admitted plans within (links under the link
+    check's ceilings)."""
+    cap = dict(index.capacities)
+    return cap if result.link_check is None else result.link_check.usable(cap)
+
+
+def _admits(index: WorldIndex, search: str, query: Query, used: dict[tuple[str, str], float],
+            cap: dict[tuple[str, str], float]) -> bool:
     """Whether ``query``, searched on its own by a fresh search, has a candidate that fits what
-    the other queries leave (their plans fixed)."""
+    the other queries leave of ``cap`` (their plans fixed)."""
     engine = SEARCHES[search](estimator=AnalyticEstimator(index=index),
                               settings=index.world.planner)
     (found,) = engine.search([query])
-    cap = index.capacities
     return any(all(used.get(r, 0.0) + v <= cap[r] + 1e-9 for r, v in
                    c.estimate.usage().items() if r in cap) for c in found.candidates)
+
+
+class _Fixed:
+    """The admitted plans of a shared-mode result as a selection problem, each query with its
+    plan as its one candidate, chosen: what a re-planned query is added to."""
+
+    def __init__(self, index: WorldIndex, result: PlanResult) -> None:
+        admitted = [o for o in result.outcomes if o.admitted]
+        assert all(o.plan is not None and o.estimate is not None for o in admitted)
+        specs = {q.name: q for q in index.world.queries}
+        plans = [o.plan for o in admitted if o.plan is not None]
+        cap = _capacity(index, result)
+        self.index = index
+        self.problem = SelectionProblem(
+            tuple(QueryCandidates(o.name, (Candidate(o.plan, o.estimate),), None, 0)
+                  for o in admitted if o.plan is not None and o.estimate is not None),
+            (1.0,) * len(admitted), cap,
+            deployment_table(index, plans, [specs[p.query].pipeline for p in plans]))
+        self.chosen: tuple[int | None, ...] = (0,) * len(admitted)
+        book = ledger(self.problem, self.chosen)
+        assert {d.name: d.replicas for d in result.deployments} == {
+            n: r for n, r in book.replicas.items() if r}
+
+    def admits(self, search: str, query: Query) -> bool:
+        """Whether ``query``, searched on its own by a fresh search, has a candidate that fits
+        the ledger of the admitted plans and meets its SLO on its deployments as they are
+        then."""
+        index = self.index
+        engine = SEARCHES[search](estimator=AnalyticEstimator(index=index),
+                                  settings=index.world.planner)
+        (found,) = engine.search([query])
+        if not found.candidates:
+            return False
+        plans = [c.plan for c in found.candidates]
+        table = dict(self.problem.deployments)
+        table.update(deployment_table(index, plans, [query.pipeline] * len(plans)))
+        base = self.problem
+        book = ledger(SelectionProblem((*base.candidates, found), (*base.weights, 1.0),
+                                       base.capacity, table), (*self.chosen, None))
+        n = len(base.candidates)
+        for k, cand in enumerate(found.candidates):
+            if not book.fits(n, k):
+                continue
+            book.add(n, k)
+            real = AnalyticEstimator(index=index).with_deployments(states(book))
+            met = real.estimate(query, cand.plan).meets(query.slo)
+            book.remove(n)
+            if met:
+                return True
+        return False
+
+
+def _admitter(index: WorldIndex, result: PlanResult, search: str) -> Callable[[Query], bool]:
+    """Whether a query re-planned alone with ``result``'s admitted plans fixed is admitted, in
+    the way its world runs stages."""
+    if index.world.planner.sharing == "shared":
+        fixed = _Fixed(index, result)
+        return lambda query: fixed.admits(search, query)
+    used, cap = _used(result), _capacity(index, result)
+    return lambda query: _admits(index, search, query, used, cap)
 
 
 def _with(query: Query, objective: str, bound: float | None) -> Query:
@@ -110,7 +188,7 @@ def _check(data: dict[str, Any], search: str = "circinus") -> tuple[int, int]:
     """Plan ``data`` and check every suggestion; returns (suggestions, objectives with none)."""
     index = build_index(parse_world(data))
     result = circinus.Planner(search=search, why_not=True).plan(index)
-    used = _used(result)
+    admits = _admitter(index, result, search)
     specs = {q.name: q for q in index.world.queries}
     helped = hopeless = 0
     for o in result.outcomes:
@@ -125,58 +203,86 @@ def _check(data: dict[str, Any], search: str = "circinus") -> tuple[int, int]:
         query = specs[o.name]
         for r in o.why_not.relaxations:
             assert r.current == getattr(query.slo, r.objective)
-            if r.nearest is None:
+            if r.nearest is None:  # not even without the bound
+                assert not admits(_with(query, r.objective, None)), (o, r)
                 hopeless += 1
                 continue
             helped += 1
-            assert _admits(index, search, _with(query, r.objective, r.nearest), used), (o, r)
+            assert admits(_with(query, r.objective, r.nearest)), (o, r)
             if r.nearest != r.current:
-                assert not _admits(index, search, _with(query, r.objective, _tighter(r)), used), r
+                assert not admits(_with(query, r.objective, _tighter(r))), r
     return helped, hopeless
 
 
+@pytest.mark.parametrize("sharing", SHARING)
 @pytest.mark.parametrize("seed", range(8))
-def test_suggestions_admit_and_are_minimal(seed: int) -> None:
-    _check(_world(seed))
+def test_suggestions_admit_and_are_minimal(seed: int, sharing: str) -> None:
+    _check(_world(seed, sharing))
 
 
-def test_the_worlds_exercise_both_outcomes() -> None:
+@pytest.mark.parametrize("sharing", SHARING)
+def test_the_worlds_exercise_both_outcomes(sharing: str) -> None:
     helped = hopeless = 0
     for seed in range(8):
-        h, n = _check(_world(seed))
+        h, n = _check(_world(seed, sharing))
         helped, hopeless = helped + h, hopeless + n
     assert helped >= 5 and hopeless >= 5
 
 
+@pytest.mark.parametrize("sharing", SHARING)
 @pytest.mark.parametrize("search", ["exhaustive", "infaas"])
-def test_other_searches(search: str) -> None:
+def test_other_searches(search: str, sharing: str) -> None:
     for seed in range(3):
-        _check(_world(seed), search)
+        _check(_world(seed, sharing), search)
 
 
-def test_a_full_world_says_nothing_helps() -> None:
+@pytest.mark.parametrize("sharing", SHARING)
+def test_a_full_world_says_nothing_helps(sharing: str) -> None:
     data = copy.deepcopy(BASE)
+    data["planner"]["sharing"] = sharing
+    if sharing == "shared":
+        # Shared deployments pack the box; a link too thin for the camera stream keeps the
+        # cloud out of reach.
+        data["links"][0]["capacity_mbps"] = 10
     data["queries"] = [{"name": f"q{i}", "pipeline": "vision", "sources": {"cam": "shop"},
                         "rate_rps": 10.0, "slo": {"latency_ms": 400.0, "min_accuracy": 0.6}}
                        for i in range(12)]
     index = build_index(parse_world(data))
     result = circinus.Planner(why_not=True).plan(index)
-    used = _used(result)
     rejected = [o for o in result.outcomes if not o.admitted]
     assert rejected
     specs = {q.name: q for q in index.world.queries}
+    admits = _admitter(index, result, "circinus")
     for o in rejected:
         assert o.why_not is not None and o.why_not.admissible is False
         assert [r.objective for r in o.why_not.relaxations or ()] == ["latency_ms",
                                                                         "min_accuracy"]
-        loosest = specs[o.name].model_copy(update={"slo": Slo()})
-        assert not _admits(index, "circinus", loosest, used)
+        assert not admits(specs[o.name].model_copy(update={"slo": Slo()}))
 
 
-def test_binding_names_the_objective_or_resource() -> None:
+def test_shared_capacity_is_named_in_whole_replicas() -> None:
+    """In the full shared world the rejected queries lack the box, in the whole replicas
+    their plans would add there; the reason and the binding resource say so."""
+    data = copy.deepcopy(BASE)
+    data["planner"]["sharing"] = "shared"
+    data["links"][0]["capacity_mbps"] = 10
+    data["queries"] = [{"name": f"q{i}", "pipeline": "vision", "sources": {"cam": "shop"},
+                        "rate_rps": 10.0, "slo": {"latency_ms": 400.0, "min_accuracy": 0.6}}
+                       for i in range(12)]
+    result = circinus.Planner().plan(parse_world(data))
+    for o in result.outcomes:
+        if not o.admitted:
+            assert o.why_not is not None and o.why_not.resource == ("device", "box")
+            assert o.reason is not None and o.reason.startswith("capacity: device box has 0 ")
+            assert o.reason.endswith("in the whole replicas of the shared deployments they "
+                                     "join")
+
+
+@pytest.mark.parametrize("sharing", SHARING)
+def test_binding_names_the_objective_or_resource(sharing: str) -> None:
     seen = set()
     for seed in range(8):
-        result = circinus.Planner().plan(parse_world(_world(seed)))
+        result = circinus.Planner().plan(parse_world(_world(seed, sharing)))
         for o in result.outcomes:
             if o.admitted:
                 continue
@@ -191,8 +297,9 @@ def test_binding_names_the_objective_or_resource() -> None:
     assert {"capacity", "latency"} <= seen
 
 
-def test_deterministic() -> None:
-    data = _world(3)
+@pytest.mark.parametrize("sharing", SHARING)
+def test_deterministic(sharing: str) -> None:
+    data = _world(3, sharing)
     a = circinus.Planner(why_not=True).plan(parse_world(data))
     b = circinus.Planner(why_not=True).plan(parse_world(data))
     assert [o.why_not for o in a.outcomes] == [o.why_not for o in b.outcomes]

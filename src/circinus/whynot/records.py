@@ -29,7 +29,8 @@ class Relaxation:
     """The SLO's bound now."""
     nearest: float | None
     """The least relaxed bound that admits the query at the current load (``current`` itself
-    when no relaxation is needed); ``None`` when no value of this objective alone does."""
+    when no relaxation is needed: a candidate fits and, on shared deployments, meets its SLO
+    there); ``None`` when no value of this objective alone does."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ class WhyNot:
     plan (``capacity``), or the selection's choice (``selection``: a candidate fits)."""
     resource: tuple[str, str] | None
     """For ``capacity``: the resource most of its candidates lack, ``(kind, name)`` with kind
-    ``device``, ``memory`` or ``link``; ``None`` otherwise (or when no plan fits even an empty
-    world)."""
+    ``device``, ``memory`` or ``link``; with shared deployments, lack in the whole replicas a
+    candidate would add (one joining a deployment with headroom takes no units, one needing a
+    replica more takes its units whatever its share). ``None`` otherwise (or when no plan fits
+    even an empty world)."""
     relaxations: tuple[Relaxation, ...] | None
     """One per objective the SLO sets, in :data:`OBJECTIVES` order; ``None`` when the nearest
     SLO was not computed."""
