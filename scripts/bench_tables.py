@@ -60,7 +60,8 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise SystemExit(f"README.md: no <!-- bench:{name} --> ... <!-- /bench:{name} --> "
                              "markers; add them where the table goes")
-        text = pattern.sub(lambda m, t=make(data): m.group(1) + t + m.group(2), text)
+        table = make(data)
+        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
     return text
 
 

@@ -1,4 +1,5 @@
-"""The README's benchmark tables are the committed bench JSON, rendered (scripts/bench_tables.py)."""
+"""The README's benchmark tables are the committed bench JSON, rendered by
+scripts/bench_tables.py."""
 
 from __future__ import annotations
 
