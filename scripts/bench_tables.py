@@ -51,6 +51,11 @@ def sharing(data: dict[str, Any]) -> str:
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {"sharing": sharing}
 
 
+def _between(table: str) -> Callable[[re.Match[str]], str]:
+    """A replacement keeping the markers around ``table``."""
+    return lambda m: m.group(1) + table + m.group(2)
+
+
 def render(text: str) -> str:
     """``text`` (README.md) with every table rewritten from its JSON."""
     for name, make in TABLES.items():
@@ -60,8 +65,7 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise SystemExit(f"README.md: no <!-- bench:{name} --> ... <!-- /bench:{name} --> "
                              "markers; add them where the table goes")
-        table = make(data)
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+        text = pattern.sub(_between(make(data)), text)
     return text
 
 
