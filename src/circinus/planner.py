@@ -239,7 +239,7 @@ def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
 FIRST_SELECTION_SHARE = 0.6
 """Share of the selection budget the selector gets; the rest is for fitting its answer to
 whole replicas and for the link and deployment checks (which may select again)."""
-IMPROVE_SHARE = 0.1
+IMPROVE_SHARE = 0.05
 """Share of the selection budget for moving admitted queries to cheaper candidates
 (:func:`~circinus.select.deployments.improve`)."""
 
