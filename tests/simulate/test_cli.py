@@ -100,7 +100,9 @@ def _broken(plan: dict[str, Any], what: str) -> Any:
     elif what == "device":
         data["deployments"][0]["device"] = "ghost-box"
     elif what == "profile":
-        deps["classify@shop-box"]["config"] = {"resolution": 448}
+        (name,) = [n for n in deps if n.startswith("classify@")]
+        deps[name].update(device="shop-box", site="shop", tier="edge",
+                          config={"resolution": 448})
     elif what == "deployment":
         route[0]["deployments"][0]["deployment"] = "ghost@shop-box"
     elif what == "shares":
