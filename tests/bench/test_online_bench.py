@@ -1,4 +1,5 @@
-"""The online benchmark times every held-out and extra arrival and summarises them."""
+"""The online benchmark times every held-out and extra arrival and summarises them; a generated
+world is planned with shared deployments."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from circinus.spec import build_index, parse_world
 
 def test_online_bench_times_every_arrival() -> None:
     index = build_index(parse_world(generate(GenSpec(queries=60, seed=1))))
-    report = run_online_bench("gen-60", index, held_out=2, extra=3, departures=4, seed=1)
+    report = run_online_bench("gen-60", index, held_out=2, extra=3, departures=4, seed=1,
+                              time_limit_s=2.0)
     assert [a.query for a in report.arrivals][:2] == [q.name for q in index.world.queries[-2:]]
     assert len(report.arrivals) == 5 and report.queries == 60 and report.gc_frozen
+    assert report.sharing == "shared" and report.start_deployments > 0
+    assert report.start_cost_per_hour > 0
     assert len(report.departure_seconds) == 4
     assert all(a.decision_seconds > 0 and a.explain_seconds >= 0 for a in report.arrivals)
     assert all(a.explain_seconds == 0 for a in report.arrivals if a.admitted)
@@ -26,5 +30,5 @@ def test_online_bench_times_every_arrival() -> None:
 
 def test_online_bench_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "online.json"
-    main(["--queries", "40", "--extra", "2", "--json", str(out)])
+    main(["--queries", "40", "--extra", "2", "--time-limit", "2", "--json", str(out)])
     assert "decision_median_s" in capsys.readouterr().out and out.exists()

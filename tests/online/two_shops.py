@@ -1,4 +1,6 @@
-"""A small two-shop world for the online planner's tests (plain data, fresh on every call)."""
+"""A small two-shop world for the online planner's tests (plain data, fresh on every call):
+every stage on replicas of its own (``dedicated``), or on deployments shared by the queries
+(``make_world(..., sharing="shared")``)."""
 
 from __future__ import annotations
 
@@ -49,10 +51,12 @@ WORLD: dict[str, Any] = {
 }
 
 
-def make_world(queries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A fresh copy of the two-shop world with ``queries``."""
+def make_world(queries: list[dict[str, Any]] | None = None, *,
+               sharing: str = "dedicated") -> dict[str, Any]:
+    """A fresh copy of the two-shop world with ``queries``, its stages ``sharing``."""
     data = copy.deepcopy(WORLD)
     data["queries"] = copy.deepcopy(queries or [])
+    data["planner"]["sharing"] = sharing
     return data
 
 

@@ -7,8 +7,11 @@ queries then arrive one at a time; then ``departures`` admitted queries drawn wi
 pipeline, sources, rate and SLO; they compete for the same devices, and some fit into what the
 departures freed or after a repair).
 Each arrival's wall time is recorded in two parts: the *decision* (validation, search of the
-newcomer, admission, local repair) and, for a query that must wait, the *explanation* (its
-nearest admissible SLO).
+newcomer, admission in whole replicas of the shared deployments it joins, the check of every
+admitted query on those deployments and on the shared links it crosses, local repair) and, for a
+query that must wait, the *explanation* (its nearest admissible SLO). The world's
+``planner.sharing`` decides whether stages join shared deployments (the default) or get replicas
+of their own; ``--sharing`` overrides it.
 
 A long-running Python process with millions of live objects pays for the cyclic garbage
 collector's full collections (about a second each at 10,000 queries, every few dozen
@@ -29,10 +32,14 @@ import random
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from circinus.online import OnlinePlanner
 from circinus.spec.index import WorldIndex
-from circinus.spec.models import Query
+from circinus.spec.models import PlannerSettings, Query
+
+SharingMode = Literal["shared", "dedicated", "mixed"]
+"""The planner's ``sharing`` settings (:class:`~circinus.spec.models.PlannerSettings`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,12 @@ class OnlineReport:
     gc_frozen: bool
     arrivals: tuple[ArrivalTime, ...]
     departure_seconds: tuple[float, ...] = ()
+    sharing: str = "shared"
+    """The planner's ``sharing`` setting the world was planned with."""
+    start_deployments: int = 0
+    """Shared deployments (with at least one query) after the start."""
+    start_cost_per_hour: float = 0.0
+    """Cost of the plans admitted at the start, shared deployments in whole replicas, $/h."""
 
     def summary(self) -> dict[str, float]:
         """Median, 90th percentile and maximum of the decision and of the whole arrival, s."""
@@ -76,17 +89,26 @@ class OnlineReport:
 
 def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: int = 20,
                      departures: int = 0, seed: int = 0, freeze_gc: bool = True,
-                     selector: str = "milp") -> OnlineReport:
+                     selector: str = "milp", sharing: SharingMode | None = None,
+                     time_limit_s: float | None = None) -> OnlineReport:
     """Start with all but ``held_out`` queries of ``index`` (selected by ``selector``), then
-    time the arrivals (see module note)."""
+    time the arrivals (see module note); ``sharing`` and ``time_limit_s`` (the selection's
+    budget at the start) override the world's settings."""
     queries = index.world.queries
     if not 1 <= held_out < len(queries):
         raise ValueError(f"held_out must be in 1..{len(queries) - 1}, got {held_out}")
+    changes: dict[str, object] = {}
+    if sharing is not None:
+        changes["sharing"] = sharing
+    if time_limit_s is not None:
+        changes["time_limit_s"] = time_limit_s
+    settings = PlannerSettings.model_validate({**index.world.planner.model_dump(), **changes})
     start = index.world.model_copy(update={"queries": queries[:-held_out]})
     t0 = time.monotonic()
-    online = OnlinePlanner(start, selector=selector)
+    online = OnlinePlanner(start, selector=selector, settings=settings)
     start_seconds = time.monotonic() - t0
     start_admitted = len(online.admitted)
+    start_deployments, start_cost = len(online.deployments()), online.cost_per_hour
     if freeze_gc:
         gc.collect()
         gc.freeze()
@@ -106,7 +128,8 @@ def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: 
         if freeze_gc:
             gc.unfreeze()
     return OnlineReport(name, len(queries), start_seconds, start_admitted, freeze_gc,
-                        tuple(times), tuple(gone))
+                        tuple(times), tuple(gone), settings.sharing, start_deployments,
+                        start_cost)
 
 
 def _arrive(online: OnlinePlanner, query: Query) -> ArrivalTime:
@@ -126,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-freeze-gc", action="store_true")
     parser.add_argument("--selector", default="milp", help="selector of the start (e.g. fcfs)")
+    parser.add_argument("--sharing", choices=["shared", "dedicated", "mixed"],
+                        help="override the world's planner.sharing")
+    parser.add_argument("--time-limit", type=float,
+                        help="override the world's planner.time_limit_s (the start's selection)")
     parser.add_argument("--json", help="write the report here")
     args = parser.parse_args(argv)
     from circinus.spec.load import load_indexed_world, parse_world
@@ -142,13 +169,15 @@ def main(argv: list[str] | None = None) -> None:
         name = f"gen-{args.queries}"
     report = run_online_bench(name, index, held_out=args.held_out, extra=args.extra,
                               departures=args.departures, seed=args.seed,
-                              freeze_gc=not args.no_freeze_gc, selector=args.selector)
+                              freeze_gc=not args.no_freeze_gc, selector=args.selector,
+                              sharing=args.sharing, time_limit_s=args.time_limit)
     for a in report.arrivals:
         print(f"{a.query}: {'admitted' if a.admitted else 'waits'}, {a.moved} moved, "
               f"decision {a.decision_seconds * 1e3:.0f} ms, "
               f"why-not {a.explain_seconds * 1e3:.0f} ms")
-    print(f"{name}: start {report.start_seconds:.1f} s ({report.start_admitted} admitted), "
-          f"gc frozen: {report.gc_frozen}")
+    print(f"{name} ({report.sharing}): start {report.start_seconds:.1f} s "
+          f"({report.start_admitted} admitted, {report.start_deployments} shared deployments, "
+          f"{report.start_cost_per_hour:.2f} $/h), gc frozen: {report.gc_frozen}")
     if report.departure_seconds:
         print(f"{len(report.departure_seconds)} departures: max "
               f"{max(report.departure_seconds) * 1e3:.1f} ms")

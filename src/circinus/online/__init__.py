@@ -5,12 +5,14 @@ Usage::
     from circinus.online import OnlinePlanner
     online = OnlinePlanner(world)              # plans the world's queries as the batch planner
     arrival = online.arrive(query)             # search the newcomer alone, admit it if it fits
+    online.deployments()                       # shared deployments -> replicas, as sized now
     online.depart("cam-7")                     # its capacity goes to waiting queries
     online.set_capacity(device="edge-box", units=4)
     online.rebalance()                         # full re-selection, admitted queries kept
     result = online.result()                   # a PlanResult, as Planner.plan gives
 """
 
+from circinus.online.guard import SloGuard
 from circinus.online.ledger import Ledger
 from circinus.online.planner import OnlinePlanner
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
@@ -26,5 +28,6 @@ __all__ = [
     "OnlinePlanner",
     "Option",
     "Rebalance",
+    "SloGuard",
     "repair",
 ]

@@ -3,70 +3,85 @@
 NOTE: the planner is a state machine over three pieces of state: every present query with its
 candidate set (the output of the per-query search, kept), the candidate each admitted query
 runs, and a :class:`~circinus.online.ledger.Ledger` of what the admitted plans use of every
-capacity. Every event keeps two invariants: no capacity is exceeded, and every admitted query
-runs one of its own candidates (so it meets its SLO). Admitted queries keep their plans unless
-moving them admits more.
+capacity, exact in whole replicas per shared deployment (the selection's arithmetic,
+:mod:`circinus.select.deployments`). Every event keeps two invariants: no capacity is exceeded,
+and every admitted query runs one of its own candidates and meets its SLO at the current state:
+its shared deployments as sized now and its links at their utilisation now
+(:mod:`~circinus.online.guard`). Admitted queries keep their plans unless moving them admits
+more, or their deployments' new state makes them miss their SLO.
 
 * **Start.** The queries of the initial world are planned as the batch planner does (search,
-  then the global selector), so ``result()`` right after the start equals ``Planner.plan``.
+  then the global selector and its checks), so ``result()`` right after the start equals
+  ``Planner.plan``.
 * **Arrival.** Only the newcomer is searched (the search's caches and its estimator's memo make
-  this about a tenth of a second at 10,000 queries). It is admitted with its cheapest candidate
-  that fits what is left. If none fits, a bounded local repair (:mod:`~circinus.online.repair`)
-  tries to move up to ``max_moves`` admitted queries that hold the resources it lacks to other
-  candidates of theirs; the repair is taken only if it admits the newcomer, so goodput grows and
-  nobody is dropped. Otherwise the query waits, with a reason and its nearest admissible SLO.
-* **Departure.** Its resources are freed and the waiting queries that could use them are tried,
-  heaviest first (then in arrival order), each with its cheapest candidate that fits.
+  this about a tenth of a second at 10,000 queries). It is admitted with its candidate of least
+  *marginal* cost that fits what is left: joining a shared deployment with headroom costs only
+  its own part (network, dedicated stages), one that needs more replicas pays for them. The
+  admission stands if every admitted query on the deployments it joins and the shared links it
+  crosses still meets its SLO at the new state; else the next candidate is tried. If none fits,
+  a bounded local repair (:mod:`~circinus.online.repair`) tries to move up to ``max_moves``
+  admitted queries that hold the resources it lacks to other candidates of theirs; the repair is
+  taken only if the whole ledger then fits, the newcomer is admitted and the SLOs hold, so
+  goodput grows and nobody is dropped. Otherwise the query waits, with a reason and its nearest
+  admissible SLO.
+* **Departure.** Its load is taken off (its deployments shrink to the replicas the rest needs),
+  its co-tenants are estimated at their deployments' new state (one that then misses its SLO,
+  e.g. now paying a larger share of a replica than its cost bound allows, is dropped and tried
+  again like a waiting query), and the waiting queries that could use what was freed are tried,
+  heaviest first (then in arrival order), each with its candidate of least marginal cost.
 * **Capacity change** (a device resized, added or removed, a link's capacity changed). The world
   is rebuilt and the fit re-checked. Queries whose plan used a removed device, or whose candidate
   set it emptied, are searched again and re-admitted if they fit. Resources left over capacity
   are first relieved by moving their holders to other candidates (the repair rule, unbounded);
   if that fails, the selector re-selects among those holders alone, the others fixed, which may
-  evict some (they wait). Waiting queries are then tried; after ``add_device`` the waiting ones
-  that can reach the new device are searched again first. A resize keeps the candidate sets (a
-  plan's estimate does not depend on a device's size; only plans larger than the old size are
-  missing, rare with many-unit devices).
+  evict some (they wait). The admitted plans on changed deployments and shared links are checked
+  again and those that miss their SLO are dropped. Waiting queries are then tried; after
+  ``add_device`` the waiting ones that can reach the new device are searched again first. A
+  resize keeps the candidate sets (a plan's estimate does not depend on a device's size; only
+  plans larger than the old size are missing, rare with many-unit devices).
 * **Rebalance** (``rebalance()``, e.g. periodically): the global selector over every present
   query's candidates, by default with every admitted query kept (their weights are raised above
   the total weight of the others). The result replaces the state only if it admits more weight,
   or as much at a lower cost.
 
-Shared links (with the settings' ``link_check``, the default): the start and every rebalance
-run the batch planner's link check on their selection (:mod:`circinus.select.contention`), and
-the queries keep the candidates that survive it; every single admission (arrival, refill, a
-repair's moves, re-admission after a change) is checked at the links' utilisation with it, and
-a capacity change drops the admitted plans that then miss their SLO
-(:mod:`circinus.online.links`). So every admitted plan meets its SLO at its links' current
-utilisation, and ``result()`` reports contended latencies. A query kept out by a link is told
-so (binding resource: the link) but gets no nearest SLO: that search prices plans alone on their
-links.
+Shared links (with the settings' ``link_check``, the default) and shared deployments: the start
+and every rebalance run the batch planner's link and deployment checks on their selection
+(:func:`circinus.planner.select_checked`), and the queries keep the candidates that survive
+them; a plan the checks leave that misses its SLO at the state the final selection brings (the
+deployment check may select again at the link loads of an earlier selection) is dropped
+(:func:`~circinus.online.guard.settle`; never on a selection the checks left consistent, so the
+start still equals the batch planner's). Every single admission (arrival, refill, a repair's
+moves, re-admission after a change) is checked at the state it brings. So ``result()`` reports
+every admitted query's latency at its links' utilisation and its deployments' real state, and
+its share of their whole replicas' cost. A query kept out by a link is told so (binding
+resource: the link) but gets no nearest SLO: that search prices plans alone on their links.
 
-What greedy online admission can achieve (link check off): arrivals into an empty world with
-``max_moves=0`` admit exactly what first-come-first-served selection (``FcfsSelector``) admits
-in arrival order; the repair can only add to that; no order beats the global selector over the
-same candidates (an optimum the MILP proves on small worlds), and ``rebalance()`` reaches it
-when it keeps nobody. With the check, one admission at a time and a whole selection are checked
-at different loads, so the two may admit differently.
+What greedy online admission can achieve (link check off, dedicated replicas): arrivals into an
+empty world with ``max_moves=0`` admit exactly what first-come-first-served selection
+(``FcfsSelector``) admits in arrival order; the repair can only add to that; no order beats the
+global selector over the same candidates (an optimum the MILP proves on small worlds), and
+``rebalance()`` reaches it when it keeps nobody. With the check, one admission at a time and a
+whole selection are checked at different loads, so the two may admit differently; with shared
+deployments, an admission pays marginal costs that a whole selection shares out differently.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from circinus.errors import SpecError, UnknownNameError
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import EPS, Estimate
-from circinus.online.ledger import Ledger, Resource
-from circinus.online.links import LinkGuard, shared_links
+from circinus.online.guard import settle
+from circinus.online.ledger import Resource
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
-from circinus.online.repair import Mover, Option, repair
+from circinus.online.state import Entry, OnlineState
 from circinus.online.world import add_device, remove_device, resize_device, set_link_capacity
 from circinus.online.world import validated as _validated
 from circinus.plan.file import PlanFile, to_plan_file
-from circinus.plan.records import QueryPlan
 from circinus.planner import (
     SEARCHES,
     SELECTORS,
@@ -79,26 +94,27 @@ from circinus.planner import (
 )
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select.base import Selection, SelectionProblem
-from circinus.select.contention import LinkCheck
+from circinus.select.contention import LinkCheck, utilisation
+from circinus.select.deployments import deployment_table
+from circinus.select.sizing import DeploymentCheck, sized
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query, World
 from circinus.spec.validate import build_index
-from circinus.whynot import NearestSlo, WhyNot
+from circinus.whynot import NearestSlo, Residual, WhyNot
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """A present query: its spec, candidates, and each candidate's use and repair option."""
+class _Selected:
+    """A global selection over present queries, after the batch planner's checks."""
 
-    query: Query
-    found: QueryCandidates
-    options: tuple[Option, ...]
-
-    @staticmethod
-    def of(query: Query, found: QueryCandidates) -> _Entry:
-        return _Entry(query, found, tuple(
-            Option(k, c.estimate.usage(), c.estimate.cost_per_hour)
-            for k, c in enumerate(found.candidates)))
+    problem: SelectionProblem
+    selection: Selection
+    links: LinkCheck | None
+    sizing: DeploymentCheck | None
+    dropped: tuple[tuple[str, str, str, float], ...] = ()
+    """``(query, "deployment" or "link", name, link utilisation)`` for each plan the checks
+    left that missed its SLO at the state the selection brings
+    (:func:`~circinus.online.guard.settle`)."""
 
 
 class OnlinePlanner:
@@ -110,7 +126,8 @@ class OnlinePlanner:
         search: registry key of the per-query search (:data:`circinus.planner.SEARCHES`).
         selector: registry key of the selector used at the start, on ``rebalance()`` and after a
             capacity cut (:data:`circinus.planner.SELECTORS`).
-        settings: planner settings overriding the world's ``planner`` section.
+        settings: planner settings overriding the world's ``planner`` section (its ``sharing``
+            decides whether stages join shared deployments or get replicas of their own).
         max_moves: admitted queries one arrival's repair may move (0: no repair).
         why_not: find the nearest admissible SLO of queries that must wait (in ``arrive`` and
             ``result``).
@@ -131,26 +148,21 @@ class OnlinePlanner:
             raise SpecError(f"max_moves must be >= 0, got {max_moves!r}")
         index = world if isinstance(world, WorldIndex) else build_index(world)
         self.search_key, self.selector_key = search, selector
-        # NOTE: admissions here are booked one plan at a time in additive units, which is what
-        # dedicated replicas are; shared deployments (whole replicas sized for many queries)
-        # are planned by the batch planner only, so this planner runs every stage dedicated.
-        self.settings = (settings or index.world.planner).model_copy(
-            update={"sharing": "dedicated"})
+        self.settings = settings or index.world.planner
         self.max_moves, self.why_not = max_moves, why_not
         self._topology = index.world.model_copy(update={"queries": []})
-        self._entries: dict[str, _Entry] = {}
-        self._chosen: dict[str, int] = {}
-        self._mover_memo: dict[str, tuple[int, Mover]] = {}
-        self._ledger = Ledger(index.capacities)
         self._seconds = {"search": 0.0, "select": 0.0, "why_not": 0.0}
         self._kernels = 0
         self._selection: Selection | None = None
         """The selector's answer while the state is exactly it (for ``result``)."""
         self._check: LinkCheck | None = None
         """The link check of ``_selection``."""
-        self._links = LinkGuard(enabled=self.settings.link_check)
-        self._estimator: AnalyticEstimator | None = None
-        self._rebuild(build_index(self._topology))
+        self._sizing: DeploymentCheck | None = None
+        """The deployment check of ``_selection``."""
+        empty = build_index(self._topology)
+        self._state = OnlineState(empty, AnalyticEstimator(index=empty),
+                                  link_check=self.settings.link_check, max_moves=max_moves)
+        self._rebuild(empty)
         if index.world.queries:
             self._start(index.world.queries)
 
@@ -159,35 +171,48 @@ class OnlinePlanner:
     @property
     def queries(self) -> tuple[str, ...]:
         """Present queries, in arrival order (the initial world's first, in its order)."""
-        return tuple(self._entries)
+        return tuple(self._state.entries)
 
     @property
     def admitted(self) -> tuple[str, ...]:
         """Admitted queries, in arrival order."""
-        return tuple(n for n in self._entries if n in self._chosen)
+        chosen = self._state.chosen
+        return tuple(n for n in self._state.entries if n in chosen)
 
     @property
     def waiting(self) -> tuple[str, ...]:
         """Present queries not admitted, in arrival order."""
-        return tuple(n for n in self._entries if n not in self._chosen)
+        chosen = self._state.chosen
+        return tuple(n for n in self._state.entries if n not in chosen)
 
     def plan_of(self, name: str) -> Candidate | None:
-        """The plan ``name`` runs (with its estimate), ``None`` while it waits."""
+        """The plan ``name`` runs with its estimate at the current state, ``None`` while it
+        waits."""
         entry = self._entry(name, "plan_of")
-        k = self._chosen.get(name)
+        k = self._state.chosen.get(name)
         return None if k is None else entry.found.candidates[k]
 
     def used(self) -> dict[Resource, float]:
-        """What the admitted plans use of every resource (a copy)."""
-        return dict(self._ledger.used)
+        """What the admitted plans use of every resource, shared deployments in whole replicas
+        (a copy)."""
+        return self._state.ledger.used
 
     def capacity(self) -> dict[Resource, float]:
         """Every constrained resource and its capacity now (a copy)."""
-        return dict(self._ledger.capacity)
+        return dict(self._state.ledger.capacity)
+
+    def deployments(self) -> dict[str, int]:
+        """Replicas of every shared deployment the admitted plans join, by resource name."""
+        return self._state.ledger.replicas()
+
+    @property
+    def cost_per_hour(self) -> float:
+        """What the admitted plans cost, shared deployments in whole replicas, $/h."""
+        return self._state.ledger.cost
 
     def index(self) -> WorldIndex:
         """The world now (devices and links as changed, the present queries) as an index."""
-        queries = [e.query for e in self._entries.values()]
+        queries = [e.query for e in self._state.entries.values()]
         return replace(self._index, world=self._topology.model_copy(update={"queries": queries}))
 
     # -- events ------------------------------------------------------------------------------
@@ -197,16 +222,18 @@ class OnlinePlanner:
         start = time.monotonic()
         spec = self._validate(query)
         found = self._timed_search([spec])[0]
-        entry = self._entries[spec.name] = _Entry.of(spec, found)
+        state = self._state
+        state.enter([(spec, found)])
+        entry = state.entries[spec.name]
         self._selection = None
-        k = self._admit_first(entry)
+        k = state.admit_first(entry)
         moved: tuple[str, ...] = ()
         if k is None and found.candidates and self.max_moves:
-            fixed = self._admit_repaired(entry)
+            fixed = state.admit_repaired(entry)
             if fixed is not None:
                 k, moved = fixed
         if k is not None:
-            cand = self._entries[spec.name].found.candidates[k]
+            cand = state.entries[spec.name].found.candidates[k]
             return Arrival(spec.name, True, cand.plan, cand.estimate, moved, None, None,
                            len(found.candidates), time.monotonic() - start)
         decided = time.monotonic()
@@ -215,18 +242,30 @@ class OnlinePlanner:
                        decided - start, time.monotonic() - decided)
 
     def depart(self, name: str) -> Departure:
-        """Remove ``name``; the capacity it held goes to waiting queries that fit into it."""
+        """Remove ``name``; its co-tenants are checked at their deployments' new state, and the
+        capacity it held goes to waiting queries that fit into it."""
         start = time.monotonic()
+        state = self._state
         entry = self._entry(name, "depart")
-        k = self._chosen.get(name)
-        if k is not None:
-            self._release(name)
-        del self._entries[name]
-        self._mover_memo.pop(name, None)
-        self._links.forget(name)
+        k = state.chosen.get(name)
+        before = state.ledger.used
+        left = state.forget(name)
         self._selection = None
-        admitted = () if k is None else self._refill(set(entry.options[k].usage))
-        return Departure(name, k is not None, admitted, time.monotonic() - start)
+        if k is None:
+            return Departure(name, False, (), time.monotonic() - start)
+        freed = set(entry.options[k].usage)
+        dropped = dict(state.enforce(left, ()))
+        for n, j in dropped.items():
+            freed.update(state.entries[n].options[j].usage)
+        now = state.ledger.used
+        relieved = {r for r in freed if r[0] == "deployment"
+                    or now.get(r, 0.0) < before.get(r, 0.0) - EPS}
+        refilled = state.refill(freed, relieved)
+        return Departure(
+            name, True, tuple(n for n in refilled if n not in dropped),
+            time.monotonic() - start,
+            tuple(n for n, j in dropped.items() if state.chosen.get(n, j) != j),
+            tuple(n for n in dropped if n not in state.chosen))
 
     def set_capacity(self, *, device: str | None = None, units: float | None = None,
                      memory_gb: float | None = None, link: str | None = None,
@@ -253,7 +292,7 @@ class OnlinePlanner:
         world, dev, what = add_device(self._topology, device)
         reach = [n for n in self.waiting
                  if any(self._index.reachable(site, dev.site)
-                        for site in self._entries[n].query.sources.values())]
+                        for site in self._state.entries[n].query.sources.values())]
         return self._change(world, what, research=reach)
 
     def remove_device(self, name: str) -> CapacityChange:
@@ -270,30 +309,32 @@ class OnlinePlanner:
             time_limit_s: the selector's budget (default: the settings').
         """
         start = time.monotonic()
-        names = list(self._entries)
-        weights = [self._entries[n].query.weight for n in names]
+        state = self._state
+        names = list(state.entries)
+        weights = [state.entries[n].query.weight for n in names]
         boost = sum(weights) + max(weights, default=0.0) if keep_admitted else 0.0
         settings = self.settings if time_limit_s is None else self.settings.model_copy(
             update={"time_limit_s": time_limit_s})
-        problem, sel, checked = self._select(
-            names, [w + boost * (n in self._chosen) for n, w in zip(names, weights, strict=True)],
+        made = self._select(
+            names, [w + boost * (n in state.chosen) for n, w in zip(names, weights, strict=True)],
             settings)
-        before = {n: self._entries[n].found.candidates[k].plan for n, k in self._chosen.items()}
-        old_goodput, old_cost = self._totals(self._chosen.items())
+        problem, sel = made.problem, made.selection
+        before = state.plans()
+        old_goodput, old_cost = state.goodput(state.chosen), state.ledger.cost
         new = {n: k for n, k in zip(names, sel.chosen, strict=True) if k is not None}
-        goodput = sum(self._entries[n].query.weight for n in new)
-        cost = sum(qc.candidates[k].estimate.cost_per_hour
-                   for qc, k in zip(problem.candidates, sel.chosen, strict=True) if k is not None)
+        goodput, cost = state.goodput(new), problem.cost(sel.chosen)
         accepted = goodput > old_goodput + EPS or (
             abs(goodput - old_goodput) <= EPS and cost < old_cost - EPS)
         if accepted:
-            for n in list(self._chosen):
-                self._release(n)
-            self._take(names, problem, checked)
+            for n in list(state.chosen):
+                state.release(n)
+            self._take(names, made)
             for n, k in new.items():
-                self._admit(n, k)
-            self._selection, self._check = (None, None) if keep_admitted else (sel, checked)
-        moved, admitted, evicted = self._diff(before)
+                state.admit(n, k)
+            self._selection, self._check, self._sizing = (
+                (None, None, None) if keep_admitted else (sel, made.links, made.sizing))
+            state.note_waiting()
+        moved, admitted, evicted = state.diff(before)
         return Rebalance(accepted, old_goodput, goodput, old_cost, cost, moved, admitted,
                          evicted, sel.status, time.monotonic() - start)
 
@@ -302,27 +343,30 @@ class OnlinePlanner:
     def result(self, *, why_not: bool | None = None) -> PlanResult:
         """The state as the batch planner's :class:`~circinus.planner.PlanResult` (present
         queries in arrival order; ``why_not`` defaults to the planner's setting). The selection
-        is the selector's own answer while nothing has changed since it, else ``greedy``."""
-        names = list(self._entries)
-        problem = self._problem(names, [self._entries[n].query.weight for n in names])
-        chosen = tuple(self._chosen.get(n) for n in names)
+        is the selector's own answer while nothing has changed since it, else ``greedy``; the
+        shared deployments are the ledger's, and each admitted query's estimate is the one at
+        the current state (with its share of its deployments' replicas)."""
+        state = self._state
+        names = list(state.entries)
+        problem = self._problem(names, [state.entries[n].query.weight for n in names])
+        chosen = tuple(state.chosen.get(n) for n in names)
         selection = self._selection
         if selection is None or selection.chosen != chosen:
-            goodput, cost = self._totals(self._chosen.items())
+            goodput = state.goodput(state.chosen)
             bound = sum(w for qc, w in zip(problem.candidates, problem.weights, strict=True)
                         if qc.candidates)
-            selection = Selection(chosen, goodput, cost, bound,
+            selection = Selection(chosen, goodput, problem.cost(chosen), bound,
                                   (bound - goodput) / bound if bound > EPS else 0.0, 0.0,
                                   "greedy", 0.0)
         used = selection.used(problem)
-        checked = self._check if selection is self._selection else None
+        checked, sizing = self._checks(selection, problem, chosen)
         ceilings = {} if checked is None else dict(checked.ceilings)
         if checked is not None:  # the capacities the selection was kept within
             problem = replace(problem, capacity=checked.usable(problem.capacity))
         outcomes: list[QueryOutcome] = []
         for name, qc, k in zip(names, problem.candidates, chosen, strict=True):
             if k is None:
-                reason = qc.reason or self._links.reason(name) or capacity_reason(
+                reason = qc.reason or state.guard.reason(name) or capacity_reason(
                     problem, used, len(outcomes), ceilings)
                 outcomes.append(QueryOutcome(name, False, None, None, reason,
                                              len(qc.candidates), qc.evaluations))
@@ -332,300 +376,147 @@ class OnlinePlanner:
                                              len(qc.candidates), qc.evaluations))
         t0 = time.monotonic()
         explained = explain_rejections(
-            self._explainer, [self._entries[n].query for n in names], problem, outcomes, used,
+            self._explainer, [state.entries[n].query for n in names], problem, outcomes, used,
             nearest=self.why_not if why_not is None else why_not,
-            emptied=self._links.blocked())
+            emptied=state.guard.blocked(), chosen=chosen, ceilings=ceilings)
         return PlanResult(
             world=self._topology.name, outcomes=explained, selection=selection,
             resources=self._resources(used), search_seconds=self._seconds["search"],
             select_seconds=self._seconds["select"],
             kernel_evaluations=(self._kernels + self._search.estimator.kernel_evaluations
-                                + self._links.kernel_evaluations),
-            why_not_seconds=time.monotonic() - t0, link_check=checked)
+                                + state.guard.kernel_evaluations),
+            why_not_seconds=time.monotonic() - t0, link_check=checked, deployment_check=sizing)
 
     def plan_file(self, *, why_not: bool | None = None) -> PlanFile:
         """The documented plan file of :meth:`result` (``docs/plan-format.md``)."""
         return to_plan_file(self.index(), self.result(why_not=why_not))
 
-    # -- admission ---------------------------------------------------------------------------
-
-    def _admit_first(self, entry: _Entry) -> int | None:
-        """Admit ``entry`` with its cheapest candidate (they are sorted by cost) that fits what
-        is left and passes the link check (:mod:`~circinus.online.links`); the candidate's
-        index, or ``None`` (then the query waits)."""
-        name = entry.query.name
-        if entry.options:
-            self._links.forget(name)  # blamed only by its latest try
-        for opt in entry.options:
-            if not self._ledger.fits(opt.usage):
-                continue
-            self._admit(name, opt.index)
-            if self._links_hold(opt.usage):
-                return opt.index
-            self._links.blame(name, self._ledger, opt.usage)
-            self._release(name)
-        return None
-
-    def _admit_repaired(self, entry: _Entry) -> tuple[int, tuple[str, ...]] | None:
-        """Admit ``entry`` after a local repair, if one makes room and passes the link check:
-        its candidate's index and the moved queries; else ``None`` with nothing changed."""
-        fixed = self._repair_for(entry)
-        if fixed is None:
-            return None
-        k, moves = fixed
-        name = entry.query.name
-        undo = [(n, self._chosen[n]) for n, _ in moves]
-        moved = self._apply(moves)
-        self._admit(name, k)
-        touched = dict(entry.options[k].usage)
-        for n, j in moves:
-            touched.update(self._entries[n].options[j].usage)
-        if self._links_hold(touched):
-            return k, moved
-        self._release(name)
-        self._apply(undo)
-        return None
-
-    def _admit(self, name: str, k: int) -> None:
-        self._ledger.add(name, self._entries[name].options[k].usage)
-        self._chosen[name] = k
-        self._links.forget(name)
-
-    def _release(self, name: str) -> None:
-        k = self._chosen.pop(name)
-        self._ledger.remove(name, self._entries[name].options[k].usage)
-
-    def _apply(self, moves: Sequence[tuple[str, int]]) -> tuple[str, ...]:
-        for name, k in moves:
-            self._release(name)
-            self._admit(name, k)
-        return tuple(name for name, _ in moves)
-
-    def _repair_for(self, entry: _Entry) -> tuple[int, list[tuple[str, int]]] | None:
-        """A candidate of ``entry`` and the moves that make room for it, or ``None``."""
-        cap, used = self._ledger.capacity, self._ledger.used
-        for opt in entry.options:
-            if any(v > cap[r] + EPS for r, v in opt.usage.items() if r in cap):
-                continue  # larger than the resource itself (after a cut)
-            short = [r for r, v in opt.usage.items()
-                     if r in cap and used.get(r, 0.0) + v > cap[r] + EPS]
-            moves = repair(opt.usage, cap, used, self._movers(short), max_moves=self.max_moves)
-            if moves:
-                return opt.index, moves
-        return None
-
-    def _movers(self, resources: Iterable[Resource]) -> list[Mover]:
-        """The admitted holders of ``resources`` that have other candidates (memoised per
-        query and current candidate: a mover's moves change only when it moves)."""
-        names = dict.fromkeys(n for r in resources for n in self._ledger.holders(r))
-        out = []
-        for name in names:
-            k = self._chosen[name]
-            memo = self._mover_memo.get(name)
-            if memo is None or memo[0] != k:
-                memo = self._mover_memo[name] = (k, Mover.of(name, self._entries[name].options, k))
-            if memo[1].moves:
-                out.append(memo[1])
-        return out
-
-    def _refill(self, freed: set[Resource] | None) -> tuple[str, ...]:
-        """Admit waiting queries that now fit, heaviest first (ties: arrival order); with
-        ``freed``, only those with a candidate using one of those resources."""
-        waiting = [e for n, e in self._entries.items() if n not in self._chosen and e.options]
-        if freed is not None:
-            waiting = [e for e in waiting if any(r in freed for o in e.options for r in o.usage)]
-        waiting.sort(key=lambda e: -e.query.weight)
-        return tuple(e.query.name for e in waiting if self._admit_first(e) is not None)
+    def _checks(self, selection: Selection, problem: SelectionProblem,
+                chosen: tuple[int | None, ...]
+                ) -> tuple[LinkCheck | None, DeploymentCheck | None]:
+        """The link and deployment checks of ``selection``: the selector's while the state is
+        its answer; else no link check, and the shared deployments as the ledger sizes them."""
+        if selection is self._selection:
+            return self._check, self._sizing
+        if not problem.deployments:
+            return None, None
+        return None, DeploymentCheck(0, 0, 0, sized(problem, chosen), 0.0)
 
     # -- capacity changes --------------------------------------------------------------------
 
     def _change(self, world: World, what: str, *, removed: str | None = None,
                 research: Sequence[str] = ()) -> CapacityChange:
-        """Apply a new topology: rebuild, re-plan what lost its place, relieve overload."""
+        """Apply a new topology: rebuild, re-plan what lost its place, relieve overload, drop
+        the plans that then miss their SLO (module note)."""
         start = time.monotonic()
         try:
             index = build_index(world)
         except SpecError as exc:
             raise SpecError(f"{what}: {exc}") from None
-        before = {n: self._entries[n].found.candidates[k].plan for n, k in self._chosen.items()}
+        state = self._state
+        before, states = state.plans(), state.ledger.states()
         self._topology = world
         self._rebuild(index)
         self._selection = None
         displaced: list[str] = []
         if removed is not None:
-            displaced, emptied = self._drop_device(removed)
+            displaced, emptied = state.drop_device(removed)
             research = [*research, *emptied]
         self._research(research)
-        self._relieve()
-        self._enforce_links()
-        for name in sorted(displaced, key=lambda n: -self._entries[n].query.weight):
-            entry = self._entries[name]
-            if self._admit_first(entry) is None and entry.options and self.max_moves:
-                self._admit_repaired(entry)
-        self._refill(None)
-        moved, admitted, evicted = self._diff(before)
+        state.relieve(self._reselect)
+        now = state.ledger.states()
+        changed = [d for d in {**states, **now} if states.get(d) != now.get(d)]
+        state.enforce(changed, [r for r in state.ledger.capacity if r[0] == "link"])
+        for name in sorted(displaced, key=lambda n: -state.entries[n].query.weight):
+            entry = state.entries[name]
+            if state.admit_first(entry) is None and entry.options and self.max_moves:
+                state.admit_repaired(entry)
+        state.refill(None)
+        moved, admitted, evicted = state.diff(before)
         return CapacityChange(what, moved, evicted, admitted, tuple(research),
                               time.monotonic() - start)
-
-    def _drop_device(self, device: str) -> tuple[list[str], list[str]]:
-        """Drop every candidate using ``device``; returns the admitted queries that ran on it
-        (released) and the queries left without candidates."""
-        res = ("device", device)
-        displaced, emptied = [], []
-        for name, entry in list(self._entries.items()):
-            keep = [o.index for o in entry.options if res not in o.usage]
-            if len(keep) == len(entry.options):
-                continue
-            k = self._chosen.get(name)
-            if k is not None:
-                self._release(name)
-            found = entry.found
-            reason = found.reason or f"placement: its every plan used the removed device {device}"
-            self._mover_memo.pop(name, None)
-            self._entries[name] = _Entry.of(entry.query, QueryCandidates(
-                found.query, tuple(found.candidates[j] for j in keep),
-                None if keep else reason, found.evaluations))
-            if k is not None and k in keep:
-                self._admit(name, keep.index(k))
-            elif k is not None:
-                displaced.append(name)
-            if not keep:
-                emptied.append(name)
-        return displaced, emptied
 
     def _research(self, names: Sequence[str]) -> None:
         """Search ``names`` (none admitted) again in the current world."""
         if not names:
             return
-        assert not any(n in self._chosen for n in names)
-        specs = [self._entries[n].query for n in names]
-        for spec, found in zip(specs, self._timed_search(specs), strict=True):
-            self._mover_memo.pop(spec.name, None)
-            self._entries[spec.name] = _Entry.of(spec, found)
+        assert not any(n in self._state.chosen for n in names)
+        specs = [self._state.entries[n].query for n in names]
+        self._state.enter(list(zip(specs, self._timed_search(specs), strict=True)))
 
-    def _relieve(self) -> None:
-        """Bring every resource back within its capacity (see module note)."""
-        over = self._ledger.over()
-        if not over:
-            return
-        movers = self._movers(over)
-        moves = repair({}, self._ledger.capacity, self._ledger.used, movers,
-                       max_moves=max(self.max_moves, len(movers)))
-        if moves is not None:
-            self._apply(moves)
-            return
-        names = list(dict.fromkeys(n for r in over for n in self._ledger.holders(r)))
-        for n in names:
-            self._release(n)
-        left = {r: max(0.0, c - self._ledger.used.get(r, 0.0))
-                for r, c in self._ledger.capacity.items()}
-        problem = SelectionProblem(tuple(self._entries[n].found for n in names),
-                                   tuple(self._entries[n].query.weight for n in names), left)
+    def _reselect(self, problem: SelectionProblem) -> Selection:
+        """The selector's answer to ``problem`` within the settings' budget (timed)."""
         t0 = time.monotonic()
         sel = SELECTORS[self.selector_key]().select(problem,
                                                     time_limit_s=self.settings.time_limit_s)
         self._seconds["select"] += time.monotonic() - t0
-        assert sel.fits(problem), "selector returned a selection over capacity"
-        for n, k in zip(names, sel.chosen, strict=True):
-            if k is not None:
-                self._admit(n, k)
+        return sel
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _start(self, queries: Sequence[Query]) -> None:
         """Plan the initial queries as the batch planner does."""
+        state = self._state
         for found, spec in zip(self._timed_search(queries), queries, strict=True):
-            self._entries[spec.name] = _Entry.of(spec, found)
-        names = list(self._entries)
-        problem, sel, checked = self._select(names, [q.weight for q in queries], self.settings)
-        self._take(names, problem, checked)
-        for name, k in zip(names, sel.chosen, strict=True):
+            state.entries[spec.name] = Entry.of(spec, found)
+        names = list(state.entries)
+        made = self._select(names, [q.weight for q in queries], self.settings)
+        self._take(names, made)
+        for name, k in zip(names, made.selection.chosen, strict=True):
             if k is not None:
-                self._admit(name, k)
-        self._selection, self._check = sel, checked
-        self._movers(self._ledger.capacity)  # build every mover once now, not on an arrival
+                state.admit(name, k)
+        self._selection, self._check, self._sizing = made.selection, made.links, made.sizing
+        state.movers(state.ledger.capacity)  # build every mover once now, not on an arrival
+        state.note_waiting()
 
-    def _select(self, names: Sequence[str], weights: Sequence[float], settings: PlannerSettings
-                ) -> tuple[SelectionProblem, Selection, LinkCheck | None]:
-        """The global selector over ``names``' candidates, then the batch planner's link check
-        (:func:`circinus.planner.select_checked`); the state is not changed."""
+    def _select(self, names: Sequence[str], weights: Sequence[float],
+                settings: PlannerSettings) -> _Selected:
+        """The global selector over ``names``' candidates, then the batch planner's link and
+        deployment checks (:func:`circinus.planner.select_checked`), then the plans that still
+        miss their SLO at the state the selection brings dropped
+        (:func:`~circinus.online.guard.settle`); the state is not changed."""
         t0 = time.monotonic()
-        problem, sel, checked, _ = select_checked(
-            self._estimator_now(), [self._entries[n].query for n in names],
-            self._problem(names, weights), SELECTORS[self.selector_key](), settings)
-        self._seconds["select"] += time.monotonic() - t0
+        queries = [self._state.entries[n].query for n in names]
+        problem, sel, checked, sizing = select_checked(
+            self._state.estimator, queries, self._problem(names, weights),
+            SELECTORS[self.selector_key](), settings)
         if checked is not None:
             self._kernels += checked.kernel_evaluations
-        return problem, sel, checked
+        made = _Selected(problem, sel, checked, sizing)
+        chosen, fresh = settle(self._state.estimator, queries, problem, sel.chosen,
+                               link_check=settings.link_check)
+        if chosen != sel.chosen:
+            made = _dropped(made, chosen, fresh)
+        self._seconds["select"] += time.monotonic() - t0
+        return made
 
-    def _take(self, names: Sequence[str], problem: SelectionProblem,
-              checked: LinkCheck | None) -> None:
-        """Give ``names`` (none admitted) the candidates of ``problem`` (after a link check)."""
-        for name, qc in zip(names, problem.candidates, strict=True):
-            self._entries[name] = _Entry.of(self._entries[name].query, qc)
-            self._mover_memo.pop(name, None)
-            self._links.forget(name)
-        if checked is not None:
-            loads = dict(checked.loads)
-            for query, link in checked.emptied:
-                self._links.blame_link(query, link, loads[link])
-
-    # -- link contention ---------------------------------------------------------------------
-
-    def _links_hold(self, usage: Mapping[Resource, float]) -> bool:
-        """The link check of an admission just booked: whether every admitted plan on the
-        shared links of ``usage`` still meets its SLO (if so, their estimates become the
-        contended ones)."""
-        if not self._links.enabled:
-            return True
-        meet, miss = self._links.contended(self._estimator_now(), self._ledger,
-                                           shared_links(self._ledger, usage), self._running)
-        if miss:
-            return False
-        for name, est in meet.items():
-            self._set_estimate(name, est)
-        return True
-
-    def _enforce_links(self) -> None:
-        """After a capacity change: drop every admitted plan that misses its SLO at the links'
-        utilisation (which only lowers the loads) and give the others their contended
-        estimates."""
-        if not self._links.enabled:
-            return
-        links = [r for r in self._ledger.capacity if r[0] == "link"]
-        meet, miss = self._links.contended(self._estimator_now(), self._ledger, links,
-                                           self._running)
-        for name in miss:
-            usage = self._entries[name].options[self._chosen[name]].usage
-            self._links.blame(name, self._ledger, usage)
-            self._release(name)
-        for name, est in meet.items():
-            self._set_estimate(name, est)
-
-    def _running(self, name: str) -> tuple[Query, Candidate]:
-        entry = self._entries[name]
-        return entry.query, entry.found.candidates[self._chosen[name]]
-
-    def _set_estimate(self, name: str, estimate: Estimate) -> None:
-        """Record ``estimate`` for the plan admitted ``name`` runs (same plan and use)."""
-        entry, k = self._entries[name], self._chosen[name]
-        cands = list(entry.found.candidates)
-        cands[k] = Candidate(cands[k].plan, estimate)
-        self._entries[name] = replace(entry, found=replace(entry.found, candidates=tuple(cands)))
-
-    def _estimator_now(self) -> AnalyticEstimator:
-        assert self._estimator is not None
-        return self._estimator
+    def _take(self, names: Sequence[str], made: _Selected) -> None:
+        """Give ``names`` (none admitted) the candidates of ``made``'s problem (after the
+        checks) and the reasons of those the checks keep out."""
+        state = self._state
+        state.enter([(state.entries[n].query, qc)
+                     for n, qc in zip(names, made.problem.candidates, strict=True)],
+                    table=made.problem.deployments)
+        for name in names:
+            state.guard.forget(name)
+        if made.links is not None:
+            loads = dict(made.links.loads)
+            for query, link in made.links.emptied:
+                state.guard.blame_link(query, link, loads[link])
+        for query, kind, what, rho in made.dropped:
+            if kind == "link":
+                state.guard.blame_link(query, what, rho)
+            else:
+                state.guard.blame_deployment(query, what)
 
     def _rebuild(self, index: WorldIndex) -> None:
         """Search, estimator and explainer for a new topology (their caches start empty)."""
-        if self._estimator is not None:
-            self._kernels += self._estimator.kernel_evaluations
+        self._kernels += self._state.estimator.kernel_evaluations
         self._index = index
-        self._estimator = estimator = AnalyticEstimator(index=index)
+        estimator = AnalyticEstimator(index=index)
         self._search = SEARCHES[self.search_key](estimator=estimator, settings=self.settings)
         self._explainer = NearestSlo(search=self._search)
-        self._ledger.capacity = dict(index.capacities)
+        self._state.rebuild(index, estimator)
 
     def _timed_search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         t0 = time.monotonic()
@@ -635,7 +526,7 @@ class OnlinePlanner:
 
     def _validate(self, query: Query | Mapping[str, Any]) -> Query:
         spec = query if isinstance(query, Query) else _validated(Query, query, "arrive")
-        if spec.name in self._entries:
+        if spec.name in self._state.entries:
             raise SpecError(f"arrive: a query named {spec.name!r} is already planned; depart it "
                             "first or choose another name")
         try:
@@ -644,46 +535,52 @@ class OnlinePlanner:
             raise SpecError(f"arrive: {exc}") from None
         return spec
 
-    def _entry(self, name: str, what: str) -> _Entry:
-        entry = self._entries.get(name)
+    def _entry(self, name: str, what: str) -> Entry:
+        entry = self._state.entries.get(name)
         if entry is None:
             raise UnknownNameError(f"{what}: no query {name!r} is present; see .queries for "
                                    "the present ones")
         return entry
 
-    def _explain(self, entry: _Entry) -> tuple[str, WhyNot]:
+    def _explain(self, entry: Entry) -> tuple[str, WhyNot]:
         """Reason and why-not of a waiting query, against the current load."""
         t0 = time.monotonic()
-        found = entry.found
-        capacity, used = self._ledger.capacity, self._ledger.used
-        reason = found.reason or self._links.reason(entry.query.name) or capacity_reason(
-            SelectionProblem((found,), (entry.query.weight,), capacity), used, 0)
-        link = self._links.blocked().get(entry.query.name)
-        why = WhyNot("capacity", ("link", link), None) if link else self._explainer.explain(
-            entry.query, found, reason, capacity=capacity, used=used, nearest=self.why_not)
+        found, guard, book = entry.found, self._state.guard, self._state.ledger
+        capacity, used = book.capacity, book.used
+        # With shared deployments, what is left is the ledger's, in whole replicas.
+        residual = Residual(capacity, used, book=book.book, index=self._index) if (
+            book.table) else Residual.additive(capacity, used)
+        reason = found.reason or guard.reason(entry.query.name) or capacity_reason(
+            SelectionProblem((found,), (entry.query.weight,), capacity), used, 0,
+            residual=residual)
+        link = guard.blocked().get(entry.query.name)
+        if link:
+            why = WhyNot("capacity", ("link", link), None)
+        elif not residual.shared:
+            why = self._explainer.explain(entry.query, found, reason, residual=residual,
+                                          nearest=self.why_not)
+        else:
+            # The binding resource in whole replicas; the nearest SLO by the candidates'
+            # shares of deployments (exact, each relaxation would copy the whole ledger: at
+            # 10,000 queries seconds per waiting arrival).
+            why = self._explainer.explain(entry.query, found, reason, residual=residual,
+                                          nearest=False)
+            if self.why_not:
+                why = replace(why, relaxations=self._explainer.explain(
+                    entry.query, found, reason, capacity=capacity, used=used).relaxations)
         self._seconds["why_not"] += time.monotonic() - t0
         return reason, why
 
     def _problem(self, names: Sequence[str], weights: Sequence[float]) -> SelectionProblem:
-        return SelectionProblem(tuple(self._entries[n].found for n in names), tuple(weights),
-                                dict(self._ledger.capacity))
-
-    def _totals(self, chosen: Iterable[tuple[str, int]]) -> tuple[float, float]:
-        """Goodput and cost of admitting ``(name, candidate)`` pairs."""
-        goodput = cost = 0.0
-        for n, k in chosen:
-            goodput += self._entries[n].query.weight
-            cost += self._entries[n].options[k].cost
-        return goodput, cost
-
-    def _diff(self, before: Mapping[str, QueryPlan]
-              ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        """(moved, admitted, evicted) since ``before`` (plans of the then admitted queries)."""
-        now = {n: self._entries[n].found.candidates[k].plan for n, k in self._chosen.items()}
-        moved = tuple(n for n in self._entries if n in now and n in before and now[n] != before[n])
-        admitted = tuple(n for n in self._entries if n in now and n not in before)
-        evicted = tuple(n for n in self._entries if n in before and n not in now)
-        return moved, admitted, evicted
+        """The selection problem of ``names``' candidates under the current capacities, with
+        their shared deployments (as :meth:`SelectionProblem.build` makes it)."""
+        entries = self._state.entries
+        found = tuple(entries[n].found for n in names)
+        plans = [c.plan for qc in found for c in qc.candidates]
+        pipes = [entries[n].query.pipeline
+                 for n, qc in zip(names, found, strict=True) for _ in qc.candidates]
+        return SelectionProblem(found, tuple(weights), dict(self._state.ledger.capacity),
+                                deployment_table(self._index, plans, pipes))
 
     def _resources(self, used: Mapping[Resource, float]) -> tuple[ResourceUse, ...]:
         """Use against capacity of every device, memory and link, as the batch planner lists
@@ -696,3 +593,41 @@ class OnlinePlanner:
         out += [ResourceUse("link", f"{s}->{t}", used.get(("link", f"{s}->{t}"), 0.0),
                             ln.capacity_mbps) for (s, t), ln in sorted(index.links.items())]
         return tuple(out)
+
+
+def _dropped(made: _Selected, chosen: tuple[int | None, ...],
+             fresh: Mapping[int, Estimate]) -> _Selected:
+    """``made`` with ``chosen`` instead (some plans dropped, each blamed on the first shared
+    deployment it joins, else its busiest link), the kept plans carrying their ``fresh``
+    estimates."""
+    problem, sel = made.problem, made.selection
+    loads = utilisation(problem.capacity, problem.use(sel.chosen))
+    cands = list(problem.candidates)
+    dropped = []
+    for q, k in enumerate(sel.chosen):
+        if k is None:
+            continue
+        cand = cands[q].candidates[k]
+        if chosen[q] is None:
+            est = cand.estimate
+            if est.deployment_load:
+                dropped.append((cands[q].query, "deployment", est.deployment_load[0][0], 0.0))
+            else:
+                pair = max((p for p, _ in est.link_mbps), key=lambda p: loads.get(p, 0.0))
+                dropped.append((cands[q].query, "link", f"{pair[0]}->{pair[1]}",
+                                loads.get(pair, 0.0)))
+        elif q in fresh:
+            options = list(cands[q].candidates)
+            options[k] = Candidate(cand.plan, fresh[q])
+            cands[q] = replace(cands[q], candidates=tuple(options))
+    problem = replace(problem, candidates=tuple(cands))
+    goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
+    bound = sel.goodput_bound
+    sizing = made.sizing
+    if sizing is not None:
+        sizing = replace(sizing, unadmitted=sizing.unadmitted + len(dropped),
+                         deployments=sized(problem, chosen))
+    return _Selected(problem, replace(
+        sel, chosen=chosen, goodput=goodput, cost_per_hour=problem.cost(chosen),
+        gap=(bound - goodput) / bound if bound > EPS else 0.0), made.links, sizing,
+        tuple(dropped))

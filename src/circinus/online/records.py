@@ -40,6 +40,12 @@ class Departure:
     admitted: tuple[str, ...]
     """Waiting queries admitted into the capacity it freed."""
     seconds: float
+    moved: tuple[str, ...] = ()
+    """Admitted queries now on another of their plans: dropped because their shared
+    deployments' new state made them miss their SLO, then admitted again."""
+    evicted: tuple[str, ...] = ()
+    """Admitted queries that lost their place (their shared deployments' new state made them
+    miss their SLO) and now wait."""
 
 
 @dataclass(frozen=True)
