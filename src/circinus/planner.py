@@ -30,7 +30,7 @@ from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
-from circinus.select.contention import LinkCheck, check_links, utilisation
+from circinus.select.contention import LinkCheck, check_links
 from circinus.select.deployments import settle
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
@@ -274,11 +274,10 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
                                                   select, time_limit_s=left)
     if not problem.deployments:
         return problem, selection, checked, None
-    loads = {} if checked is None else utilisation(problem.capacity, selection.used(problem))
     left = settings.time_limit_s - (time.monotonic() - start)
     problem, selection, sizing = check_deployments(
-        estimator, queries, problem, selection, select,
-        link_load={pair: rho for pair, rho in loads.items() if rho > 0}, time_limit_s=left)
+        estimator, queries, problem, selection, select, links=checked is not None,
+        time_limit_s=left)
     return problem, selection, checked, sizing
 
 

@@ -9,9 +9,11 @@ queries, the pooled replicas, the mix's service time) and at its links' utilisat
 then misses its SLO (only possible when a co-tenant's work is heavier than its own) has its
 candidate dropped, and the selector chooses again within what is left of the budget, at most
 :data:`MAX_ROUNDS` times; after that, or out of time, such plans are dropped from the selection
-until none misses (dropping one changes its deployments, so each drop is checked again). The
-estimates reported for the admitted queries are these real-state ones, with each query's share
-of its deployments' replicas and cost.
+until none misses (dropping one changes its deployments, so each drop is checked again). Each
+round estimates at the links' utilisation under the selection it checks (a new selection may
+load a link more than the one the link check saw). The estimates reported for the admitted
+queries are these real-state ones, with each query's share of its deployments' replicas and
+cost.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
 from circinus.search.base import Candidate
 from circinus.select.base import Resource, Selection, SelectionProblem
+from circinus.select.contention import utilisation
 from circinus.select.deployments import DeploymentSpec, Ledger, ledger
 from circinus.spec.models import Query
 
@@ -106,7 +109,7 @@ def sized(problem: SelectionProblem, chosen: Sequence[int | None]) -> tuple[Size
 
 def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
                       problem: SelectionProblem, selection: Selection, select: Select, *,
-                      link_load: dict[tuple[str, str], float], time_limit_s: float
+                      links: bool, time_limit_s: float
                       ) -> tuple[SelectionProblem, Selection, DeploymentCheck]:
     """Run the deployment check (module note) on ``selection`` of ``problem``.
 
@@ -115,7 +118,8 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         queries: the queries of ``problem``, in its order.
         select: the selector (making its answer fit whole replicas), called again after plans
             missed their SLOs.
-        link_load: utilisation of the shared links the admitted plans are estimated at.
+        links: estimate the admitted plans at their shared links' utilisation under the
+            selection being checked (what the link check does), each round anew.
         time_limit_s: what is left of the selection budget.
 
     Returns the problem whose chosen candidates carry their real-state estimates, the
@@ -124,9 +128,11 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
     start = time.monotonic()
     deadline = start + time_limit_s
     rounds = dropped = unadmitted = 0
-    at_links = estimator.with_link_load(link_load) if link_load else estimator
     while True:
         book = ledger(problem, selection.chosen)
+        load = {} if not links else {pair: rho for pair, rho in utilisation(
+            problem.capacity, book.used).items() if rho > 0}
+        at_links = estimator.with_link_load(load) if load else estimator
         real = at_links.with_deployments(states(book))
         fresh: dict[int, Candidate] = {}
         missing: list[int] = []
