@@ -35,8 +35,8 @@ from circinus.search.base import Candidate
 from circinus.select.base import SelectionProblem
 from circinus.select.contention import utilisation
 from circinus.select.deployments import ledger
-from circinus.select.sizing import states
-from circinus.spec.models import Query, Slo
+from circinus.select.sizing import excess, states
+from circinus.spec.models import Query
 
 Running = Callable[[str], tuple[Query, Candidate]]
 """An admitted query's spec and the candidate it runs, by name."""
@@ -191,13 +191,3 @@ def settle(estimator: AnalyticEstimator, queries: Sequence[Query], problem: Sele
         if not miss:
             return tuple(kept), fresh
         kept[max(miss, key=lambda q: excess(fresh[q], queries[q].slo))] = None
-
-
-def excess(estimate: Estimate, slo: Slo) -> float:
-    """How far ``estimate`` is past its latency or cost bound, relatively (0 within both)."""
-    ratios = [0.0]
-    if slo.latency_ms is not None:
-        ratios.append(estimate.latency_ms / slo.latency_ms)
-    if slo.max_cost_per_hour is not None and slo.max_cost_per_hour > 0:
-        ratios.append(estimate.cost_per_hour / slo.max_cost_per_hour)
-    return max(ratios)

@@ -26,13 +26,14 @@ from dataclasses import dataclass, replace
 
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import EPS, Estimate
-from circinus.online.guard import SloGuard, excess, shared_links
+from circinus.online.guard import SloGuard, shared_links
 from circinus.online.ledger import Ledger, Resource
 from circinus.online.repair import Mover, Option, repair
 from circinus.plan.records import QueryPlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select.base import Selection, SelectionProblem
 from circinus.select.deployments import DeploymentSpec, deployment_table
+from circinus.select.sizing import excess
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query
 

@@ -23,11 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
+from circinus.estimate.base import Estimate
 from circinus.search.base import Candidate
 from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.contention import utilisation
 from circinus.select.deployments import DeploymentSpec, Ledger, ledger
-from circinus.spec.models import Query
+from circinus.spec.models import Query, Slo
 
 MAX_ROUNDS = 3
 """New selections the deployment check makes at most before it only drops."""
@@ -175,19 +176,24 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
     return problem, selection, record
 
 
-def _excess(real: AnalyticEstimator, query: Query, problem: SelectionProblem,
-            selection: Selection, q: int) -> float:
-    """How far query ``q``'s chosen plan is past its latency or cost bound, relatively."""
-    k = selection.chosen[q]
-    assert k is not None
-    est = real.estimate(query, problem.candidates[q].candidates[k].plan)
-    slo = query.slo
+def excess(estimate: Estimate, slo: Slo) -> float:
+    """How far ``estimate`` is past its latency or cost bound, relatively (0 within both).
+
+    Example: p99 300 ms against a 250 ms bound and no cost bound: 1.2."""
     ratios = [0.0]
     if slo.latency_ms is not None:
-        ratios.append(est.latency_ms / slo.latency_ms)
+        ratios.append(estimate.latency_ms / slo.latency_ms)
     if slo.max_cost_per_hour is not None and slo.max_cost_per_hour > 0:
-        ratios.append(est.cost_per_hour / slo.max_cost_per_hour)
+        ratios.append(estimate.cost_per_hour / slo.max_cost_per_hour)
     return max(ratios)
+
+
+def _excess(real: AnalyticEstimator, query: Query, problem: SelectionProblem,
+            selection: Selection, q: int) -> float:
+    """:func:`excess` of query ``q``'s chosen plan estimated by ``real``."""
+    k = selection.chosen[q]
+    assert k is not None
+    return excess(real.estimate(query, problem.candidates[q].candidates[k].plan), query.slo)
 
 
 def _without(problem: SelectionProblem, selection: Selection,
