@@ -201,7 +201,7 @@ class Planner:
             world=index.world.name,
             outcomes=outcomes,
             selection=selection,
-            resources=_resources(index, problem, selection),
+            resources=_resources(index, used),
             search_seconds=t1 - t0,
             select_seconds=t2 - t1,
             kernel_evaluations=estimator.kernel_evaluations + (
@@ -354,9 +354,9 @@ def capacity_reason(problem: SelectionProblem, used: dict[Resource, float], q: i
             f"little for {count} of its {len(cands)} candidate(s){whole}")
 
 
-def _resources(index: WorldIndex, problem: SelectionProblem,
-               selection: Selection) -> tuple[ResourceUse, ...]:
-    used = selection.used(problem)
+def _resources(index: WorldIndex, used: Mapping[Resource, float]) -> tuple[ResourceUse, ...]:
+    """Use against capacity of every device, memory and link, given what the selection
+    ``used``."""
     out = [ResourceUse("device", d.name, used.get(("device", d.name), 0.0), d.units)
            for d in index.world.devices]
     out += [ResourceUse("memory", d.name, used.get(("memory", d.name), 0.0), d.memory_gb)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -63,14 +64,7 @@ def search_cmd(
                 raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
         worlds = _load_worlds(world, gen, seed)
         console = Console()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
-                transient=True) as bar:
-            task = bar.add_task("bench search", total=len(worlds) * (len(chosen) + 1))
-
-            def step(what: str) -> None:
-                bar.update(task, description=what, advance=1)
-
+        with _progress(console, "bench search", len(worlds) * (len(chosen) + 1)) as step:
             report = run_search_bench(worlds, chosen, seed=seed,
                                       single_query_sample=single_query_sample, progress=step)
         _render(report, console)
@@ -83,21 +77,31 @@ def search_cmd(
 
 def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
                  ) -> list[tuple[str, WorldIndex]]:
-    from circinus.spec.load import load_indexed_world, parse_world
-    from circinus.spec.validate import build_index
+    from circinus.spec.load import load_indexed_world
 
     out: list[tuple[str, WorldIndex]] = []
     for path in paths or [REPO / "examples" / name for name in DEFAULT_WORLDS]:
         _, index = load_indexed_world(path)
         out.append((path.stem, index))
     for n in DEFAULT_SIZES if sizes is None else sizes:
-        if n <= 0:
-            continue
-        from circinus.gen import GenSpec, generate
-
-        world = parse_world(generate(GenSpec(queries=n, seed=seed)), origin=f"gen-{n}")
-        out.append((f"gen-{n}", build_index(world)))
+        if n > 0:
+            out.append((f"gen-{n}", _generated(n, seed)))
     return out
+
+
+@contextlib.contextmanager
+def _progress(console: Console, label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A transient progress bar of ``total`` steps; yields the callback a bench calls with a
+    short description before each step."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+            "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+            transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def step(what: str) -> None:
+            bar.update(task, description=what, advance=1)
+
+        yield step
 
 
 def _render(report: Report, console: Console) -> None:
@@ -187,14 +191,7 @@ def scale_cmd(
                 write_atomic(json_out, json.dumps(report.to_json(), indent=2))
 
         console = Console()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
-                transient=True) as bar:
-            task = bar.add_task("bench scale", total=len(worlds) * len(chosen) * 5)
-
-            def step(what: str) -> None:
-                bar.update(task, description=what, advance=1)
-
+        with _progress(console, "bench scale", len(worlds) * len(chosen) * 5) as step:
             report = run_scale_bench(worlds, chosen, seed=seed, duration_s=duration,
                                      arrivals=arrivals, part_timeout_s=part_timeout,
                                      progress=step, partial=save)
@@ -287,14 +284,7 @@ def sharing_cmd(
                 write_atomic(json_out, json.dumps(report.to_json(), indent=2))
 
         console = Console()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
-                transient=True) as bar:
-            task = bar.add_task("bench sharing", total=len(worlds) * 4)
-
-            def step(what: str) -> None:
-                bar.update(task, description=what, advance=1)
-
+        with _progress(console, "bench sharing", len(worlds) * 4) as step:
             report = run_sharing_bench(worlds, seed=seed, duration_s=duration,
                                        large_duration_s=large_duration, progress=step,
                                        partial=save)

@@ -59,9 +59,9 @@ from circinus.estimate.queueing import (
     shared_link_slowdown,
     transfer_seconds,
 )
-from circinus.plan.records import DeploymentKey, Placement
-from circinus.spec.index import ConfigKey, WorldIndex
-from circinus.spec.models import LatencyProfile, Query
+from circinus.plan.records import DeploymentKey, Placement, Replicas
+from circinus.spec.index import ConfigKey, OperatorIndex, WorldIndex
+from circinus.spec.models import Device, LatencyProfile, Query
 
 KB_PER_S_TO_MBPS = 8.192e-3
 """1 KB/s = 1,024 * 8 bit/s = 8.192e-3 Mbit/s."""
@@ -180,28 +180,37 @@ class AnalyticEstimator(BaseEstimator):
             self._stages[key] = hit
         return hit
 
+    def _groups(self, op: OperatorIndex, config: ConfigKey, batch: int, placement: Placement
+                ) -> list[tuple[Replicas, Device, LatencyProfile, float]] | None:
+        """Per device of ``placement``: its replicas, the device, the profile and the batch
+        service time at the profile's work, s; ``None`` when a device has no profile of
+        ``config`` or none at ``batch`` (the stage cannot run there)."""
+        out = []
+        for rep in placement:
+            dev = self.index.devices[rep.device]
+            prof = op.profiles.get((config, dev.hardware))
+            svc_ms = None if prof is None else batch_service_ms(prof, batch)
+            if prof is None or svc_ms is None:
+                return None
+            out.append((rep, dev, prof, svc_ms / 1000.0))
+        return out
+
     def _shared(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                 placement: Placement, rate: float, scale: float, level: float
                 ) -> StageEstimate:
         """A shared stage (module note): at its deployments' real state where sized, else at
         the worst state of ``level``."""
         op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
-        groups = []
-        for rep in placement:
-            dev = self.index.devices[rep.device]
-            prof = op.profiles.get((config, dev.hardware))
-            svc_ms = None if prof is None else batch_service_ms(prof, batch)
-            if prof is None or svc_ms is None:
-                return _unservable(placement)
-            groups.append((rep, dev, prof, svc_ms / 1000.0, rep.count * batch / (
-                svc_ms * scale / 1000.0)))
-        capacity = sum(g[4] for g in groups)
+        groups = self._groups(op, config, batch, placement)
+        if groups is None:
+            return _unservable(placement)
+        capacity = sum(rep.count * batch / (base * scale) for rep, _, _, base in groups)
         mean = second = cost = 0.0
         shares, units, memory, loads, rates, holds = [], [], [], [], [], []
         floors: list[tuple[str, int]] = []
         worst = alone = 0.0
-        for rep, dev, prof, base, cap in groups:
-            share = cap / capacity
+        for rep, dev, prof, base in groups:
+            share = rep.count * batch / (base * scale) / capacity
             own_rate = rate * share
             load = own_rate * base * scale / batch  # busy replicas
             name = DeploymentKey(op.spec.name, config, rep.device, batch, level).resource
@@ -250,14 +259,12 @@ class AnalyticEstimator(BaseEstimator):
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                placement: Placement, rate: float, scale: float) -> StageEstimate:
         op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
+        found = self._groups(op, config, batch, placement)
+        if found is None:
+            return _unservable(placement)
         groups = []
-        for rep in placement:
-            dev = self.index.devices[rep.device]
-            prof = op.profiles.get((config, dev.hardware))
-            svc_ms = None if prof is None else batch_service_ms(prof, batch)
-            if prof is None or svc_ms is None:
-                return _unservable(placement)
-            svc = svc_ms * scale / 1000.0
+        for rep, dev, prof, base in found:
+            svc = base * scale
             groups.append((rep, dev, prof, svc, rep.count * batch / svc))
         capacity = sum(g[4] for g in groups)
         mean = second = 0.0

@@ -158,7 +158,7 @@ class _Check:
                     if ceiling is not None:
                         self.ceilings[pair] = self.loads[pair] = ceiling
                 problem, chosen = self._recheck(self.at(self.loads), problem, selection)
-                selection = _with_chosen(problem, selection, chosen)
+                selection = with_chosen(problem, selection, chosen)
                 left = deadline - time.monotonic()
                 if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
                     rounds += 1
@@ -293,7 +293,7 @@ class _Check:
                 fresh[k] = Candidate(cand.plan, loaded.estimate(self.queries[q], cand.plan))
                 cands[q] = replace(cands[q], candidates=tuple(fresh))
         problem = replace(problem, candidates=tuple(cands))
-        return problem, _with_chosen(problem, selection, tuple(chosen))
+        return problem, with_chosen(problem, selection, tuple(chosen))
 
 
 def _reason(link: str, slowdown: float, rho: float, count: int) -> str:
@@ -302,7 +302,7 @@ def _reason(link: str, slowdown: float, rho: float, count: int) -> str:
             f"none of its {count} candidate(s) then meets its SLO")
 
 
-def _with_chosen(problem: SelectionProblem, selection: Selection,
+def with_chosen(problem: SelectionProblem, selection: Selection,
                  chosen: tuple[int | None, ...]) -> Selection:
     """``selection`` with ``chosen`` (its choices in ``problem``'s candidates, some dropped);
     the bound stays: it bounds the problem before the drop, which allows more."""

@@ -298,13 +298,18 @@ def improve(problem: SelectionProblem, selection: Selection, *, deadline: float)
     if not problem.deployments:
         return selection
     book = ledger(problem, selection.chosen)
-    moved = True
-    while moved and time.monotonic() < deadline:
-        moved = _empty(book, deadline) | _move(book, deadline)
+    _improve(book, deadline)
     chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
     if chosen == selection.chosen:
         return selection
     return replace(selection, chosen=chosen, cost_per_hour=book.cost)
+
+
+def _improve(book: Ledger, deadline: float) -> None:
+    """The moves of :func:`improve` on ``book`` until none helps or ``deadline`` passes."""
+    moved = True
+    while moved and time.monotonic() < deadline:
+        moved = _empty(book, deadline) | _move(book, deadline)
 
 
 def _tenants(book: Ledger) -> dict[str, list[int]]:
@@ -443,12 +448,13 @@ def settle(problem: SelectionProblem, selection: Selection, *,
             if book.used.get(row, 0.0) <= cap[row] * (1 + EPS) + EPS:
                 break
     fill(book, deadline=deadline)
-    chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
     goodput = float(sum(weights[q] for q in book.chosen))
+    changed = tuple(book.chosen.get(q) for q in range(len(problem.candidates))) != (
+        selection.chosen)
+    _improve(book, deadline)  # on the same ledger; it keeps the goodput
+    chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
     bound = max(selection.goodput_bound, goodput)
-    changed = chosen != selection.chosen
-    fitted = replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=book.cost,
-                     goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
-                     status=selection.status if not changed or selection.status != "optimal"
-                     else "rounded")
-    return improve(problem, fitted, deadline=deadline)
+    return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=book.cost,
+                   goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
+                   status=selection.status if not changed or selection.status != "optimal"
+                   else "rounded")

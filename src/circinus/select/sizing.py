@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
 from circinus.estimate.base import Estimate
 from circinus.search.base import Candidate
-from circinus.select.base import Resource, Selection, SelectionProblem
-from circinus.select.contention import utilisation
+from circinus.select.base import Selection, SelectionProblem
+from circinus.select.contention import utilisation, with_chosen
 from circinus.select.deployments import DeploymentSpec, Ledger, ledger
 from circinus.spec.models import Query, Slo
 
@@ -162,7 +162,7 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         chosen = list(selection.chosen)
         chosen[worst] = None
         unadmitted += 1
-        selection = _with_chosen(problem, selection, tuple(chosen))
+        selection = with_chosen(problem, selection, tuple(chosen))
     cands = list(problem.candidates)
     for q, cand in fresh.items():
         k = selection.chosen[q]
@@ -211,16 +211,3 @@ def _without(problem: SelectionProblem, selection: Selection,
             "its cost bound)")
         cands[q] = replace(qc, candidates=kept, reason=reason)
     return replace(problem, candidates=tuple(cands))
-
-
-def _with_chosen(problem: SelectionProblem, selection: Selection,
-                 chosen: tuple[int | None, ...]) -> Selection:
-    goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
-    bound = selection.goodput_bound
-    return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=problem.cost(chosen),
-                   gap=(bound - goodput) / bound if bound > 0 else 0.0)
-
-
-def resource_rows(problem: SelectionProblem, selection: Selection) -> dict[Resource, float]:
-    """The exact use of every resource by ``selection`` (a shorthand for reports)."""
-    return problem.use(selection.chosen)
