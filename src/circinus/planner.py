@@ -13,6 +13,7 @@ so the CLI and config files can choose them.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,8 +24,9 @@ from circinus.baselines import (
     CheapestVariantSearch,
     RandomSearch,
 )
+from circinus.collector import paused
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import Estimate
+from circinus.estimate.base import EPS, Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
@@ -102,6 +104,9 @@ class PlanResult:
     :attr:`~circinus.estimate.base.BaseEstimator.kernel_evaluations`)."""
     why_not_seconds: float = 0.0
     """Wall time spent finding the nearest admissible SLO of rejected queries, s."""
+    why_not_skipped: int = 0
+    """Rejected queries whose nearest admissible SLO was asked for but not searched for,
+    being past the settings' ``why_not_time_s``."""
     link_check: LinkCheck | None = None
     """What the link check did (:mod:`circinus.select.contention`; its time is part of
     ``select_seconds``); ``None`` when it is off."""
@@ -179,24 +184,27 @@ class Planner:
         settings = self.settings or index.world.planner
         estimator = AnalyticEstimator(index=index)
         search = SEARCHES[self.search_key](estimator=estimator, settings=settings)
-        t0 = time.monotonic()
-        found = search.search(index.world.queries)
-        t1 = time.monotonic()
-        problem, selection, checked, sizing = select_checked(
-            estimator, index.world.queries, SelectionProblem.build(index, found),
-            SELECTORS[self.selector_key](), settings)
-        t2 = time.monotonic()
-        used = selection.used(problem)
-        usable = problem if checked is None else replace(
-            problem, capacity=checked.usable(problem.capacity))
-        ceilings = {} if checked is None else dict(checked.ceilings)
-        outcomes = tuple(_outcome(usable, selection, q, used, ceilings)
-                         for q in range(len(found)))
-        outcomes = explain_rejections(
-            NearestSlo(search=search), index.world.queries, usable, outcomes, used,
-            nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
-            chosen=selection.chosen, ceilings=ceilings)
-        t3 = time.monotonic()
+        with paused():  # the collector was half the search's time (circinus.collector)
+            t0 = time.monotonic()
+            found = search.search(index.world.queries)
+            t1 = time.monotonic()
+            problem, selection, checked, sizing = select_checked(
+                estimator, index.world.queries, SelectionProblem.build(index, found),
+                SELECTORS[self.selector_key](), settings)
+            t2 = time.monotonic()
+            used = selection.used(problem)
+            usable = problem if checked is None else replace(
+                problem, capacity=checked.usable(problem.capacity))
+            ceilings = {} if checked is None else dict(checked.ceilings)
+            outcomes = tuple(_outcome(usable, selection, q, used, ceilings)
+                             for q in range(len(found)))
+            skipped: list[str] = []
+            outcomes = explain_rejections(
+                NearestSlo(search=search), index.world.queries, usable, outcomes, used,
+                nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
+                chosen=selection.chosen, ceilings=ceilings,
+                deadline=time.monotonic() + settings.why_not_time_s, skipped=skipped)
+            t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
             outcomes=outcomes,
@@ -207,6 +215,7 @@ class Planner:
             kernel_evaluations=estimator.kernel_evaluations + (
                 0 if checked is None else checked.kernel_evaluations),
             why_not_seconds=t3 - t2,
+            why_not_skipped=len(skipped),
             link_check=checked,
             deployment_check=sizing,
         )
@@ -258,12 +267,16 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     records."""
     start = time.monotonic()
 
-    def select(problem: SelectionProblem, time_limit_s: float) -> Selection:
+    def select(problem: SelectionProblem, time_limit_s: float,
+               incumbent: Selection | None = None) -> Selection:
         began = time.monotonic()
         sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
         sel = settle(problem, sel, deadline=min(
             began + time_limit_s, time.monotonic() + IMPROVE_SHARE * time_limit_s))
         assert sel.fits(problem), "selector returned a selection over capacity"
+        if incumbent is not None and incumbent.goodput > sel.goodput + EPS:
+            sel = _kept(problem, sel, incumbent, deadline=min(
+                began + time_limit_s, time.monotonic() + IMPROVE_SHARE * time_limit_s))
         return sel
 
     selection = select(problem, settings.time_limit_s)
@@ -279,6 +292,23 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         estimator, queries, problem, selection, select, links=checked is not None,
         time_limit_s=left)
     return problem, selection, checked, sizing
+
+
+def _kept(problem: SelectionProblem, new: Selection, incumbent: Selection, *,
+          deadline: float) -> Selection:
+    """The better of a new selection and the selection so far (``incumbent``, its choices in
+    ``problem``'s candidates) made to fit ``problem``, whose capacities the checks may have
+    lowered: a new selection that ran short of time (a greedy one, on a loaded machine) must
+    not undo the one it was to improve. Both bounds hold for ``problem`` (the incumbent's for
+    one that allowed more), so the lower is kept."""
+    kept = settle(problem, incumbent, deadline=deadline)
+    if not kept.fits(problem) or (kept.goodput, -kept.cost_per_hour) <= (
+            new.goodput, -new.cost_per_hour):
+        return new
+    bound = max(min(new.goodput_bound, incumbent.goodput_bound), kept.goodput)
+    gap = (bound - kept.goodput) / bound if bound > EPS else 0.0
+    return replace(kept, goodput_bound=bound, gap=gap,  # proven for another problem only:
+                   status="time_limit" if kept.status == "optimal" else kept.status)
 
 
 def _outcome(problem: SelectionProblem, selection: Selection, q: int,
@@ -297,7 +327,9 @@ def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: Se
                        outcomes: Sequence[QueryOutcome], used: dict[Resource, float], *,
                        nearest: bool, emptied: Mapping[str, str] | None = None,
                        chosen: Sequence[int | None] | None = None,
-                       ceilings: Mapping[str, float] | None = None) -> tuple[QueryOutcome, ...]:
+                       ceilings: Mapping[str, float] | None = None,
+                       deadline: float = math.inf, skipped: list[str] | None = None,
+                       ) -> tuple[QueryOutcome, ...]:
     """``outcomes`` (of ``queries``, in ``problem``'s order) with the :class:`WhyNot` of every
     rejected query filled in, given what the admitted ones ``used``. A query the link check
     keeps out (``emptied``: query -> link ``src->dst``) names the link as the resource it lacks
@@ -307,7 +339,11 @@ def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: Se
     the selection's exact ledger where candidates join shared deployments
     (:meth:`Residual.of <circinus.whynot.Residual.of>`), and the capacity reasons are given
     again against it, in whole replicas (``ceilings`` as for :func:`capacity_reason`); without
-    it, or without shared deployments, use adds up plan by plan."""
+    it, or without shared deployments, use adds up plan by plan.
+
+    The nearest SLOs are searched for in query order until ``deadline`` (a
+    :func:`time.monotonic` instant); the queries after it get their binding objective or
+    resource only (``relaxations`` ``None``), and their names are appended to ``skipped``."""
     emptied = emptied or {}
     residual = (Residual.additive(problem.capacity, used) if chosen is None else
                 Residual.of(problem, chosen, engine.search.estimator.index))
@@ -316,11 +352,14 @@ def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: Se
         if not o.admitted and o.reason is not None:
             link = emptied.get(o.name)
             reason = o.reason
+            search_nearest = nearest and time.monotonic() < deadline
+            if nearest and not search_nearest and not link and skipped is not None:
+                skipped.append(o.name)
             if not link and residual.shared and qc.reason is None:
                 reason = capacity_reason(problem, used, q, ceilings, residual=residual)
             o = replace(o, reason=reason, why_not=WhyNot("capacity", ("link", link), None)
                         if link else engine.explain(query, qc, reason, residual=residual,
-                                                    nearest=nearest))
+                                                    nearest=search_nearest))
         out.append(o)
     return tuple(out)
 

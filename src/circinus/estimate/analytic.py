@@ -131,9 +131,21 @@ class AnalyticEstimator(BaseEstimator):
         self._stages: dict[tuple[object, ...], StageEstimate] = {}
         self._transfers: dict[tuple[object, ...], TransferEstimate] = {}
         self._accuracy: dict[tuple[object, ...], float | None] = {}
-        self._link_load = dict(link_load or {})
-        self._slowdown = {pair: _link_slowdown(index, pair, rho)
-                          for pair, rho in self._link_load.items()}
+        self._slowdowns: dict[tuple[tuple[str, str], float], float] = {}
+        """Memo of :func:`_link_slowdown` by (link, utilisation), shared by the estimators
+        made with :meth:`with_link_load` (the link check makes thousands, each at loads that
+        differ from the last in one link)."""
+        self._set_link_load(link_load or {})
+
+    def _set_link_load(self, link_load: Mapping[tuple[str, str], float]) -> None:
+        self._link_load = dict(link_load)
+        self._slowdown: dict[tuple[str, str], float] = {}
+        for pair, rho in self._link_load.items():
+            key = (pair, rho)
+            hit = self._slowdowns.get(key)
+            if hit is None:
+                hit = self._slowdowns[key] = _link_slowdown(self.index, pair, rho)
+            self._slowdown[pair] = hit
 
     @property
     def link_load(self) -> dict[tuple[str, str], float]:
@@ -145,9 +157,10 @@ class AnalyticEstimator(BaseEstimator):
         one's stage and accuracy memos (no load changes a stage or an accuracy, so either
         instance may fill them), so re-estimating plans at a new load costs only their
         transfers."""
-        other = AnalyticEstimator(index=self.index, link_load=link_load,
-                                  deployments=self._states)
+        other = AnalyticEstimator(index=self.index, deployments=self._states)
         other._stages, other._accuracy = self._stages, self._accuracy
+        other._slowdowns = self._slowdowns
+        other._set_link_load(link_load)
         return other
 
     def with_deployments(self, deployments: Mapping[str, DeploymentState]

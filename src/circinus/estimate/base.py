@@ -17,6 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from circinus.estimate.join import latency_moments
@@ -122,7 +123,12 @@ class Estimate:
         and ``("link", "src->dst")`` (the names of the selection's capacity rows), the load on
         each shared deployment by ``("deployment", resource)`` and the fewest replicas it must
         have by ``("deployment-floor", resource)`` (a plan needing fewer is better wherever it
-        fits: these rows take part in dominance, not in capacity)."""
+        fits: these rows take part in dominance, not in capacity). A new dict each call."""
+        return dict(self._usage)
+
+    @cached_property
+    def _usage(self) -> dict[tuple[str, str], float]:
+        """:meth:`usage`, built once (the selection asks for it many times per candidate)."""
         out: dict[tuple[str, str], float] = {("device", d): u for d, u in self.device_units}
         out.update({("memory", d): m for d, m in self.device_memory_gb if m > 0})
         out.update({("link", f"{s}->{t}"): v for (s, t), v in self.link_mbps})

@@ -264,6 +264,9 @@ class PlanFile(_Out):
     evaluations: int = Field(description="Plans whose performance was estimated.")
     why_not_seconds: float | None = Field(
         default=None, description="Wall time of the nearest-SLO search for rejected queries, s.")
+    why_not_skipped: int = Field(
+        default=0, description="Rejected queries whose nearest admissible SLO was not searched "
+        "for: past the planner's why_not_time_s (their why_not has no nearest_slo).")
     solver: SolverOut
     link_check: LinkCheckOut | None = Field(
         default=None, description="What the link check did (null: it was off).")
@@ -453,6 +456,7 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
         select_seconds=result.select_seconds,
         evaluations=result.evaluations,
         why_not_seconds=result.why_not_seconds,
+        why_not_skipped=result.why_not_skipped,
         solver=SolverOut(status=sel.status, goodput_bound=sel.goodput_bound, gap=sel.gap,
                          cost_gap=sel.cost_gap, seconds=sel.seconds),
         link_check=_link_check(result),

@@ -94,8 +94,13 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
         for q in rejected[:show]:
             extra = [Text(_nearest(q))] if nearest else []
             t.add_row(q.name, Text(q.reason or ""), *extra)
+        notes = []
         if len(rejected) > show:
-            t.caption = f"... and {len(rejected) - show} more"
+            notes.append(f"... and {len(rejected) - show} more")
+        if plan.why_not_skipped:
+            notes.append(f"nearest SLO searched for {len(rejected) - plan.why_not_skipped:,} of "
+                         f"{len(rejected):,} (planner.why_not_time_s spent; '-' for the others)")
+        t.caption = "\n".join(notes) or None
         console.print(t)
     console.print(Group(*_resource_tables(plan)))
 

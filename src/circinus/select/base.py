@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 from circinus.estimate.base import EPS
 from circinus.search.base import QueryCandidates
-from circinus.select.deployments import DeploymentSpec, deployment_table, ledger
+from circinus.select.deployments import (
+    DeploymentSpec,
+    Ledger,
+    deployment_table,
+    ledger,
+    own_use,
+)
 from circinus.spec.index import WorldIndex
 
 Resource = tuple[str, str]
@@ -30,6 +36,11 @@ class SelectionProblem:
     capacity: dict[Resource, float]
     deployments: Mapping[str, DeploymentSpec] = field(default_factory=dict)
     """Every shared deployment some candidate joins, by resource name."""
+    _memo: dict[object, object] = field(default_factory=dict, init=False, compare=False,
+                                        repr=False)
+    """What is worked out once per problem (each candidate's :func:`own_use`, the last
+    ledger of :meth:`use` and :meth:`cost`); a problem made by :func:`dataclasses.replace`
+    starts empty."""
 
     @staticmethod
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
@@ -41,11 +52,40 @@ class SelectionProblem:
                                 tuple(specs[c.query].weight for c in candidates),
                                 dict(index.capacities), deployment_table(index, plans, pipes))
 
+    def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
+        """:func:`~circinus.select.deployments.own_use` of candidate ``k`` of query ``q``
+        (memoised; do not mutate)."""
+        key = ("own", q, k)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = own_use(self.candidates[q].candidates[k].estimate,
+                                            self.deployments)
+        return hit  # type: ignore[return-value]
+
+    def book(self, chosen: Sequence[int | None]) -> Ledger:
+        """The exact ledger of ``chosen`` (:func:`~circinus.select.deployments.ledger`),
+        kept for the next call with the same choices: the checks ask for the use and cost of
+        one selection several times, and a ledger of 10,000 queries takes about a second to
+        build. Read-only: :meth:`Ledger.add` and :meth:`Ledger.remove` on it would falsify
+        the next answer (build one with :func:`ledger` to change)."""
+        key = tuple(chosen)
+        last = self._memo.get("book")
+        if last is not None and last[0] == key:  # type: ignore[index]
+            return last[1]  # type: ignore[index,no-any-return]
+        return self.keep(ledger(self, key))
+
+    def keep(self, book: Ledger) -> Ledger:
+        """Keep ``book`` (a ledger of this problem that its maker is done changing) as the
+        one :meth:`book` gives for its choices."""
+        key = tuple(book.chosen.get(q) for q in range(len(self.candidates)))
+        self._memo["book"] = (key, book)
+        return book
+
     def use(self, chosen: Sequence[int | None]) -> dict[Resource, float]:
         """Total use of every resource by ``chosen`` (a candidate index or ``None`` per
         query), shared deployments in whole replicas."""
         if self.deployments:
-            return dict(ledger(self, chosen).used)
+            return dict(self.book(chosen).used)
         total: dict[Resource, float] = {}
         for qc, k in zip(self.candidates, chosen, strict=True):
             if k is not None:
@@ -56,7 +96,7 @@ class SelectionProblem:
     def cost(self, chosen: Sequence[int | None]) -> float:
         """Cost per hour of ``chosen``, shared deployments in whole replicas."""
         if self.deployments:
-            return ledger(self, chosen).cost
+            return self.book(chosen).cost
         return sum(qc.candidates[k].estimate.cost_per_hour
                    for qc, k in zip(self.candidates, chosen, strict=True) if k is not None)
 

@@ -64,8 +64,10 @@ BISECTION_STEPS = 24
 
 Link = tuple[str, str]
 """``(src_site, dst_site)``."""
-Select = Callable[[SelectionProblem, float], Selection]
-"""Selects over a problem within a time limit, s."""
+Select = Callable[[SelectionProblem, float, Selection], Selection]
+"""Selects again over a problem within a time limit, s, given the selection so far (its
+choices in the problem's candidates, ``None`` where dropped), which the answer is never worse
+than."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class _Check:
                 left = deadline - time.monotonic()
                 if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
                     rounds += 1
-                    selection = select(problem, left)
+                    selection = select(problem, left, selection)
                     continue
             problem, selection = self._settle(problem, selection)
             unadmitted = admitted - sum(k is not None for k in selection.chosen)

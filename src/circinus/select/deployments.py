@@ -142,16 +142,11 @@ class Ledger:
         self.chosen: dict[int, int] = {}
         self.holders: dict[Resource, set[int]] = {}
         """Per capacity row, the chosen queries holding part of it."""
-        self._own: dict[tuple[int, int], tuple[dict[Resource, float], float]] = {}
         self._rows: dict[tuple[int, int], tuple[Resource, ...]] = {}
 
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
-        """:func:`own_use` of candidate ``k`` of query ``q`` (memoised)."""
-        hit = self._own.get((q, k))
-        if hit is None:
-            est = self.problem.candidates[q].candidates[k].estimate
-            hit = self._own[q, k] = own_use(est, self.table)
-        return hit
+        """:func:`own_use` of candidate ``k`` of query ``q`` (memoised by the problem)."""
+        return self.problem.own(q, k)
 
     def delta(self, q: int, k: int, sign: int = 1) -> tuple[dict[Resource, float], float]:
         """The change in use of every row and in cost if candidate ``k`` of query ``q`` is
@@ -453,6 +448,7 @@ def settle(problem: SelectionProblem, selection: Selection, *,
         selection.chosen)
     _improve(book, deadline)  # on the same ledger; it keeps the goodput
     chosen = tuple(book.chosen.get(q) for q in range(len(problem.candidates)))
+    problem.keep(book)  # what the checks after it ask of this selection
     bound = max(selection.goodput_bound, goodput)
     return replace(selection, chosen=chosen, goodput=goodput, cost_per_hour=book.cost,
                    goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,

@@ -11,11 +11,8 @@ totals can never turn into a selection the planner rejects.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -28,33 +25,6 @@ from circinus.select.base import Resource, SelectionProblem
 
 class DeadlinePassed(Exception):
     """Raised inside a kernel when its deadline passes; the caller keeps what it has."""
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector from stalling the selection.
-
-    A selection runs right after a search that leaves millions of live objects; a full
-    collection over them, which any allocation may trigger, stalls the process 0.3-0.9 s
-    (20,000 random queries, 100,000 candidates) and no deadline check can interrupt it. So for
-    the duration the collector is disabled and the objects alive at entry are frozen (moved out
-    of its reach, :func:`gc.freeze`), so that the collection it owes on re-enabling covers only
-    what the selection made; both are undone on exit. A caller that froze objects itself keeps
-    them frozen (nothing is frozen or unfrozen then). The selection makes no reference cycles,
-    so its garbage is freed by reference counting all the same.
-    """
-    was = gc.isenabled()
-    freeze = gc.get_freeze_count() == 0
-    gc.disable()
-    if freeze:
-        gc.freeze()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.unfreeze()
-        if was:
-            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import csr_array, vstack
 
+from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
@@ -66,7 +67,6 @@ from circinus.select.flat import (
     FlatProblem,
     Packing,
     flatten,
-    gc_paused,
     weight_unit,
 )
 from circinus.select.highs import solve_lp, solve_milp
@@ -125,7 +125,7 @@ class LpRoundSelector(BaseSelector):
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
-        with gc_paused():
+        with paused():
             try:
                 flat = flatten(problem, deadline=start + _GOODPUT_LP * time_limit_s)
             except DeadlinePassed:

@@ -35,13 +35,13 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import csr_array, vstack
 
+from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Selection, SelectionProblem
 from circinus.select.flat import (
     DeadlinePassed,
     FlatProblem,
     flatten,
-    gc_paused,
     per_query_max,
     weight_unit,
 )
@@ -68,7 +68,7 @@ class MilpSelector(BaseSelector):
         self.lp_above = lp_above
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
-        with gc_paused():
+        with paused():
             return self._select(problem, time_limit_s)
 
     def _select(self, problem: SelectionProblem, time_limit_s: float) -> Selection:

@@ -19,15 +19,15 @@ cost.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
 from circinus.estimate.base import Estimate
 from circinus.search.base import Candidate
 from circinus.select.base import Selection, SelectionProblem
-from circinus.select.contention import utilisation, with_chosen
-from circinus.select.deployments import DeploymentSpec, Ledger, ledger
+from circinus.select.contention import Select, utilisation, with_chosen
+from circinus.select.deployments import DeploymentSpec, Ledger
 from circinus.spec.models import Query, Slo
 
 MAX_ROUNDS = 3
@@ -35,7 +35,6 @@ MAX_ROUNDS = 3
 MIN_ROUND_S = 0.1
 """Below this much of the selection budget left, the check drops instead of selecting again."""
 
-Select = Callable[[SelectionProblem, float], Selection]
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def states(book: Ledger) -> dict[str, DeploymentState]:
 
 def sized(problem: SelectionProblem, chosen: Sequence[int | None]) -> tuple[SizedDeployment, ...]:
     """The deployments of ``chosen`` with their replicas, load, rate and queries."""
-    book = ledger(problem, chosen)
+    book = problem.book(chosen)
     members: dict[str, list[str]] = {}
     for qc, k in zip(problem.candidates, chosen, strict=True):
         if k is not None:
@@ -130,7 +129,7 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
     deadline = start + time_limit_s
     rounds = dropped = unadmitted = 0
     while True:
-        book = ledger(problem, selection.chosen)
+        book = problem.book(selection.chosen)
         load = {} if not links else {pair: rho for pair, rho in utilisation(
             problem.capacity, book.used).items() if rho > 0}
         at_links = estimator.with_link_load(load) if load else estimator
@@ -152,10 +151,13 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
             break
         left = deadline - time.monotonic()
         if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
+            chosen = list(selection.chosen)
+            for q in missing:
+                chosen[q] = None
             problem = _without(problem, selection, missing)
             dropped += len(missing)
             rounds += 1
-            selection = select(problem, left)
+            selection = select(problem, left, with_chosen(problem, selection, tuple(chosen)))
             continue
         # Drop the plan that misses by the most relative margin first, then check again.
         worst = max(missing, key=lambda q: (_excess(real, queries[q], problem, selection, q), -q))
