@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import EPS
+from circinus.estimate.base import EPS, Estimate
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.spec.models import Query
@@ -141,6 +141,7 @@ class _Check:
         self.emptied: dict[str, str] = {}
         self.dropped = 0
         self._made: list[AnalyticEstimator] = []
+        self._estimates: dict[tuple[object, ...], Estimate] = {}
 
     def run(self, problem: SelectionProblem, selection: Selection, select: Select,
             deadline: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
@@ -176,6 +177,16 @@ class _Check:
             sum(e.kernel_evaluations for e in self._made), time.monotonic() - start)
         return replace(problem, capacity=self.capacity), selection, record
 
+    def estimate(self, loaded: AnalyticEstimator, q: int, cand: Candidate) -> Estimate:
+        """``cand`` (of query ``q``) estimated by ``loaded``, memoised by the slowdowns of the
+        links it crosses (all an estimate at some load depends on): the rounds, the peeling
+        and the last step estimate the same plans at the same slowdowns many times."""
+        key = (q, cand.plan, tuple(loaded.slowdown(*pair) for pair, _ in cand.estimate.link_mbps))
+        hit = self._estimates.get(key)
+        if hit is None:
+            hit = self._estimates[key] = loaded.estimate(self.queries[q], cand.plan)
+        return hit
+
     def at(self, loads: Mapping[Link, float]) -> AnalyticEstimator:
         """An estimator at ``loads`` (kept, to count its work)."""
         self._made.append(self.estimator.with_link_load(loads))
@@ -185,7 +196,7 @@ class _Check:
         """The slowed links of ``cand`` (of query ``q``) if it misses its SLO at ``loaded``'s
         loads, else none."""
         slowed = [pair for pair, _ in cand.estimate.link_mbps if loaded.slowdown(*pair) > 1.0]
-        if not slowed or loaded.estimate(self.queries[q], cand.plan).meets(self.queries[q].slo):
+        if not slowed or self.estimate(loaded, q, cand).meets(self.queries[q].slo):
             return []
         return slowed
 
@@ -227,7 +238,7 @@ class _Check:
         query = self.queries[q]
 
         def meets(rho: float) -> bool:
-            return self.at({**self.loads, pair: rho}).estimate(query, cand.plan).meets(query.slo)
+            return self.estimate(self.at({**self.loads, pair: rho}), q, cand).meets(query.slo)
 
         if not meets(0.0):
             return -1.0
@@ -245,8 +256,8 @@ class _Check:
         without candidates get a reason."""
         out: list[QueryCandidates] = []
         chosen: list[int | None] = []
-        for query, qc, pick in zip(self.queries, problem.candidates, selection.chosen,
-                                   strict=True):
+        for q, (query, qc, pick) in enumerate(zip(self.queries, problem.candidates,
+                                                  selection.chosen, strict=True)):
             assert query.name == qc.query, (query.name, qc.query)
             kept: list[Candidate] = []
             new_pick = None
@@ -255,7 +266,7 @@ class _Check:
                 slow = max(((loaded.slowdown(*pair), pair) for pair, _ in cand.estimate.link_mbps),
                            default=(1.0, ("", "")))
                 if slow[0] > 1.0:
-                    est = loaded.estimate(query, cand.plan)
+                    est = self.estimate(loaded, q, cand)
                     if not est.meets(query.slo):
                         worst = slow if worst is None else max(worst, slow)
                         continue
@@ -292,7 +303,7 @@ class _Check:
                 chosen[q] = None
             elif any(loaded.slowdown(*pair) > 1.0 for pair, _ in cand.estimate.link_mbps):
                 fresh = list(cands[q].candidates)
-                fresh[k] = Candidate(cand.plan, loaded.estimate(self.queries[q], cand.plan))
+                fresh[k] = Candidate(cand.plan, self.estimate(loaded, q, cand))
                 cands[q] = replace(cands[q], candidates=tuple(fresh))
         problem = replace(problem, candidates=tuple(cands))
         return problem, with_chosen(problem, selection, tuple(chosen))
