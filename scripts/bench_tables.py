@@ -48,7 +48,70 @@ def sharing(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], str]] = {"sharing": sharing}
+def _times(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return "∞" if x == float("inf") else f"{x:.2f}×"
+
+
+def search(data: dict[str, Any]) -> str:
+    """Circinus against every other method, per world (``circinus bench search``): Circinus's
+    goodput (and the oracle's where it differs) and its goodput over each method's."""
+    by = {(r["world"], r["method"]): r for r in data["records"]}
+    ratio = {(r["world"], r["baseline"]): r for r in data["ratios"]}
+    worlds = list(dict.fromkeys(r["world"] for r in data["records"]))
+    others = [m for m in ("circinus-dedicated", "oracle", "vulcan", "jellybean", "infaas",
+                          "edge-only", "cloud-only")
+              if any((w, m) in by for w in worlds)]
+    head = ["world (queries)", "Circinus goodput", "$/h", *[f"vs {m}" for m in others],
+            "Circinus plan s", "load"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for w in worlds:
+        ours = by.get((w, "circinus"))
+        if ours is None or ours["goodput"] is None:
+            continue
+        cells = [f"{w} ({ours['queries']:,})", f"{ours['goodput']:,g}",
+                 f"{ours['cost_per_hour']:,.2f}"]
+        for m in others:
+            r, q = by.get((w, m)), ratio.get((w, m))
+            if r is None or r["goodput"] is None or q is None:
+                cells.append("–")
+            elif r["goodput"] == 0:
+                cells.append("∞ (0)")
+            else:
+                extra = f" ({r['goodput']:,g})" if m == "oracle" and q["goodput"] != 1 else ""
+                cells.append(_times(q["goodput"]) + extra)
+        load = ours.get("load_average")
+        cells += [f"{ours['plan_seconds']:.2f}", "–" if load is None else f"{load:.1f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def scale(data: dict[str, Any]) -> str:
+    """Selectors at 1,000 to 50,000 generated queries (``circinus bench scale``)."""
+    rows = [
+        "| queries | method | admitted | predicted | simulated | $/h | search s | select s | "
+        "plan s | replan s | status | gap | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["records"]:
+        if r.get("skipped"):
+            continue
+        sim = r["simulated_goodput"]
+        err = r["prediction_error"]
+        simulated = "–" if sim is None else (
+            f"{sim:,g}" + ("" if err is None else f" ({err:+.1%})"))
+        rows.append(
+            f"| {r['queries']:,} | {r['method']} | {r['admitted']:,} | "
+            f"{r['predicted_goodput']:,g} | {simulated} | {r['cost_per_hour']:,.2f} | "
+            f"{r['search_seconds']:.1f} | {r['selection_seconds']:.2f} | "
+            f"{r['plan_seconds']:.1f} | {r['replan_seconds']:.3f} | {r['status']} | "
+            f"{r['gap']:.2%} | {r['load_average']:.1f} |")
+    return "\n".join(rows)
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "sharing": sharing, "search": search, "scale": scale}
 
 
 def _between(table: str) -> Callable[[re.Match[str]], str]:

@@ -8,6 +8,7 @@ back to back on the same machine, so machine noise affects both sides alike.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -49,6 +50,8 @@ class Record:
     gap_vs_oracle: float | None
     """``(oracle goodput - goodput) / oracle goodput`` where the oracle ran."""
     skipped: str | None = None
+    load_average: float | None = None
+    """The machine's 1-minute load average when the run ended."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Report:
 
     def to_json(self) -> dict[str, object]:
         """Plain data for ``--json``."""
-        return {"benchmark": "search", "seed": self.seed,
+        return {"benchmark": "search", "seed": self.seed, "cores": os.cpu_count(),
                 "records": [asdict(r) for r in self.records],
                 "ratios": [asdict(r) for r in self.ratios],
                 "single_query": [asdict(s) for s in self.single_query]}
@@ -110,7 +113,8 @@ def run_method(name: str, index: WorldIndex, method: Method, seed: int) -> Recor
     wall = time.monotonic() - start
     return Record(name, method.name, queries, result.admitted, result.goodput,
                   result.cost_per_hour, wall, result.search_seconds, result.select_seconds,
-                  result.evaluations, result.kernel_evaluations, result.selection.status, None)
+                  result.evaluations, result.kernel_evaluations, result.selection.status, None,
+                  load_average=os.getloadavg()[0])
 
 
 def run_search_bench(worlds: Sequence[tuple[str, WorldIndex]], methods: Sequence[str], *,
