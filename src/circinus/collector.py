@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def paused() -> Iterator[None]:
+def paused(*, freeze: bool = False) -> Iterator[None]:
     """Keep the cyclic garbage collector from running for the duration.
 
     The search and the selection allocate millions of small objects (plans, estimates,
@@ -16,14 +16,16 @@ def paused() -> Iterator[None]:
     collector's next pass, and every pass walks the survivors again. At 10,000 generated
     queries the collector was half the search's time (19.2 s of CPU against 9.2 s with it
     paused), and in a selection a full collection stalls the process 0.3-0.9 s (20,000 random
-    queries, 100,000 candidates), which no deadline check can interrupt. So for the duration
-    the collector is disabled, and at the end every object then alive is frozen
-    (:func:`gc.freeze`: moved out of its reach) before it is enabled again: the collection owed
+    queries, 100,000 candidates), which no deadline check can interrupt. The planner makes few
+    reference cycles, so what it leaves is freed by reference counting all the same.
+
+    With ``freeze`` every object alive at the end is frozen (:func:`gc.freeze`: moved out of
+    the collector's reach for good) before the collector is enabled again: the collection owed
     for the millions of objects made inside would otherwise stall the first allocation after
-    it (10,000 queries: 1.5 s of passes that found 76 objects of cyclic garbage). Frozen
-    objects are freed by reference counting as usual; only a reference cycle among them is
-    never collected, and the planner makes few. Nested uses leave the collector as the
-    outermost one sets it.
+    it (10,000 queries: 1.5 s of passes that found 76 objects of cyclic garbage). A cycle among
+    frozen objects is never collected, so this is for a run that plans once (``circinus
+    plan``), not for a long-lived planner deciding arrival after arrival. Nested uses leave the
+    collector as the outermost one sets it.
     """
     was = gc.isenabled()
     gc.disable()
@@ -31,5 +33,6 @@ def paused() -> Iterator[None]:
         yield
     finally:
         if was:
-            gc.freeze()
+            if freeze:
+                gc.freeze()
             gc.enable()

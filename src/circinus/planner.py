@@ -161,11 +161,14 @@ class Planner:
         store: profile store URL for worlds with estimates to measure (executable operators,
             measured accuracies), which are profiled first (:func:`circinus.profile.
             measure_world`); default :func:`circinus.profile.default_store_url`.
+        freeze: freeze what the plan leaves out of the garbage collector's reach
+            (:func:`circinus.collector.paused`): for a process that plans once, where it
+            saves a collection over every object made (1.5 s at 10,000 queries).
     """
 
     def __init__(self, *, search: str = "circinus", selector: str = "milp",
                  settings: PlannerSettings | None = None, why_not: bool = False,
-                 store: str | None = None) -> None:
+                 store: str | None = None, freeze: bool = False) -> None:
         if search not in SEARCHES:
             raise ValueError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")
         if selector not in SELECTORS:
@@ -175,6 +178,7 @@ class Planner:
         self.settings = settings
         self.why_not = why_not
         self.store = store
+        self.freeze = freeze
 
     def plan(self, world: World | WorldIndex) -> PlanResult:
         """Plan ``world`` (a validated :class:`World` or its index), measuring first what it
@@ -184,7 +188,7 @@ class Planner:
         settings = self.settings or index.world.planner
         estimator = AnalyticEstimator(index=index)
         search = SEARCHES[self.search_key](estimator=estimator, settings=settings)
-        with paused():  # the collector was half the search's time (circinus.collector)
+        with paused(freeze=self.freeze):  # it was half the search's time
             t0 = time.monotonic()
             found = search.search(index.world.queries)
             t1 = time.monotonic()

@@ -84,7 +84,7 @@ def plan(
                             f"{', '.join(sorted(SELECTORS))}")
         index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
-                         why_not=why_not).plan(index)
+                         why_not=why_not, freeze=True).plan(index)
         planfile = to_plan_file(index, result)
         if json_out is not None:
             write_atomic(json_out, planfile.model_dump_json(indent=2))
