@@ -142,6 +142,8 @@ class Ledger:
         self.chosen: dict[int, int] = {}
         self.holders: dict[Resource, set[int]] = {}
         """Per capacity row, the chosen queries holding part of it."""
+        self.members: dict[str, set[int]] = {}
+        """Per shared deployment, the chosen queries on it."""
         self._rows: dict[tuple[int, int], tuple[Resource, ...]] = {}
 
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
@@ -240,6 +242,12 @@ class Ledger:
         floor = dict(est.deployment_floor)
         for name, load in est.deployment_load:
             spec = self.table[name]
+            if sign > 0:
+                self.members.setdefault(name, set()).add(q)
+            elif (members := self.members.get(name)) is not None:  # a name may repeat
+                members.discard(q)
+                if not members:
+                    del self.members[name]
             left = self.load.get(name, 0.0) + sign * load
             self.replicas[name] = self._size(name, left, floor.get(name, 1), sign)
             self.load[name] = left if left > EPS else 0.0
@@ -307,22 +315,13 @@ def _improve(book: Ledger, deadline: float) -> None:
         moved = _empty(book, deadline) | _move(book, deadline)
 
 
-def _tenants(book: Ledger) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for q, k in book.chosen.items():
-        for name, _ in book.problem.candidates[q].candidates[k].estimate.deployment_load:
-            out.setdefault(name, []).append(q)
-    return out
-
-
 def _empty(book: Ledger, deadline: float) -> bool:
     """The emptying moves of :func:`improve`; whether any was made."""
     made = False
-    tenants = _tenants(book)
-    for name in sorted(tenants, key=lambda n: (book.load.get(n, 0.0), n)):
+    for name in sorted(book.members, key=lambda n: (book.load.get(n, 0.0), n)):
         if time.monotonic() >= deadline:
             break
-        made |= _empty_one(book, name, tenants[name], lambda: book.cost, relative=True)
+        made |= _empty_one(book, name, lambda: book.cost, relative=True)
     return made
 
 
@@ -334,12 +333,11 @@ def _consolidate(book: Ledger, row: Resource, deadline: float) -> None:
     relaxation spreads queries over many deployments of one device, each then rounded up to
     whole replicas (a generated world of 1,000 queries: 13 to 16 deployments per edge box, a
     few at 5-20 % of one replica); emptying some admits queries that removing would lose."""
-    tenants = _tenants(book)
-    on_row = [name for name in tenants if book.table[name].key.device == row[1]]
+    on_row = [name for name in book.members if book.table[name].key.device == row[1]]
     for name in sorted(on_row, key=lambda n: (book.load.get(n, 0.0), n)):
         if time.monotonic() >= deadline or not _over(book, row):
             break
-        _empty_one(book, name, tenants[name], lambda: book.used.get(row, 0.0))
+        _empty_one(book, name, lambda: book.used.get(row, 0.0))
 
 
 def _over(book: Ledger, row: Resource) -> bool:
@@ -347,15 +345,13 @@ def _over(book: Ledger, row: Resource) -> bool:
     return book.used.get(row, 0.0) > cap * (1 + EPS) + EPS
 
 
-def _empty_one(book: Ledger, name: str, tenants: Sequence[int],
-               measure: Callable[[], float], *, relative: bool = False) -> bool:
-    """Move every query on deployment ``name`` (among ``tenants``) to the candidate of least
+def _empty_one(book: Ledger, name: str, measure: Callable[[], float], *,
+               relative: bool = False) -> bool:
+    """Move every query on deployment ``name`` to the candidate of least
     marginal cost that fits and avoids it; keep the moves if all found one and ``measure()``
     fell (by more than :data:`EPS`, relatively with ``relative``), else undo them. Whether
     they were kept."""
-    queries = [q for q in tenants if book.chosen.get(q) is not None and any(
-        d == name for d, _ in book.problem.candidates[q].candidates[book.chosen[q]]
-        .estimate.deployment_load)]
+    queries = sorted(book.members.get(name, ()))
     if not queries:
         return False
     before = measure()
