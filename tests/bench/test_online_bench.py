@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gc
 
-from circinus.bench.online import main, run_online_bench
+from typer.testing import CliRunner
+
+from circinus.bench.online import run_online_bench
+from circinus.cli.main import app
 from circinus.gen import GenSpec, generate
 from circinus.spec import build_index, parse_world
 
@@ -28,7 +31,11 @@ def test_online_bench_times_every_arrival() -> None:
     assert report.to_json()["benchmark"] == "online"
 
 
-def test_online_bench_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_online_bench_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "online.json"
-    main(["--queries", "40", "--extra", "2", "--time-limit", "2", "--json", str(out)])
-    assert "decision_median_s" in capsys.readouterr().out and out.exists()
+    result = CliRunner().invoke(app, ["bench", "online", "--queries", "40", "--extra", "2",
+                                      "--time-limit", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "decision median" in result.output and out.exists()
+    bad = CliRunner().invoke(app, ["bench", "online", "--queries", "40", "--held-out", "40"])
+    assert bad.exit_code != 0 and "--held-out: must be in 1..39" in bad.output

@@ -19,15 +19,13 @@ arrivals). A serving process avoids them by moving what exists after start-up ou
 collector's reach (``gc.freeze()``); ``freeze_gc`` does the same here after the start, and the
 report says whether it did.
 
-Run it with ``python -m circinus.bench.online --queries 10000`` (a generated world, see
-``circinus gen``) or ``--world FILE``.
+Run it with ``circinus bench online --queries 10000`` (a generated world, see ``circinus
+gen``) or ``--world FILE``.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import random
 import statistics
 import time
@@ -135,57 +133,3 @@ def run_online_bench(name: str, index: WorldIndex, *, held_out: int = 1, extra: 
 def _arrive(online: OnlinePlanner, query: Query) -> ArrivalTime:
     a = online.arrive(query)
     return ArrivalTime(a.query, a.admitted, len(a.moved), a.seconds, a.why_not_seconds)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m circinus.bench.online``: print the summary (and write JSON)."""
-    parser = argparse.ArgumentParser(prog="python -m circinus.bench.online",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--world", help="world file (default: a generated world)")
-    parser.add_argument("--queries", type=int, default=10000, help="generated world size")
-    parser.add_argument("--held-out", type=int, default=1)
-    parser.add_argument("--extra", type=int, default=20)
-    parser.add_argument("--departures", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-freeze-gc", action="store_true")
-    parser.add_argument("--selector", default="milp", help="selector of the start (e.g. fcfs)")
-    parser.add_argument("--sharing", choices=["shared", "dedicated", "mixed"],
-                        help="override the world's planner.sharing")
-    parser.add_argument("--time-limit", type=float,
-                        help="override the world's planner.time_limit_s (the start's selection)")
-    parser.add_argument("--json", help="write the report here")
-    args = parser.parse_args(argv)
-    from circinus.spec.load import load_indexed_world, parse_world
-    from circinus.spec.validate import build_index
-
-    if args.world:
-        _, index = load_indexed_world(args.world)
-        name = str(args.world)
-    else:
-        from circinus.gen import GenSpec, generate
-
-        index = build_index(parse_world(generate(GenSpec(queries=args.queries, seed=args.seed)),
-                                        origin=f"gen-{args.queries}"))
-        name = f"gen-{args.queries}"
-    report = run_online_bench(name, index, held_out=args.held_out, extra=args.extra,
-                              departures=args.departures, seed=args.seed,
-                              freeze_gc=not args.no_freeze_gc, selector=args.selector,
-                              sharing=args.sharing, time_limit_s=args.time_limit)
-    for a in report.arrivals:
-        print(f"{a.query}: {'admitted' if a.admitted else 'waits'}, {a.moved} moved, "
-              f"decision {a.decision_seconds * 1e3:.0f} ms, "
-              f"why-not {a.explain_seconds * 1e3:.0f} ms")
-    print(f"{name} ({report.sharing}): start {report.start_seconds:.1f} s "
-          f"({report.start_admitted} admitted, {report.start_deployments} shared deployments, "
-          f"{report.start_cost_per_hour:.2f} $/h), gc frozen: {report.gc_frozen}")
-    if report.departure_seconds:
-        print(f"{len(report.departure_seconds)} departures: max "
-              f"{max(report.departure_seconds) * 1e3:.1f} ms")
-    print(json.dumps(report.summary(), indent=1))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report.to_json(), fh, indent=2)
-
-
-if __name__ == "__main__":
-    main()

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from circinus.bench.online import OnlineReport
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
 from circinus.bench.sharing import SharingReport
@@ -353,6 +354,101 @@ def render_sharing(report: SharingReport, console: Console) -> None:
 
 
 EXECUTABLE_WORLDS = ("digits-edge-cloud.yaml", "ocr-branches.yaml")
+
+
+@bench_app.command("online")
+def online_cmd(
+    world: Annotated[Path | None, typer.Option(
+        "--world", help="World file; default: a generated world of --queries.")] = None,
+    queries: Annotated[int, typer.Option(
+        "--queries", "-n", help="Queries of the generated world (2-100000).")] = 10000,
+    held_out: Annotated[int, typer.Option(
+        help="Last queries of the world left out of the start; they arrive first.")] = 1,
+    extra: Annotated[int, typer.Option(
+        help="Copies of present queries (new names) that arrive after them.")] = 20,
+    departures: Annotated[int, typer.Option(
+        help="Admitted queries that leave (timed) before the copies arrive.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated world and the draws.")] = 0,
+    selector: Annotated[str, typer.Option(
+        help="Selection of the start: milp, exact, lp or fcfs.")] = "milp",
+    sharing: Annotated[str | None, typer.Option(
+        help="Override the world's planner.sharing: shared, dedicated or mixed.")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        "--time-limit", help="Override the world's planner.time_limit_s (the start's "
+        "selection), s.")] = None,
+    freeze_gc: Annotated[bool, typer.Option(
+        "--freeze-gc/--no-freeze-gc", help="Move what exists after the start out of the "
+        "garbage collector's reach, as a serving process would.")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Start an online planner on all but the held-out queries, then time each arrival (the
+    decision and, for a query that waits, its explanation) and each departure."""
+
+    def run() -> None:
+        from circinus.bench.online import run_online_bench
+        from circinus.planner import SELECTORS
+
+        if world is None and not 2 <= queries <= 100_000:
+            raise SpecError(f"--queries: must be in 2..100000, got {queries}")
+        for name, value in (("--extra", extra), ("--departures", departures), ("--seed", seed)):
+            if value < 0:
+                raise SpecError(f"{name}: must be >= 0, got {value}")
+        if selector not in SELECTORS:
+            raise SpecError(f"--selector: unknown selector {selector!r}; choose from "
+                            f"{', '.join(sorted(SELECTORS))}")
+        if sharing is not None and sharing not in ("shared", "dedicated", "mixed"):
+            raise SpecError(f"--sharing: must be shared, dedicated or mixed, got {sharing!r}")
+        if time_limit is not None and not 0 < time_limit <= 86_400:
+            raise SpecError(f"--time-limit: must be > 0 and <= 86400 s, got {time_limit:g}")
+        if json_out is not None and not json_out.parent.is_dir():
+            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
+                            "first")
+        if world is not None:
+            from circinus.spec.load import load_indexed_world
+
+            _, index = load_indexed_world(world)
+            name = world.stem
+        else:
+            index, name = _generated(queries, seed), f"gen-{queries}"
+        total = len(index.world.queries)
+        if not 1 <= held_out < total:
+            raise SpecError(f"--held-out: must be in 1..{total - 1} (the world has {total} "
+                            f"queries), got {held_out}")
+        console = Console()
+        console.print(f"{name}: starting an online planner on {total - held_out:,} queries ...")
+        report = run_online_bench(name, index, held_out=held_out, extra=extra,
+                                  departures=departures, seed=seed, freeze_gc=freeze_gc,
+                                  selector=selector, sharing=sharing,  # type: ignore[arg-type]
+                                  time_limit_s=time_limit)
+        render_online(report, console)
+        if json_out is not None:
+            write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            console.print(f"report written to {json_out}")
+
+    guard(run)
+
+
+def render_online(report: OnlineReport, console: Console) -> None:
+    """The arrivals, then the start and the summary."""
+    t = Table(title=f"Arrivals into {report.world} ({report.sharing})")
+    for col in ("query", "outcome", "moved", "decision ms", "why-not ms"):
+        t.add_column(col, overflow="fold")
+    for a in report.arrivals:
+        t.add_row(a.query, "admitted" if a.admitted else "waits", f"{a.moved}",
+                  f"{a.decision_seconds * 1e3:.0f}", f"{a.explain_seconds * 1e3:.0f}")
+    console.print(t)
+    console.print(f"start: {report.start_seconds:.1f} s, {report.start_admitted:,} admitted, "
+                  f"{report.start_deployments:,} shared deployments, "
+                  f"{report.start_cost_per_hour:,.2f} $/h; collector frozen: {report.gc_frozen}")
+    if report.departure_seconds:
+        console.print(f"{len(report.departure_seconds)} departures: max "
+                      f"{max(report.departure_seconds) * 1e3:.1f} ms")
+    summary = report.summary()
+    console.print("decision median {:.0f} ms, p90 {:.0f} ms, max {:.0f} ms; with why-not "
+                  "median {:.0f} ms, max {:.0f} ms".format(
+                      *(summary[k] * 1e3 for k in ("decision_median_s", "decision_p90_s",
+                                                   "decision_max_s", "total_median_s",
+                                                   "total_max_s"))))
 
 
 @bench_app.command("profile")
