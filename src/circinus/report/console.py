@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -102,7 +104,7 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
                          f"{len(rejected):,} (planner.why_not_time_s spent; '-' for the others)")
         t.caption = "\n".join(notes) or None
         console.print(t)
-    console.print(Group(*_resource_tables(plan)))
+    console.print(Group(*_resource_tables(plan, show)))
 
 
 def _deployments_table(plan: PlanFile, show: int) -> Table:
@@ -156,19 +158,40 @@ def _nearest(q: QueryOut) -> str:
     return " or ".join(parts) or "none: no single relaxation admits it at this load"
 
 
-def _resource_tables(plan: PlanFile) -> list[Table]:
+def _resource_tables(plan: PlanFile, show: int) -> list[Table]:
+    """Devices and links; past ``show`` rows of either, the busiest ``show`` of them."""
     devs = Table(title="Devices and pools")
     for col in ("device", "site", "tier", "used / units", "util"):
         devs.add_column(col)
-    for d in plan.resources.devices:
+    devices = _busiest(plan.resources.devices, lambda d: d.utilization, show)
+    for d in devices:
         style = "bold red" if d.utilization > 0.999 else ("yellow" if d.utilization > 0.8 else "")
         devs.add_row(d.name, d.site, d.tier, f"{d.used_units:g} / {d.capacity_units:g}",
                      Text(f"{d.utilization:.0%}", style=style))
+    devs.caption = _more(len(plan.resources.devices), len(devices))
     links = Table(title="Links")
     for col in ("link", "traffic Mbit/s", "capacity", "util"):
         links.add_column(col)
-    for ln in plan.resources.links:
+    shown = _busiest(plan.resources.links, lambda ln: ln.utilization or 0.0, show)
+    for ln in shown:
         links.add_row(f"{ln.src} → {ln.dst}", f"{ln.used_mbps:,.2f}",
                       "∞" if ln.capacity_mbps is None else f"{ln.capacity_mbps:g}",
                       "-" if ln.utilization is None else f"{ln.utilization:.0%}")
+    links.caption = _more(len(plan.resources.links), len(shown))
     return [devs, links] if plan.resources.links else [devs]
+
+
+_R = TypeVar("_R")
+
+
+def _busiest(rows: Sequence[_R], utilization: Callable[[_R], float], show: int) -> list[_R]:
+    """``rows`` as they are if there are at most ``show``, else the ``show`` busiest, busiest
+    first."""
+    if len(rows) <= show:
+        return list(rows)
+    return sorted(rows, key=lambda r: -utilization(r))[:show]
+
+
+def _more(total: int, shown: int) -> str | None:
+    return None if shown >= total else (
+        f"the {shown} busiest of {total:,} (use --show or --json)")
