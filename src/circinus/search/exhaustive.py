@@ -37,7 +37,7 @@ from circinus.search.placements import (
     eligible_devices,
     stage_options,
 )
-from circinus.search.shortlist import explain
+from circinus.search.shortlist import UNPLACED, explain
 from circinus.search.vectors import VectorCache
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query
@@ -76,6 +76,10 @@ class PlanPool:
     evaluations: int
     """Complete plans whose end-to-end performance was estimated to build the pool."""
     estimator: BaseEstimator
+    unplaced: str | None = None
+    """Why configuration vectors were left out for want of a device (some stage's
+    configuration runs on no device the query may use), the reason given if no plan is left;
+    ``None`` when none was."""
     _estimates: dict[int, Estimate] = field(default_factory=dict)
     _keys: _PoolKeys | None = None
     shortlists: dict[tuple[float | None, ...], list[int]] = field(default_factory=dict)
@@ -179,12 +183,17 @@ class ExhaustiveSearch(BaseSearch):
         pruned = False
         evaluations = 0
         fastest = fastest_service(index, rep, devices)
+        missing: set[tuple[str, ConfigKey]] = set()
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
             # loosest bound that way is never placed.
             floor_s = max(sum(fastest.get((s, configs[s]), math.inf) for s in path[1:])
                           for path in pipe.paths)
+            if not math.isfinite(floor_s):  # some stage has no device it may run on:
+                missing.update((s, configs[s]) for s in pipe.order  # no plan, no latency cut
+                               if not math.isfinite(fastest.get((s, configs[s]), math.inf)))
+                continue
             if floor_s * 1e3 > prune_ms + EPS:
                 pruned = True
                 continue
@@ -213,6 +222,7 @@ class ExhaustiveSearch(BaseSearch):
             latency_pruned=pruned,
             evaluations=evaluations,
             estimator=self.estimator,
+            unplaced=_unplaced(index, pipe.operator_of, missing, floor) if missing else None,
         )
 
     def _combine(self, query: Query, configs: dict[str, ConfigKey],
@@ -418,7 +428,24 @@ def _reason(query: Query, pool: PlanPool, ok_acc: np.ndarray, ok_lat: np.ndarray
                    planned=len(pool) > 0 or pool.latency_pruned,
                    accurate=bool(ok_acc.any()) or pool.latency_pruned,
                    best_latency_ms=float(lat.min()) if lat.size else None,
-                   cheapest=float(timely.min()) if timely.size else None, scope="")
+                   cheapest=float(timely.min()) if timely.size else None, scope="",
+                   unplaced=pool.unplaced or UNPLACED)
+
+
+def _unplaced(index: WorldIndex, operator_of: Mapping[str, str],
+              missing: set[tuple[str, ConfigKey]], floor: float | None) -> str:
+    """The reason of a query whose accuracy-feasible configuration vectors all have a stage
+    whose configuration no device it may use runs, e.g. ``placement: no device the query may
+    use runs cls as {resolution: 448}, which the accuracy bound 0.9 needs``."""
+    shown = []
+    for stage, config in sorted(missing, key=str)[:3]:
+        knobs = index.operators[operator_of[stage]].config_dict(config)
+        shown.append(f"{stage} as {{{', '.join(f'{k}: {v}' for k, v in knobs.items())}}}")
+    more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+    need = ("every configuration" if floor is None
+            else f"every configuration meeting the accuracy bound {floor:g}")
+    return (f"placement: no device the query may use runs {' or '.join(shown)}{more}, and "
+            f"{need} has such a stage; add a device of its hardware or allow its tier")
 
 
 def fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]
