@@ -117,8 +117,11 @@ def test_vision_example_matches_the_oracle(sharing: str) -> None:
     world = circinus.load_world(ROOT / "examples" / "edge-cloud-vision.yaml")
     settings = world.planner.model_copy(update={"sharing": sharing})
     ours = circinus.Planner(search="circinus", settings=settings).plan(world)
+    # Shared, the number of candidates is itself a lever (8: 198 admitted, 64: 217 for
+    # Circinus's own search): the searches are compared at the same number there.
     oracle = circinus.Planner(
-        search="exhaustive", settings=settings.model_copy(update={"candidates_per_query": 64}),
+        search="exhaustive", settings=settings.model_copy(
+            update={"candidates_per_query": 64 if sharing == "dedicated" else 8}),
     ).plan(world)
     assert ours.goodput >= 0.98 * oracle.goodput
     if sharing == "dedicated":  # shared, 64 candidates also find cheaper combinations
