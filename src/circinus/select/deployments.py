@@ -321,7 +321,8 @@ def _empty(book: Ledger, deadline: float) -> bool:
     for name in sorted(book.members, key=lambda n: (book.load.get(n, 0.0), n)):
         if time.monotonic() >= deadline:
             break
-        made |= _empty_one(book, name, lambda: book.cost, relative=True)
+        # as cheap with fewer deployments is better too: fewer for the engine to run
+        made |= _empty_one(book, name, lambda: (book.cost, len(book.members)), relative=True)
     return made
 
 
@@ -337,7 +338,7 @@ def _consolidate(book: Ledger, row: Resource, deadline: float) -> None:
     for name in sorted(on_row, key=lambda n: (book.load.get(n, 0.0), n)):
         if time.monotonic() >= deadline or not _over(book, row):
             break
-        _empty_one(book, name, lambda: book.used.get(row, 0.0))
+        _empty_one(book, name, lambda: (book.used.get(row, 0.0),))
 
 
 def _over(book: Ledger, row: Resource) -> bool:
@@ -345,12 +346,12 @@ def _over(book: Ledger, row: Resource) -> bool:
     return book.used.get(row, 0.0) > cap * (1 + EPS) + EPS
 
 
-def _empty_one(book: Ledger, name: str, measure: Callable[[], float], *,
+def _empty_one(book: Ledger, name: str, measure: Callable[[], tuple[float, ...]], *,
                relative: bool = False) -> bool:
-    """Move every query on deployment ``name`` to the candidate of least
-    marginal cost that fits and avoids it; keep the moves if all found one and ``measure()``
-    fell (by more than :data:`EPS`, relatively with ``relative``), else undo them. Whether
-    they were kept."""
+    """Move every query on deployment ``name`` to the candidate of least marginal cost that
+    fits and avoids it; keep the moves if all found one and ``measure()`` fell: its first
+    figure by more than :data:`EPS` (relatively with ``relative``), or not at all and the next
+    ones fell. Else undo them. Whether they were kept."""
     queries = sorted(book.members.get(name, ()))
     if not queries:
         return False
@@ -368,8 +369,10 @@ def _empty_one(book: Ledger, name: str, measure: Callable[[], float], *,
             break
         new[q] = min(options)[1]
         book.add(q, new[q])
-    if len(new) == len(queries) and measure() < before - EPS * (
-            max(1.0, abs(before)) if relative else 1.0):
+    after = measure()
+    tol = EPS * (max(1.0, abs(before[0])) if relative else 1.0)
+    if len(new) == len(queries) and (after[0] < before[0] - tol or (
+            after[0] <= before[0] + tol and after[1:] < before[1:])):
         return True
     for q in new:
         book.remove(q)
