@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
 from circinus.estimate.queueing import (
@@ -190,8 +190,17 @@ class AnalyticEstimator(BaseEstimator):
             else:
                 hit = self._shared(query.pipeline, stage, config, batch, placement,
                                    query.rate_rps, scale, level)
-            self._stages[key] = hit
+            self._stages[key] = hit = self._with_hop(hit)
         return hit
+
+    def _with_hop(self, est: StageEstimate) -> StageEstimate:
+        """``est`` with the serving engine's per-call overhead added (the world's ``runtime``
+        section, measured by ``circinus calibrate``; none without it)."""
+        runtime = self.index.world.runtime
+        if runtime is None or runtime.hop_mean_ms == 0.0 and runtime.hop_sd_ms == 0.0:
+            return est
+        return replace(est, mean_s=est.mean_s + runtime.hop_mean_ms / 1e3,
+                       var_s2=est.var_s2 + (runtime.hop_sd_ms / 1e3) ** 2)
 
     def _groups(self, op: OperatorIndex, config: ConfigKey, batch: int, placement: Placement
                 ) -> list[tuple[Replicas, Device, LatencyProfile, float]] | None:

@@ -432,6 +432,24 @@ class ProfilingSettings(_Model):
     )
 
 
+class RuntimeSettings(_Model):
+    """What the serving engine adds to every stage call, as ``circinus calibrate`` measured it.
+
+    A request of a pipeline of ``k`` stages is ``k`` calls from its pipeline's ingress to the
+    stages' deployments, plus the call that brings it to the ingress; the overhead of that last
+    call is spread over the stage calls (``k`` stage calls cost ``k x hop_mean_ms`` in all, with
+    variance ``k x hop_sd_ms^2``). The estimator adds it to every stage's latency.
+    """
+
+    engine: Literal["ray-serve"] = Field(
+        default="ray-serve", description="Serving engine the figures were measured on.")
+    hop_mean_ms: float = Field(ge=0, description="Mean overhead of one stage call, ms.")
+    hop_sd_ms: float = Field(
+        default=0.0, ge=0, description="Standard deviation of the overhead of one stage call, ms.")
+    samples: int = Field(default=0, ge=0, description="Requests the figures rest on.")
+    note: str = Field(default="", description="Where and how they were measured.")
+
+
 class World(_Model):
     """Everything a planning run needs."""
 
@@ -451,3 +469,6 @@ class World(_Model):
     profiling: ProfilingSettings = Field(
         default_factory=ProfilingSettings, description="Profiler settings."
     )
+    runtime: RuntimeSettings | None = Field(
+        default=None, description="Per-call overhead of the serving engine (null: none "
+        "modelled); written by `circinus calibrate`.")

@@ -1,0 +1,174 @@
+"""A world's sites as Ray nodes on this machine, and the deployment of a Serve config on Ray.
+
+:class:`LocalCluster` starts one Ray node per site that has devices (the first cloud site's is
+the head, else the first site's), one after another; each offers the custom resource of every
+device of its site (:func:`~circinus.runtime.build.device_resource`) with the device's units.
+All nodes share this machine's cores: a replica reserves no CPU here (``cpus_per_unit`` 0), the
+device resources alone place it. :meth:`LocalCluster.shutdown` stops only what it started.
+
+Importing this module needs Ray (the ``ray`` extra).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import serve
+from ray.cluster_utils import Cluster
+
+from circinus.errors import CircinusError
+from circinus.runtime.build import device_resource
+from circinus.runtime.config import ServeConfig
+from circinus.spec.index import WorldIndex
+
+SITE_RESOURCE = "circinus-site-{}"
+"""Custom resource naming the site a node stands for (one unit per node)."""
+
+
+class DeployError(CircinusError):
+    """The Serve config could not be deployed, or its applications did not become healthy."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One Ray node to start: the site it stands for and the resources it offers."""
+
+    site: str
+    resources: dict[str, float]
+
+
+def node_specs(index: WorldIndex) -> list[NodeSpec]:
+    """The nodes of ``index``'s sites with devices, head first (see module)."""
+    sites: dict[str, dict[str, float]] = {}
+    for dev in index.world.devices:
+        res = sites.setdefault(dev.site, {SITE_RESOURCE.format(dev.site): 1.0})
+        res[device_resource(dev.name)] = dev.units
+    order = sorted(sites, key=lambda s: (index.sites[s].tier != "cloud",
+                                         [x.name for x in index.world.sites].index(s)))
+    return [NodeSpec(site=s, resources=sites[s]) for s in order]
+
+
+class LocalCluster:
+    """Ray nodes for a world's sites on this machine (see module).
+
+    Args:
+        index: the world.
+        head_cpus: CPUs the head node offers Ray tasks (the Serve controller needs none).
+        dashboard: start Ray's dashboard (``serve deploy`` talks to it; costs memory).
+    """
+
+    def __init__(self, index: WorldIndex, *, head_cpus: int = 1,
+                 dashboard: bool = False) -> None:
+        self.nodes = node_specs(index)
+        self._head_cpus = head_cpus
+        self._dashboard = dashboard
+        self._cluster: Cluster | None = None
+        self.node_sites: dict[str, str] = {}
+        """Ray node id -> site, once started."""
+
+    @property
+    def address(self) -> str:
+        """The GCS address of the head (after :meth:`start`)."""
+        assert self._cluster is not None, "start the cluster first"
+        return str(self._cluster.address)
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """Address of the dashboard, when started with one."""
+        if self._cluster is None or not self._dashboard:
+            return None
+        return str(self._cluster.head_node.address_info.get("webui_url") or "")
+
+    def start(self) -> None:
+        """Start the head, then each other node, and connect this process to the cluster."""
+        head, *rest = self.nodes
+        self._cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": self._head_cpus, "resources": head.resources,
+            "include_dashboard": self._dashboard})
+        try:
+            for node in rest:
+                self._cluster.add_node(num_cpus=0, resources=node.resources)
+                self._cluster.wait_for_nodes()
+            ray.init(address=self._cluster.address, log_to_driver=False)
+            for n in ray.nodes():
+                for spec in self.nodes:
+                    if n["Alive"] and SITE_RESOURCE.format(spec.site) in n["Resources"]:
+                        self.node_sites[n["NodeID"]] = spec.site
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def shutdown(self) -> None:
+        """Stop Serve, disconnect, and stop the nodes this object started (nothing else)."""
+        if ray.is_initialized():
+            try:
+                serve.shutdown()
+            finally:
+                ray.shutdown()
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = None
+
+
+def deploy(config: ServeConfig, *, timeout_s: float = 300.0) -> None:
+    """Deploy ``config`` on the connected cluster (as ``serve deploy`` would) and wait until
+    every application is RUNNING and every deployment HEALTHY.
+
+    Raises:
+        DeployError: an application failed to deploy or was not healthy in ``timeout_s``.
+    """
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    serve.start(proxy_location=config.proxy_location)
+    _get_global_client().deploy_apps(ServeDeploySchema.parse_obj(config.to_document()))
+    wait_healthy([a.name for a in config.applications], timeout_s=timeout_s)
+
+
+def wait_healthy(apps: list[str], *, timeout_s: float) -> None:
+    """Wait until ``apps`` run with every deployment HEALTHY.
+
+    Raises:
+        DeployError: one failed (with Ray's message) or ``timeout_s`` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        status = serve.status()
+        pending = []
+        for name in apps:
+            app = status.applications.get(name)
+            if app is None:
+                pending.append(f"{name}: not yet deploying")
+                continue
+            if app.status == "DEPLOY_FAILED":
+                raise DeployError(f"application {name!r} failed to deploy: "
+                                  f"{' '.join(app.message.split())[:400]}")
+            bad = [f"{d}: {s.status}" for d, s in app.deployments.items()
+                   if s.status != "HEALTHY"]
+            if app.status != "RUNNING" or bad:
+                pending.append(f"{name}: {app.status} ({', '.join(bad[:3])})")
+        if not pending:
+            return
+        last = "; ".join(pending)
+        time.sleep(0.5)
+    raise DeployError(f"applications not healthy after {timeout_s:g} s: {last}; check the "
+                      "cluster's resources (`ray status`) and the replicas' logs")
+
+
+def replica_nodes() -> dict[tuple[str, str], list[str]]:
+    """``(app, deployment) -> [node id of each running replica]``, from Serve's metadata."""
+    from ray.serve.context import _get_global_client
+
+    details: Any = _get_global_client().get_serve_details()
+    out: dict[tuple[str, str], list[str]] = {}
+    for app_name, app in details.get("applications", {}).items():
+        for dep_name, dep in app.get("deployments", {}).items():
+            out[app_name, dep_name] = [r["node_id"] for r in dep.get("replicas", [])
+                                       if r.get("state") == "RUNNING"]
+    return out

@@ -1,0 +1,199 @@
+"""What serving a plan on Ray Serve measured (``circinus serve --json``), and the kernel that
+turns recorded requests into it.
+
+The keys follow ``circinus simulate --json`` (:mod:`circinus.simulate.results`): ``admitted``,
+``met``, ``goodput``, ``queries[]`` with ``latency`` and ``slo_met``; each query adds its
+measured ``accuracy`` (with an interval), the profiler's interval for the same configurations,
+and the simulator's figure next to the plan's prediction. Latencies are empirical percentiles
+(the smallest measured latency with at least ``p`` % of requests at or below it), in ms; a
+request that did not complete counts as infinitely late (``null`` where a percentile falls on
+one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from circinus.plan.file import QueryOut
+from circinus.simulate.results import LatencyOut
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+"""Latency percentiles reported for every query."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One request: when it was due, how long it took (``inf``: never answered), whether its
+    answer matched the label."""
+
+    query: str
+    due_s: float
+    latency_s: float
+    correct: bool
+
+
+class IntervalOut(_Out):
+    """A proportion and its interval."""
+
+    value: float = Field(description="Point estimate.")
+    low: float = Field(description="Lower end.")
+    high: float = Field(description="Upper end.")
+    n: int = Field(description="Samples it rests on.")
+
+
+class QueryServeOut(_Out):
+    """One admitted query served: measured next to predicted and simulated."""
+
+    name: str = Field(description="Query name.")
+    pipeline: str = Field(description="Pipeline name.")
+    rate_rps: float = Field(description="Mean request rate, req/s.")
+    weight: float = Field(description="Goodput weight.")
+    percentile: float = Field(description="SLO percentile.")
+    slo_latency_ms: float | None = Field(description="SLO latency bound, ms (null: none).")
+    min_accuracy: float | None = Field(description="SLO accuracy floor (null: none).")
+    requests: int = Field(description="Measured requests (due after the warm-up).")
+    completed: int = Field(description="Measured requests answered.")
+    latency: LatencyOut
+    within_slo: float | None = Field(
+        description="Fraction of measured requests within the latency bound (null: no bound).")
+    predicted_latency_ms: float | None = Field(
+        description="The plan's latency at the SLO percentile, ms.")
+    predicted_mean_ms: float | None = Field(description="The plan's mean latency, ms.")
+    simulated_latency_ms: float | None = Field(
+        default=None, description="The simulator's latency at the SLO percentile, ms (null: "
+        "not simulated).")
+    latency_error: float | None = Field(
+        description="(measured - predicted) / predicted latency at the SLO percentile.")
+    accuracy: IntervalOut | None = Field(
+        description="Measured share of answers equal to the label, with its Wilson interval at "
+        "the profiling confidence (null: none answered).")
+    predicted_accuracy: float | None = Field(description="The plan's accuracy.")
+    profiled_accuracy: IntervalOut | None = Field(
+        default=None, description="The profiler's interval for the same configurations (null: "
+        "not profiled).")
+    latency_met: bool = Field(description="Measured latency at the percentile <= the bound.")
+    accuracy_met: bool = Field(description="Measured accuracy >= the floor.")
+    slo_met: bool = Field(description="Latency and accuracy met, and the plan's cost meets the "
+                          "SLO.")
+
+
+class ReplicaCheckOut(_Out):
+    """Whether every replica runs on the node of its planned site."""
+
+    replicas: int = Field(description="Running replicas checked.")
+    misplaced: list[str] = Field(description="`deployment: node site (planned site)` of each "
+                                 "replica elsewhere.")
+
+
+class MachineOut(_Out):
+    """The machine while serving."""
+
+    cores: int = Field(description="Logical cores.")
+    load_before: float = Field(description="1-minute load average before the load started.")
+    load_after: float = Field(description="1-minute load average at its end.")
+    cpu_busy: float = Field(description="Busy fraction of all cores over the measured run.")
+    ray_memory_gb: float = Field(description="Resident memory of the cluster's processes at the "
+                                 "end, GB.")
+
+
+class ServeResult(_Out):
+    """What serving a plan file on Ray Serve achieved."""
+
+    format: Literal["circinus-serve/1"] = "circinus-serve/1"
+    world: str = Field(description="World name.")
+    address: str | None = Field(description="Cluster address (null: a local emulated cluster).")
+    emulated_links: bool = Field(description="Whether links between sites were emulated.")
+    trace: str = Field(description="Arrival process.")
+    seed: int = Field(description="Seed of arrivals and inputs.")
+    duration_s: float = Field(description="Load time, s (warm-up included).")
+    warmup_s: float = Field(description="Leading time whose requests are not measured, s.")
+    hop_overhead_ms: float | None = Field(
+        description="Per-call overhead the predictions include (the world's runtime section).")
+    total_queries: int = Field(description="Queries in the world.")
+    admitted: int = Field(description="Admitted queries (all are served).")
+    met: int = Field(description="Admitted queries that met their SLO when served.")
+    goodput: float = Field(description="Sum of the weights of the queries that met their SLO.")
+    predicted_goodput: float = Field(description="The plan file's goodput.")
+    simulated_goodput: float | None = Field(
+        default=None, description="The simulator's goodput (null: not simulated).")
+    requests: int = Field(description="Measured requests over all queries.")
+    completed: int = Field(description="Measured requests answered.")
+    dropped: int = Field(description="Requests not sent: the in-flight bound was reached.")
+    median_latency_error: float | None = Field(
+        description="Median over queries of |measured - predicted| / predicted latency at the "
+        "SLO percentile.")
+    startup_s: float = Field(description="Cluster start and deploy until HEALTHY, s.")
+    placement: ReplicaCheckOut
+    machine: MachineOut
+    queries: list[QueryServeOut]
+
+
+def latency_out(lat: np.ndarray, percentile: float) -> LatencyOut:
+    """Percentiles of latencies in seconds (``inf``: not answered) as ms."""
+    if not len(lat):
+        return LatencyOut(mean_ms=None, p50_ms=None, p90_ms=None, p95_ms=None, p99_ms=None,
+                          at_slo_ms=None)
+    qs = np.quantile(lat, [p / 100 for p in (*PERCENTILES, percentile)], method="inverted_cdf")
+    mean = float(np.mean(lat))
+    return LatencyOut(mean_ms=_ms(mean), p50_ms=_ms(qs[0]), p90_ms=_ms(qs[1]),
+                      p95_ms=_ms(qs[2]), p99_ms=_ms(qs[3]), at_slo_ms=_ms(qs[4]))
+
+
+def _ms(seconds: float) -> float | None:
+    return float(seconds) * 1000.0 if math.isfinite(seconds) else None
+
+
+def query_out(q: QueryOut, records: Sequence[Record], *, accuracy_alpha: float,
+              simulated_ms: float | None, profiled: IntervalOut | None) -> QueryServeOut:
+    """One admitted query's figures from its measured ``records``."""
+    from circinus.profile.stats import wilson_interval
+
+    assert q.predicted is not None, q.name
+    lat = np.array([r.latency_s for r in records], dtype=float)
+    slo = q.slo
+    latency = latency_out(lat, slo.percentile)
+    answered = [r for r in records if math.isfinite(r.latency_s)]
+    right = sum(r.correct for r in answered)
+    acc = None
+    if answered:
+        iv = wilson_interval(right, len(answered), accuracy_alpha)
+        acc = IntervalOut(value=iv.mean, low=iv.low, high=iv.high, n=len(answered))
+    within = None
+    latency_met = True
+    if slo.latency_ms is not None:
+        within = float(np.mean(lat <= slo.latency_ms / 1000.0)) if len(lat) else None
+        latency_met = latency.at_slo_ms is not None and latency.at_slo_ms <= slo.latency_ms
+    accuracy_met = slo.min_accuracy is None or (acc is not None
+                                                and acc.value >= slo.min_accuracy)
+    cost_met = slo.max_cost_per_hour is None or (
+        q.predicted.cost_per_hour <= slo.max_cost_per_hour)
+    pred = q.predicted.latency_ms
+    error = None
+    if pred and latency.at_slo_ms is not None:
+        error = (latency.at_slo_ms - pred) / pred
+    return QueryServeOut(
+        name=q.name, pipeline=q.pipeline, rate_rps=q.rate_rps, weight=q.weight,
+        percentile=slo.percentile, slo_latency_ms=slo.latency_ms, min_accuracy=slo.min_accuracy,
+        requests=len(lat), completed=len(answered), latency=latency, within_slo=within,
+        predicted_latency_ms=pred, predicted_mean_ms=q.predicted.latency_mean_ms,
+        simulated_latency_ms=simulated_ms, latency_error=error, accuracy=acc,
+        predicted_accuracy=q.predicted.accuracy, profiled_accuracy=profiled,
+        latency_met=latency_met, accuracy_met=accuracy_met,
+        slo_met=latency_met and accuracy_met and cost_met)
+
+
+def median_abs_error(queries: Sequence[QueryServeOut]) -> float | None:
+    """Median of |latency_error| over the queries that have one."""
+    errors = [abs(q.latency_error) for q in queries if q.latency_error is not None]
+    return float(np.median(errors)) if errors else None
