@@ -274,7 +274,16 @@ def _register_profile() -> None:
     app.command("profile")(profile)
 
 
+def _register_serve() -> None:
+    from circinus.cli.serve import calibrate, deploy, serve
+
+    app.command("deploy")(deploy)
+    app.command("serve")(serve)
+    app.command("calibrate")(calibrate)
+
+
 _register_bench()
+_register_serve()
 _register_simulate()
 _register_report()
 _register_profile()

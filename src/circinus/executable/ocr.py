@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from circinus.executable.base import Batch, Dataset
+from circinus.executable.base import Batch, Dataset, ImplementationError
 
 SIDES = (96, 160, 320)
 """Values of the ``detect`` knob ``limit_side_len``: the longer side the detector sees."""
@@ -67,8 +67,14 @@ WORDS = (
 def _settings(section: str) -> dict[str, Any]:
     """The package's default settings for ``section`` (``Det``, ``Cls`` or ``Rec``) with its
     model path made absolute and onnxruntime held to one thread for stable timing."""
-    import rapidocr_onnxruntime
-    from rapidocr_onnxruntime.utils import read_yaml
+    try:
+        import cv2  # noqa: F401  (shrink needs it; checked here, before any model loads)
+        import rapidocr_onnxruntime
+        from rapidocr_onnxruntime.utils import read_yaml
+    except ImportError as exc:
+        raise ImplementationError(
+            f"circinus.executable.ocr needs RapidOCR and OpenCV, which are not installed "
+            f"({exc}); install them with `pip install 'circinus[examples]'`") from None
 
     root = Path(rapidocr_onnxruntime.__file__).resolve().parent
     config: dict[str, Any] = dict(read_yaml(root / "config.yaml")[section])

@@ -49,7 +49,7 @@ class OperatorDeployment:
         self.batched.set_max_batch_size(cfg.batch.max_batch_size)
         self.batched.set_batch_wait_timeout_s(cfg.batch.timeout_s)
 
-    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
+    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)  # type: ignore[untyped-decorator]
     async def batched(self, items: list[Any]) -> list[Any]:
         """One batch through the operator (the replica serves one batch at a time)."""
         out = self._run(items)
@@ -144,6 +144,7 @@ def build(args: dict[str, Any]) -> Any:
     ``args``: ``pipeline``, ``ingress`` (the ingress's name) and ``deployments`` (names of the
     operator deployments the application owns); their options come from the config.
     """
-    owned = {name: OperatorDeployment.options(name=name).bind()
-             for name in args["deployments"]}
-    return Ingress.options(name=args["ingress"]).bind(owned)
+    operator: Any = OperatorDeployment  # a Serve Deployment (Ray's decorator is untyped)
+    ingress: Any = Ingress
+    owned = {name: operator.options(name=name).bind() for name in args["deployments"]}
+    return ingress.options(name=args["ingress"]).bind(owned)

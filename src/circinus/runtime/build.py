@@ -43,6 +43,8 @@ CAPACITY_EPS = 1e-9
 MIN_RESOURCE = 1e-3
 """Smallest custom-resource request: a replica of zero units still asks this much of its
 device's resource, so that it is still pinned there."""
+PROBE = "circinus.runtime.probe:identity"
+"""Implementation of every operator in the calibration probe."""
 INGRESS_ONGOING = 10_000
 """Requests an ingress holds at once (it only waits on the stages)."""
 
@@ -59,12 +61,15 @@ class DeploySettings:
         emulate_links: delay messages between sites as the world's links would (off on a real
             cluster, whose network is real).
         seed: seed of the ingresses' route draws.
+        probe: run every operator as :func:`circinus.runtime.probe.identity` (the calibration
+            probe: the engine's overhead alone) and emulate no link.
     """
 
     cpus_per_unit: float = 0.0
     gpus_per_unit: float = 0.0
     emulate_links: bool = True
     seed: int = 0
+    probe: bool = False
 
 
 def device_resource(device: str) -> str:
@@ -160,7 +165,7 @@ def build_config(index: WorldIndex, plan: PlanFile, *, settings: DeploySettings 
                    for (s, d), ln in sorted(index.links.items())],
             lans=[LanEmulation(site=s.name, bandwidth_mbps=s.lan_bandwidth_mbps,
                                rtt_ms=s.lan_rtt_ms) for s in index.world.sites],
-            emulate=settings.emulate_links, seed=settings.seed)
+            emulate=settings.emulate_links and not settings.probe, seed=settings.seed)
         ingress_name = INGRESS_PREFIX + app
         configs = [DeploymentConfig(
             name=ingress_name, num_replicas=1, max_ongoing_requests=INGRESS_ONGOING,
@@ -193,7 +198,7 @@ def _names(plan: PlanFile) -> dict[str, str]:
 def _deployment(index: WorldIndex, dep: DeploymentOut, name: str,
                 settings: DeploySettings) -> DeploymentConfig:
     op = index.operators[dep.operator]
-    if op.spec.implementation is None:
+    if op.spec.implementation is None and not settings.probe:
         raise SpecError(f"operators: operator {dep.operator!r} has no implementation, so its "
                         "deployments cannot run; give it `implementation: package.module:"
                         "factory` or simulate the plan instead (`circinus simulate`)")
@@ -201,7 +206,8 @@ def _deployment(index: WorldIndex, dep: DeploymentOut, name: str,
     gpu = any(h.name == dev.hardware and h.kind == "gpu" for h in index.world.hardware)
     batch = dep.batch.max_batch_size
     user = OperatorUserConfig(
-        deployment=dep.name, operator=dep.operator, implementation=op.spec.implementation,
+        deployment=dep.name, operator=dep.operator,
+        implementation=PROBE if settings.probe else op.spec.implementation or PROBE,
         config=dict(dep.config),
         batch=BatchPolicy(max_batch_size=batch, timeout_s=batch_timeout_s(dep)))
     return DeploymentConfig(

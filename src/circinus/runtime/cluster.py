@@ -11,12 +11,14 @@ Importing this module needs Ray (the ``ray`` extra).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray import serve
+from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 from circinus.errors import CircinusError
@@ -24,6 +26,10 @@ from circinus.runtime.build import device_resource
 from circinus.runtime.config import ServeConfig
 from circinus.spec.index import WorldIndex
 
+_ONE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_ENABLED = ray_constants.ENABLE_RAY_CLUSTER
+LOOPBACK = "127.0.0.1"
+"""Every node of the local cluster listens on the loopback only."""
 SITE_RESOURCE = "circinus-site-{}"
 """Custom resource naming the site a node stands for (one unit per node)."""
 
@@ -68,6 +74,7 @@ class LocalCluster:
         self._head_cpus = head_cpus
         self._dashboard = dashboard
         self._cluster: Cluster | None = None
+        self._saved_env: str | None = None
         self.node_sites: dict[str, str] = {}
         """Ray node id -> site, once started."""
 
@@ -75,7 +82,8 @@ class LocalCluster:
     def address(self) -> str:
         """The GCS address of the head (after :meth:`start`)."""
         assert self._cluster is not None, "start the cluster first"
-        return str(self._cluster.address)
+        port = str(self._cluster.address).rpartition(":")[2]
+        return f"{LOOPBACK}:{port}"
 
     @property
     def dashboard_url(self) -> str | None:
@@ -86,15 +94,24 @@ class LocalCluster:
 
     def start(self) -> None:
         """Start the head, then each other node, and connect this process to the cluster."""
+        # NOTE: Ray resolves 127.0.0.1 to the machine's outward address unless it is told the
+        # cluster is on one machine; its switch for that is this variable (read by the nodes it
+        # starts) and the constant it sets (read by this process). Both are put back by
+        # shutdown().
+        self._saved_env = os.environ.get(_ONE_MACHINE)
+        os.environ[_ONE_MACHINE] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
         head, *rest = self.nodes
         self._cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": self._head_cpus, "resources": head.resources,
-            "include_dashboard": self._dashboard})
+            "include_dashboard": self._dashboard, "node_ip_address": LOOPBACK})
         try:
             for node in rest:
-                self._cluster.add_node(num_cpus=0, resources=node.resources)
+                self._cluster.add_node(num_cpus=0, resources=node.resources,
+                                       node_ip_address=LOOPBACK)
                 self._cluster.wait_for_nodes()
-            ray.init(address=self._cluster.address, log_to_driver=False)
+            ray.init(address=self.address, log_to_driver=False,
+                     _node_ip_address=LOOPBACK)
             for n in ray.nodes():
                 for spec in self.nodes:
                     if n["Alive"] and SITE_RESOURCE.format(spec.site) in n["Resources"]:
@@ -113,6 +130,11 @@ class LocalCluster:
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
+        if self._saved_env is None:
+            os.environ.pop(_ONE_MACHINE, None)
+        else:
+            os.environ[_ONE_MACHINE] = self._saved_env
+        ray_constants.ENABLE_RAY_CLUSTER = _ENABLED
 
 
 def deploy(config: ServeConfig, *, timeout_s: float = 300.0) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +145,3 @@ def tree_rss_gb(root: int | None = None) -> float:
         total += rss.get(pid, 0)
         todo.extend(children.get(pid, []))
     return total / 1024**2
-
-
-def monotonic() -> float:
-    """Wall clock for durations, s."""
-    return time.monotonic()

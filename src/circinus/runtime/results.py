@@ -168,7 +168,7 @@ def query_out(q: QueryOut, records: Sequence[Record], *, accuracy_alpha: float,
     acc = None
     if answered:
         iv = wilson_interval(right, len(answered), accuracy_alpha)
-        acc = IntervalOut(value=iv.mean, low=iv.low, high=iv.high, n=len(answered))
+        acc = IntervalOut(value=iv.point, low=iv.low, high=iv.high, n=len(answered))
     within = None
     latency_met = True
     if slo.latency_ms is not None:

@@ -1,0 +1,276 @@
+"""``circinus deploy``, ``circinus serve`` and ``circinus calibrate``: a plan on Ray Serve.
+
+``deploy`` writes the Ray Serve config (needs nothing beyond the core install; Ray's own schema
+checks it too when Ray is installed). ``serve`` and ``calibrate`` run it and need the ``ray``
+extra: without it they stop with one line naming the extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from circinus.cli.common import guard, write_atomic
+from circinus.errors import SpecError
+
+if TYPE_CHECKING:
+    from circinus.plan.file import PlanFile
+    from circinus.profile import Measured
+    from circinus.runtime.results import IntervalOut, Record, ServeResult
+    from circinus.spec.index import WorldIndex
+
+
+def _load(world: Path, plan: Path, store: str | None, *, quiet: bool
+          ) -> tuple[WorldIndex, PlanFile, Measured | None]:
+    """The world (measured from the profile store where it leaves figures unknown), the plan
+    file, and the measurements."""
+    from circinus.profile import SqlProfileStore, default_store_url, measure_world
+    from circinus.simulate import read_plan_file
+    from circinus.spec.load import load_indexed_world
+    from circinus.spec.unknowns import needs_profiling
+    from circinus.spec.validate import build_index
+
+    w, index = load_indexed_world(world)
+    planfile = read_plan_file(plan)
+    if not needs_profiling(w):
+        return index, planfile, None
+    from circinus.planner import default_decisions
+
+    db = SqlProfileStore(store or default_store_url())
+    try:
+        with Console(stderr=True).status("profiling (samples from the store are reused)"):
+            result = measure_world(w, db, decide=default_decisions)
+    finally:
+        db.close()
+    if not quiet:
+        Console(stderr=True).print(f"profiled: {result.samples} runs measured, "
+                                   f"{result.reused} samples reused from {db.url}")
+    return build_index(result.world), planfile, result
+
+
+def deploy(
+    world: Annotated[Path, typer.Argument(help="World file the plan was made for.")],
+    plan: Annotated[Path, typer.Argument(help="Plan file written by `circinus plan --json`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ray Serve config to write (YAML).")],
+    cpus_per_unit: Annotated[float, typer.Option(
+        min=0, help="CPUs a replica reserves per capacity unit (0: the device resources alone "
+        "place replicas, as on the emulated cluster).")] = 0.0,
+    gpus_per_unit: Annotated[float, typer.Option(
+        min=0, help="GPUs a replica on a GPU device reserves per unit.")] = 0.0,
+    emulate_links: Annotated[bool, typer.Option(
+        "--emulate-links/--real-network",
+        help="Delay messages between sites as the world's links would (for sites that are Ray "
+        "nodes on one machine); --real-network on a cluster whose network is real.")] = True,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the route draws.")] = 0,
+    store: Annotated[str | None, typer.Option(
+        help="Profile store for executable worlds (see `circinus profile`).")] = None,
+) -> None:
+    """Write the Ray Serve config (`serve deploy OUT`) that runs PLAN: one Serve deployment per
+    planned deployment, pinned to its device, and an ingress per pipeline."""
+
+    def run() -> None:
+        from circinus.runtime.build import DeploySettings, build_config
+        from circinus.runtime.config import check_with_ray
+
+        if not out.parent.is_dir():
+            raise SpecError(f"--out: folder {str(out.parent)!r} does not exist; create it first")
+        index, planfile, _ = _load(world, plan, store, quiet=True)
+        config = build_config(index, planfile, origin=str(plan), settings=DeploySettings(
+            cpus_per_unit=cpus_per_unit, gpus_per_unit=gpus_per_unit,
+            emulate_links=emulate_links, seed=seed))
+        checked = check_with_ray(config)
+        write_atomic(out, yaml.safe_dump(config.to_document(), sort_keys=False, width=100))
+        deps = sum(len(a.deployments) for a in config.applications)
+        how = ("checked with Ray Serve's schema too" if checked
+               else "Ray is not installed: checked with Circinus's schema only")
+        Console(soft_wrap=True).print(f"{out}: {len(config.applications)} application(s), "
+                                      f"{deps} deployments ({how}); run it with `serve "
+                                      f"deploy {out}` on a running Ray cluster")
+
+    guard(run)
+
+
+def _compare(index: WorldIndex, planfile: PlanFile, measured: Measured | None,
+             duration: float, seed: int, trace: str
+             ) -> tuple[dict[str, float | None], float | None, dict[str, IntervalOut]]:
+    """The simulator's figures for the plan, and the profiler's accuracy intervals."""
+    from circinus.runtime.results import IntervalOut
+    from circinus.simulate import SimulationSettings, compile_plan, make_arrivals, simulate
+
+    sim = simulate(compile_plan(index, planfile), arrivals=make_arrivals(trace),
+                   settings=SimulationSettings(duration_s=duration, seed=seed))
+    simulated = {q.name: q.latency.at_slo_ms for q in sim.queries}
+    profiled: dict[str, IntervalOut] = {}
+    if measured is not None:
+        alpha = 1.0 - index.world.profiling.confidence
+        for prof in measured.profiles:
+            pipe = index.pipelines[prof.pipeline]
+            for q in planfile.queries:
+                if not q.admitted or q.pipeline != prof.pipeline:
+                    continue
+                configs = {op.stage: index.operators[op.operator].key_of(op.configuration)
+                           for op in q.operators}
+                arm = prof.accuracy.get(tuple(configs[s] for s in pipe.order))
+                if arm is not None and arm.n:
+                    iv = arm.interval(alpha)
+                    profiled[q.name] = IntervalOut(value=iv.point, low=iv.low, high=iv.high,
+                                                   n=iv.n)
+    return simulated, sim.goodput, profiled
+
+
+def serve(
+    world: Annotated[Path, typer.Argument(help="World file the plan was made for.")],
+    plan: Annotated[Path, typer.Argument(help="Plan file written by `circinus plan --json`.")],
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to serve on (nothing emulated); default: start the world's sites as "
+        "Ray nodes on this machine, with emulated links.")] = None,
+    duration: Annotated[float, typer.Option(help="Load time, s (warm-up included).")] = 120.0,
+    warmup: Annotated[float, typer.Option(help="Leading seconds not measured.")] = 15.0,
+    seed: Annotated[int, typer.Option(help="Seed of arrivals, inputs and routes.")] = 0,
+    trace: Annotated[str, typer.Option(help="Arrivals: poisson or azure.")] = "poisson",
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the result (JSON) here.")] = None,
+    store: Annotated[str | None, typer.Option(
+        help="Profile store for executable worlds (see `circinus profile`).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Deploy PLAN on Ray Serve, load every admitted query with its arrivals, and report its
+    measured latency, SLO attainment, accuracy and goodput next to the plan's prediction and
+    the simulator's figure."""
+
+    def run() -> None:
+        result, _ = _serve(world, plan, address=address, duration=duration, warmup=warmup,
+                           seed=seed, trace=trace, json_out=json_out, store=store, quiet=quiet,
+                           probe=False)
+        if not quiet:
+            render_serve(result, Console())
+
+    guard(run)
+
+
+def _serve(world: Path, plan: Path, *, address: str | None, duration: float, warmup: float,
+           seed: int, trace: str, json_out: Path | None, store: str | None, quiet: bool,
+           probe: bool) -> tuple[ServeResult, list[Record]]:
+    from circinus.runtime import require_ray
+    from circinus.simulate import ARRIVALS
+
+    require_ray("circinus serve" if not probe else "circinus calibrate")
+    if not 0 < duration <= 3600:
+        raise SpecError(f"--duration: must be > 0 and <= 3600 s, got {duration:g}")
+    if not 0 <= warmup < duration:
+        raise SpecError(f"--warmup: must be >= 0 and < --duration ({duration:g} s), got "
+                        f"{warmup:g}")
+    if trace not in ARRIVALS:
+        raise SpecError(f"--trace: unknown arrival process {trace!r}; choose from "
+                        f"{', '.join(ARRIVALS)}")
+    if json_out is not None and not json_out.parent.is_dir():
+        raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it first")
+    from circinus.runtime.build import DeploySettings, build_config
+    from circinus.runtime.load import LoadSettings
+    from circinus.runtime.session import Comparison, serve_plan
+    from circinus.simulate import make_arrivals
+
+    index, planfile, measured = _load(world, plan, store, quiet=quiet)
+    simulated, sim_goodput, profiled = _compare(index, planfile, measured, duration, seed, trace)
+    config = build_config(index, planfile, origin=str(plan), settings=DeploySettings(
+        emulate_links=address is None, seed=seed, probe=probe))
+    status = Console(stderr=True).status(
+        f"{'probing' if probe else 'serving'} for {duration:g} s (cluster start and deploy "
+        "first)") if not quiet else None
+    if status is not None:
+        status.start()
+    try:
+        result, records = serve_plan(
+            index, planfile, arrivals=make_arrivals(trace),
+            load_settings=LoadSettings(duration_s=duration, warmup_s=warmup, seed=seed),
+            compare=Comparison(simulated_ms=simulated, simulated_goodput=sim_goodput,
+                               profiled=profiled,
+                               accuracy_alpha=1.0 - index.world.profiling.confidence),
+            address=address, config=config)
+    finally:
+        if status is not None:
+            status.stop()
+    if json_out is not None:
+        write_atomic(json_out, result.model_dump_json(indent=2))
+    return result, records
+
+
+def calibrate(
+    world: Annotated[Path, typer.Argument(help="World file the plan was made for.")],
+    plan: Annotated[Path, typer.Argument(help="Plan file written by `circinus plan --json`.")],
+    duration: Annotated[float, typer.Option(help="Load time of the probe, s.")] = 60.0,
+    warmup: Annotated[float, typer.Option(help="Leading seconds not measured.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of arrivals, inputs and routes.")] = 0,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to probe (default: the local emulated cluster).")] = None,
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write the measured overhead into WORLD's runtime section.")] = False,
+    store: Annotated[str | None, typer.Option(
+        help="Profile store for executable worlds (see `circinus profile`).")] = None,
+) -> None:
+    """Measure Ray Serve's overhead per stage call: serve PLAN's deployments and routes at its
+    rates with every operator doing nothing and no link emulated, and print (or --write) the
+    world's runtime section, which the estimator adds to every stage."""
+
+    def run() -> None:
+        from circinus.runtime.probe import overhead_of, write_runtime
+        from circinus.simulate import read_plan_file
+
+        planfile = read_plan_file(plan)
+        result, records = _serve(world, plan, address=address, duration=duration, warmup=warmup,
+                        seed=seed, trace="poisson", json_out=None, store=store, quiet=False,
+                                 probe=True)
+        stages = {q.name: len(q.route) for q in planfile.queries if q.admitted}
+        runtime = overhead_of([r for r in records if r.due_s >= warmup], stages, note=(
+            f"probe of {plan.name}: {result.requests} requests over {duration - warmup:g} s, "
+            f"load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
+            f"{result.machine.cores} cores"))
+        Console(soft_wrap=True).print(yaml.safe_dump({"runtime": runtime.model_dump(
+            mode="json")}, sort_keys=False, width=100).rstrip())
+        if write:
+            write_runtime(world, runtime)
+            Console().print(f"runtime section written to {world}; plan again to use it")
+
+    guard(run)
+
+
+def render_serve(result: ServeResult, console: Console) -> None:
+    """Per query: measured against predicted and simulated latency, accuracy and SLO."""
+    where = "local cluster, emulated links" if result.address is None else result.address
+    t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms; "
+              "accuracy measured (planned)")
+    for col in ("query", "slo", "measured", "predicted", "simulated", "within", "accuracy",
+                "met"):
+        t.add_column(col, justify="left" if col == "query" else "right", no_wrap=col != "query")
+    for q in result.queries:
+        acc = "-" if q.accuracy is None else f"{q.accuracy.value:.3f}"
+        if q.predicted_accuracy is not None:
+            acc += f" ({q.predicted_accuracy:.3f})"
+        t.add_row(q.name, _num(q.slo_latency_ms), _num(q.latency.at_slo_ms),
+                  _num(q.predicted_latency_ms), _num(q.simulated_latency_ms),
+                  "-" if q.within_slo is None else f"{q.within_slo:.1%}", acc,
+                  "yes" if q.slo_met else "no")
+    console.print(t)
+    err = result.median_latency_error
+    console.print(
+        f"met {result.met}/{result.admitted} admitted (goodput {result.goodput:g}; predicted "
+        f"{result.predicted_goodput:g}, simulated {_num(result.simulated_goodput)}); "
+        f"{result.completed:,}/{result.requests:,} measured requests answered, "
+        f"{result.dropped} dropped; median |measured - predicted| / predicted "
+        f"{'-' if err is None else f'{err:.1%}'}")
+    m = result.machine
+    p = result.placement
+    console.print(
+        f"replicas on their planned node: {p.replicas - len(p.misplaced)}/{p.replicas}; "
+        f"startup {result.startup_s:.0f} s; cpu busy "
+        f"{m.cpu_busy:.0%} of {m.cores} cores, load {m.load_before:.1f} -> {m.load_after:.1f}; "
+        f"cluster memory {m.ray_memory_gb:.1f} GB")
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f}"

@@ -1,0 +1,189 @@
+"""One serving run: cluster, deploy, check placement, load, measure, tear down.
+
+:func:`serve_plan` is what ``circinus serve`` and ``circinus calibrate`` run. Without an address
+it starts the world's sites as Ray nodes on this machine (:class:`LocalCluster`), with emulated
+links; with one it connects to that cluster and emulates nothing. Either way it stops only what
+it started: the local cluster, or on a cluster of the user's the applications it deployed.
+
+Importing this module needs Ray (the ``ray`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import serve
+
+from circinus.executable.base import Dataset, ImplementationError, load
+from circinus.plan.file import PlanFile
+from circinus.runtime.build import DeploySettings, build_config, device_resource, serve_name
+from circinus.runtime.cluster import LocalCluster, deploy, replica_nodes
+from circinus.runtime.config import INGRESS_PREFIX, ServeConfig
+from circinus.runtime.load import (
+    Arrival,
+    LoadSettings,
+    cpu_times,
+    drive,
+    load_average,
+    schedule,
+    tree_rss_gb,
+)
+from circinus.runtime.results import (
+    IntervalOut,
+    MachineOut,
+    Record,
+    ReplicaCheckOut,
+    ServeResult,
+    median_abs_error,
+    query_out,
+)
+from circinus.simulate.arrivals import BaseArrivals
+from circinus.spec.index import WorldIndex
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the served figures are set beside: the simulator's and the profiler's."""
+
+    simulated_ms: Mapping[str, float | None]
+    """Query -> the simulator's latency at the SLO percentile."""
+    simulated_goodput: float | None
+    profiled: Mapping[str, IntervalOut]
+    """Query -> the profiler's accuracy interval for its configurations."""
+    accuracy_alpha: float
+
+
+def datasets(index: WorldIndex, plan: PlanFile) -> dict[str, Dataset]:
+    """The dataset of every pipeline with an admitted query (its inputs and labels).
+
+    Raises:
+        ImplementationError: a pipeline has no dataset, or it cannot be loaded.
+    """
+    out: dict[str, Dataset] = {}
+    for q in plan.queries:
+        if not q.admitted or q.pipeline in out:
+            continue
+        pos = [p.name for p in index.world.pipelines].index(q.pipeline)
+        spec = index.pipelines[q.pipeline].spec
+        if spec.dataset is None:
+            raise ImplementationError(f"pipelines[{pos}].dataset: pipeline {q.pipeline!r} has "
+                                      "no dataset to send requests from")
+        data = load(spec.dataset, field_name=f"pipelines[{pos}].dataset")()
+        if not isinstance(data, Dataset):
+            raise ImplementationError(f"pipelines[{pos}].dataset: {spec.dataset!r} returned "
+                                      f"{type(data).__name__}, not a circinus Dataset")
+        out[q.pipeline] = data
+    return out
+
+
+def check_placement(config: ServeConfig, index: WorldIndex) -> ReplicaCheckOut:
+    """Every running replica against its planned device: the node it runs on must offer that
+    device's resource (read from Ray's replica metadata and node table)."""
+    offers = {n["NodeID"]: set(n["Resources"]) for n in ray.nodes() if n["Alive"]}
+    site_of = {n["NodeID"]: _site(n["Resources"]) for n in ray.nodes() if n["Alive"]}
+    placed = replica_nodes()
+    count, misplaced = 0, []
+    for app in config.applications:
+        for dep in app.deployments:
+            if dep.name.startswith(INGRESS_PREFIX):
+                continue
+            device = dep.user_config["deployment"]
+            wanted = next(iter(dep.ray_actor_options.resources))
+            planned = index.devices[_device_of(wanted, index)].site
+            for node in placed.get((app.name, dep.name), []):
+                count += 1
+                if wanted not in offers.get(node, set()):
+                    misplaced.append(f"{device}: {site_of.get(node, node)} ({planned})")
+    return ReplicaCheckOut(replicas=count, misplaced=misplaced)
+
+
+def _site(resources: Mapping[str, Any]) -> str:
+    names = [r.removeprefix("circinus-site-") for r in resources if r.startswith("circinus-site-")]
+    return names[0] if names else "?"
+
+
+def _device_of(resource: str, index: WorldIndex) -> str:
+    return next(d for d in index.devices if device_resource(d) == resource)
+
+
+def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
+               load_settings: LoadSettings, compare: Comparison, address: str | None = None,
+               config: ServeConfig | None = None, inputs: Mapping[str, Dataset] | None = None
+               ) -> tuple[ServeResult, list[Record]]:
+    """Serve ``plan`` and measure it (see module); also every record, warm-up included.
+
+    ``config`` overrides the one built from the plan (``circinus calibrate`` serves a probe).
+    """
+    data = dict(inputs) if inputs is not None else datasets(index, plan)
+    config = config or build_config(index, plan, settings=DeploySettings(
+        emulate_links=address is None, seed=load_settings.seed))
+    cluster = LocalCluster(index) if address is None else None
+    started = time.monotonic()
+    if cluster is not None:
+        cluster.start()
+    else:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        deploy(config)
+        startup = time.monotonic() - started
+        placement = check_placement(config, index)
+        todo = schedule(plan, arrivals, load_settings,
+                        {p: len(d.inputs) for p, d in data.items()})
+        handles = {p: serve.get_app_handle(serve_name(p)) for p in data}
+        sources = {p: list(index.pipelines[p].source_kb) for p in data}
+
+        def send(a: Arrival) -> Any:
+            x = data[a.pipeline].inputs[a.input_id]
+            payload = x if len(sources[a.pipeline]) == 1 else {s: x for s in sources[a.pipeline]}
+            return handles[a.pipeline].remote(a.query, payload)
+
+        def correct(a: Arrival, answer: Any) -> bool:
+            d = data[a.pipeline]
+            return bool(d.correct(answer, d.labels[a.input_id]))
+
+        load_before = load_average()
+        busy0, total0 = cpu_times()
+        records, dropped = asyncio.run(drive(send, todo, correct, load_settings))
+        busy1, total1 = cpu_times()
+        machine = MachineOut(cores=_cores(), load_before=load_before, load_after=load_average(),
+                             cpu_busy=(busy1 - busy0) / max(total1 - total0, 1.0),
+                             ray_memory_gb=tree_rss_gb())
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+        else:
+            for app in config.applications:
+                serve.delete(app.name)
+            ray.shutdown()
+    measured = [r for r in records if r.due_s >= load_settings.warmup_s]
+    by_query: dict[str, list[Record]] = {}
+    for r in measured:
+        by_query.setdefault(r.query, []).append(r)
+    queries = [query_out(q, by_query.get(q.name, []), accuracy_alpha=compare.accuracy_alpha,
+                         simulated_ms=compare.simulated_ms.get(q.name),
+                         profiled=compare.profiled.get(q.name))
+               for q in plan.queries if q.admitted]
+    met = [q for q in queries if q.slo_met]
+    runtime = index.world.runtime
+    result = ServeResult(
+        world=index.world.name, address=address, emulated_links=address is None,
+        trace=arrivals.name, seed=load_settings.seed, duration_s=load_settings.duration_s,
+        warmup_s=load_settings.warmup_s,
+        hop_overhead_ms=None if runtime is None else runtime.hop_mean_ms,
+        total_queries=len(plan.queries), admitted=len(queries), met=len(met),
+        goodput=sum(q.weight for q in met), predicted_goodput=plan.goodput,
+        simulated_goodput=compare.simulated_goodput,
+        requests=len(measured), completed=sum(q.completed for q in queries), dropped=dropped,
+        median_latency_error=median_abs_error(queries), startup_s=startup,
+        placement=placement, machine=machine, queries=queries)
+    return result, records
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
