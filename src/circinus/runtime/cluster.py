@@ -65,14 +65,15 @@ class LocalCluster:
     Args:
         index: the world.
         head_cpus: CPUs the head node offers Ray tasks (the Serve controller needs none).
-        dashboard: start Ray's dashboard (``serve deploy`` talks to it; costs memory).
+        dashboard_port: start Ray's dashboard on this port of the loopback (``serve deploy``
+            talks to it; costs memory); ``None``: no dashboard.
     """
 
     def __init__(self, index: WorldIndex, *, head_cpus: int = 1,
-                 dashboard: bool = False) -> None:
+                 dashboard_port: int | None = None) -> None:
         self.nodes = node_specs(index)
         self._head_cpus = head_cpus
-        self._dashboard = dashboard
+        self._dashboard_port = dashboard_port
         self._cluster: Cluster | None = None
         self._saved_env: str | None = None
         self.node_sites: dict[str, str] = {}
@@ -87,10 +88,16 @@ class LocalCluster:
 
     @property
     def dashboard_url(self) -> str | None:
-        """Address of the dashboard, when started with one."""
-        if self._cluster is None or not self._dashboard:
+        """Address of the dashboard (what ``serve deploy -a`` takes), when started with one."""
+        if self._dashboard_port is None:
             return None
-        return str(self._cluster.head_node.address_info.get("webui_url") or "")
+        return f"http://{LOOPBACK}:{self._dashboard_port}"
+
+    @property
+    def session_dir(self) -> str:
+        """The Ray session folder of the nodes (every process of the cluster names it)."""
+        assert self._cluster is not None, "start the cluster first"
+        return str(self._cluster.head_node.get_session_dir_path())
 
     def start(self) -> None:
         """Start the head, then each other node, and connect this process to the cluster."""
@@ -102,9 +109,12 @@ class LocalCluster:
         os.environ[_ONE_MACHINE] = "0"
         ray_constants.ENABLE_RAY_CLUSTER = False
         head, *rest = self.nodes
-        self._cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": self._head_cpus, "resources": head.resources,
-            "include_dashboard": self._dashboard, "node_ip_address": LOOPBACK})
+        head_args: dict[str, Any] = {"num_cpus": self._head_cpus, "resources": head.resources,
+                                     "node_ip_address": LOOPBACK,
+                                     "include_dashboard": self._dashboard_port is not None}
+        if self._dashboard_port is not None:
+            head_args.update(dashboard_host=LOOPBACK, dashboard_port=self._dashboard_port)
+        self._cluster = Cluster(initialize_head=True, head_node_args=head_args)
         try:
             for node in rest:
                 self._cluster.add_node(num_cpus=0, resources=node.resources,
@@ -148,7 +158,7 @@ def deploy(config: ServeConfig, *, timeout_s: float = 300.0) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     serve.start(proxy_location=config.proxy_location)
-    _get_global_client().deploy_apps(ServeDeploySchema.parse_obj(config.to_document()))
+    _get_global_client().deploy_apps(ServeDeploySchema.model_validate(config.to_document()))
     wait_healthy([a.name for a in config.applications], timeout_s=timeout_s)
 
 

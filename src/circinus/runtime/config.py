@@ -186,7 +186,7 @@ def check_with_ray(config: ServeConfig) -> bool:
     except ImportError:
         return False
     try:
-        ServeDeploySchema.parse_obj(config.to_document())
+        ServeDeploySchema.model_validate(config.to_document())
     except Exception as exc:  # Ray's pydantic-compat error type varies with its version
         raise SpecError(f"Ray Serve's schema rejects the config: {' '.join(str(exc).split())}"
                         ) from exc

@@ -125,10 +125,12 @@ def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
         emulate_links=address is None, seed=load_settings.seed))
     cluster = LocalCluster(index) if address is None else None
     started = time.monotonic()
+    connected = False
     if cluster is not None:
         cluster.start()
-    else:
+    elif not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
+        connected = True
     try:
         deploy(config)
         startup = time.monotonic() - started
@@ -160,7 +162,8 @@ def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
         else:
             for app in config.applications:
                 serve.delete(app.name)
-            ray.shutdown()
+            if connected:
+                ray.shutdown()
     measured = [r for r in records if r.due_s >= load_settings.warmup_s]
     by_query: dict[str, list[Record]] = {}
     for r in measured:

@@ -1,0 +1,94 @@
+"""`circinus deploy` end to end, and the one-line errors of deploy, serve and calibrate."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from circinus.cli.main import app
+from circinus.plan.file import PlanFile
+from circinus.runtime.build import build_config
+from circinus.runtime.config import read_serve_config
+from circinus.spec.index import WorldIndex
+
+runner = CliRunner()
+Planned = tuple[Path, WorldIndex, PlanFile]
+
+
+def _plan_file(tmp_path: Path, plan: PlanFile) -> Path:
+    path = tmp_path / "plan.json"
+    path.write_text(plan.model_dump_json())
+    return path
+
+
+def test_deploy_writes_the_config(digits_plan: Planned, tmp_path: Path) -> None:
+    world, index, plan = digits_plan
+    out = tmp_path / "serve.yaml"
+    result = runner.invoke(app, ["deploy", str(world), str(_plan_file(tmp_path, plan)),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 application(s), 4 deployments" in result.output
+    doc = yaml.safe_load(out.read_text())
+    assert read_serve_config(doc, origin="serve.yaml") == build_config(index, plan)
+
+
+def test_deploy_refuses_a_plan_over_capacity(digits_plan: Planned, tmp_path: Path) -> None:
+    world, _, plan = digits_plan
+    data = json.loads(plan.model_dump_json())
+    data["deployments"][0]["replicas"] = 9
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = runner.invoke(app, ["deploy", str(world), str(bad), "--out",
+                                 str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2
+    assert "has 2 units, the plan's replicas there take" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_deploy_refuses_a_plan_of_another_world(digits_plan: Planned, tmp_path: Path) -> None:
+    world, _, plan = digits_plan
+    other = plan.model_copy(update={"world": "elsewhere"})
+    result = runner.invoke(app, ["deploy", str(world), str(_plan_file(tmp_path, other)),
+                                 "--out", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2
+    assert "the plan is for world 'elsewhere'" in result.output
+
+
+def test_deploy_needs_an_existing_folder(digits_plan: Planned, tmp_path: Path) -> None:
+    world, _, plan = digits_plan
+    result = runner.invoke(app, ["deploy", str(world), str(_plan_file(tmp_path, plan)),
+                                 "--out", str(tmp_path / "no" / "s.yaml")])
+    assert result.exit_code == 2
+    assert "--out: folder" in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "calibrate"])
+def test_serving_without_ray_names_the_extra(digits_plan: Planned, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             command: str) -> None:
+    world, _, plan = digits_plan
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    result = runner.invoke(app, [command, str(world), str(_plan_file(tmp_path, plan))])
+    assert result.exit_code == 6
+    assert "pip install 'circinus[ray]'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_checks_its_options_before_starting_anything(digits_plan: Planned,
+                                                           tmp_path: Path) -> None:
+    pytest.importorskip("ray.serve")
+    world, _, plan = digits_plan
+    planned = str(_plan_file(tmp_path, plan))
+    result = runner.invoke(app, ["serve", str(world), planned, "--duration", "0"])
+    assert result.exit_code == 2 and "--duration: must be > 0" in result.output
+    result = runner.invoke(app, ["serve", str(world), planned, "--warmup", "200"])
+    assert result.exit_code == 2 and "--warmup: must be >= 0 and < --duration" in result.output
+    result = runner.invoke(app, ["serve", str(world), planned, "--trace", "bursty"])
+    assert result.exit_code == 2 and "--trace: unknown arrival process" in result.output
