@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Serve both executable worlds on Ray Serve (local emulated cluster) before and after calibration:
+# plan, serve, calibrate (the probe), plan again with the measured overhead, serve again.
+# Writes into docs/serving/ (or $OUT): per world the two plans, the two results, the calibrated
+# world. Needs the ray and examples extras; about 8 minutes per world on 2 cores.
+# Usage: scripts/serve_measure.sh [world ...]   (default: both -serve worlds of examples/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-docs/serving}
+duration=${DURATION:-150}
+probe=${PROBE:-60}
+mkdir -p "$out"
+worlds=("$@")
+[[ ${#worlds[@]} -gt 0 ]] || worlds=(digits-edge-cloud-serve ocr-branches-serve)
+for w in "${worlds[@]}"; do
+  tmp=$(mktemp -d)
+  # the world as committed, without a runtime section: the "before" predictions
+  python - "examples/$w.yaml" "$tmp/world.yaml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+open(sys.argv[2], "w").write(re.sub(r"(?m)^runtime:.*\n(?:[ \t]+.*\n|\n)*", "", text))
+PY
+  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-before.json" -q
+  circinus serve "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$duration" \
+    --json "$out/$w-before.json" -q
+  circinus calibrate "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$probe" --write
+  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-after.json" -q
+  circinus serve "$tmp/world.yaml" "$out/$w-plan-after.json" --duration "$duration" \
+    --json "$out/$w-after.json" -q
+  cp "$tmp/world.yaml" "$out/$w-calibrated.yaml"
+  rm -r "$tmp"
+done
