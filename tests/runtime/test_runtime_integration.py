@@ -21,7 +21,7 @@ import yaml
 from digitsworld import digits_world, planned, write_world
 
 from circinus.plan.file import PlanFile
-from circinus.runtime.build import build_config
+from circinus.runtime.build import DeploySettings, build_config
 from circinus.runtime.config import ServeConfig
 from circinus.spec.index import WorldIndex
 
@@ -37,6 +37,7 @@ from circinus.runtime.cluster import (
     wait_healthy,
 )
 from circinus.runtime.load import LoadSettings
+from circinus.runtime.probe import overhead_of
 from circinus.runtime.session import Comparison, check_placement, serve_plan
 from circinus.simulate import PoissonArrivals
 
@@ -166,3 +167,18 @@ def test_serving_on_a_running_cluster_measures_and_removes_its_applications(
         assert q.accuracy is not None and q.accuracy.value > 0.6
         assert q.latency.p50_ms is not None and q.latency.p50_ms < 2_000
     assert "digits" not in serve.status().applications
+
+
+def test_the_calibration_probe_measures_the_engine_alone(served: Served) -> None:
+    config = build_config(served.index, served.plan, settings=DeploySettings(probe=True))
+    result, records = serve_plan(
+        served.index, served.plan, arrivals=PoissonArrivals(),
+        load_settings=LoadSettings(duration_s=6.0, warmup_s=1.0, seed=2),
+        compare=Comparison(simulated_ms={}, simulated_goodput=None, profiled={},
+                           accuracy_alpha=0.05),
+        address=served.cluster.address, config=config, check_answers=False)
+    assert result.completed == result.requests > 10
+    runtime = overhead_of([r for r in records if r.due_s >= 1.0],
+                          {q.name: len(q.route) for q in served.plan.queries if q.admitted})
+    assert 0.0 < runtime.hop_mean_ms < 1_000
+    assert runtime.samples == result.requests

@@ -191,7 +191,7 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
             compare=Comparison(simulated_ms=simulated, simulated_goodput=sim_goodput,
                                profiled=profiled,
                                accuracy_alpha=1.0 - index.world.profiling.confidence),
-            address=address, config=config)
+            address=address, config=config, check_answers=not probe)
     finally:
         if status is not None:
             status.stop()

@@ -197,7 +197,7 @@ class AnalyticEstimator(BaseEstimator):
         """``est`` with the serving engine's per-call overhead added (the world's ``runtime``
         section, measured by ``circinus calibrate``; none without it)."""
         runtime = self.index.world.runtime
-        if runtime is None or runtime.hop_mean_ms == 0.0 and runtime.hop_sd_ms == 0.0:
+        if runtime is None or (runtime.hop_mean_ms == 0.0 and runtime.hop_sd_ms == 0.0):
             return est
         return replace(est, mean_s=est.mean_s + runtime.hop_mean_ms / 1e3,
                        var_s2=est.var_s2 + (runtime.hop_sd_ms / 1e3) ** 2)

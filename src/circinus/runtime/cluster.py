@@ -26,7 +26,8 @@ from circinus.runtime.build import device_resource
 from circinus.runtime.config import ServeConfig
 from circinus.spec.index import WorldIndex
 
-_ONE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_NODE_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
+"""Set while the local cluster runs (see :meth:`LocalCluster.start`)."""
 _ENABLED = ray_constants.ENABLE_RAY_CLUSTER
 LOOPBACK = "127.0.0.1"
 """Every node of the local cluster listens on the loopback only."""
@@ -75,7 +76,7 @@ class LocalCluster:
         self._head_cpus = head_cpus
         self._dashboard_port = dashboard_port
         self._cluster: Cluster | None = None
-        self._saved_env: str | None = None
+        self._saved_env: dict[str, str | None] = {}
         self.node_sites: dict[str, str] = {}
         """Ray node id -> site, once started."""
 
@@ -102,11 +103,13 @@ class LocalCluster:
     def start(self) -> None:
         """Start the head, then each other node, and connect this process to the cluster."""
         # NOTE: Ray resolves 127.0.0.1 to the machine's outward address unless it is told the
-        # cluster is on one machine; its switch for that is this variable (read by the nodes it
-        # starts) and the constant it sets (read by this process). Both are put back by
-        # shutdown().
-        self._saved_env = os.environ.get(_ONE_MACHINE)
-        os.environ[_ONE_MACHINE] = "0"
+        # cluster is on one machine; its switch for that is a variable (read by the nodes it
+        # starts) and the constant it sets (read by this process). And Ray starts its workers
+        # (the replicas) at niceness 15: on a machine shared with other work they would get a
+        # small fraction of the cores, which no serving machine does; they run at 0 here, as
+        # the other processes do. Both are put back by shutdown().
+        self._saved_env = {k: os.environ.get(k) for k in _NODE_ENV}
+        os.environ.update(_NODE_ENV)
         ray_constants.ENABLE_RAY_CLUSTER = False
         head, *rest = self.nodes
         head_args: dict[str, Any] = {"num_cpus": self._head_cpus, "resources": head.resources,
@@ -140,10 +143,12 @@ class LocalCluster:
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
-        if self._saved_env is None:
-            os.environ.pop(_ONE_MACHINE, None)
-        else:
-            os.environ[_ONE_MACHINE] = self._saved_env
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
         ray_constants.ENABLE_RAY_CLUSTER = _ENABLED
 
 

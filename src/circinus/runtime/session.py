@@ -114,11 +114,13 @@ def _device_of(resource: str, index: WorldIndex) -> str:
 
 def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
                load_settings: LoadSettings, compare: Comparison, address: str | None = None,
-               config: ServeConfig | None = None, inputs: Mapping[str, Dataset] | None = None
-               ) -> tuple[ServeResult, list[Record]]:
+               config: ServeConfig | None = None, inputs: Mapping[str, Dataset] | None = None,
+               check_answers: bool = True) -> tuple[ServeResult, list[Record]]:
     """Serve ``plan`` and measure it (see module); also every record, warm-up included.
 
-    ``config`` overrides the one built from the plan (``circinus calibrate`` serves a probe).
+    ``config`` overrides the one built from the plan; ``check_answers=False`` leaves every
+    answer unchecked (counted wrong): ``circinus calibrate`` serves a probe whose answers are
+    its inputs.
     """
     data = dict(inputs) if inputs is not None else datasets(index, plan)
     config = config or build_config(index, plan, settings=DeploySettings(
@@ -146,6 +148,8 @@ def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
             return handles[a.pipeline].remote(a.query, payload)
 
         def correct(a: Arrival, answer: Any) -> bool:
+            if not check_answers:
+                return False
             d = data[a.pipeline]
             return bool(d.correct(answer, d.labels[a.input_id]))
 
