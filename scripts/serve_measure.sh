@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Serve both executable worlds on Ray Serve (local emulated cluster) before and after calibration:
-# plan, serve, calibrate (the probe), plan again with the measured overhead, serve again.
-# Writes into docs/serving/ (or $OUT): per world the two plans, the two results, the calibrated
-# world. Needs the ray and examples extras; about 8 minutes per world on 2 cores.
+# plan and serve; calibrate with the probe, plan and serve again; calibrate from that served plan
+# (--served), plan and serve again. Writes into docs/serving/ (or $OUT): per world the three
+# plans, the three results and the two calibrated worlds. Needs the ray and examples extras;
+# about 13 minutes per world on 2 cores.
 # Usage: scripts/serve_measure.sh [world ...]   (default: both -serve worlds of examples/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,18 @@ PY
   circinus plan "$tmp/world.yaml" --json "$out/$w-plan-before.json" -q
   circinus serve "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$duration" \
     --json "$out/$w-before.json" -q
+  # the engine's overhead alone (the probe), then planned and served again
   circinus calibrate "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$probe" --write
-  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-after.json" -q
-  circinus serve "$tmp/world.yaml" "$out/$w-plan-after.json" --duration "$duration" \
-    --json "$out/$w-after.json" -q
-  cp "$tmp/world.yaml" "$out/$w-calibrated.yaml"
+  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-probe.json" -q
+  circinus serve "$tmp/world.yaml" "$out/$w-plan-probe.json" --duration "$duration" \
+    --json "$out/$w-probe.json" -q
+  cp "$tmp/world.yaml" "$out/$w-probe.yaml"
+  # what serving that plan took beyond its prediction, then planned and served again
+  circinus calibrate "$tmp/world.yaml" "$out/$w-plan-probe.json" --served \
+    --duration "$probe" --write
+  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-served.json" -q
+  circinus serve "$tmp/world.yaml" "$out/$w-plan-served.json" --duration "$duration" \
+    --json "$out/$w-served.json" -q
+  cp "$tmp/world.yaml" "$out/$w-served.yaml"
   rm -r "$tmp"
 done

@@ -2,8 +2,8 @@
 check they match it.
 
 Each table sits between ``<!-- serve:NAME -->`` and ``<!-- /serve:NAME -->`` and is rendered
-from ``docs/serving/<world>-before.json`` and ``-after.json`` (written by
-``scripts/serve_measure.sh``: ``circinus serve --json`` before and after calibration) by the
+from ``docs/serving/<world>-{before,probe,served}.json`` (written by ``scripts/serve_measure.sh``:
+``circinus serve --json`` before calibration, after the probe's, after the served one) by the
 function of that name below, so a figure in the docs is always one a serving run wrote.
 
 Usage: ``python scripts/serve_tables.py`` rewrites both files; ``--check`` exits 1 (naming the
@@ -25,12 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "docs" / "serving"
 WORLDS = ("digits-edge-cloud-serve", "ocr-branches-serve")
 FILES = (REPO / "README.md", REPO / "docs" / "serving.md")
+PHASES = ("before", "probe", "served")
+"""Uncalibrated; calibrated with the probe; calibrated again from the served plan."""
 
 
 def _runs() -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     for world in WORLDS:
-        for phase in ("before", "after"):
+        for phase in PHASES:
             path = DATA / f"{world}-{phase}.json"
             out.append((world, phase, json.loads(path.read_text(encoding="utf-8"))))
     return out
@@ -56,8 +58,8 @@ def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
     """Per world, before and after calibration: SLO attainment, prediction error, accuracy,
     placement and the machine."""
     rows = [
-        "| world | calibration | admitted | met SLO | requests within bound | median \\|p95 "
-        "error\\| | p95 error min / max | accuracy in profiler CI | replicas on planned node | "
+        "| world | calibration | admitted | met SLO | requests within bound | median \\|error\\| "
+        "| \\|error\\| min / max | accuracy in profiler CI | replicas on planned node | "
         "hop overhead ms | cpu busy | load | cluster GB | startup s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -84,15 +86,15 @@ def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
 
 
 def queries(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
-    """Per admitted query after calibration: latency at the SLO percentile measured, predicted
-    and simulated, accuracy measured and profiled, SLO met."""
+    """Per admitted query after each calibration: latency at the SLO percentile measured,
+    predicted and simulated, accuracy measured and profiled, SLO met."""
     rows = [
-        "| world | query | SLO ms | measured ms | predicted ms | simulated ms | error | "
+        "| world | calibration | query | SLO ms | measured ms | predicted ms | simulated ms | error | "
         "within bound | accuracy measured | profiler CI | met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for world, phase, r in runs:
-        if phase != "after":
+        if phase == "before":
             continue
         for q in r["queries"]:
             a, p = q["accuracy"], q["profiled_accuracy"]
@@ -100,7 +102,7 @@ def queries(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
             prof = "–" if p is None else f"[{p['low']:.3f}, {p['high']:.3f}]"
             err = q["latency_error"]
             rows.append(
-                f"| {world} | {q['name']} | {_ms(q['slo_latency_ms'])} | "
+                f"| {world} | {phase} | {q['name']} | {_ms(q['slo_latency_ms'])} | "
                 f"{_ms(q['latency']['at_slo_ms'])} | {_ms(q['predicted_latency_ms'])} | "
                 f"{_ms(q['simulated_latency_ms'])} | "
                 f"{'–' if err is None else f'{err:+.1%}'} | {_pct(q['within_slo'])} | {acc} | "
@@ -115,11 +117,11 @@ TABLES: dict[str, Callable[[list[tuple[str, str, dict[str, Any]]]], str]] = {
 def render(text: str, runs: list[tuple[str, str, dict[str, Any]]]) -> str:
     """``text`` with every serve table it has markers for rewritten from the JSON."""
     for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- serve:{name} -->\n).*?(\n<!-- /serve:{name} -->)",
+        pattern = re.compile(rf"(<!-- serve:{name} -->\n)(?:.*?\n)?(<!-- /serve:{name} -->)",
                              re.DOTALL)
         if pattern.search(text):
             table = make(runs)
-            text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+            text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text
 
 

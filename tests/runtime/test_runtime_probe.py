@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from circinus.errors import SpecError
-from circinus.runtime.probe import identity, overhead_of, write_runtime
+from circinus.runtime.probe import Predicted, identity, overhead_of, residual_of, write_runtime
 from circinus.runtime.results import Record
 from circinus.spec.load import load_world
 from circinus.spec.models import RuntimeSettings
@@ -60,3 +60,18 @@ def test_write_runtime_json(tmp_path: Path) -> None:
     world.write_text(json.dumps(yaml.safe_load((ROOT / "examples" / "tiny.yaml").read_text())))
     write_runtime(world, RuntimeSettings(hop_mean_ms=1.0))
     assert load_world(world).runtime == RuntimeSettings(hop_mean_ms=1.0)
+
+
+def test_residual_adds_what_the_prediction_missed_per_call() -> None:
+    # q: 3 stages predicted at 40 ms mean, variance 10 ms^2; measured 60 and 80 ms (mean 70,
+    # variance 200): 30 / 3 = 10 ms more per call, (200 - 10) / 3 more variance per call.
+    recs = [Record("q", 0.0, 0.060, True), Record("q", 0.1, 0.080, True)]
+    base = RuntimeSettings(hop_mean_ms=10.0, hop_sd_ms=5.0)
+    rt = residual_of(recs, {"q": Predicted(3, 40.0, 10.0)}, base, note="served")
+    assert rt.hop_mean_ms == pytest.approx(20.0)
+    assert rt.hop_sd_ms == pytest.approx(math.sqrt(25.0 + 190.0 / 3), rel=1e-4)
+    assert rt.samples == 2
+    faster = residual_of(recs, {"q": Predicted(3, 200.0, 1e6)}, None)
+    assert faster.hop_mean_ms == 0.0 and faster.hop_sd_ms == 0.0  # never below nothing
+    with pytest.raises(SpecError, match="no request of the plan was answered"):
+        residual_of([], {"q": Predicted(3, 40.0, 10.0)}, base)

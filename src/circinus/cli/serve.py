@@ -208,28 +208,42 @@ def calibrate(
     seed: Annotated[int, typer.Option(help="Seed of arrivals, inputs and routes.")] = 0,
     address: Annotated[str | None, typer.Option(
         help="Ray cluster to probe (default: the local emulated cluster).")] = None,
+    served: Annotated[bool, typer.Option(
+        "--served/--probe",
+        help="--probe: serve PLAN with every operator doing nothing and take what a request "
+        "costs the engine alone; --served: serve PLAN itself and take what its requests took "
+        "beyond its prediction (added to WORLD's runtime section).")] = False,
     write: Annotated[bool, typer.Option(
         "--write", help="Write the measured overhead into WORLD's runtime section.")] = False,
     store: Annotated[str | None, typer.Option(
         help="Profile store for executable worlds (see `circinus profile`).")] = None,
 ) -> None:
-    """Measure Ray Serve's overhead per stage call: serve PLAN's deployments and routes at its
-    rates with every operator doing nothing and no link emulated, and print (or --write) the
-    world's runtime section, which the estimator adds to every stage."""
+    """Measure what serving on Ray Serve adds to every stage call and print (or --write) it as
+    WORLD's runtime section, which the estimator adds to every stage. By default a probe: PLAN's
+    deployments and routes at its rates, every operator doing nothing, no link emulated."""
 
     def run() -> None:
-        from circinus.runtime.probe import overhead_of, write_runtime
+        from circinus.runtime.probe import Predicted, overhead_of, residual_of, write_runtime
         from circinus.simulate import read_plan_file
+        from circinus.spec.load import load_world
 
         planfile = read_plan_file(plan)
+        base = load_world(world).runtime
         result, records = _serve(world, plan, address=address, duration=duration, warmup=warmup,
-                        seed=seed, trace="poisson", json_out=None, store=store, quiet=False,
-                                 probe=True)
-        stages = {q.name: len(q.route) for q in planfile.queries if q.admitted}
-        runtime = overhead_of([r for r in records if r.due_s >= warmup], stages, note=(
-            f"probe of {plan.name}: {result.requests} requests over {duration - warmup:g} s, "
-            f"load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
-            f"{result.machine.cores} cores"))
+                                 seed=seed, trace="poisson", json_out=None, store=store,
+                                 quiet=False, probe=not served)
+        measured = [r for r in records if r.due_s >= warmup]
+        note = (f"{'served' if served else 'probe of'} {plan.name}: {result.requests} requests "
+                f"over {duration - warmup:g} s, load {result.machine.load_before:.1f}-"
+                f"{result.machine.load_after:.1f} on {result.machine.cores} cores")
+        if served:
+            predicted = {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
+                                           q.predicted.latency_var_ms2 or 0.0)
+                         for q in planfile.queries if q.admitted and q.predicted is not None}
+            runtime = residual_of(measured, predicted, base, note=note)
+        else:
+            runtime = overhead_of(measured, {q.name: len(q.route) for q in planfile.queries
+                                             if q.admitted}, note=note)
         Console(soft_wrap=True).print(yaml.safe_dump({"runtime": runtime.model_dump(
             mode="json")}, sort_keys=False, width=100).rstrip())
         if write:

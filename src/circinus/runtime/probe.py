@@ -1,7 +1,10 @@
-"""The probe ``circinus calibrate`` serves: the plan's deployments and routes with every
-operator replaced by one that does nothing, so that what a request takes is the engine's own
-overhead (handle calls, serialisation, batching and the ingress), and how that overhead becomes
-the world's ``runtime`` section.
+"""Calibration: what serving adds to every stage call, as the world's ``runtime`` section.
+
+``circinus calibrate`` measures it one of two ways. The *probe* (the default) serves the plan's
+deployments and routes with every operator replaced by one that does nothing, so that what a
+request takes is the engine's own overhead (handle calls, serialisation, batching and the
+ingress): :func:`overhead_of`. ``--served`` serves the plan itself and takes what its requests
+took beyond the plan's prediction: :func:`residual_of`.
 
 NOTE: a request of a pipeline of ``k`` stages makes ``k`` stage calls and one call to the
 ingress; the probe's latency ``L`` is spread over the ``k`` stage calls: one call's overhead has
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,53 @@ def overhead_of(records: Sequence[Record], stages: Mapping[str, int], *,
     w = np.array(weights, dtype=float)
     mean_ms = float(np.dot(means, w) / w.sum()) * 1e3
     sd_ms = math.sqrt(float(np.dot(variances, w) / w.sum())) * 1e3
+    return RuntimeSettings(hop_mean_ms=round(mean_ms, 4), hop_sd_ms=round(sd_ms, 4),
+                           samples=int(w.sum()), note=note)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What the plan predicted for one query: its stage count and latency moments (ms)."""
+
+    stages: int
+    mean_ms: float
+    var_ms2: float
+
+
+def residual_of(records: Sequence[Record], predicted: Mapping[str, Predicted],
+                base: RuntimeSettings | None, *, note: str = "") -> RuntimeSettings:
+    """The per-call overhead that makes the plan's predictions match what serving it measured.
+
+    NOTE: the plan was predicted with ``base`` (the world's runtime section, or none); what the
+    served requests of query ``q`` took beyond its predicted mean, spread over its ``k`` stage
+    calls, is added to ``base``'s mean, and what their variance exceeds the predicted variance
+    by, spread the same way, to its variance. Queries are pooled by their answered requests. It
+    folds into the per-call figure whatever the model misses on this cluster at its load (the
+    engine's overhead, and operators slower than their profiles when the machine is busy).
+
+    Example: base 10 ms (sd 5), a 3-stage query predicted at 40 ms mean measured at 70 ms: the
+    per-call mean becomes 10 + 30 / 3 = 20 ms.
+
+    Raises:
+        SpecError: no request was answered.
+    """
+    extra_mean, extra_var, weights = [], [], []
+    for query, pred in predicted.items():
+        lat = np.array([r.latency_s for r in records
+                        if r.query == query and math.isfinite(r.latency_s)]) * 1e3
+        if len(lat) < 2:
+            continue
+        extra_mean.append((float(lat.mean()) - pred.mean_ms) / pred.stages)
+        extra_var.append(max(0.0, float(lat.var(ddof=1)) - pred.var_ms2) / pred.stages)
+        weights.append(len(lat))
+    if not weights:
+        raise SpecError("calibrate: no request of the plan was answered; check the cluster "
+                        "(`ray status`) and try a longer --duration")
+    w = np.array(weights, dtype=float)
+    mean0 = 0.0 if base is None else base.hop_mean_ms
+    var0 = 0.0 if base is None else base.hop_sd_ms ** 2
+    mean_ms = max(0.0, mean0 + float(np.dot(extra_mean, w) / w.sum()))
+    sd_ms = math.sqrt(var0 + float(np.dot(extra_var, w) / w.sum()))
     return RuntimeSettings(hop_mean_ms=round(mean_ms, 4), hop_sd_ms=round(sd_ms, 4),
                            samples=int(w.sum()), note=note)
 
