@@ -73,5 +73,11 @@ def test_residual_adds_what_the_prediction_missed_per_call() -> None:
     assert rt.samples == 2
     faster = residual_of(recs, {"q": Predicted(3, 200.0, 1e6)}, None)
     assert faster.hop_mean_ms == 0.0 and faster.hop_sd_ms == 0.0  # never below nothing
+    # predicted variance 500 > measured 200: 100 ms^2 less per call
+    wide = RuntimeSettings(hop_mean_ms=10.0, hop_sd_ms=15.0)
+    tighter = residual_of(recs, {"q": Predicted(3, 70.0, 500.0)}, wide)
+    assert tighter.hop_mean_ms == pytest.approx(10.0)
+    assert tighter.hop_sd_ms == pytest.approx(math.sqrt(225.0 - 100.0), rel=1e-4)
+    assert residual_of(recs, {"q": Predicted(3, 70.0, 500.0)}, base).hop_sd_ms == 0.0
     with pytest.raises(SpecError, match="no request of the plan was answered"):
         residual_of([], {"q": Predicted(3, 40.0, 10.0)}, base)

@@ -79,10 +79,11 @@ def residual_of(records: Sequence[Record], predicted: Mapping[str, Predicted],
 
     NOTE: the plan was predicted with ``base`` (the world's runtime section, or none); what the
     served requests of query ``q`` took beyond its predicted mean, spread over its ``k`` stage
-    calls, is added to ``base``'s mean, and what their variance exceeds the predicted variance
-    by, spread the same way, to its variance. Queries are pooled by their answered requests. It
-    folds into the per-call figure whatever the model misses on this cluster at its load (the
-    engine's overhead, and operators slower than their profiles when the machine is busy).
+    calls, is added to ``base``'s mean, and what their variance differs from the predicted
+    variance by, spread the same way, to its variance. Queries are pooled by their answered
+    requests. It folds into the per-call figure whatever the model misses on this cluster at
+    its load (the engine's overhead, and operators slower than their profiles when the machine
+    is busy); a prediction above what was measured lowers it, never below zero.
 
     Example: base 10 ms (sd 5), a 3-stage query predicted at 40 ms mean measured at 70 ms: the
     per-call mean becomes 10 + 30 / 3 = 20 ms.
@@ -97,7 +98,7 @@ def residual_of(records: Sequence[Record], predicted: Mapping[str, Predicted],
         if len(lat) < 2:
             continue
         extra_mean.append((float(lat.mean()) - pred.mean_ms) / pred.stages)
-        extra_var.append(max(0.0, float(lat.var(ddof=1)) - pred.var_ms2) / pred.stages)
+        extra_var.append((float(lat.var(ddof=1)) - pred.var_ms2) / pred.stages)
         weights.append(len(lat))
     if not weights:
         raise SpecError("calibrate: no request of the plan was answered; check the cluster "
@@ -106,7 +107,7 @@ def residual_of(records: Sequence[Record], predicted: Mapping[str, Predicted],
     mean0 = 0.0 if base is None else base.hop_mean_ms
     var0 = 0.0 if base is None else base.hop_sd_ms ** 2
     mean_ms = max(0.0, mean0 + float(np.dot(extra_mean, w) / w.sum()))
-    sd_ms = math.sqrt(var0 + float(np.dot(extra_var, w) / w.sum()))
+    sd_ms = math.sqrt(max(0.0, var0 + float(np.dot(extra_var, w) / w.sum())))
     return RuntimeSettings(hop_mean_ms=round(mean_ms, 4), hop_sd_ms=round(sd_ms, 4),
                            samples=int(w.sum()), note=note)
 
