@@ -64,17 +64,23 @@ WORDS = (
 # --- the models -------------------------------------------------------------------------------
 
 
-def _settings(section: str) -> dict[str, Any]:
-    """The package's default settings for ``section`` (``Det``, ``Cls`` or ``Rec``) with its
-    model path made absolute and onnxruntime held to one thread for stable timing."""
+def _require() -> None:
+    """One line naming the extra when RapidOCR or OpenCV is missing (checked before any model
+    loads; the stages need both)."""
     try:
-        import cv2  # noqa: F401  (shrink needs it; checked here, before any model loads)
-        import rapidocr_onnxruntime
-        from rapidocr_onnxruntime.utils import read_yaml
+        import cv2  # noqa: F401
+        import rapidocr_onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ImplementationError(
             f"circinus.executable.ocr needs RapidOCR and OpenCV, which are not installed "
             f"({exc}); install them with `pip install 'circinus[examples]'`") from None
+
+
+def _settings(section: str) -> dict[str, Any]:
+    """The package's default settings for ``section`` (``Det``, ``Cls`` or ``Rec``) with its
+    model path made absolute and onnxruntime held to one thread for stable timing."""
+    import rapidocr_onnxruntime
+    from rapidocr_onnxruntime.utils import read_yaml
 
     root = Path(rapidocr_onnxruntime.__file__).resolve().parent
     config: dict[str, Any] = dict(read_yaml(root / "config.yaml")[section])
@@ -86,6 +92,7 @@ def _settings(section: str) -> dict[str, Any]:
 
 @cache
 def _detector() -> Any:
+    _require()
     from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
 
     # NOTE: with limit_type "max" the package's TextDetector ignores limit_side_len for images
@@ -100,6 +107,7 @@ def _detector() -> Any:
 
 @cache
 def _classifier() -> Any:
+    _require()
     from rapidocr_onnxruntime.ch_ppocr_cls import TextClassifier
 
     return TextClassifier(_settings("Cls"))
@@ -107,6 +115,7 @@ def _classifier() -> Any:
 
 @cache
 def _recogniser() -> Any:
+    _require()
     from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 
     return TextRecognizer(_settings("Rec"))
