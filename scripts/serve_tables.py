@@ -72,13 +72,17 @@ def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
         pl = r["placement"]
         m = r["machine"]
         hop = r["hop_overhead_ms"]
+        met = r["met"] / r["admitted"] if r["admitted"] else None
+        low = min(errors) if errors else None
+        high = max(errors) if errors else None
+        placed = pl["replicas"] - len(pl["misplaced"])
         rows.append(
             f"| {world} | {phase} | {r['admitted']}/{r['total_queries']} | "
-            f"{r['met']}/{r['admitted']} ({_pct(r['met'] / r['admitted'] if r['admitted'] else None)}) | "
+            f"{r['met']}/{r['admitted']} ({_pct(met)}) | "
             f"{_pct(statistics.mean(within) if within else None)} | "
             f"{_pct(statistics.median(errors) if errors else None)} | "
-            f"{_pct(min(errors) if errors else None)} / {_pct(max(errors) if errors else None)} | "
-            f"{sum(known)}/{len(known)} | {pl['replicas'] - len(pl['misplaced'])}/{pl['replicas']} | "
+            f"{_pct(low)} / {_pct(high)} | "
+            f"{sum(known)}/{len(known)} | {placed}/{pl['replicas']} | "
             f"{'–' if hop is None else f'{hop:.1f}'} | {m['cpu_busy']:.0%} of {m['cores']} | "
             f"{m['load_before']:.1f} → {m['load_after']:.1f} | {m['ray_memory_gb']:.1f} | "
             f"{r['startup_s']:.0f} |")
@@ -89,8 +93,8 @@ def queries(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
     """Per admitted query after each calibration: latency at the SLO percentile measured,
     predicted and simulated, accuracy measured and profiled, SLO met."""
     rows = [
-        "| world | calibration | query | SLO ms | measured ms | predicted ms | simulated ms | error | "
-        "within bound | accuracy measured | profiler CI | met |",
+        "| world | calibration | query | SLO ms | measured ms | predicted ms | simulated ms | "
+        "error | within bound | accuracy measured | profiler CI | met |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for world, phase, r in runs:
