@@ -19,7 +19,7 @@ from circinus.bench.online import OnlineReport
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
 from circinus.bench.sharing import SharingReport
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
 
@@ -183,9 +183,8 @@ def scale_cmd(
             raise SpecError(f"--seed: must be >= 0, got {seed}")
         if part_timeout <= 0:
             raise SpecError(f"--part-timeout: must be > 0 s, got {part_timeout:g}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json")
 
         def save(report: ScaleReport) -> None:
             if json_out is not None:
@@ -274,9 +273,8 @@ def sharing_cmd(
         for n in gen or ():
             if not 2 <= n <= 100_000:
                 raise SpecError(f"--gen: each size must be in 2..100000, got {n}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json")
         worlds = _lazy_worlds(world, SHARING_SIZES if gen is None else gen, seed,
                               SHARING_WORLDS)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 
 if TYPE_CHECKING:
     from circinus.profile import Measured, Progress
@@ -38,6 +38,8 @@ def profile(
         from circinus.profile import pipelines_to_measure as to_measure
         from circinus.spec.load import load_indexed_world
 
+        if out is not None:
+            check_output(out, "--out", inputs=[world])
         w, _ = load_indexed_world(world)
         console = Console(soft_wrap=True)
         if not to_measure(w):

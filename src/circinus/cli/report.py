@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard, measured, write_atomic
+from circinus.cli.common import check_output, guard, measured, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ FIGURES = {
     "utilisation.png": "Resource use: allocated, predicted busy and simulated busy",
 }
 """Every figure the command writes, with its heading in the index."""
+OUTPUTS = ("index.md", "plan.json", "simulation.json", *FIGURES)
+"""Every file the command writes into its folder."""
 
 
 def report(
@@ -67,6 +69,7 @@ def report(
     def run() -> None:
         options = _Options.check(duration=duration, seed=seed, methods=methods, loads=loads,
                                  panels=panels, jobs=jobs, out=out)
+        check_output(out, "--out", inputs=[world, plan], folder=OUTPUTS)
         written = write_report(world, plan, options, store=store, quiet=quiet)
         if not quiet:
             console = Console(soft_wrap=True)
@@ -117,8 +120,6 @@ class _Options:
             if not 0 < value <= 1000:
                 raise SpecError(f"--loads: a load factor must be > 0 and <= 1000, got {item}")
             factors.append(value)
-        if out.exists() and not out.is_dir():
-            raise SpecError(f"--out: {str(out)!r} is a file; name a folder")
         return cls(duration=duration, seed=seed, methods=tuple(dict.fromkeys(names)),
                    loads=tuple(sorted(set(factors))), panels=panels,
                    jobs=jobs or os.cpu_count() or 1, out=out)
