@@ -192,7 +192,7 @@ def measured(index: WorldIndex, store: str | None, *, quiet: bool) -> WorldIndex
     if not quiet:
         Console(stderr=True).print(
             f"profiled: {result.samples} runs measured, {result.reused} samples reused "
-            f"from {db.url}")
+            f"from {db.display_url}")
     return build_index(result.world)
 
 

@@ -67,7 +67,7 @@ def profile(
         if out is not None:
             write_atomic(out, _to_yaml(measured))
         if not quiet:
-            _render(console, measured, db.url)
+            _render(console, measured, db.display_url)
             if out is not None:
                 console.print(f"measured world written to {out}")
 
