@@ -211,8 +211,11 @@ class OneLineErrorGroup(TyperGroup):
              windows_expand_args: bool = True, **extra: Any) -> Any:
         argv = hoist_debug(list(sys.argv[1:] if args is None else args))
         try:
-            return super().main(argv, prog_name, complete_var, standalone_mode=False,
-                                 windows_expand_args=windows_expand_args, **extra)
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+            if not standalone_mode:
+                return code
+            sys.exit(code if isinstance(code, int) else 0)
         except click.exceptions.NoArgsIsHelpError as exc:
             if not standalone_mode:
                 raise

@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
@@ -115,6 +116,10 @@ KnobName = Annotated[
     Field(min_length=1, max_length=128, description="A knob's name (printable, one line)."),
 ]
 KnobValue = Annotated[str | int | float | bool, BeforeValidator(_knob_value)]
+Number = Annotated[float, Strict()]
+"""A number: an integer or a decimal, never a boolean (YAML's ``false`` is not 0) nor a string."""
+Integer = Annotated[int, Strict()]
+"""An integer, never a boolean, a decimal or a string."""
 Config = dict[KnobName, KnobValue]
 Sharing = Literal["shared", "dedicated"]
 """Whether a stage runs on a deployment shared with other queries or on replicas of its own."""
@@ -145,14 +150,14 @@ class Site(_Model):
 
     name: Name = Field(description="Identifier used by devices, links and queries.")
     tier: Literal["edge", "cloud"] = Field(description="Which tier the site belongs to.")
-    lan_bandwidth_mbps: float | None = Field(
+    lan_bandwidth_mbps: Number | None = Field(
         default=None,
         ge=MIN_BANDWIDTH_MBPS,
         le=MAX_BANDWIDTH_MBPS,
         description="Bandwidth between two devices of this site in Mbit/s; omitted means "
         "transfers inside the site take no time.",
     )
-    lan_rtt_ms: float = Field(
+    lan_rtt_ms: Number = Field(
         default=0.0, ge=0, le=MAX_RTT_MS,
         description="Round-trip time between two devices of this site, ms.",
     )
@@ -168,15 +173,15 @@ class Device(_Model):
     name: Name = Field(description="Identifier used in plans.")
     site: Name = Field(description="Site the device is at.")
     hardware: Name = Field(description="Hardware class of the device.")
-    units: float = Field(
+    units: Number = Field(
         ge=MIN_UNITS, le=MAX_UNITS,
         description="Capacity in units (e.g. 8 cores, 64 GPUs, 1 machine).",
     )
-    price_per_unit_hour: float = Field(
+    price_per_unit_hour: Number = Field(
         ge=0, le=MAX_PRICE_PER_UNIT_HOUR,
         description="Price of one unit for one hour in $; a plan pays for what it allocates.",
     )
-    memory_gb: float | None = Field(
+    memory_gb: Number | None = Field(
         default=None,
         ge=MIN_MEMORY_GB,
         le=MAX_MEMORY_GB,
@@ -189,15 +194,15 @@ class Link(_Model):
 
     src: Name = Field(description="Site the traffic leaves.")
     dst: Name = Field(description="Site the traffic enters.")
-    bandwidth_mbps: float = Field(
+    bandwidth_mbps: Number = Field(
         ge=MIN_BANDWIDTH_MBPS, le=MAX_BANDWIDTH_MBPS,
         description="Bandwidth seen by one transfer, Mbit/s.",
     )
-    rtt_ms: float = Field(default=0.0, ge=0, le=MAX_RTT_MS, description="Round-trip time, ms.")
-    price_per_gb: float = Field(
+    rtt_ms: Number = Field(default=0.0, ge=0, le=MAX_RTT_MS, description="Round-trip time, ms.")
+    price_per_gb: Number = Field(
         default=0.0, ge=0, le=MAX_PRICE_PER_GB, description="Price of traffic, $ per GB."
     )
-    capacity_mbps: float | None = Field(
+    capacity_mbps: Number | None = Field(
         default=None,
         ge=MIN_BANDWIDTH_MBPS,
         le=MAX_BANDWIDTH_MBPS,
@@ -229,33 +234,33 @@ class LatencyProfile(_Model):
         description="The configuration: one value for every knob of the operator.",
     )
     hardware: Name = Field(description="Hardware class the measurement was taken on.")
-    mean_ms: float = Field(
+    mean_ms: Number = Field(
         ge=MIN_SERVICE_MS, le=MAX_SERVICE_MS,
         description="Mean service time of one request (batch 1), ms.",
     )
-    p90_ms: float | None = Field(
+    p90_ms: Number | None = Field(
         default=None,
         ge=MIN_SERVICE_MS,
         le=MAX_SERVICE_MS,
         description="90th percentile of the batch-1 service time, ms; sets the variability "
         "(overrides cv).",
     )
-    cv: float = Field(
+    cv: Number = Field(
         default=0.1,
         ge=0,
         le=MAX_CV,
         description="Coefficient of variation of the service time (std / mean); 0 = deterministic.",
     )
-    batch_ms: dict[int, float] = Field(
+    batch_ms: dict[int, Number] = Field(
         default_factory=dict,
         description="Mean service time of a whole batch, ms, by batch size (>= 2). Batch sizes "
         "listed here may be chosen by the planner.",
     )
-    units: float = Field(
+    units: Number = Field(
         default=1.0, ge=MIN_UNITS, le=MAX_UNITS,
         description="Capacity units one replica occupies on the device.",
     )
-    memory_gb: float = Field(
+    memory_gb: Number = Field(
         default=0.0, ge=0, le=MAX_MEMORY_GB, description="Memory one replica needs, GB."
     )
 
@@ -283,7 +288,7 @@ class ConfigValue(_Model):
     when: Config = Field(
         default_factory=dict, description="Knob values that must match; empty matches all."
     )
-    value: float = Field(description="The value for matching configurations.")
+    value: Number = Field(description="The value for matching configurations.")
 
 
 class Operator(_Model):
@@ -306,12 +311,12 @@ class Operator(_Model):
         "factory(config) returns a function from a batch of inputs to a batch of outputs. Every "
         "knob combination is then a configuration, measured by `circinus profile`.",
     )
-    output_kb: float | list[ConfigValue] = Field(
+    output_kb: Number | list[ConfigValue] = Field(
         default=0.0,
         description="Size of the message this operator emits per request, KB; a number, or a "
         "list of {when, value} by configuration.",
     )
-    accuracy: float | list[ConfigValue] | None = Field(
+    accuracy: Number | list[ConfigValue] | None = Field(
         default=None,
         description="Accuracy this operator contributes (used by the pipeline's composition "
         "rule); a number or a list of {when, value}.",
@@ -367,7 +372,7 @@ class Source(_Model):
     """Where requests enter a pipeline (a camera, a microphone)."""
 
     name: Name = Field(description="Identifier used by the pipeline's edges and by queries.")
-    output_kb: float = Field(
+    output_kb: Number = Field(
         ge=0, le=MAX_MESSAGE_KB, description="Size of one request's input message, KB."
     )
 
@@ -385,7 +390,7 @@ class AccuracyEntry(_Model):
     config: dict[Name, Config] = Field(
         description="Stage name -> its (partial) configuration; stages left out match anything."
     )
-    accuracy: float = Field(
+    accuracy: Number = Field(
         ge=0, le=MAX_ACCURACY, description="End-to-end accuracy of matching plans."
     )
 
@@ -427,17 +432,17 @@ class Pipeline(_Model):
 class Slo(_Model):
     """The objectives one query must meet; omitted objectives are not constrained."""
 
-    latency_ms: float | None = Field(
+    latency_ms: Number | None = Field(
         default=None, ge=MIN_LATENCY_SLO_MS, le=MAX_SERVICE_MS,
         description="Bound on end-to-end latency at `percentile`, ms.",
     )
-    percentile: float = Field(
+    percentile: Number = Field(
         default=99.0, ge=1, le=99.999, description="Percentile the latency bound applies to."
     )
-    min_accuracy: float | None = Field(
+    min_accuracy: Number | None = Field(
         default=None, ge=0, le=MAX_ACCURACY, description="Lowest acceptable end-to-end accuracy."
     )
-    max_cost_per_hour: float | None = Field(
+    max_cost_per_hour: Number | None = Field(
         default=None, ge=0, le=MAX_COST_PER_HOUR,
         description="Highest acceptable cost of the query's plan, $/h.",
     )
@@ -451,15 +456,15 @@ class Query(_Model):
     sources: dict[str, Name] = Field(
         description="Pipeline source -> site where its data originates."
     )
-    rate_rps: float = Field(
+    rate_rps: Number = Field(
         ge=MIN_RATE_RPS, le=MAX_RATE_RPS, description="Request rate, requests per second."
     )
     slo: Slo = Field(default_factory=Slo, description="Objectives.")
-    weight: float = Field(
+    weight: Number = Field(
         default=1.0, ge=MIN_WEIGHT, le=MAX_WEIGHT,
         description="Value of serving this query (goodput).",
     )
-    work_scale: dict[Name, float] = Field(
+    work_scale: dict[Name, Number] = Field(
         default_factory=dict,
         description="Stage -> multiplier of its profiled service time for this query's requests "
         "(e.g. its mean prompt length over the profile's); stages left out use 1.",
@@ -486,29 +491,29 @@ class Query(_Model):
 class PlannerSettings(_Model):
     """Knobs of the planner itself; every one has a sensible default."""
 
-    max_utilization: float = Field(
+    max_utilization: Number = Field(
         default=0.8,
         ge=0.01,
         le=1,
         description="Highest utilisation allowed for any replica group (load / capacity).",
     )
-    max_devices_per_operator: int = Field(
+    max_devices_per_operator: Integer = Field(
         default=1,
         ge=1,
         le=16,
         description="An operator may be spread over up to this many devices, one replica on "
         "each (e.g. several single-machine workers).",
     )
-    extra_replicas: int = Field(
+    extra_replicas: Integer = Field(
         default=1,
         ge=0,
         le=8,
         description="Replicas beyond the minimum the planner tries, to trade cost for latency.",
     )
-    candidates_per_query: int = Field(
+    candidates_per_query: Integer = Field(
         default=8, ge=1, le=64, description="Candidate plans kept per query for selection."
     )
-    time_limit_s: float = Field(
+    time_limit_s: Number = Field(
         default=30.0, ge=0.1, le=86_400,
         description="Time budget of the global selection solver, seconds.",
     )
@@ -524,7 +529,7 @@ class PlannerSettings(_Model):
         description="Tiers whose devices plans may use (e.g. only the cloud, for a single-tier "
         "baseline).",
     )
-    seed: int = Field(
+    seed: Integer = Field(
         default=0, ge=0, le=2**32 - 1, description="Seed of every stochastic search."
     )
     sharing: Literal["shared", "dedicated", "mixed"] = Field(
@@ -536,7 +541,7 @@ class PlannerSettings(_Model):
         "low-rate, long-service stages). A query or operator may override it with its own "
         "`sharing`.",
     )
-    utilization_levels: int = Field(
+    utilization_levels: Integer = Field(
         default=2,
         ge=1,
         le=8,
@@ -560,31 +565,31 @@ class ProfilingSettings(_Model):
         description="Hardware class of the machine that profiles: measured latencies are "
         "recorded for it. Needed when an operator has an `implementation`.",
     )
-    confidence: float = Field(
+    confidence: Number = Field(
         default=0.99, gt=0.5, lt=1,
         description="Confidence of the intervals that decide when a candidate is measured "
         "enough.",
     )
-    round_size: int = Field(
+    round_size: Integer = Field(
         default=16, ge=1, le=100_000, description="Inputs per candidate per round."
     )
-    min_samples: int = Field(
+    min_samples: Integer = Field(
         default=32, ge=2, le=1_000_000,
         description="Inputs a candidate is measured on before it may stop.",
     )
-    arms_per_round: int = Field(
+    arms_per_round: Integer = Field(
         default=4, ge=1, le=10_000, description="Undecided candidates measured per round."
     )
-    latency_precision: float = Field(
+    latency_precision: Number = Field(
         default=0.1, gt=0, lt=1,
         description="A latency is measured until its interval's half-width is at most this "
         "fraction of its mean.",
     )
-    exploration: float = Field(
+    exploration: Number = Field(
         default=0.05, ge=0, le=1_000, description="Exploration bonus of the round allocation."
     )
-    strata: int = Field(default=8, ge=1, le=1_000, description="k-means strata of the inputs.")
-    max_inputs: int | None = Field(
+    strata: Integer = Field(default=8, ge=1, le=1_000, description="k-means strata of the inputs.")
+    max_inputs: Integer | None = Field(
         default=None, ge=1, le=10**9, description="Use only the first inputs of each dataset."
     )
 
