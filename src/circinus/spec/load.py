@@ -374,6 +374,12 @@ _BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "le
 def _field_bounds(loc: tuple[int | str, ...]) -> list[str]:
     """Both ends of the range of the model field at ``loc`` (``[">= 0.001", "<= 1000000"]``),
     so that a value out of range is told the whole range; ``[]`` for no model field."""
+    return [f"{sign} {_plain(value)}" for sign, value in field_range(loc)]
+
+
+def field_range(loc: tuple[int | str, ...]) -> list[tuple[str, float]]:
+    """The bounds of the world's field at ``loc`` (``("queries", 0, "rate_rps")``), as
+    ``(">=", 0.000001)``, ``("<=", 1000000)`` pairs; ``[]`` for no bounded model field."""
     model: Any = World
     info = None
     for part in loc:
@@ -388,12 +394,12 @@ def _field_bounds(loc: tuple[int | str, ...]) -> list[str]:
         model = _inner_model(info.annotation)
     if info is None:
         return []
-    out = []
+    out: list[tuple[str, float]] = []
     for item in info.metadata:
         for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
             value = getattr(item, attr, None)
             if value is not None:
-                out.append(f"{sign} {_plain(value)}")
+                out.append((sign, float(value)))
     return out
 
 

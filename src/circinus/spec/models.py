@@ -261,8 +261,16 @@ class LatencyProfile(_Model):
         description="Capacity units one replica occupies on the device.",
     )
     memory_gb: Number = Field(
-        default=0.0, ge=0, le=MAX_MEMORY_GB, description="Memory one replica needs, GB."
+        default=0.0, ge=0, le=MAX_MEMORY_GB,
+        description=f"Memory one replica needs, GB: 0 (none counted) or at least {MIN_MEMORY_GB}.",
     )
+
+    @field_validator("memory_gb")
+    @classmethod
+    def _memory_counted(cls, value: float) -> float:
+        if 0 < value < MIN_MEMORY_GB:
+            raise ValueError(f"must be 0 (not counted) or >= {MIN_MEMORY_GB} GB, got {value!r}")
+        return value
 
     @field_validator("batch_ms")
     @classmethod
