@@ -1,5 +1,7 @@
 """A seeded fuzz campaign: mutated worlds through the loader, the planner and the plan file.
 
+(The console's rendering of plans is fuzzed through the CLI, in ``tests/cli/test_fuzz_cli.py``.)
+
 NOTE: the promise under test is that bad input gets one clear error and that accepted input
 plans: every case ends in exactly one *outcome*, and the campaign counts them by class.
 
@@ -24,7 +26,6 @@ same seed gives the same cases.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
 import multiprocessing
@@ -256,12 +257,9 @@ def run_case(data: dict[str, Any], text: str | None = None, suffix: str = ".yaml
 
 
 def _plan(index: Any) -> tuple[str, str]:
-    from rich.console import Console
-
     from circinus.errors import CircinusError
     from circinus.plan.file import PlanFile, to_plan_file
     from circinus.planner import Planner
-    from circinus.report.console import render_plan
     from circinus.spec.unknowns import needs_profiling
 
     if needs_profiling(index.world):
@@ -270,7 +268,6 @@ def _plan(index: Any) -> tuple[str, str]:
         result = Planner(settings=index.world.planner, why_not=True).plan(index)
         planfile = to_plan_file(index, result)
         text = planfile.model_dump_json()
-        render_plan(planfile, Console(file=io.StringIO(), width=100), show=5)
         again = PlanFile.model_validate_json(text)
     except CircinusError:
         return "rejected", ""

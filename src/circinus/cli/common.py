@@ -7,10 +7,15 @@ Subcommand modules import this module and never :mod:`circinus.cli.main`, which 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import re
+import signal
+import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +31,11 @@ from circinus.errors import CircinusError, SpecError
 if TYPE_CHECKING:
     from circinus.spec.index import WorldIndex
 
-_state = {"debug": False}
-"""Set once per invocation by the ``--debug`` option of the ``circinus`` callback."""
+_state = {"debug": False, "interrupted": False}
+"""``debug``: set once per invocation by the ``--debug`` option of the ``circinus`` callback;
+``interrupted``: whether Ctrl-C has been reported."""
+INTERRUPT_GRACE_S = 1.5
+"""How long after Ctrl-C the program may take to end on its own before the watchdog ends it."""
 
 
 def set_debug(debug: bool) -> None:
@@ -47,6 +55,7 @@ def guard(fn: Callable[[], Any], *, interrupted: str = "interrupted") -> Any:
     except KeyboardInterrupt:
         if _state["debug"]:
             raise
+        _state["interrupted"] = True
         error(interrupted)
         raise typer.Exit(130) from None
     except BrokenPipeError:
@@ -210,6 +219,8 @@ class OneLineErrorGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
         argv = hoist_debug(list(sys.argv[1:] if args is None else args))
+        if args is None and standalone_mode:  # the real command line, not a test runner
+            arm_interrupt_watchdog()
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False,
                                 windows_expand_args=windows_expand_args, **extra)
@@ -249,3 +260,42 @@ def hoist_debug(args: list[str]) -> list[str]:
     if not found:
         return args
     return ["--debug", *(a for i, a in enumerate(args) if i not in found)]
+
+
+_wakeup: list[socket.socket] = []
+
+
+def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
+    """End the process ``grace_s`` after Ctrl-C if it has not ended by itself.
+
+    NOTE: Python turns SIGINT into KeyboardInterrupt only between bytecodes, so a command inside
+    a long C call (a solver, a model's training, a database wait) would not stop until the call
+    returns, which may be minutes. The signal also writes a byte to a wake-up socket, in C, at
+    once; a daemon thread waiting on it wakes, gives the program ``grace_s`` to stop by itself
+    (printing its one line, removing partial output), and otherwise prints the line, kills the
+    worker processes and exits 130. Samples, plans and reports are written atomically, so
+    nothing is left half-written either way.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    receive, send = socket.socketpair()
+    send.setblocking(False)
+    try:
+        signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    except ValueError:
+        return
+    _wakeup[:] = [receive, send]  # the signal writes to the socket's descriptor: keep it open
+
+    def watch() -> None:
+        while signal.SIGINT not in receive.recv(64):
+            pass
+        time.sleep(grace_s)
+        if not _state["interrupted"]:
+            with contextlib.suppress(OSError):
+                os.write(2, b"error: interrupted\n")
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(OSError):
+                child.kill()
+        os._exit(130)
+
+    threading.Thread(target=watch, name="interrupt-watchdog", daemon=True).start()

@@ -71,7 +71,8 @@ def profile(
             if out is not None:
                 console.print(f"measured world written to {out}")
 
-    guard(run)
+    guard(run, interrupted="interrupted; every sample measured so far is in the store, and "
+          "a rerun resumes from them")
 
 
 def _to_yaml(measured: Measured) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -70,14 +73,37 @@ def report(
         options = _Options.check(duration=duration, seed=seed, methods=methods, loads=loads,
                                  panels=panels, jobs=jobs, out=out)
         check_output(out, "--out", inputs=[world, plan], folder=OUTPUTS)
-        written = write_report(world, plan, options, store=store, quiet=quiet)
+        written = publish(out, lambda staging: write_report(
+            world, plan, replace(options, out=staging), store=store, quiet=quiet))
         if not quiet:
             console = Console(soft_wrap=True)
             console.print(f"report written to {out}/:", highlight=False)
             for path in written:
                 console.print(f"  {path}", highlight=False)
 
-    guard(run)
+    guard(run, interrupted=f"interrupted; nothing was written to {out}/")
+
+
+def publish(out: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """Run ``write`` on an empty staging folder beside ``out``, then move what it wrote into
+    ``out``; returns the files' paths in ``out``.
+
+    NOTE: a report is whole or absent: an error or Ctrl-C while writing leaves ``out`` as it
+    was (the staging folder is removed), never a folder of some figures and no index.
+    """
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial",
+                                    dir=out.absolute().parent))
+    try:
+        written = write(staging)
+        out.mkdir(exist_ok=True)
+        final = []
+        for path in written:
+            os.replace(path, out / path.name)
+            final.append(out / path.name)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -166,7 +192,6 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
         say(f"planning {index.world.name} ({len(index.world.queries)} queries)")
         planfile = to_plan_file(index, Planner(settings=index.world.planner).plan(index))
         sim = compile_plan(index, planfile)
-    options.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if plan is None:
         write_atomic(options.out / "plan.json", planfile.model_dump_json(indent=2))
