@@ -89,7 +89,8 @@ def error(message: str) -> None:
     escapes) shown escaped, at most :data:`MAX_ERROR_CHARS` long."""
     text = " ".join(printable(message).split())
     if len(text) > MAX_ERROR_CHARS:
-        text = f"{text[:MAX_ERROR_CHARS - 30]}... ({len(text):,} characters in all)"
+        tail = f"... ({len(text):,} characters in all)"
+        text = text[:MAX_ERROR_CHARS - len(tail)] + tail
     line = Text.assemble(("error: ", "bold red"), text)
     Console(stderr=True, soft_wrap=True).print(line, highlight=False)
 
