@@ -16,6 +16,11 @@ plans: every case ends in exactly one *outcome*, and the campaign counts them by
   cost is negative;
 * ``hang``: the case outlived its time budget (the campaign's parent kills the worker).
 
+A CLI case runs ``circinus`` with random options and files: ``planned`` then means exit 0,
+``rejected`` a non-zero exit whose stderr ends in one ``error:`` line (no terminal escape, at
+most 520 characters), ``traceback`` anything else, and ``changed`` an input file rewritten or a
+temporary file left behind.
+
 A case is one example world with 1 to 3 mutations (:func:`mutate`): a value replaced by an
 extreme or a value of another type, a key removed, added or renamed, a list emptied or grown, a
 name pointed elsewhere; one case in five is also mutated as text after it is written as YAML or
@@ -85,13 +90,15 @@ class CampaignReport:
 
     seed: int
     cases: int
+    cli_cases: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    cli_counts: Counter[str] = field(default_factory=Counter)
     failures: list[CaseResult] = field(default_factory=list)
     seconds: float = 0.0
     slowest: float = 0.0
 
     def add(self, result: CaseResult) -> None:
-        self.counts[result.outcome] += 1
+        (self.counts if result.case >= 0 else self.cli_counts)[result.outcome] += 1
         self.slowest = max(self.slowest, result.seconds)
         if result.outcome in FAILURES:
             self.failures.append(result)
@@ -101,6 +108,8 @@ class CampaignReport:
             "seed": self.seed, "cases": self.cases, "seconds": round(self.seconds, 1),
             "slowest_case_seconds": round(self.slowest, 2),
             "outcomes": {k: self.counts.get(k, 0) for k in OUTCOMES},
+            "cli_cases": self.cli_cases,
+            "cli_outcomes": {k: self.cli_counts.get(k, 0) for k in OUTCOMES},
             "failures": [r.__dict__ for r in self.failures[:200]],
         }
 
@@ -332,6 +341,129 @@ def _last_lines(text: str, n: int = 4) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-n:])
 
 
+# -------------------------------------------------------------------------------- CLI cases
+_NUMBERS = ("0", "-1", "1", "0.05", "1e308", "-1e308", "5e-324", "nan", "inf", "-inf", "abc", "",
+            "9" * 400, "1e6", "86401", "3.5", "\x1b[31m1")
+_WORDS = ("circinus", "exhaustive", "milp", "lp", "fcfs", "exact", "poisson", "azure", "world",
+          "plan", "nope", "\x1b[2Jx", "a" * 300, "", "alert=0.5,vqa=0.5", "alert=2", "x=y",
+          "circinus,infaas", "0.5,1", "1,nan", "mysql://u:p@h/d", "postgresql://[::1",
+          "sqlite:////no/such/dir/p.db", "nosuch://x")
+
+
+def make_cli_case(worlds: dict[str, dict[str, Any]], seed: int, case: int
+                  ) -> tuple[list[str], dict[str, str]]:
+    """CLI case ``case`` of the campaign of ``seed``: the arguments after ``circinus`` and the
+    files to write first (name -> text) in the case's empty working folder."""
+    rng = random.Random(f"cli/{seed}/{case}")
+    example = rng.choice([w for w in sorted(worlds) if w not in ("digits-edge-cloud.yaml",
+                                                                "ocr-branches.yaml")])
+    data = copy.deepcopy(worlds[example])
+    files: dict[str, str] = {}
+    if rng.random() < 0.3:
+        _, _, data, text, suffix = make_case(worlds, seed + 1_000_003, case)
+        files["w" + suffix] = text if text is not None else yaml.safe_dump(data)
+    else:
+        files["w.yaml"] = yaml.safe_dump(data, sort_keys=False)
+    world = next(iter(files))
+    paths = (world, "absent.yaml", ".", "out", "w" * 300 + ".yaml", "plan.json", "r/x.json")
+
+    def number() -> str:
+        return rng.choice(_NUMBERS)
+
+    def path() -> str:
+        return rng.choice(paths)
+
+    command = rng.choice(("plan", "plan", "plan", "validate", "simulate", "simulate", "gen",
+                          "schema", "report", "profile"))
+    options: dict[str, Callable[[], str]] = {}
+    args = [command]
+    if command == "plan":
+        args.append(world if rng.random() < 0.8 else path())
+        options = {"--json": path, "--time-limit": number, "--search": lambda: rng.choice(
+            _WORDS), "--selector": lambda: rng.choice(_WORDS), "--show": number,
+            "--store": lambda: rng.choice(_WORDS)}
+        args += rng.sample(["-q", "--no-why-not", "--debug"], rng.randint(0, 2))
+    elif command == "validate":
+        args.append(world if rng.random() < 0.8 else path())
+    elif command == "simulate":
+        files["plan.json"] = "{}" if rng.random() < 0.2 else ""  # written by a plan run first
+        args += [world, "plan.json" if rng.random() < 0.8 else path()]
+        options = {"--duration": number, "--seed": number, "--trace": lambda: rng.choice(_WORDS),
+                   "--json": path, "--show": number}
+    elif command == "gen":
+        args += ["-n", rng.choice(("3", "0", "-5", "100001", "abc", "20")), "-o",
+                 rng.choice(("g.yaml", "g.json", "g.txt", world, ".", "no/dir/g.yaml"))]
+        options = {"--edge-sites": number, "--edge-boxes": number, "--cloud-gpus": number,
+                   "--slo-tightness": number, "--mix": lambda: rng.choice(_WORDS),
+                   "--seed": number}
+    elif command == "schema":
+        args.append(rng.choice(("world", "plan", "nope", "\x1b[31m")))
+    elif command == "report":
+        args += [world, "--out", rng.choice(("out", world, ".", "r")), "--methods",
+                 rng.choice(("circinus", "nope", "", "circinus,circinus")), "--loads",
+                 rng.choice(("1", "0", "-1", "nan", "1e9", "x")), "--duration", "5"]
+        options = {"--panels": number, "--jobs": lambda: rng.choice(("1", "0", "-1", "x"))}
+    else:  # profile: the examples with nothing to measure, or a store that cannot work
+        args.append(world)
+        options = {"--store": lambda: rng.choice(_WORDS), "--out": path}
+    for option in rng.sample(sorted(options), min(len(options), rng.randint(0, 3))):
+        args += [option, options[option]()]
+    return args, files
+
+
+def run_cli_case(args: list[str], files: dict[str, str], *, timeout_s: float) -> tuple[str, str]:
+    """Run ``circinus ARGS`` in a fresh folder holding ``files`` (a plan file named
+    ``plan.json`` with empty text is made by ``circinus plan`` first) and judge what it
+    printed: ``(outcome, detail)``."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        for name, text in files.items():
+            (here / name).write_text(text, encoding="utf-8")
+        world = next(iter(files))
+        if files.get("plan.json") == "":
+            subprocess.run([sys.executable, "-m", "circinus", "plan", world, "-q", "--json",
+                            "plan.json"], cwd=here, capture_output=True, timeout=timeout_s,
+                           check=False)
+        before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in here.iterdir()}
+        try:
+            run = subprocess.run([sys.executable, "-m", "circinus", *args], cwd=here,
+                                 capture_output=True, timeout=timeout_s, check=False,
+                                 env={**os.environ, "COLUMNS": "100",
+                                      "CIRCINUS_CACHE": str(here / ".cache")})
+        except subprocess.TimeoutExpired:
+            return "hang", f"no exit in {timeout_s:g} s"
+        out, err = run.stdout.decode(errors="replace"), run.stderr.decode(errors="replace")
+        if "Traceback" in out + err and "--debug" not in args:
+            return "traceback", _last_lines(err)
+        if run.returncode not in (0, 1, 2, 3, 4, 5):
+            return "traceback", f"exit {run.returncode}: {_last_lines(err)}"
+        if run.returncode != 0:
+            lines = [line for line in err.splitlines() if line.strip()]
+            problem = ("" if lines and lines[-1].startswith("error: ") else "no error line") \
+                or ("raw escape" if "\x1b" in err else "") \
+                or ("error line too long" if len(lines[-1]) > 520 else "")
+            if problem and "--debug" not in args:
+                return "traceback", f"{problem}: {err[-300:]!r}"
+        outputs = {args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--json", "--out",
+                                                                              "-o")}
+        inputs = {a for i, a in enumerate(args[1:], 1)
+                  if not a.startswith("-") and not args[i - 1].startswith("-")}
+        for name, digest in before.items():
+            p = here / name
+            rewritten = not p.exists() or hashlib.sha256(p.read_bytes()).hexdigest() != digest
+            if rewritten and (name in inputs or name not in outputs):
+                return "changed", f"input {name} was changed or removed"
+        stray = [p.name for p in here.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+        if stray:
+            return "changed", f"left behind: {stray}"
+    return "rejected" if run.returncode else "planned", ""
+
+
 # ------------------------------------------------------------------------------ the campaign
 def make_case(worlds: dict[str, dict[str, Any]], seed: int, case: int
               ) -> tuple[str, tuple[str, ...], dict[str, Any], str | None, str]:
@@ -355,34 +487,42 @@ def make_case(worlds: dict[str, dict[str, Any]], seed: int, case: int
     return example, tuple(done), data, text, suffix
 
 
-def _worker(examples_dir: str, seed: int, tasks: Any, results: Any) -> None:
+def _worker(examples_dir: str, seed: int, tasks: Any, results: Any, timeout_s: float) -> None:
     worlds = base_worlds(Path(examples_dir))
     while True:
         case = tasks.get()
         if case is None:
             return
-        example, done, data, text, suffix = make_case(worlds, seed, case)
         start = time.perf_counter()
-        outcome, detail = run_case(data, text, suffix)
+        if case >= 0:
+            example, done, data, text, suffix = make_case(worlds, seed, case)
+            outcome, detail = run_case(data, text, suffix)
+        else:
+            args, files = make_cli_case(worlds, seed, -case - 1)
+            example, done = "cli", (" ".join(args),)
+            outcome, detail = run_cli_case(args, files, timeout_s=timeout_s / 2)
         results.put(CaseResult(case, example, done, outcome, detail,
                                time.perf_counter() - start))
 
 
-def run_campaign(examples_dir: Path, *, cases: int, seed: int = 0, jobs: int = 2,
-                 timeout_s: float = 60.0,
+def run_campaign(examples_dir: Path, *, cases: int, cli_cases: int = 0, seed: int = 0,
+                 jobs: int = 2, timeout_s: float = 60.0,
                  progress: Callable[[CaseResult], None] | None = None) -> CampaignReport:
-    """Run cases ``0 .. cases-1`` of the campaign of ``seed`` on ``jobs`` worker processes; a
-    case that outlives ``timeout_s`` counts as a hang (its worker is killed and replaced)."""
+    """Run world cases ``0 .. cases-1`` and CLI cases ``0 .. cli_cases-1`` of the campaign of
+    ``seed`` on ``jobs`` worker processes; a case that outlives ``timeout_s`` counts as a hang
+    (its worker is killed and replaced). CLI cases run the installed command in a process of
+    its own each, with ``timeout_s / 2`` to finish."""
     ctx = multiprocessing.get_context("spawn")
     worlds = base_worlds(examples_dir)
-    report = CampaignReport(seed=seed, cases=cases)
+    report = CampaignReport(seed=seed, cases=cases, cli_cases=cli_cases)
     began = time.perf_counter()
-    todo = list(range(cases))
+    todo = [*range(cases), *(-i - 1 for i in range(cli_cases))]
     workers: list[tuple[Any, Any, Any, int | None, float]] = []
 
     def start_worker() -> tuple[Any, Any, Any, int | None, float]:
         tasks, results = ctx.Queue(), ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(str(examples_dir), seed, tasks, results),
+        proc = ctx.Process(target=_worker,
+                           args=(str(examples_dir), seed, tasks, results, timeout_s),
                            daemon=True)
         proc.start()
         return proc, tasks, results, None, 0.0
@@ -406,7 +546,9 @@ def run_campaign(examples_dir: Path, *, cases: int, seed: int = 0, jobs: int = 2
                         proc.join()
                         outcome = "hang" if proc.exitcode is None or proc.exitcode < 0 else \
                             "traceback"
-                        example, done, *_ = make_case(worlds, seed, case)
+                        example, done = (make_case(worlds, seed, case)[:2] if case >= 0 else
+                                         ("cli", (" ".join(make_cli_case(worlds, seed,
+                                                                         -case - 1)[0]),)))
                         result = CaseResult(case, example, done, outcome,
                                             f"no answer in {timeout_s:g} s" if outcome == "hang"
                                             else f"worker died, exit {proc.exitcode}",
