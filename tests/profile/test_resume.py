@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_profiler import ACCURACY, SETTINGS, VECTORS, FakeExecutor
 
 from circinus.profile import SqlProfileStore
 from circinus.profile.profiler import Profiler, Progress
-from test_profiler import ACCURACY, SETTINGS, VECTORS, FakeExecutor
 
 FLOORS = [0.75, 0.9]
 

@@ -52,7 +52,8 @@ def plan(
     ] = None,
     time_limit: Annotated[
         float | None,
-        typer.Option("--time-limit", min=0.1, help="Selection time budget, s (default: world)."),
+        typer.Option("--time-limit", min=0.1, max=86_400,
+                     help="Selection time budget, s (default: world)."),
     ] = None,
     search: Annotated[str, typer.Option(
         help="Per-query search: circinus, exhaustive, vulcan, jellybean, infaas, random.")
