@@ -278,9 +278,9 @@ def test_several_errors_are_counted_per_field() -> None:
 FILE_CASES: list[tuple[str, str, str, str]] = [
     # (id, file name, content, expected text after "<file>")
     ("invalid-yaml", "w.yaml", "name: x\nhardware: [a, b\n",
-     ":3:1: invalid YAML: did not find expected ',' or ']'"),
+     ":3:1: invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("tab-in-yaml", "w.yaml", "name: x\n\thardware: []\n",
-     ":2:1: invalid YAML: found a tab character"),
+     ":2:1: invalid YAML: found character"),
     ("duplicate-yaml-key", "w.yml", "name: a\nhardware: []\nname: b\n",
      ":3:1: invalid YAML: duplicate key 'name'; a key may appear only once in a mapping"),
     ("invalid-json", "w.json", '{"name": "x",}',

@@ -566,10 +566,14 @@ def run_campaign(examples_dir: Path, *, cases: int, cli_cases: int = 0, seed: in
         for proc, tasks, *_ in workers:
             if proc.is_alive():
                 tasks.put(None)
-        for proc, *_ in workers:
+        for proc, tasks, results, *_ in workers:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
+                proc.join()
+            for queue in (tasks, results):
+                queue.close()
+                queue.cancel_join_thread()
     report.seconds = time.perf_counter() - began
     report.failures.sort(key=lambda r: r.case)
     return report

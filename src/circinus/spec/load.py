@@ -129,8 +129,17 @@ def _check_json_shape(data: Any, shown: str) -> None:
 
 def _read_yaml(text: str, shown: str) -> Any:
     try:
-        _check_yaml_shape(text)
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
+        try:
+            _check_yaml_shape(text)
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
+        except yaml.YAMLError:
+            if _Parser is yaml.SafeLoader or len(text) > _RETELL_BYTES:
+                raise
+            # PyYAML's own parser says more ("expected ',' or ']', but got '<stream end>'"
+            # where libyaml has "did not find expected ',' or ']'"); the shape check has
+            # bounded the document up to the error, where both parsers stop.
+            yaml.load(text, Loader=_PyUniqueKeyLoader)
+            raise
     except _ShapeError as exc:
         raise SpecError(f"{shown}{exc.where}: invalid YAML: {exc}") from exc
     except yaml.YAMLError as exc:
@@ -192,28 +201,45 @@ def _check_yaml_shape(text: str) -> None:
                               "as the values they repeat)", event.start_mark)
 
 
-class _UniqueKeyLoader(_Parser):  # type: ignore[misc]
-    """The safe YAML loader, refusing a key that appears twice in one mapping.
+_RETELL_BYTES = 1024 * 1024
+"""Largest malformed YAML document parsed a second time, by PyYAML's own (slower) parser, for
+its more telling message."""
 
-    Keys brought in by a merge (``<<: *defaults``) may be overridden, as YAML intends.
-    """
+
+def _refuse_duplicates(loader: Any, node: yaml.MappingNode) -> None:
+    """Raise if a key appears twice in the mapping ``node``; keys brought in by a merge
+    (``<<: *defaults``) may be overridden, as YAML intends."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable: the base class reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"duplicate key {key!r}; a key may appear only once in a mapping",
+                key_node.start_mark)
+        seen.add(key)
+
+
+class _PyUniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's own safe loader, refusing a key that appears twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                continue  # unhashable: the base class reports it
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"duplicate key {key!r}; a key may appear only once in a mapping",
-                    key_node.start_mark)
-            seen.add(key)
+        _refuse_duplicates(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _UniqueKeyLoader(_Parser):  # type: ignore[misc]
+    """The safe YAML loader on libyaml where PyYAML has it, refusing a key that appears twice
+    in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _refuse_duplicates(self, node)
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 

@@ -525,8 +525,8 @@ class PlannerSettings(_Model):
         default=30.0, ge=0.1, le=86_400,
         description="Time budget of the global selection solver, seconds.",
     )
-    why_not_time_s: float = Field(
-        default=10.0, gt=0, le=86_400,
+    why_not_time_s: Number = Field(
+        default=10.0, ge=0.1, le=86_400,
         description="Time budget for finding rejected queries' nearest admissible SLOs, "
         "seconds, in query order; the ones past it are still given the objective or resource "
         "that stops them, without a nearest SLO.",
