@@ -94,7 +94,7 @@ def _last_line(stderr: str) -> str:
 @pytest.fixture(scope="module")
 def big_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("big") / "big.yaml"
-    subprocess.run([sys.executable, "-m", "circinus", "gen", "-n", "3000", "-o", str(path)],
+    subprocess.run([sys.executable, "-m", "circinus", "gen", "-n", "8000", "-o", str(path)],
                    check=True, capture_output=True, timeout=300)
     return path
 
