@@ -19,7 +19,7 @@ from circinus.bench.online import OnlineReport
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
 from circinus.bench.sharing import SharingReport
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
 
@@ -183,9 +183,8 @@ def scale_cmd(
             raise SpecError(f"--seed: must be >= 0, got {seed}")
         if part_timeout <= 0:
             raise SpecError(f"--part-timeout: must be > 0 s, got {part_timeout:g}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json")
 
         def save(report: ScaleReport) -> None:
             if json_out is not None:
@@ -274,9 +273,8 @@ def sharing_cmd(
         for n in gen or ():
             if not 2 <= n <= 100_000:
                 raise SpecError(f"--gen: each size must be in 2..100000, got {n}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json")
         worlds = _lazy_worlds(world, SHARING_SIZES if gen is None else gen, seed,
                               SHARING_WORLDS)
 
@@ -518,5 +516,57 @@ def profile_cmd(
         if json_out is not None:
             write_atomic(json_out, json.dumps(report.to_json(), indent=2))
             console.print(f"report written to {json_out}")
+
+    guard(run)
+
+
+@bench_app.command("fuzz")
+def fuzz_cmd(
+    cases: Annotated[int, typer.Option(
+        min=0, max=1_000_000, help="Mutated worlds to load, plan and write.")] = 10_000,
+    cli_cases: Annotated[int, typer.Option(
+        min=0, max=100_000, help="Runs of the installed command with random options and "
+        "files (about a second each).")] = 900,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every mutation.")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    timeout: Annotated[float, typer.Option(
+        min=1, max=3600, help="Seconds after which a case counts as a hang.")] = 60.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Fuzz the world format and the command line from the examples (seeded): count every
+    case's outcome by class and list the failures (tracebacks, hangs, silently changed data,
+    non-finite plans)."""
+
+    def run() -> None:
+        from circinus.bench.fuzz import FAILURES, OUTCOMES, run_campaign
+
+        if json_out is not None:
+            check_output(json_out, "--json")
+        console = Console()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                transient=True) as bar:
+            task = bar.add_task("fuzz", total=cases + cli_cases)
+            report = run_campaign(REPO / "examples", cases=cases, cli_cases=cli_cases,
+                                  seed=seed, jobs=jobs, timeout_s=timeout,
+                                  progress=lambda _: bar.advance(task))
+        table = Table(title=f"circinus bench fuzz (seed {seed}, {report.seconds:.0f} s)")
+        table.add_column("outcome")
+        table.add_column(f"worlds ({cases:,})", justify="right")
+        table.add_column(f"CLI runs ({cli_cases:,})", justify="right")
+        for outcome in OUTCOMES:
+            mark = " ✗" if outcome in FAILURES else ""
+            table.add_row(outcome + mark, f"{report.counts.get(outcome, 0):,}",
+                          f"{report.cli_counts.get(outcome, 0):,}")
+        console.print(table)
+        for failure in report.failures[:20]:
+            console.print(f"case {failure.case} ({failure.example}): {failure.outcome}: "
+                          f"{'; '.join(failure.mutations)} -> {failure.detail}", markup=False,
+                          highlight=False)
+        if json_out is not None:
+            write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+            console.print(f"report written to {json_out}")
+        if report.failures:
+            raise typer.Exit(1)
 
     guard(run)

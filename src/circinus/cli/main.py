@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard, measured, set_debug, write_atomic
+from circinus.cli.common import (
+    OneLineErrorGroup,
+    check_output,
+    guard,
+    measured,
+    set_debug,
+    write_atomic,
+)
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -26,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrorGroup,
 )
 
 
@@ -44,7 +52,8 @@ def plan(
     ] = None,
     time_limit: Annotated[
         float | None,
-        typer.Option("--time-limit", min=0.1, help="Selection time budget, s (default: world)."),
+        typer.Option("--time-limit", min=0.1, max=86_400,
+                     help="Selection time budget, s (default: world)."),
     ] = None,
     search: Annotated[str, typer.Option(
         help="Per-query search: circinus, exhaustive, vulcan, jellybean, infaas, random.")
@@ -71,6 +80,8 @@ def plan(
         from circinus.report.console import render_plan
         from circinus.spec.load import load_indexed_world
 
+        if json_out is not None:
+            check_output(json_out, "--json", inputs=[world])
         w, index = load_indexed_world(world)
         settings = w.planner if time_limit is None else w.planner.model_copy(
             update={"time_limit_s": time_limit})
@@ -165,6 +176,7 @@ def gen(
 
         from circinus.gen import generate, make_spec
 
+        check_output(out, "--out")
         fmt = _world_format(out)
         options: dict[str, Any] = {
             "queries": queries, "edge_sites": edge_sites, "edge_boxes": edge_boxes,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 
 if TYPE_CHECKING:
     from circinus.profile import Measured, Progress
@@ -38,6 +38,8 @@ def profile(
         from circinus.profile import pipelines_to_measure as to_measure
         from circinus.spec.load import load_indexed_world
 
+        if out is not None:
+            check_output(out, "--out", inputs=[world])
         w, _ = load_indexed_world(world)
         console = Console(soft_wrap=True)
         if not to_measure(w):
@@ -65,11 +67,12 @@ def profile(
         if out is not None:
             write_atomic(out, _to_yaml(measured))
         if not quiet:
-            _render(console, measured, db.url)
+            _render(console, measured, db.display_url)
             if out is not None:
                 console.print(f"measured world written to {out}")
 
-    guard(run)
+    guard(run, interrupted="interrupted; every sample measured so far is in the store, and "
+          "a rerun resumes from them")
 
 
 def _to_yaml(measured: Measured) -> str:

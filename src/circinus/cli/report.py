@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard, measured, write_atomic
+from circinus.cli.common import check_output, guard, measured, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -31,6 +34,8 @@ FIGURES = {
     "utilisation.png": "Resource use: allocated, predicted busy and simulated busy",
 }
 """Every figure the command writes, with its heading in the index."""
+OUTPUTS = ("index.md", "plan.json", "simulation.json", *FIGURES)
+"""Every file the command writes into its folder."""
 
 
 def report(
@@ -67,14 +72,38 @@ def report(
     def run() -> None:
         options = _Options.check(duration=duration, seed=seed, methods=methods, loads=loads,
                                  panels=panels, jobs=jobs, out=out)
-        written = write_report(world, plan, options, store=store, quiet=quiet)
+        check_output(out, "--out", inputs=[world, plan], folder=OUTPUTS)
+        written = publish(out, lambda staging: write_report(
+            world, plan, replace(options, out=staging), store=store, quiet=quiet))
         if not quiet:
             console = Console(soft_wrap=True)
             console.print(f"report written to {out}/:", highlight=False)
             for path in written:
                 console.print(f"  {path}", highlight=False)
 
-    guard(run)
+    guard(run, interrupted=f"interrupted; nothing was written to {out}/")
+
+
+def publish(out: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """Run ``write`` on an empty staging folder beside ``out``, then move what it wrote into
+    ``out``; returns the files' paths in ``out``.
+
+    NOTE: a report is whole or absent: an error or Ctrl-C while writing leaves ``out`` as it
+    was (the staging folder is removed), never a folder of some figures and no index.
+    """
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial",
+                                    dir=out.absolute().parent))
+    try:
+        written = write(staging)
+        out.mkdir(exist_ok=True)
+        final = []
+        for path in written:
+            os.replace(path, out / path.name)
+            final.append(out / path.name)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -117,8 +146,6 @@ class _Options:
             if not 0 < value <= 1000:
                 raise SpecError(f"--loads: a load factor must be > 0 and <= 1000, got {item}")
             factors.append(value)
-        if out.exists() and not out.is_dir():
-            raise SpecError(f"--out: {str(out)!r} is a file; name a folder")
         return cls(duration=duration, seed=seed, methods=tuple(dict.fromkeys(names)),
                    loads=tuple(sorted(set(factors))), panels=panels,
                    jobs=jobs or os.cpu_count() or 1, out=out)
@@ -165,7 +192,6 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
         say(f"planning {index.world.name} ({len(index.world.queries)} queries)")
         planfile = to_plan_file(index, Planner(settings=index.world.planner).plan(index))
         sim = compile_plan(index, planfile)
-    options.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if plan is None:
         write_atomic(options.out / "plan.json", planfile.model_dump_json(indent=2))

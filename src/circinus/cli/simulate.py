@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -51,9 +51,8 @@ def simulate(
         if trace not in ARRIVALS:
             raise SpecError(f"--trace: unknown arrival process {trace!r}; choose from "
                             f"{', '.join(ARRIVALS)}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json", inputs=[world, plan])
         sim = load_simulation(world, plan)
         result = serve(sim, arrivals=make_arrivals(trace),
                        settings=SimulationSettings(duration_s=duration, seed=seed,

@@ -38,9 +38,22 @@ def erlang_b(servers: int, offered: float) -> float:
     Example: one server at offered load 1 loses half the arrivals: ``erlang_b(1, 1.0) == 0.5``.
     """
     assert servers >= 0 and offered >= 0, (servers, offered)
+    # NOTE: the recursion costs one step per server, and a link's "servers" (its capacity over
+    # one transfer's bandwidth) may number a million. Two shortcuts keep it to O(sqrt(a))
+    # steps when there are at least as many servers as the load: far below the load
+    # (k < a - 12 sqrt(a)) almost every server is busy, so B_k ~ 1 - k/a is a fine start (its
+    # error shrinks by k/a < 1 per step, by e^-72 up to k = a); and past the load B falls
+    # faster than geometrically, so once it underflows every later B_k is 0.
+    start = 0
     b = 1.0  # no server: every arrival is lost
-    for k in range(1, servers + 1):
+    window = 12.0 * math.sqrt(offered)
+    if offered <= servers and offered - window > 64:
+        start = int(offered - window)
+        b = 1.0 - start / offered
+    for k in range(start + 1, servers + 1):
         b = offered * b / (k + offered * b)
+        if b < 1e-300:
+            return 0.0
     return b
 
 

@@ -14,9 +14,10 @@ Usage::
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from circinus.bench.methods import METHODS
@@ -63,6 +64,14 @@ def plan_point(world: World, method: str, load: float) -> LoadPoint:
                      cost_per_hour=result.cost_per_hour, seconds=time.monotonic() - start)
 
 
+def _plan_task(task: tuple[World, str, float]) -> LoadPoint:
+    return plan_point(*task)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def load_sweep(world: World, *, methods: Sequence[str], loads: Sequence[float], jobs: int = 1,
                progress: Progress | None = None) -> LoadSweep:
     """Plan ``world`` at every load factor with every method; see the module note.
@@ -93,10 +102,12 @@ def load_sweep(world: World, *, methods: Sequence[str], loads: Sequence[float], 
         for m, load in tasks:
             done(plan_point(world, m, load))
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            futures = [pool.submit(plan_point, world, m, load) for m, load in tasks]
-            for future in as_completed(futures):
-                done(future.result())
+        # NOTE: on Ctrl-C (or any error) the pool's exit terminates its workers at once; they
+        # ignore SIGINT themselves, so the interrupt is the parent's alone to handle (a
+        # concurrent.futures pool would first finish every queued run, minutes later).
+        with multiprocessing.Pool(min(jobs, len(tasks)), initializer=_ignore_sigint) as pool:
+            for point in pool.imap_unordered(_plan_task, [(world, m, load) for m, load in tasks]):
+                done(point)
     rank = {m: i for i, m in enumerate(runnable)}
     points.sort(key=lambda p: (rank[p.method], p.load))
     return LoadSweep(tuple(points), tuple(skipped))

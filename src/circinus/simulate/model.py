@@ -171,6 +171,12 @@ def compile_plan(index: WorldIndex, plan: PlanFile, *, origin: str = "plan") -> 
     allocated = [0.0] * len(world.devices)
     for d in deployments:
         allocated[d.device] += d.replicas * d.units
+    for dev, used in zip(world.devices, allocated, strict=True):
+        # A plan never allocates more than a device has; one that does was not written by
+        # the planner (and 10**9 replicas would exhaust memory before the first request).
+        if used > dev.units * (1 + 1e-9) + 1e-9:
+            raise SpecError(f"{origin}: deployments: {used:g} units allocated on device "
+                            f"{dev.name!r}, which has {dev.units:g}; {REPLAN}")
     links = sorted(index.links.items())
     link_pos = {pair: i for i, (pair, _) in enumerate(links)}
     resolve = _Resolver(index, plan.deployments, deployments, dep_pos, link_pos)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
@@ -32,56 +32,181 @@ def load_indexed_world(path: str | Path) -> tuple[World, WorldIndex]:
     return world, build_index(world)
 
 
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""Largest world or plan file read, in bytes (``circinus gen``'s 100,000 queries take 18 MB)."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a document may have (a world needs about 8)."""
+MAX_NODES = 10_000_000
+"""Most values (scalars, mappings, lists) a document may expand to, each YAML alias counted as
+the whole value it repeats: a few aliases that repeat each other (a "billion laughs") would
+otherwise expand to more values than memory holds."""
+
+
 def read_document(path: str | Path) -> Any:
     """Parse a YAML or JSON file into plain Python data.
 
-    A ``.json`` suffix selects JSON, anything else YAML. A key repeated within one YAML mapping is
-    an error (YAML loaders otherwise keep the last value and silently drop the first).
+    A ``.json`` suffix selects JSON, anything else YAML. A key repeated within one mapping is an
+    error (YAML and JSON loaders otherwise keep the last value and silently drop the first). The
+    work is bounded: a file above :data:`MAX_FILE_BYTES`, nested deeper than :data:`MAX_DEPTH`
+    or expanding to more than :data:`MAX_NODES` values is refused before it is built.
 
     Raises:
         SpecError: ``file: what is wrong`` or ``file:line:column: invalid YAML|JSON: problem``.
     """
     p = Path(path)
-    if p.is_dir():
-        raise SpecError(f"{p}: is a directory, not a world file; pass the .yaml or .json file")
-    if not p.is_file():
-        raise SpecError(f"{p}: no such file; check the path")
+    shown = short_path(p)
     try:
+        if p.is_dir():
+            raise SpecError(f"{shown}: is a directory, not a world file; pass the .yaml or .json "
+                            "file")
+        if not p.is_file():
+            raise SpecError(f"{shown}: no such file; check the path")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"{shown}: {size:,} bytes, above the limit of {MAX_FILE_BYTES:,}; "
+                            "split the queries over several worlds")
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: cannot be read as UTF-8 text ({exc})") from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(f"{shown}: cannot be read as UTF-8 text ({why})") from exc
+    if p.suffix.lower() == ".json":
+        return _read_json(text, shown)
+    return _read_yaml(text, shown)
+
+
+def short_path(path: str | Path, limit: int = 120) -> str:
+    """``path`` as text, its middle elided past ``limit`` characters (a message stays short)."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
+
+
+def _read_json(text: str, shown: str) -> Any:
     try:
-        if p.suffix.lower() == ".json":
-            return json.loads(text)
-        return _load_yaml(text)
+        data = json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        raise SpecError(f"{shown}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except _DuplicateKey as exc:
+        raise SpecError(f"{shown}: invalid JSON: duplicate key {exc.key!r} in one object; a key "
+                        "may appear only once in an object") from exc
+    except RecursionError as exc:
+        raise SpecError(f"{shown}: invalid JSON: nested deeper than {MAX_DEPTH} levels") from exc
+    _check_json_shape(data, shown)
+    return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _check_json_shape(data: Any, shown: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{shown}: invalid JSON: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+
+
+def _read_yaml(text: str, shown: str) -> Any:
+    try:
+        try:
+            _check_yaml_shape(text)
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
+        except yaml.YAMLError:
+            if _Parser is yaml.SafeLoader or len(text) > _RETELL_BYTES:
+                raise
+            # PyYAML's own parser says more ("expected ',' or ']', but got '<stream end>'"
+            # where libyaml has "did not find expected ',' or ']'"); the shape check has
+            # bounded the document up to the error, where both parsers stop.
+            yaml.load(text, Loader=_PyUniqueKeyLoader)
+            raise
+    except _ShapeError as exc:
+        raise SpecError(f"{shown}{exc.where}: invalid YAML: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{p}{where}: invalid YAML: {' '.join(problem.split())}") from exc
+        raise SpecError(f"{shown}{where}: invalid YAML: {' '.join(problem.split())}") from exc
 
 
-def _load_yaml(text: str) -> Any:
-    """``text`` parsed by libyaml where PyYAML was built with it (its wheels are): a world of
-    10,000 queries takes about 2 s against 7 s with the pure-Python parser. Both build the data
-    with the same safe constructor; a document libyaml refuses is parsed again by the
-    pure-Python parser, whose messages say more ("expected ',' or ']', but got '<stream
-    end>'" where libyaml has "did not find expected ',' or ']'")."""
-    if _CUniqueKeyLoader is None:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    try:
-        return yaml.load(text, Loader=_CUniqueKeyLoader)
-    except yaml.YAMLError as fast:
-        try:
-            yaml.load(text, Loader=_UniqueKeyLoader)
-        except yaml.YAMLError:
-            raise
-        raise fast from None
+class _ShapeError(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
 
 
-def _refuse_duplicates(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.MappingNode) -> None:
+_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser where PyYAML has it (ten times faster), else PyYAML's own."""
+
+
+def _check_yaml_shape(text: str) -> None:
+    """Walk the YAML event stream once, refusing nesting deeper than :data:`MAX_DEPTH`, an
+    alias of a value that contains it, and more than :data:`MAX_NODES` values with every alias
+    expanded.
+
+    NOTE: this runs before the document is built, and stops at the first excess: libyaml's
+    builder recurses in C (nesting ten thousand deep crashes the process) and slows
+    quadratically with depth, and an alias bomb is cheap to parse but not to expand.
+    """
+    sizes: dict[str, int] = {}  # anchor -> values its node expands to
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, values so far) per open collection
+    total = 0
+    for event in yaml.parse(text, Loader=_Parser):
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                raise _ShapeError(f"alias *{event.anchor} refers to a value that contains it "
+                                  "or to no anchor", event.start_mark)
+            count = sizes[event.anchor]
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_nodes) >= MAX_DEPTH:
+                raise _ShapeError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            open_nodes.append((event.anchor, 1))
+            continue
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = count
+        elif isinstance(event, yaml.ScalarEvent):
+            count = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        else:
+            continue
+        if open_nodes:
+            anchor, so_far = open_nodes[-1]
+            open_nodes[-1] = (anchor, so_far + count)
+        total += count
+        if total > MAX_NODES:
+            raise _ShapeError(f"expands to more than {MAX_NODES:,} values (aliases counted "
+                              "as the values they repeat)", event.start_mark)
+
+
+_RETELL_BYTES = 1024 * 1024
+"""Largest malformed YAML document parsed a second time, by PyYAML's own (slower) parser, for
+its more telling message."""
+
+
+def _refuse_duplicates(loader: Any, node: yaml.MappingNode) -> None:
     """Raise if a key appears twice in the mapping ``node``; keys brought in by a merge
     (``<<: *defaults``) may be overridden, as YAML intends."""
     seen: set[Any] = set()
@@ -101,23 +226,22 @@ def _refuse_duplicates(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Ma
         seen.add(key)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The pure-Python safe loader, refusing a key that appears twice in one mapping."""
+class _PyUniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's own safe loader, refusing a key that appears twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         _refuse_duplicates(self, node)
         return super().construct_mapping(node, deep=deep)
 
 
-_CUniqueKeyLoader: type[yaml.SafeLoader | yaml.CSafeLoader] | None = None
-if hasattr(yaml, "CSafeLoader"):
-    class _CUniqueKeyLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
-        """libyaml's safe loader, refusing a key that appears twice in one mapping."""
+class _UniqueKeyLoader(_Parser):  # type: ignore[misc]
+    """The safe YAML loader on libyaml where PyYAML has it, refusing a key that appears twice
+    in one mapping."""
 
-        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
-                              ) -> dict[Any, Any]:
-            _refuse_duplicates(self, node)
-            return super().construct_mapping(node, deep=deep)
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _refuse_duplicates(self, node)
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
 
 
 def parse_world(data: Any, *, origin: str = "world") -> World:
@@ -165,11 +289,12 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
         elif deepest == anchor and len(branches) > 1:
             kinds = _union_names([e[3][0] for e in branches])
             message = f"must be {kinds}, got {_short(first.get('input'))}"
+    bounds = _field_bounds(first["loc"])
     # Union branches of one field count as one error in "(and N more)".
     fields = {_join(e[1] if e[2] is None else e[1][: e[2]]) for e in errors}
     others = len(fields - {_join(parts if anchor is None else parts[:anchor])})
     more = f" (and {others} more)" if others else ""
-    return f"{_join(parts)}: {message or _describe(first)}{more}"
+    return f"{_join(parts)}: {message or _describe(first, bounds)}{more}"
 
 
 def format_loc(loc: tuple[int | str, ...], data: Any = None) -> str:
@@ -248,10 +373,12 @@ _TEMPLATES = {
 }
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any, bounds: list[str] | None = None) -> str:
     kind = error["type"]
     ctx = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}
     template = _TEMPLATES.get(kind)
+    if kind in _BOUND_KINDS and bounds:
+        return f"must be {' and '.join(bounds)}, got {_short(error.get('input'))}"
     if kind.startswith("value_error"):
         # Our own validators word the whole message, naming the offending value themselves.
         return str(ctx.get("error", error["msg"]))
@@ -265,6 +392,59 @@ def _describe(error: Any) -> str:
     if kind in ("missing", "extra_forbidden"):
         return text
     return f"{text}, got {_short(error.get('input'))}"
+
+
+_BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _field_bounds(loc: tuple[int | str, ...]) -> list[str]:
+    """Both ends of the range of the model field at ``loc`` (``[">= 0.001", "<= 1000000"]``),
+    so that a value out of range is told the whole range; ``[]`` for no model field."""
+    return [f"{sign} {_plain(value)}" for sign, value in field_range(loc)]
+
+
+def field_range(loc: tuple[int | str, ...]) -> list[tuple[str, float]]:
+    """The bounds of the world's field at ``loc`` (``("queries", 0, "rate_rps")``), as
+    ``(">=", 0.000001)``, ``("<=", 1000000)`` pairs; ``[]`` for no bounded model field."""
+    model: Any = World
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            if part in _UNION_TAGS or "[" in part:
+                continue
+            return []
+        info = fields[part]
+        model = _inner_model(info.annotation)
+    if info is None:
+        return []
+    out: list[tuple[str, float]] = []
+    for item in info.metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(item, attr, None)
+            if value is not None:
+                out.append((sign, float(value)))
+    return out
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The spec model inside ``annotation`` (``list[Query]`` -> ``Query``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _plain(value: float) -> str:
+    """A bound as written by hand: ``1e-06`` -> ``0.000001``, ``10000000.0`` -> ``10000000``."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.12f}".rstrip("0").rstrip(".")
 
 
 def _number(value: Any) -> Any:

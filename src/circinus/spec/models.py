@@ -17,9 +17,18 @@ pipeline, a cyclic DAG, ...) are checked in :mod:`circinus.spec.validate`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 Name = Annotated[
     str,
@@ -30,8 +39,88 @@ Name = Annotated[
         description="An identifier: letters, digits and _ . : @ / + -, starting alphanumeric.",
     ),
 ]
-KnobValue = str | int | float | bool
-Config = dict[str, KnobValue]
+ImportPath = Annotated[
+    str,
+    Field(
+        max_length=512,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$",
+        description="A Python import path 'package.module:name'.",
+    ),
+]
+
+# Ranges of the numeric fields (docs/world-format.md, "Ranges", lists them all). Each admits
+# every physically meaningful value with room to spare, and bounds what the planner's
+# arithmetic meets, so an accepted world always plans: no cost, rate or time overflows.
+MIN_BANDWIDTH_MBPS = 0.001
+"""1 kbit/s."""
+MAX_BANDWIDTH_MBPS = 10_000_000.0
+"""10 Tbit/s."""
+MAX_CONCURRENT_TRANSFERS = 1_000_000
+"""Most full-speed transfers a link's capacity may hold at once (capacity / bandwidth)."""
+MAX_RTT_MS = 100_000.0
+MIN_UNITS = 0.001
+MAX_UNITS = 1_000_000.0
+MAX_PRICE_PER_UNIT_HOUR = 10_000.0
+MAX_PRICE_PER_GB = 1_000.0
+MIN_MEMORY_GB = 0.001
+MAX_MEMORY_GB = 1_000_000.0
+MIN_SERVICE_MS = 0.0001
+"""0.1 µs."""
+MAX_SERVICE_MS = 10_000_000.0
+"""About 2.8 hours."""
+MAX_CV = 100.0
+MAX_BATCH = 65_536
+MAX_MESSAGE_KB = 10_000_000.0
+"""About 10 GB."""
+MAX_ACCURACY = 100.0
+"""Accuracies are fractions or percentages."""
+MIN_LATENCY_SLO_MS = 0.001
+MAX_COST_PER_HOUR = 1_000_000_000.0
+MIN_RATE_RPS = 0.000001
+"""One request in 11.6 days."""
+MAX_RATE_RPS = 1_000_000.0
+MIN_WEIGHT = 0.000001
+MAX_WEIGHT = 1_000_000.0
+MIN_WORK_SCALE = 0.001
+MAX_WORK_SCALE = 1_000.0
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters (terminal escapes among them); text may hold tabs and line breaks."""
+MAX_KNOB_INT = 2**53
+"""Largest magnitude of an integer knob value: beyond it a number has no exact float, and
+readers of the plan file (JSON) may change it."""
+
+
+def _plain_text(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("contains a control character (such as a terminal escape); remove it")
+    return value
+
+
+def _knob_value(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_KNOB_INT:
+        raise ValueError(f"an integer knob value must be within ±2^53, got {len(str(value))} "
+                         "digits; write it as a string")
+    if isinstance(value, str):
+        if len(value) > 256:
+            raise ValueError(f"a knob value takes at most 256 characters, got {len(value)}")
+        if "\n" in value or "\r" in value or "\t" in value:
+            raise ValueError("a knob value is one line; remove the tab or line break")
+    return _plain_text(value)
+
+
+Text = Annotated[str, BeforeValidator(_plain_text), Field(max_length=100_000)]
+"""Free text: any characters but control characters, at most 100,000 of them."""
+KnobName = Annotated[
+    str, BeforeValidator(_plain_text),
+    Field(min_length=1, max_length=128, description="A knob's name (printable, one line)."),
+]
+KnobValue = Annotated[str | int | float | bool, BeforeValidator(_knob_value)]
+Number = Annotated[float, Strict()]
+"""A number: an integer or a decimal, never a boolean (YAML's ``false`` is not 0) nor a string."""
+Integer = Annotated[int, Strict()]
+"""An integer, never a boolean, a decimal or a string."""
+Config = dict[KnobName, KnobValue]
 Sharing = Literal["shared", "dedicated"]
 """Whether a stage runs on a deployment shared with other queries or on replicas of its own."""
 
@@ -49,7 +138,7 @@ class HardwareClass(_Model):
     kind: Literal["cpu", "gpu", "accelerator"] = Field(
         default="cpu", description="Broad family, for display only."
     )
-    description: str = Field(default="", description="Free text, e.g. the exact model.")
+    description: Text = Field(default="", description="Free text, e.g. the exact model.")
 
 
 class Site(_Model):
@@ -61,14 +150,16 @@ class Site(_Model):
 
     name: Name = Field(description="Identifier used by devices, links and queries.")
     tier: Literal["edge", "cloud"] = Field(description="Which tier the site belongs to.")
-    lan_bandwidth_mbps: float | None = Field(
+    lan_bandwidth_mbps: Number | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_BANDWIDTH_MBPS,
+        le=MAX_BANDWIDTH_MBPS,
         description="Bandwidth between two devices of this site in Mbit/s; omitted means "
         "transfers inside the site take no time.",
     )
-    lan_rtt_ms: float = Field(
-        default=0.0, ge=0, description="Round-trip time between two devices of this site, ms."
+    lan_rtt_ms: Number = Field(
+        default=0.0, ge=0, le=MAX_RTT_MS,
+        description="Round-trip time between two devices of this site, ms.",
     )
 
 
@@ -82,13 +173,18 @@ class Device(_Model):
     name: Name = Field(description="Identifier used in plans.")
     site: Name = Field(description="Site the device is at.")
     hardware: Name = Field(description="Hardware class of the device.")
-    units: float = Field(gt=0, description="Capacity in units (e.g. 8 cores, 64 GPUs, 1 machine).")
-    price_per_unit_hour: float = Field(
-        ge=0, description="Price of one unit for one hour in $; a plan pays for what it allocates."
+    units: Number = Field(
+        ge=MIN_UNITS, le=MAX_UNITS,
+        description="Capacity in units (e.g. 8 cores, 64 GPUs, 1 machine).",
     )
-    memory_gb: float | None = Field(
+    price_per_unit_hour: Number = Field(
+        ge=0, le=MAX_PRICE_PER_UNIT_HOUR,
+        description="Price of one unit for one hour in $; a plan pays for what it allocates.",
+    )
+    memory_gb: Number | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_MEMORY_GB,
+        le=MAX_MEMORY_GB,
         description="Memory of the whole device in GB; omitted means memory is not a constraint.",
     )
 
@@ -98,12 +194,18 @@ class Link(_Model):
 
     src: Name = Field(description="Site the traffic leaves.")
     dst: Name = Field(description="Site the traffic enters.")
-    bandwidth_mbps: float = Field(gt=0, description="Bandwidth seen by one transfer, Mbit/s.")
-    rtt_ms: float = Field(default=0.0, ge=0, description="Round-trip time, ms.")
-    price_per_gb: float = Field(default=0.0, ge=0, description="Price of traffic, $ per GB.")
-    capacity_mbps: float | None = Field(
+    bandwidth_mbps: Number = Field(
+        ge=MIN_BANDWIDTH_MBPS, le=MAX_BANDWIDTH_MBPS,
+        description="Bandwidth seen by one transfer, Mbit/s.",
+    )
+    rtt_ms: Number = Field(default=0.0, ge=0, le=MAX_RTT_MS, description="Round-trip time, ms.")
+    price_per_gb: Number = Field(
+        default=0.0, ge=0, le=MAX_PRICE_PER_GB, description="Price of traffic, $ per GB."
+    )
+    capacity_mbps: Number | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_BANDWIDTH_MBPS,
+        le=MAX_BANDWIDTH_MBPS,
         description="Total traffic all queries together may send over the link, Mbit/s; omitted "
         "means unlimited.",
     )
@@ -115,6 +217,12 @@ class Link(_Model):
     def _distinct_ends(self) -> Link:
         if self.src == self.dst:
             raise ValueError(f"src and dst are both {self.src!r}; use the site's lan_* fields")
+        if (self.capacity_mbps is not None
+                and self.capacity_mbps > MAX_CONCURRENT_TRANSFERS * self.bandwidth_mbps):
+            raise ValueError(
+                f"capacity_mbps {self.capacity_mbps!r} is more than {MAX_CONCURRENT_TRANSFERS:,} "
+                f"times bandwidth_mbps {self.bandwidth_mbps!r} (that many full-speed transfers "
+                "at once); leave capacity_mbps out for a link that is never full")
         return self
 
 
@@ -126,27 +234,43 @@ class LatencyProfile(_Model):
         description="The configuration: one value for every knob of the operator.",
     )
     hardware: Name = Field(description="Hardware class the measurement was taken on.")
-    mean_ms: float = Field(gt=0, description="Mean service time of one request (batch 1), ms.")
-    p90_ms: float | None = Field(
+    mean_ms: Number = Field(
+        ge=MIN_SERVICE_MS, le=MAX_SERVICE_MS,
+        description="Mean service time of one request (batch 1), ms.",
+    )
+    p90_ms: Number | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_SERVICE_MS,
+        le=MAX_SERVICE_MS,
         description="90th percentile of the batch-1 service time, ms; sets the variability "
         "(overrides cv).",
     )
-    cv: float = Field(
+    cv: Number = Field(
         default=0.1,
         ge=0,
+        le=MAX_CV,
         description="Coefficient of variation of the service time (std / mean); 0 = deterministic.",
     )
-    batch_ms: dict[int, float] = Field(
+    batch_ms: dict[int, Number] = Field(
         default_factory=dict,
         description="Mean service time of a whole batch, ms, by batch size (>= 2). Batch sizes "
         "listed here may be chosen by the planner.",
     )
-    units: float = Field(
-        default=1.0, gt=0, description="Capacity units one replica occupies on the device."
+    units: Number = Field(
+        default=1.0, ge=MIN_UNITS, le=MAX_UNITS,
+        description="Capacity units one replica occupies on the device.",
     )
-    memory_gb: float = Field(default=0.0, ge=0, description="Memory one replica needs, GB.")
+    memory_gb: Number = Field(
+        default=0.0, ge=0, le=MAX_MEMORY_GB,
+        description=f"Memory one replica needs, GB: 0 (none counted) or at least {MIN_MEMORY_GB}.",
+    )
+
+    @field_validator("memory_gb")
+    @classmethod
+    def _memory_counted(cls, value: float) -> float:
+        if 0 < value < MIN_MEMORY_GB:
+            raise ValueError(f"must be 0 (not counted) or >= {MIN_MEMORY_GB} GB, got {value!r}")
+        return value
 
     @field_validator("batch_ms")
     @classmethod
@@ -154,8 +278,12 @@ class LatencyProfile(_Model):
         for size, ms in value.items():
             if size < 2:
                 raise ValueError(f"batch size must be >= 2 (batch 1 is mean_ms), got {size}")
-            if ms <= 0:
-                raise ValueError(f"batch {size}: service time must be > 0 ms, got {ms!r}")
+            if size > MAX_BATCH:
+                raise ValueError(f"batch size must be <= {MAX_BATCH}, got "
+                                 f"{size if size < 10**12 else f'{len(str(size))} digits'}")
+            if not MIN_SERVICE_MS <= ms <= MAX_SERVICE_MS:
+                raise ValueError(f"batch {size}: service time must be >= {MIN_SERVICE_MS:g} and "
+                                 f"<= {MAX_SERVICE_MS:g} ms, got {ms!r}")
         return value
 
 
@@ -168,14 +296,14 @@ class ConfigValue(_Model):
     when: Config = Field(
         default_factory=dict, description="Knob values that must match; empty matches all."
     )
-    value: float = Field(description="The value for matching configurations.")
+    value: Number = Field(description="The value for matching configurations.")
 
 
 class Operator(_Model):
     """A pipeline stage with knobs; a configuration is one value per knob."""
 
     name: Name = Field(description="Identifier used by pipelines.")
-    knobs: dict[str, list[KnobValue]] = Field(
+    knobs: dict[KnobName, list[KnobValue]] = Field(
         default_factory=dict,
         description="Knob name -> allowed values. The configurations are the combinations that "
         "have at least one latency profile. No knobs means a single configuration {}.",
@@ -185,18 +313,18 @@ class Operator(_Model):
         description="Latency per (configuration, hardware class). May be empty for an operator "
         "with an `implementation`: the profiler measures it on `profiling.hardware`.",
     )
-    implementation: str | None = Field(
+    implementation: ImportPath | None = Field(
         default=None,
         description="Import path 'package.module:factory' of an executable implementation: "
         "factory(config) returns a function from a batch of inputs to a batch of outputs. Every "
         "knob combination is then a configuration, measured by `circinus profile`.",
     )
-    output_kb: float | list[ConfigValue] = Field(
+    output_kb: Number | list[ConfigValue] = Field(
         default=0.0,
         description="Size of the message this operator emits per request, KB; a number, or a "
         "list of {when, value} by configuration.",
     )
-    accuracy: float | list[ConfigValue] | None = Field(
+    accuracy: Number | list[ConfigValue] | None = Field(
         default=None,
         description="Accuracy this operator contributes (used by the pipeline's composition "
         "rule); a number or a list of {when, value}.",
@@ -215,6 +343,28 @@ class Operator(_Model):
                              "`implementation` for the profiler to measure")
         return self
 
+    @field_validator("output_kb")
+    @classmethod
+    def _sizes_in_range(cls, value: float | list[ConfigValue]) -> float | list[ConfigValue]:
+        entries = [value] if isinstance(value, float | int) else [e.value for e in value]
+        for size in entries:
+            if not 0 <= size <= MAX_MESSAGE_KB:
+                raise ValueError(f"a message size must be >= 0 and <= {MAX_MESSAGE_KB:g} KB, "
+                                 f"got {size!r}")
+        return value
+
+    @field_validator("accuracy")
+    @classmethod
+    def _accuracies_in_range(cls, value: float | list[ConfigValue] | None
+                             ) -> float | list[ConfigValue] | None:
+        entries = [] if value is None else [value] if isinstance(value, float | int) else [
+            e.value for e in value]
+        for accuracy in entries:
+            if not 0 <= accuracy <= MAX_ACCURACY:
+                raise ValueError(f"an accuracy must be >= 0 and <= {MAX_ACCURACY:g} (a fraction "
+                                 f"or a percentage), got {accuracy!r}")
+        return value
+
     @field_validator("knobs")
     @classmethod
     def _knobs_nonempty(cls, value: dict[str, list[KnobValue]]) -> dict[str, list[KnobValue]]:
@@ -230,7 +380,9 @@ class Source(_Model):
     """Where requests enter a pipeline (a camera, a microphone)."""
 
     name: Name = Field(description="Identifier used by the pipeline's edges and by queries.")
-    output_kb: float = Field(ge=0, description="Size of one request's input message, KB.")
+    output_kb: Number = Field(
+        ge=0, le=MAX_MESSAGE_KB, description="Size of one request's input message, KB."
+    )
 
 
 class Stage(_Model):
@@ -243,10 +395,12 @@ class Stage(_Model):
 class AccuracyEntry(_Model):
     """One row of an end-to-end accuracy table."""
 
-    config: dict[str, Config] = Field(
+    config: dict[Name, Config] = Field(
         description="Stage name -> its (partial) configuration; stages left out match anything."
     )
-    accuracy: float = Field(description="End-to-end accuracy of matching plans.")
+    accuracy: Number = Field(
+        ge=0, le=MAX_ACCURACY, description="End-to-end accuracy of matching plans."
+    )
 
 
 class AccuracyModel(_Model):
@@ -276,7 +430,7 @@ class Pipeline(_Model):
     accuracy: AccuracyModel = Field(
         default_factory=AccuracyModel, description="End-to-end accuracy model."
     )
-    dataset: str | None = Field(
+    dataset: ImportPath | None = Field(
         default=None,
         description="Import path 'package.module:function' of the labelled profiling inputs "
         "(a circinus.executable.Dataset); needed by accuracy rule 'measured'.",
@@ -286,17 +440,19 @@ class Pipeline(_Model):
 class Slo(_Model):
     """The objectives one query must meet; omitted objectives are not constrained."""
 
-    latency_ms: float | None = Field(
-        default=None, gt=0, description="Bound on end-to-end latency at `percentile`, ms."
+    latency_ms: Number | None = Field(
+        default=None, ge=MIN_LATENCY_SLO_MS, le=MAX_SERVICE_MS,
+        description="Bound on end-to-end latency at `percentile`, ms.",
     )
-    percentile: float = Field(
-        default=99.0, gt=0, lt=100, description="Percentile the latency bound applies to."
+    percentile: Number = Field(
+        default=99.0, ge=1, le=99.999, description="Percentile the latency bound applies to."
     )
-    min_accuracy: float | None = Field(
-        default=None, description="Lowest acceptable end-to-end accuracy."
+    min_accuracy: Number | None = Field(
+        default=None, ge=0, le=MAX_ACCURACY, description="Lowest acceptable end-to-end accuracy."
     )
-    max_cost_per_hour: float | None = Field(
-        default=None, ge=0, description="Highest acceptable cost of the query's plan, $/h."
+    max_cost_per_hour: Number | None = Field(
+        default=None, ge=0, le=MAX_COST_PER_HOUR,
+        description="Highest acceptable cost of the query's plan, $/h.",
     )
 
 
@@ -308,10 +464,15 @@ class Query(_Model):
     sources: dict[str, Name] = Field(
         description="Pipeline source -> site where its data originates."
     )
-    rate_rps: float = Field(gt=0, description="Request rate, requests per second.")
+    rate_rps: Number = Field(
+        ge=MIN_RATE_RPS, le=MAX_RATE_RPS, description="Request rate, requests per second."
+    )
     slo: Slo = Field(default_factory=Slo, description="Objectives.")
-    weight: float = Field(default=1.0, gt=0, description="Value of serving this query (goodput).")
-    work_scale: dict[Name, float] = Field(
+    weight: Number = Field(
+        default=1.0, ge=MIN_WEIGHT, le=MAX_WEIGHT,
+        description="Value of serving this query (goodput).",
+    )
+    work_scale: dict[Name, Number] = Field(
         default_factory=dict,
         description="Stage -> multiplier of its profiled service time for this query's requests "
         "(e.g. its mean prompt length over the profile's); stages left out use 1.",
@@ -329,39 +490,43 @@ class Query(_Model):
         for stage, factor in value.items():
             if factor <= 0:
                 raise ValueError(f"stage {stage!r}: multiplier must be > 0, got {factor!r}")
+            if not MIN_WORK_SCALE <= factor <= MAX_WORK_SCALE:
+                raise ValueError(f"stage {stage!r}: multiplier must be >= {MIN_WORK_SCALE:g} and "
+                                 f"<= {MAX_WORK_SCALE:g}, got {factor!r}")
         return value
 
 
 class PlannerSettings(_Model):
     """Knobs of the planner itself; every one has a sensible default."""
 
-    max_utilization: float = Field(
+    max_utilization: Number = Field(
         default=0.8,
-        gt=0,
+        ge=0.01,
         le=1,
         description="Highest utilisation allowed for any replica group (load / capacity).",
     )
-    max_devices_per_operator: int = Field(
+    max_devices_per_operator: Integer = Field(
         default=1,
         ge=1,
         le=16,
         description="An operator may be spread over up to this many devices, one replica on "
         "each (e.g. several single-machine workers).",
     )
-    extra_replicas: int = Field(
+    extra_replicas: Integer = Field(
         default=1,
         ge=0,
         le=8,
         description="Replicas beyond the minimum the planner tries, to trade cost for latency.",
     )
-    candidates_per_query: int = Field(
+    candidates_per_query: Integer = Field(
         default=8, ge=1, le=64, description="Candidate plans kept per query for selection."
     )
-    time_limit_s: float = Field(
-        default=30.0, gt=0, description="Time budget of the global selection solver, seconds."
+    time_limit_s: Number = Field(
+        default=30.0, ge=0.1, le=86_400,
+        description="Time budget of the global selection solver, seconds.",
     )
-    why_not_time_s: float = Field(
-        default=10.0, gt=0, le=86_400,
+    why_not_time_s: Number = Field(
+        default=10.0, ge=0.1, le=86_400,
         description="Time budget for finding rejected queries' nearest admissible SLOs, "
         "seconds, in query order; the ones past it are still given the objective or resource "
         "that stops them, without a nearest SLO.",
@@ -372,7 +537,9 @@ class PlannerSettings(_Model):
         description="Tiers whose devices plans may use (e.g. only the cloud, for a single-tier "
         "baseline).",
     )
-    seed: int = Field(default=0, ge=0, description="Seed of every stochastic search.")
+    seed: Integer = Field(
+        default=0, ge=0, le=2**32 - 1, description="Seed of every stochastic search."
+    )
     sharing: Literal["shared", "dedicated", "mixed"] = Field(
         default="shared",
         description="shared: one deployment per (operator configuration, device, batch size, "
@@ -382,7 +549,7 @@ class PlannerSettings(_Model):
         "low-rate, long-service stages). A query or operator may override it with its own "
         "`sharing`.",
     )
-    utilization_levels: int = Field(
+    utilization_levels: Integer = Field(
         default=2,
         ge=1,
         le=8,
@@ -406,29 +573,32 @@ class ProfilingSettings(_Model):
         description="Hardware class of the machine that profiles: measured latencies are "
         "recorded for it. Needed when an operator has an `implementation`.",
     )
-    confidence: float = Field(
+    confidence: Number = Field(
         default=0.99, gt=0.5, lt=1,
         description="Confidence of the intervals that decide when a candidate is measured "
         "enough.",
     )
-    round_size: int = Field(default=16, ge=1, description="Inputs per candidate per round.")
-    min_samples: int = Field(
-        default=32, ge=2, description="Inputs a candidate is measured on before it may stop."
+    round_size: Integer = Field(
+        default=16, ge=1, le=100_000, description="Inputs per candidate per round."
     )
-    arms_per_round: int = Field(
-        default=4, ge=1, description="Undecided candidates measured per round."
+    min_samples: Integer = Field(
+        default=32, ge=2, le=1_000_000,
+        description="Inputs a candidate is measured on before it may stop.",
     )
-    latency_precision: float = Field(
+    arms_per_round: Integer = Field(
+        default=4, ge=1, le=10_000, description="Undecided candidates measured per round."
+    )
+    latency_precision: Number = Field(
         default=0.1, gt=0, lt=1,
         description="A latency is measured until its interval's half-width is at most this "
         "fraction of its mean.",
     )
-    exploration: float = Field(
-        default=0.05, ge=0, description="Exploration bonus of the round allocation."
+    exploration: Number = Field(
+        default=0.05, ge=0, le=1_000, description="Exploration bonus of the round allocation."
     )
-    strata: int = Field(default=8, ge=1, description="k-means strata of the inputs.")
-    max_inputs: int | None = Field(
-        default=None, ge=1, description="Use only the first inputs of each dataset."
+    strata: Integer = Field(default=8, ge=1, le=1_000, description="k-means strata of the inputs.")
+    max_inputs: Integer | None = Field(
+        default=None, ge=1, le=10**9, description="Use only the first inputs of each dataset."
     )
 
 
@@ -455,7 +625,7 @@ class World(_Model):
 
     version: Literal[1] = Field(default=1, description="Format version.")
     name: Name = Field(default="world", description="Name shown in reports.")
-    description: str = Field(default="", description="Free text: origin, attribution, notes.")
+    description: Text = Field(default="", description="Free text: origin, attribution, notes.")
     hardware: list[HardwareClass] = Field(min_length=1, description="Hardware classes.")
     sites: list[Site] = Field(min_length=1, description="Edge and cloud locations.")
     devices: list[Device] = Field(min_length=1, description="Devices and pools.")

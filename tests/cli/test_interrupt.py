@@ -1,0 +1,156 @@
+"""Ctrl-C: every command ends within 2 s, with one line that says so and exit code 130.
+
+Each case starts the real command in a process of its own, lets it get busy (a marker on
+stderr, or a delay past start-up), sends SIGINT as a terminal's Ctrl-C does, and times the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant process of ``pid`` (read from /proc)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for kid in map(int, kids):
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def interrupt(args: list[str], *, cwd: Path, busy: str | None = None, after: float = 4.0,
+              env: dict[str, str] | None = None) -> tuple[int, float, str, set[int]]:
+    """Run ``circinus ARGS``, send SIGINT once it is busy (``busy`` seen on stderr, or
+    ``after`` seconds), and return (exit code, seconds from SIGINT to exit, stderr, the
+    child processes it had)."""
+    proc = subprocess.Popen([sys.executable, "-m", "circinus", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+    if busy is not None:
+        os.set_blocking(fd, False)
+        deadline = time.monotonic() + 120
+        while busy.encode() not in seen and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                seen += os.read(fd, 65536)
+            except BlockingIOError:
+                time.sleep(0.05)
+        assert busy.encode() in seen, f"never busy: {seen[-500:]!r}"
+        os.set_blocking(fd, True)
+        time.sleep(0.5)
+    else:
+        time.sleep(after)
+    assert proc.poll() is None, f"ended before the interrupt: {proc.returncode}"
+    kids = _children(proc.pid)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    took = time.monotonic() - sent
+    while chunk := os.read(fd, 65536):
+        seen += chunk
+    return proc.returncode, took, seen.decode(errors="replace"), kids
+
+
+def _last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.yaml"
+    subprocess.run([sys.executable, "-m", "circinus", "gen", "-n", "8000", "-o", str(path)],
+                   check=True, capture_output=True, timeout=300)
+    return path
+
+
+def _check(code: int, took: float, stderr: str, kids: set[int]) -> None:
+    assert code == 130, stderr[-2000:]
+    assert took <= 2.0, f"took {took:.1f} s"
+    assert _last_line(stderr).startswith("error: interrupted"), stderr[-2000:]
+    assert "Traceback" not in stderr
+    time.sleep(0.5)
+    assert not [k for k in kids if _alive(k)], "worker processes outlived the command"
+
+
+def test_plan(big_world: Path, tmp_path: Path) -> None:
+    _check(*interrupt(["plan", str(big_world), "--json", str(tmp_path / "p.json")],
+                      cwd=tmp_path, after=6.0))
+    assert not list(tmp_path.iterdir()), "a partial plan file was left"
+
+
+def test_validate_of_a_large_world(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    subprocess.run([sys.executable, "-m", "circinus", "gen", "-n", "40000", "-o", str(path)],
+                   check=True, capture_output=True, timeout=300)
+    _check(*interrupt(["validate", str(path)], cwd=tmp_path, after=4.0))
+
+
+def test_gen(tmp_path: Path) -> None:
+    _check(*interrupt(["gen", "-n", "60000", "-o", str(tmp_path / "w.yaml")], cwd=tmp_path,
+                      after=4.0))
+    assert not list(tmp_path.iterdir()), "a partial world file was left"
+
+
+def test_simulate(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    subprocess.run([sys.executable, "-m", "circinus", "plan", str(EXAMPLES / "tiny.yaml"), "-q",
+                    "--json", str(plan)], check=True, timeout=120)
+    _check(*interrupt(["simulate", str(EXAMPLES / "tiny.yaml"), str(plan), "--duration",
+                       "86400"], cwd=tmp_path, after=4.0))
+
+
+def test_profile(tmp_path: Path) -> None:
+    code, took, stderr, kids = interrupt(
+        ["profile", str(EXAMPLES / "digits-edge-cloud.yaml"), "--store",
+         str(tmp_path / "p.db"), "-q"], cwd=tmp_path, after=6.0)
+    _check(code, took, stderr, kids)
+    assert "a rerun resumes" in _last_line(stderr)
+
+
+def test_report_cancels_its_workers_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    code, took, stderr, kids = interrupt(
+        ["report", str(EXAMPLES / "edge-cloud-vision.yaml"), "--out", str(out), "--jobs", "2",
+         "--methods", "circinus,vulcan", "--loads", "0.5,1,2,3"],
+        cwd=tmp_path, busy="load sweep")
+    assert kids, "the sweep should have had worker processes"
+    _check(code, took, stderr, kids)
+    assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["report"]), "staging folder left"
+    shutil.rmtree(out, ignore_errors=True)
