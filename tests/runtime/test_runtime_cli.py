@@ -46,7 +46,7 @@ def test_deploy_refuses_a_plan_over_capacity(digits_plan: Planned, tmp_path: Pat
     result = runner.invoke(app, ["deploy", str(world), str(bad), "--out",
                                  str(tmp_path / "s.yaml")])
     assert result.exit_code == 2
-    assert "has 2 units, the plan's replicas there take" in result.output
+    assert "device 'box', which has 2" in result.output  # the plan file's own check
     assert "Traceback" not in result.output
     assert not (tmp_path / "s.yaml").exists()
 

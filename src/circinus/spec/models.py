@@ -613,10 +613,13 @@ class RuntimeSettings(_Model):
 
     engine: Literal["ray-serve"] = Field(
         default="ray-serve", description="Serving engine the figures were measured on.")
-    hop_mean_ms: float = Field(ge=0, description="Mean overhead of one stage call, ms.")
-    hop_sd_ms: float = Field(
-        default=0.0, ge=0, description="Standard deviation of the overhead of one stage call, ms.")
-    samples: int = Field(default=0, ge=0, description="Requests the figures rest on.")
+    hop_mean_ms: Number = Field(ge=0, le=100_000,
+                                description="Mean overhead of one stage call, ms.")
+    hop_sd_ms: Number = Field(
+        default=0.0, ge=0, le=100_000,
+        description="Standard deviation of the overhead of one stage call, ms.")
+    samples: int = Field(default=0, ge=0, le=10**12, strict=True,
+                         description="Requests the figures rest on.")
     note: str = Field(default="", description="Where and how they were measured.")
 
 
