@@ -1,17 +1,19 @@
-"""The README's benchmark tables are the committed bench JSON, rendered by
-scripts/bench_tables.py."""
+"""The tables of README.md and docs/serving.md are the committed bench and serve JSON, rendered
+by scripts/bench_tables.py and scripts/serve_tables.py."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_tables_match_the_bench_json() -> None:
-    spec = importlib.util.spec_from_file_location("bench_tables", ROOT / "scripts" /
-                                                  "bench_tables.py")
+@pytest.mark.parametrize("script", ["bench_tables", "serve_tables"])
+def test_tables_match_their_json(script: str) -> None:
+    spec = importlib.util.spec_from_file_location(script, ROOT / "scripts" / f"{script}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.plan.file import QueryOut
-from circinus.simulate.results import LatencyOut
+from circinus.simulate.results import LatencyOut, QueryMeasuredOut
 
 
 class _Out(BaseModel):
@@ -52,24 +52,10 @@ class IntervalOut(_Out):
     n: int = Field(description="Samples it rests on.")
 
 
-class QueryServeOut(_Out):
+class QueryServeOut(QueryMeasuredOut):
     """One admitted query served: measured next to predicted and simulated."""
 
-    name: str = Field(description="Query name.")
-    pipeline: str = Field(description="Pipeline name.")
-    rate_rps: float = Field(description="Mean request rate, req/s.")
-    weight: float = Field(description="Goodput weight.")
-    percentile: float = Field(description="SLO percentile.")
-    slo_latency_ms: float | None = Field(description="SLO latency bound, ms (null: none).")
     min_accuracy: float | None = Field(description="SLO accuracy floor (null: none).")
-    requests: int = Field(description="Measured requests (due after the warm-up).")
-    completed: int = Field(description="Measured requests answered.")
-    latency: LatencyOut
-    within_slo: float | None = Field(
-        description="Fraction of measured requests within the latency bound (null: no bound).")
-    predicted_latency_ms: float | None = Field(
-        description="The plan's latency at the SLO percentile, ms.")
-    predicted_mean_ms: float | None = Field(description="The plan's mean latency, ms.")
     simulated_latency_ms: float | None = Field(
         default=None, description="The simulator's latency at the SLO percentile, ms (null: "
         "not simulated).")

@@ -57,8 +57,9 @@ class LatencyOut(_Out):
     at_slo_ms: float | None = Field(description="At the query's SLO percentile.")
 
 
-class QuerySimOut(_Out):
-    """One admitted query: what was measured and what the plan predicted."""
+class QueryMeasuredOut(_Out):
+    """One admitted query: what was measured (simulated or served) and what the plan
+    predicted; the keys ``circinus simulate`` and ``circinus serve`` share."""
 
     name: str = Field(description="Query name.")
     pipeline: str = Field(description="Pipeline name.")
@@ -66,7 +67,7 @@ class QuerySimOut(_Out):
     weight: float = Field(description="Goodput weight.")
     percentile: float = Field(description="SLO percentile.")
     slo_latency_ms: float | None = Field(description="SLO latency bound, ms (null: none).")
-    requests: int = Field(description="Measured requests (arrived inside the window).")
+    requests: int = Field(description="Measured requests (those arriving after the warm-up).")
     completed: int = Field(description="Measured requests that completed.")
     latency: LatencyOut
     within_slo: float | None = Field(
@@ -74,6 +75,11 @@ class QuerySimOut(_Out):
     predicted_latency_ms: float | None = Field(
         description="The plan's predicted latency at the SLO percentile, ms.")
     predicted_mean_ms: float | None = Field(description="The plan's predicted mean, ms.")
+
+
+class QuerySimOut(QueryMeasuredOut):
+    """One admitted query simulated: what was measured and what the plan predicted."""
+
     max_utilization: float = Field(
         description="Busiest deployment it is routed to: busy time / (replicas x measured "
         "time), over every query it serves.")
