@@ -398,9 +398,8 @@ def online_cmd(
             raise SpecError(f"--sharing: must be shared, dedicated or mixed, got {sharing!r}")
         if time_limit is not None and not 0 < time_limit <= 86_400:
             raise SpecError(f"--time-limit: must be > 0 and <= 86400 s, got {time_limit:g}")
-        if json_out is not None and not json_out.parent.is_dir():
-            raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it "
-                            "first")
+        if json_out is not None:
+            check_output(json_out, "--json", inputs=[world])
         if world is not None:
             from circinus.spec.load import load_indexed_world
 

@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from circinus.cli.common import guard, write_atomic
+from circinus.cli.common import check_output, guard, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -77,8 +77,7 @@ def deploy(
         from circinus.runtime.build import DeploySettings, build_config
         from circinus.runtime.config import check_with_ray
 
-        if not out.parent.is_dir():
-            raise SpecError(f"--out: folder {str(out.parent)!r} does not exist; create it first")
+        check_output(out, "--out", inputs=[world, plan])
         index, planfile, _ = _load(world, plan, store, quiet=True)
         config = build_config(index, planfile, origin=str(plan), settings=DeploySettings(
             cpus_per_unit=cpus_per_unit, gpus_per_unit=gpus_per_unit,
@@ -168,8 +167,8 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
     if trace not in ARRIVALS:
         raise SpecError(f"--trace: unknown arrival process {trace!r}; choose from "
                         f"{', '.join(ARRIVALS)}")
-    if json_out is not None and not json_out.parent.is_dir():
-        raise SpecError(f"--json: folder {str(json_out.parent)!r} does not exist; create it first")
+    if json_out is not None:
+        check_output(json_out, "--json", inputs=[world, plan])
     from circinus.runtime.build import DeploySettings, build_config
     from circinus.runtime.load import LoadSettings
     from circinus.runtime.session import Comparison, serve_plan
