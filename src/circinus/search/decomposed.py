@@ -35,13 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from circinus.estimate.base import (
-    EPS,
-    BaseEstimator,
-    Shares,
-    StageEstimate,
-    TransferEstimate,
-)
+from circinus.estimate.base import EPS, BaseEstimator, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
@@ -204,10 +198,7 @@ class DecomposedSearch(ExhaustiveSearch):
         budget = prune_ms / 1e3 - self._after[depth] + EPS
         pred = path[depth]
         size = est.message_kb(query.pipeline, pred, configs)
-        # Extensions are kept as light tuples (mean, var, cost, solo, partial, step) and only
-        # those on their state's Pareto front become partial plans: most are dominated, and
-        # building each one's stages, units and resources was most of the search's time.
-        grown: dict[tuple[Shares, frozenset[str]], list[_Step]] = {}
+        grown: _Layer = {}
         made = 0
         for (shares, used_set), partials in prev.items():
             for opt in per_stage[depth]:
@@ -217,23 +208,29 @@ class DecomposedSearch(ExhaustiveSearch):
                     continue
                 tr = est.transfer(query, size, shares, st.shares)
                 need = st.units  # a shared stage's share of its deployments at their level
-                add_mean, add_var = tr.mean_s + st.mean_s, tr.var_s2 + st.var_s2
-                add_cost = st.cost_per_hour + tr.cost_per_hour
-                add_solo = st.solo_cost_per_hour + tr.cost_per_hour
-                ext = (opt, st, tr)
-                bucket = grown.setdefault((st.shares, used_set | {d for d, _ in need}), [])
+                step = StagePlan(stage, configs[stage], opt.batch, opt.placement, opt.level)
+                extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
+                    (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps) + tuple(
+                    (("deployment", k), load) for k, load in st.deployments) + tuple(
+                    (("deployment-floor", k), float(f)) for k, f in st.deployment_floor)
+                state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
                     made += 1
-                    mean = p.mean + add_mean
+                    mean = p.mean + tr.mean_s + st.mean_s
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
                         continue
                     if any(u + p.units.get(d, 0.0) > capacity[d] + EPS for d, u in need):
                         continue
-                    bucket.append((mean, p.var + add_var, p.cost + add_cost, p.solo + add_solo,
-                                   p, ext))
-        layer = {k: [_extended(stage, configs[stage], step) for step in _pareto(v)]
-                 for k, v in grown.items() if v}
+                    units = dict(p.units)
+                    for d, u in need:
+                        units[d] = units.get(d, 0.0) + u
+                    grown.setdefault(state, []).append(_Partial(
+                        mean, p.var + tr.var_s2 + st.var_s2,
+                        p.cost + st.cost_per_hour + tr.cost_per_hour,
+                        p.solo + st.solo_cost_per_hour + tr.cost_per_hour,
+                        (*p.stages, step), units, p.other + extra))
+        layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)
         return layer, cut, made
 
@@ -258,37 +255,15 @@ def _usage(p: _Partial) -> Usage:
     return (*devices, *sorted([kv for kv in total.items() if kv[1] > EPS]))
 
 
-_Step = tuple[float, float, float, float, "_Partial",
-              tuple[Option, StageEstimate, TransferEstimate]]
-"""A partial plan extended by one stage before it is built: its mean, variance, cost and
-cost alone, the partial plan it extends and the stage option with its estimates."""
-
-
-def _pareto(steps: list[_Step]) -> list[_Step]:
-    """The extensions no other beats on mean, variance and cost at once (ties: the cheaper
-    alone first, then the first listed)."""
-    ranked = sorted(steps, key=lambda s: (s[0], s[1], s[2], s[3]))
-    kept: list[_Step] = []
-    for s in ranked:
-        var, cost = s[1] + EPS, s[2] + EPS
-        if not any(k[1] <= var and k[2] <= cost for k in kept):
-            kept.append(s)
+def _pareto(partials: list[_Partial]) -> list[_Partial]:
+    """The partials no other beats on mean, variance and cost at once (ties: the cheaper alone
+    first, then the first listed)."""
+    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.cost, p.solo))
+    kept: list[_Partial] = []
+    for p in ranked:
+        if not any(k.var <= p.var + EPS and k.cost <= p.cost + EPS for k in kept):
+            kept.append(p)
     return kept
-
-
-def _extended(stage: str, config: ConfigKey, step: _Step) -> _Partial:
-    """The partial plan of ``step``."""
-    mean, var, cost, solo, p, (opt, st, tr) = step
-    units = dict(p.units)
-    for d, u in st.units:
-        units[d] = units.get(d, 0.0) + u
-    extra = tuple((("memory", d), m) for d, m in st.memory_gb if m > 0) + tuple(
-        (("link", f"{a}->{b}"), v) for (a, b), v in tr.link_mbps) + tuple(
-        (("deployment", k), load) for k, load in st.deployments) + tuple(
-        (("deployment-floor", k), float(f)) for k, f in st.deployment_floor)
-    return _Partial(mean, var, cost, solo,
-                    (*p.stages, StagePlan(stage, config, opt.batch, opt.placement, opt.level)),
-                    units, p.other + extra)
 
 
 def _renamed(placement: Placement, rename: dict[str, str]) -> Placement:
