@@ -273,14 +273,16 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
 
     def select(problem: SelectionProblem, time_limit_s: float,
                incumbent: Selection | None = None) -> Selection:
-        began = time.monotonic()
+        end = time.monotonic() + time_limit_s
+
+        def improve_by() -> float:
+            return min(end, time.monotonic() + IMPROVE_SHARE * time_limit_s)
+
         sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
-        sel = settle(problem, sel, deadline=min(
-            began + time_limit_s, time.monotonic() + IMPROVE_SHARE * time_limit_s))
+        sel = settle(problem, sel, deadline=improve_by())
         assert sel.fits(problem), "selector returned a selection over capacity"
         if incumbent is not None and incumbent.goodput > sel.goodput + EPS:
-            sel = _kept(problem, sel, incumbent, deadline=min(
-                began + time_limit_s, time.monotonic() + IMPROVE_SHARE * time_limit_s))
+            sel = _kept(problem, sel, incumbent, deadline=improve_by())
         return sel
 
     selection = select(problem, settings.time_limit_s)
