@@ -275,8 +275,12 @@ class Ledger:
         """Capacity rows used beyond their capacity, most overfull first."""
         cap = self.problem.capacity
         rows = [(v / cap[r] - 1.0 if cap[r] > 0 else math.inf, r) for r, v in self.used.items()
-                if r in cap and v > cap[r] * (1 + EPS) + EPS]
+                if r in cap and self.is_over(r)]
         return [r for _, r in sorted(rows, reverse=True)]
+
+    def is_over(self, row: Resource) -> bool:
+        """Whether capacity row ``row`` is used beyond its capacity (within :data:`EPS`)."""
+        return self.used.get(row, 0.0) > self.problem.capacity[row] * (1 + EPS) + EPS
 
 
 def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
@@ -336,14 +340,9 @@ def _consolidate(book: Ledger, row: Resource, deadline: float) -> None:
     few at 5-20 % of one replica); emptying some admits queries that removing would lose."""
     on_row = [name for name in book.members if book.table[name].key.device == row[1]]
     for name in sorted(on_row, key=lambda n: (book.load.get(n, 0.0), n)):
-        if time.monotonic() >= deadline or not _over(book, row):
+        if time.monotonic() >= deadline or not book.is_over(row):
             break
         _empty_one(book, name, lambda: (book.used.get(row, 0.0),))
-
-
-def _over(book: Ledger, row: Resource) -> bool:
-    cap = book.problem.capacity[row]
-    return book.used.get(row, 0.0) > cap * (1 + EPS) + EPS
 
 
 def _empty_one(book: Ledger, name: str, measure: Callable[[], tuple[float, ...]], *,
@@ -454,12 +453,11 @@ def settle(problem: SelectionProblem, selection: Selection, *,
         return selection
     book = ledger(problem, selection.chosen)
     weights = problem.weights
-    cap = problem.capacity
     while rows := book.over():
         row = rows[0]
         if row[0] in ("device", "memory"):
             _consolidate(book, row, deadline)
-            if not _over(book, row):
+            if not book.is_over(row):
                 continue
         # Whole replicas freed per weight; where no single query frees one, the share of the
         # row's replicas it holds (leaving, it brings a replica nearer to being freed). Ranked
@@ -474,7 +472,7 @@ def settle(problem: SelectionProblem, selection: Selection, *,
         assert ranked, f"row {row} over capacity with nothing on it"
         for *_, neg_q in sorted(ranked, reverse=True):
             book.remove(-int(neg_q))
-            if book.used.get(row, 0.0) <= cap[row] * (1 + EPS) + EPS:
+            if not book.is_over(row):
                 break
     fill(book, deadline=deadline)
     goodput = float(sum(weights[q] for q in book.chosen))
