@@ -1,5 +1,5 @@
 """``python -m circinus`` runs the command-line interface."""
 
-from circinus.cli.main import main
+from circinus.cli.launch import run
 
-main()
+run()

@@ -154,3 +154,32 @@ def test_report_cancels_its_workers_and_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
     assert [p.name for p in tmp_path.iterdir()] in ([], ["report"]), "staging folder left"
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_while_the_interface_is_still_loading(tmp_path: Path) -> None:
+    """Ctrl-C in the first second, while typer, rich and numpy are being imported."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "circinus", "validate",
+                             str(EXAMPLES / "tiny.yaml")], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    os.set_blocking(fd, False)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b" typer\n" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen += os.read(fd, 65536)
+        except BlockingIOError:
+            time.sleep(0.002)
+    loading = b"circinus.cli.main\n" not in seen
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    took = time.monotonic() - sent
+    os.set_blocking(fd, True)
+    while chunk := os.read(fd, 65536):
+        seen += chunk
+    assert loading, "the interface had loaded before the interrupt"
+    stderr = "\n".join(line for line in seen.decode(errors="replace").splitlines()
+                       if not line.startswith("import time:"))
+    _check(proc.returncode, took, stderr, set())
