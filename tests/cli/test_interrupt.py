@@ -49,10 +49,11 @@ def _alive(pid: int) -> bool:
 
 
 def interrupt(args: list[str], *, cwd: Path, busy: str | None = None, after: float = 4.0,
-              env: dict[str, str] | None = None) -> tuple[int, float, str, set[int]]:
-    """Run ``circinus ARGS``, send SIGINT once it is busy (``busy`` seen on stderr, or
-    ``after`` seconds), and return (exit code, seconds from SIGINT to exit, stderr, the
-    child processes it had)."""
+              env: dict[str, str] | None = None,
+              sig: int = signal.SIGINT) -> tuple[int, float, str, set[int]]:
+    """Run ``circinus ARGS``, send ``sig`` (Ctrl-C's SIGINT) once it is busy (``busy`` seen on
+    stderr, or ``after`` seconds), and return (exit code, seconds from the signal to exit,
+    stderr, the child processes it had)."""
     proc = subprocess.Popen([sys.executable, "-m", "circinus", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
@@ -75,7 +76,7 @@ def interrupt(args: list[str], *, cwd: Path, busy: str | None = None, after: flo
     assert proc.poll() is None, f"ended before the interrupt: {proc.returncode}"
     kids = _children(proc.pid)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -99,8 +100,8 @@ def big_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _check(code: int, took: float, stderr: str, kids: set[int]) -> None:
-    assert code == 130, stderr[-2000:]
+def _check(code: int, took: float, stderr: str, kids: set[int], *, expect: int = 130) -> None:
+    assert code == expect, stderr[-2000:]
     assert took <= 2.0, f"took {took:.1f} s"
     assert _last_line(stderr).startswith("error: interrupted"), stderr[-2000:]
     assert "Traceback" not in stderr
@@ -183,3 +184,12 @@ def test_while_the_interface_is_still_loading(tmp_path: Path) -> None:
     stderr = "\n".join(line for line in seen.decode(errors="replace").splitlines()
                        if not line.startswith("import time:"))
     _check(proc.returncode, took, stderr, set())
+
+
+def test_bench_scale_ends_its_part_process_on_sigterm(tmp_path: Path) -> None:
+    """``kill`` (SIGTERM) ends a command as Ctrl-C does, its worker processes with it."""
+    code, took, stderr, kids = interrupt(
+        ["bench", "scale", "--sizes", "3000", "--method", "circinus"], cwd=tmp_path,
+        after=6.0, sig=signal.SIGTERM)
+    assert kids, "the part should have had a process of its own"
+    _check(code, took, stderr, kids, expect=143)

@@ -31,9 +31,10 @@ from circinus.errors import CircinusError, SpecError
 if TYPE_CHECKING:
     from circinus.spec.index import WorldIndex
 
-_state = {"debug": False, "interrupted": False}
+_state = {"debug": False, "interrupted": False, "terminated": False}
 """``debug``: set once per invocation by the ``--debug`` option of the ``circinus`` callback;
-``interrupted``: whether Ctrl-C has been reported."""
+``interrupted``: whether Ctrl-C has been reported; ``terminated``: whether the interrupt was
+a SIGTERM (``kill``), which ends the command the same way with exit code 143."""
 INTERRUPT_GRACE_S = 1.5
 """How long after Ctrl-C the program may take to end on its own before the watchdog ends it."""
 
@@ -57,7 +58,7 @@ def guard(fn: Callable[[], Any], *, interrupted: str = "interrupted") -> Any:
             raise
         _state["interrupted"] = True
         error(interrupted)
-        raise typer.Exit(130) from None
+        raise typer.Exit(_interrupt_code()) from None
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(0) from None
@@ -246,7 +247,7 @@ class OneLineErrorGroup(TyperGroup):
             if not standalone_mode:
                 raise
             error("interrupted")
-            sys.exit(130)
+            sys.exit(_interrupt_code())
         except SystemExit as exc:
             if closed_pipe(exc):
                 sys.exit(0)
@@ -287,8 +288,10 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
         return
     _wakeup[:] = [receive, send]  # the signal writes to the socket's descriptor: keep it open
 
+    signal.signal(signal.SIGTERM, _terminate)
+
     def watch() -> None:
-        while signal.SIGINT not in receive.recv(64):
+        while not {signal.SIGINT, signal.SIGTERM} & set(receive.recv(64)):
             pass
         time.sleep(grace_s)
         if not _state["interrupted"]:
@@ -297,6 +300,18 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
         for child in multiprocessing.active_children():
             with contextlib.suppress(OSError):
                 child.kill()
-        os._exit(130)
+        os._exit(_interrupt_code())
 
     threading.Thread(target=watch, name="interrupt-watchdog", daemon=True).start()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: end the way Ctrl-C does (worker processes ended, partial output removed), not
+    at once as Python's default does, which leaves a command's worker processes running."""
+    _state["terminated"] = True
+    raise KeyboardInterrupt
+
+
+def _interrupt_code() -> int:
+    """Exit code of an interrupted command: 128 + the signal (130 Ctrl-C, 143 SIGTERM)."""
+    return 143 if _state["terminated"] else 130
