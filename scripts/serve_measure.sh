@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Serve both executable worlds on Ray Serve (local emulated cluster) before and after calibration:
-# plan and serve; calibrate with the probe, plan and serve again; calibrate from that served plan
-# (--served), plan and serve again. Writes into docs/serving/ (or $OUT): per world the three
-# plans, the three results and the two calibrated worlds. Needs the ray and examples extras;
-# about 13 minutes per world on 2 cores.
+# plan and serve; calibrate with the probe, plan and serve again; calibrate from what that
+# serve measured (--from), plan and serve again. Writes into docs/serving/ (or $OUT): per world
+# the three plans, the three results and the two calibrated worlds. Needs the ray and examples
+# extras; about 11 minutes per world on 2 cores.
 # Usage: scripts/serve_measure.sh [world ...]   (default: both -serve worlds of examples/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +31,8 @@ PY
     --json "$out/$w-probe.json" -q
   cp "$tmp/world.yaml" "$out/$w-probe.yaml"
   # what serving that plan took beyond its prediction, then planned and served again
-  circinus calibrate "$tmp/world.yaml" "$out/$w-plan-probe.json" --served \
-    --duration "$probe" --write
+  circinus calibrate "$tmp/world.yaml" "$out/$w-plan-probe.json" \
+    --from "$out/$w-probe.json" --write
   circinus plan "$tmp/world.yaml" --json "$out/$w-plan-served.json" -q
   circinus serve "$tmp/world.yaml" "$out/$w-plan-served.json" --duration "$duration" \
     --json "$out/$w-served.json" -q

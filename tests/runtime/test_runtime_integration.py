@@ -37,7 +37,7 @@ from circinus.runtime.cluster import (
     wait_healthy,
 )
 from circinus.runtime.load import LoadSettings
-from circinus.runtime.probe import overhead_of
+from circinus.runtime.probe import observed_of, overhead_of
 from circinus.runtime.session import Comparison, check_placement, serve_plan
 from circinus.simulate import PoissonArrivals
 
@@ -178,7 +178,10 @@ def test_the_calibration_probe_measures_the_engine_alone(served: Served) -> None
                            accuracy_alpha=0.05),
         address=served.cluster.address, config=config, check_answers=False)
     assert result.completed == result.requests > 10
-    runtime = overhead_of([r for r in records if r.due_s >= 1.0],
-                          {q.name: len(q.route) for q in served.plan.queries if q.admitted})
+    admitted = [q for q in served.plan.queries if q.admitted and q.predicted is not None]
+    runtime = overhead_of(
+        observed_of([r for r in records if r.due_s >= 1.0],
+                    {q.name: q.predicted.percentile for q in admitted if q.predicted}),
+        {q.name: len(q.route) for q in admitted})
     assert 0.0 < runtime.hop_mean_ms < 1_000
     assert runtime.samples == result.requests

@@ -9,7 +9,16 @@ import pytest
 import yaml
 
 from circinus.errors import SpecError
-from circinus.runtime.probe import Predicted, identity, overhead_of, residual_of, write_runtime
+from circinus.estimate.queueing import quantile
+from circinus.runtime.probe import (
+    Observed,
+    Predicted,
+    identity,
+    observed_of,
+    overhead_of,
+    residual_of,
+    write_runtime,
+)
 from circinus.runtime.results import Record
 from circinus.spec.load import load_world
 from circinus.spec.models import RuntimeSettings
@@ -21,22 +30,38 @@ def test_identity_answers_its_inputs() -> None:
     assert identity({"model": "x"})([1, "a", None]) == [1, "a", None]
 
 
-def test_overhead_spreads_a_request_over_its_stage_calls() -> None:
-    # query q: 3 stages, latencies 30 and 36 ms -> per call mean 11 ms, variance 18 / 3 ms^2;
-    # query r: 1 stage, 10 and 14 ms -> 12 ms, variance 8 ms^2; pooled by requests (2 and 2).
-    recs = [Record("q", 0.0, 0.030, True), Record("q", 0.1, 0.036, True),
-            Record("r", 0.0, 0.010, True), Record("r", 0.1, 0.014, True),
-            Record("r", 0.2, math.inf, False)]
-    rt = overhead_of(recs, {"q": 3, "r": 1}, note="test")
-    assert rt.hop_mean_ms == pytest.approx(11.5)
-    assert rt.hop_sd_ms == pytest.approx(math.sqrt((6.0 + 8.0) / 2), rel=1e-4)
-    assert rt.samples == 4
-    assert rt.note == "test"
+def test_the_probe_fit_reproduces_the_measured_tail_under_the_estimators_rule() -> None:
+    # 3 stage calls, mean 30 ms, p95 42 ms: 10 ms a call, and a variance per call such that
+    # the estimator's rule (k times the call's moments, a gamma's percentile) gives 42 ms again.
+    obs = {"q": Observed(200, 30.0, 42.0, 95.0)}
+    rt = overhead_of(obs, {"q": 3}, note="test")
+    assert rt.hop_mean_ms == pytest.approx(10.0)
+    assert quantile(3 * rt.hop_mean_ms, 3 * rt.hop_sd_ms ** 2, 0.95) == pytest.approx(42.0,
+                                                                                    rel=1e-3)
+    assert rt.samples == 200 and rt.note == "test"
+
+
+def test_queries_are_pooled_by_their_weighted_median() -> None:
+    obs = {"a": Observed(10, 10.0, 12.0, 95.0), "b": Observed(100, 20.0, 30.0, 95.0),
+           "c": Observed(30, 90.0, 150.0, 95.0)}
+    rt = overhead_of(obs, {"a": 1, "b": 1, "c": 1})
+    assert rt.hop_mean_ms == pytest.approx(20.0)  # b holds most of the requests
+    assert quantile(rt.hop_mean_ms, rt.hop_sd_ms ** 2, 0.95) == pytest.approx(30.0, rel=1e-3)
+    assert rt.samples == 140
+
+
+def test_observed_reads_each_querys_own_percentile() -> None:
+    recs = [Record("q", i * 0.1, (i + 1) / 1000, True) for i in range(100)]
+    recs += [Record("r", 0.0, 0.010, True), Record("r", 0.1, math.inf, False)]
+    recs += [Record("s", 0.0, 0.010, True)]
+    obs = observed_of(recs, {"q": 95.0, "r": 99.0, "s": 50.0})
+    assert obs["q"] == Observed(100, pytest.approx(50.5), 95.0, 95.0)
+    assert "r" not in obs and "s" not in obs  # one answer is not enough
 
 
 def test_no_answer_is_an_error() -> None:
     with pytest.raises(SpecError, match="no request of the probe was answered"):
-        overhead_of([Record("q", 0.0, math.inf, False)], {"q": 3})
+        overhead_of({}, {"q": 3})
 
 
 def test_write_runtime_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
@@ -62,22 +87,19 @@ def test_write_runtime_json(tmp_path: Path) -> None:
     assert load_world(world).runtime == RuntimeSettings(hop_mean_ms=1.0)
 
 
-def test_residual_adds_what_the_prediction_missed_per_call() -> None:
-    # q: 3 stages predicted at 40 ms mean, variance 10 ms^2; measured 60 and 80 ms (mean 70,
-    # variance 200): 30 / 3 = 10 ms more per call, (200 - 10) / 3 more variance per call.
-    recs = [Record("q", 0.0, 0.060, True), Record("q", 0.1, 0.080, True)]
+def test_residual_refits_on_top_of_what_the_plan_predicts_of_the_operators() -> None:
+    # q: 3 stages predicted at 40 ms mean with base 10 ms a call (10 ms of it the operators),
+    # variance 85 = 10 of the operators + 3 x 25; measured mean 70, p95 100 ms.
     base = RuntimeSettings(hop_mean_ms=10.0, hop_sd_ms=5.0)
-    rt = residual_of(recs, {"q": Predicted(3, 40.0, 10.0)}, base, note="served")
+    obs = {"q": Observed(300, 70.0, 100.0, 95.0)}
+    rt = residual_of(obs, {"q": Predicted(3, 40.0, 85.0)}, base, note="served")
     assert rt.hop_mean_ms == pytest.approx(20.0)
-    assert rt.hop_sd_ms == pytest.approx(math.sqrt(25.0 + 190.0 / 3), rel=1e-4)
-    assert rt.samples == 2
-    faster = residual_of(recs, {"q": Predicted(3, 200.0, 1e6)}, None)
-    assert faster.hop_mean_ms == 0.0 and faster.hop_sd_ms == 0.0  # never below nothing
-    # predicted variance 500 > measured 200: 100 ms^2 less per call
-    wide = RuntimeSettings(hop_mean_ms=10.0, hop_sd_ms=15.0)
-    tighter = residual_of(recs, {"q": Predicted(3, 70.0, 500.0)}, wide)
-    assert tighter.hop_mean_ms == pytest.approx(10.0)
-    assert tighter.hop_sd_ms == pytest.approx(math.sqrt(225.0 - 100.0), rel=1e-4)
-    assert residual_of(recs, {"q": Predicted(3, 70.0, 500.0)}, base).hop_sd_ms == 0.0
+    # the re-planned prediction puts the 95th percentile on what was measured
+    assert quantile(10.0 + 3 * rt.hop_mean_ms, 10.0 + 3 * rt.hop_sd_ms ** 2, 0.95) == (
+        pytest.approx(100.0, rel=1e-3))
+    assert rt.samples == 300
+    # served faster than the operators alone were predicted: never below nothing
+    faster = residual_of(obs, {"q": Predicted(3, 200.0, 1e6)}, None)
+    assert faster.hop_mean_ms == 0.0 and faster.hop_sd_ms == 0.0
     with pytest.raises(SpecError, match="no request of the plan was answered"):
-        residual_of([], {"q": Predicted(3, 40.0, 10.0)}, base)
+        residual_of({}, {"q": Predicted(3, 40.0, 10.0)}, base)

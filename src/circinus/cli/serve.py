@@ -216,33 +216,52 @@ def calibrate(
         "--write", help="Write the measured overhead into WORLD's runtime section.")] = False,
     store: Annotated[str | None, typer.Option(
         help="Profile store for executable worlds (see `circinus profile`).")] = None,
+    from_json: Annotated[Path | None, typer.Option(
+        "--from", help="What `circinus serve WORLD PLAN --json` measured: calibrate from it "
+        "instead of serving again (implies --served).")] = None,
 ) -> None:
     """Measure what serving on Ray Serve adds to every stage call and print (or --write) it as
     WORLD's runtime section, which the estimator adds to every stage. By default a probe: PLAN's
     deployments and routes at its rates, every operator doing nothing, no link emulated."""
 
     def run() -> None:
-        from circinus.runtime.probe import Predicted, overhead_of, residual_of, write_runtime
+        from circinus.runtime.probe import (
+            Predicted,
+            observed_from_result,
+            observed_of,
+            overhead_of,
+            residual_of,
+            write_runtime,
+        )
+        from circinus.runtime.results import read_serve_result
         from circinus.simulate import read_plan_file
         from circinus.spec.load import load_world
 
         planfile = read_plan_file(plan)
         base = load_world(world).runtime
-        result, records = _serve(world, plan, address=address, duration=duration, warmup=warmup,
-                                 seed=seed, trace="poisson", json_out=None, store=store,
-                                 quiet=False, probe=not served)
-        measured = [r for r in records if r.due_s >= warmup]
-        note = (f"{'served' if served else 'probe of'} {plan.name}: {result.requests} requests "
-                f"over {duration - warmup:g} s, load {result.machine.load_before:.1f}-"
-                f"{result.machine.load_after:.1f} on {result.machine.cores} cores")
-        if served:
+        admitted = [q for q in planfile.queries if q.admitted and q.predicted is not None]
+        if from_json is not None:
+            result = read_serve_result(from_json)
+            observed = observed_from_result(result)
+            how = f"served {plan.name} ({from_json.name})"
+        else:
+            result, records = _serve(world, plan, address=address, duration=duration,
+                                     warmup=warmup, seed=seed, trace="poisson", json_out=None,
+                                     store=store, quiet=False, probe=not served)
+            observed = observed_of([r for r in records if r.due_s >= warmup],
+                                   {q.name: q.predicted.percentile for q in admitted
+                                    if q.predicted is not None})
+            how = f"{'served' if served else 'probe of'} {plan.name}"
+        note = (f"{how}: {result.requests} requests over {result.duration_s - result.warmup_s:g}"
+                f" s, load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
+                f"{result.machine.cores} cores")
+        if served or from_json is not None:
             predicted = {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
                                            q.predicted.latency_var_ms2 or 0.0)
-                         for q in planfile.queries if q.admitted and q.predicted is not None}
-            runtime = residual_of(measured, predicted, base, note=note)
+                         for q in admitted if q.predicted is not None}
+            runtime = residual_of(observed, predicted, base, note=note)
         else:
-            runtime = overhead_of(measured, {q.name: len(q.route) for q in planfile.queries
-                                             if q.admitted}, note=note)
+            runtime = overhead_of(observed, {q.name: len(q.route) for q in admitted}, note=note)
         Console(soft_wrap=True).print(yaml.safe_dump({"runtime": runtime.model_dump(
             mode="json")}, sort_keys=False, width=100).rstrip())
         if write:

@@ -15,13 +15,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from circinus.errors import SpecError
 from circinus.plan.file import QueryOut
 from circinus.simulate.results import LatencyOut, QueryMeasuredOut
+from circinus.spec.load import format_validation_error, read_document
 
 
 class _Out(BaseModel):
@@ -183,3 +186,21 @@ def median_abs_error(queries: Sequence[QueryServeOut]) -> float | None:
     """Median of |latency_error| over the queries that have one."""
     errors = [abs(q.latency_error) for q in queries if q.latency_error is not None]
     return float(np.median(errors)) if errors else None
+
+
+def read_serve_result(path: str | Path) -> ServeResult:
+    """Parse and validate what ``circinus serve --json`` wrote at ``path``.
+
+    Raises:
+        SpecError: not such a file, naming the first offending field.
+    """
+    data = read_document(path)
+    got = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if got != "circinus-serve/1":
+        raise SpecError(f"{path}: format: expected what `circinus serve --json` writes "
+                        f"('circinus-serve/1'), got {got!r}")
+    try:
+        return ServeResult.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {format_validation_error(exc, data)}; it is written by "
+                        "`circinus serve WORLD PLAN --json OUT`") from exc
