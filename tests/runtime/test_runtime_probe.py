@@ -13,6 +13,7 @@ from circinus.estimate.queueing import quantile
 from circinus.runtime.probe import (
     Observed,
     Predicted,
+    falling_behind,
     identity,
     observed_of,
     overhead_of,
@@ -103,3 +104,12 @@ def test_residual_refits_on_top_of_what_the_plan_predicts_of_the_operators() -> 
     assert faster.hop_mean_ms == 0.0 and faster.hop_sd_ms == 0.0
     with pytest.raises(SpecError, match="no request of the plan was answered"):
         residual_of({}, {"q": Predicted(3, 40.0, 10.0)}, base)
+
+
+def test_an_engine_falling_behind_is_recognised() -> None:
+    steady = [Record("q", i * 0.1, 0.020 + 0.001 * (i % 3), True) for i in range(90)]
+    assert falling_behind(steady) is None
+    queue = [Record("q", i * 0.1, 0.020 + 0.002 * i, True) for i in range(90)]
+    assert "early in the run" in (falling_behind(queue) or "")
+    lost = steady[:80] + [Record("q", 9.0 + i, math.inf, False) for i in range(10)]
+    assert "unanswered" in (falling_behind(lost) or "")

@@ -88,11 +88,20 @@ MAX_ERROR_CHARS = 500
 def error(message: str) -> None:
     """One line on stderr: plain text (never rich markup), control characters (terminal
     escapes) shown escaped, at most :data:`MAX_ERROR_CHARS` long."""
+    _say("error: ", "bold red", message)
+
+
+def warn(message: str) -> None:
+    """Like :func:`error`, for what the command did but the user should know."""
+    _say("warning: ", "bold yellow", message)
+
+
+def _say(prefix: str, style: str, message: str) -> None:
     text = " ".join(printable(message).split())
     if len(text) > MAX_ERROR_CHARS:
         tail = f"... ({len(text):,} characters in all)"
         text = text[:MAX_ERROR_CHARS - len(tail)] + tail
-    line = Text.assemble(("error: ", "bold red"), text)
+    line = Text.assemble((prefix, style), text)
     Console(stderr=True, soft_wrap=True).print(line, highlight=False)
 
 

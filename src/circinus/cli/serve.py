@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from circinus.cli.common import check_output, guard, write_atomic
+from circinus.cli.common import check_output, guard, warn, write_atomic
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def serve(
 
 def _serve(world: Path, plan: Path, *, address: str | None, duration: float, warmup: float,
            seed: int, trace: str, json_out: Path | None, store: str | None, quiet: bool,
-           probe: bool) -> tuple[ServeResult, list[Record]]:
+           probe: bool, rate_scale: float = 1.0) -> tuple[ServeResult, list[Record]]:
     from circinus.runtime import require_ray
     from circinus.simulate import ARRIVALS
 
@@ -164,6 +164,8 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
     if not 0 <= warmup < duration:
         raise SpecError(f"--warmup: must be >= 0 and < --duration ({duration:g} s), got "
                         f"{warmup:g}")
+    if not 0 < rate_scale <= 10:
+        raise SpecError(f"--rate-scale: must be > 0 and <= 10, got {rate_scale:g}")
     if trace not in ARRIVALS:
         raise SpecError(f"--trace: unknown arrival process {trace!r}; choose from "
                         f"{', '.join(ARRIVALS)}")
@@ -186,7 +188,8 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
     try:
         result, records = serve_plan(
             index, planfile, arrivals=make_arrivals(trace),
-            load_settings=LoadSettings(duration_s=duration, warmup_s=warmup, seed=seed),
+            load_settings=LoadSettings(duration_s=duration, warmup_s=warmup, seed=seed,
+                                       rate_scale=rate_scale),
             compare=Comparison(simulated_ms=simulated, simulated_goodput=sim_goodput,
                                profiled=profiled,
                                accuracy_alpha=1.0 - index.world.profiling.confidence),
@@ -216,6 +219,9 @@ def calibrate(
         "--write", help="Write the measured overhead into WORLD's runtime section.")] = False,
     store: Annotated[str | None, typer.Option(
         help="Profile store for executable worlds (see `circinus profile`).")] = None,
+    rate_scale: Annotated[float, typer.Option(
+        "--rate-scale", help="Send PLAN's request rates times this: a probe below the load "
+        "at which the engine falls behind measures its overhead, not its queue.")] = 1.0,
     from_json: Annotated[Path | None, typer.Option(
         "--from", help="What `circinus serve WORLD PLAN --json` measured: calibrate from it "
         "instead of serving again (implies --served).")] = None,
@@ -227,6 +233,7 @@ def calibrate(
     def run() -> None:
         from circinus.runtime.probe import (
             Predicted,
+            falling_behind,
             observed_from_result,
             observed_of,
             overhead_of,
@@ -247,11 +254,18 @@ def calibrate(
         else:
             result, records = _serve(world, plan, address=address, duration=duration,
                                      warmup=warmup, seed=seed, trace="poisson", json_out=None,
-                                     store=store, quiet=False, probe=not served)
-            observed = observed_of([r for r in records if r.due_s >= warmup],
+                                     store=store, quiet=False, probe=not served,
+                                     rate_scale=rate_scale)
+            kept = [r for r in records if r.due_s >= warmup]
+            if (behind := falling_behind(kept)) is not None:
+                warn(f"the engine fell behind at these rates ({behind}); the figures describe "
+                     "its queue as much as its overhead: calibrate at lower rates "
+                     "(--rate-scale 0.5)")
+            observed = observed_of(kept,
                                    {q.name: q.predicted.percentile for q in admitted
                                     if q.predicted is not None})
-            how = f"{'served' if served else 'probe of'} {plan.name}"
+            how = f"{'served' if served else 'probe of'} {plan.name}" + (
+                f" at {rate_scale:g} x its rates" if rate_scale != 1.0 else "")
         note = (f"{how}: {result.requests} requests over {result.duration_s - result.warmup_s:g}"
                 f" s, load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
                 f"{result.machine.cores} cores")

@@ -37,6 +37,8 @@ class LoadSettings:
     seed: int = 0
     max_in_flight: int = 2_000
     timeout_s: float = 30.0
+    rate_scale: float = 1.0
+    """Every query's rate is multiplied by this (calibration probes below the plan's load)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def schedule(plan: PlanFile, arrivals: BaseArrivals, settings: LoadSettings,
         if not q.admitted:
             continue
         rng = np.random.default_rng([settings.seed, position])
-        times = arrivals.times(rate=q.rate_rps, until=settings.duration_s, extra=0, rng=rng)
+        times = arrivals.times(rate=q.rate_rps * settings.rate_scale,
+                               until=settings.duration_s, extra=0, rng=rng)
         order = rng.permutation(inputs[q.pipeline])
         out.extend(Arrival(float(t), q.name, q.pipeline, int(order[i % len(order)]))
                    for i, t in enumerate(times))

@@ -85,6 +85,28 @@ def observed_from_result(result: ServeResult) -> dict[str, Observed]:
     return out
 
 
+def falling_behind(records: Sequence[Record]) -> str | None:
+    """Why ``records`` (the measured requests of one run) show an engine that did not keep up
+    with its load, or None: more than 1 % of the requests unanswered, or the last third of the
+    run's requests taking on average more than 1.5 times as long as the first third (a queue
+    that grows)."""
+    if not records:
+        return None
+    lost = sum(not math.isfinite(r.latency_s) for r in records) / len(records)
+    if lost > 0.01:
+        return f"{lost:.0%} of the requests unanswered"
+    ordered = sorted(records, key=lambda r: r.due_s)
+    third = len(ordered) // 3
+    if third < 10:
+        return None
+    first = float(np.mean([r.latency_s for r in ordered[:third]]))
+    last = float(np.mean([r.latency_s for r in ordered[-third:]]))
+    if last > 1.5 * first:
+        return (f"requests took {first * 1e3:.0f} ms on average early in the run and "
+                f"{last * 1e3:.0f} ms late")
+    return None
+
+
 @dataclass(frozen=True)
 class Predicted:
     """What the plan predicted for one query: its stage count and latency moments (ms), the
