@@ -105,3 +105,13 @@ def test_campaign_sample() -> None:
     assert sum(report.counts.values()) == 150 and sum(report.cli_counts.values()) == 6
     assert not report.failures, report.failures[:3]
     assert report.counts["rejected"] and report.counts["planned"]
+
+
+def test_a_cli_case_whose_plan_file_cannot_be_made_in_time_is_a_hang_not_a_dead_worker(
+) -> None:
+    from circinus.bench.fuzz import run_cli_case
+
+    world = (EXAMPLES / "tiny.yaml").read_text()
+    outcome, detail = run_cli_case(["simulate", "w.yaml", "plan.json"],
+                                   {"w.yaml": world, "plan.json": ""}, timeout_s=0.01)
+    assert outcome == "hang" and "making plan.json" in detail

@@ -426,9 +426,12 @@ def run_cli_case(args: list[str], files: dict[str, str], *, timeout_s: float) ->
             (here / name).write_text(text, encoding="utf-8")
         world = next(iter(files))
         if files.get("plan.json") == "":
-            subprocess.run([sys.executable, "-m", "circinus", "plan", world, "-q", "--json",
-                            "plan.json"], cwd=here, capture_output=True, timeout=timeout_s,
-                           check=False)
+            try:
+                subprocess.run([sys.executable, "-m", "circinus", "plan", world, "-q", "--json",
+                                "plan.json"], cwd=here, capture_output=True, timeout=timeout_s,
+                               check=False)
+            except subprocess.TimeoutExpired:
+                return "hang", f"`circinus plan` making plan.json: no exit in {timeout_s:g} s"
         before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in here.iterdir()}
         try:
             run = subprocess.run([sys.executable, "-m", "circinus", *args], cwd=here,
