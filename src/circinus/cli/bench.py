@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from circinus.bench.fidelity import FidelityRecord, FidelityReport, QueryFidelity
 from circinus.bench.online import OnlineReport
 from circinus.bench.scale import ScaleReport
 from circinus.bench.search import Report
@@ -349,6 +350,124 @@ def render_sharing(report: SharingReport, console: Console) -> None:
     start, end = report.load_average_start, report.load_average_end
     console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
                   f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")
+
+
+FIDELITY_WORLDS = ("jellybean-vqa.yaml", "edge-cloud-vision.yaml", "meeting-companion.yaml")
+
+
+@bench_app.command("fidelity")
+def fidelity_cmd(
+    world: Annotated[list[Path] | None, typer.Option(
+        "--world", help="World file (repeatable); default: jellybean-vqa, edge-cloud-vision "
+        "and meeting-companion.")] = None,
+    per_kind: Annotated[int, typer.Option(
+        "--per-kind", help="Generated fidelity worlds of each kind (tandem, uplink, join, "
+        "mixed), seeds seed, seed + 1, ...")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the generated worlds, the planner and "
+                                           "the simulations.")] = 0,
+    duration: Annotated[float, typer.Option(help="Simulated seconds per plan.")] = 3600.0,
+    rejected: Annotated[int, typer.Option(
+        help="Queries rejected on latency tried again per world, at their nearest admissible "
+        "bound.")] = 5,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the report here (rewritten after every world).")] = None,
+) -> None:
+    """Predicted against simulated latency at each admitted query's SLO percentile, the share
+    of admitted queries meeting their SLO, and rejected queries that would have met theirs."""
+
+    def run() -> None:
+        from circinus.bench.fidelity import run_fidelity_bench
+        from circinus.bench.fidelity_worlds import KINDS
+
+        if not 0 < duration <= 86_400:
+            raise SpecError(f"--duration: must be > 0 and <= 86400 s, got {duration:g}")
+        if seed < 0:
+            raise SpecError(f"--seed: must be >= 0, got {seed}")
+        if not 0 <= per_kind <= 100:
+            raise SpecError(f"--per-kind: must be in 0..100, got {per_kind}")
+        if not 0 <= rejected <= 1000:
+            raise SpecError(f"--rejected: must be in 0..1000, got {rejected}")
+        if json_out is not None:
+            check_output(json_out, "--json", inputs=list(world or ()))
+        worlds = [(f"{kind}-{seed + k}", functools.partial(_fidelity, kind, seed + k))
+                  for k in range(per_kind) for kind in KINDS]
+        worlds += _lazy_worlds(world, (), seed, FIDELITY_WORLDS)
+
+        def save(report: FidelityReport) -> None:
+            if json_out is not None:
+                write_atomic(json_out, json.dumps(report.to_json(), indent=2))
+
+        console = Console()
+        with _progress(console, "bench fidelity", len(worlds) * (1 + rejected)) as step:
+            report = run_fidelity_bench(worlds, seed=seed, duration_s=duration,
+                                        rejected=rejected, progress=step, partial=save)
+        save(report)
+        render_fidelity(report, console)
+        if json_out is not None:
+            console.print(f"report written to {json_out}")
+
+    guard(run)
+
+
+def _fidelity(kind: str, seed: int) -> WorldIndex:
+    from circinus.bench.fidelity_worlds import fidelity_world
+    from circinus.spec.load import parse_world
+    from circinus.spec.validate import build_index
+
+    return build_index(parse_world(fidelity_world(kind, seed), origin=f"fidelity-{kind}"))
+
+
+MISSES_SHOWN = 15
+"""Queries outside the tolerance (or missing their SLO) listed below the summary, worst first."""
+
+
+def render_fidelity(report: FidelityReport, console: Console) -> None:
+    """One row per world, then the admitted queries predicted worst (each table narrow enough
+    for an 80-column terminal)."""
+    from circinus.bench.fidelity import TARGET_MET, TARGET_WITHIN
+
+    table = Table(title=f"circinus bench fidelity (seed {report.seed}, "
+                  f"{report.duration_s:g} s simulated)")
+    for col in ("world", "admitted", "met SLO", f"±{report.tolerance:.0%}", "median",
+                "worst", "rej→met", "ok"):
+        table.add_column(col, justify="left" if col == "world" else "right",
+                         overflow="fold")
+    for r in report.records:
+        table.add_row(
+            r.world, f"{r.admitted}/{r.queries}", _fmt(r.met_share, ".1%"),
+            _fmt(r.within_share, ".1%"), _fmt(r.median_error, "+.1%"),
+            _fmt(r.worst_error, "+.1%"), f"{r.would_have_met}/{r.checked}",
+            "yes" if r.targets_met else "NO")
+    console.print(table)
+    console.print(f"targets per world: met SLO >= {TARGET_MET:.0%}, predicted within "
+                  f"{report.tolerance:.0%} of simulated >= {TARGET_WITHIN:.0%} (error = "
+                  "(predicted - simulated) / simulated at the SLO percentile); rej→met: "
+                  "queries rejected on latency that met their bound when planned at their "
+                  "nearest admissible one, of those tried")
+    worst = sorted(((r.world, q) for r in report.records for q in report_misses(r)),
+                   key=lambda wq: -abs(wq[1].error) if wq[1].error is not None else -1e9)
+    if worst:
+        misses = Table(title=f"queries outside ±{report.tolerance:.0%} or missing their SLO "
+                       f"({min(len(worst), MISSES_SHOWN)} of {len(worst)})")
+        for col in ("world", "query", "pct", "bound", "pred", "sim", "error", "met"):
+            misses.add_column(col, justify="left" if col in ("world", "query") else "right",
+                              overflow="fold")
+        for w, q in worst[:MISSES_SHOWN]:
+            misses.add_row(w, q.query, f"p{q.percentile:g}", _fmt(q.slo_latency_ms, ".4g"),
+                           _fmt(q.predicted_ms, ".4g"), _fmt(q.simulated_ms, ".4g"),
+                           _fmt(q.error, "+.1%"), "yes" if q.met else "NO")
+        console.print(misses)
+    start, end = report.load_average_start, report.load_average_end
+    console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
+                  f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")
+
+
+def report_misses(record: FidelityRecord) -> list[QueryFidelity]:
+    """The admitted queries of ``record`` outside the tolerance or missing their SLO."""
+    from circinus.bench.fidelity import TOLERANCE
+
+    return [q for q in record.per_query
+            if not q.met or q.error is None or abs(q.error) > TOLERANCE]
 
 
 EXECUTABLE_WORLDS = ("digits-edge-cloud.yaml", "ocr-branches.yaml")

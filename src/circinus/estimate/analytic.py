@@ -13,13 +13,13 @@ plan allocates: replicas x units x price per unit-hour, plus traffic x price per
 A message takes ``size / bandwidth + rtt / 2`` as if alone on its link, unless the estimator is
 given the link's *load* (``link_load``: the utilisation of a link with a capacity by the traffic
 of every query on it). Then its wire time is multiplied by the link's mean slowdown under
-processor sharing (:func:`~circinus.estimate.queueing.shared_link_slowdown`), and the extra
-delay is taken as exponential (its standard deviation equal to its mean): a message of wire time
-``w`` and slowdown ``S`` takes ``w + rtt / 2 + X`` with ``X ~ Exp(mean (S - 1) w)``, which enters
-the mixture over the device pairs with its mean and second moment like every other term. The
-exponential is the law of the delay in the M/M/1 case and is conservative for the high
-percentiles of lighter-tailed delays. Without a load the estimate is the solo one, and a
-slowdown within :data:`NEGLIGIBLE_SLOWDOWN` of 1 counts as none.
+processor sharing (:func:`~circinus.estimate.queueing.shared_link_slowdown`): a message of wire
+time ``w`` and slowdown ``S`` takes ``w + rtt / 2 + X`` with ``X`` of mean ``(S - 1) w`` and the
+variance of processor sharing's sojourn of a job of its size, "no delay, or an exponential one"
+(:func:`~circinus.estimate.queueing.shared_link_delay`: its tail is heavier than an exponential
+of the same mean, which the simulator's busy links show), and enters the mixture over the
+device pairs with its three moments like every other term. Without a load the estimate is the
+solo one, and a slowdown within :data:`NEGLIGIBLE_SLOWDOWN` of 1 counts as none.
 
 **Shared stages** (``level`` set, :class:`~circinus.plan.records.StagePlan`) join, on each
 device of the placement, the deployment of their configuration, batch and level, one M/G/c queue
@@ -55,7 +55,10 @@ from dataclasses import dataclass, replace
 
 from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
 from circinus.estimate.queueing import (
+    Moments3,
     batch_queue_sojourn,
+    mixture,
+    shared_link_delay,
     shared_link_slowdown,
     transfer_seconds,
 )
@@ -227,7 +230,8 @@ class AnalyticEstimator(BaseEstimator):
         if groups is None:
             return _unservable(placement)
         capacity = sum(rep.count * batch / (base * scale) for rep, _, _, base in groups)
-        mean = second = cost = 0.0
+        cost = 0.0
+        parts: list[tuple[float, Moments3]] = []
         shares, units, memory, loads, rates, holds = [], [], [], [], [], []
         floors: list[tuple[str, int]] = []
         worst = alone = 0.0
@@ -259,8 +263,7 @@ class AnalyticEstimator(BaseEstimator):
                     own_service=base * (scale + (batch - 1) * mix) / batch)
                 held = state.replicas * (own_rate * scale) / (state.rate_rps * mix)
                 worst = max(worst, soj.utilization)
-            mean += share * soj.mean
-            second += share * (soj.var + soj.mean * soj.mean)
+            parts.append((share, (soj.mean, soj.var, soj.third)))
             shares.append((rep.device, share))
             units.append((rep.device, held * prof.units))
             memory.append((rep.device, held * prof.memory_gb))
@@ -270,13 +273,13 @@ class AnalyticEstimator(BaseEstimator):
             floors.append((name, rep.count))
             cost += held * prof.units * dev.price_per_unit_hour
             alone += rep.count * prof.units * dev.price_per_unit_hour
-        var = second - mean * mean if math.isfinite(mean) else math.inf
+        mean, var, third = mixture(parts)
         return StageEstimate(
-            mean_s=mean, var_s2=max(var, 0.0), utilization=worst, shares=tuple(shares),
+            mean_s=mean, var_s2=var, utilization=worst, shares=tuple(shares),
             units=tuple(units), memory_gb=tuple(memory), cost_per_hour=cost,
             deployments=tuple(loads), deployment_rates=tuple(rates),
             deployment_held=tuple(holds), alone_cost_per_hour=alone,
-            deployment_floor=tuple(floors))
+            deployment_floor=tuple(floors), third_s3=third)
 
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
                placement: Placement, rate: float, scale: float) -> StageEstimate:
@@ -289,28 +292,28 @@ class AnalyticEstimator(BaseEstimator):
             svc = base * scale
             groups.append((rep, dev, prof, svc, rep.count * batch / svc))
         capacity = sum(g[4] for g in groups)
-        mean = second = 0.0
+        parts: list[tuple[float, Moments3]] = []
         shares, units, memory = [], [], []
         cost = 0.0
         for rep, dev, prof, svc, cap in groups:
             share = cap / capacity
             soj = batch_queue_sojourn(rate=rate * share, batch=batch, batch_service=svc,
                                       service_cv=service_cv(prof), replicas=rep.count)
-            mean += share * soj.mean
-            second += share * (soj.var + soj.mean * soj.mean)
+            parts.append((share, (soj.mean, soj.var, soj.third)))
             shares.append((rep.device, share))
             units.append((rep.device, rep.count * prof.units))
             memory.append((rep.device, rep.count * prof.memory_gb))
             cost += rep.count * prof.units * dev.price_per_unit_hour
-        var = second - mean * mean if math.isfinite(mean) else math.inf
+        mean, var, third = mixture(parts)
         return StageEstimate(
             mean_s=mean,
-            var_s2=max(var, 0.0),
+            var_s2=var,
             utilization=rate / capacity,
             shares=tuple(shares),
             units=tuple(units),
             memory_gb=tuple(memory),
             cost_per_hour=cost,
+            third_s3=third,
         )
 
     def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
@@ -326,14 +329,15 @@ class AnalyticEstimator(BaseEstimator):
         return endpoint[1:] if endpoint.startswith("@") else self.index.devices[endpoint].site
 
     def _transfer(self, size_kb: float, rate: float, src: Shares, dst: Shares) -> TransferEstimate:
-        mean = second = cost = 0.0
+        cost = 0.0
+        parts: list[tuple[float, Moments3]] = []
         traffic: dict[tuple[str, str], float] = {}
         for a, wa in src:
             site_a = self._site(a)
             for b, wb in dst:
                 weight = wa * wb
                 site_b = self._site(b)
-                extra = 0.0  # mean delay from sharing the link
+                extra: Moments3 = (0.0, 0.0, 0.0)  # delay from sharing the link
                 if a == b:
                     t = 0.0
                 elif site_a == site_b:
@@ -342,26 +346,27 @@ class AnalyticEstimator(BaseEstimator):
                 else:
                     link = self.index.link(site_a, site_b)
                     if link is None:
-                        return TransferEstimate(math.inf, math.inf, (), 0.0)
+                        return TransferEstimate(math.inf, math.inf, (), 0.0, math.inf)
                     t = transfer_seconds(size_kb, link.bandwidth_mbps, link.rtt_ms)
                     slow = self._slowdown.get((site_a, site_b), 1.0)
-                    if slow != 1.0:
-                        extra = (slow - 1.0) * transfer_seconds(size_kb, link.bandwidth_mbps, 0.0)
+                    if slow != 1.0 and link.capacity_mbps is not None:
+                        # A lone transfer already gets only min(B, C) (module note).
+                        alone = max(1.0, link.bandwidth_mbps / link.capacity_mbps)
+                        wire = transfer_seconds(size_kb, link.bandwidth_mbps, 0.0)
+                        t += (alone - 1.0) * wire
+                        extra = shared_link_delay(slow / alone, wire * alone)
                     kb_per_s = rate * size_kb * weight
                     pair = (site_a, site_b)
                     traffic[pair] = traffic.get(pair, 0.0) + kb_per_s * KB_PER_S_TO_MBPS
                     cost += kb_per_s * KB_PER_S_TO_GB_PER_H * link.price_per_gb
-                mean += weight * t
-                second += weight * t * t
-                if extra:  # t + X with X exponential of mean `extra` (module note)
-                    mean += weight * extra
-                    second += weight * (2 * t * extra + 2 * extra * extra)
-        var = second - mean * mean if math.isfinite(mean) else math.inf
+                parts.append((weight, (t + extra[0], extra[1], extra[2])))
+        mean, var, third = mixture(parts)
         return TransferEstimate(
             mean_s=mean,
-            var_s2=max(var, 0.0),
+            var_s2=var,
             link_mbps=tuple(sorted(traffic.items())),
             cost_per_hour=cost,
+            third_s3=third,
         )
 
     def accuracy(self, pipeline: str, configs: Mapping[str, ConfigKey]) -> float | None:
@@ -417,4 +422,5 @@ def _link_slowdown(index: WorldIndex, pair: tuple[str, str], utilization: float)
 
 def _unservable(placement: Placement) -> StageEstimate:
     return StageEstimate(math.inf, math.inf, math.inf,
-                         tuple((r.device, 1.0 / len(placement)) for r in placement), (), (), 0.0)
+                         tuple((r.device, 1.0 / len(placement)) for r in placement), (), (), 0.0,
+                         third_s3=math.inf)

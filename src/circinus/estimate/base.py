@@ -62,6 +62,9 @@ class StageEstimate:
     deployment_floor: tuple[tuple[str, int], ...] = ()
     """For a shared stage: per deployment joined, the fewest replicas it must have for this
     estimate to hold (``Replicas.count``)."""
+    third_s3: float = 0.0
+    """Third central moment of the sojourn, s³ (its skew: see
+    :func:`~circinus.estimate.queueing.quantile`)."""
 
     @property
     def solo_cost_per_hour(self) -> float:
@@ -78,6 +81,8 @@ class TransferEstimate:
     var_s2: float
     link_mbps: tuple[tuple[tuple[str, str], float], ...]
     cost_per_hour: float
+    third_s3: float = 0.0
+    """Third central moment of the transfer time, s³."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,10 @@ class Estimate:
     device_memory_gb: tuple[tuple[str, float], ...]
     link_mbps: tuple[tuple[tuple[str, str], float], ...]
     latency_var_ms2: float = 0.0
-    """Variance of the end-to-end latency, ms² (with :attr:`latency_mean_ms`, the gamma whose
-    percentile is :attr:`latency_ms`)."""
+    """Variance of the end-to-end latency, ms² (with :attr:`latency_mean_ms` and
+    :attr:`latency_third_ms3`, the shifted gamma whose percentile is :attr:`latency_ms`)."""
+    latency_third_ms3: float = 0.0
+    """Third central moment of the end-to-end latency, ms³."""
     deployment_load: tuple[tuple[str, float], ...] = ()
     """Load in busy replicas on each shared deployment the plan joins (by resource name).
     ``device_units``, ``device_memory_gb`` and the compute cost then count the plan's share of
@@ -205,10 +212,10 @@ class BaseEstimator(ABC):
         """Compose the stage and transfer estimates of ``plan``.
 
         Rule: latencies compose over the DAG (:mod:`circinus.estimate.join`): along an edge
-        the means and variances of transfers and stage sojourns add up (stages assumed
-        independent); where branches join, the moments of their maximum are integrated; the
-        percentile is read off a gamma distribution with the sink's mean and variance. Costs
-        and resources add up.
+        the means, variances and third central moments of transfers and stage sojourns add up
+        (stages assumed independent); where branches join, the moments of their maximum are
+        integrated; the percentile is read off the shifted gamma with the sink's three moments
+        (:func:`~circinus.estimate.queueing.quantile`). Costs and resources add up.
         """
         pipe = self.index.pipelines[query.pipeline]
         stages = {s.stage: s for s in plan.stages}
@@ -217,7 +224,7 @@ class BaseEstimator(ABC):
             name: self.stage(query, name, s.config, s.batch, s.placement, s.level)
             for name, s in stages.items()
         }
-        edges: dict[tuple[str, str], tuple[float, float]] = {}
+        edges: dict[tuple[str, str], tuple[float, float, float]] = {}
         transfers = []
         for stage in pipe.order:
             for pred in pipe.preds[stage]:
@@ -227,12 +234,12 @@ class BaseEstimator(ABC):
                 )
                 tr = self.transfer(query, size, src, ests[stage].shares)
                 transfers.append(tr)
-                edges[pred, stage] = (tr.mean_s, tr.var_s2)
-        mean, var = latency_moments(
-            pipe, {name: (e.mean_s, e.var_s2) for name, e in ests.items()}, edges)
+                edges[pred, stage] = (tr.mean_s, tr.var_s2, tr.third_s3)
+        mean, var, third = latency_moments(
+            pipe, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()}, edges)
         return Estimate(
             latency_mean_ms=mean * 1e3,
-            latency_ms=quantile(mean, var, query.slo.percentile / 100.0) * 1e3,
+            latency_ms=quantile(mean, var, query.slo.percentile / 100.0, third) * 1e3,
             percentile=query.slo.percentile,
             accuracy=self.accuracy(query.pipeline, configs),
             compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
@@ -242,6 +249,7 @@ class BaseEstimator(ABC):
             device_memory_gb=_add(e.memory_gb for e in ests.values()),
             link_mbps=_add(t.link_mbps for t in transfers),
             latency_var_ms2=var * 1e6,
+            latency_third_ms3=third * 1e9,
             deployment_load=_add(e.deployments for e in ests.values()),
             deployment_rate=_add(e.deployment_rates for e in ests.values()),
             deployment_held=_add(e.deployment_held for e in ests.values()),

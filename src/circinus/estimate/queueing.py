@@ -7,7 +7,10 @@ formula, ``ca2`` the squared coefficient of variation of batch inter-arrival tim
 batches of ``b`` Poisson arrivals: the sum of ``b`` exponentials) and ``cs2`` that of the batch
 service time. The wait distribution is approximated as "no wait with probability 1 - C, else
 exponential with mean Wq / C", which is exact for M/M/c. For M/M/1 it reproduces the textbook
-sojourn time: exponential with mean ``1 / (mu - lam)``.
+sojourn time: exponential with mean ``1 / (mu - lam)``. Every time is carried by its mean, variance
+and third central moment (the third cumulant): the cumulants of independent parts add, and the
+percentile is read off a *shifted* gamma with all three (:func:`quantile`), which keeps the tail
+of a rare wait behind a near-constant service time that a gamma of mean and variance flattens.
 
 A link with a capacity is shared by every transfer in flight on it: with ``n`` in flight each is
 sent at ``min(B, C / n)`` (``B`` one transfer's bandwidth, ``C`` the capacity), as the simulator
@@ -19,7 +22,11 @@ Stochastic Networks*, 1979, ch. 3; Bonald and Proutiere, "Insensitive bandwidth 
 networks", Queueing Systems 44, 2003), and the mean time a message spends on the wire is
 proportional to its size (Cohen, "The multiple phase service network with generalized processor
 sharing", Acta Informatica 12, 1979). By Little's law the factor over its time alone is the
-*slowdown* ``E[N] / a`` (:func:`shared_link_slowdown`).
+*slowdown* ``E[N] / a`` (:func:`shared_link_slowdown`). The spread of the delay around that mean
+is heavier than an exponential's (a message that arrives behind a busy period is slowed for all
+of it): :func:`shared_link_delay` takes the variance of processor sharing's sojourn of a job of
+given size (Coffman, Muntz and Trotter, "Waiting time distributions for processor-sharing
+systems", JACM 17, 1970) and the law "no delay, or an exponential one" that matches it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.special import gammaincinv
+from scipy.special import gammaincinv, ndtri
 
 
 def erlang_b(servers: int, offered: float) -> float:
@@ -75,11 +82,60 @@ def erlang_c(servers: int, offered: float) -> float:
 
 @dataclass(frozen=True)
 class Sojourn:
-    """Mean and variance of the time a request spends at one replica group, seconds."""
+    """Mean, variance and third central moment of the time a request spends at one replica
+    group, seconds."""
 
     mean: float
     var: float
     utilization: float
+    third: float = 0.0
+    """Third central moment, s³ (0: symmetric, as a constant)."""
+
+
+Moments3 = tuple[float, float, float]
+"""``(mean, variance, third central moment)`` of a time."""
+
+
+def raw_to_central(m1: float, m2: float, m3: float) -> Moments3:
+    """``(mean, variance, third central moment)`` from the raw moments ``E[X]``, ``E[X^2]``,
+    ``E[X^3]``. Example: an exponential of mean 1 (raw 1, 2, 6) has ``(1, 1, 2)``."""
+    var = m2 - m1 * m1
+    return m1, var, m3 - 3 * m1 * m2 + 2 * m1 ** 3
+
+
+def central_to_raw(mean: float, var: float, third: float) -> Moments3:
+    """The inverse of :func:`raw_to_central`."""
+    return mean, var + mean * mean, third + 3 * mean * var + mean ** 3
+
+
+def mixture(parts: list[tuple[float, Moments3]]) -> Moments3:
+    """Moments of a mixture: with probability ``w`` a time with moments ``m`` for each
+    ``(w, m)`` of ``parts`` (weights summing to 1). Example: half 0, half 2 has mean 1,
+    variance 1 and third moment 0."""
+    r1 = r2 = r3 = 0.0
+    for w, (m, v, t) in parts:
+        a, b, c = central_to_raw(m, v, t)
+        r1 += w * a
+        r2 += w * b
+        r3 += w * c
+    if not (math.isfinite(r1) and math.isfinite(r2) and math.isfinite(r3)):
+        return math.inf, math.inf, math.inf
+    mean, var, third = raw_to_central(r1, r2, r3)
+    return mean, max(var, 0.0), third
+
+
+def atom_exponential(mean: float, var: float) -> Moments3:
+    """Moments of the law "0 with probability ``1 - p``, else exponential" with this mean and
+    variance (``p = 2 mean^2 / (var + mean^2)``); when ``var < mean^2`` no such law exists and
+    the gamma with this mean and variance is taken. Example: ``p = 1`` is the exponential,
+    third moment ``2 mean^3``."""
+    if mean <= 0.0:
+        return 0.0, 0.0, 0.0
+    if var >= mean * mean:
+        p = 2 * mean * mean / (var + mean * mean)
+        theta = mean / p
+        return raw_to_central(mean, 2 * p * theta ** 2, 6 * p * theta ** 3)
+    return mean, var, 2 * var * var / mean  # gamma: third cumulant 2 k theta^3
 
 
 def batch_queue_sojourn(
@@ -118,17 +174,38 @@ def batch_queue_sojourn(
     # for b = 2, lam = 1, half wait 0 and half an Exp(1), variance 0.75.
     fill_mean = (batch - 1) / (2 * fill)
     fill_var = (batch - 1) * (batch + 7) / (12 * fill * fill)
+    fill_third = _fill_third(batch, fill)
     # Queueing of batches (Allen-Cunneen), wait = 0 w.p. 1-C, else exponential.
     c_wait = erlang_c(replicas, offered)
     ca2, cs2 = 1.0 / batch, service_cv * service_cv
     wq = c_wait / (replicas / batch_service - batch_rate) * (ca2 + cs2) / 2
-    wq_var = (2 * wq * wq / c_wait - wq * wq) if c_wait > 0 else 0.0
+    if c_wait > 0:
+        theta = wq / c_wait
+        _, wq_var, wq_third = raw_to_central(wq, 2 * c_wait * theta ** 2,
+                                             6 * c_wait * theta ** 3)
+    else:
+        wq_var = wq_third = 0.0
     svc_var = (service_cv * own) ** 2
+    svc_third = 2 * service_cv ** 4 * own ** 3  # gamma of mean own and cv service_cv
     return Sojourn(
         mean=fill_mean + wq + own,
         var=fill_var + wq_var + svc_var,
         utilization=rho,
+        third=fill_third + wq_third + svc_third,
     )
+
+
+def _fill_third(batch: int, rate: float) -> float:
+    """Third central moment of the wait for a batch to fill: the sum of ``J`` exponential gaps
+    of rate ``rate``, ``J`` uniform on ``0 .. batch - 1`` (an Erlang ``j`` has raw moments
+    ``j (j+1) .. (j+k-1) / rate^k``)."""
+    if batch == 1:
+        return 0.0
+    js = range(batch)
+    r1 = sum(js) / batch / rate
+    r2 = sum(j * (j + 1) for j in js) / batch / rate ** 2
+    r3 = sum(j * (j + 1) * (j + 2) for j in js) / batch / rate ** 3
+    return raw_to_central(r1, r2, r3)[2]
 
 
 def shared_link_slowdown(utilization: float, servers: float) -> float:
@@ -167,6 +244,37 @@ def shared_link_slowdown(utilization: float, servers: float) -> float:
     return alone * in_flight / offered
 
 
+def shared_link_delay(slowdown: float, wire_s: float) -> Moments3:
+    """Moments of the extra delay of a message on a shared link over its time alone (see the
+    module note), seconds.
+
+    Args:
+        slowdown: ``S``, its mean time on the wire over its time alone there
+            (:func:`shared_link_slowdown` over a lone transfer's ``max(1, 1 / c)``).
+        wire_s: ``x``, its time alone on the wire.
+
+    The mean is ``(S - 1) x`` (exact). The variance is that of processor sharing's sojourn of
+    a job of size ``x`` among jobs of mean size ``x`` (M/M/1-PS, Coffman, Muntz and Trotter
+    1970) at the load ``r = 1 - 1 / S`` that gives the same mean slowdown:
+    ``x^2 (2 r / (1 - r)^3 - 2 r (1 - e^-(1 - r)) / (1 - r)^4)``; the delay is then "none, or
+    exponential" with that mean and variance (:func:`atom_exponential`). Against the
+    simulator's link (equal messages, Poisson arrivals, 200,000 of them) the variance is within
+    5 % at ``c = 1`` and above it by up to 2x at low loads with ``c = 3``, the chance of a delay
+    within 0.1 (0.70 predicted 0.74 at ``c = 1``, half load), the skewness within 0.1.
+
+    Example: ``c = 1`` at half load (``S = 2``): mean ``x``, variance ``1.70 x^2``, a delay
+    with probability 0.74.
+    """
+    if slowdown <= 1.0 or wire_s <= 0.0:
+        return 0.0, 0.0, 0.0
+    if not math.isfinite(slowdown):
+        return math.inf, math.inf, math.inf
+    r = 1.0 - 1.0 / slowdown
+    u = 1.0 - r
+    var = wire_s * wire_s * (2 * r / u ** 3 - 2 * r * -math.expm1(-u) / u ** 4)
+    return atom_exponential((slowdown - 1.0) * wire_s, var)
+
+
 def transfer_seconds(size_kb: float, bandwidth_mbps: float | None, rtt_ms: float) -> float:
     """Time to send one message: size / bandwidth + half the round-trip time.
 
@@ -177,19 +285,49 @@ def transfer_seconds(size_kb: float, bandwidth_mbps: float | None, rtt_ms: float
     return wire + rtt_ms / 2000.0
 
 
-def quantile(mean: float, var: float, q: float) -> float:
-    """The ``q``-quantile (0 < q < 1) of a gamma distribution with this mean and variance.
+MAX_SHAPE = 1e6
+"""Above this shape a gamma is read as the normal it tends to."""
 
-    A sum of queueing delays and service times is positive and right-skewed; matching the first
-    two moments with a gamma is exact for an exponential sojourn (M/M/1) and tends to the
-    normal as stages add up. Zero variance gives the mean.
 
-    Example: an exponential with mean 1 has 99th percentile ln(100) = 4.605.
+def gamma_fit(mean: float, var: float, third: float | None) -> tuple[float, float, float]:
+    """``(shape, scale, shift)`` of the gamma matching these moments, shifted so that its mean
+    is ``mean``: with ``third`` the skewness ``g`` gives the shape ``4 / g^2`` (Pearson's type
+    III); without it, or with a skewness at or below the coefficient of variation's double
+    (which would put the start below 0), the plain gamma of mean and variance. The shape is
+    ``inf`` for a constant or a near-normal law."""
+    sd = math.sqrt(var)
+    plain = 2 * sd / mean if mean > 0 else math.inf  # the plain gamma's skewness
+    skew = plain if third is None else third / (sd ** 3)
+    if not skew > plain:
+        skew = plain
+    shape = 4.0 / (skew * skew) if skew > 0 else math.inf
+    if not shape < MAX_SHAPE:
+        return math.inf, 0.0, mean
+    scale = sd * skew / 2
+    return shape, scale, mean - shape * scale
+
+
+def quantile(mean: float, var: float, q: float, third: float | None = None) -> float:
+    """The ``q``-quantile (0 < q < 1) of the gamma matching these moments (:func:`gamma_fit`).
+
+    A sum of queueing delays and service times is positive and right-skewed; a gamma matching
+    mean and variance is exact for an exponential sojourn (M/M/1) and tends to the normal as
+    stages add up. With the third central moment, the gamma is shifted to match the skewness
+    too: a near-constant service plus a rare exponential wait keeps its exponential tail.
+    Zero variance gives the mean.
+
+    Examples: an exponential with mean 1 has 99th percentile ln(100) = 4.605 with or without
+    ``third=2``; 10 ms of service plus a wait that is exponential of mean 10 ms one time in
+    ten (mean 11, variance 19, third 542 ms³) has an exact p99 of 10 + 10 ln 10 = 33.0 ms,
+    read as 31.6 with ``third`` and 23.6 without (p95: exact 16.9, 17.4 and 19.0).
     """
     if not math.isfinite(mean) or not math.isfinite(var):
         return math.inf
     if var <= mean * mean * 1e-12:
         return mean
-    shape = mean * mean / var
-    scale = var / mean
-    return float(gammaincinv(shape, q)) * scale
+    if third is not None and not math.isfinite(third):
+        third = None
+    shape, scale, shift = gamma_fit(mean, var, third)
+    if math.isinf(shape):
+        return mean + math.sqrt(var) * float(ndtri(q))
+    return max(0.0, shift + float(gammaincinv(shape, q)) * scale)

@@ -60,6 +60,8 @@ class _Partial:
 
     mean: float
     var: float
+    third: float
+    """Third central moment of the path so far."""
     cost: float
     solo: float
     """Cost were the query alone on its shared deployments (not a Pareto dimension)."""
@@ -168,7 +170,7 @@ class DecomposedSearch(ExhaustiveSearch):
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
-                leaves.append((p.stages, quantile(p.mean, p.var, q) * 1e3, p.cost, _usage(p),
+                leaves.append((p.stages, quantile(p.mean, p.var, q, p.third) * 1e3, p.cost, _usage(p),
                                p.solo))
         # Every complete plan whose moments were computed counts, kept or not; partial plans
         # (sums over the first stages, shared by many complete plans) do not.
@@ -188,7 +190,7 @@ class DecomposedSearch(ExhaustiveSearch):
         (path,) = pipe.paths
         if n == 0:
             start: Shares = ((f"@{query.sources[path[0]]}", 1.0),)
-            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, 0.0, (), {}, ())]}, False, 0
+            return {(start, frozenset()): [_Partial(0.0, 0.0, 0.0, 0.0, 0.0, (), {}, ())]}, False, 0
         key = tuple(configs[s] for s in pipe.order[:n])
         if key in self._layers:
             return (*self._layers[key], 0)
@@ -226,7 +228,7 @@ class DecomposedSearch(ExhaustiveSearch):
                     for d, u in need:
                         units[d] = units.get(d, 0.0) + u
                     grown.setdefault(state, []).append(_Partial(
-                        mean, p.var + tr.var_s2 + st.var_s2,
+                        mean, p.var + tr.var_s2 + st.var_s2, p.third + tr.third_s3 + st.third_s3,
                         p.cost + st.cost_per_hour + tr.cost_per_hour,
                         p.solo + st.solo_cost_per_hour + tr.cost_per_hour,
                         (*p.stages, step), units, p.other + extra))
@@ -256,12 +258,13 @@ def _usage(p: _Partial) -> Usage:
 
 
 def _pareto(partials: list[_Partial]) -> list[_Partial]:
-    """The partials no other beats on mean, variance and cost at once (ties: the cheaper alone
-    first, then the first listed)."""
-    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.cost, p.solo))
+    """The partials no other beats on mean, variance, third moment and cost at once (ties: the
+    cheaper alone first, then the first listed)."""
+    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.third, p.cost, p.solo))
     kept: list[_Partial] = []
     for p in ranked:
-        if not any(k.var <= p.var + EPS and k.cost <= p.cost + EPS for k in kept):
+        if not any(k.var <= p.var + EPS and k.third <= p.third + EPS and k.cost <= p.cost + EPS
+                   for k in kept):
             kept.append(p)
     return kept
 

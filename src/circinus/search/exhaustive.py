@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominates
-from circinus.estimate.join import latency_moments
+from circinus.estimate.join import Moments, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
@@ -252,12 +252,13 @@ class ExhaustiveSearch(BaseSearch):
         shares: dict[str, Shares] = {}
         means = [0.0] * len(pipe.paths)  # along each path, for the latency prune
         varis = [0.0] * len(pipe.paths)
-        stage_m: dict[str, tuple[float, float]] = {}  # of the chosen options, for the leaves
-        edge_m: dict[tuple[str, str], tuple[float, float]] = {}
+        stage_m: dict[str, Moments] = {}  # of the chosen options, for the leaves
+        edge_m: dict[tuple[str, str], Moments] = {}
 
         def dfs(depth: int, cost: float, solo: float) -> None:
             if depth == len(order):
-                pct = quantile(*latency_moments(pipe, stage_m, edge_m), q)
+                mean, var, third = latency_moments(pipe, stage_m, edge_m)
+                pct = quantile(mean, var, q, third)
                 usage = [(("device", d), u) for d, u in used.items() if u > EPS]
                 usage += [(r, v) for r, v in other.items() if v > EPS]
                 out.append((tuple(chosen), pct * 1e3, cost, tuple(sorted(usage)), solo))
@@ -280,8 +281,9 @@ class ExhaustiveSearch(BaseSearch):
                 for i, pred in on_paths[stage]:
                     means[i] += into[pred].mean_s + st.mean_s
                     varis[i] += into[pred].var_s2 + st.var_s2
-                stage_m[stage] = (st.mean_s, st.var_s2)
-                edge_m.update(((p, stage), (tr.mean_s, tr.var_s2)) for p, tr in into.items())
+                stage_m[stage] = (st.mean_s, st.var_s2, st.third_s3)
+                edge_m.update(((p, stage), (tr.mean_s, tr.var_s2, tr.third_s3))
+                              for p, tr in into.items())
                 # Each incoming transfer is paid once, however many paths share it.
                 extra = st.cost_per_hour + sum(tr.cost_per_hour for tr in into.values())
                 worst = max(means[i] for i, _ in on_paths[stage])
