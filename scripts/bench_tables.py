@@ -110,8 +110,26 @@ def scale(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def fidelity(data: dict[str, Any]) -> str:
+    """Predicted against simulated latency per world (``circinus bench fidelity``)."""
+    tol = data["tolerance"]
+    rows = [
+        f"| world | admitted | met SLO | predicted within ±{tol:.0%} | median error | "
+        "worst error | rejected on latency that met it | targets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["records"]:
+        rows.append(
+            f"| {r['world']} | {r['admitted']}/{r['queries']} | {_pct(r['met_share'])} | "
+            f"{_pct(r['within_share'])} | {_pct(r['median_error'], sign=True)} | "
+            f"{_pct(r['worst_error'], sign=True)} | {r['would_have_met']}/{r['checked']} | "
+            f"{'met' if r['targets_met'] else 'missed'} |")
+    return "\n".join(rows)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "sharing": sharing, "search": search, "scale": scale}
+    "sharing": sharing, "search": search, "scale": scale, "fidelity": fidelity,
+    "fidelity-before": fidelity}
 
 
 def _between(table: str) -> Callable[[re.Match[str]], str]:

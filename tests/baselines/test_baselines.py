@@ -33,7 +33,7 @@ PAIRED = {"exhaustive": "milp", "vulcan": "fcfs", "jellybean": "fcfs", "infaas":
 def _tight(data: dict[str, Any]) -> None:
     """Latency bounds that rule out most plans."""
     data["queries"][0]["slo"]["latency_ms"] = 110
-    data["queries"][1]["slo"]["latency_ms"] = 75
+    data["queries"][1]["slo"]["latency_ms"] = 90
 
 
 def _scarce(data: dict[str, Any]) -> None:

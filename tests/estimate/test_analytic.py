@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from scipy.integrate import quad
 from scipy.special import gammainc
+from scipy.stats import pearson3
 
 from circinus.estimate import AnalyticEstimator
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
@@ -425,6 +426,18 @@ def _plan_no_knobs(*stages: tuple[str, tuple[Any, ...], Placement]) -> QueryPlan
     )
 
 
+def _pearson_q(mean: float, var: float, third: float, q: float) -> float:
+    """The ``q``-quantile of Pearson's type III law with these three moments (scipy's)."""
+    return float(pearson3.ppf(q, third / var**1.5, loc=mean, scale=math.sqrt(var)))
+
+
+def _atom_exp_third(wq: float, c: float) -> float:
+    """Third central moment of a wait that is 0 w.p. 1 - c, else exponential of mean wq / c."""
+    theta = wq / c
+    w2, w3 = c * 2 * theta**2, c * 6 * theta**3
+    return w3 - 3 * wq * w2 + 2 * wq**3
+
+
 def _gamma_q(mean: float, var: float, q: float) -> float:
     """The q-quantile of a gamma with shape m^2/v and scale v/m, by bisection on its CDF.
 
@@ -456,9 +469,15 @@ def test_estimate_of_a_chain_sums_stages_and_transfers(est: AnalyticEstimator) -
     cls_m, cls_v = 0.005 + wq, 2 * wq * wq / 0.05 - wq * wq
     mean = t_in + det_m + t_mid + cls_m
     var = det_v + cls_v  # single-device transfers have no variance
+    # Third central moments: the exponential's 2 m^3; the wait's from its raw moments
+    # E[W^k] = C k! (Wq / C)^k.
+    third = 2 * det_m**3 + _atom_exp_third(wq, 0.05)
     assert got.latency_mean_ms == pytest.approx(mean * 1e3, rel=1e-12)
+    assert got.latency_var_ms2 == pytest.approx(var * 1e6, rel=1e-9)
+    assert got.latency_third_ms3 == pytest.approx(third * 1e9, rel=1e-9)
     assert got.percentile == 99.0
-    assert got.latency_ms == pytest.approx(_gamma_q(mean, var, 0.99) * 1e3, rel=1e-6)
+    assert got.latency_ms == pytest.approx(_pearson_q(mean, var, third, 0.99) * 1e3,
+                                           rel=1e-6)
     # Compute: det 1 replica * 1 unit * $0.5 + cls 1 replica * 1 unit * $2.0.
     assert got.compute_cost_per_hour == pytest.approx(1 * 1 * 0.5 + 1 * 1 * 2.0, rel=1e-12)
     # Network: only det -> cls crosses sites: 10 * 50 KB/s * 3600 / 1024^2 * $0.09.
@@ -490,6 +509,7 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
     # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); wait var 2Wq^2/C - Wq^2.
     wq_f = 0.04 / (2 * 250 * 0.96)
     f_m, f_v = 0.004 + wq_f, 2 * wq_f**2 / 0.04 - wq_f**2
+    f_t = _atom_exp_third(wq_f, 0.04)
     # Video branch: cloud LAN 1 ms / 2; v: 10 ms * 3 = 30 ms, M/M/1 Exp(100/3 - 10): 3/70;
     # v -> f on the same device: 0.
     video_m, video_v = 0.0005 + 3 / 70, (3 / 70) ** 2
@@ -498,24 +518,28 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
     wq_a = 0.2 / (2 * 50 * 0.8)
     audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020)
     audio_v = 2 * wq_a**2 / 0.2 - wq_a**2
+    video_t, audio_t = 2 * (3 / 70) ** 3, _atom_exp_third(wq_a, 0.2)
     # f starts when both branches are in (different sources: independent): the moments of the
-    # maximum of two gammas, E[M^k] = int k t^(k-1) (1 - F_v(t) F_a(t)) dt, by quadrature.
-    def cdf(t: float, m: float, v: float) -> float:
-        return float(gammainc(m * m / v, t * m / v))
+    # maximum of two shifted gammas with the branches' three moments, E[M^k] = int k t^(k-1)
+    # (1 - F_v(t) F_a(t)) dt, by quadrature.
+    def cdf(t: float, m: float, v: float, third: float) -> float:
+        return float(pearson3.cdf(t, third / v**1.5, loc=m, scale=math.sqrt(v)))
 
     def tail_moment(k: int) -> float:
-        return quad(lambda t: k * t ** (k - 1) * (1 - cdf(t, video_m, video_v)
-                                                  * cdf(t, audio_m, audio_v)),
+        return quad(lambda t: k * t ** (k - 1) * (1 - cdf(t, video_m, video_v, video_t)
+                                                  * cdf(t, audio_m, audio_v, audio_t)),
                     0, 1.0, limit=200, points=[video_m, audio_m])[0]
 
-    max_m = tail_moment(1)
-    max_v = tail_moment(2) - max_m**2
+    m1, m2, m3 = tail_moment(1), tail_moment(2), tail_moment(3)
+    max_m, max_v, max_t = m1, m2 - m1**2, m3 - 3 * m1 * m2 + 2 * m1**3
     # The maximum is slower than either branch on average.
     assert max_m > max(video_m, audio_m) + 1e-3
-    mean, var = max_m + f_m, max_v + f_v
+    mean, var, third = max_m + f_m, max_v + f_v, max_t + f_t
     assert got.latency_mean_ms == pytest.approx(mean * 1e3, rel=1e-4)
     assert got.latency_var_ms2 == pytest.approx(var * 1e6, rel=1e-2)
-    assert got.latency_ms == pytest.approx(_gamma_q(mean, var, 0.99) * 1e3, rel=1e-3)
+    assert got.latency_third_ms3 == pytest.approx(third * 1e9, rel=3e-2)
+    assert got.latency_ms == pytest.approx(_pearson_q(mean, var, third, 0.99) * 1e3,
+                                           rel=3e-3)
     # Costs add up over the three stages and the one crossing edge (a -> f, 1 KB at 10/s).
     compute = 1 * 2 * 2.0 + 1 * 1 * 0.5 + 1 * 1 * 2.0
     network = 10 * 1 * 3600 * KB_GB * 0.09

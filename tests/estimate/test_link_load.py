@@ -27,6 +27,14 @@ def _index(capacity_mbps: float = 30.0) -> WorldIndex:
     return build_index(World.model_validate(data))
 
 
+def _ps_var(slowdown: float, wire: float) -> float:
+    """Variance of an M/M/1-PS sojourn of a job of size ``wire`` (mean job size ``wire``) at
+    the load giving ``slowdown`` (Coffman, Muntz and Trotter 1970)."""
+    r = 1 - 1 / slowdown
+    u = 1 - r
+    return wire**2 * (2 * r / u**3 - 2 * r * (1 - math.exp(-u)) / u**4)
+
+
 def test_without_a_load_nothing_changes() -> None:
     index = _index()
     plan = _plan(("det", "small", _on(("box", 1))), ("cls", 224, _on(("gpu1", 1))))
@@ -42,7 +50,8 @@ def test_without_a_load_nothing_changes() -> None:
 
 def test_a_loaded_link_slows_the_wire_time_by_the_slowdown() -> None:
     # 50 KB over 20 Mbit/s: wire 50 * 8.192e-3 / 20 = 0.02048 s, plus RTT/2 0.02 s. At
-    # rho = 0.5 with c = 30 / 20 = 1.5 the slowdown is 1.6: 0.6 * 0.02048 s more, exponential.
+    # rho = 0.5 with c = 30 / 20 = 1.5 the slowdown is 1.6: 0.6 * 0.02048 s more, with the
+    # variance of M/M/1-PS at the load r = 1 - 1/1.6 giving that slowdown.
     index = _index()
     alone = AnalyticEstimator(index=index)
     loaded = AnalyticEstimator(index=index, link_load={("edge", "cloud"): 0.5})
@@ -55,7 +64,8 @@ def test_a_loaded_link_slows_the_wire_time_by_the_slowdown() -> None:
     extra = 0.6 * wire
     assert after.mean_s == pytest.approx(wire + 0.020 + extra, rel=1e-12)
     assert after.mean_s - before.mean_s == pytest.approx(extra, rel=1e-9)
-    assert after.var_s2 == pytest.approx(extra**2, rel=1e-9)  # a constant plus Exp(extra)
+    assert after.var_s2 == pytest.approx(_ps_var(1.6, wire), rel=1e-9)
+    assert after.var_s2 > extra**2  # heavier than an exponential delay of the same mean
     assert after.link_mbps == before.link_mbps
     assert after.cost_per_hour == before.cost_per_hour
     # The way back is not loaded.
@@ -71,7 +81,7 @@ def test_only_the_pairs_that_cross_the_link_are_slowed() -> None:
     wire = 50 * KB_MBIT / 20
     t, extra, lan = wire + 0.020, 0.6 * wire, 0.0005
     mean = 0.5 * (t + extra) + 0.5 * lan
-    second = 0.5 * (t * t + 2 * t * extra + 2 * extra * extra) + 0.5 * lan * lan
+    second = 0.5 * ((t + extra) ** 2 + _ps_var(1.6, wire)) + 0.5 * lan * lan
     assert tr.mean_s == pytest.approx(mean, rel=1e-12)
     assert tr.var_s2 == pytest.approx(second - mean * mean, rel=1e-9)
 

@@ -130,12 +130,12 @@ def test_an_arrival_joins_a_deployment_with_headroom_for_its_network_cost() -> N
 
 
 def test_an_arrival_that_would_slow_a_co_tenant_past_its_slo_runs_elsewhere() -> None:
-    # q1 (150 ms) shares nothing yet; a newcomer like it joins its deployments, one whose
+    # q1 (250 ms) shares nothing yet; a newcomer like it joins its deployments, one whose
     # requests take eight times as long would slow q1 past its SLO there, so it runs on
     # deployments of its own although that costs more.
     heavy = {**query("q2", "shop-b"), "work_scale": {"detect": 8.0, "classify": 8.0}}
     for spec, joins in ((query("q2", "shop-b"), True), (heavy, False)):
-        online = OnlinePlanner(parse_world(_shared([query("q1", latency_ms=150.0)])),
+        online = OnlinePlanner(parse_world(_shared([query("q1", latency_ms=250.0)])),
                                why_not=False)
         before = online.deployments()
         arrival = online.arrive(spec)

@@ -82,7 +82,8 @@ def test_latency_png_and_prediction_matches_the_planner(
         pred = predicted[panel.query]
         assert pred is not None and pred.latency_ms is not None
         # The moments reproduce the planner's percentile exactly (the same estimate).
-        assert quantile(*panel.moments, panel.percentile / 100) == pytest.approx(
+        mean, var, third = panel.moments
+        assert quantile(mean, var, panel.percentile / 100, third) == pytest.approx(
             pred.latency_ms, rel=1e-9)
         assert plots.predicted_quantile(panel.moments, panel.percentile / 100) == pytest.approx(
             pred.latency_ms, rel=1e-9)
@@ -92,10 +93,15 @@ def test_latency_png_and_prediction_matches_the_planner(
 
 def test_predicted_cdf_of_an_exponential() -> None:
     x = np.array([0.0, 10.0, 30.0])
-    assert plots.predicted_cdf((10.0, 100.0), x) == pytest.approx(1 - np.exp(-x / 10))
-    assert plots.predicted_cdf((10.0, 0.0), x) == pytest.approx([0.0, 1.0, 1.0])
-    assert plots.predicted_quantile((10.0, 100.0), 0.99) == pytest.approx(
-        10 * math.log(100), rel=1e-6)
+    for third in (math.nan, 2000.0):  # the gamma of two moments, or with the exponential's
+        assert plots.predicted_cdf((10.0, 100.0, third), x) == pytest.approx(
+            1 - np.exp(-x / 10))
+        assert plots.predicted_quantile((10.0, 100.0, third), 0.99) == pytest.approx(
+            10 * math.log(100), rel=1e-6)
+    assert plots.predicted_cdf((10.0, 0.0, 0.0), x) == pytest.approx([0.0, 1.0, 1.0])
+    # 5 plus an exponential of mean 5: the shifted gamma starts at 5.
+    assert plots.predicted_cdf((10.0, 25.0, 250.0), x) == pytest.approx(
+        [0.0, 1 - math.exp(-1), 1 - math.exp(-5)])
 
 
 def test_simulate_run_keeps_the_latencies_behind_the_result(

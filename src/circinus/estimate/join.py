@@ -43,6 +43,8 @@ Moments = tuple[float, float, float]
 
 _TAIL = 1e-9  # probability left outside the integration range at either end
 _GRID = 257  # integration points over the range where the maximum's CDF rises
+_PROBS = np.concatenate([np.linspace(0.005, 0.995, 100), [1e-6, 1e-4, 1e-3, 0.999, 0.9999]])
+"""Quantiles of each part added to the integration grid."""
 
 
 def max_moments(parts: Sequence[Moments]) -> Moments:
@@ -78,17 +80,24 @@ def _max_moments(parts: tuple[Moments, ...]) -> Moments:
     first = int(np.argmax(ends))
     if not live.any() or (live.sum() == 1 and live[first]):
         return parts[int(np.argmax(highs))]
-    t, h = np.linspace(lo, float(highs.max()), _GRID, retstep=True)
+    hi = float(highs.max())
+    # An even grid, refined at every live part's quantiles: a very skewed part (shape < 1)
+    # rises steeply just after its start, where an even grid alone is too coarse.
+    points = [np.linspace(lo, hi, _GRID)]
+    for i in np.flatnonzero(live):
+        points.append(_ppfs(fits[i], parts[i][0], sds[i], _PROBS))
+    t = np.unique(np.clip(np.concatenate(points), lo, hi))
     cdf = np.ones_like(t)
     for i in np.flatnonzero(live):
         cdf = cdf * _cdf(fits[i], parts[i][0], sds[i], t)
     tail = 1.0 - cdf
     # E[M^k] = lo^k + int_lo^hi k t^(k-1) P(M > t) dt, by the trapezoidal rule (P(M > t) is
     # ~1 at lo and ~0 at hi).
+    dt = np.diff(t)
     raw = []
     for k in (1, 2, 3):
         f = k * t ** (k - 1) * tail
-        raw.append(lo ** k + h * (float(f.sum()) - 0.5 * (f[0] + f[-1])))
+        raw.append(lo ** k + float(np.sum(0.5 * (f[1:] + f[:-1]) * dt)))
     mean, var, third = raw_to_central(*raw)
     return float(mean), float(max(var, 0.0)), float(third)
 
@@ -99,6 +108,15 @@ def _ppf(fit: tuple[float, float, float], mean: float, sd: float, q: float) -> f
     if math.isinf(shape):
         return mean + sd * float(ndtri(q)) if sd > 0 else mean
     return shift + scale * float(gammaincinv(shape, q))
+
+
+def _ppfs(fit: tuple[float, float, float], mean: float, sd: float,
+          q: np.ndarray) -> np.ndarray:
+    """:func:`_ppf` at every probability of ``q``."""
+    shape, scale, shift = fit
+    if math.isinf(shape):
+        return mean + sd * np.asarray(ndtri(q)) if sd > 0 else np.full(len(q), mean)
+    return shift + scale * np.asarray(gammaincinv(shape, q))
 
 
 def _cdf(fit: tuple[float, float, float], mean: float, sd: float,

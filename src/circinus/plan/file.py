@@ -121,7 +121,11 @@ class PredictedOut(_Out):
     latency_mean_ms: float | None = Field(description="Mean latency, ms (null: unbounded).")
     latency_var_ms2: float | None = Field(
         default=None, description="Variance of the latency, ms² (null: unbounded); with the "
-        "mean, the gamma distribution whose percentile is `latency_ms`.")
+        "mean and `latency_third_ms3`, the shifted gamma distribution whose percentile is "
+        "`latency_ms`.")
+    latency_third_ms3: float | None = Field(
+        default=None, description="Third central moment of the latency, ms³ (null: unbounded, "
+        "or a plan file written before it was recorded: the gamma of mean and variance).")
     percentile: float = Field(description="Percentile of `latency_ms`.")
     accuracy: float | None = Field(description="End-to-end accuracy (null: no accuracy model).")
     cost_per_hour: float = Field(description="Compute + network cost, $/h; on shared "
@@ -308,6 +312,7 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
         predicted = PredictedOut(
             latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
             latency_var_ms2=_num(e.latency_var_ms2),
+            latency_third_ms3=_num(e.latency_third_ms3),
             percentile=e.percentile, accuracy=e.accuracy, cost_per_hour=e.cost_per_hour,
             compute_cost_per_hour=e.compute_cost_per_hour,
             network_cost_per_hour=e.network_cost_per_hour, max_utilization=e.max_utilization)

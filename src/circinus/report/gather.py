@@ -135,7 +135,9 @@ def latency_panels(index: WorldIndex, planfile: PlanFile, run: SimulationRun, *,
         pred = out.predicted
         if pred is None or pred.latency_mean_ms is None or pred.latency_var_ms2 is None:
             continue
-        moments = (pred.latency_mean_ms, pred.latency_var_ms2)
+        third = pred.latency_third_ms3
+        moments = (pred.latency_mean_ms, pred.latency_var_ms2,
+                   math.nan if third is None else third)
         panels.append(LatencyPanel(
             query=sim.name,
             subtitle=f"{sim.pipeline}, {sim.rate_rps:g} req/s, {_tiers(out)}"

@@ -32,9 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import FuncFormatter, LogLocator, PercentFormatter
 from matplotlib.typing import RcKeyType
-from scipy.special import gammainc
+from scipy.special import gammainc, ndtr
 
-from circinus.estimate.queueing import quantile
+from circinus.estimate.queueing import gamma_fit, quantile
 
 STYLE: dict[RcKeyType, Any] = {
     "font.size": 10,
@@ -118,8 +118,9 @@ class LatencyPanel:
     """What the plan is, e.g. ``vision-sd, 2 req/s, edge → cloud``."""
     percentile: float
     slo_latency_ms: float | None
-    moments: tuple[float, float]
-    """Predicted ``(mean ms, variance ms²)`` of the end-to-end latency."""
+    moments: tuple[float, float, float]
+    """Predicted ``(mean ms, variance ms², third central moment ms³)`` of the end-to-end
+    latency (the third NaN when the plan file lacks it)."""
     simulated_ms: np.ndarray
     """Every measured request's latency, ms (``inf``: never completed)."""
 
@@ -357,21 +358,27 @@ def _duration(seconds: float) -> str:
 # -- 3. latency distributions: predicted against simulated -------------------------------------
 
 
-def predicted_cdf(moments: tuple[float, float], x: np.ndarray) -> np.ndarray:
-    """The planner's CDF of end-to-end latency at ``x`` (ms): a gamma with the predicted mean
-    and variance (a step at the mean without variance; zero if the mean is infinite).
-    Example: mean 10 and variance 100 (an exponential) give ``1 - exp(-x / 10)``."""
-    mean, var = moments
+def predicted_cdf(moments: tuple[float, float, float], x: np.ndarray) -> np.ndarray:
+    """The planner's CDF of end-to-end latency at ``x`` (ms): the shifted gamma with the
+    predicted mean, variance and third central moment (NaN: the gamma of mean and variance;
+    :func:`~circinus.estimate.queueing.gamma_fit`), a step at the mean without variance, zero
+    if the mean is infinite. Example: mean 10 and variance 100 (an exponential) give
+    ``1 - exp(-x / 10)``."""
+    mean, var, third = moments
     if not (math.isfinite(mean) and math.isfinite(var)):
         return np.zeros_like(x, dtype=float)
     if var <= mean * mean * 1e-12:
         return (x >= mean).astype(float)
-    return np.asarray(gammainc(mean * mean / var, np.maximum(x, 0.0) * mean / var), dtype=float)
+    shape, scale, shift = gamma_fit(mean, var, third if math.isfinite(third) else None)
+    if math.isinf(shape):
+        return np.asarray(ndtr((x - mean) / math.sqrt(var)), dtype=float)
+    return np.asarray(gammainc(shape, np.maximum(x - shift, 0.0) / scale), dtype=float)
 
 
-def predicted_quantile(moments: tuple[float, float], q: float) -> float:
+def predicted_quantile(moments: tuple[float, float, float], q: float) -> float:
     """The ``q``-quantile (0 < q < 1) of :func:`predicted_cdf`, ms."""
-    return quantile(*moments, q)
+    mean, var, third = moments
+    return quantile(mean, var, q, third)
 
 
 def empirical_quantile(latencies: np.ndarray, q: float) -> float:
