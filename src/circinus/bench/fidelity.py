@@ -206,18 +206,19 @@ def measure(label: str, index: WorldIndex, *, seed: int, duration_s: float, reje
         assert query.slo.latency_ms is not None and o.why_not is not None
         nearest = next((r.nearest for r in o.why_not.relaxations or ()
                         if r.objective == "latency_ms"), None)
-        predicted = simulated = None
+        again: float | None = None
+        simulated: float | None = None
         if nearest is not None:
             say(f"{label}: {o.name} at its nearest bound {nearest:.4g} ms")
-            again, sim_again, _, _ = _serve(_relaxed(index, o.name, nearest),
+            _, sim_again, _, _ = _serve(_relaxed(index, o.name, nearest),
                                             Planner(settings=settings), seed=seed,
                                             duration_s=duration_s)
             mine = next((q for q in sim_again.queries if q.name == o.name), None)
             if mine is not None:
-                predicted, simulated = mine.predicted_latency_ms, mine.latency.at_slo_ms
+                again, simulated = mine.predicted_latency_ms, mine.latency.at_slo_ms
         checks.append(RejectedCheck(
             query=o.name, percentile=query.slo.percentile, slo_latency_ms=query.slo.latency_ms,
-            nearest_ms=nearest, predicted_ms=predicted, simulated_ms=simulated,
+            nearest_ms=nearest, predicted_ms=again, simulated_ms=simulated,
             would_have_met=simulated is not None and simulated <= query.slo.latency_ms))
     return FidelityRecord(
         world=label, queries=len(index.world.queries), admitted=len(served.queries),

@@ -21,6 +21,7 @@ are not measurements.
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -107,7 +108,7 @@ def _tandem(rng: random.Random) -> dict[str, Any]:
                        "stages": [{"name": s, "operator": f"op{i}"}
                                   for i, s in enumerate(names)],
                        "edges": [["camera", names[0]], *([a, b] for a, b in
-                                                         zip(names, names[1:], strict=False))],
+                                                         itertools.pairwise(names))],
                        "accuracy": {"rule": "product"}}],
         "queries": queries,
         "planner": {"sharing": rng.choice(("shared", "dedicated"))},
@@ -125,7 +126,10 @@ def _uplink(rng: random.Random) -> dict[str, Any]:
     cls = _operator(rng, "classify", rng.uniform(8.0, 20.0), gpu=True, out_kb=0.5)
     # The detector runs only on the GPUs, so every frame crosses its site's uplink.
     det["profiles"] = [p for p in det["profiles"] if p["hardware"] == _GPU]
-    sites, devices, links, queries = [], [], [], []
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
     frames: dict[str, float] = {}
     _cloud(devices, sites, 8)
     for k in range(rng.choice((2, 3))):
@@ -149,7 +153,8 @@ def _uplink(rng: random.Random) -> dict[str, Any]:
                             "rate_rps": round(each * rng.uniform(0.7, 1.3), 2),
                             "slo": _slo(rng, wire_ms + 25.0, 1.3, 3.5)})
         frames[site] = frame
-    pipelines = [{"name": "vision", "sources": [{"name": "camera", "output_kb": 100}],
+    pipelines: list[dict[str, Any]] = [
+                 {"name": "vision", "sources": [{"name": "camera", "output_kb": 100}],
                   "stages": [{"name": "det", "operator": "detect"},
                              {"name": "cls", "operator": "classify"}],
                   "edges": [["camera", "det"], ["det", "cls"]],
@@ -215,7 +220,10 @@ def _mixed(rng: random.Random) -> dict[str, Any]:
                      gpu=True, out_kb=rng.choice((2.0, 8.0, 20.0)))
            for i in range(stages)]
     names = [f"s{i}" for i in range(stages)]
-    sites, devices, links, queries = [], [], [], []
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
     _cloud(devices, sites, 4)
     for k in range(rng.choice((2, 3))):
         site = f"edge-{k}"
@@ -240,7 +248,7 @@ def _mixed(rng: random.Random) -> dict[str, Any]:
                        "stages": [{"name": s, "operator": f"op{i}"}
                                   for i, s in enumerate(names)],
                        "edges": [["camera", names[0]], *([a, b] for a, b in
-                                                         zip(names, names[1:], strict=False))],
+                                                         itertools.pairwise(names))],
                        "accuracy": {"rule": "product"}}],
         "queries": queries,
     }

@@ -389,8 +389,9 @@ def fidelity_cmd(
             raise SpecError(f"--rejected: must be in 0..1000, got {rejected}")
         if json_out is not None:
             check_output(json_out, "--json", inputs=list(world or ()))
-        worlds = [(f"{kind}-{seed + k}", functools.partial(_fidelity, kind, seed + k))
-                  for k in range(per_kind) for kind in KINDS]
+        worlds: list[tuple[str, Callable[[], WorldIndex]]] = [
+            (f"{kind}-{seed + k}", functools.partial(_fidelity, kind, seed + k))
+            for k in range(per_kind) for kind in KINDS]
         worlds += _lazy_worlds(world, (), seed, FIDELITY_WORLDS)
 
         def save(report: FidelityReport) -> None:

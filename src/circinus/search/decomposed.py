@@ -170,8 +170,8 @@ class DecomposedSearch(ExhaustiveSearch):
         leaves: list[_Leaf] = []
         for partials in layer.values():
             for p in partials:
-                leaves.append((p.stages, quantile(p.mean, p.var, q, p.third) * 1e3, p.cost, _usage(p),
-                               p.solo))
+                leaves.append((p.stages, quantile(p.mean, p.var, q, p.third) * 1e3, p.cost,
+                               _usage(p), p.solo))
         # Every complete plan whose moments were computed counts, kept or not; partial plans
         # (sums over the first stages, shared by many complete plans) do not.
         return leaves, cut, complete

@@ -1,0 +1,49 @@
+"""Third central moments of the queueing kernels and the shifted gamma, against theory."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy.optimize import brentq
+from scipy.special import gammainc
+
+from circinus.estimate.queueing import batch_queue_sojourn, mixture, quantile
+
+
+def test_mm1_sojourn_has_the_exponential_third_moment() -> None:
+    # M/M/1, lam 0.5, mu 1: sojourn Exp(0.5), third central moment 2 * 2^3.
+    s = batch_queue_sojourn(rate=0.5, batch=1, batch_service=1.0, service_cv=1.0, replicas=1)
+    assert (s.mean, s.var, s.third) == pytest.approx((2.0, 4.0, 16.0))
+    assert quantile(s.mean, s.var, 0.99, s.third) == pytest.approx(2 * math.log(100))
+
+
+def test_md1_at_low_load_keeps_the_tail_of_its_rare_wait() -> None:
+    # M/D/1 at rho 0.1 with the wait "0 w.p. 0.9, else exponential": the p99 of the sojourn
+    # is 1 + theta ln(0.1 / 0.01) exactly under that law; two moments miss it by a third.
+    s = batch_queue_sojourn(rate=0.1, batch=1, batch_service=1.0, service_cv=0.0, replicas=1)
+    theta = (s.mean - 1.0) / 0.1
+    exact = 1.0 + theta * math.log(10)
+    assert quantile(s.mean, s.var, 0.99, s.third) == pytest.approx(exact, rel=0.05)
+    assert quantile(s.mean, s.var, 0.99) < 0.85 * exact
+
+
+def test_batch_fill_third_moment() -> None:
+    # Batches of 3 at 2 req/s, served instantly: the fill wait is Erlang(J, 2), J uniform on
+    # 0..2; its raw moments are the averages of j(j+1).../2^k.
+    s = batch_queue_sojourn(rate=2.0, batch=3, batch_service=1e-9, service_cv=0.0,
+                            replicas=1)
+    r1, r2, r3 = 3 / 3 / 2, (2 + 6) / 3 / 4, (6 + 24) / 3 / 8
+    assert s.third == pytest.approx(r3 - 3 * r1 * r2 + 2 * r1**3, rel=1e-6)
+    # The shifted gamma's p90 against the mixture's exact one.
+    exact = brentq(lambda t: sum(1.0 if j == 0 else float(gammainc(j, 2 * t))
+                                 for j in range(3)) / 3 - 0.9, 0, 20)
+    assert quantile(s.mean, s.var, 0.9, s.third) == pytest.approx(exact, rel=0.1)
+
+
+def test_mixture_of_moments() -> None:
+    assert mixture([(0.5, (0.0, 0.0, 0.0)), (0.5, (2.0, 0.0, 0.0))]) == pytest.approx(
+        (1.0, 1.0, 0.0))
+    # Half an exponential of mean 1, half 0: raw 0.5, 1, 3.
+    m, v, t = mixture([(0.5, (1.0, 1.0, 2.0)), (0.5, (0.0, 0.0, 0.0))])
+    assert (m, v, t) == pytest.approx((0.5, 0.75, 3 - 3 * 0.5 * 1 + 2 * 0.125))
