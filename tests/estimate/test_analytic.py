@@ -15,6 +15,7 @@ from scipy.integrate import quad
 from scipy.special import gammainc
 from scipy.stats import pearson3
 
+import waitlaw
 from circinus.estimate import AnalyticEstimator
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.spec import Query, Slo, World, build_index
@@ -288,12 +289,13 @@ def test_stage_two_devices_split_load_by_capacity(est: AnalyticEstimator) -> Non
 def test_stage_cv_is_read_from_p90(est: AnalyticEstimator) -> None:
     # det big on gpu: mean 20 ms, p90 30 ms -> cv = (30 - 20) / (z90 * 20).
     # M/G/1 at lam = 10/s: rho = 0.2 = C; Wq = 0.2 / (50 - 10) * (1 + cv^2) / 2 (P-K);
-    # variance = wait (2 Wq^2 / C - Wq^2) + service (cv * 0.020)^2.
+    # variance = wait (its law: waitlaw) + service (cv * 0.020)^2.
     cv = (30 - 20) / (Z90 * 20)
     wq = 0.2 / (50 - 10) * (1 + cv * cv) / 2
     st = est.stage(_query(10), "det", ("big",), 1, _on(("gpu1", 1)))
     assert st.mean_s == pytest.approx(0.020 + wq, rel=1e-12)
-    assert st.var_s2 == pytest.approx(2 * wq * wq / 0.2 - wq * wq + (cv * 0.020) ** 2, rel=1e-9)
+    wait_var = waitlaw.moments(wq, waitlaw.decay(10.0, 0.020, cv))[1]
+    assert st.var_s2 == pytest.approx(wait_var + (cv * 0.020) ** 2, rel=1e-9)
 
 
 def test_stage_saturated_is_infinite(est: AnalyticEstimator) -> None:
@@ -431,13 +433,6 @@ def _pearson_q(mean: float, var: float, third: float, q: float) -> float:
     return float(pearson3.ppf(q, third / var**1.5, loc=mean, scale=math.sqrt(var)))
 
 
-def _atom_exp_third(wq: float, c: float) -> float:
-    """Third central moment of a wait that is 0 w.p. 1 - c, else exponential of mean wq / c."""
-    theta = wq / c
-    w2, w3 = c * 2 * theta**2, c * 6 * theta**3
-    return w3 - 3 * wq * w2 + 2 * wq**3
-
-
 def _gamma_q(mean: float, var: float, q: float) -> float:
     """The q-quantile of a gamma with shape m^2/v and scale v/m, by bisection on its CDF.
 
@@ -464,14 +459,14 @@ def test_estimate_of_a_chain_sums_stages_and_transfers(est: AnalyticEstimator) -
     # det -> cls: 50 KB over the edge->cloud link: 50 * 8.192e-3 / 20 + 0.040 / 2.
     t_mid = 50 * KB_MBIT / 20 + 0.020
     # cls: M/D/1, S = 5 ms, rho = 0.05 = C: Wq = 0.05 / (2 * 200 * 0.95) = 1/7600,
-    # wait var 2 Wq^2 / C - Wq^2 = 39 Wq^2.
+    # the wait's law as the estimator takes it (waitlaw).
     wq = 0.05 / (2 * 200 * 0.95)
-    cls_m, cls_v = 0.005 + wq, 2 * wq * wq / 0.05 - wq * wq
+    _, cls_v, cls_t = waitlaw.moments(wq, waitlaw.decay(10.0, 0.005, 0.0))
+    cls_m = 0.005 + wq
     mean = t_in + det_m + t_mid + cls_m
     var = det_v + cls_v  # single-device transfers have no variance
-    # Third central moments: the exponential's 2 m^3; the wait's from its raw moments
-    # E[W^k] = C k! (Wq / C)^k.
-    third = 2 * det_m**3 + _atom_exp_third(wq, 0.05)
+    # Third central moments: the exponential's 2 m^3; the wait's from its law (waitlaw).
+    third = 2 * det_m**3 + cls_t
     assert got.latency_mean_ms == pytest.approx(mean * 1e3, rel=1e-12)
     assert got.latency_var_ms2 == pytest.approx(var * 1e6, rel=1e-9)
     assert got.latency_third_ms3 == pytest.approx(third * 1e9, rel=1e-9)
@@ -506,10 +501,10 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
         ("f", (), _on(("gpu1", 1))),
     )
     got = est.estimate(query, plan)
-    # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); wait var 2Wq^2/C - Wq^2.
+    # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); the wait's law (waitlaw).
     wq_f = 0.04 / (2 * 250 * 0.96)
-    f_m, f_v = 0.004 + wq_f, 2 * wq_f**2 / 0.04 - wq_f**2
-    f_t = _atom_exp_third(wq_f, 0.04)
+    _, f_v, f_t = waitlaw.moments(wq_f, waitlaw.decay(10.0, 0.004, 0.0))
+    f_m = 0.004 + wq_f
     # Video branch: cloud LAN 1 ms / 2; v: 10 ms * 3 = 30 ms, M/M/1 Exp(100/3 - 10): 3/70;
     # v -> f on the same device: 0.
     video_m, video_v = 0.0005 + 3 / 70, (3 / 70) ** 2
@@ -517,8 +512,8 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
     # Wq = 0.2 / (2 * 50 * 0.8) = 0.0025; a -> f: 1 KB over the link.
     wq_a = 0.2 / (2 * 50 * 0.8)
     audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020)
-    audio_v = 2 * wq_a**2 / 0.2 - wq_a**2
-    video_t, audio_t = 2 * (3 / 70) ** 3, _atom_exp_third(wq_a, 0.2)
+    _, audio_v, audio_t = waitlaw.moments(wq_a, waitlaw.decay(10.0, 0.020, 0.0))
+    video_t = 2 * (3 / 70) ** 3
     # f starts when both branches are in (different sources: independent): the moments of the
     # maximum of two shifted gammas with the branches' three moments, E[M^k] = int k t^(k-1)
     # (1 - F_v(t) F_a(t)) dt, by quadrature.

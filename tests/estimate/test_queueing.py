@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+import waitlaw
 from circinus.estimate.queueing import (
     batch_queue_sojourn,
     erlang_b,
@@ -87,10 +88,15 @@ def test_md1_mean_wait_is_pollaczek_khinchine() -> None:
     soj = batch_queue_sojourn(rate=0.5, batch=1, batch_service=1.0, service_cv=0.0, replicas=1)
     rho, mu = 0.5, 1.0
     assert soj.mean == pytest.approx(rho / (2 * mu * (1 - rho)) + 1 / mu, rel=1e-12)
-    # Service is deterministic, so all variance is the wait's: 0 w.p. 1-C, else exponential
-    # with mean Wq/C (C = rho for one server): var = 2 Wq^2 / C - Wq^2 = 2*0.25/0.5 - 0.25.
+    # Service is deterministic, so all variance is the wait's: 0, or exponential of the
+    # Cramer-Lundberg rate g of 0.5 (e^g - 1) = g (1.2564), with mean Wq: a wait with
+    # probability 0.628 (the exact M/D/1 chance is rho = 0.5; the law keeps the mean and the
+    # tail's decay), variance 0.546 (exact: 0.583).
     wq = 0.5
-    assert soj.var == pytest.approx(2 * wq * wq / rho - wq * wq, rel=1e-12)
+    rate = waitlaw.decay(0.5, 1.0, 0.0)
+    assert rate == pytest.approx(1.2564312, rel=1e-6)
+    assert soj.var == pytest.approx(waitlaw.moments(wq, rate)[1], rel=1e-9)
+    assert soj.var == pytest.approx(0.583, rel=0.07)
 
 
 def test_mg1_mean_wait_is_pollaczek_khinchine() -> None:
@@ -118,10 +124,10 @@ def test_batching_fill_variance_includes_the_interarrival_spread() -> None:
     # lam = 1/s, b = 2: half the requests wait 0, half wait Exp(1): E[W] = 0.5, E[W^2] = 0.5*2,
     # Var = 1 - 0.25 = 0.75 = (b-1)(b+7)/12 for b = 2.
     # Batches: lam_b = 0.5, service 10 ms deterministic: a = 0.005 = C (one server),
-    #   Wq = 0.005 / (100 - 0.5) * (1/2 + 0) / 2, wait var = 2 Wq^2 / C - Wq^2.
+    #   Wq = 0.005 / (100 - 0.5) * (1/2 + 0) / 2, the wait's law as the estimator's.
     soj = batch_queue_sojourn(rate=1.0, batch=2, batch_service=0.01, service_cv=0.0, replicas=1)
     wq = 0.005 / (100 - 0.5) * (1 / 2) / 2
-    wait_var = 2 * wq * wq / 0.005 - wq * wq
+    wait_var = waitlaw.moments(wq, waitlaw.decay(1.0, 0.01, 0.0, batch=2))[1]
     fill_var = (2 - 1) * (2 + 7) / 12 / 1.0**2
     assert soj.var == pytest.approx(fill_var + wait_var, rel=1e-9)
 

@@ -31,9 +31,11 @@ systems", JACM 17, 1970) and the law "no delay, or an exponential one" that matc
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+from scipy.optimize import brentq
 from scipy.special import gammaincinv, ndtri
 
 
@@ -179,10 +181,14 @@ def batch_queue_sojourn(
     c_wait = erlang_c(replicas, offered)
     ca2, cs2 = 1.0 / batch, service_cv * service_cv
     wq = c_wait / (replicas / batch_service - batch_rate) * (ca2 + cs2) / 2
-    if c_wait > 0:
-        theta = wq / c_wait
-        _, wq_var, wq_third = raw_to_central(wq, 2 * c_wait * theta ** 2,
-                                             6 * c_wait * theta ** 3)
+    if c_wait > 0 and wq > 0:
+        # The wait is "none, or exponential" with mean wq; the exponential decays at the
+        # queue's Cramer-Lundberg rate (see wait_decay), so it waits with probability wq * rate.
+        waits = min(1.0, wq * wait_decay(rate * batch_service / replicas, batch, service_cv)
+                    * replicas / batch_service)
+        theta = wq / waits
+        _, wq_var, wq_third = raw_to_central(wq, 2 * waits * theta ** 2,
+                                             6 * waits * theta ** 3)
     else:
         wq_var = wq_third = 0.0
     svc_var = (service_cv * own) ** 2
@@ -193,6 +199,37 @@ def batch_queue_sojourn(
         utilization=rho,
         third=fill_third + wq_third + svc_third,
     )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def wait_decay(load: float, batch: int, cv: float) -> float:
+    """The rate at which the tail of the wait of a queue of batches decays, in units of
+    ``replicas / batch service time``: the root ``x > 0`` of ``E[e^(x S')] E[e^(-x A)] = 1``
+    (Cramer-Lundberg: ``P(W > t) ~ K e^(-x t)`` for the GI/G/1 queue), with ``c`` replicas
+    taken as one server ``c`` times as fast, ``S'`` a gamma of mean 1 and coefficient of
+    variation ``cv``, and ``A`` the gap between batches, an Erlang of ``batch`` gaps of rate
+    ``load`` (requests per batch service time over ``c``; ``load / batch`` is the
+    utilisation).
+
+    For M/M/c this is ``c mu - lam`` in those units (``1 - load``), the exact conditional
+    rate; for M/D/1 at half load it is 1.256 (``0.5 (e^x - 1) = x``), so a wait behind a
+    constant service decays faster than the exponential of mean ``Wq / C`` (rate 1) says.
+    Example: ``wait_decay(0.5, 1, 1.0) == 0.5``.
+    """
+    def gap(x: float) -> float:
+        svc = x if cv <= 0.0 else -math.log1p(-x * cv * cv) / (cv * cv)
+        return svc - batch * math.log1p(x / load)
+
+    hi = math.inf if cv <= 0.0 else 1.0 / (cv * cv)
+    top = min(hi * (1 - 1e-12), 1.0)
+    while gap(top) < 0:  # the root lies beyond: widen (gap grows without bound)
+        if top >= hi * (1 - 1e-9):
+            return top
+        top = min(top * 2.0, hi * (1 - 1e-12))
+    lo = 1e-9 * top
+    if gap(lo) >= 0:  # no root inside (a saturated queue): no decay
+        return lo
+    return float(brentq(gap, lo, top, xtol=1e-12, rtol=1e-10))
 
 
 def _fill_third(batch: int, rate: float) -> float:
