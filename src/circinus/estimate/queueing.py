@@ -5,9 +5,12 @@ modelled as an M/G/c queue whose customers are *batches*. The mean wait uses the
 approximation ``Wq = C(c, a) / (c*mu - lam) * (ca2 + cs2) / 2``, where ``C`` is Erlang's C
 formula, ``ca2`` the squared coefficient of variation of batch inter-arrival times (1/b for
 batches of ``b`` Poisson arrivals: the sum of ``b`` exponentials) and ``cs2`` that of the batch
-service time. The wait distribution is approximated as "no wait with probability 1 - C, else
-exponential with mean Wq / C", which is exact for M/M/c. For M/M/1 it reproduces the textbook
-sojourn time: exponential with mean ``1 / (mu - lam)``. Every time is carried by its mean, variance
+service time. The wait distribution is approximated as "no wait, or exponential" with mean Wq,
+the exponential decaying at the queue's Cramer-Lundberg rate (:func:`wait_decay`), so that a
+request waits with probability ``Wq x rate``: for M/M/c that is Erlang's C and the exact
+conditional law; behind near-constant service the tail decays faster than an exponential of
+mean ``Wq / C`` would. For M/M/1 it reproduces the textbook sojourn time: exponential with mean
+``1 / (mu - lam)``. Every time is carried by its mean, variance
 and third central moment (the third cumulant): the cumulants of independent parts add, and the
 percentile is read off a *shifted* gamma with all three (:func:`quantile`), which keeps the tail
 of a rare wait behind a near-constant service time that a gamma of mean and variance flattens.
