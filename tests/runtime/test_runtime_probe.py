@@ -113,3 +113,13 @@ def test_an_engine_falling_behind_is_recognised() -> None:
     assert "early in the run" in (falling_behind(queue) or "")
     lost = steady[:80] + [Record("q", 9.0 + i, math.inf, False) for i in range(10)]
     assert "unanswered" in (falling_behind(lost) or "")
+
+
+def test_the_fit_reads_the_tail_the_way_the_estimator_does_with_a_third_moment() -> None:
+    # operators predicted skewed (third moment 2000 ms^3): the fitted figures put the shifted
+    # gamma's 99th percentile, with that third moment, on the measured one
+    obs = {"q": Observed(500, 50.0, 120.0, 99.0)}
+    rt = residual_of(obs, {"q": Predicted(2, 20.0, 30.0, 2000.0)}, None)
+    assert rt.hop_mean_ms == pytest.approx(15.0)
+    assert quantile(50.0, 30.0 + 2 * rt.hop_sd_ms ** 2, 0.99, 2000.0) == pytest.approx(
+        120.0, rel=1e-3)

@@ -271,7 +271,8 @@ def calibrate(
                 f"{result.machine.cores} cores")
         if served or from_json is not None:
             predicted = {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
-                                           q.predicted.latency_var_ms2 or 0.0)
+                                           q.predicted.latency_var_ms2 or 0.0,
+                                           q.predicted.latency_third_ms3)
                          for q in admitted if q.predicted is not None}
             runtime = residual_of(observed, predicted, base, note=note)
         else:

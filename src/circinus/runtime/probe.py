@@ -9,16 +9,17 @@ prediction: :func:`residual_of`.
 
 NOTE (the fit): a request of a pipeline of ``k`` stages makes ``k`` stage calls, and the
 estimator adds ``k`` times the per-call mean and variance to what it predicts of the operators
-and links (``(m0, v0)``), then reads the latency at the SLO percentile off a gamma with the
-total moments. The figures are fitted to what that rule must reproduce, per query: the mean
-call overhead that gives the measured mean, ``(mean - m0) / k``, and the variance per call that
-puts the gamma's quantile at the query's SLO percentile on the measured one. The variance is
-fitted to the tail rather than taken from the sample variance, because the engine's overhead
-is skewed beyond a gamma: a few calls that wait for a busy core inflate the sample variance,
-and a gamma with that variance still falls short of the measured 95th percentile (served
-digits: mean 26 ms, p95 42 ms; the moments' gamma gave 29 ms). The per-query figures are
-pooled by their weighted median (weights: answered requests), so that half the queries are
-predicted above what they measured and half below.
+and links (``(m0, v0)``, and a third moment the overhead adds nothing to), then reads the
+latency at the SLO percentile off the (shifted) gamma of the total moments. The figures are
+fitted to what that rule must reproduce, per query: the mean call overhead that gives the
+measured mean, ``(mean - m0) / k``, and the variance per call that puts the rule's quantile at
+the query's SLO percentile on the measured one. The variance is fitted to the tail rather than
+taken from the sample variance, because the engine's overhead is skewed beyond a gamma: a few
+calls that wait for a busy core inflate the sample variance, and a gamma with that variance
+still falls short of the measured 95th percentile (served digits: mean 26 ms, p95 42 ms; the
+moments' gamma gave 29 ms). The per-query figures are pooled by their weighted median
+(weights: answered requests), so that half the queries are predicted above what they measured
+and half below.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class Predicted:
     stages: int
     mean_ms: float
     var_ms2: float
+    third_ms3: float | None = None
+    """Third central moment (None: the plain gamma of mean and variance); the engine's overhead
+    adds none to it."""
 
 
 def overhead_of(observed: Mapping[str, Observed], stages: Mapping[str, int], *,
@@ -155,7 +159,7 @@ def residual_of(observed: Mapping[str, Observed], predicted: Mapping[str, Predic
     mean0 = 0.0 if base is None else base.hop_mean_ms
     var0 = 0.0 if base is None else base.hop_sd_ms ** 2
     plain = {q: Predicted(p.stages, max(0.0, p.mean_ms - p.stages * mean0),
-                          max(0.0, p.var_ms2 - p.stages * var0))
+                          max(0.0, p.var_ms2 - p.stages * var0), p.third_ms3)
              for q, p in predicted.items()}
     return _fit(observed, plain, base, note=note)
 
@@ -172,7 +176,8 @@ def _fit(observed: Mapping[str, Observed], plain: Mapping[str, Predicted],
         k = pred.stages
         hop_mean = max(0.0, (obs.mean_ms - pred.mean_ms) / k)
         total_mean = pred.mean_ms + k * hop_mean
-        total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0)
+        total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0,
+                                 pred.third_ms3)
         means.append(hop_mean)
         variances.append(max(0.0, (total_var - pred.var_ms2) / k))
         weights.append(obs.requests)
@@ -183,8 +188,9 @@ def _fit(observed: Mapping[str, Observed], plain: Mapping[str, Predicted],
                            hop_sd_ms=round(sd_ms, 4), samples=int(sum(weights)), note=note)
 
 
-def _variance_at(mean: float, at: float, q: float) -> float:
-    """The variance of the gamma of this ``mean`` whose ``q``-quantile is nearest ``at``.
+def _variance_at(mean: float, at: float, q: float, third: float | None = None) -> float:
+    """The variance of the (shifted) gamma of this ``mean`` and ``third`` central moment whose
+    ``q``-quantile is nearest ``at``.
 
     NOTE: at a fixed mean, a high quantile first grows with the variance, then falls (the mass
     crowds near zero: at q = 0.95 it peaks at cv 3.6, 5.8 times the mean); a median only
@@ -194,18 +200,19 @@ def _variance_at(mean: float, at: float, q: float) -> float:
     if mean <= 0.0:
         return 0.0
     grid = np.linspace(math.log(mean * mean * 1e-9), math.log(mean * mean * 1e4), 131)
-    values = np.array([quantile(mean, math.exp(g), q) for g in grid])
+    values = np.array([quantile(mean, math.exp(g), q, third) for g in grid])
     top = int(np.argmax(values))
     low, high = (grid[0], grid[top]) if top > 0 else (grid[0], grid[-1])
     rising = top > 0
-    q_low, q_high = quantile(mean, math.exp(low), q), quantile(mean, math.exp(high), q)
+    q_low, q_high = (quantile(mean, math.exp(low), q, third),
+                     quantile(mean, math.exp(high), q, third))
     if (at <= q_low) if rising else (at >= q_low):
         return 0.0  # no spread needed (a fixed latency reaches it)
     if (at >= q_high) if rising else (at <= q_high):
         return math.exp(high)
     for _ in range(60):  # the quantile is monotone on [low, high]
         mid = (low + high) / 2
-        if (quantile(mean, math.exp(mid), q) < at) == rising:
+        if (quantile(mean, math.exp(mid), q, third) < at) == rising:
             low = mid
         else:
             high = mid
