@@ -80,6 +80,7 @@ from circinus.online.ledger import Resource
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
 from circinus.online.report import result_of
 from circinus.online.selection import Selected, select_present, take
+from circinus.online.snapshot import QueryRecord, Snapshot
 from circinus.online.state import Entry, OnlineState
 from circinus.online.tools import PlanningTools
 from circinus.online.world import add_device, remove_device, resize_device, set_link_capacity
@@ -131,6 +132,49 @@ class OnlinePlanner:
                                   link_check=self.settings.link_check, max_moves=max_moves)
         if index.world.queries:
             self._start(index.world.queries)
+
+    @classmethod
+    def restore(cls, topology: World, records: Sequence[QueryRecord], *,
+                search: str = "circinus", selector: str = "milp",
+                settings: PlannerSettings | None = None, max_moves: int = 4,
+                why_not: bool = True) -> OnlinePlanner:
+        """The planner whose :meth:`snapshot` gave ``topology`` and ``records`` (in arrival
+        order), without searching anything: the admitted queries run the same candidates with
+        the same estimates, and the ledger and deployments follow from them. The other
+        arguments are the constructor's.
+
+        Raises:
+            SpecError: a record that does not fit ``topology`` (a query it cannot plan, a
+                chosen index out of range, admitted plans over a capacity).
+        """
+        if topology.queries:
+            raise SpecError("restore: the topology must have no queries; pass them as records")
+        planner = cls(topology, search=search, selector=selector, settings=settings,
+                      max_moves=max_moves, why_not=why_not)
+        state = planner._state
+        names = [r.query.name for r in records]
+        if len(set(names)) != len(names):
+            raise SpecError("restore: two records of one query name")
+        try:
+            build_index(topology.model_copy(update={"queries": [r.query for r in records]}))
+        except SpecError as exc:
+            raise SpecError(f"restore: {exc}") from None
+        state.enter([(r.query, r.found) for r in records])
+        for r in records:
+            if r.chosen is None:
+                continue
+            if not 0 <= r.chosen < len(r.found.candidates):
+                raise SpecError(f"restore: query {r.query.name!r} runs candidate {r.chosen} of "
+                                f"{len(r.found.candidates)}")
+            state.admit(r.query.name, r.chosen)
+        if state.ledger.over():
+            raise SpecError("restore: the admitted plans exceed a capacity of the topology")
+        state.note_waiting()
+        return planner
+
+    def snapshot(self) -> Snapshot:
+        """The state now, as records a restart rebuilds it from (:meth:`restore`)."""
+        return Snapshot(self._topology, dict(self._state.entries), dict(self._state.chosen))
 
     # -- views -------------------------------------------------------------------------------
 
