@@ -91,6 +91,7 @@ from circinus.search.base import Candidate
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query, World
 from circinus.spec.validate import build_index
+from circinus.whynot import WhyNot
 
 
 class OnlinePlanner:
@@ -195,12 +196,29 @@ class OnlinePlanner:
         chosen = self._state.chosen
         return tuple(n for n in self._state.entries if n not in chosen)
 
+    def query(self, name: str) -> Query:
+        """The spec of the present query ``name``."""
+        return self._entry(name, "query").query
+
+    @property
+    def topology(self) -> WorldIndex:
+        """The devices, links and pipelines now (no queries), as an index; read-only."""
+        return self._tools.index
+
     def plan_of(self, name: str) -> Candidate | None:
         """The plan ``name`` runs with its estimate at the current state, ``None`` while it
         waits."""
         entry = self._entry(name, "plan_of")
         k = self._state.chosen.get(name)
         return None if k is None else entry.found.candidates[k]
+
+    def why_waiting(self, name: str, *, nearest: bool = False) -> tuple[str, WhyNot]:
+        """Why the waiting ``name`` waits, against the current load: its reason and why-not
+        (``nearest``: with its nearest admissible SLO)."""
+        entry = self._entry(name, "why_waiting")
+        if name in self._state.chosen:
+            raise SpecError(f"why_waiting: query {name!r} is admitted")
+        return explain_waiting(self._tools, self._state, entry, nearest=nearest)
 
     def used(self) -> dict[Resource, float]:
         """What the admitted plans use of every resource, shared deployments in whole replicas
