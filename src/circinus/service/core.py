@@ -242,6 +242,12 @@ class PlannerService:
             raise
         seconds = time.perf_counter() - t0
         self.metrics.decisions.labels(kind).inc()
+        if kind == "arrive":
+            if answer.get("admitted"):
+                self.metrics.admissions.inc()
+            else:
+                why = answer.get("why_not") or {}
+                self.metrics.rejections.labels(why.get("binding") or "unknown").inc()
         self.metrics.latency.labels(kind).observe(seconds)
         self.metrics.observe(planner)
         return Answer(status, answer)

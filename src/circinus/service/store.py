@@ -174,7 +174,7 @@ class DecisionStore:
         """The state stored, or ``None`` for an empty store."""
         try:
             with self._engine.connect() as conn:
-                meta = dict(conn.execute(select(_meta.c.key, _meta.c.value)).tuples().all())
+                meta = {k: v for k, v in conn.execute(select(_meta.c.key, _meta.c.value))}
                 if "topology" not in meta:
                     return None
                 if meta.get("format") != str(FORMAT):
@@ -270,8 +270,8 @@ class DecisionStore:
     def _upsert(self, conn: Any, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new queries, update present ones (keeping their arrival position)."""
         names = [r["name"] for r in rows]
-        present = dict(conn.execute(select(_queries.c.name, _queries.c.position).where(
-            _queries.c.name.in_(names))).tuples().all())
+        present = {n for (n,) in conn.execute(select(_queries.c.name).where(
+            _queries.c.name.in_(names)))}
         new = [r for r in rows if r["name"] not in present]
         if new:
             conn.execute(insert(_queries), new)
