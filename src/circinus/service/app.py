@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from circinus.errors import CircinusError, SpecError, UnknownNameError
@@ -60,11 +61,13 @@ API_VERSION = "1"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]*$"
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text} for code, text in [
+        (400, "The body cannot be read as JSON."),
         (401, "Missing or wrong bearer token."),
         (413, "Request body too large."),
         (422, "The request does not validate (the field is named)."),
         (429, "The planner's queue is full; retry after `Retry-After` seconds."),
         (503, "Not ready (starting or rebuilding the state); retry after `Retry-After`.")]}
+_UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: _PROBLEMS[401]}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such query or device."}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -105,6 +108,7 @@ def create_app(service: PlannerService, token: str, *, open_on_start: bool = Tru
         service.close()
 
     app = FastAPI(title="Circinus planner service", version=API_VERSION, lifespan=lifespan,
+                  dependencies=[Depends(_known_parameters)],
                   openapi_url=None, docs_url=None, redoc_url=None,
                   description="The online planner behind an authenticated HTTP API: queries "
                   "arrive and leave, devices and links change, and every decision is committed "
@@ -117,7 +121,8 @@ def create_app(service: PlannerService, token: str, *, open_on_start: bool = Tru
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, dependencies=auth, tags=["health"],
-             responses={503: {"model": Health, "description": "Not ready."}})
+             responses={**_UNAUTHORISED,
+                        503: {"model": Health, "description": "Not ready."}})
     async def readyz() -> Response:
         """Readiness: the state is planned or restored and decisions are taken."""
         if service.status == "ok":
@@ -128,7 +133,8 @@ def create_app(service: PlannerService, token: str, *, open_on_start: bool = Tru
                      {"Retry-After": "5"})
 
     @app.get("/metrics", dependencies=auth, tags=["health"], response_class=Response,
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text."}})
+             responses={**_UNAUTHORISED, 200: {"content": {"text/plain": {}},
+                                                "description": "Prometheus text."}})
     async def metrics() -> Response:
         """Prometheus metrics: decisions, admissions, rejections by reason, decision latency,
         utilisation per device and link, queue depth."""
@@ -280,6 +286,18 @@ class _Unauthorised(Exception):
     pass
 
 
+async def _known_parameters(request: Request) -> None:
+    """Refuse query parameters the route does not take (a typo must not pass unnoticed)."""
+    route = request.scope.get("route")
+    known = {p.alias for p in getattr(getattr(route, "dependant", None), "query_params", ())}
+    for name in request.query_params:
+        if name not in known:
+            raise RequestValidationError([{
+                "loc": ("query", name), "type": "extra_forbidden",
+                "msg": "unknown parameter" + (f"; the parameters are {sorted(known)}"
+                                              if known else "; this route takes none")}])
+
+
 class FieldError(SpecError):
     """A request field the planner refuses (e.g. a query naming an unknown pipeline)."""
 
@@ -344,10 +362,15 @@ def _handlers(app: FastAPI) -> None:
         return _problem(503, "the decision could not be committed and was not taken; retry",
                         headers={"Retry-After": "5"})
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return _problem(exc.status_code, str(exc.detail),
-                        headers=None if exc.headers is None else dict(exc.headers))
+        headers = None if exc.headers is None else dict(exc.headers)
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            allowed = sorted({m for r in request.app.routes
+                              if r.matches(request.scope)[0] != Match.NONE
+                              for m in getattr(r, "methods", ()) or ()})
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return _problem(exc.status_code, str(exc.detail), headers=headers)
 
     async def internal(_: Request, exc: Exception) -> Response:
         log.error("internal error", exc_info=exc)

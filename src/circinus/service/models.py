@@ -29,6 +29,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Request(BaseModel):
+    """A request body: no unknown fields, no coercion (``0`` is not ``false``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class Problem(_Body):
     """An error: what went wrong and the way out, in one line."""
 
@@ -37,7 +43,7 @@ class Problem(_Body):
                               "request (e.g. `body.slo.latency_ms`), when one is to blame.")
 
 
-class DeviceResize(_Body):
+class DeviceResize(_Request):
     """New capacity of a device: units and/or memory (at least one)."""
 
     units: float | None = Field(default=None, ge=MIN_UNITS, le=MAX_UNITS,
@@ -46,7 +52,7 @@ class DeviceResize(_Body):
                                     description="Memory of the whole device, GB.")
 
 
-class LinkCapacity(_Body):
+class LinkCapacity(_Request):
     """New capacity of a directed link."""
 
     src: str = Field(min_length=1, max_length=128, description="Site the traffic leaves.")
@@ -57,7 +63,7 @@ class LinkCapacity(_Body):
         "unlimited).")
 
 
-class RebalanceRequest(_Body):
+class RebalanceRequest(_Request):
     """Options of a full re-selection."""
 
     keep_admitted: bool = Field(default=True, description="No admitted query may lose its "
