@@ -16,7 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from server import AUTH, Service
+
+from circinus.bench.service import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = schemathesis.openapi.from_dict(
@@ -25,11 +26,16 @@ SCHEMA = schemathesis.openapi.from_dict(
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+TOKEN = "fuzz-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    svc = Service(ROOT / "examples" / "tiny.yaml", f"sqlite:///{tmp / 's.db'}", tmp / "log")
-    svc.wait_ready()
+    svc = ServiceProcess(ROOT / "examples" / "tiny.yaml", f"sqlite:///{tmp / 's.db'}", TOKEN,
+                         tmp / "log")
+    svc.wait_ready(600)
     yield svc
     svc.stop()
     log = (tmp / "log").read_text()
@@ -38,6 +44,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @SCHEMA.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api(case: schemathesis.Case, service: Service) -> None:
+def test_api(case: schemathesis.Case, service: ServiceProcess) -> None:
     case.call_and_validate(base_url=service.url, headers=AUTH,
                            excluded_checks=[positive_data_acceptance])
