@@ -586,7 +586,9 @@ def service_cmd(
         "--kill/--no-kill", help="SIGKILL the service half way through the load, restart it "
         "and check every acknowledged decision against the store.")] = True,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the load's draws.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the report here (as {'runs': [...]}: runs of other worlds "
+        "already in the file are kept, one of the same world replaced).")] = None,
 ) -> None:
     """Load `circinus service` on 127.0.0.1 with arrivals and departures (throughput, p50/p99
     latency, server errors), kill it mid-load, restart it (time to ready) and check durability
@@ -610,7 +612,14 @@ def service_cmd(
                                        concurrency=concurrency, seed=seed, kill=kill)
         render_service(report, console)
         if json_out is not None:
-            write_atomic(json_out, json.dumps(report, indent=2))
+            runs = []
+            if json_out.is_file():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    old = json.loads(json_out.read_text(encoding="utf-8"))
+                    runs = [r for r in old["runs"] if r["world"] != report["world"]]
+            runs = sorted([*runs, report], key=lambda r: r["queries"])
+            write_atomic(json_out, json.dumps({"benchmark": "service", "runs": runs},
+                                              indent=2))
             console.print(f"report written to {json_out}")
 
     guard(run)

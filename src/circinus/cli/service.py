@@ -61,7 +61,8 @@ def service(
         from circinus.cli.common import measured
         from circinus.spec.load import load_indexed_world
 
-        token = _token(token_file)
+        if token_file is not None and token_file.exists():
+            _token(token_file)  # a bad token file fails before anything else is done
         _free(host, port)
         w, index = load_indexed_world(world)
         index = measured(index, None, quiet=False)
@@ -71,6 +72,7 @@ def service(
             db.close()
             raise SpecError(f"--store: {db.display_url!r} holds the state of world {stored!r}, "
                             f"not {w.name!r}; use another --store")
+        token = _token(token_file)
         settings = ServiceSettings(max_pending=max_pending, max_body_bytes=max_body_kb * 1024,
                                    why_not=why_not)
         svc = PlannerService(index, db, settings=settings)
