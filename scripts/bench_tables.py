@@ -115,9 +115,9 @@ def service(data: dict[str, Any]) -> str:
     world (``runs``)."""
     rows = [
         "| world | requests (acknowledged) | decisions/s | client p50 / p99 ms | decision p50 / "
-        "p99 ms | server errors | lost acknowledged | restart after kill s | restart s | "
-        "present after restart | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "p99 ms | server CPU ms / decision | server errors | lost acknowledged | restart after "
+        "kill s | restart s (CPU s) | present after restart | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["runs"]:
         load = r["load"]
@@ -125,9 +125,11 @@ def service(data: dict[str, Any]) -> str:
             f"| {r['queries']:,} queries | {load['requests']:,} ({load['acknowledged']:,}) | "
             f"{load['throughput_per_s']:.1f} | {load['client_p50_ms']:,.0f} / "
             f"{load['client_p99_ms']:,.0f} | {load['decision_p50_ms']:,.1f} / "
-            f"{load['decision_p99_ms']:,.1f} | {load['server_errors']} | "
+            f"{load['decision_p99_ms']:,.1f} | {load.get('server_cpu_ms_per_decision', 0):.1f} | "
+            f"{load['server_errors']} | "
             f"{len(r['durability_problems'])} | {r['restart_after_kill_seconds']:.1f} | "
-            f"{r['restart_seconds']:.1f} | {r['present_after_restart']:,} | "
+            f"{r['restart_seconds']:.1f} ({r['restart_cpu_seconds']:.1f}) | "
+            f"{r['present_after_restart']:,} | "
             f"{r['load_average'][0]:.1f} |")
     return "\n".join(rows)
 

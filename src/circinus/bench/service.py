@@ -211,6 +211,14 @@ class ServiceProcess:
         self.stop()
         raise RuntimeError(f"the service was not ready within {timeout_s} s")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the process has used so far (user + system), s; ``None`` off Linux."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def present(self) -> set[str]:
         r = httpx.get(f"{self.url}/v1/queries", timeout=60,
                       headers={"Authorization": f"Bearer {self.token}"})
@@ -251,15 +259,31 @@ def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int
                               "concurrency": concurrency, "seed": seed,
                               "cpus": os.cpu_count(), "load_average": list(os.getloadavg())}
     report["start_seconds"] = first.wait_ready(ready_timeout_s)
+    report["start_cpu_seconds"] = first.cpu_seconds()
+    cpu: list[float | None] = [report["start_cpu_seconds"]]
+
+    def crash() -> None:
+        cpu.append(first.cpu_seconds())
+        first.kill()
+
     load = asyncio.run(drive(first.url, token, pool, operations=operations,
                              concurrency=concurrency, seed=seed,
-                             kill_after=operations // 2 if kill else None, kill=first.kill))
+                             kill_after=operations // 2 if kill else None, kill=crash))
+    if not kill:
+        cpu.append(first.cpu_seconds())
     report["load"] = load.summary()
+    before, after = cpu[0], cpu[-1]
+    if before is not None and after is not None and len(cpu) == 2:
+        # The service's own CPU time per acknowledged decision (until the kill): what the
+        # writer needs on an idle core, whatever the machine's other load.
+        acked = sum(r.acknowledged for r in load.requests)
+        report["load"]["server_cpu_ms_per_decision"] = 1000 * (after - before) / max(acked, 1)
     if not kill:
         first.stop()
     first.proc.wait(timeout=60)
     second = ServiceProcess(world, store, token, log)
     report["restart_after_kill_seconds"] = second.wait_ready(ready_timeout_s)
+    report["restart_after_kill_cpu_seconds"] = second.cpu_seconds()
     present = second.present()
     db = DecisionStore(store)
     problems = check_against_log(load, db.decisions(), present)
@@ -269,6 +293,7 @@ def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int
     second.stop()
     third = ServiceProcess(world, store, token, log)
     report["restart_seconds"] = third.wait_ready(ready_timeout_s)
+    report["restart_cpu_seconds"] = third.cpu_seconds()
     third.stop()
     return report
 
