@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pg_stores import fresh_postgres
 
 from circinus.bench.service import ServiceProcess, check_against_log, drive
 from circinus.gen import generate, make_spec
 from circinus.service.store import DecisionStore
-from conftest import fresh_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "load-test-token-0123456789"
