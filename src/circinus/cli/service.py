@@ -59,19 +59,26 @@ def service(
             raise MissingExtra(f"circinus service needs the service extra ({exc.name} is "
                                "missing): pip install 'circinus[service]'") from None
         from circinus.cli.common import measured
-        from circinus.spec.load import load_indexed_world
+        from circinus.spec.load import parse_world, read_document
+        from circinus.spec.validate import build_index
 
         if token_file is not None and token_file.exists():
             _token(token_file)  # a bad token file fails before anything else is done
         _free(host, port)
-        w, index = load_indexed_world(world)
-        index = measured(index, None, quiet=False)
-        db = DecisionStore(store or _default_store(w.name))
+        data = read_document(world)
+        name = data.get("name") if isinstance(data, dict) else None
+        db = DecisionStore(store or _default_store(str(name or world.stem)))
         stored = db.world_name()
-        if stored is not None and stored != w.name:
+        if stored is not None and stored != name:
             db.close()
             raise SpecError(f"--store: {db.display_url!r} holds the state of world {stored!r}, "
-                            f"not {w.name!r}; use another --store")
+                            f"not {name!r}; use another --store")
+        if stored is not None:
+            # The store's state wins: the world's queries are neither planned nor needed (at
+            # 10,000 queries, checking them would cost seconds of every restart).
+            data = {**data, "queries": []}
+        w = parse_world(data, origin=str(world))
+        index = measured(build_index(w), None, quiet=False)
         token = _token(token_file)
         settings = ServiceSettings(max_pending=max_pending, max_body_bytes=max_body_kb * 1024,
                                    why_not=why_not)
