@@ -214,3 +214,15 @@ def test_the_committed_openapi_document_is_the_apps(client: TestClient) -> None:
     served = client.get("/openapi.json", headers=AUTH).json()
     committed = json.loads(OPENAPI.read_text(encoding="utf-8"))
     assert served == committed, "docs/openapi.json is stale: run python scripts/openapi.py"
+
+
+def test_a_restart_by_name_needs_no_world(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with _client(_service(url)) as c:
+        before = c.get("/v1/queries", headers=AUTH).json()
+    service = PlannerService("tiny", DecisionStore(url))
+    with _client(service) as c:
+        assert c.get("/v1/queries", headers=AUTH).json() == before
+    empty = PlannerService("tiny", DecisionStore(f"sqlite:///{tmp_path / 'empty.db'}"))
+    with pytest.raises(Exception, match="holds no state"):
+        empty.open()

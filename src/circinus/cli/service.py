@@ -8,13 +8,16 @@ import secrets
 import socket
 import stat
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from circinus.cli.common import guard
 from circinus.errors import CircinusError, SpecError
+
+if TYPE_CHECKING:
+    from circinus.spec.index import WorldIndex
 
 TOKEN_ENV = "CIRCINUS_SERVICE_TOKEN"
 """Environment variable holding the bearer token when no ``--token-file`` is given."""
@@ -30,7 +33,8 @@ def service(
                                           "the queries planned at the first start.")],
     store: Annotated[str | None, typer.Option(
         help="Decision store: a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://...) "
-        "or a file path; default: service-<world>.db in $CIRCINUS_CACHE or ~/.cache/circinus. "
+        "or a file path; default: service-<world file name>.db in $CIRCINUS_CACHE or "
+        "~/.cache/circinus. "
         "A store holding state is restored from, not re-planned.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine "
                                       "only).")] = "127.0.0.1",
@@ -55,6 +59,7 @@ def service(
 
             from circinus.service import DecisionStore, PlannerService, ServiceSettings
             from circinus.service.app import create_app
+            from circinus.service.store import fingerprint
         except ImportError as exc:
             raise MissingExtra(f"circinus service needs the service extra ({exc.name} is "
                                "missing): pip install 'circinus[service]'") from None
@@ -65,27 +70,36 @@ def service(
         if token_file is not None and token_file.exists():
             _token(token_file)  # a bad token file fails before anything else is done
         _free(host, port)
-        data = read_document(world)
-        name = data.get("name") if isinstance(data, dict) else None
-        db = DecisionStore(store or _default_store(str(name or world.stem)))
-        stored = db.world_name()
-        if stored is not None and stored != name:
-            db.close()
-            raise SpecError(f"--store: {db.display_url!r} holds the state of world {stored!r}, "
-                            f"not {name!r}; use another --store")
-        if stored is not None:
-            # The store's state wins: the world's queries are neither planned nor needed (at
-            # 10,000 queries, checking them would cost seconds of every restart).
-            data = {**data, "queries": []}
-        w = parse_world(data, origin=str(world))
-        index = measured(build_index(w), None, quiet=False)
+        if not world.is_file():
+            raise SpecError(f"{world}: no such file; give the world file to serve")
+        file_id = fingerprint(world.read_bytes())
+        db = DecisionStore(store or _default_store(world))
+        stored, stored_file = db.identity()
+        planned: WorldIndex | str
+        if stored is not None and stored_file == file_id:
+            # The file the state was first planned from: the store's state wins, so the file
+            # need not be read (at 10,000 queries, seconds of every restart).
+            planned = stored
+        else:
+            data = read_document(world)
+            name = data.get("name") if isinstance(data, dict) else None
+            if stored is not None and stored != name:
+                db.close()
+                raise SpecError(f"--store: {db.display_url!r} holds the state of world "
+                                f"{stored!r}, not {name!r}; use another --store")
+            if stored is not None:  # the store's state wins: the queries are not planned
+                data = {**data, "queries": []}
+            planned = measured(build_index(parse_world(data, origin=str(world))), None,
+                               quiet=False)
         token = _token(token_file)
         settings = ServiceSettings(max_pending=max_pending, max_body_bytes=max_body_kb * 1024,
                                    why_not=why_not)
-        svc = PlannerService(index, db, settings=settings)
+        svc = PlannerService(planned, db, settings=settings, fingerprint=file_id)
         app = create_app(svc, token)
-        how = (f"restoring the state of {w.name!r}" if stored is not None
-               else f"planning the {len(w.queries)} queries of {w.name!r}")
+        if isinstance(planned, str) or stored is not None:
+            how = f"restoring the state of {stored!r}"
+        else:
+            how = f"planning the {len(planned.world.queries)} queries of {planned.world.name!r}"
         Console(stderr=True, soft_wrap=True).print(
             f"circinus service on http://{host}:{port} ({how}; store {db.display_url}); "
             "GET /readyz says when it is ready", highlight=False)
@@ -143,8 +157,9 @@ def _free(host: str, port: int) -> None:
                             "another --port or stop what uses it") from None
 
 
-def _default_store(world: str) -> str:
+def _default_store(world: Path) -> str:
+    """A SQLite file named after the world file, in the cache folder."""
     folder = Path(os.environ.get("CIRCINUS_CACHE", Path.home() / ".cache" / "circinus"))
     folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in world)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in world.stem)
     return f"sqlite:///{folder / f'service-{safe}.db'}"

@@ -99,15 +99,18 @@ class PlannerService:
     """The online planner behind one writer thread and a decision store (module note).
 
     Args:
-        world: the world planned on an empty store; a store holding another world's state is
-            refused (:class:`~circinus.service.store.StoreError`).
+        world: the world planned on an empty store (a store holding another world's state is
+            refused, :class:`~circinus.service.store.StoreError`); or only its name, when the
+            store holds its state.
         store: the decision store.
         settings: limits and options.
+        fingerprint: the world file's :func:`~circinus.service.store.fingerprint`, kept with
+            the state so that a restart with the same file need not read it.
     """
 
-    def __init__(self, world: WorldIndex, store: DecisionStore, *,
-                 settings: ServiceSettings | None = None) -> None:
-        self.world, self.store = world, store
+    def __init__(self, world: WorldIndex | str, store: DecisionStore, *,
+                 settings: ServiceSettings | None = None, fingerprint: str | None = None) -> None:
+        self.world, self.store, self.fingerprint = world, store, fingerprint
         self.settings = settings or ServiceSettings()
         self.metrics = ServiceMetrics()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circinus-writer")
@@ -149,18 +152,23 @@ class PlannerService:
         return self._executor.submit(self.open)
 
     def _load(self) -> OnlinePlanner:
-        stored = self.store.world_name()
-        name = self.world.world.name
+        stored, _ = self.store.identity()
+        world = self.world
+        name = world if isinstance(world, str) else world.world.name
         if stored is not None and stored != name:
             raise StoreError(f"store {self.store.display_url!r} holds the state of world "
                              f"{stored!r}, not {name!r}; use another --store")
         saved = self.store.load()
         s = self.settings
         if saved is None:
-            planner = OnlinePlanner(self.world, max_moves=s.max_moves, why_not=s.why_not)
+            if isinstance(world, str):
+                raise StoreError(f"store {self.store.display_url!r} holds no state; give the "
+                                 "world to plan")
+            planner = OnlinePlanner(world, max_moves=s.max_moves, why_not=s.why_not)
             snap = planner.snapshot()
             self.store.commit(Changes(snap.topology, tuple(snap.records()), ()),
-                              Decision("start", name, 200), world=name)
+                              Decision("start", name, 200), world=name,
+                              fingerprint=self.fingerprint)
             return planner
         self.restored = len(saved.records)
         return OnlinePlanner.restore(saved.topology, saved.records, max_moves=s.max_moves,

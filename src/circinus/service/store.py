@@ -131,6 +131,11 @@ class Replay:
     response: dict[str, Any] | None
 
 
+def fingerprint(data: bytes) -> str:
+    """A fingerprint of a world file's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def digest(method: str, path: str, body: bytes) -> str:
     """A fingerprint of a request, to tell a retry from another request reusing a key."""
     h = hashlib.sha256()
@@ -195,13 +200,19 @@ class DecisionStore:
 
     def world_name(self) -> str | None:
         """The name of the world whose state the store holds (``None``: empty store)."""
+        return self.identity()[0]
+
+    def identity(self) -> tuple[str | None, str | None]:
+        """The name of the world whose state the store holds and the :func:`fingerprint` of
+        the file it was first planned from (``None`` when unknown or the store is empty)."""
+        query = select(_meta.c.key, _meta.c.value).where(_meta.c.key.in_(("world", "file")))
         try:
             with self._engine.connect() as conn:
-                return conn.execute(select(_meta.c.value).where(_meta.c.key == "world")
-                                    ).scalar_one_or_none()
+                meta = {k: v for k, v in conn.execute(query)}
         except SQLAlchemyError as exc:
             raise StoreError(f"store {self.display_url!r}: cannot read ({first_line(exc)})"
                              ) from None
+        return meta.get("world"), meta.get("file")
 
     def replay(self, key: str, request: str) -> Replay | None:
         """The decision made under idempotency ``key``, if any; ``request`` is the
@@ -228,9 +239,11 @@ class DecisionStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def commit(self, changes: Changes, decision: Decision, *, world: str | None = None) -> None:
+    def commit(self, changes: Changes, decision: Decision, *, world: str | None = None,
+               fingerprint: str | None = None) -> None:
         """Write ``changes`` and the log row of ``decision`` in one transaction (``world``: the
-        world's name, on the first commit). Returns once it is durable.
+        world's name, and ``fingerprint`` its file's, on the first commit). Returns once it is
+        durable.
 
         Raises:
             StoreError: the commit failed; nothing of it is stored.
@@ -245,7 +258,8 @@ class DecisionStore:
                 if world is not None:
                     conn.execute(delete(_meta))
                     conn.execute(insert(_meta), [
-                        {"key": "world", "value": world}, {"key": "format", "value": str(FORMAT)}])
+                        {"key": "world", "value": world}, {"key": "format", "value": str(FORMAT)},
+                        *([{"key": "file", "value": fingerprint}] if fingerprint else [])])
                 if changes.topology is not None:
                     conn.execute(delete(_meta).where(_meta.c.key == "topology"))
                     conn.execute(insert(_meta).values(
