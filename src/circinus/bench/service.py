@@ -191,7 +191,7 @@ class ServiceProcess:
         self.started = time.monotonic()
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "circinus.cli.main", "service", str(world), "--store",
+                [sys.executable, "-m", "circinus", "service", str(world), "--store",
                  store, "--port", str(self.port), *extra],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
 
