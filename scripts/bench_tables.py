@@ -1,8 +1,8 @@
 """Write the README's benchmark tables from the committed bench JSON, or check they match it.
 
-Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md and
-is rendered from ``docs/bench/NAME-seed0.json`` by the function of that name below, so a figure
-in the README is always one a bench run wrote.
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md (the
+service's also in docs/service.md) and is rendered from ``docs/bench/NAME-seed0.json`` by the
+function of that name below, so a figure in the docs is always one a bench run wrote.
 
 Usage: ``python scripts/bench_tables.py`` rewrites README.md; ``--check`` exits 1 (naming the
 table) when README.md differs from what the JSON gives.
@@ -127,9 +127,37 @@ def fidelity(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def service(data: dict[str, Any]) -> str:
+    """The service under load, killed and restarted (``circinus bench service``), one row per
+    world (``runs``)."""
+    rows = [
+        "| world | requests (acknowledged) | decisions/s | client p50 / p99 ms | decision p50 / "
+        "p99 ms | server CPU ms / decision | server errors | lost acknowledged | restart after "
+        "kill s | restart s (CPU s) | present after restart | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["runs"]:
+        load = r["load"]
+        rows.append(
+            f"| {r['queries']:,} queries | {load['requests']:,} ({load['acknowledged']:,}) | "
+            f"{load['throughput_per_s']:.1f} | {load['client_p50_ms']:,.0f} / "
+            f"{load['client_p99_ms']:,.0f} | {load['decision_p50_ms']:,.1f} / "
+            f"{load['decision_p99_ms']:,.1f} | {load.get('server_cpu_ms_per_decision', 0):.1f} | "
+            f"{load['server_errors']} | "
+            f"{len(r['durability_problems'])} | {r['restart_after_kill_seconds']:.1f} | "
+            f"{r['restart_seconds']:.1f} ({r['restart_cpu_seconds']:.1f}) | "
+            f"{r['present_after_restart']:,} | "
+            f"{r['load_average'][0]:.1f} |")
+    return "\n".join(rows)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "sharing": sharing, "search": search, "scale": scale, "fidelity": fidelity,
-    "fidelity-before": fidelity}
+    "fidelity-before": fidelity, "service": service}
+FILES: dict[Path, tuple[str, ...]] = {
+    README: tuple(TABLES),
+    REPO / "docs" / "service.md": ("service",)}
+"""The tables each file carries."""
 
 
 def _between(table: str) -> Callable[[re.Match[str]], str]:
@@ -137,15 +165,16 @@ def _between(table: str) -> Callable[[re.Match[str]], str]:
     return lambda m: m.group(1) + table + m.group(2)
 
 
-def render(text: str) -> str:
-    """``text`` (README.md) with every table rewritten from its JSON."""
-    for name, make in TABLES.items():
+def render(text: str, names: tuple[str, ...] = tuple(TABLES)) -> str:
+    """``text`` (README.md) with every table of ``names`` rewritten from its JSON."""
+    for name in names:
+        make = TABLES[name]
         data = json.loads((REPO / "docs" / "bench" / f"{name}-seed0.json").read_text())
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)",
                              re.DOTALL)
         if not pattern.search(text):
-            raise SystemExit(f"README.md: no <!-- bench:{name} --> ... <!-- /bench:{name} --> "
-                             "markers; add them where the table goes")
+            raise SystemExit(f"no <!-- bench:{name} --> ... <!-- /bench:{name} --> markers; "
+                             "add them where the table goes")
         text = pattern.sub(_between(make(data)), text)
     return text
 
@@ -155,16 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     args = parser.parse_args(argv)
-    text = README.read_text(encoding="utf-8")
-    new = render(text)
-    if args.check:
-        if new != text:
-            print("README.md: a benchmark table differs from docs/bench/*.json; run "
-                  "`python scripts/bench_tables.py`", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new, encoding="utf-8")
-    return 0
+    stale = 0
+    for path, names in FILES.items():
+        text = path.read_text(encoding="utf-8")
+        new = render(text, names)
+        if args.check:
+            if new != text:
+                print(f"{path.relative_to(REPO)}: a benchmark table differs from "
+                      "docs/bench/*.json; run `python scripts/bench_tables.py`",
+                      file=sys.stderr)
+                stale = 1
+        else:
+            path.write_text(new, encoding="utf-8")
+    return stale
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # Extra arguments go to pytest (e.g. `scripts/test.sh -k jellybean`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --disable-pip-version-check -e '.[test,examples,ray]'
+python -m pip install --quiet --disable-pip-version-check -e '.[test,examples,ray,service]'
 ruff check src tests scripts
 mypy
 if url=$(bash scripts/postgres.sh); then

@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -689,3 +689,81 @@ def fuzz_cmd(
             raise typer.Exit(1)
 
     guard(run)
+
+
+@bench_app.command("service")
+def service_cmd(
+    world: Annotated[Path, typer.Option("--world", help="World file (YAML) the service plans; "
+                                        "its queries are also the pool arrivals copy.")],
+    operations: Annotated[int, typer.Option(
+        min=2, max=1_000_000, help="Arrivals and departures sent in all.")] = 10_000,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024,
+                                             help="Requests in flight at once.")] = 32,
+    store: Annotated[str | None, typer.Option(
+        help="Decision store URL (must be empty); default: a SQLite file in a temporary "
+        "folder.")] = None,
+    kill: Annotated[bool, typer.Option(
+        "--kill/--no-kill", help="SIGKILL the service half way through the load, restart it "
+        "and check every acknowledged decision against the store.")] = True,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the load's draws.")] = 0,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the report here (as {'runs': [...]}: runs of other worlds "
+        "already in the file are kept, one of the same world replaced).")] = None,
+) -> None:
+    """Load `circinus service` on 127.0.0.1 with arrivals and departures (throughput, p50/p99
+    latency, server errors), kill it mid-load, restart it (time to ready) and check durability
+    against the client's log."""
+
+    def run() -> None:
+        import tempfile
+
+        from circinus.bench.service import run_service_bench
+
+        if not world.is_file():
+            raise SpecError(f"--world: no file {str(world)!r}")
+        if json_out is not None:
+            check_output(json_out, "--json", inputs=[world])
+        console = Console()
+        with tempfile.TemporaryDirectory(prefix="circinus-bench-service-") as tmp:
+            url = store or f"sqlite:///{Path(tmp) / 'service.db'}"
+            console.print(f"{world.name}: starting the service, then {operations:,} requests at "
+                          f"concurrency {concurrency} ...")
+            report = run_service_bench(world, url, Path(tmp), operations=operations,
+                                       concurrency=concurrency, seed=seed, kill=kill)
+        render_service(report, console)
+        if json_out is not None:
+            runs = []
+            if json_out.is_file():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    old = json.loads(json_out.read_text(encoding="utf-8"))
+                    runs = [r for r in old["runs"] if r["world"] != report["world"]]
+            runs = sorted([*runs, report], key=lambda r: r["queries"])
+            write_atomic(json_out, json.dumps({"benchmark": "service", "runs": runs},
+                                              indent=2))
+            console.print(f"report written to {json_out}")
+
+    guard(run)
+
+
+def render_service(report: dict[str, Any], console: Console) -> None:
+    """The load's figures, the restarts and the durability check."""
+    load = report["load"]
+    t = Table(title=f"Service under load: {report['world']} ({report['queries']:,} queries)")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    rows = [
+        ("requests (acknowledged)", f"{load['requests']:,} ({load['acknowledged']:,})"),
+        ("throughput", f"{load['throughput_per_s']:.1f} decisions/s"),
+        ("client latency p50 / p99", f"{load['client_p50_ms']:.0f} / "
+                                     f"{load['client_p99_ms']:.0f} ms"),
+        ("decision p50 / p99", f"{load['decision_p50_ms']:.1f} / "
+                               f"{load['decision_p99_ms']:.1f} ms"),
+        ("server errors (5xx)", str(load["server_errors"])),
+        ("start to ready", f"{report['start_seconds']:.1f} s"),
+        ("restart after kill to ready", f"{report['restart_after_kill_seconds']:.1f} s"),
+        ("restart to ready", f"{report['restart_seconds']:.1f} s"),
+        ("durability problems", str(len(report["durability_problems"]))),
+    ]
+    for name, value in rows:
+        t.add_row(name, value)
+    console.print(t)

@@ -294,8 +294,15 @@ def _register_serve() -> None:
     app.command("calibrate")(calibrate)
 
 
+def _register_service() -> None:
+    from circinus.cli.service import service
+
+    app.command("service")(service)
+
+
 _register_bench()
 _register_serve()
+_register_service()
 _register_simulate()
 _register_report()
 _register_profile()

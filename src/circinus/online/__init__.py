@@ -10,6 +10,8 @@ Usage::
     online.set_capacity(device="edge-box", units=4)
     online.rebalance()                         # full re-selection, admitted queries kept
     result = online.result()                   # a PlanResult, as Planner.plan gives
+    snap = online.snapshot()                   # the state as records; rebuilt without search:
+    again = OnlinePlanner.restore(snap.topology, snap.records())
 """
 
 from circinus.online.guard import SloGuard
@@ -17,17 +19,22 @@ from circinus.online.ledger import Ledger
 from circinus.online.planner import OnlinePlanner
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
 from circinus.online.repair import Move, Mover, Option, repair
+from circinus.online.snapshot import Changes, QueryRecord, Snapshot, changed
 
 __all__ = [
     "Arrival",
     "CapacityChange",
+    "Changes",
     "Departure",
     "Ledger",
     "Move",
     "Mover",
     "OnlinePlanner",
     "Option",
+    "QueryRecord",
     "Rebalance",
     "SloGuard",
+    "Snapshot",
+    "changed",
     "repair",
 ]

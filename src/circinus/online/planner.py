@@ -46,8 +46,8 @@ more, or their deployments' new state makes them miss their SLO.
 
 Shared links (with the settings' ``link_check``, the default) and shared deployments: the start
 and every rebalance run the batch planner's link and deployment checks on their selection
-(:func:`circinus.planner.select_checked`), and the queries keep the candidates that survive
-them; a plan the checks leave that misses its SLO at the state the final selection brings (the
+(:mod:`~circinus.online.selection`), and the queries keep the candidates that survive them; a
+plan the checks leave that misses its SLO at the state the final selection brings (the
 deployment check may select again at the link loads of an earlier selection) is dropped
 (:func:`~circinus.online.guard.settle`; never on a selection the checks left consistent, so the
 start still equals the batch planner's). Every single admission (arrival, refill, a repair's
@@ -65,56 +65,33 @@ whole selection are checked at different loads, so the two may admit differently
 deployments, an admission pays marginal costs that a whole selection shares out differently.
 """
 
+
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from circinus.errors import SpecError, UnknownNameError
-from circinus.estimate.analytic import AnalyticEstimator
-from circinus.estimate.base import EPS, Estimate
-from circinus.online.guard import settle
+from circinus.estimate.base import EPS
+from circinus.online.explain import explain_waiting
 from circinus.online.ledger import Resource
 from circinus.online.records import Arrival, CapacityChange, Departure, Rebalance
+from circinus.online.report import result_of
+from circinus.online.selection import Selected, select_present, take
+from circinus.online.snapshot import QueryRecord, Snapshot
 from circinus.online.state import Entry, OnlineState
+from circinus.online.tools import PlanningTools
 from circinus.online.world import add_device, remove_device, resize_device, set_link_capacity
 from circinus.online.world import validated as _validated
 from circinus.plan.file import PlanFile, to_plan_file
-from circinus.planner import (
-    SEARCHES,
-    SELECTORS,
-    PlanResult,
-    QueryOutcome,
-    ResourceUse,
-    capacity_reason,
-    explain_rejections,
-    select_checked,
-)
-from circinus.search.base import Candidate, QueryCandidates
-from circinus.select.base import Selection, SelectionProblem
-from circinus.select.contention import LinkCheck, utilisation
-from circinus.select.deployments import deployment_table
-from circinus.select.sizing import DeploymentCheck, sized
+from circinus.planner import PlanResult
+from circinus.search.base import Candidate
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Device, PlannerSettings, Query, World
 from circinus.spec.validate import build_index
-from circinus.whynot import NearestSlo, Residual, WhyNot
-
-
-@dataclass(frozen=True)
-class _Selected:
-    """A global selection over present queries, after the batch planner's checks."""
-
-    problem: SelectionProblem
-    selection: Selection
-    links: LinkCheck | None
-    sizing: DeploymentCheck | None
-    dropped: tuple[tuple[str, str, str, float], ...] = ()
-    """``(query, "deployment" or "link", name, link utilisation)`` for each plan the checks
-    left that missed its SLO at the state the selection brings
-    (:func:`~circinus.online.guard.settle`)."""
+from circinus.whynot import WhyNot
 
 
 class OnlinePlanner:
@@ -140,31 +117,65 @@ class OnlinePlanner:
     def __init__(self, world: World | WorldIndex, *, search: str = "circinus",
                  selector: str = "milp", settings: PlannerSettings | None = None,
                  max_moves: int = 4, why_not: bool = True) -> None:
-        if search not in SEARCHES:
-            raise SpecError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")
-        if selector not in SELECTORS:
-            raise SpecError(f"unknown selector {selector!r}; choose from {sorted(SELECTORS)}")
         if max_moves < 0:
             raise SpecError(f"max_moves must be >= 0, got {max_moves!r}")
         index = world if isinstance(world, WorldIndex) else build_index(world)
-        self.search_key, self.selector_key = search, selector
         self.settings = settings or index.world.planner
         self.max_moves, self.why_not = max_moves, why_not
         self._topology = index.world.model_copy(update={"queries": []})
-        self._seconds = {"search": 0.0, "select": 0.0, "why_not": 0.0}
-        self._kernels = 0
-        self._selection: Selection | None = None
-        """The selector's answer while the state is exactly it (for ``result``)."""
-        self._check: LinkCheck | None = None
-        """The link check of ``_selection``."""
-        self._sizing: DeploymentCheck | None = None
-        """The deployment check of ``_selection``."""
         empty = build_index(self._topology)
-        self._state = OnlineState(empty, AnalyticEstimator(index=empty),
+        self._tools = PlanningTools(empty, search=search, selector=selector,
+                                    settings=self.settings)
+        self.search_key, self.selector_key = search, selector
+        self._last: Selected | None = None
+        """The selector's answer while the state is exactly it (for ``result``)."""
+        self._state = OnlineState(empty, self._tools.estimator,
                                   link_check=self.settings.link_check, max_moves=max_moves)
-        self._rebuild(empty)
         if index.world.queries:
             self._start(index.world.queries)
+
+    @classmethod
+    def restore(cls, topology: World, records: Sequence[QueryRecord], *,
+                search: str = "circinus", selector: str = "milp",
+                settings: PlannerSettings | None = None, max_moves: int = 4,
+                why_not: bool = True) -> OnlinePlanner:
+        """The planner whose :meth:`snapshot` gave ``topology`` and ``records`` (in arrival
+        order), without searching anything: the admitted queries run the same candidates with
+        the same estimates, and the ledger and deployments follow from them. The other
+        arguments are the constructor's.
+
+        Raises:
+            SpecError: a record that does not fit ``topology`` (a query it cannot plan, a
+                chosen index out of range, admitted plans over a capacity).
+        """
+        if topology.queries:
+            raise SpecError("restore: the topology must have no queries; pass them as records")
+        planner = cls(topology, search=search, selector=selector, settings=settings,
+                      max_moves=max_moves, why_not=why_not)
+        state = planner._state
+        names = [r.query.name for r in records]
+        if len(set(names)) != len(names):
+            raise SpecError("restore: two records of one query name")
+        try:
+            build_index(topology.model_copy(update={"queries": [r.query for r in records]}))
+        except SpecError as exc:
+            raise SpecError(f"restore: {exc}") from None
+        state.enter([(r.query, r.found) for r in records])
+        for r in records:
+            if r.chosen is None:
+                continue
+            if not 0 <= r.chosen < len(r.found.candidates):
+                raise SpecError(f"restore: query {r.query.name!r} runs candidate {r.chosen} of "
+                                f"{len(r.found.candidates)}")
+            state.admit(r.query.name, r.chosen)
+        if state.ledger.over():
+            raise SpecError("restore: the admitted plans exceed a capacity of the topology")
+        state.note_waiting()
+        return planner
+
+    def snapshot(self) -> Snapshot:
+        """The state now, as records a restart rebuilds it from (:meth:`restore`)."""
+        return Snapshot(self._topology, dict(self._state.entries), dict(self._state.chosen))
 
     # -- views -------------------------------------------------------------------------------
 
@@ -185,12 +196,29 @@ class OnlinePlanner:
         chosen = self._state.chosen
         return tuple(n for n in self._state.entries if n not in chosen)
 
+    def query(self, name: str) -> Query:
+        """The spec of the present query ``name``."""
+        return self._entry(name, "query").query
+
+    @property
+    def topology(self) -> WorldIndex:
+        """The devices, links and pipelines now (no queries), as an index; read-only."""
+        return self._tools.index
+
     def plan_of(self, name: str) -> Candidate | None:
         """The plan ``name`` runs with its estimate at the current state, ``None`` while it
         waits."""
         entry = self._entry(name, "plan_of")
         k = self._state.chosen.get(name)
         return None if k is None else entry.found.candidates[k]
+
+    def why_waiting(self, name: str, *, nearest: bool = False) -> tuple[str, WhyNot]:
+        """Why the waiting ``name`` waits, against the current load: its reason and why-not
+        (``nearest``: with its nearest admissible SLO)."""
+        entry = self._entry(name, "why_waiting")
+        if name in self._state.chosen:
+            raise SpecError(f"why_waiting: query {name!r} is admitted")
+        return explain_waiting(self._tools, self._state, entry, nearest=nearest)
 
     def used(self) -> dict[Resource, float]:
         """What the admitted plans use of every resource, shared deployments in whole replicas
@@ -213,7 +241,8 @@ class OnlinePlanner:
     def index(self) -> WorldIndex:
         """The world now (devices and links as changed, the present queries) as an index."""
         queries = [e.query for e in self._state.entries.values()]
-        return replace(self._index, world=self._topology.model_copy(update={"queries": queries}))
+        return replace(self._tools.index,
+                       world=self._topology.model_copy(update={"queries": queries}))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -221,11 +250,11 @@ class OnlinePlanner:
         """Search ``query`` alone and admit it if one of its candidates fits (after a repair)."""
         start = time.monotonic()
         spec = self._validate(query)
-        found = self._timed_search([spec])[0]
+        found = self._tools.find([spec])[0]
         state = self._state
         state.enter([(spec, found)])
         entry = state.entries[spec.name]
-        self._selection = None
+        self._last = None
         k = state.admit_first(entry)
         moved: tuple[str, ...] = ()
         if k is None and found.candidates and self.max_moves:
@@ -237,7 +266,7 @@ class OnlinePlanner:
             return Arrival(spec.name, True, cand.plan, cand.estimate, moved, None, None,
                            len(found.candidates), time.monotonic() - start)
         decided = time.monotonic()
-        reason, why = self._explain(entry)
+        reason, why = explain_waiting(self._tools, state, entry, nearest=self.why_not)
         return Arrival(spec.name, False, None, None, (), reason, why, len(found.candidates),
                        decided - start, time.monotonic() - decided)
 
@@ -250,7 +279,7 @@ class OnlinePlanner:
         k = state.chosen.get(name)
         before = state.ledger.used
         left = state.forget(name)
-        self._selection = None
+        self._last = None
         if k is None:
             return Departure(name, False, (), time.monotonic() - start)
         freed = set(entry.options[k].usage)
@@ -290,8 +319,9 @@ class OnlinePlanner:
     def add_device(self, device: Device | Mapping[str, Any]) -> CapacityChange:
         """Add a device; waiting queries that can reach it are searched again."""
         world, dev, what = add_device(self._topology, device)
+        index = self._tools.index
         reach = [n for n in self.waiting
-                 if any(self._index.reachable(site, dev.site)
+                 if any(index.reachable(site, dev.site)
                         for site in self._state.entries[n].query.sources.values())]
         return self._change(world, what, research=reach)
 
@@ -315,8 +345,9 @@ class OnlinePlanner:
         boost = sum(weights) + max(weights, default=0.0) if keep_admitted else 0.0
         settings = self.settings if time_limit_s is None else self.settings.model_copy(
             update={"time_limit_s": time_limit_s})
-        made = self._select(
-            names, [w + boost * (n in state.chosen) for n, w in zip(names, weights, strict=True)],
+        made = select_present(
+            self._tools, state, names,
+            [w + boost * (n in state.chosen) for n, w in zip(names, weights, strict=True)],
             settings)
         problem, sel = made.problem, made.selection
         before = state.plans()
@@ -328,11 +359,10 @@ class OnlinePlanner:
         if accepted:
             for n in list(state.chosen):
                 state.release(n)
-            self._take(names, made)
+            take(state, names, made)
             for n, k in new.items():
                 state.admit(n, k)
-            self._selection, self._check, self._sizing = (
-                (None, None, None) if keep_admitted else (sel, made.links, made.sizing))
+            self._last = None if keep_admitted else made
             state.note_waiting()
         moved, admitted, evicted = state.diff(before)
         return Rebalance(accepted, old_goodput, goodput, old_cost, cost, moved, admitted,
@@ -346,63 +376,30 @@ class OnlinePlanner:
         is the selector's own answer while nothing has changed since it, else ``greedy``; the
         shared deployments are the ledger's, and each admitted query's estimate is the one at
         the current state (with its share of its deployments' replicas)."""
-        state = self._state
-        names = list(state.entries)
-        problem = self._problem(names, [state.entries[n].query.weight for n in names])
-        chosen = tuple(state.chosen.get(n) for n in names)
-        selection = self._selection
-        if selection is None or selection.chosen != chosen:
-            goodput = state.goodput(state.chosen)
-            bound = sum(w for qc, w in zip(problem.candidates, problem.weights, strict=True)
-                        if qc.candidates)
-            selection = Selection(chosen, goodput, problem.cost(chosen), bound,
-                                  (bound - goodput) / bound if bound > EPS else 0.0, 0.0,
-                                  "greedy", 0.0)
-        used = selection.used(problem)
-        checked, sizing = self._checks(selection, problem, chosen)
-        ceilings = {} if checked is None else dict(checked.ceilings)
-        if checked is not None:  # the capacities the selection was kept within
-            problem = replace(problem, capacity=checked.usable(problem.capacity))
-        outcomes: list[QueryOutcome] = []
-        for name, qc, k in zip(names, problem.candidates, chosen, strict=True):
-            if k is None:
-                reason = qc.reason or state.guard.reason(name) or capacity_reason(
-                    problem, used, len(outcomes), ceilings)
-                outcomes.append(QueryOutcome(name, False, None, None, reason,
-                                             len(qc.candidates), qc.evaluations))
-            else:
-                c = qc.candidates[k]
-                outcomes.append(QueryOutcome(name, True, c.plan, c.estimate, None,
-                                             len(qc.candidates), qc.evaluations))
-        t0 = time.monotonic()
-        explained = explain_rejections(
-            self._explainer, [state.entries[n].query for n in names], problem, outcomes, used,
-            nearest=self.why_not if why_not is None else why_not,
-            emptied=state.guard.blocked(), chosen=chosen, ceilings=ceilings)
-        return PlanResult(
-            world=self._topology.name, outcomes=explained, selection=selection,
-            resources=self._resources(used), search_seconds=self._seconds["search"],
-            select_seconds=self._seconds["select"],
-            kernel_evaluations=(self._kernels + self._search.estimator.kernel_evaluations
-                                + state.guard.kernel_evaluations),
-            why_not_seconds=time.monotonic() - t0, link_check=checked, deployment_check=sizing)
+        return result_of(self._tools, self._state, self._topology.name, self._last,
+                         nearest=self.why_not if why_not is None else why_not)
 
     def plan_file(self, *, why_not: bool | None = None) -> PlanFile:
         """The documented plan file of :meth:`result` (``docs/plan-format.md``)."""
         return to_plan_file(self.index(), self.result(why_not=why_not))
 
-    def _checks(self, selection: Selection, problem: SelectionProblem,
-                chosen: tuple[int | None, ...]
-                ) -> tuple[LinkCheck | None, DeploymentCheck | None]:
-        """The link and deployment checks of ``selection``: the selector's while the state is
-        its answer; else no link check, and the shared deployments as the ledger sizes them."""
-        if selection is self._selection:
-            return self._check, self._sizing
-        if not problem.deployments:
-            return None, None
-        return None, DeploymentCheck(0, 0, 0, sized(problem, chosen), 0.0)
+    # -- steps -------------------------------------------------------------------------------
 
-    # -- capacity changes --------------------------------------------------------------------
+    def _start(self, queries: Sequence[Query]) -> None:
+        """Plan the initial queries as the batch planner does."""
+        state = self._state
+        for found, spec in zip(self._tools.find(queries), queries, strict=True):
+            state.entries[spec.name] = Entry.of(spec, found)
+        names = list(state.entries)
+        made = select_present(self._tools, state, names, [q.weight for q in queries],
+                              self.settings)
+        take(state, names, made)
+        for name, k in zip(names, made.selection.chosen, strict=True):
+            if k is not None:
+                state.admit(name, k)
+        self._last = made
+        state.movers(state.ledger.capacity)  # build every mover once now, not on an arrival
+        state.note_waiting()
 
     def _change(self, world: World, what: str, *, removed: str | None = None,
                 research: Sequence[str] = ()) -> CapacityChange:
@@ -416,14 +413,15 @@ class OnlinePlanner:
         state = self._state
         before, states = state.plans(), state.ledger.states()
         self._topology = world
-        self._rebuild(index)
-        self._selection = None
+        self._tools.rebuild(index)
+        state.rebuild(index, self._tools.estimator)
+        self._last = None
         displaced: list[str] = []
         if removed is not None:
             displaced, emptied = state.drop_device(removed)
             research = [*research, *emptied]
         self._research(research)
-        state.relieve(self._reselect)
+        state.relieve(self._tools.reselect)
         now = state.ledger.states()
         changed = [d for d in {**states, **now} if states.get(d) != now.get(d)]
         state.enforce(changed, [r for r in state.ledger.capacity if r[0] == "link"])
@@ -442,87 +440,7 @@ class OnlinePlanner:
             return
         assert not any(n in self._state.chosen for n in names)
         specs = [self._state.entries[n].query for n in names]
-        self._state.enter(list(zip(specs, self._timed_search(specs), strict=True)))
-
-    def _reselect(self, problem: SelectionProblem) -> Selection:
-        """The selector's answer to ``problem`` within the settings' budget (timed)."""
-        t0 = time.monotonic()
-        sel = SELECTORS[self.selector_key]().select(problem,
-                                                    time_limit_s=self.settings.time_limit_s)
-        self._seconds["select"] += time.monotonic() - t0
-        return sel
-
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _start(self, queries: Sequence[Query]) -> None:
-        """Plan the initial queries as the batch planner does."""
-        state = self._state
-        for found, spec in zip(self._timed_search(queries), queries, strict=True):
-            state.entries[spec.name] = Entry.of(spec, found)
-        names = list(state.entries)
-        made = self._select(names, [q.weight for q in queries], self.settings)
-        self._take(names, made)
-        for name, k in zip(names, made.selection.chosen, strict=True):
-            if k is not None:
-                state.admit(name, k)
-        self._selection, self._check, self._sizing = made.selection, made.links, made.sizing
-        state.movers(state.ledger.capacity)  # build every mover once now, not on an arrival
-        state.note_waiting()
-
-    def _select(self, names: Sequence[str], weights: Sequence[float],
-                settings: PlannerSettings) -> _Selected:
-        """The global selector over ``names``' candidates, then the batch planner's link and
-        deployment checks (:func:`circinus.planner.select_checked`), then the plans that still
-        miss their SLO at the state the selection brings dropped
-        (:func:`~circinus.online.guard.settle`); the state is not changed."""
-        t0 = time.monotonic()
-        queries = [self._state.entries[n].query for n in names]
-        problem, sel, checked, sizing = select_checked(
-            self._state.estimator, queries, self._problem(names, weights),
-            SELECTORS[self.selector_key](), settings)
-        if checked is not None:
-            self._kernels += checked.kernel_evaluations
-        made = _Selected(problem, sel, checked, sizing)
-        chosen, fresh = settle(self._state.estimator, queries, problem, sel.chosen,
-                               link_check=settings.link_check)
-        if chosen != sel.chosen:
-            made = _dropped(made, chosen, fresh)
-        self._seconds["select"] += time.monotonic() - t0
-        return made
-
-    def _take(self, names: Sequence[str], made: _Selected) -> None:
-        """Give ``names`` (none admitted) the candidates of ``made``'s problem (after the
-        checks) and the reasons of those the checks keep out."""
-        state = self._state
-        state.enter([(state.entries[n].query, qc)
-                     for n, qc in zip(names, made.problem.candidates, strict=True)],
-                    table=made.problem.deployments)
-        for name in names:
-            state.guard.forget(name)
-        if made.links is not None:
-            loads = dict(made.links.loads)
-            for query, link in made.links.emptied:
-                state.guard.blame_link(query, link, loads[link])
-        for query, kind, what, rho in made.dropped:
-            if kind == "link":
-                state.guard.blame_link(query, what, rho)
-            else:
-                state.guard.blame_deployment(query, what)
-
-    def _rebuild(self, index: WorldIndex) -> None:
-        """Search, estimator and explainer for a new topology (their caches start empty)."""
-        self._kernels += self._state.estimator.kernel_evaluations
-        self._index = index
-        estimator = AnalyticEstimator(index=index)
-        self._search = SEARCHES[self.search_key](estimator=estimator, settings=self.settings)
-        self._explainer = NearestSlo(search=self._search)
-        self._state.rebuild(index, estimator)
-
-    def _timed_search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        t0 = time.monotonic()
-        found = self._search.search(queries)
-        self._seconds["search"] += time.monotonic() - t0
-        return found
+        self._state.enter(list(zip(specs, self._tools.find(specs), strict=True)))
 
     def _validate(self, query: Query | Mapping[str, Any]) -> Query:
         spec = query if isinstance(query, Query) else _validated(Query, query, "arrive")
@@ -541,93 +459,3 @@ class OnlinePlanner:
             raise UnknownNameError(f"{what}: no query {name!r} is present; see .queries for "
                                    "the present ones")
         return entry
-
-    def _explain(self, entry: Entry) -> tuple[str, WhyNot]:
-        """Reason and why-not of a waiting query, against the current load."""
-        t0 = time.monotonic()
-        found, guard, book = entry.found, self._state.guard, self._state.ledger
-        capacity, used = book.capacity, book.used
-        # With shared deployments, what is left is the ledger's, in whole replicas.
-        residual = Residual(capacity, used, book=book.book, index=self._index) if (
-            book.table) else Residual.additive(capacity, used)
-        reason = found.reason or guard.reason(entry.query.name) or capacity_reason(
-            SelectionProblem((found,), (entry.query.weight,), capacity), used, 0,
-            residual=residual)
-        link = guard.blocked().get(entry.query.name)
-        if link:
-            why = WhyNot("capacity", ("link", link), None)
-        elif not residual.shared:
-            why = self._explainer.explain(entry.query, found, reason, residual=residual,
-                                          nearest=self.why_not)
-        else:
-            # The binding resource in whole replicas; the nearest SLO by the candidates'
-            # shares of deployments (exact, each relaxation would copy the whole ledger: at
-            # 10,000 queries seconds per waiting arrival).
-            why = self._explainer.explain(entry.query, found, reason, residual=residual,
-                                          nearest=False)
-            if self.why_not:
-                why = replace(why, relaxations=self._explainer.explain(
-                    entry.query, found, reason, capacity=capacity, used=used).relaxations)
-        self._seconds["why_not"] += time.monotonic() - t0
-        return reason, why
-
-    def _problem(self, names: Sequence[str], weights: Sequence[float]) -> SelectionProblem:
-        """The selection problem of ``names``' candidates under the current capacities, with
-        their shared deployments (as :meth:`SelectionProblem.build` makes it)."""
-        entries = self._state.entries
-        found = tuple(entries[n].found for n in names)
-        plans = [c.plan for qc in found for c in qc.candidates]
-        pipes = [entries[n].query.pipeline
-                 for n, qc in zip(names, found, strict=True) for _ in qc.candidates]
-        return SelectionProblem(found, tuple(weights), dict(self._state.ledger.capacity),
-                                deployment_table(self._index, plans, pipes))
-
-    def _resources(self, used: Mapping[Resource, float]) -> tuple[ResourceUse, ...]:
-        """Use against capacity of every device, memory and link, as the batch planner lists
-        them."""
-        index = self._index
-        out = [ResourceUse("device", d.name, used.get(("device", d.name), 0.0), d.units)
-               for d in index.world.devices]
-        out += [ResourceUse("memory", d.name, used.get(("memory", d.name), 0.0), d.memory_gb)
-                for d in index.world.devices if d.memory_gb is not None]
-        out += [ResourceUse("link", f"{s}->{t}", used.get(("link", f"{s}->{t}"), 0.0),
-                            ln.capacity_mbps) for (s, t), ln in sorted(index.links.items())]
-        return tuple(out)
-
-
-def _dropped(made: _Selected, chosen: tuple[int | None, ...],
-             fresh: Mapping[int, Estimate]) -> _Selected:
-    """``made`` with ``chosen`` instead (some plans dropped, each blamed on the first shared
-    deployment it joins, else its busiest link), the kept plans carrying their ``fresh``
-    estimates."""
-    problem, sel = made.problem, made.selection
-    loads = utilisation(problem.capacity, problem.use(sel.chosen))
-    cands = list(problem.candidates)
-    dropped = []
-    for q, k in enumerate(sel.chosen):
-        if k is None:
-            continue
-        cand = cands[q].candidates[k]
-        if chosen[q] is None:
-            est = cand.estimate
-            if est.deployment_load:
-                dropped.append((cands[q].query, "deployment", est.deployment_load[0][0], 0.0))
-            else:
-                pair = max((p for p, _ in est.link_mbps), key=lambda p: loads.get(p, 0.0))
-                dropped.append((cands[q].query, "link", f"{pair[0]}->{pair[1]}",
-                                loads.get(pair, 0.0)))
-        elif q in fresh:
-            options = list(cands[q].candidates)
-            options[k] = Candidate(cand.plan, fresh[q])
-            cands[q] = replace(cands[q], candidates=tuple(options))
-    problem = replace(problem, candidates=tuple(cands))
-    goodput = sum(w for w, k in zip(problem.weights, chosen, strict=True) if k is not None)
-    bound = sel.goodput_bound
-    sizing = made.sizing
-    if sizing is not None:
-        sizing = replace(sizing, unadmitted=sizing.unadmitted + len(dropped),
-                         deployments=sized(problem, chosen))
-    return _Selected(problem, replace(
-        sel, chosen=chosen, goodput=goodput, cost_per_hour=problem.cost(chosen),
-        gap=(bound - goodput) / bound if bound > EPS else 0.0), made.links, sizing,
-        tuple(dropped))

@@ -24,6 +24,7 @@ from circinus.plan.units import placement_shares
 from circinus.spec.models import KnobValue, Slo
 
 if TYPE_CHECKING:
+    from circinus.estimate.base import Estimate
     from circinus.planner import PlanResult, QueryOutcome
     from circinus.spec.index import OperatorIndex, WorldIndex
     from circinus.spec.models import Query
@@ -308,18 +309,21 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
                                          units=sum(r.units for r in reps))))
             route.append(RouteOut(stage=st.stage, deployments=[
                 RouteShareOut(deployment=name, share=share) for name, share in steps]))
-        e = outcome.estimate
-        predicted = PredictedOut(
-            latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
-            latency_var_ms2=_num(e.latency_var_ms2),
-            latency_third_ms3=_num(e.latency_third_ms3),
-            percentile=e.percentile, accuracy=e.accuracy, cost_per_hour=e.cost_per_hour,
-            compute_cost_per_hour=e.compute_cost_per_hour,
-            network_cost_per_hour=e.network_cost_per_hour, max_utilization=e.max_utilization)
+        predicted = predicted_out(outcome.estimate)
     return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
                     weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
                     reason=outcome.reason, candidates=outcome.candidates, operators=ops,
-                    route=route, predicted=predicted, why_not=_why_not(outcome.why_not))
+                    route=route, predicted=predicted, why_not=why_not_out(outcome.why_not))
+
+
+def predicted_out(e: Estimate) -> PredictedOut:
+    """The plan file's form of an estimate."""
+    return PredictedOut(
+        latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
+        latency_var_ms2=_num(e.latency_var_ms2), latency_third_ms3=_num(e.latency_third_ms3),
+        percentile=e.percentile, accuracy=e.accuracy, cost_per_hour=e.cost_per_hour,
+        compute_cost_per_hour=e.compute_cost_per_hour,
+        network_cost_per_hour=e.network_cost_per_hour, max_utilization=e.max_utilization)
 
 
 class _Deployments:
@@ -404,7 +408,8 @@ class _Deployments:
         return self.index.operators[pipe.operator_of[st.stage]]
 
 
-def _why_not(why: WhyNot | None) -> WhyNotOut | None:
+def why_not_out(why: WhyNot | None) -> WhyNotOut | None:
+    """The plan file's form of a why-not."""
     if why is None:
         return None
     resource = None

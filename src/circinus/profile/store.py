@@ -28,16 +28,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from circinus.errors import CircinusError
+from circinus.sql import create_tables, first_line, hide_password, make_engine, sqlalchemy_url
 
 _metadata = MetaData()
 _samples = Table(
@@ -98,20 +96,20 @@ class SqlProfileStore(BaseProfileStore):
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url if "://" in url else f"sqlite:///{url}"
-        shown = _hide_password(self.url)
+        self.url = sqlalchemy_url(url)
+        shown = hide_password(self.url)
         try:
-            self._engine = _engine(self.url)
+            self._engine = make_engine(self.url)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             # A malformed URL (ValueError), a dialect whose driver is not installed
             # (ImportError) or one SQLAlchemy does not know (an ArgumentError).
-            raise StoreError(f"profile store {shown!r}: not a usable URL ({_first_line(exc)}); "
+            raise StoreError(f"profile store {shown!r}: not a usable URL ({first_line(exc)}); "
                              "use sqlite:///file.db, postgresql+psycopg://user@host/db or a "
                              "file path") from exc
         try:
-            _create_tables(self._engine)
+            create_tables(self._engine, _metadata)
         except SQLAlchemyError as exc:
-            raise StoreError(f"profile store {shown!r}: cannot open ({_first_line(exc)}); "
+            raise StoreError(f"profile store {shown!r}: cannot open ({first_line(exc)}); "
                              "check the URL and that the server is running") from exc
         self.display_url = shown
         """The URL without its password, for messages."""
@@ -136,7 +134,7 @@ class SqlProfileStore(BaseProfileStore):
                 # A busy machine can hold the lock for seconds: retry for up to two minutes.
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise StoreError(f"profile store {self.display_url!r}: write failed "
-                                     f"({_first_line(exc)})") from exc
+                                     f"({first_line(exc)})") from exc
                 attempt += 1
                 time.sleep(min(0.05 * attempt, 1.0))
 
@@ -196,50 +194,3 @@ def default_store_url() -> str:
     folder = Path(os.environ.get("CIRCINUS_CACHE", Path.home() / ".cache" / "circinus"))
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'profiles.db'}"
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: object, _: object) -> None:
-            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def _create_tables(engine: Engine) -> None:
-    """Create the store's table unless it exists.
-
-    NOTE: two processes opening one fresh store race: both see no table, one creates it and
-    the other's CREATE fails ("table samples already exists" in SQLite, a duplicate type in
-    PostgreSQL). The loser tries again, and its check then finds the table.
-    """
-    for attempt in range(5):
-        try:
-            _metadata.create_all(engine)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            text = str(exc).lower()
-            racing = "already exists" in text or "duplicate" in text or "locked" in text
-            if not racing or attempt == 4:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-def _hide_password(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (messages may be shared)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
-        return url.split("@")[-1] if "@" in url else url
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
