@@ -32,6 +32,7 @@ from circinus.estimate.join import Moments, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
+from circinus.search.grow import Grower, worth_growing
 from circinus.search.placements import (
     Option,
     eligible_devices,
@@ -184,6 +185,8 @@ class ExhaustiveSearch(BaseSearch):
         evaluations = 0
         fastest = fastest_service(index, rep, devices)
         missing: set[tuple[str, ConfigKey]] = set()
+        grower = (Grower(self.estimator, self.settings, rep, capacity, prune_ms)
+                  if worth_growing(index, self.settings) else None)
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -207,9 +210,13 @@ class ExhaustiveSearch(BaseSearch):
             found, cut, work = self._combine(rep, configs, per_stage, capacity, prune_ms)
             pruned |= cut
             evaluations += work
+            if grower is not None and found:
+                found = found + _grown(grower, found)
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
+        if grower is not None:
+            evaluations += grower.evaluations
         return PlanPool(
             query=rep,
             plans=[leaf[0] for leaf in leaves],
@@ -448,6 +455,17 @@ def _unplaced(index: WorldIndex, operator_of: Mapping[str, str],
             else f"every configuration meeting the accuracy bound {floor:g}")
     return (f"placement: no device the query may use runs {' or '.join(shown)}{more}, and "
             f"{need} has such a stage; add a device of its hardware or allow its tier")
+
+
+def _grown(grower: Grower, found: list[_Leaf]) -> list[_Leaf]:
+    """Leaves of the plans that growing (:mod:`circinus.search.grow`) finds from the cheapest
+    of ``found`` (one configuration vector's plans) alone and at its shares."""
+    seeds = {min(found, key=lambda f: (f[4], f[2]))[0], min(found, key=lambda f: (f[2], f[4]))[0]}
+    out: list[_Leaf] = []
+    for stages, est, solo in grower.grow(sorted(seeds, key=str)):
+        usage = tuple(sorted((r, v) for r, v in est.usage().items() if v > EPS))
+        out.append((stages, est.latency_ms, est.cost_per_hour, usage, solo))
+    return out
 
 
 def fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]

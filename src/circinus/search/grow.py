@@ -1,0 +1,202 @@
+"""Larger device sets than the rate needs, where they keep traffic off paid links.
+
+NOTE: a stage's placement options (:mod:`circinus.search.placements`) spread it only over
+*minimal* device sets, which no device is in that the rate does not need. A larger set can be
+cheaper overall: under the capacity-proportional split, a cheap edge device beside a cloud GPU
+keeps its share of the heavy source messages off the paid uplink (on JellyBean's VQA instance
+with accuracy >= 58 the optimum spreads the image encoder over a GPU and four edge CPUs, 0.7 %
+cheaper than any plan of minimal sets). Enumerating every superset would multiply a stage's
+options by up to ``2^devices`` (838 options instead of 15 for JellyBean's image encoder, and
+their product over a DAG's stages), so they are reached by local search instead:
+
+* *seeds*: per configuration vector, the plan cheapest alone (:attr:`PlanPool.solo`) and the
+  cheapest at its share of shared deployments;
+* *moves*: add one device to one stage (one replica there), drop one device of a spread, or
+  move one device's replicas of a stage to another device; each move is estimated whole (:meth:`BaseEstimator.estimate`) and must keep the plan within
+  the group's loosest latency bound, the utilisation bound and the devices' capacity;
+* *descent*: the move that lowers the cost alone the most is taken, until none does.
+
+An *add* is only tried when it can pay, a bound that is sound for the cost of whole replicas:
+adding device ``d`` (``r`` requests per second of the new set's ``R``, ``R_X`` of them at
+``d``'s site) moves a share ``r (R - R_X) / (R (R - r))`` of the stage's load to ``d``'s site,
+which changes the plan's network cost by at most that share times :func:`traffic_bound`
+(what the stage's own messages can cost); if ``d``'s replica costs more per hour, the move
+makes the plan dearer whatever the other stages do. A device at a site the set already covers
+alone moves no share and is never tried; without a priced link there is nothing to grow (no
+work). E.g. 40 images/s of 794 KB at 0.1 $/GB bound the image encoder's traffic at $10.9/h,
+so a $0.096/h edge CPU taking 6 % of the load off a GPU is worth a try.
+
+The descent is a heuristic (a move pair can pay where neither move alone does); the oracle
+(:mod:`circinus.search.oracle`) and the JellyBean variants of the tests check where it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+from circinus.estimate.analytic import KB_PER_S_TO_GB_PER_H, batch_service_ms
+from circinus.estimate.base import EPS, BaseEstimator, Estimate
+from circinus.plan.records import QueryPlan, Replicas, StagePlan
+from circinus.spec.index import ConfigKey, WorldIndex
+from circinus.spec.models import PlannerSettings, Query
+
+Grown = tuple[tuple[StagePlan, ...], Estimate, float]
+"""A plan found by growing, its estimate and its cost alone on its deployments ($/h)."""
+
+
+def worth_growing(index: WorldIndex, settings: PlannerSettings) -> bool:
+    """Whether growing can find anything: stages may spread and some link is priced."""
+    return settings.max_devices_per_operator > 1 and any(
+        ln.price_per_gb > 0 for ln in index.links.values())
+
+
+def traffic_bound(index: WorldIndex, query: Query, stage: str, config: ConfigKey) -> float:
+    """The most the messages into and out of ``stage`` (in ``config``) can cost, $/h: each
+    message it receives (at its largest size) and sends, at the query's rate, over the
+    dearest link. E.g. 40 req/s of 794 KB at 0.1 $/GB: 40 x 794 x 3600 / 1024^2 x 0.1 =
+    $10.9/h."""
+    pipe = index.pipelines[query.pipeline]
+    dearest = max((ln.price_per_gb for ln in index.links.values()), default=0.0)
+    kb = 0.0
+    for pred in pipe.preds[stage]:
+        if pred in pipe.source_kb:
+            kb += pipe.source_kb[pred]
+        else:
+            kb += max(index.operators[pipe.operator_of[pred]].output_kb.values())
+    succs = sum(stage in pipe.preds[t] for t in pipe.order)
+    kb += succs * index.operators[pipe.operator_of[stage]].output_kb[config]
+    return query.rate_rps * kb * KB_PER_S_TO_GB_PER_H * dearest
+
+
+class Grower:
+    """Local search from seed plans of one query (see module note).
+
+    Args:
+        capacity: units each eligible device may give the plan (the devices a plan may use).
+        prune_ms: the loosest latency bound of the query's group (``inf``: none).
+    """
+
+    def __init__(self, estimator: BaseEstimator, settings: PlannerSettings, query: Query,
+                 capacity: Mapping[str, float], prune_ms: float) -> None:
+        self.est = estimator
+        self.settings = settings
+        self.query = query
+        self.capacity = capacity
+        self.prune_ms = prune_ms
+        self.evaluations = 0
+        self._traffic: dict[tuple[str, ConfigKey], float] = {}
+        self._seen: dict[tuple[StagePlan, ...], tuple[Estimate, float] | None] = {}
+
+    def grow(self, seeds: Sequence[tuple[StagePlan, ...]]) -> list[Grown]:
+        """The plans the descent from each seed ends at, other than the seeds themselves."""
+        out: list[Grown] = []
+        for seed in seeds:
+            plan, est = seed, None
+            start = self._feasible(seed)
+            solo = math.inf if start is None else start[1]
+            while True:
+                best = None
+                for moved in self._moves(plan):
+                    found = self._feasible(moved)
+                    if found is not None and found[1] < (solo if best is None else best[2]) - EPS:
+                        best = (moved, found[0], found[1])
+                if best is None:
+                    break
+                plan, est, solo = best
+            if est is not None:
+                out.append((plan, est, solo))
+        return out
+
+    def _solo(self, stages: tuple[StagePlan, ...], est: Estimate) -> float:
+        extra = 0.0
+        for st in stages:
+            if st.level is not None:
+                k = self.est.stage(self.query, st.stage, st.config, st.batch, st.placement,
+                                   st.level)
+                extra += k.solo_cost_per_hour - k.cost_per_hour
+        return est.cost_per_hour + extra
+
+    def _feasible(self, stages: tuple[StagePlan, ...]) -> tuple[Estimate, float] | None:
+        """The estimate and cost alone of ``stages`` if it is a plan the group may use."""
+        if stages not in self._seen:
+            self._seen[stages] = self._check(stages)
+        return self._seen[stages]
+
+    def _check(self, stages: tuple[StagePlan, ...]) -> tuple[Estimate, float] | None:
+        self.evaluations += 1
+        est = self.est.estimate(self.query, QueryPlan(self.query.name, stages))
+        if not math.isfinite(est.latency_ms) or est.latency_ms > self.prune_ms + EPS:
+            return None
+        if est.max_utilization > self.settings.max_utilization + EPS:
+            return None
+        if any(u > self.capacity[d] + EPS for d, u in est.device_units):
+            return None
+        if any(u > self.capacity[d] + EPS for d, u in self._alone(stages).items()):
+            return None  # its shared stages' whole replicas do not fit: no plan alone
+        return est, self._solo(stages, est)
+
+    def _alone(self, stages: tuple[StagePlan, ...]) -> dict[str, float]:
+        """Units each device gives ``stages`` in whole replicas (a query alone on them)."""
+        index = self.est.index
+        pipe = index.pipelines[self.query.pipeline]
+        out: dict[str, float] = {}
+        for st in stages:
+            op = index.operators[pipe.operator_of[st.stage]]
+            for r in st.placement:
+                prof = op.profiles[st.config, index.devices[r.device].hardware]
+                out[r.device] = out.get(r.device, 0.0) + r.count * prof.units
+        return out
+
+    def _moves(self, stages: tuple[StagePlan, ...]) -> Iterator[tuple[StagePlan, ...]]:
+        index = self.est.index
+        pipe = index.pipelines[self.query.pipeline]
+        for k, st in enumerate(stages):
+            op = index.operators[pipe.operator_of[st.stage]]
+            scale = self.query.work_scale.get(st.stage, 1.0)
+            rates = {}
+            for r in st.placement:
+                prof = op.profiles[st.config, index.devices[r.device].hardware]
+                ms = batch_service_ms(prof, st.batch)
+                assert ms is not None  # the plan runs there
+                rates[r.device] = r.count * st.batch * 1000.0 / (ms * scale)
+            if len(st.placement) > 1:  # drop a device of a spread
+                for r in st.placement:
+                    yield _with(stages, k, tuple(x for x in st.placement if x != r))
+            for r in st.placement:  # or put its replicas on another device
+                for name in self.capacity:
+                    if name not in rates and (st.config, index.devices[name].hardware) in (
+                            op.profiles):
+                        yield _with(stages, k, tuple(sorted(
+                            (*(x for x in st.placement if x != r), Replicas(name, r.count)))))
+            if len(st.placement) >= self.settings.max_devices_per_operator:
+                continue
+            traffic = self._traffic_of(st.stage, st.config)
+            for name in self.capacity:
+                if name in rates:
+                    continue
+                dev = index.devices[name]
+                prof = op.profiles.get((st.config, dev.hardware))
+                ms = None if prof is None else batch_service_ms(prof, st.batch)
+                if prof is None or ms is None or prof.units > self.capacity[name] + EPS:
+                    continue
+                r = st.batch * 1000.0 / (ms * scale)
+                total = sum(rates.values()) + r
+                here = r + sum(v for d, v in rates.items() if index.devices[d].site == dev.site)
+                moved = r * (total - here) / (total * (total - r))
+                if prof.units * dev.price_per_unit_hour > moved * traffic + EPS:
+                    continue  # cannot pay for itself (module note)
+                yield _with(stages, k, tuple(sorted((*st.placement, Replicas(name, 1)))))
+
+    def _traffic_of(self, stage: str, config: ConfigKey) -> float:
+        key = (stage, config)
+        if key not in self._traffic:
+            self._traffic[key] = traffic_bound(self.est.index, self.query, stage, config)
+        return self._traffic[key]
+
+
+def _with(stages: tuple[StagePlan, ...], k: int,
+          placement: tuple[Replicas, ...]) -> tuple[StagePlan, ...]:
+    st = stages[k]
+    return (*stages[:k], StagePlan(st.stage, st.config, st.batch, placement, st.level),
+            *stages[k + 1:])
