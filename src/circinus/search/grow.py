@@ -12,7 +12,8 @@ their product over a DAG's stages), so they are reached by local search instead:
 * *seeds*: per configuration vector, the plan cheapest alone (:attr:`PlanPool.solo`) and the
   cheapest at its share of shared deployments;
 * *moves*: add one device to one stage (one replica there), drop one device of a spread, or
-  move one device's replicas of a stage to another device; each move is estimated whole (:meth:`BaseEstimator.estimate`) and must keep the plan within
+  move one device's replicas of a stage to another device; or, between two stages, swap a
+  device of one for a device of the other, or hand a spread's device to the other; each move is estimated whole (:meth:`BaseEstimator.estimate`) and must keep the plan within
   the group's loosest latency bound, the utilisation bound and the devices' capacity;
 * *descent*: the move that lowers the cost alone the most is taken, until none does.
 
@@ -32,6 +33,7 @@ The descent is a heuristic (a move pair can pay where neither move alone does); 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -97,7 +99,7 @@ class Grower:
             solo = math.inf if start is None else start[1]
             while True:
                 best = None
-                for moved in self._moves(plan):
+                for moved in itertools.chain(self._moves(plan), self._pairs(plan)):
                     found = self._feasible(moved)
                     if found is not None and found[1] < (solo if best is None else best[2]) - EPS:
                         best = (moved, found[0], found[1])
@@ -187,6 +189,38 @@ class Grower:
                 if prof.units * dev.price_per_unit_hour > moved * traffic + EPS:
                     continue  # cannot pay for itself (module note)
                 yield _with(stages, k, tuple(sorted((*st.placement, Replicas(name, 1)))))
+
+    def _pairs(self, stages: tuple[StagePlan, ...]) -> Iterator[tuple[StagePlan, ...]]:
+        """Moves of one device between two stages: swapped with one of the other's, or handed
+        over from a spread (two changes no single move makes without breaking the rate)."""
+        ops = self.est.index.operators
+        pipe = self.est.index.pipelines[self.query.pipeline]
+        hw = {name: self.est.index.devices[name].hardware for name in self.capacity}
+        for i, a in enumerate(stages):
+            for j, b in enumerate(stages):
+                if i == j:
+                    continue
+                runs = ops[pipe.operator_of[b.stage]].profiles
+                held = {r.device for r in b.placement}
+                for ra in a.placement:
+                    if ra.device in held or (b.config, hw[ra.device]) not in runs:
+                        continue
+                    if len(a.placement) > 1 and len(b.placement) < (
+                            self.settings.max_devices_per_operator):
+                        yield _with(_with(stages, i, tuple(r for r in a.placement if r != ra)),
+                                    j, tuple(sorted((*b.placement, Replicas(ra.device, 1)))))
+                    if i > j:
+                        continue  # each swap once
+                    back = ops[pipe.operator_of[a.stage]].profiles
+                    mine = {r.device for r in a.placement}
+                    for rb in b.placement:
+                        if rb.device in mine or (a.config, hw[rb.device]) not in back:
+                            continue
+                        yield _with(_with(stages, i, tuple(sorted(
+                            (*(r for r in a.placement if r != ra),
+                             Replicas(rb.device, ra.count))))), j, tuple(sorted(
+                            (*(r for r in b.placement if r != rb),
+                             Replicas(ra.device, rb.count)))))
 
     def _traffic_of(self, stage: str, config: ConfigKey) -> float:
         key = (stage, config)
