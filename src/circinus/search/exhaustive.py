@@ -32,7 +32,7 @@ from circinus.estimate.join import Moments, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
-from circinus.search.grow import Grower, worth_growing
+from circinus.search.grow import SEEDS, Grower, worth_growing
 from circinus.search.placements import (
     Option,
     eligible_devices,
@@ -458,11 +458,22 @@ def _unplaced(index: WorldIndex, operator_of: Mapping[str, str],
 
 
 def _grown(grower: Grower, found: list[_Leaf]) -> list[_Leaf]:
-    """Leaves of the plans that growing (:mod:`circinus.search.grow`) finds from the cheapest
-    of ``found`` (one configuration vector's plans) alone and at its shares."""
-    seeds = {min(found, key=lambda f: (f[4], f[2]))[0], min(found, key=lambda f: (f[2], f[4]))[0]}
+    """Leaves of the plans that growing (:mod:`circinus.search.grow`) finds from ``found`` (one
+    configuration vector's plans): from the cheapest on each of the first :data:`SEEDS` device
+    sets, by cost alone and by cost at its shares."""
+    seeds: list[tuple[StagePlan, ...]] = []
+    for key in (lambda f: (f[4], f[2]), lambda f: (f[2], f[4])):
+        sets: set[frozenset[str]] = set()
+        for leaf in sorted(found, key=key):
+            devices = frozenset(r.device for st in leaf[0] for r in st.placement)
+            if devices not in sets:
+                sets.add(devices)
+                if leaf[0] not in seeds:
+                    seeds.append(leaf[0])
+            if len(sets) == SEEDS:
+                break
     out: list[_Leaf] = []
-    for stages, est, solo in grower.grow(sorted(seeds, key=str)):
+    for stages, est, solo in grower.grow(seeds):
         usage = tuple(sorted((r, v) for r, v in est.usage().items() if v > EPS))
         out.append((stages, est.latency_ms, est.cost_per_hour, usage, solo))
     return out

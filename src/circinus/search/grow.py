@@ -43,6 +43,12 @@ from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import PlannerSettings, Query
 
+SEEDS = 8
+"""Device sets seeded per configuration vector and ranking. Measured on 23 variants of
+JellyBean's instance: 1 seed reaches the brute-force optimum on 19 (up to 1.5 % above it), 4 on
+22, 8 on all 23; planning the instance itself takes 2.7 s of CPU with 8 against 1.2 s without
+growing (a loaded 2-core machine)."""
+
 Grown = tuple[tuple[StagePlan, ...], Estimate, float]
 """A plan found by growing, its estimate and its cost alone on its deployments ($/h)."""
 
