@@ -97,24 +97,28 @@ class Grower:
         self._seen: dict[tuple[StagePlan, ...], tuple[Estimate, float] | None] = {}
 
     def grow(self, seeds: Sequence[tuple[StagePlan, ...]]) -> list[Grown]:
-        """The plans the descent from each seed ends at, other than the seeds themselves."""
-        out: list[Grown] = []
+        """Every plan a move of the descents from ``seeds`` found cheaper alone than the plan
+        it moved from (the descents' steps and ends among them), in the order found."""
+        out: dict[tuple[StagePlan, ...], Grown] = {}
         for seed in seeds:
-            plan, est = seed, None
+            plan = seed
             start = self._feasible(seed)
             solo = math.inf if start is None else start[1]
             while True:
-                best = None
+                best: Grown | None = None
                 for moved in itertools.chain(self._moves(plan), self._pairs(plan)):
                     found = self._feasible(moved)
-                    if found is not None and found[1] < (solo if best is None else best[2]) - EPS:
-                        best = (moved, found[0], found[1])
+                    if found is None or found[1] >= solo - EPS:
+                        continue
+                    # Other queries may take what the descent's choice needs: keep every plan
+                    # that improves on this one, for the selection to choose from.
+                    out.setdefault(moved, (moved, *found))
+                    if best is None or found[1] < best[2] - EPS:
+                        best = (moved, *found)
                 if best is None:
                     break
-                plan, est, solo = best
-            if est is not None:
-                out.append((plan, est, solo))
-        return out
+                plan, _, solo = best
+        return [g for p, g in out.items() if p not in seeds]
 
     def _solo(self, stages: tuple[StagePlan, ...], est: Estimate) -> float:
         extra = 0.0

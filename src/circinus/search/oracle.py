@@ -146,10 +146,15 @@ class _Space:
         # the per-stage sums, since every vector of configurations is enumerated.
         self.size = math.prod(sum(self._count(k, c) for c in op.configs)
                               for k, op in enumerate(self.ops))
-        accs = [a for v in self._vectors() if (a := estimator.accuracy(
-            query.pipeline, dict(zip(self.pipe.order, v, strict=True)))) is not None]
-        self.best_accuracy = max(accs) if accs else None
+        self.estimator = estimator
         self._options: dict[tuple[int, ConfigKey], list[StagePlan]] = {}
+
+    @property
+    def best_accuracy(self) -> float | None:
+        """The best accuracy of any configuration vector (``None``: none known)."""
+        accs = [a for v in self._vectors() if (a := self.estimator.accuracy(
+            self.query.pipeline, dict(zip(self.pipe.order, v, strict=True)))) is not None]
+        return max(accs) if accs else None
 
     def _levels(self) -> list[tuple[float | None, ...]]:
         """Per stage: the levels it may take (``None``: dedicated)."""
