@@ -171,7 +171,8 @@ def random_tiny_world(seed: int, *, dag: bool = False, queries: int = 3,
         pipeline = {
             "name": "vision",
             "sources": [{"name": "camera", "output_kb": r(100, 400, 0)}],
-            "stages": [{"name": "det", "operator": "detect"}, {"name": "cls", "operator": "classify"}],
+            "stages": [{"name": "det", "operator": "detect"},
+                       {"name": "cls", "operator": "classify"}],
             "edges": [["camera", "det"], ["det", "cls"]],
             "accuracy": {"rule": "product"},
         }

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import itertools
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np

@@ -32,10 +32,23 @@ def test_counted_size_is_what_is_enumerated(sharing: str, spread: int) -> None:
     space = _space(data)
     plans = list(space.plans())
     assert len(set(plans)) == len(plans)
-    # Shared options whose load exceeds their level are left out of the enumeration only.
+    # Shared options whose load exceeds their level, and splits that leave a device idle, are
+    # left out of the enumeration only.
     assert len(plans) <= space.size
-    if sharing == "dedicated":
+    if sharing == "dedicated" and spread == 1:
         assert len(plans) == space.size
+
+
+def test_space_splits_placements_over_two_sites() -> None:
+    data = make_tiny_world()
+    data["planner"].update(sharing="dedicated", max_devices_per_operator=2)
+    data["queries"][0]["rate_rps"] = 30.0  # more than the box alone serves
+    stated = [st.placement for plan in _space(data).plans() for st in plan
+              if st.placement[0].share is not None]
+    assert stated
+    for placement in stated:
+        assert {r.device for r in placement} == {"shop-box", "t4-pool"}
+        assert sum(r.share or 0.0 for r in placement) == pytest.approx(1.0)
 
 
 def test_space_holds_non_minimal_sets_and_every_replica_count() -> None:

@@ -18,8 +18,12 @@ the world format:
   (``rate / capacity <= level``: each count is then at least the fewest replicas the level
   implies, as :class:`~circinus.plan.records.StagePlan` requires); ``sharing: mixed`` offers
   both;
-* the load split is the estimator's (in proportion to the devices' capacity, which is what
-  the plan records: :mod:`circinus.plan.records`).
+* every split of a placement over several sites worth considering (the split is a decision:
+  a balancer routes any shares): in proportion to the devices' capacity, and each order of
+  its sites filled to the utilisation bound in turn (:func:`~circinus.plan.units.
+  fill_shares`). A plan's traffic cost is linear in a stage's site shares (the other stages
+  fixed), so its least over the shares the devices allow lies at one of these orders; within a
+  site the split moves no traffic and stays proportional.
 
 Every complete plan is estimated by :meth:`BaseEstimator.estimate` (no incremental sums, no
 latency prune) and is a candidate when its latency is finite, it meets the query's SLO, fits
@@ -29,11 +33,12 @@ Of these, a plan is dropped only when another is no dearer and uses no more of a
 the dropped plan fits, the other fits and costs no more). There is no cap on the number of
 candidates; the selection is the exact MILP (registry key ``exact``).
 
-Size limit: :data:`MAX_PLANS` complete plans per query, counted in closed form before anything
-is estimated (about 20-40 µs per plan estimated on one core); a query above it stops the
-search with a :class:`~circinus.errors.TooLargeError` naming the query and its count.
-E.g. the tiny world of the tests has 1,218 plans for a query with one device per stage;
-JellyBean's VQA instance (9 workers, spreads over up to 9) has about 10^9.
+Size limit: :data:`MAX_PLANS` complete plans per query, counted in closed form (an upper bound:
+some fills leave a device idle and are not enumerated) before anything is estimated, at about
+20-40 µs per plan estimated on one core; a query above it stops the search with a
+:class:`~circinus.errors.TooLargeError` naming the query and its count. E.g. a query of the
+tiny world of the tests has 760 plans with one device per stage and dedicated replicas;
+JellyBean's VQA instance (9 workers, spreads over up to 9) has billions.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from circinus.errors import TooLargeError
 from circinus.estimate.analytic import batch_service_ms
 from circinus.estimate.base import EPS, BaseEstimator, Estimate
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
+from circinus.plan.units import fill_shares
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.shortlist import no_candidate_reason
 from circinus.spec.index import ConfigKey
@@ -160,7 +166,7 @@ class _Space:
         """Per stage: the levels it may take (``None``: dedicated)."""
         n, top = self.settings.utilization_levels, self.settings.max_utilization
         shared = tuple(top * k / n for k in range(n, 0, -1))
-        out = []
+        out: list[tuple[float | None, ...]] = []
         for stage in self.pipe.order:
             op = self.index.operators[self.pipe.operator_of[stage]].spec
             asked = (self.query.sharing, op.sharing)
@@ -197,18 +203,33 @@ class _Space:
         return ms
 
     def _count(self, k: int, config: ConfigKey) -> int:
-        """Placement options of stage ``k`` in ``config``, in closed form: per batch and level,
-        the sum over device sets of at most ``max_devices_per_operator`` of the product of
-        their count ranges (elementary symmetric sums)."""
+        """At most how many placement options stage ``k`` has in ``config``, in closed form:
+        per batch and level, per set of sites, the placements of at most
+        ``max_devices_per_operator`` devices using exactly those sites (products of the sites'
+        elementary symmetric sums of their devices' count ranges), times the splits of that
+        many sites (``1 + n!`` for ``n >= 2``: some fills may leave a device idle and are not
+        enumerated)."""
+        top = self.settings.max_devices_per_operator
+        sites = sorted({d.site for d in self.devices})
         total = 0
         for batch in self._batches(k, config):
-            m = [self._counts(k, config, batch, d) for d in self.devices]
-            # e[j] = sum over j-sets of the product of their counts
-            e = [1] + [0] * self.settings.max_devices_per_operator
-            for mi in m:
-                for j in range(len(e) - 1, 0, -1):
-                    e[j] += e[j - 1] * mi
-            total += sum(e[1:]) * len(self.levels[k])
+            per_site = []
+            for site in sites:
+                e = [1] + [0] * top  # e[j]: sum over j-sets of the product of their counts
+                for d in self.devices:
+                    if d.site == site:
+                        m = self._counts(k, config, batch, d)
+                        for j in range(top, 0, -1):
+                            e[j] += e[j - 1] * m
+                per_site.append(e)
+            for n in range(1, len(sites) + 1):
+                for chosen in itertools.combinations(per_site, n):
+                    poly = [1] + [0] * top  # placements by size, every chosen site used
+                    for e in chosen:
+                        poly = [sum(poly[i] * e[j - i] for i in range(j) if j - i >= 1)
+                                for j in range(top + 1)]
+                    total += sum(poly) * (1 + math.factorial(n) if n > 1 else 1) * len(
+                        self.levels[k])
         return total
 
     def options(self, k: int, config: ConfigKey) -> list[StagePlan]:
@@ -238,6 +259,27 @@ class _Space:
                                     self.query.rate_rps > level * capacity * (1 + EPS) + EPS):
                                 continue
                             yield StagePlan(stage, config, batch, placement, level)
+                            for split in self._splits(k, config, batch, placement, level):
+                                yield StagePlan(stage, config, batch, split, level)
+
+    def _splits(self, k: int, config: ConfigKey, batch: int, placement: tuple[Replicas, ...],
+                level: float | None) -> Iterator[tuple[Replicas, ...]]:
+        """The placement split otherwise than in proportion to capacity: for each order of its
+        sites, each filled to the utilisation bound before the next (the vertices of the
+        shares it allows, up to the split within a site, which moves no traffic)."""
+        devices = self.index.devices
+        sites = sorted({devices[r.device].site for r in placement})
+        if len(sites) < 2:
+            return
+        scale = self.query.work_scale.get(self.pipe.order[k], 1.0)
+        rates = [(r.device, devices[r.device].site, r.count * batch * 1000.0 / (
+            self._service_ms(k, config, devices[r.device], batch) * scale)) for r in placement]
+        bound = self.settings.max_utilization if level is None else level
+        for order in itertools.permutations(sites):
+            shares = fill_shares(rates, self.query.rate_rps, bound, order)
+            if shares is not None:
+                yield tuple(Replicas(r.device, r.count, x)
+                            for r, x in zip(placement, shares, strict=True))
 
     def plans(self) -> Iterator[tuple[StagePlan, ...]]:
         """Every complete plan, configuration vector by vector."""
