@@ -40,3 +40,10 @@ class SolverBudgetExceeded(CircinusError):
     """The selection solver ran out of its time budget without any feasible answer."""
 
     exit_code = 4
+
+
+class TooLargeError(CircinusError):
+    """The request is beyond the stated size limit of the method asked for (e.g. the oracle's
+    plan space per query); the message gives the size, the limit and the way out."""
+
+    exit_code = 5

@@ -31,6 +31,7 @@ from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
 from circinus.search.exhaustive import ExhaustiveSearch
+from circinus.search.oracle import OracleSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.contention import LinkCheck, check_links
 from circinus.select.deployments import settle
@@ -47,6 +48,7 @@ from circinus.whynot import NearestSlo, Residual, WhyNot, scarcest
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
     "exhaustive": ExhaustiveSearch,
+    "oracle": OracleSearch,
     "vulcan": BayesOptSearch,
     "jellybean": BeamGreedySearch,
     "infaas": CheapestVariantSearch,

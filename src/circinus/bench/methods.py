@@ -23,7 +23,9 @@ class Method:
     settings: dict[str, Any] = field(default_factory=dict)
     """Overrides of the world's planner settings."""
     max_queries: int | None = None
-    """Worlds with more queries are skipped (the method would not finish in a bench run)."""
+    """Worlds with more queries are skipped (the method would not finish in a bench run); a
+    method may also refuse a world by raising :class:`~circinus.errors.TooLargeError` (the
+    oracle past its plans per query), which skips it too."""
     summary: str = ""
 
 
@@ -35,8 +37,14 @@ METHODS: dict[str, Method] = {
                        "above 3,000 candidates)"),
         Method("circinus-dedicated", "circinus", "milp", {"sharing": "dedicated"},
                summary="Circinus with replicas of every query's own (no shared deployments)"),
-        Method("oracle", "exhaustive", "exact", {"candidates_per_query": 64}, max_queries=1000,
-               summary="every plan enumerated, 64 candidates per query, exact MILP"),
+        Method("oracle", "oracle", "exact", {"time_limit_s": 600.0}, max_queries=100,
+               summary="the whole plan space of small worlds (every configuration, device set, "
+                       "replica count, batch, level; at most 100,000 plans per query) + exact "
+                       "MILP"),
+        Method("exhaustive", "exhaustive", "exact", {"candidates_per_query": 64},
+               max_queries=1000,
+               summary="Circinus's placement space enumerated without its search's prunes, 64 "
+                       "candidates per query, exact MILP"),
         Method("vulcan", "vulcan", "fcfs", max_queries=1000,
                summary="per-query Bayesian optimisation (optuna TPE), first-come-first-served"),
         Method("jellybean", "jellybean", "fcfs",

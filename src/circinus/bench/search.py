@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from circinus.baselines.space import plan_space as space_of
 from circinus.bench.methods import METHODS, Method
+from circinus.errors import TooLargeError
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.planner import Planner
 from circinus.search.decomposed import DecomposedSearch
@@ -109,7 +110,12 @@ def run_method(name: str, index: WorldIndex, method: Method, seed: int) -> Recor
                       None, None, None, skipped=f"more than {method.max_queries} queries")
     settings = index.world.planner.model_copy(update={**method.settings, "seed": seed})
     start = time.monotonic()
-    result = Planner(search=method.search, selector=method.selector, settings=settings).plan(index)
+    try:
+        result = Planner(search=method.search, selector=method.selector,
+                         settings=settings).plan(index)
+    except TooLargeError as exc:
+        return Record(name, method.name, queries, None, None, None, None, None, None, None,
+                      None, None, None, skipped=str(exc))
     wall = time.monotonic() - start
     return Record(name, method.name, queries, result.admitted, result.goodput,
                   result.cost_per_hour, wall, result.search_seconds, result.select_seconds,

@@ -3,7 +3,9 @@
 NOTE: per stage, each device of the placement hosts ``c`` replicas of the chosen configuration;
 a replica serves batches of ``b`` requests in the profiled batch time (scaled by the query's
 ``work_scale``). Load is split across devices in proportion to capacity ``c * b / t_b``, so all
-run at the same utilisation ``rate / sum(capacity)``. Each device is an M/G/c queue of batches
+run at the same utilisation ``rate / sum(capacity)``, unless the placement states each device's
+share (:class:`~circinus.plan.records.Replicas`); the stage's utilisation is then its busiest
+device's. Each device is an M/G/c queue of batches
 (:func:`~circinus.estimate.queueing.batch_queue_sojourn`); the stage's sojourn is the mixture of
 the devices' sojourns weighted by their shares. A message from a placement to the next is split
 in proportion to both sides' shares (every upstream replica talks to every downstream replica);
@@ -236,7 +238,8 @@ class AnalyticEstimator(BaseEstimator):
         floors: list[tuple[str, int]] = []
         worst = alone = 0.0
         for rep, dev, prof, base in groups:
-            share = rep.count * batch / (base * scale) / capacity
+            share = rep.count * batch / (base * scale) / capacity if rep.share is None else (
+                rep.share)
             own_rate = rate * share
             load = own_rate * base * scale / batch  # busy replicas
             name = DeploymentKey(op.spec.name, config, rep.device, batch, level).resource
@@ -295,8 +298,10 @@ class AnalyticEstimator(BaseEstimator):
         parts: list[tuple[float, Moments3]] = []
         shares, units, memory = [], [], []
         cost = 0.0
+        busiest = 0.0
         for rep, dev, prof, svc, cap in groups:
-            share = cap / capacity
+            share = cap / capacity if rep.share is None else rep.share
+            busiest = max(busiest, rate * share / cap)
             soj = batch_queue_sojourn(rate=rate * share, batch=batch, batch_service=svc,
                                       service_cv=service_cv(prof), replicas=rep.count)
             parts.append((share, (soj.mean, soj.var, soj.third)))
@@ -308,7 +313,7 @@ class AnalyticEstimator(BaseEstimator):
         return StageEstimate(
             mean_s=mean,
             var_s2=var,
-            utilization=rate / capacity,
+            utilization=busiest,
             shares=tuple(shares),
             units=tuple(units),
             memory_gb=tuple(memory),

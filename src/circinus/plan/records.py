@@ -3,7 +3,9 @@
 A *placement* lists the devices an operator runs on and how many replicas each hosts. Load is
 split across the devices in proportion to their capacity (requests per second they can serve),
 so every device of a placement runs at the same utilisation: what a capacity-weighted load
-balancer does.
+balancer does; unless every replica group states its ``share`` of the stage's requests, which is
+then the split (a balancer routes any shares: e.g. the edge devices filled to the utilisation
+bound first and the rest sent to the cloud, :func:`circinus.plan.units.fill_shares`).
 
 A stage is either *dedicated* (``level is None``: the placement's replicas serve this query
 alone) or *shared*: on each device of its placement it joins the :class:`DeploymentKey`
@@ -26,13 +28,18 @@ class Replicas:
 
     device: str
     count: int
+    share: float | None = None
+    """Fraction of the stage's requests sent here, ``0 < share <= 1``; ``None`` on every group
+    of a placement: in proportion to capacity (see the module note)."""
 
     def __post_init__(self) -> None:
         assert self.count >= 1, self
+        assert self.share is None or 0 < self.share <= 1 + 1e-9, self
 
 
 Placement = tuple[Replicas, ...]
-"""Replica groups of one stage, sorted by device name, each device at most once."""
+"""Replica groups of one stage, sorted by device name, each device at most once; either every
+group states its share (they sum to 1) or none does."""
 
 
 @dataclass(frozen=True)

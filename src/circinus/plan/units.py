@@ -7,6 +7,7 @@ the device's hardware needs 0.5 units occupy ``2 x 0.5 = 1.0`` unit of that devi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,8 +27,10 @@ def placement_shares(index: WorldIndex, op: OperatorIndex, config: ConfigKey, ba
                      placement: Placement) -> tuple[tuple[str, float], ...]:
     """``(device, share)`` of a stage's requests sent to each device of ``placement``: in
     proportion to what its replicas serve, ``count x batch / batch time`` (what a
-    capacity-weighted balancer does). E.g. one replica at 10 ms and one at 30 ms per request
-    share 0.75 / 0.25."""
+    capacity-weighted balancer does), unless the placement states its shares. E.g. one replica
+    at 10 ms and one at 30 ms per request share 0.75 / 0.25."""
+    if placement and placement[0].share is not None:
+        return tuple((r.device, float(r.share or 0.0)) for r in placement)
     rates = []
     for r in placement:
         prof = op.profiles[config, index.devices[r.device].hardware]
@@ -35,3 +38,29 @@ def placement_shares(index: WorldIndex, op: OperatorIndex, config: ConfigKey, ba
         rates.append((r.device, r.count * batch / ms))
     total = sum(v for _, v in rates)
     return tuple((d, v / total) for d, v in rates)
+
+
+def fill_shares(rates: Sequence[tuple[str, str, float]], rate: float, bound: float,
+                sites: Sequence[str]) -> tuple[float, ...] | None:
+    """The split that fills the devices of ``sites[0]`` to utilisation ``bound`` first, then
+    those of ``sites[1]``, and so on (within a site in proportion to capacity).
+
+    ``rates`` holds ``(device, site, requests per second its replicas serve)`` per replica group
+    of a placement; the result is each group's share, in that order, or ``None`` when the split
+    leaves a group without load (the placement without it is the same split for less) or
+    cannot place all of ``rate``. Worked example: an edge box serving 6 req/s and a cloud GPU
+    serving 20, 10 req/s in all, bound 0.8, edge first: the box takes 4.8 req/s (share 0.48),
+    the GPU the remaining 5.2 (0.52), against 0.23 / 0.77 in proportion to capacity.
+    """
+    left = 1.0
+    out = [0.0] * len(rates)
+    for site in sites:
+        here = [i for i, (_, s, _) in enumerate(rates) if s == site]
+        room = sum(rates[i][2] for i in here)
+        take = min(left, bound * room / rate)
+        for i in here:
+            out[i] = take * rates[i][2] / room
+        left -= take
+    if left > 1e-9 or min(out) <= 1e-9:
+        return None
+    return tuple(out)

@@ -270,7 +270,8 @@ def _pareto(partials: list[_Partial]) -> list[_Partial]:
 
 
 def _renamed(placement: Placement, rename: dict[str, str]) -> Placement:
-    return tuple(sorted(Replicas(rename.get(r.device, r.device), r.count) for r in placement))
+    return tuple(sorted(Replicas(rename.get(r.device, r.device), r.count, r.share)
+                        for r in placement))
 
 
 def _moved(query: Query, rep: Query) -> Query:

@@ -32,6 +32,7 @@ from circinus.estimate.join import Moments, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
+from circinus.search.grow import SEEDS, Grower, worth_growing
 from circinus.search.placements import (
     Option,
     eligible_devices,
@@ -184,6 +185,8 @@ class ExhaustiveSearch(BaseSearch):
         evaluations = 0
         fastest = fastest_service(index, rep, devices)
         missing: set[tuple[str, ConfigKey]] = set()
+        grower = (Grower(self.estimator, self.settings, rep, capacity, prune_ms)
+                  if worth_growing(index, self.settings) else None)
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -207,9 +210,13 @@ class ExhaustiveSearch(BaseSearch):
             found, cut, work = self._combine(rep, configs, per_stage, capacity, prune_ms)
             pruned |= cut
             evaluations += work
+            if grower is not None and found:
+                found = found + _grown(grower, found)
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
+        if grower is not None:
+            evaluations += grower.evaluations
         return PlanPool(
             query=rep,
             plans=[leaf[0] for leaf in leaves],
@@ -448,6 +455,28 @@ def _unplaced(index: WorldIndex, operator_of: Mapping[str, str],
             else f"every configuration meeting the accuracy bound {floor:g}")
     return (f"placement: no device the query may use runs {' or '.join(shown)}{more}, and "
             f"{need} has such a stage; add a device of its hardware or allow its tier")
+
+
+def _grown(grower: Grower, found: list[_Leaf]) -> list[_Leaf]:
+    """Leaves of the plans that growing (:mod:`circinus.search.grow`) finds from ``found`` (one
+    configuration vector's plans): from the cheapest on each of the first :data:`SEEDS` device
+    sets, by cost alone and by cost at its shares."""
+    seeds: list[tuple[StagePlan, ...]] = []
+    for key in (lambda f: (f[4], f[2]), lambda f: (f[2], f[4])):
+        sets: set[frozenset[str]] = set()
+        for leaf in sorted(found, key=key):
+            devices = frozenset(r.device for st in leaf[0] for r in st.placement)
+            if devices not in sets:
+                sets.add(devices)
+                if leaf[0] not in seeds:
+                    seeds.append(leaf[0])
+            if len(sets) == SEEDS:
+                break
+    out: list[_Leaf] = []
+    for stages, est, solo in grower.grow(seeds):
+        usage = tuple(sorted((r, v) for r, v in est.usage().items() if v > EPS))
+        out.append((stages, est.latency_ms, est.cost_per_hour, usage, solo))
+    return out
 
 
 def fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]

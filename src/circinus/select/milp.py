@@ -79,7 +79,7 @@ class MilpSelector(BaseSelector):
         if problem.deployments:  # whole replicas per shared deployment
             from circinus.select.shared_milp import SharedMilpSelector
 
-            return SharedMilpSelector(rel_gap=self.rel_gap).select(
+            return SharedMilpSelector(rel_gap=self.rel_gap, prove=self.lp_above is None).select(
                 problem, time_limit_s=time_limit_s)
         try:
             flat = flatten(problem, deadline=start + _INCUMBENT_SHARE * time_limit_s)
