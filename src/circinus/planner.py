@@ -116,6 +116,9 @@ class PlanResult:
     """The shared deployments as sized and what the check of the admitted plans on them did
     (:mod:`circinus.select.sizing`; part of ``select_seconds``); ``None`` when no candidate
     joins a shared deployment."""
+    problem: SelectionProblem | None = None
+    """The selection problem the selection indexes: the candidates that survived the checks,
+    the chosen ones with their final estimates."""
 
     @property
     def deployments(self) -> tuple[SizedDeployment, ...]:
@@ -194,29 +197,45 @@ class Planner:
             t0 = time.monotonic()
             found = search.search(index.world.queries)
             t1 = time.monotonic()
-            problem, selection, checked, sizing = select_checked(
-                estimator, index.world.queries, SelectionProblem.build(index, found),
-                SELECTORS[self.selector_key](), settings)
-            t2 = time.monotonic()
-            used = selection.used(problem)
-            usable = problem if checked is None else replace(
-                problem, capacity=checked.usable(problem.capacity))
-            ceilings = {} if checked is None else dict(checked.ceilings)
-            outcomes = tuple(_outcome(usable, selection, q, used, ceilings)
-                             for q in range(len(found)))
-            skipped: list[str] = []
-            outcomes = explain_rejections(
-                NearestSlo(search=search), index.world.queries, usable, outcomes, used,
-                nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
-                chosen=selection.chosen, ceilings=ceilings,
-                deadline=time.monotonic() + settings.why_not_time_s, skipped=skipped)
-            t3 = time.monotonic()
+            return self.select_found(index, found, search=search, settings=settings,
+                                     selector=SELECTORS[self.selector_key](),
+                                     search_seconds=t1 - t0)
+
+    def select_found(self, index: WorldIndex, found: Sequence[QueryCandidates], *,
+                     search: BaseSearch, settings: PlannerSettings, selector: BaseSelector,
+                     search_seconds: float = 0.0,
+                     problem: SelectionProblem | None = None) -> PlanResult:
+        """The plan of ``index``'s queries from their candidates ``found`` by ``search`` (whose
+        estimator the checks use): selection by ``selector`` with the link and deployment
+        checks, then each query's outcome. ``problem`` is the selection problem of ``found``
+        when the caller has one (else built from ``index``); the resources are reported
+        against ``index``'s capacities."""
+        estimator = search.estimator
+        assert isinstance(estimator, AnalyticEstimator)
+        t1 = time.monotonic()
+        problem, selection, checked, sizing = select_checked(
+            estimator, index.world.queries,
+            problem or SelectionProblem.build(index, found), selector, settings)
+        t2 = time.monotonic()
+        used = selection.used(problem)
+        usable = problem if checked is None else replace(
+            problem, capacity=checked.usable(problem.capacity))
+        ceilings = {} if checked is None else dict(checked.ceilings)
+        outcomes = tuple(_outcome(usable, selection, q, used, ceilings)
+                         for q in range(len(found)))
+        skipped: list[str] = []
+        outcomes = explain_rejections(
+            NearestSlo(search=search), index.world.queries, usable, outcomes, used,
+            nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
+            chosen=selection.chosen, ceilings=ceilings,
+            deadline=time.monotonic() + settings.why_not_time_s, skipped=skipped)
+        t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
             outcomes=outcomes,
             selection=selection,
             resources=_resources(index, used),
-            search_seconds=t1 - t0,
+            search_seconds=search_seconds,
             select_seconds=t2 - t1,
             kernel_evaluations=estimator.kernel_evaluations + (
                 0 if checked is None else checked.kernel_evaluations),
@@ -224,6 +243,7 @@ class Planner:
             why_not_skipped=len(skipped),
             link_check=checked,
             deployment_check=sizing,
+            problem=problem,
         )
 
     def _without_store(self) -> Planner:

@@ -120,6 +120,12 @@ class Selection:
     """``optimal``, ``time_limit`` (feasible, not proven), ``rounded`` (the LP relaxation
     rounded and improved; the gap is against the LP's proven bound) or ``greedy`` (fallback)."""
     seconds: float
+    unit_values: tuple[tuple[Resource, float], ...] = ()
+    """The goodput LP's dual of every capacity row it solved, ``(resource, value)``: about how
+    much more goodput (weighted queries) one more unit of the resource (a device unit, a GB, a
+    Mbit/s) would admit, in the relaxation (shares of replicas, fractional queries). Valid for
+    small changes only, and 0 for a resource with room to spare. Empty when the selector solved
+    no goodput LP (first come, first served; a budget spent before the LP)."""
 
     def used(self, problem: SelectionProblem) -> dict[Resource, float]:
         """Total use of every resource by the chosen candidates (:meth:`SelectionProblem.use`)."""

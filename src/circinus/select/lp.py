@@ -60,7 +60,7 @@ from scipy.sparse import csr_array, vstack
 
 from circinus.collector import paused
 from circinus.estimate.base import EPS
-from circinus.select.base import BaseSelector, Selection, SelectionProblem
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
 from circinus.select.flat import (
     DeadlinePassed,
@@ -99,6 +99,8 @@ class _Best:
     bound: float
     cost_floor: float = 0.0
     status: str = "greedy"
+    unit_values: tuple[tuple[Resource, float], ...] = ()
+    """The goodput LP's duals of the capacity rows (:attr:`Selection.unit_values`)."""
 
     def offer(self, pack: Packing, stage: str) -> None:
         """Keep ``pack`` if it has more goodput, or as much and costs less."""
@@ -163,6 +165,7 @@ class LpRoundSelector(BaseSelector):
             return
         lp_seconds = time.monotonic() - lp_start
         best.bound = min(best.bound, goodput_bound(flat, lp.duals[flat.nq:], unit))
+        best.unit_values = tuple(zip(flat.rows, lp.duals[flat.nq:].tolist(), strict=True))
         best.status = "rounded"
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
@@ -288,7 +291,7 @@ def _report(flat: FlatProblem, best: _Best, start: float) -> Selection:
     chosen = tuple(None if j < 0 else j - int(flat.first[q]) for q, j in enumerate(pack.choice))
     return Selection(chosen=chosen, goodput=goodput, cost_per_hour=cost, goodput_bound=bound,
                      gap=gap, cost_gap=cost_gap, status=status,
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start, unit_values=best.unit_values)
 
 
 def nothing_admitted(problem: SelectionProblem, start: float) -> Selection:

@@ -182,7 +182,7 @@ def _better(flat: FlatProblem, sel: Selection, x: np.ndarray | None, cost_gap: f
         return sel
     return Selection(chosen=_decode(flat, x), goodput=goodput, cost_per_hour=cost,
                      goodput_bound=sel.goodput_bound, gap=sel.gap, cost_gap=cost_gap,
-                     status=status, seconds=sel.seconds)
+                     status=status, seconds=sel.seconds, unit_values=sel.unit_values)
 
 
 def _fits(flat: FlatProblem, x: np.ndarray) -> bool:

@@ -30,7 +30,7 @@ from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_array, csr_array
 
 from circinus.estimate.base import EPS
-from circinus.select.base import Selection, SelectionProblem
+from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.deployments import ledger, own_use, settle
 from circinus.select.flat import weight_unit
 from circinus.select.highs import solve_milp
@@ -42,8 +42,11 @@ MIN_COST_S = 2.0
 """Least time the cost solve gets (if the budget allows; see :meth:`SharedMilpSelector.select`)."""
 
 
-class _Model:
-    """The arrays of the MILP (see the module note)."""
+class MilpModel:
+    """The arrays of the MILP (see the module note): columns are the candidates (``n``, in
+    query order, :attr:`owner`) then the deployments (:attr:`names`); rows are the queries,
+    the deployments' loads, the capacities (:attr:`rows`, from :attr:`first_capacity_row`)
+    and the floors."""
 
     def __init__(self, problem: SelectionProblem) -> None:
         self.owner: list[tuple[int, int]] = [
@@ -54,6 +57,8 @@ class _Model:
         rows = sorted(problem.capacity)
         row = {r: i for i, r in enumerate(rows)}
         nq = len(problem.candidates)
+        self.rows: tuple[Resource, ...] = tuple(rows)
+        self.first_capacity_row = nq + m
         r_i, c_i, v = [], [], []  # one matrix: query rows, deployment rows, capacity rows
         self.weight = np.zeros(n + m)
         self.cost = np.zeros(n + m)
@@ -138,7 +143,7 @@ class SharedMilpSelector:
         start = time.monotonic()
         incumbent = settle(problem, LpRoundSelector().select(
             problem, time_limit_s=_INCUMBENT_SHARE * time_limit_s))
-        model = _Model(problem)
+        model = MilpModel(problem)
         if model.n == 0:
             return replace(incumbent, status="optimal", seconds=time.monotonic() - start)
         cons = [LinearConstraint(model.matrix, -np.inf, model.upper_rows)]
@@ -182,7 +187,7 @@ class SharedMilpSelector:
         return best
 
 
-def _better(problem: SelectionProblem, model: _Model, sel: Selection,
+def _better(problem: SelectionProblem, model: MilpModel, sel: Selection,
             x: np.ndarray | None) -> Selection:
     """The MILP's answer ``x`` as a selection if it fits in whole replicas and beats ``sel``
     (more goodput, or as much for less), else ``sel``."""
@@ -202,7 +207,7 @@ def _better(problem: SelectionProblem, model: _Model, sel: Selection,
                    status="time_limit", cost_gap=1.0)
 
 
-def _most_cost(problem: SelectionProblem, model: _Model) -> float:
+def _most_cost(problem: SelectionProblem, model: MilpModel) -> float:
     """An upper bound on the cost of any selection: every query's dearest own cost plus every
     replica its device can hold, $/h."""
     dearest: dict[int, float] = {}

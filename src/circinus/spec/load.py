@@ -267,14 +267,16 @@ def parse_world(data: Any, *, origin: str = "world") -> World:
         raise SpecError(format_validation_error(exc, data)) from exc
 
 
-def format_validation_error(exc: ValidationError, data: Any = None) -> str:
+def format_validation_error(exc: ValidationError, data: Any = None, *,
+                            model: type[BaseModel] = World) -> str:
     """One line for the first error of ``exc``: ``path: what is wrong, got value``.
 
     ``data`` is the validated input; with it, dictionary keys that look like union branch tags
     (a knob named ``float``) are told apart from the tags. A field whose type is a union (``3.5``
     or a list of ``{when, value}``) fails once per branch; those failures count as one error,
     reported from the branch that got deepest into the input, or as "must be A or B" when none
-    got past the field itself.
+    got past the field itself. ``model`` is the model validated (the world by default; the
+    ranges of its fields are quoted).
     """
     errors = [(err, *_split_loc(err["loc"], data)) for err in exc.errors(include_url=False)]
     first, parts, anchor = errors[0][:3]
@@ -289,7 +291,7 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> str:
         elif deepest == anchor and len(branches) > 1:
             kinds = _union_names([e[3][0] for e in branches])
             message = f"must be {kinds}, got {_short(first.get('input'))}"
-    bounds = _field_bounds(first["loc"])
+    bounds = _field_bounds(first["loc"], model)
     # Union branches of one field count as one error in "(and N more)".
     fields = {_join(e[1] if e[2] is None else e[1][: e[2]]) for e in errors}
     others = len(fields - {_join(parts if anchor is None else parts[:anchor])})
@@ -397,16 +399,18 @@ def _describe(error: Any, bounds: list[str] | None = None) -> str:
 _BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
-def _field_bounds(loc: tuple[int | str, ...]) -> list[str]:
+def _field_bounds(loc: tuple[int | str, ...], root: type[BaseModel] = World) -> list[str]:
     """Both ends of the range of the model field at ``loc`` (``[">= 0.001", "<= 1000000"]``),
     so that a value out of range is told the whole range; ``[]`` for no model field."""
-    return [f"{sign} {_plain(value)}" for sign, value in field_range(loc)]
+    return [f"{sign} {_plain(value)}" for sign, value in field_range(loc, root)]
 
 
-def field_range(loc: tuple[int | str, ...]) -> list[tuple[str, float]]:
-    """The bounds of the world's field at ``loc`` (``("queries", 0, "rate_rps")``), as
-    ``(">=", 0.000001)``, ``("<=", 1000000)`` pairs; ``[]`` for no bounded model field."""
-    model: Any = World
+def field_range(loc: tuple[int | str, ...], root: type[BaseModel] = World
+                ) -> list[tuple[str, float]]:
+    """The bounds of the field at ``loc`` (``("queries", 0, "rate_rps")``) of ``root`` (the
+    world by default), as ``(">=", 0.000001)``, ``("<=", 1000000)`` pairs; ``[]`` for no
+    bounded model field."""
+    model: Any = root
     info = None
     for part in loc:
         if isinstance(part, int):

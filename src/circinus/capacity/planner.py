@@ -1,0 +1,245 @@
+"""Capacity planning: the cheapest additions for a goodput, verified by planning the grown world.
+
+NOTE: three steps.
+
+1. **Search once, on the world at its largest**: every growable device at all the units it may
+   get (:data:`~circinus.capacity.resources.SEARCH_UNITS`, or a catalog offering's
+   ``max_units``), so that no candidate plan is left out for want of capacity.
+2. **Select and buy together**: the joint MILP (:mod:`circinus.capacity.model`) picks every
+   query's candidate and the whole units to add, at the least cost of the additions, with at
+   least the asked share of query weight admitted.
+3. **Verify by planning**: the world with the additions is planned by the ordinary
+   :class:`~circinus.planner.Planner` (its own search, selection, link and deployment checks);
+   that plan is the answer. Should it admit less than asked (the checks estimate plans at
+   their deployments' real load; the selection works within a time budget), the MILP is asked
+   again for the shortfall more, at most :data:`ROUNDS` times in all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from circinus.capacity.marginal import UnitValue, lp_unit_values, unit_values
+from circinus.capacity.model import GOODPUT_TOLERANCE, CapacityModel, Sizing
+from circinus.capacity.problem import CapacityProblem
+from circinus.capacity.resources import Growable, grown
+from circinus.collector import paused
+from circinus.errors import InfeasibleError, SolverBudgetExceeded
+from circinus.estimate.analytic import AnalyticEstimator
+from circinus.planner import SEARCHES, Planner, PlanResult
+from circinus.search.base import BaseSearch, QueryCandidates
+from circinus.select.base import BaseSelector, Selection, SelectionProblem
+from circinus.select.deployments import settle
+from circinus.select.lp import LpRoundSelector
+from circinus.select.milp import MilpSelector
+from circinus.spec.index import WorldIndex
+from circinus.spec.models import PlannerSettings, World
+from circinus.spec.validate import build_index
+
+START_SHARE = 0.2
+"""Share of the MILP's budget for each selection the greedy answers start from (at today's
+capacities, and at the most every device may have)."""
+ROUNDS = 4
+"""Most times the joint MILP is asked for additions (the first, then once per shortfall)."""
+
+
+@dataclass(frozen=True)
+class CapacityResult:
+    """What to add, what it costs, and the plan of the world with it."""
+
+    world: World
+    """The world with the additions (new devices appended to its devices)."""
+    index: WorldIndex
+    """Index of :attr:`world`."""
+    share: float
+    """Asked share of query weight."""
+    total_weight: float
+    growables: tuple[Growable, ...]
+    sizing: Sizing
+    """The joint MILP's answer of the last round."""
+    plan: PlanResult
+    """The plan of :attr:`world` by the ordinary planner."""
+    rounds: int
+    before: tuple[UnitValue, ...]
+    """Value of one more unit of each growable device at today's capacities."""
+    after: tuple[UnitValue, ...]
+    """The same with the additions (from the plan's own selection)."""
+    problem: CapacityProblem
+    """The joint problem (for :func:`circinus.capacity.sweep.sweep`)."""
+    replanned: PlanResult | None
+    """The grown world planned from scratch by the ordinary planner (``None``: not asked)."""
+    search_seconds: float
+    solve_seconds: float
+    check_seconds: float
+    """The link and deployment checks of the joint selection, s."""
+    verify_seconds: float
+
+    @property
+    def additions(self) -> dict[str, int]:
+        """Device or pool name -> units added."""
+        return self.sizing.additions
+
+    @property
+    def cost_per_hour(self) -> float:
+        """Cost of the additions, $/h."""
+        return self.sizing.cost_per_hour
+
+    @property
+    def reached(self) -> bool:
+        """Whether the plan admits at least the asked share of query weight."""
+        return self.plan.goodput >= self.share * self.total_weight * (1 - GOODPUT_TOLERANCE)
+
+
+class CapacityPlanner:
+    """Finds the cheapest additions to a world's devices (and new devices of a catalog) with
+    which at least a share of the query weight is admitted (see the module note).
+
+    Args:
+        settings: planner settings overriding the world's.
+        time_limit_s: budget of each joint MILP solve, s (default: the settings' selection
+            budget).
+        budget: most the additions may cost, $/h (``None``: no limit).
+        verify: also plan the grown world from scratch with the ordinary planner
+            (:attr:`CapacityResult.replanned`).
+    """
+
+    def __init__(self, *, settings: PlannerSettings | None = None,
+                 time_limit_s: float | None = None, budget: float | None = None,
+                 verify: bool = True) -> None:
+        self.settings = settings
+        self.time_limit_s = time_limit_s
+        self.budget = budget
+        self.verify = verify
+
+    def plan(self, world: World, share: float, growables: tuple[Growable, ...]
+             ) -> CapacityResult:
+        """The cheapest additions to ``growables`` admitting ``share`` of ``world``'s query
+        weight, and the plan with them.
+
+        Raises:
+            InfeasibleError: the share is out of reach (at any capacity, or within the budget);
+                the message says the best reachable goodput.
+            SolverBudgetExceeded: the MILP found no answer within its time.
+        """
+        settings = self.settings or world.planner
+        limit = self.time_limit_s or settings.time_limit_s
+        t0 = time.monotonic()
+        with paused():
+            cp, search, found = self.problem(world, growables, settings)
+            t1 = time.monotonic()
+            model = CapacityModel(cp)
+            total = cp.total_weight
+            target = share * total
+            need = target
+            today = cp.today()
+            before = _values(today, growables, t1 + limit)
+            start = settle(today, LpRoundSelector().select(
+                today, time_limit_s=START_SHARE * limit)).chosen
+            full = settle(cp.problem, LpRoundSelector().select(
+                cp.problem, time_limit_s=START_SHARE * limit)).chosen
+            rounds = solve_s = check_s = 0.0
+            while True:
+                s0 = time.monotonic()
+                sizing = self._cheapest(model, need, share, limit, start, full)
+                solve_s += time.monotonic() - s0
+                rounds += 1
+                units = {g.name: g.units + sizing.additions.get(g.name, 0) for g in growables}
+                upgraded = grown(world, growables, units)
+                index = build_index(upgraded)
+                problem = cp.at(sizing.additions)
+                c0 = time.monotonic()
+                result = Planner(settings=settings).select_found(
+                    index, found, search=search, settings=settings, problem=problem,
+                    selector=_Seeded(problem, sizing, MilpSelector()))
+                check_s += time.monotonic() - c0
+                short = target * (1 - GOODPUT_TOLERANCE) - result.goodput
+                if short <= 0 or rounds >= ROUNDS:
+                    break
+                # Select and buy again among the candidates that passed the checks; from the
+                # third round on, also ask for the shortfall more.
+                assert result.problem is not None
+                kept = replace(result.problem, capacity=dict(cp.problem.capacity))
+                found = list(kept.candidates)
+                cp = CapacityProblem.build(kept, growables)
+                model = CapacityModel(cp)
+                start, full = result.selection.chosen, None
+                if rounds >= 2:
+                    need = min(total, need + short)
+            after = _values(problem, growables, time.monotonic() + limit)
+        replanned = None
+        v0 = time.monotonic()
+        if self.verify:
+            replanned = Planner(settings=settings).plan(index)
+        return CapacityResult(
+            world=upgraded, index=index, share=share, total_weight=total,
+            growables=growables, sizing=sizing, plan=result, rounds=int(rounds),
+            before=before, after=after, problem=cp, replanned=replanned,
+            search_seconds=t1 - t0, solve_seconds=solve_s, check_seconds=check_s,
+            verify_seconds=time.monotonic() - v0)
+
+    def problem(self, world: World, growables: tuple[Growable, ...],
+                settings: PlannerSettings,
+                ) -> tuple[CapacityProblem, BaseSearch, list[QueryCandidates]]:
+        """Step 1 of the module note: the candidates of ``world`` with every growable at its
+        most, as a joint problem, with the search that found them."""
+        index = build_index(grown(world, growables, {g.name: g.most for g in growables}))
+        estimator = AnalyticEstimator(index=index)
+        search = SEARCHES["circinus"](estimator=estimator, settings=settings)
+        found = list(search.search(index.world.queries))
+        return (CapacityProblem.build(SelectionProblem.build(index, found), growables), search,
+                found)
+
+    def _cheapest(self, model: CapacityModel, need: float, share: float,
+                  limit: float, start: tuple[int | None, ...],
+                  full: tuple[int | None, ...] | None) -> Sizing:
+        found = model.cheapest(need, budget=self.budget, deadline=time.monotonic() + limit,
+                               start=start, full=full)
+        if isinstance(found, Sizing):
+            return found
+        total = model.cp.total_weight
+        if not found.proven:
+            raise SolverBudgetExceeded(
+                f"--time-limit: no additions reaching goodput {share:g} found within "
+                f"{limit:g} s; raise --time-limit or narrow --resources")
+        best = model.best(time.monotonic() + limit, budget=self.budget)
+        reach = "" if best is None else (
+            f"; the most reachable is {best.goodput / total:.4g} of the query weight"
+            + ("" if self.budget is None else f" (additions ${best.cost_per_hour:.4g}/h)"))
+        if self.budget is not None:
+            raise InfeasibleError(
+                f"--budget: goodput {share:g} is out of reach with ${self.budget:g}/h of "
+                f"additions{reach}; raise --budget or lower --goodput")
+        raise InfeasibleError(
+            f"--goodput: {share:g} is out of reach at any capacity of the growable devices"
+            f"{reach} (the other queries have no plan meeting their SLOs, or need devices or "
+            "links that cannot grow); lower --goodput, widen --resources or add a --catalog")
+
+
+def _values(problem: SelectionProblem, growables: tuple[Growable, ...], deadline: float
+            ) -> tuple[UnitValue, ...]:
+    """Values of one more unit of each growable at ``problem``'s capacities, by the LP."""
+    duals = lp_unit_values(problem, deadline=deadline)
+    return () if duals is None else unit_values(duals, growables)
+
+
+class _Seeded(BaseSelector):
+    """The joint MILP's selection when asked for ``problem`` itself; ``fallback``'s for any
+    other (the checks select again on the candidates that survive them)."""
+
+    def __init__(self, problem: SelectionProblem, sizing: Sizing,
+                 fallback: BaseSelector) -> None:
+        self.problem = problem
+        self.sizing = sizing
+        self.fallback = fallback
+
+    def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
+        if problem is not self.problem:
+            return self.fallback.select(problem, time_limit_s=time_limit_s)
+        s = self.sizing
+        bound = float(sum(w for qc, w in zip(problem.candidates, problem.weights, strict=True)
+                          if qc.candidates))
+        return Selection(chosen=s.chosen, goodput=s.goodput, cost_per_hour=s.plan_cost_per_hour,
+                         goodput_bound=max(bound, s.goodput),
+                         gap=(bound - s.goodput) / bound if bound > s.goodput else 0.0,
+                         cost_gap=1.0, status="time_limit", seconds=0.0)
