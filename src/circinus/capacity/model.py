@@ -123,9 +123,11 @@ class _Joint:
         self.added_cost = np.concatenate([np.zeros(self.width), self.price])
 
     def solve(self, objective: np.ndarray, deadline: float, *, least_goodput: float | None = None,
-              budget: float | None = None, fixed: Mapping[int, float] | None = None) -> object:
-        """HiGHS on the model with the goodput row, the budget row and additions held at
-        ``fixed`` (growable index -> units added) as given; its result or ``None``."""
+              budget: float | None = None, floor: float = 0.0,
+              fixed: Mapping[int, float] | None = None) -> object:
+        """HiGHS on the model with the goodput row, the budget row (additions' cost between
+        ``floor`` and ``budget``) and additions held at ``fixed`` (growable index -> units
+        added) as given; its result or ``None``."""
         rows = [self.matrix]
         low = [np.full(self.matrix.shape[0], -np.inf)]
         high = [self.upper]
@@ -133,10 +135,10 @@ class _Joint:
             rows.append(csr_array(self.weight[None, :]))
             low.append(np.array([least_goodput]))
             high.append(np.array([np.inf]))
-        if budget is not None:
+        if budget is not None or floor > 0:
             rows.append(csr_array(self.added_cost[None, :]))
-            low.append(np.array([-np.inf]))
-            high.append(np.array([budget * (1 + 1e-9) + 1e-9]))
+            low.append(np.array([floor if floor > 0 else -np.inf]))
+            high.append(np.array([np.inf if budget is None else budget]))
         lower, upper = self.lower.copy(), self.upper_cols.copy()
         for i, units in (fixed or {}).items():
             lower[self.width + i] = upper[self.width + i] = units
@@ -197,12 +199,13 @@ class CapacityModel:
 
     def cheapest(self, goodput: float, *, budget: float | None, deadline: float,
                  start: Sequence[int | None] = (), full: Sequence[int | None] | None = None,
-                 ) -> Sizing | Unreachable:
+                 floor: float = 0.0) -> Sizing | Unreachable:
         """The cheapest additions admitting at least ``goodput`` query weight (at most
         ``budget`` $/h of additions): the greedy answers (:mod:`circinus.capacity.greedy`)
         grown from ``start`` (a selection within today's capacities) and shed from ``full`` (a
         selection within the most every device may have), then the MILP asked for a cheaper
-        one by ``deadline``."""
+        one by ``deadline``. With a ``floor``, only additions costing at least that much are
+        answers (the cheaper ones were tried)."""
         j = self._joint
         least = goodput - GOODPUT_TOLERANCE * max(1.0, goodput)
         greedy_by = time.monotonic() + GREEDY_SHARE * seconds_left(deadline)
@@ -212,19 +215,21 @@ class CapacityModel:
             tries.append(shed_greedily(self.cp, least, full, deadline=greedy_by))
         for chosen in tries:
             found = None if chosen is None else j.of(chosen, "time_limit", 0.0)
-            if found is None or found.goodput < least or (
+            if found is None or found.goodput < least or found.cost_per_hour < floor or (
                     budget is not None and found.cost_per_hour > budget * (1 + 1e-9) + 1e-9):
                 continue
             if incumbent is None or found.cost_per_hour < incumbent.cost_per_hour - 1e-12:
                 incumbent = found
         if incumbent is not None and incumbent.cost_per_hour <= 1e-12:
             return replace(incumbent, status="optimal", cost_bound=0.0)
-        cutoff = budget if incumbent is None else incumbent.cost_per_hour * (1 - 1e-9) - 1e-9
-        if budget is not None:
-            cutoff = min(cutoff, budget)
+        cutoff = None if budget is None else budget * (1 + 1e-9) + 1e-9
+        if incumbent is not None:  # only a cheaper answer is of use
+            cheaper = incumbent.cost_per_hour * (1 - 1e-7) - 1e-9
+            cutoff = cheaper if cutoff is None else min(cutoff, cheaper)
         objective = j.added_cost + UNIT_TIE * np.concatenate(
             [np.zeros(j.width), np.ones(len(self.cp.growables))])
-        res: object = j.solve(objective, deadline, least_goodput=least, budget=cutoff)
+        res: object = j.solve(objective, deadline, least_goodput=least, budget=cutoff,
+                              floor=floor)
         status = getattr(res, "status", None)
         if status == 2:  # infeasible: nothing cheaper than the incumbent (or nothing at all)
             if incumbent is None:
@@ -235,11 +240,15 @@ class CapacityModel:
             0.0, float(bound) - UNIT_TIE * sum(self.cp.most_added))
         found = j.sizing(getattr(res, "x", None), "optimal" if status == 0 else "time_limit",
                          cost_bound)
+        if found is not None and found.cost_per_hour < floor:  # the exact additions are fewer
+            found = None
         if found is not None and (incumbent is None
                                   or found.cost_per_hour < incumbent.cost_per_hour):
             return found
         if incumbent is None:
             return Unreachable(proven=False)
+        if status == 0:  # the MILP's optimum is no cheaper than the incumbent
+            return replace(incumbent, status="optimal", cost_bound=incumbent.cost_per_hour)
         return replace(incumbent, cost_bound=min(incumbent.cost_per_hour, cost_bound))
 
     def best(self, deadline: float, *, budget: float | None = None,

@@ -2,9 +2,11 @@
 
 NOTE: three steps.
 
-1. **Search once, on the world at its largest**: every growable device at all the units it may
-   get (:data:`~circinus.capacity.resources.SEARCH_UNITS`, or a catalog offering's
-   ``max_units``), so that no candidate plan is left out for want of capacity.
+1. **Search twice**: on the world at its largest, every growable device at all the units it
+   may get (:data:`~circinus.capacity.resources.SEARCH_UNITS`, or a catalog offering's
+   ``max_units``), so that no candidate plan is left out for want of capacity; and on the world
+   as it is, whose few candidates per query are the ones that make do with little (a roomy
+   world's best plans are others). A query's candidates are both sets.
 2. **Select and buy together**: the joint MILP (:mod:`circinus.capacity.model`) picks every
    query's candidate and the whole units to add, at the least cost of the additions, with at
    least the asked share of query weight admitted.
@@ -87,8 +89,11 @@ class CapacityResult:
 
     @property
     def reached(self) -> bool:
-        """Whether the plan admits at least the asked share of query weight."""
-        return self.plan.goodput >= self.share * self.total_weight * (1 - GOODPUT_TOLERANCE)
+        """Whether the plan admits at least the asked share of query weight, and so does the
+        grown world planned from scratch (when it was)."""
+        least = self.share * self.total_weight * (1 - GOODPUT_TOLERANCE)
+        return self.plan.goodput >= least and (
+            self.replanned is None or self.replanned.goodput >= least)
 
 
 class CapacityPlanner:
@@ -138,10 +143,11 @@ class CapacityPlanner:
                 today, time_limit_s=START_SHARE * limit)).chosen
             full = settle(cp.problem, LpRoundSelector().select(
                 cp.problem, time_limit_s=START_SHARE * limit)).chosen
-            rounds = solve_s = check_s = 0.0
+            rounds = solve_s = check_s = verify_s = floor = 0.0
+            replanned: PlanResult | None = None
             while True:
                 s0 = time.monotonic()
-                sizing = self._cheapest(model, need, share, limit, start, full)
+                sizing = self._cheapest(model, need, share, limit, start, full, floor)
                 solve_s += time.monotonic() - s0
                 rounds += 1
                 units = {g.name: g.units + sizing.additions.get(g.name, 0) for g in growables}
@@ -154,12 +160,30 @@ class CapacityPlanner:
                     selector=_Seeded(problem, sizing, MilpSelector()))
                 check_s += time.monotonic() - c0
                 short = target * (1 - GOODPUT_TOLERANCE) - result.goodput
-                if short <= 0 or rounds >= ROUNDS:
+                replanned = None
+                if short <= 0 and self.verify:
+                    v0 = time.monotonic()
+                    replanned = Planner(settings=settings).plan(index)
+                    verify_s += time.monotonic() - v0
+                    if replanned.goodput >= target * (1 - GOODPUT_TOLERANCE):
+                        break
+                elif short <= 0:
                     break
-                # Select and buy again among the candidates that passed the checks; from the
-                # third round on, also ask for the shortfall more.
+                if rounds >= ROUNDS:
+                    break
+                if short <= 0:
+                    # The ordinary planner does not find the joint plan (its few candidates per
+                    # query do not combine so well): try the next cheapest additions.
+                    floor = sizing.cost_per_hour + _least_step(growables)
+                    continue
+                # Select and buy again among the candidates that passed the checks, within the
+                # utilisation ceilings the link check put on links; from the third round on,
+                # also ask for the shortfall more.
                 assert result.problem is not None
-                kept = replace(result.problem, capacity=dict(cp.problem.capacity))
+                capacity = dict(cp.problem.capacity)
+                if result.link_check is not None:
+                    capacity = result.link_check.usable(capacity)
+                kept = replace(result.problem, capacity=capacity)
                 found = list(kept.candidates)
                 cp = CapacityProblem.build(kept, growables)
                 model = CapacityModel(cp)
@@ -167,34 +191,34 @@ class CapacityPlanner:
                 if rounds >= 2:
                     need = min(total, need + short)
             after = _values(problem, growables, time.monotonic() + limit)
-        replanned = None
-        v0 = time.monotonic()
-        if self.verify:
-            replanned = Planner(settings=settings).plan(index)
         return CapacityResult(
             world=upgraded, index=index, share=share, total_weight=total,
             growables=growables, sizing=sizing, plan=result, rounds=int(rounds),
             before=before, after=after, problem=cp, replanned=replanned,
             search_seconds=t1 - t0, solve_seconds=solve_s, check_seconds=check_s,
-            verify_seconds=time.monotonic() - v0)
+            verify_seconds=verify_s)
 
     def problem(self, world: World, growables: tuple[Growable, ...],
                 settings: PlannerSettings,
                 ) -> tuple[CapacityProblem, BaseSearch, list[QueryCandidates]]:
-        """Step 1 of the module note: the candidates of ``world`` with every growable at its
-        most, as a joint problem, with the search that found them."""
+        """Step 1 of the module note: the candidates of ``world`` as it is and with every
+        growable at its most, together, as a joint problem, with the search at the most (whose
+        estimator the checks use)."""
         index = build_index(grown(world, growables, {g.name: g.most for g in growables}))
-        estimator = AnalyticEstimator(index=index)
-        search = SEARCHES["circinus"](estimator=estimator, settings=settings)
+        search = SEARCHES["circinus"](estimator=AnalyticEstimator(index=index),
+                                      settings=settings)
         found = list(search.search(index.world.queries))
+        today = build_index(world)
+        small = SEARCHES["circinus"](estimator=AnalyticEstimator(index=today), settings=settings)
+        found = [merged(a, b) for a, b in zip(found, small.search(world.queries), strict=True)]
         return (CapacityProblem.build(SelectionProblem.build(index, found), growables), search,
                 found)
 
     def _cheapest(self, model: CapacityModel, need: float, share: float,
                   limit: float, start: tuple[int | None, ...],
-                  full: tuple[int | None, ...] | None) -> Sizing:
+                  full: tuple[int | None, ...] | None, floor: float) -> Sizing:
         found = model.cheapest(need, budget=self.budget, deadline=time.monotonic() + limit,
-                               start=start, full=full)
+                               start=start, full=full, floor=floor)
         if isinstance(found, Sizing):
             return found
         total = model.cp.total_weight
@@ -214,6 +238,13 @@ class CapacityPlanner:
             f"--goodput: {share:g} is out of reach at any capacity of the growable devices"
             f"{reach} (the other queries have no plan meeting their SLOs, or need devices or "
             "links that cannot grow); lower --goodput, widen --resources or add a --catalog")
+
+
+def _least_step(growables: tuple[Growable, ...]) -> float:
+    """Less than the smallest price step of the additions, $/h: a floor that cost plus this
+    excludes the additions just tried and no dearer ones."""
+    prices = [g.price_per_unit_hour for g in growables if g.price_per_unit_hour > 0]
+    return 0.5 * min(prices) if prices else 1e-9
 
 
 def _values(problem: SelectionProblem, growables: tuple[Growable, ...], deadline: float
@@ -243,3 +274,14 @@ class _Seeded(BaseSelector):
                          goodput_bound=max(bound, s.goodput),
                          gap=(bound - s.goodput) / bound if bound > s.goodput else 0.0,
                          cost_gap=1.0, status="time_limit", seconds=0.0)
+
+
+def merged(a: QueryCandidates, b: QueryCandidates) -> QueryCandidates:
+    """The candidates of ``a`` and those of ``b`` that ``a`` lacks (one query searched with two
+    capacities: the plans a tight world keeps differ from those of a roomy one)."""
+    seen = {c.plan for c in a.candidates}
+    extra = tuple(c for c in b.candidates if c.plan not in seen)
+    if not extra:
+        return a
+    return replace(a, candidates=a.candidates + extra, reason=None,
+                   evaluations=a.evaluations + b.evaluations)

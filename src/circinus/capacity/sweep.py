@@ -48,13 +48,12 @@ class Sweep:
 
 def swept(sizing: Sizing, values: Sequence[UnitValue], names: Sequence[str]) -> list[str]:
     """Which devices to sweep: those that grow, then those whose next unit is worth most
-    today, at most :data:`MAX_PANELS`, in that order (``names``: every growable device)."""
+    today, then the others, at most :data:`MAX_PANELS` (``names``: every growable device)."""
     out = [n for n in names if n in sizing.additions]
     worth = sorted((v for v in values if v.goodput_per_unit > 1e-9 and v.name not in out),
                    key=lambda v: -v.goodput_per_unit)
     out += [v.name for v in worth]
-    if not out:
-        out = list(names)
+    out += [n for n in names if n not in out]
     return out[:MAX_PANELS]
 
 
@@ -62,7 +61,7 @@ def grid(added: int, most: int, points: int) -> list[int]:
     """Up to ``points`` whole additions from 0 past ``added`` (twice it, at least two more),
     within ``most``, always holding 0 and ``added``.
 
-    Example: ``grid(3, 100, 5)`` is ``[0, 2, 3, 5, 6]``.
+    Example: ``grid(3, 100, 5)`` is ``[0, 2, 3, 4, 6]``.
     """
     top = min(most, max(2 * added, added + 2))
     if top <= 0:

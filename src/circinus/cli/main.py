@@ -301,7 +301,14 @@ def _register_service() -> None:
     app.command("service")(service)
 
 
+def _register_capacity() -> None:
+    from circinus.cli.capacity import capacity
+
+    app.command("capacity")(capacity)
+
+
 _register_bench()
+_register_capacity()
 _register_serve()
 _register_service()
 _register_simulate()

@@ -201,6 +201,11 @@ class DeviceOut(_Out):
     utilization: float = Field(description="used_units / capacity_units.")
     used_memory_gb: float | None = Field(description="Memory allocated, GB (null: unmodelled).")
     capacity_memory_gb: float | None = Field(description="Memory of the device, GB.")
+    goodput_per_unit: float | None = Field(
+        default=None, description="About how much more goodput (weighted queries) one more unit "
+        "would admit: the selection's goodput LP dual of the device's units (plus its memory's "
+        "times the memory per unit), a first-order guide from the relaxation (docs/capacity.md)"
+        "; null when the selector solved no LP.")
 
 
 class LinkOut(_Out):
@@ -211,6 +216,9 @@ class LinkOut(_Out):
     used_mbps: float = Field(description="Traffic of admitted plans, Mbit/s.")
     capacity_mbps: float | None = Field(description="Link capacity, Mbit/s (null: unlimited).")
     utilization: float | None = Field(description="used / capacity (null: unlimited).")
+    goodput_per_mbps: float | None = Field(
+        default=None, description="About how much more goodput one more Mbit/s of capacity "
+        "would admit (the goodput LP's dual; null: unlimited, or no LP solved).")
 
 
 class ResourcesOut(_Out):
@@ -434,11 +442,24 @@ def _link_check(result: PlanResult) -> LinkCheckOut | None:
                         unadmitted=check.unadmitted, ceilings=ceilings, seconds=check.seconds)
 
 
+def _unit_value(duals: dict[tuple[str, str], float], device: str, memory_gb: float | None,
+                units: float) -> float | None:
+    """One more unit's goodput by the LP duals: its units row plus the memory a unit brings
+    times the memory row's (``None`` without duals)."""
+    value = duals.get(("device", device))
+    if value is None:
+        return None
+    if memory_gb is not None and units > 0:
+        value += memory_gb / units * duals.get(("memory", device), 0.0)
+    return max(0.0, value)
+
+
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
     """The documented plan file of ``result``."""
     specs = {q.name: q for q in index.world.queries}
     built = _Deployments(index, result)
     memory = {r.name: r for r in result.resources if r.kind == "memory"}
+    duals = dict(result.selection.unit_values)
     devices, links = [], []
     for r in result.resources:
         if r.kind == "device":
@@ -449,11 +470,13 @@ def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
                 name=r.name, site=dev.site, tier=index.sites[dev.site].tier, used_units=r.used,
                 capacity_units=cap, utilization=r.used / cap,
                 used_memory_gb=None if mem is None else mem.used,
-                capacity_memory_gb=dev.memory_gb))
+                capacity_memory_gb=dev.memory_gb,
+                goodput_per_unit=_unit_value(duals, r.name, dev.memory_gb, cap)))
         elif r.kind == "link":
             src, dst = r.name.split("->")
             links.append(LinkOut(src=src, dst=dst, used_mbps=r.used, capacity_mbps=r.capacity,
-                                 utilization=None if r.capacity is None else r.used / r.capacity))
+                                 utilization=None if r.capacity is None else r.used / r.capacity,
+                                 goodput_per_mbps=duals.get(("link", r.name))))
     sel = result.selection
     return PlanFile(
         world=result.world,

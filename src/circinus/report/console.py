@@ -161,14 +161,22 @@ def _nearest(q: QueryOut) -> str:
 def _resource_tables(plan: PlanFile, show: int) -> list[Table]:
     """Devices and links; past ``show`` rows of either, the busiest ``show`` of them."""
     devs = Table(title="Devices and pools")
-    for col in ("device", "site", "tier", "used / units", "util"):
+    valued = any(d.goodput_per_unit for d in plan.resources.devices)
+    for col in ("device", "site", "tier", "used / units", "util") + (
+            ("+1 unit ≈",) if valued else ()):
         devs.add_column(col)
     devices = _busiest(plan.resources.devices, lambda d: d.utilization, show)
     for d in devices:
         style = "bold red" if d.utilization > 0.999 else ("yellow" if d.utilization > 0.8 else "")
+        value = () if not valued else (
+            "-" if not d.goodput_per_unit else f"+{d.goodput_per_unit:.2f}",)
         devs.add_row(d.name, d.site, d.tier, f"{d.used_units:g} / {d.capacity_units:g}",
-                     Text(f"{d.utilization:.0%}", style=style))
+                     Text(f"{d.utilization:.0%}", style=style), *value)
     devs.caption = _more(len(plan.resources.devices), len(devices))
+    if valued:
+        note = ("+1 unit ≈: more weighted queries one more unit would admit (LP duals; "
+                "circinus capacity)")
+        devs.caption = note if devs.caption is None else f"{devs.caption}; {note}"
     links = Table(title="Links")
     for col in ("link", "traffic Mbit/s", "capacity", "util"):
         links.add_column(col)
