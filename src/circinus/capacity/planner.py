@@ -141,7 +141,7 @@ class CapacityPlanner:
             before = _values(today, growables, t1 + limit)
             start = settle(today, LpRoundSelector().select(
                 today, time_limit_s=START_SHARE * limit)).chosen
-            full = settle(cp.problem, LpRoundSelector().select(
+            full: tuple[int | None, ...] | None = settle(cp.problem, LpRoundSelector().select(
                 cp.problem, time_limit_s=START_SHARE * limit)).chosen
             rounds = solve_s = check_s = verify_s = floor = 0.0
             replanned: PlanResult | None = None

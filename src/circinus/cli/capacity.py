@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from circinus.errors import InfeasibleError, SpecError
 
 if TYPE_CHECKING:
     from circinus.capacity.file import CapacityFile
+    from circinus.capacity.sweep import Sweep
 
 
 def capacity(
@@ -87,10 +89,10 @@ def capacity(
         w = index.world
         limit = time_limit or w.planner.time_limit_s
         status = Console(stderr=True).status("planning capacity", spinner="dots")
-        with status if not quiet else _nothing():
+        with status if not quiet else contextlib.nullcontext():
             result = CapacityPlanner(time_limit_s=limit, budget=budget, verify=verify).plan(
                 w, goodput, growables)
-            sweeps = ()
+            sweeps: tuple[Sweep, ...] = ()
             if json_out is not None or plot is not None:
                 if not quiet:
                     status.update("sweeping capacities for the figure")
@@ -120,12 +122,6 @@ def capacity(
                 "raise --time-limit, or ask for a lower --goodput")
 
     guard(run)
-
-
-def _nothing() -> object:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _world_text(world: object, path: Path) -> str:

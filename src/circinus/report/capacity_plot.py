@@ -48,7 +48,8 @@ def _panel(ax: object, sweep: SweepOut, target: float) -> None:
     assert isinstance(ax, Axes)
     pts = [p for p in sweep.points if p.goodput is not None]
     x = [p.units for p in pts]
-    ax.plot(x, [p.goodput for p in pts], marker="o", color=SIMULATED, label="goodput (share)")
+    ax.plot(x, [p.goodput or 0.0 for p in pts], marker="o", color=SIMULATED,
+            label="goodput (share)")
     ax.axhline(target, color=SLO_COLOUR, linestyle=":", linewidth=1.2, label="asked goodput")
     ax.axvline(sweep.units_now, color=SPACE, linestyle="--", linewidth=1, label="today")
     ax.axvline(sweep.units_suggested, color=PREDICTED, linestyle="-", linewidth=1.5,
@@ -61,7 +62,7 @@ def _panel(ax: object, sweep: SweepOut, target: float) -> None:
     cost = ax.twinx()
     cost.spines["right"].set_visible(True)
     cost.grid(False)
-    cost.plot(x, [p.plan_cost_per_hour for p in pts], marker="s", markersize=4,
+    cost.plot(x, [p.plan_cost_per_hour or 0.0 for p in pts], marker="s", markersize=4,
               color=PLAN_COST, label="plan cost $/h")
     cost.plot(x, [p.added_cost_per_hour for p in pts], linestyle="--", color=PLAN_COST,
               alpha=0.6, label="additions $/h")
