@@ -1,5 +1,6 @@
-"""The tables of README.md and docs/serving.md are the committed bench and serve JSON, rendered
-by scripts/bench_tables.py and scripts/serve_tables.py."""
+"""The tables of README.md, docs/serving.md and docs/capacity.md are the committed bench, serve
+and capacity JSON, rendered by scripts/bench_tables.py, scripts/serve_tables.py and
+scripts/capacity_tables.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["bench_tables", "serve_tables"])
+@pytest.mark.parametrize("script", ["bench_tables", "serve_tables", "capacity_tables"])
 def test_tables_match_their_json(script: str) -> None:
     spec = importlib.util.spec_from_file_location(script, ROOT / "scripts" / f"{script}.py")
     assert spec is not None and spec.loader is not None

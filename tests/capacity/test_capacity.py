@@ -209,3 +209,14 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], code: int, message: str)
     assert res.exit_code == code, res.output
     assert message in " ".join(res.output.split())
     assert "Traceback" not in res.output
+
+
+def test_bundled_catalog_fits_its_world() -> None:
+    from circinus.spec.catalog import load_catalog
+    from circinus.spec.load import load_world
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    world = load_world(root / "edge-cloud-vision.yaml")
+    new = [g for g in growable(world, [], load_catalog(root / "edge-cloud-vision-catalog.yaml"))
+           if g.new]
+    assert len(new) == 6 and all(g.units == 0 for g in new)

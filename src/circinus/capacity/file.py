@@ -95,6 +95,8 @@ class CapacityFile(_Out):
     replanned_goodput: float | None = Field(
         description="Share admitted when the grown world is planned from scratch by the "
         "ordinary planner, as `circinus plan` would (null: not asked, --no-verify).")
+    goodput_today: float | None = Field(
+        description="Share admitted by planning the world as it is (null: --no-verify).")
     budget_per_hour: float | None = Field(description="--budget, $/h (null: none).")
     additions: dict[str, int] = Field(description="Device or pool name -> whole units to add.")
     cost_per_hour: float = Field(description="Cost of the additions, $/h.")
@@ -129,6 +131,7 @@ def to_capacity_file(result: CapacityResult, *, budget: float | None,
         goodput=result.plan.goodput / total, reached=result.reached,
         replanned_goodput=None if result.replanned is None
         else result.replanned.goodput / total, budget_per_hour=budget,
+        goodput_today=None if result.today_goodput is None else result.today_goodput / total,
         additions=dict(result.additions), cost_per_hour=result.cost_per_hour,
         plan_cost_per_hour=result.plan.cost_per_hour, added=added, unit_values=values,
         solve=SolveOut(status="optimal" if s.status == "optimal" else "time_limit",

@@ -71,6 +71,8 @@ class CapacityResult:
     """The joint problem (for :func:`circinus.capacity.sweep.sweep`)."""
     replanned: PlanResult | None
     """The grown world planned from scratch by the ordinary planner (``None``: not asked)."""
+    today_goodput: float | None
+    """Goodput of the world as it is, planned by the ordinary planner (``None``: not asked)."""
     search_seconds: float
     solve_seconds: float
     check_seconds: float
@@ -106,7 +108,8 @@ class CapacityPlanner:
             budget).
         budget: most the additions may cost, $/h (``None``: no limit).
         verify: also plan the grown world from scratch with the ordinary planner
-            (:attr:`CapacityResult.replanned`).
+            (:attr:`CapacityResult.replanned`), and the world as it is
+            (:attr:`CapacityResult.today_goodput`).
     """
 
     def __init__(self, *, settings: PlannerSettings | None = None,
@@ -129,6 +132,7 @@ class CapacityPlanner:
         """
         settings = self.settings or world.planner
         limit = self.time_limit_s or settings.time_limit_s
+        today_goodput = Planner(settings=settings).plan(world).goodput if self.verify else None
         t0 = time.monotonic()
         with paused():
             cp, search, found = self.problem(world, growables, settings)
@@ -195,6 +199,7 @@ class CapacityPlanner:
             world=upgraded, index=index, share=share, total_weight=total,
             growables=growables, sizing=sizing, plan=result, rounds=int(rounds),
             before=before, after=after, problem=cp, replanned=replanned,
+            today_goodput=today_goodput,
             search_seconds=t1 - t0, solve_seconds=solve_s, check_seconds=check_s,
             verify_seconds=verify_s)
 

@@ -142,9 +142,11 @@ def render_capacity(out: CapacityFile, console: Console) -> None:
     plan = out.plan
     adds = ", ".join(f"+{n} {name}" for name, n in out.additions.items()) or "nothing"
     reached = "reached" if out.reached else "NOT reached"
+    today = "" if out.goodput_today is None else f"; {out.goodput_today:.1%} today"
     lines = [
         f"{out.world}: goodput {out.goodput:.1%} of the query weight ({reached}; asked "
-        f"{out.target_goodput:.1%}), {plan.admitted}/{plan.total_queries} queries admitted",
+        f"{out.target_goodput:.1%}{today}), {plan.admitted}/{plan.total_queries} queries "
+        "admitted",
         f"add {adds}: ${out.cost_per_hour:.4f}/h"
         + ("" if out.budget_per_hour is None else f" (budget ${out.budget_per_hour:g}/h)")
         + f"; plan ${out.plan_cost_per_hour:.4f}/h",

@@ -1,0 +1,104 @@
+"""Write the capacity tables of README.md and docs/capacity.md from the committed capacity JSON,
+or check they match it.
+
+Each table sits between ``<!-- capacity:NAME -->`` and ``<!-- /capacity:NAME -->`` and is
+rendered from ``docs/capacity/<example>.json`` (written by ``scripts/capacity_examples.sh``:
+``circinus capacity EXAMPLE --json ...``) by the function of that name below, so a figure in
+the docs is always one a run wrote.
+
+Usage: ``python scripts/capacity_tables.py`` rewrites both files; ``--check`` exits 1 (naming
+the file) when one differs from what the JSON gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "docs" / "capacity"
+FILES = (REPO / "README.md", REPO / "docs" / "capacity.md")
+
+
+def _runs() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(DATA.glob("*.json"))]
+
+
+def summary(runs: list[dict[str, Any]]) -> str:
+    """Per run: the asked goodput, today's, what to add, its cost and the goodput reached."""
+    rows = [
+        "| world | asked | admitted today | add | additions $/h | goodput | `circinus plan` "
+        "on the grown world | plan $/h | solve |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        adds = ", ".join(f"+{n} {name}" for name, n in r["additions"].items()) or "nothing"
+        today = r.get("goodput_today")
+        replanned = r["replanned_goodput"]
+        rows.append(
+            f"| {r['world']} | {r['target_goodput']:.0%} | "
+            f"{'–' if today is None else f'{today:.1%}'} | {adds} | "
+            f"{r['cost_per_hour']:.3f} | {r['goodput']:.1%} | "
+            f"{'–' if replanned is None else f'{replanned:.1%}'} | "
+            f"{r['plan_cost_per_hour']:.2f} | {r['solve']['status']} |")
+    return "\n".join(rows)
+
+
+def values(runs: list[dict[str, Any]]) -> str:
+    """Per run and device with a value: one more unit's goodput, today and with the additions."""
+    rows = ["| world | device | one more unit admits today | with the additions |",
+            "|---|---|---|---|"]
+    for r in runs:
+        for v in r["unit_values"]:
+            if (v["before"] or 0) > 1e-9 or (v["after"] or 0) > 1e-9:
+                rows.append(f"| {r['world']} | {v['name']} | {_value(v['before'])} | "
+                            f"{_value(v['after'])} |")
+    return "\n".join(rows)
+
+
+def _value(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+TABLES: dict[str, Callable[[list[dict[str, Any]]], str]] = {"summary": summary,
+                                                           "values": values}
+
+
+def render(text: str, runs: list[dict[str, Any]]) -> str:
+    """``text`` with every capacity table it holds rewritten from ``runs``."""
+    for name, make in TABLES.items():
+        pattern = re.compile(rf"(<!-- capacity:{name} -->\n).*?(\n<!-- /capacity:{name} -->)",
+                             re.DOTALL)
+        table = make(runs)
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite the files, or check them (``--check``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
+    args = parser.parse_args(argv)
+    runs = _runs()
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        if "<!-- capacity:" not in text:
+            print(f"{path.name}: no <!-- capacity:NAME --> markers", file=sys.stderr)
+            return 1
+        new = render(text, runs)
+        if args.check and new != text:
+            print(f"{path.name}: a capacity table differs from docs/capacity/*.json; run "
+                  "`python scripts/capacity_tables.py`", file=sys.stderr)
+            return 1
+        if not args.check:
+            path.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
