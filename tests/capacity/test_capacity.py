@@ -34,6 +34,7 @@ def cameras(rates: list[float], *, shop: float = 2, t4: float = 1, sharing: str 
     data["devices"][0]["units"] = shop
     data["devices"][1]["units"] = t4
     data["planner"]["sharing"] = sharing
+    data["planner"]["time_limit_s"] = 300  # the solvers finish long before, even on a busy machine
     data["queries"] = [
         {"name": f"cam-{i}", "pipeline": "vision", "sources": {"camera": "shop"},
          "rate_rps": r, "slo": {"latency_ms": latency_ms, "percentile": 95,

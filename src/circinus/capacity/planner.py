@@ -147,13 +147,28 @@ class CapacityPlanner:
                 today, time_limit_s=START_SHARE * limit)).chosen
             full: tuple[int | None, ...] | None = settle(cp.problem, LpRoundSelector().select(
                 cp.problem, time_limit_s=START_SHARE * limit)).chosen
-            rounds = solve_s = check_s = verify_s = floor = 0.0
+            rounds = 0
+            solve_s = check_s = verify_s = floor = 0.0
             replanned: PlanResult | None = None
-            while True:
-                s0 = time.monotonic()
-                sizing = self._cheapest(model, need, share, limit, start, full, floor)
-                solve_s += time.monotonic() - s0
+            whole = (cp, model, found, start, full)  # every candidate
+            narrowed = False  # choosing among the candidates that passed the checks
+            answer: tuple[Sizing, PlanResult, World, WorldIndex, SelectionProblem] | None = None
+            while rounds < ROUNDS:
                 rounds += 1
+                s0 = time.monotonic()
+                try:
+                    sizing = self._cheapest(model, need, share, limit, start, full, floor)
+                except (InfeasibleError, SolverBudgetExceeded):
+                    solve_s += time.monotonic() - s0
+                    if answer is None:
+                        raise
+                    if not narrowed:
+                        break
+                    # The survivors cannot reach it: back to every candidate, asking for more.
+                    cp, model, found, start, full = whole
+                    narrowed = False
+                    continue
+                solve_s += time.monotonic() - s0
                 units = {g.name: g.units + sizing.additions.get(g.name, 0) for g in growables}
                 upgraded = grown(world, growables, units)
                 index = build_index(upgraded)
@@ -163,26 +178,26 @@ class CapacityPlanner:
                     index, found, search=search, settings=settings, problem=problem,
                     selector=_Seeded(problem, sizing, MilpSelector()))
                 check_s += time.monotonic() - c0
+                answer = (sizing, result, upgraded, index, problem)
                 short = target * (1 - GOODPUT_TOLERANCE) - result.goodput
                 replanned = None
-                if short <= 0 and self.verify:
+                if short <= 0:
+                    if not self.verify:
+                        break
                     v0 = time.monotonic()
                     replanned = Planner(settings=settings).plan(index)
                     verify_s += time.monotonic() - v0
                     if replanned.goodput >= target * (1 - GOODPUT_TOLERANCE):
                         break
-                elif short <= 0:
-                    break
-                if rounds >= ROUNDS:
-                    break
-                if short <= 0:
                     # The ordinary planner does not find the joint plan (its few candidates per
                     # query do not combine so well): try the next cheapest additions.
                     floor = sizing.cost_per_hour + _least_step(growables)
                     continue
                 # Select and buy again among the candidates that passed the checks, within the
-                # utilisation ceilings the link check put on links; from the third round on,
-                # also ask for the shortfall more.
+                # utilisation ceilings the link check put on links, asking for the shortfall
+                # more from the second time on.
+                if narrowed:
+                    need = min(total, need + short)
                 assert result.problem is not None
                 capacity = dict(cp.problem.capacity)
                 if result.link_check is not None:
@@ -192,12 +207,13 @@ class CapacityPlanner:
                 cp = CapacityProblem.build(kept, growables)
                 model = CapacityModel(cp)
                 start, full = result.selection.chosen, None
-                if rounds >= 2:
-                    need = min(total, need + short)
+                narrowed = True
+            assert answer is not None
+            sizing, result, upgraded, index, problem = answer
             after = _values(problem, growables, time.monotonic() + limit)
         return CapacityResult(
             world=upgraded, index=index, share=share, total_weight=total,
-            growables=growables, sizing=sizing, plan=result, rounds=int(rounds),
+            growables=growables, sizing=sizing, plan=result, rounds=rounds,
             before=before, after=after, problem=cp, replanned=replanned,
             today_goodput=today_goodput,
             search_seconds=t1 - t0, solve_seconds=solve_s, check_seconds=check_s,
