@@ -19,7 +19,7 @@ from circinus.errors import InfeasibleError, SpecError
 from circinus.planner import Planner
 from circinus.spec.catalog import parse_catalog
 from circinus.spec.load import parse_world
-from circinus.spec.models import World
+from circinus.spec.models import Device, World
 from tinyworld import make_tiny_world
 
 runner = CliRunner()
@@ -43,8 +43,9 @@ def cameras(rates: list[float], *, shop: float = 2, t4: float = 1, sharing: str 
 
 
 def brute_force(world: World, share: float, most: dict[str, int]) -> float | None:
-    """The least cost of whole units added (up to ``most`` per device) with which the ordinary
-    planner admits ``share`` of the query weight; ``None`` if none does."""
+    """The least cost of whole units added (up to ``most`` per device; each brings the memory
+    of one the device has) with which the ordinary planner admits ``share`` of the query
+    weight; ``None`` if none does."""
     names = list(most)
     target = share * sum(q.weight for q in world.queries)
     price = {d.name: d.price_per_unit_hour for d in world.devices}
@@ -53,12 +54,18 @@ def brute_force(world: World, share: float, most: dict[str, int]) -> float | Non
         cost = sum(price[n] * a for n, a in zip(names, added, strict=True))
         if best is not None and cost >= best - 1e-12:
             continue
-        devices = [d.model_copy(update={"units": d.units + dict(zip(names, added, strict=True))
-                                        .get(d.name, 0)}) for d in world.devices]
+        more = dict(zip(names, added, strict=True))
+        devices = [_grow(d, more.get(d.name, 0)) for d in world.devices]
         if Planner().plan(world.model_copy(update={"devices": devices})).goodput >= (
                 target - 1e-9):
             best = cost
     return best
+
+
+def _grow(device: Device, units: int) -> Device:
+    """``device`` with ``units`` more units, each bringing the memory of one it has."""
+    memory = device.memory_gb and device.memory_gb * (device.units + units) / device.units
+    return device.model_copy(update={"units": device.units + units, "memory_gb": memory})
 
 
 def _check(world: World, share: float, most: dict[str, int]) -> None:

@@ -1,9 +1,10 @@
 """Goodput and cost against one device's capacity, the others held at the suggested additions.
 
 NOTE: per device (the ones that grow first, then the ones whose next unit is worth most), a
-few capacities from today's to past the suggested one; at each, the joint MILP
-(:meth:`~circinus.capacity.model.CapacityModel.best`) with every addition fixed selects the most
-goodput and then the cheapest plans. It reuses the candidates of the capacity search (the world
+few capacities from today's to past the suggested one; at each, the LP rounding (fast, so every
+point has an answer) and then the joint MILP (:meth:`~circinus.capacity.model.CapacityModel.best`)
+with every addition fixed select the most goodput and then the cheapest plans; the better is
+kept. It reuses the candidates of the capacity search (the world
 at its largest) rather than searching again per point, so a point is what the selection makes
 of those candidates: the suggested point's goodput is the joint MILP's, which the verifying
 plan of the grown world may exceed or (rarely) miss.
@@ -17,7 +18,13 @@ from dataclasses import dataclass
 
 from circinus.capacity.marginal import UnitValue
 from circinus.capacity.model import CapacityModel, Sizing
+from circinus.select.deployments import settle
+from circinus.select.lp import LpRoundSelector
 
+QUICK_SHARE = 0.3
+"""Share of a point's time for the LP rounding that gives it an answer fast; the joint MILP
+gets the rest and is kept where it does better."""
+MIN_QUICK_S = 0.5
 MAX_PANELS = 6
 """Most devices swept (one panel each)."""
 
@@ -95,9 +102,15 @@ def sweep(model: CapacityModel, sizing: Sizing, names: Sequence[str], *, points:
             fixed = {**sizing.additions, name: added}
             cost = sum(growables[n][1].price_per_unit_hour * a for n, a in fixed.items())
             share = max(0.0, deadline - time.monotonic()) / max(left, 1)
+            problem = model.cp.at(fixed)
+            quick = settle(problem, LpRoundSelector().select(
+                problem, time_limit_s=max(QUICK_SHARE * share, MIN_QUICK_S)))
             found = model.best(time.monotonic() + share, fixed=fixed)
             left -= 1
-            row.append(SweepPoint(g.units + added, None if found is None else found.goodput,
-                                  None if found is None else found.plan_cost_per_hour, cost))
+            goodput, plan_cost = quick.goodput, quick.cost_per_hour
+            if found is not None and (found.goodput, -found.plan_cost_per_hour) > (
+                    goodput, -plan_cost):
+                goodput, plan_cost = found.goodput, found.plan_cost_per_hour
+            row.append(SweepPoint(g.units + added, goodput, plan_cost, cost))
         out.append(Sweep(name, g.units, g.units + sizing.additions.get(name, 0), tuple(row)))
     return tuple(out)

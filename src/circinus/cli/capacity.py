@@ -16,6 +16,9 @@ from rich.table import Table
 from circinus.cli.common import check_output, guard, measured, write_atomic
 from circinus.errors import InfeasibleError, SpecError
 
+SWEEP_TIMES = 2.0
+"""The figure's sweep may take this many times the --time-limit in all."""
+
 if TYPE_CHECKING:
     from circinus.capacity.file import CapacityFile
     from circinus.capacity.sweep import Sweep
@@ -100,7 +103,7 @@ def capacity(
                 from circinus.capacity.model import CapacityModel
 
                 sweeps = sweep(CapacityModel(result.problem), result.sizing, names,
-                               points=points, deadline=time.monotonic() + limit)
+                               points=points, deadline=time.monotonic() + SWEEP_TIMES * limit)
         out = to_capacity_file(result, budget=budget, sweeps=sweeps)
         if json_out is not None:
             write_atomic(json_out, out.model_dump_json(indent=2))
