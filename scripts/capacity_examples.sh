@@ -11,6 +11,6 @@ run() {
     nice -n 19 circinus capacity "examples/$name.yaml" "$@" \
         --json "docs/capacity/$name.json" --plot "docs/capacity/$name.png" || [ $? -eq 3 ]
 }
-run edge-cloud-vision --goodput 0.95
+run edge-cloud-vision --goodput 0.9
 run meeting-companion --goodput 0.9
 python scripts/capacity_tables.py

@@ -140,6 +140,12 @@ def test_unit_values_of_a_binding_device() -> None:
     plan = Planner().plan(world)
     values = dict(plan.selection.unit_values)
     assert values[("device", "shop-box")] > 0  # the full edge box is what keeps queries out
+    from circinus.plan.file import to_plan_file
+    from circinus.spec.validate import build_index
+
+    devices = {d.name: d for d in to_plan_file(build_index(world), plan).resources.devices}
+    assert devices["shop-box"].goodput_per_unit is not None
+    assert devices["shop-box"].goodput_per_unit >= values[("device", "shop-box")] - 1e-12
 
 
 @pytest.mark.parametrize(("patterns", "catalog", "message"), [

@@ -119,6 +119,13 @@ def capacity(
                 if path is not None:
                     Console(soft_wrap=True).print(f"{what} written to {path}", highlight=False)
         if not out.reached:
+            if out.goodput >= goodput * (1 - 1e-9) and out.replanned_goodput is not None:
+                raise InfeasibleError(
+                    f"--goodput: the joint plan with the additions admits {out.goodput:.4g} of "
+                    f"the query weight, but `circinus plan` on the grown world admits "
+                    f"{out.replanned_goodput:.4g}, short of {goodput:g}, after "
+                    f"{out.solve.rounds} rounds; serve the joint plan (--json: plan), raise "
+                    "--time-limit, or ask for a lower --goodput")
             raise InfeasibleError(
                 f"--goodput: the plan with the additions admits {out.goodput:.4g} of the query "
                 f"weight, short of {goodput:g}, after {out.solve.rounds} rounds of checks; "
