@@ -4,7 +4,8 @@ NOTE: per device (the ones that grow first, then the ones whose next unit is wor
 few capacities from today's to past the suggested one; at each, the LP rounding (fast, so every
 point has an answer) and then the joint MILP (:meth:`~circinus.capacity.model.CapacityModel.best`)
 with every addition fixed select the most goodput and then the cheapest plans; the better is
-kept. It reuses the candidates of the capacity search (the world
+kept, and from the suggested capacity up, the suggested selection (which still fits) where it
+is better still. It reuses the candidates of the capacity search (the world
 at its largest) rather than searching again per point, so a point is what the selection makes
 of those candidates: the suggested point's goodput is the joint MILP's, which the verifying
 plan of the grown world may exceed or (rarely) miss.
@@ -108,9 +109,12 @@ def sweep(model: CapacityModel, sizing: Sizing, names: Sequence[str], *, points:
             found = model.best(time.monotonic() + share, fixed=fixed)
             left -= 1
             goodput, plan_cost = quick.goodput, quick.cost_per_hour
-            if found is not None and (found.goodput, -found.plan_cost_per_hour) > (
-                    goodput, -plan_cost):
-                goodput, plan_cost = found.goodput, found.plan_cost_per_hour
+            answers = [] if found is None else [found]
+            if added >= sizing.additions.get(name, 0):  # the suggested selection still fits
+                answers.append(sizing)
+            for a in answers:
+                if (a.goodput, -a.plan_cost_per_hour) > (goodput, -plan_cost):
+                    goodput, plan_cost = a.goodput, a.plan_cost_per_hour
             row.append(SweepPoint(g.units + added, goodput, plan_cost, cost))
         out.append(Sweep(name, g.units, g.units + sizing.additions.get(name, 0), tuple(row)))
     return tuple(out)

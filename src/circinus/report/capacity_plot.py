@@ -56,7 +56,7 @@ def _panel(ax: object, sweep: SweepOut, target: float) -> None:
                label="suggested")
     ax.set_xlabel(f"{sweep.name} units")
     ax.set_ylabel("goodput")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(sweep.name)
     cost = ax.twinx()
