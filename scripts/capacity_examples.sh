@@ -12,5 +12,5 @@ run() {
         --json "docs/capacity/$name.json" --plot "docs/capacity/$name.png" || [ $? -eq 3 ]
 }
 run edge-cloud-vision --goodput 0.9
-run meeting-companion --goodput 0.9
+run meeting-companion --goodput 0.6
 python scripts/capacity_tables.py

@@ -249,7 +249,9 @@ class CapacityPlanner:
                 f"{limit:g} s; raise --time-limit or narrow --resources")
         best = model.best(time.monotonic() + limit, budget=self.budget)
         reach = "" if best is None else (
-            f"; the most reachable is {best.goodput / total:.4g} of the query weight"
+            ("; the most reachable is " if best.status == "optimal" else
+             f"; the best found in {limit:g} s reaches ")
+            + f"{best.goodput / total:.4g} of the query weight"
             + ("" if self.budget is None else f" (additions ${best.cost_per_hour:.4g}/h)"))
         if self.budget is not None:
             raise InfeasibleError(

@@ -4,8 +4,9 @@ NOTE: per device (the ones that grow first, then the ones whose next unit is wor
 few capacities from today's to past the suggested one; at each, the LP rounding (fast, so every
 point has an answer) and then the joint MILP (:meth:`~circinus.capacity.model.CapacityModel.best`)
 with every addition fixed select the most goodput and then the cheapest plans; the better is
-kept, and from the suggested capacity up, the suggested selection (which still fits) where it
-is better still. It reuses the candidates of the capacity search (the world
+kept, and the suggested selection from the suggested capacity up, and the selection of the
+point below (both still fit), where they are better still: a curve never falls as capacity
+grows. It reuses the candidates of the capacity search (the world
 at its largest) rather than searching again per point, so a point is what the selection makes
 of those candidates: the suggested point's goodput is the joint MILP's, which the verifying
 plan of the grown world may exceed or (rarely) miss.
@@ -115,6 +116,10 @@ def sweep(model: CapacityModel, sizing: Sizing, names: Sequence[str], *, points:
             for a in answers:
                 if (a.goodput, -a.plan_cost_per_hour) > (goodput, -plan_cost):
                     goodput, plan_cost = a.goodput, a.plan_cost_per_hour
+            if row and row[-1].goodput is not None and row[-1].plan_cost_per_hour is not None \
+                    and (row[-1].goodput, -row[-1].plan_cost_per_hour) > (goodput, -plan_cost):
+                # the selection of the point below still fits here (capacity only grew)
+                goodput, plan_cost = row[-1].goodput, row[-1].plan_cost_per_hour
             row.append(SweepPoint(g.units + added, goodput, plan_cost, cost))
         out.append(Sweep(name, g.units, g.units + sizing.additions.get(name, 0), tuple(row)))
     return tuple(out)
