@@ -70,7 +70,7 @@ def growable(world: World, patterns: Sequence[str] | None, catalog: Catalog | No
                 names = ", ".join(d.name for d in world.devices[:12])
                 more = ", ..." if len(world.devices) > 12 else ""
                 raise SpecError(f"--resources: {p!r} matches no device of the world; name "
-                                f"devices or patterns such as 'edge-*' among: {names}{more}")
+                                f"devices (or fnmatch patterns of them) among: {names}{more}")
         chosen = [d for d in world.devices
                   if any(fnmatch.fnmatchcase(d.name, p) for p in patterns)]
     out = [Growable(d.name, False, d.site, d.hardware, d.units, d.price_per_unit_hour,
