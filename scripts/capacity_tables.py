@@ -32,7 +32,7 @@ def _runs() -> list[dict[str, Any]]:
 def summary(runs: list[dict[str, Any]]) -> str:
     """Per run: the asked goodput, today's, what to add, its cost and the goodput reached."""
     rows = [
-        "| world | asked | admitted today | add | additions $/h | goodput | `circinus plan` "
+        "| world | asked | goodput today | add | additions $/h | goodput | `circinus plan` "
         "on the grown world | plan $/h | solve |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -72,10 +72,10 @@ TABLES: dict[str, Callable[[list[dict[str, Any]]], str]] = {"summary": summary,
 def render(text: str, runs: list[dict[str, Any]]) -> str:
     """``text`` with every capacity table it holds rewritten from ``runs``."""
     for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- capacity:{name} -->\n).*?(\n<!-- /capacity:{name} -->)",
+        pattern = re.compile(rf"(<!-- capacity:{name} -->\n)(?:.*?\n)?(<!-- /capacity:{name} -->)",
                              re.DOTALL)
         table = make(runs)
-        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), text)
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text
 
 

@@ -234,3 +234,14 @@ def test_bundled_catalog_fits_its_world() -> None:
     new = [g for g in growable(world, [], load_catalog(root / "edge-cloud-vision-catalog.yaml"))
            if g.new]
     assert len(new) == 6 and all(g.units == 0 for g in new)
+
+
+def test_swept_devices_grow_first_and_can_grow() -> None:
+    from circinus.capacity.marginal import UnitValue
+    from circinus.capacity.model import Sizing
+    from circinus.capacity.sweep import swept
+
+    sizing = Sizing({"b": 2}, (), 1.0, 0.2, 1.0, "optimal", 0.2)
+    values = [UnitValue("c", 0.5), UnitValue("d", 0.0), UnitValue("a", 0.9)]
+    assert swept(sizing, values, ["a", "b", "c", "d"]) == ["b", "a", "c", "d"]
+    assert swept(sizing, values, ["a", "b", "c", "d"], [0, 3, 1, 1]) == ["b", "c", "d"]

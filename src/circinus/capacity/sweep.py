@@ -55,13 +55,17 @@ class Sweep:
     points: tuple[SweepPoint, ...]
 
 
-def swept(sizing: Sizing, values: Sequence[UnitValue], names: Sequence[str]) -> list[str]:
+def swept(sizing: Sizing, values: Sequence[UnitValue], names: Sequence[str],
+          most: Sequence[int] | None = None) -> list[str]:
     """Which devices to sweep: those that grow, then those whose next unit is worth most
-    today, then the others, at most :data:`MAX_PANELS` (``names``: every growable device)."""
+    today, then the others, at most :data:`MAX_PANELS` (``names``: every growable device;
+    ``most``: the most units each may get, a device that may get none is left out)."""
+    if most is not None:
+        names = [n for n, m in zip(names, most, strict=True) if m > 0]
     out = [n for n in names if n in sizing.additions]
     worth = sorted((v for v in values if v.goodput_per_unit > 1e-9 and v.name not in out),
                    key=lambda v: -v.goodput_per_unit)
-    out += [v.name for v in worth]
+    out += [v.name for v in worth if v.name in names]
     out += [n for n in names if n not in out]
     return out[:MAX_PANELS]
 
@@ -99,7 +103,7 @@ def sweep(model: CapacityModel, sizing: Sizing, names: Sequence[str], *, points:
     out = []
     for name, steps in plan:
         _, g = growables[name]
-        row = []
+        row: list[SweepPoint] = []
         for added in steps:
             fixed = {**sizing.additions, name: added}
             cost = sum(growables[n][1].price_per_unit_hour * a for n, a in fixed.items())

@@ -99,7 +99,8 @@ def capacity(
             if json_out is not None or plot is not None:
                 if not quiet:
                     status.update("sweeping capacities for the figure")
-                names = swept(result.sizing, result.before, [g.name for g in growables])
+                names = swept(result.sizing, result.before, [g.name for g in growables],
+                              result.problem.most_added)
                 from circinus.capacity.model import CapacityModel
 
                 sweeps = sweep(CapacityModel(result.problem), result.sizing, names,
