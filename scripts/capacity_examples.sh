@@ -13,4 +13,8 @@ run() {
 }
 run edge-cloud-vision --goodput 0.9
 run meeting-companion --goodput 0.6
+# The same vision world with a catalog of new devices (no re-plan: the table shows '–' there).
+nice -n 19 circinus capacity examples/edge-cloud-vision.yaml --goodput 0.9 --no-verify \
+    --catalog examples/edge-cloud-vision-catalog.yaml \
+    --json docs/capacity/edge-cloud-vision-catalog.json || [ $? -eq 3 ]
 python scripts/capacity_tables.py
