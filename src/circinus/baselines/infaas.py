@@ -1,23 +1,31 @@
 """INFaaS-style baseline: per query, the cheapest variant meeting the SLO, one tier at a time.
 
-NOTE: INFaaS (Romero et al., "INFaaS: Automated Model-less Inference Serving", ATC'21) picks for
-each request the cheapest model variant (and hardware, and batch size) whose profiled latency
-meets the request's latency bound and whose accuracy meets its accuracy bound; it has no view of
-the other queries and no notion of splitting a pipeline across tiers. Here, per query, each tier
-is considered on its own: the edge tier is the devices at the query's source sites, the cloud
-tier every cloud device it reaches (both within ``settings.tiers``). A stage runs on one device
-of the tier, at any profiled batch size, with the fewest replicas that keep utilisation under
-the bound (INFaaS scales replicas with load, not for latency headroom). For an
-accuracy-feasible configuration vector, placements are tried in increasing order of compute
-cost (a best-first walk over the per-stage options, at most
-:attr:`CheapestVariantSearch.tries` plans) and the first admissible one is the vector's choice
-on that tier: the cheapest in compute, and within one tier the network cost barely depends on
-the placement. Vectors are taken in increasing order of their cheapest compute cost, and a
-tier stops once no further vector can be among its ``candidates_per_query`` cheapest choices.
-The candidates are the choices of both tiers, cheapest first (then
+NOTE: follows INFaaS (Romero et al., "INFaaS: Automated Model-less Inference Serving", ATC'21):
+for each query it picks the cheapest model variant (and hardware, and batch size) whose
+profiled latency meets the query's latency bound and whose accuracy meets its accuracy bound
+(its variant selection), with no view of the other queries and no notion of splitting a
+pipeline across tiers; variants run as shared, autoscaled deployments (its autoscaler adds
+replicas of a variant as the load of every query routed to it grows). Here, per query, each
+tier is considered on its own: the edge tier is the devices at the query's source sites, the
+cloud tier every cloud device it reaches (both within ``settings.tiers``). A stage runs on one
+device of the tier, at any profiled batch size, with the fewest replicas that keep utilisation
+under the bound; where the world shares deployments (``planner.sharing``), it joins the shared
+deployment of its variant at the highest utilisation level, whose replicas the selection sizes
+for the aggregate load (the autoscaled variant). For an accuracy-feasible configuration vector,
+placements are tried in increasing order of compute cost (a best-first walk over the per-stage
+options) and the first admissible one is the vector's choice on that tier: the cheapest in
+compute, and within one tier the network cost barely depends on the placement. The walk has no
+try cap: it ends at the first admissible plan, when the options are exhausted, or when its cost
+bound reaches the ``candidates_per_query``-th cheapest choice already found (no later plan can
+be among the choices). Vectors are taken in increasing order of their cheapest compute cost,
+and a tier stops once no further vector can be among its ``candidates_per_query`` cheapest
+choices. The candidates are the choices of both tiers, cheapest first (then
 :func:`~circinus.search.shortlist.shortlist`'s dominance rule), so that first-come-first-served
 admission falls back to the next variant or tier when the first does not fit. Pair it with the
 ``fcfs`` selector.
+
+Departure: INFaaS selects per request and scales reactively; here the choice is made once per
+query (a long-lived stream) and the replicas are sized for its planned rate.
 """
 
 from __future__ import annotations
@@ -38,8 +46,6 @@ from circinus.spec.models import Device, Query
 class CheapestVariantSearch(PerQuerySearch):
     """Cheapest single-tier plan per configuration vector and tier (see module note)."""
 
-    tries: ClassVar[int] = 8
-    """Plans estimated at most per (configuration vector, tier)."""
     selector: ClassVar[str] = "fcfs"
     """Registry key of the selector this baseline is meant to run with."""
 
@@ -98,28 +104,31 @@ class CheapestVariantSearch(PerQuerySearch):
         for floor, _, vector in ranked:
             if len(found) >= limit and floor >= found[limit - 1][1].cost_per_hour - EPS:
                 break  # network cost is >= 0: this and every later vector cost at least floor
+            ceiling = (found[limit - 1][1].cost_per_hour if len(found) >= limit
+                       else float("inf"))
             best = self._cheapest(query, space, vector,
-                                  [costs[i, c] for i, c in enumerate(vector)], tried)
+                                  [costs[i, c] for i, c in enumerate(vector)], tried, ceiling)
             if best is not None:
                 found.append(best)
                 found.sort(key=lambda item: item[1].cost_per_hour)
         return found
 
     def _cheapest(self, query: Query, space: PlanSpace, vector: Vector,
-                  costs: Sequence[Sequence[tuple[float, int]]], tried: list[Evaluated]
-                  ) -> Evaluated | None:
+                  costs: Sequence[Sequence[tuple[float, int]]], tried: list[Evaluated],
+                  ceiling: float = float("inf")) -> Evaluated | None:
         """The first admissible plan of ``vector`` in a best-first walk over its stages'
         options in increasing compute cost (``costs``: per stage ``(cost, option number)``,
-        cheapest first; ties: smaller batches first), or ``None`` after :attr:`tries` plans;
-        every plan estimated is appended to ``tried``."""
+        cheapest first; ties: smaller batches first), or ``None`` once the options are
+        exhausted or their compute cost reaches ``ceiling`` (network cost is >= 0, so such a
+        plan costs at least that); every plan estimated is appended to ``tried``."""
         index = self.estimator.index
         start = (0,) * len(costs)
         heap = [(sum(c[0][0] for c in costs), start)]
         seen = {start}
-        for _ in range(self.tries):
-            if not heap:
-                break
+        while heap:
             bound, at = heapq.heappop(heap)
+            if bound >= ceiling - EPS:
+                break
             picks = [(config, space.options(s, config)[c[i][1]])
                      for s, (config, c, i) in enumerate(zip(vector, costs, at, strict=True))]
             plan = space.plan(query, picks)

@@ -1,0 +1,131 @@
+"""Planning queries one at a time in arrival order, each against the capacity left.
+
+NOTE: planners without a global view (Vulcan, JellyBean per workflow) plan a query when it
+arrives, on what the queries before it left: a plan that does not fit the capacity left is no
+plan. :class:`ArrivalOrderSearch` runs a per-query planner that way. Queries are taken in the
+order they are listed (their arrival order); each is planned against a :class:`Room`, what the
+plans chosen for the earlier queries leave of every device, memory and link capacity; the
+planner's choice is the query's only candidate and its use is taken from the room, so a
+first-come-first-served selection (``fcfs``) admits exactly these choices. A query whose
+planner finds no plan fitting the room gets no candidate and a ``capacity:`` reason when some
+plan it tried met its SLO on the empty world.
+
+The room counts each plan's use as :meth:`~circinus.estimate.base.Estimate.usage` gives it: its
+share of the shared deployments it joins (``load / level`` replicas' worth), the measure
+first-come-first-served admission packs with (:mod:`circinus.select.fcfs`); the selection then
+counts whole replicas (:func:`~circinus.select.deployments.settle`).
+
+With ``online = False`` the same planner sees every query alone against the empty world and
+hands its ranked plans to a global selector (the ``+select`` variants of the bench): the
+comparison then isolates the per-query search from the admission policy.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from circinus.baselines.space import PerQuerySearch
+from circinus.estimate.base import EPS, Estimate
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.search.shortlist import Evaluated, admissible, shortlist
+from circinus.spec.models import Query
+
+Resource = tuple[str, str]
+"""``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
+
+
+class Room:
+    """What the plans taken so far leave of every capacity (see the module note).
+
+    Mutable: :meth:`take` records a plan's use; the other methods only read.
+    """
+
+    def __init__(self, capacity: Mapping[Resource, float]) -> None:
+        self.capacity = dict(capacity)
+        self.used: dict[Resource, float] = {}
+
+    def overfill(self, estimate: Estimate) -> float:
+        """Largest relative excess over what is left of a capacity, 0 when the plan fits.
+        E.g. 3 units on a 4-unit device of which 2 are taken: ``(2 + 3) / 4 - 1 = 0.25``."""
+        worst = 0.0
+        for r, amount in estimate.usage().items():
+            cap = self.capacity.get(r)
+            if cap is not None and amount > EPS:
+                total = self.used.get(r, 0.0) + amount
+                worst = max(worst, total / cap - 1.0 if cap > EPS else float("inf"))
+        return worst
+
+    def fits(self, estimate: Estimate) -> bool:
+        """Whether the plan fits what is left (within :data:`EPS`)."""
+        return all(self.used.get(r, 0.0) + amount <= self.capacity[r] + EPS
+                   for r, amount in estimate.usage().items() if r in self.capacity)
+
+    def take(self, estimate: Estimate) -> None:
+        """Record the plan's use."""
+        for r, amount in estimate.usage().items():
+            if r in self.capacity:
+                self.used[r] = self.used.get(r, 0.0) + amount
+
+
+class ArrivalOrderSearch(PerQuerySearch):
+    """A per-query planner run in arrival order against the capacity left (module note).
+
+    Subclasses implement :meth:`_plan`, which returns the plans it evaluated in the order the
+    planner prefers them (its choice first among the admissible ones that fit the room).
+    """
+
+    online: ClassVar[bool] = True
+    """Plan against the capacity left (``fcfs``); ``False``: each query alone, for a global
+    selector."""
+    selector: ClassVar[str] = "fcfs"
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        room = Room(self.estimator.index.capacities) if self.online else None
+        out = []
+        for position, query in enumerate(queries):
+            qc = self._plan_one(position, query, room)
+            if room is not None and qc.candidates:
+                room.take(qc.candidates[0].estimate)
+            out.append(qc)
+        return out
+
+    def _search_one(self, position: int, query: Query) -> QueryCandidates:
+        return self._plan_one(position, query, None)
+
+    def _plan_one(self, position: int, query: Query, room: Room | None) -> QueryCandidates:
+        """Candidates of ``query``: with a ``room``, the first admissible plan of
+        :meth:`_plan` that fits it; without, :meth:`_offline` of its plans."""
+        tried, scope, unplaced = self._plan(position, query, room)
+        if room is None:
+            return self._offline(query, tried, scope, unplaced)
+        index = self.estimator.index
+        settings = self.settings
+        fitting = False
+        for plan, est in tried:
+            if admissible(query, est, index=index, settings=settings):
+                fitting = True
+                if room.fits(est):
+                    return QueryCandidates(query.name, (Candidate(plan, est),), None, len(tried))
+        if fitting:
+            reason = (f"capacity: none of the plans meeting its SLO ({scope}) fits what the "
+                      "queries before it left")
+            return QueryCandidates(query.name, (), reason, len(tried))
+        return self._offline(query, tried, scope, unplaced)
+
+    def _offline(self, query: Query, tried: Sequence[Evaluated], scope: str,
+                 unplaced: str) -> QueryCandidates:
+        """The shortlist of ``tried`` (:func:`~circinus.search.shortlist.shortlist`)."""
+        _, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
+        return shortlist(query, tried, index=self.estimator.index, settings=self.settings,
+                         best_accuracy=best_accuracy, evaluations=len(tried), scope=scope,
+                         unplaced=unplaced)
+
+    @abstractmethod
+    def _plan(self, position: int, query: Query, room: Room | None
+              ) -> tuple[list[Evaluated], str, str]:
+        """The plans the planner evaluated for ``query`` (the ``position``-th), in its order
+        of preference, with the scope of its search for reasons (e.g. ``"among the 60 plans
+        tried"``) and the reason when it placed nothing."""
+
