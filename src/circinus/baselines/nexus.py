@@ -136,6 +136,9 @@ class NexusSearch(BaseSearch):
         index = self.estimator.index
         devices = self._cluster(query)
         vector = self._vector(query, devices)
+        feasible, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
+        if not feasible:
+            return no_candidate_reason(query, [], best_accuracy, "")
         if vector is None:
             return ("placement: no accuracy-feasible configuration runs on the cloud tier "
                     "(Nexus serves from a GPU cluster)")

@@ -8,7 +8,8 @@ plans chosen for the earlier queries leave of every device, memory and link capa
 planner's choice is the query's only candidate and its use is taken from the room, so a
 first-come-first-served selection (``fcfs``) admits exactly these choices. A query whose
 planner finds no plan fitting the room gets no candidate and a ``capacity:`` reason when some
-plan it tried met its SLO on the empty world.
+plan it tried met its SLO on the empty world (or, when it placed nothing on the room, some plan
+it would place on the empty world does).
 
 The room counts each plan's use as :meth:`~circinus.estimate.base.Estimate.usage` gives it: its
 share of the shared deployments it joins (``load / level`` replicas' worth), the measure
@@ -108,6 +109,10 @@ class ArrivalOrderSearch(PerQuerySearch):
                 fitting = True
                 if room.fits(est):
                     return QueryCandidates(query.name, (Candidate(plan, est),), None, len(tried))
+        if not tried:  # nothing placed on the room: would it be on the empty world?
+            alone, _, _ = self._plan(position, query, None)
+            fitting = any(admissible(query, est, index=index, settings=settings)
+                          for _, est in alone)
         if fitting:
             reason = (f"capacity: none of the plans meeting its SLO ({scope}) fits what the "
                       "queries before it left")
