@@ -14,8 +14,8 @@ program that minimises the GPUs the stages need. Here, on Circinus's world and r
    message into the cluster, is split over the stages by a dynamic program on a grid of
    :attr:`NexusSearch.grid` budgets (:func:`split`): a stage given budget ``L`` runs at the
    largest batch ``b`` (and on the device) for which Nexus's bound holds, ``l(b) + max(l(b),
-   b / rate) <= L`` (a request may wait for the batch in service, or for its own batch to
-   fill, then for its batch: ``l(b)`` the batch's service time), at the cost per hour of the
+   (b - 1) / rate) <= L`` (a request may wait for the batch in service, or for its own batch
+   to fill, then for its batch: ``l(b)`` the batch's service time), at the cost per hour of the
    replicas its rate needs there; the program minimises the summed cost so that every
    source-to-sink path's budgets fit. It is exact on chains and in-trees; a stage feeding
    several others gets the tightest of the budgets their subtrees give it.
@@ -62,7 +62,7 @@ class Choice:
     batch: int
     device: str
     bound_ms: float
-    """Nexus's latency bound ``l(b) + max(l(b), b / rate)``, ms."""
+    """Nexus's latency bound ``l(b) + max(l(b), (b - 1) / rate)``, ms."""
     cost: float
     """$/h of the replicas the query's rate needs (fractional: the session's share)."""
     load: float
@@ -87,24 +87,21 @@ class NexusSearch(BaseSearch):
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         index = self.estimator.index
         level = levels(self.settings)[0]
-        split: dict[int, tuple[Vector, list[list[Choice]]] | str] = {}
-        for q, query in enumerate(queries):
-            split[q] = self._split(query, level)
-        order = sorted((q for q, s in split.items() if not isinstance(s, str)),
-                       key=lambda q: -max(c.load for cs in split[q][1] for c in cs))  # type: ignore[index]
+        split = [self._split(query, level) for query in queries]
+        ready = {q: s for q, s in enumerate(split) if not isinstance(s, str)}
+        order = sorted(ready, key=lambda q: -max(c.load for cs in ready[q][1] for c in cs))
         packer = _Packer(index.world.devices, level)
         placed: dict[int, list[Choice]] = {}
         for q in order:
-            vector, choices = split[q]  # type: ignore[misc]
+            vector, choices = ready[q]
             pipe = index.pipelines[queries[q].pipeline]
-            got = packer.place([(pipe.operator_of[s], c, opts) for s, c, opts in
-                                zip(pipe.order, vector, choices, strict=True)])
+            sessions = [(pipe.operator_of[s], c, opts)
+                        for s, c, opts in zip(pipe.order, vector, choices, strict=True)]
+            got = packer.place(sessions)
             if got is not None:
                 placed[q] = got
-        out = []
-        for q, query in enumerate(queries):
-            out.append(self._candidates(query, split[q], placed.get(q), level))
-        return out
+        return [self._candidates(query, split[q], placed.get(q), level)
+                for q, query in enumerate(queries)]
 
     def _cluster(self, query: Query) -> list[Device]:
         index = self.estimator.index
@@ -218,7 +215,7 @@ def _choices(index: WorldIndex, query: Query, stage: str, config: ConfigKey,
             if ms is None:
                 continue
             ms *= scale
-            fill_ms = 1000.0 * batch / query.rate_rps
+            fill_ms = 1000.0 * (batch - 1) / query.rate_rps
             load = query.rate_rps * ms / 1000.0 / batch
             out.append(Choice(batch, d.name, ms + max(ms, fill_ms),
                               load / level * prof.units * d.price_per_unit_hour, load,
