@@ -230,17 +230,38 @@ def test_jellybean_sends_nothing_to_a_lower_tier_and_serves_batch_1(key: str) ->
     index, found = _search(key, WORLDS["spread"])
     rank = {"edge": 0, "cloud": 1}
     beam = MultiTierSearch.beam_width * MultiTierSearch.best_assignments
+    assert any(qc.candidates for qc in found)
     for query, qc in zip(index.world.queries, found, strict=True):
         pipe = index.pipelines[query.pipeline]
-        assert qc.candidates and qc.evaluations <= beam
+        assert qc.evaluations <= beam * len(found)
         for cand in qc.candidates:
             tiers = {src: {rank[index.sites[site].tier]} for src, site in query.sources.items()}
             for stage in cand.plan.stages:
-                assert stage.batch == 1 and stage.level is None
+                assert stage.batch == 1 and stage.level in (0.8, 0.4)
                 tiers[stage.stage] = {rank[index.sites[index.devices[d].site].tier]
                                       for d in stage.devices}
                 assert all(min(tiers[stage.stage]) >= max(tiers[p])
                            for p in pipe.preds[stage.stage])
+
+
+def test_jellybean_plans_queries_of_one_workflow_together() -> None:
+    data = _world()
+    data["queries"].append({**copy.deepcopy(data["queries"][0]), "name": "cam-1b"})
+    data["queries"][2]["rate_rps"] = 3
+    _, found = _search("jellybean", data)
+    plans = {qc.query: qc.candidates[0].plan for qc in found if qc.candidates}
+    assert {"cam-1", "cam-1b"} <= set(plans)
+    # One workflow (same pipeline, sources, accuracy floor and work): the same workers, the
+    # same variants, joined as shared deployments; its work billed once.
+    same = [[(s.config, s.batch, s.devices, s.level) for s in plans[q].stages]
+            for q in ("cam-1", "cam-1b")]
+    assert same[0] == same[1]
+    assert found[2].evaluations == 0 < found[0].evaluations
+    dedicated = copy.deepcopy(data)
+    dedicated["planner"]["sharing"] = "dedicated"
+    _, alone = _search("jellybean", dedicated)
+    assert all(s.level is None for qc in alone for c in qc.candidates for s in c.plan.stages)
+    assert all(qc.evaluations > 0 for qc in alone)
 
 
 def test_infaas_plans_use_one_tier_and_one_device_per_stage() -> None:

@@ -21,39 +21,57 @@ assignments kept). Its optimizer splits the problem as its objective suggests:
 
 Departures, and why:
 
-* JellyBean plans one workflow on its worker pool. A bench world has many queries, each with
-  its own sources, rate and SLO: :class:`MultiTierSearch` (``jellybean``) plans them one at a
-  time in arrival order, each as a workflow on the workers the earlier ones left
-  (:class:`~circinus.baselines.online.ArrivalOrderSearch`); :class:`MultiTierAloneSearch`
-  (``jellybean-alone``, the bench's ``jellybean+select``) plans each alone and hands every
-  admissible plan to Circinus's global selector.
+* JellyBean plans one workflow, whose input streams share its workers. A bench world has many
+  queries: those with the same pipeline, sources, accuracy floor and work form one workflow
+  (their rates summed; a query or operator asking for dedicated replicas is a workflow of its
+  own), and :class:`MultiTierSearch` (``jellybean``) plans the workflows in the order their
+  first query arrives, each on the workers the earlier ones left
+  (:class:`~circinus.baselines.online.Room`); :class:`MultiTierAloneSearch`
+  (``jellybean-alone``, the bench's ``jellybean+select``) plans each workflow on the empty world
+  and hands every admissible plan of its queries to Circinus's global selector.
+* A plan is written in Circinus's records: per stage the workflow's workers at batch 1, as
+  shared deployments holding the query's part of each worker's replicas (JellyBean's workers
+  serve every stream of the workflow), at the busiest utilisation level at which the query is
+  admissible (JellyBean has no notion of levels), or as the workers' own replicas where the
+  stage is dedicated. Circinus's estimator splits a stage's load over its devices in proportion
+  to their throughput where JellyBean fills the first workers at full throughput, so the
+  bench's cost of a JellyBean plan (estimated) can differ from JellyBean's own figure
+  (:attr:`JellyBeanPlan.assignment`), which the reproduction test checks on its instance.
 * Latency is not part of JellyBean's objective. Its plans are taken in its order of cost and
-  the first that meets the query's SLO (latency included, by Circinus's estimator) and fits is
-  the query's plan: as generous as JellyBean can be made without changing its objective.
-* A plan is written in Circinus's records: each worker's replicas, batch 1, dedicated to the
-  query (JellyBean's workers serve one operator of one workflow). Circinus's estimator splits a
-  stage's load over its devices in proportion to their throughput where JellyBean fills the
-  first workers at full throughput, so the bench's cost of a JellyBean plan (estimated) can
-  differ from JellyBean's own figure (:attr:`JellyBeanPlan.assignment`), which the
-  reproduction test checks on its instance.
+  the first under which every query of the workflow meets its SLO (latency included, by
+  Circinus's estimator) and fits is the workflow's plan; when none is, the one admitting most
+  of them: as generous as JellyBean can be made without changing its objective.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from circinus.baselines.jellybean_assign import Assignment, Instance, Worker, assign
 from circinus.baselines.online import ArrivalOrderSearch, Room
-from circinus.estimate.base import EPS
+from circinus.estimate.base import EPS, Estimate
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
-from circinus.search.placements import eligible_devices, replica_rate
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.search.placements import eligible_devices, is_shared, levels, replica_rate
 from circinus.search.shortlist import Evaluated, admissible
 from circinus.search.vectors import Vector
 from circinus.spec.models import Device, Query
 
 _TIERS = {"edge": 0, "cloud": 1}
+_UNPLACED = "placement: the multi-tier assignment finds workers for no variant in its beam"
+
+
+def _fits_together(room: Room, estimates: Sequence[Estimate]) -> bool:
+    """Whether the plans fit what ``room`` leaves, all of them at once."""
+    used: dict[tuple[str, str], float] = {}
+    for est in estimates:
+        for r, amount in est.usage().items():
+            used[r] = used.get(r, 0.0) + amount
+    return all(room.used.get(r, 0.0) + v <= room.capacity[r] + EPS
+               for r, v in used.items() if r in room.capacity)
 
 
 @dataclass(frozen=True)
@@ -93,33 +111,109 @@ class MultiTierSearch(ArrivalOrderSearch):
         found.sort(key=lambda p: (p.assignment.cost, -(p.accuracy or 0.0)))
         return found
 
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        room = Room(self.estimator.index.capacities) if self.online else None
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for q, query in enumerate(queries):
+            groups.setdefault(self._workflow(query), []).append(q)
+        out: dict[int, QueryCandidates] = {}
+        for members in groups.values():  # in order of their first query's arrival
+            out.update(self._plan_workflow([queries[q] for q in members], members, room))
+        return [out[q] for q in range(len(queries))]
+
+    def _workflow(self, query: Query) -> tuple[object, ...]:
+        """The workflow ``query`` belongs to: its pipeline, sources, accuracy floor and work,
+        when every stage may share deployments; else its own."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        if not all(is_shared(self.settings, query, index.operators[pipe.operator_of[s]].spec)
+                   for s in pipe.order):
+            return ("alone", query.name)
+        return (query.pipeline, tuple(sorted(query.sources.items())), query.slo.min_accuracy,
+                tuple(sorted(query.work_scale.items())))
+
+    def _plan_workflow(self, members: Sequence[Query], positions: Sequence[int],
+                       room: Room | None) -> dict[int, QueryCandidates]:
+        """Plan one workflow (its members' rates summed) and give each member its plan
+        (online: the first of JellyBean's plans under which every member is admissible and
+        fits, else the one admitting most) or its admissible plans (offline)."""
+        index = self.estimator.index
+        total = sum(m.rate_rps for m in members)
+        rep = members[0].model_copy(update={"rate_rps": total})
+        found = self.plans(rep, room)
+        scope = f"among the {len(found)} assignments of its workflow's beam"
+        per: list[list[Evaluated]] = [[] for _ in members]
+        best: tuple[int, int] | None = None  # (admitted members, -rank)
+        chosen: list[Evaluated] | None = None
+        for rank, jb in enumerate(found):
+            ests = []
+            for m, member in enumerate(members):
+                for level in levels(self.settings):  # the busiest at which it is admissible
+                    plan = self.query_plan(member, jb, total, level)
+                    est = self.estimator.estimate(member, plan)
+                    per[m].append((plan, est))
+                    if admissible(member, est, index=index, settings=self.settings):
+                        break
+                ests.append(per[m][-1])
+            if room is None:
+                continue
+            ok = [admissible(member, est, index=index, settings=self.settings)
+                  for member, (_, est) in zip(members, ests, strict=True)]
+            fits = _fits_together(room, [est for (_, est), good in zip(ests, ok, strict=True)
+                                         if good])
+            score = (sum(ok) if fits else 0, -rank)
+            if best is None or score > best:
+                best, chosen = score, [e for e, good in zip(ests, ok, strict=True) if good]
+            if fits and all(ok):
+                break  # JellyBean's choice: the rest need not be estimated
+        out = {}
+        for m, (member, q) in enumerate(zip(members, positions, strict=True)):
+            # The workflow's work, billed to its first member (the sum over queries is all).
+            evaluations = sum(len(p) for p in per) if m == 0 else 0
+            if room is None or not found:
+                qc = self._offline(member, per[m], scope, _UNPLACED)
+            else:
+                mine = [e for e in (chosen or []) if e[0].query == member.name]
+                if mine:
+                    room.take(mine[0][1])
+                    qc = QueryCandidates(member.name, (Candidate(*mine[0]),), None, 0)
+                else:
+                    qc = self._offline(member, per[m], scope, _UNPLACED)
+                    if qc.candidates:  # some plan met its SLO, not the one its workflow got
+                        qc = QueryCandidates(member.name, (), (
+                            f"capacity: its workflow's plan ({scope}) leaves it out; none of "
+                            "the plans meeting its SLO fits what the queries before it left"), 0)
+            out[q] = QueryCandidates(qc.query, qc.candidates, qc.reason, evaluations)
+        return out
+
     def _plan(self, position: int, query: Query, room: Room | None
               ) -> tuple[list[Evaluated], str, str]:
-        index = self.estimator.index
-        tried: list[Evaluated] = []
-        seen: set[QueryPlan] = set()
         found = self.plans(query, room)
-        for jb in found:
-            plan = self.query_plan(query, jb)
-            if plan in seen:
-                continue
-            seen.add(plan)
-            est = self.estimator.estimate(query, plan)
-            tried.append((plan, est))
-            if room is not None and room.fits(est) and admissible(
-                    query, est, index=index, settings=self.settings):
-                break  # JellyBean's choice: the rest need not be estimated
-        return tried, f"among the {len(found)} assignments of its beam", (
-            "placement: the multi-tier assignment finds workers for no variant in its beam")
+        tried = [(plan, self.estimator.estimate(query, plan))
+                 for plan in dict.fromkeys(self.query_plan(query, jb, query.rate_rps, level)
+                                           for jb in found
+                                           for level in levels(self.settings))]
+        return tried, f"among the {len(found)} assignments of its beam", _UNPLACED
 
-    def query_plan(self, query: Query, jb: JellyBeanPlan) -> QueryPlan:
-        """``jb`` in Circinus's records: per stage its workers' replicas at batch 1."""
-        pipe = self.estimator.index.pipelines[query.pipeline]
+    def query_plan(self, query: Query, jb: JellyBeanPlan, total: float,
+                   level: float) -> QueryPlan:
+        """``jb`` (planned for a workflow serving ``total`` requests/s) in Circinus's records
+        for one of its queries: per stage its workers at batch 1, as shared deployments at
+        utilisation ``level`` holding the query's part of each worker's replicas (at least
+        one), or as the workers' replicas when the stage is dedicated."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
         shares = dict(jb.assignment.shares)
-        return QueryPlan(query.name, tuple(
-            StagePlan(stage, config, 1,
-                      tuple(sorted(Replicas(s.device, s.replicas) for s in shares[stage])))
-            for stage, config in zip(pipe.order, jb.vector, strict=True)))
+        stages = []
+        for stage, config in zip(pipe.order, jb.vector, strict=True):
+            shared = is_shared(self.settings, query,
+                               index.operators[pipe.operator_of[stage]].spec)
+            part = query.rate_rps / total
+            placement = tuple(sorted(
+                Replicas(s.device, max(1, math.ceil(s.replicas * part - EPS)) if shared
+                         else s.replicas) for s in shares[stage]))
+            stages.append(StagePlan(stage, config, 1, placement, level if shared else None))
+        return QueryPlan(query.name, tuple(stages))
 
     def _instance(self, query: Query, vector: Vector, devices: Sequence[Device],
                   room: Room | None) -> Instance:
