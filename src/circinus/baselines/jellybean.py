@@ -166,11 +166,16 @@ class MultiTierSearch(ArrivalOrderSearch):
                 best, chosen = score, [e for e, good in zip(ests, ok, strict=True) if good]
             if fits and all(ok):
                 break  # JellyBean's choice: the rest need not be estimated
+        placeable_alone = room is not None and not found and bool(self.plans(rep, None))
         out = {}
         for m, (member, q) in enumerate(zip(members, positions, strict=True)):
             # The workflow's work, billed to its first member (the sum over queries is all).
             evaluations = sum(len(p) for p in per) if m == 0 else 0
-            if room is None or not found:
+            if room is not None and not found and placeable_alone:
+                qc = QueryCandidates(member.name, (), (
+                    "capacity: the multi-tier assignment finds no workers left for its "
+                    "workflow once the queries before it are placed"), 0)
+            elif room is None or not found:
                 qc = self._offline(member, per[m], scope, _UNPLACED)
             else:
                 mine = [e for e in (chosen or []) if e[0].query == member.name]
