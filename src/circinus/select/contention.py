@@ -100,12 +100,14 @@ class LinkCheck:
 
 def utilisation(capacity: Mapping[Resource, float],
                 used: Mapping[Resource, float]) -> dict[Link, float]:
-    """Utilisation of every link with a capacity, ``used / capacity``, by ``(src, dst)``."""
+    """Utilisation of every link with a capacity, ``used / capacity``, by ``(src, dst)``; a
+    use that adding and removing plans left a rounding residue below 0 (e.g. ``-9e-19``) is
+    0."""
     out = {}
     for (kind, name), cap in capacity.items():
         if kind == "link":
             src, _, dst = name.partition("->")
-            out[src, dst] = used.get((kind, name), 0.0) / cap
+            out[src, dst] = max(0.0, used.get((kind, name), 0.0) / cap)
     return out
 
 
