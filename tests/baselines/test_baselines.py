@@ -22,6 +22,7 @@ from circinus.estimate import AnalyticEstimator
 from circinus.planner import SEARCHES
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
+from circinus.select.base import SelectionProblem
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 from tinyworld import make_tiny_world
@@ -208,6 +209,12 @@ def test_online_baselines_plan_each_query_on_the_capacity_left(key: str) -> None
             for r, amount in qc.candidates[0].estimate.usage().items():
                 used[r] = used.get(r, 0.0) + amount
     for r, amount in used.items():
+        if r in index.capacities:
+            assert amount <= index.capacities[r] + 1e-9, r
+    # In whole replicas per shared deployment too (what the selection counts).
+    problem = SelectionProblem.build(index, found)
+    exact = problem.use([0 if qc.candidates else None for qc in found])
+    for r, amount in exact.items():
         if r in index.capacities:
             assert amount <= index.capacities[r] + 1e-9, r
     # Alone, each camera's cheapest plan uses the edge box; online, the later ones find it

@@ -52,7 +52,7 @@ from typing import ClassVar
 
 from circinus.baselines.jellybean_assign import Assignment, Instance, Worker, assign
 from circinus.baselines.online import ArrivalOrderSearch, Room
-from circinus.estimate.base import EPS, Estimate
+from circinus.estimate.base import EPS
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.search.placements import eligible_devices, is_shared, levels, replica_rate
@@ -64,14 +64,14 @@ _TIERS = {"edge": 0, "cloud": 1}
 _UNPLACED = "placement: the multi-tier assignment finds workers for no variant in its beam"
 
 
-def _fits_together(room: Room, estimates: Sequence[Estimate]) -> bool:
-    """Whether the plans fit what ``room`` leaves, all of them at once."""
-    used: dict[tuple[str, str], float] = {}
-    for est in estimates:
-        for r, amount in est.usage().items():
-            used[r] = used.get(r, 0.0) + amount
-    return all(room.used.get(r, 0.0) + v <= room.capacity[r] + EPS
-               for r, v in used.items() if r in room.capacity)
+def _fits_together(room: Room, members: Sequence[Query], plans: Sequence[Evaluated]) -> bool:
+    """Whether the plans (of ``members``, in order) fit what ``room`` leaves, all at once."""
+    trial = room.copy()
+    for member, (plan, est) in zip(members, plans, strict=True):
+        if not trial.fits(member, plan, est):
+            return False
+        trial.take(member, plan, est)
+    return True
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class MultiTierSearch(ArrivalOrderSearch):
         return found
 
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        room = Room(self.estimator.index.capacities) if self.online else None
+        room = Room(self.estimator.index) if self.online else None
         groups: dict[tuple[object, ...], list[int]] = {}
         for q, query in enumerate(queries):
             groups.setdefault(self._workflow(query), []).append(q)
@@ -159,8 +159,8 @@ class MultiTierSearch(ArrivalOrderSearch):
                 continue
             ok = [admissible(member, est, index=index, settings=self.settings)
                   for member, (_, est) in zip(members, ests, strict=True)]
-            fits = _fits_together(room, [est for (_, est), good in zip(ests, ok, strict=True)
-                                         if good])
+            fits = _fits_together(room, [m for m, good in zip(members, ok, strict=True) if good],
+                                  [e for e, good in zip(ests, ok, strict=True) if good])
             score = (sum(ok) if fits else 0, -rank)
             if best is None or score > best:
                 best, chosen = score, [e for e, good in zip(ests, ok, strict=True) if good]
@@ -180,7 +180,7 @@ class MultiTierSearch(ArrivalOrderSearch):
             else:
                 mine = [e for e in (chosen or []) if e[0].query == member.name]
                 if mine:
-                    room.take(mine[0][1])
+                    room.take(member, *mine[0])
                     qc = QueryCandidates(member.name, (Candidate(*mine[0]),), None, 0)
                 else:
                     qc = self._offline(member, per[m], scope, _UNPLACED)

@@ -11,10 +11,11 @@ planner finds no plan fitting the room gets no candidate and a ``capacity:`` rea
 plan it tried met its SLO on the empty world (or, when it placed nothing on the room, some plan
 it would place on the empty world does).
 
-The room counts each plan's use as :meth:`~circinus.estimate.base.Estimate.usage` gives it: its
-share of the shared deployments it joins (``load / level`` replicas' worth), the measure
-first-come-first-served admission packs with (:mod:`circinus.select.fcfs`); the selection then
-counts whole replicas (:func:`~circinus.select.deployments.settle`).
+The room counts what the selection will count: each plan's dedicated replicas and links, and
+for every shared deployment the whole replicas its load needs (at least each member's floor),
+so a plan fits the room iff the selection's exact ledger
+(:class:`~circinus.select.deployments.Ledger`) with it fits; a plan joining a deployment with
+headroom takes nothing more of its device.
 
 With ``online = False`` the same planner sees every query alone against the empty world and
 hands its ranked plans to a global selector (the ``+select`` variants of the bench): the
@@ -24,13 +25,16 @@ comparison then isolates the per-query search from the admission policy.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 from circinus.baselines.space import PerQuerySearch
 from circinus.estimate.base import EPS, Estimate
+from circinus.plan.records import QueryPlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.search.shortlist import Evaluated, admissible, shortlist
+from circinus.select.deployments import deployment_table, own_use, replicas
+from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query
 
 Resource = tuple[str, str]
@@ -40,34 +44,76 @@ Resource = tuple[str, str]
 class Room:
     """What the plans taken so far leave of every capacity (see the module note).
 
-    Mutable: :meth:`take` records a plan's use; the other methods only read.
+    Mutable: :meth:`take` records a plan; the other methods only read. A plan's use is
+    :meth:`need`: its dedicated replicas and links, plus the whole replicas each shared
+    deployment it joins must grow by.
     """
 
-    def __init__(self, capacity: Mapping[Resource, float]) -> None:
-        self.capacity = dict(capacity)
+    def __init__(self, index: WorldIndex) -> None:
+        self.index = index
+        self.capacity: dict[Resource, float] = dict(index.capacities)
         self.used: dict[Resource, float] = {}
+        self.load: dict[str, float] = {}
+        """Per shared deployment, the load (busy replicas) of the plans taken."""
+        self.replicas: dict[str, int] = {}
+        self.floor: dict[str, int] = {}
 
-    def overfill(self, estimate: Estimate) -> float:
+    def copy(self) -> Room:
+        """An independent room with what this one has taken (the world shared)."""
+        other = Room.__new__(Room)
+        other.index, other.capacity = self.index, self.capacity
+        other.used, other.load = dict(self.used), dict(self.load)
+        other.replicas, other.floor = dict(self.replicas), dict(self.floor)
+        return other
+
+    def need(self, query: Query, plan: QueryPlan, estimate: Estimate
+             ) -> dict[Resource, float]:
+        """What taking the plan adds to every row: e.g. a plan putting load 0.5 on a level-0.8
+        deployment carrying 0.3 on 1 replica needs ``ceil(0.8 / 0.8) - 1 = 0`` more replicas
+        there, one putting 0.6 needs one more (its units and memory)."""
+        table = deployment_table(self.index, [plan], [query.pipeline])
+        rows, _ = own_use(estimate, table)
+        floors = dict(estimate.deployment_floor)
+        for name, load in estimate.deployment_load:
+            spec = table[name]
+            now = self.replicas.get(name, 0)
+            after = max(replicas(self.load.get(name, 0.0) + load, spec.level),
+                        self.floor.get(name, 0), floors.get(name, 1))
+            if after > now:
+                dev = spec.key.device
+                rows["device", dev] = rows.get(("device", dev), 0.0) + (after - now) * spec.units
+                if spec.memory_gb > 0:
+                    rows["memory", dev] = (rows.get(("memory", dev), 0.0)
+                                           + (after - now) * spec.memory_gb)
+        return {r: v for r, v in rows.items() if r in self.capacity}
+
+    def overfill(self, query: Query, plan: QueryPlan, estimate: Estimate) -> float:
         """Largest relative excess over what is left of a capacity, 0 when the plan fits.
         E.g. 3 units on a 4-unit device of which 2 are taken: ``(2 + 3) / 4 - 1 = 0.25``."""
         worst = 0.0
-        for r, amount in estimate.usage().items():
-            cap = self.capacity.get(r)
-            if cap is not None and amount > EPS:
+        for r, amount in self.need(query, plan, estimate).items():
+            cap = self.capacity[r]
+            if amount > EPS:
                 total = self.used.get(r, 0.0) + amount
                 worst = max(worst, total / cap - 1.0 if cap > EPS else float("inf"))
         return worst
 
-    def fits(self, estimate: Estimate) -> bool:
+    def fits(self, query: Query, plan: QueryPlan, estimate: Estimate) -> bool:
         """Whether the plan fits what is left (within :data:`EPS`)."""
         return all(self.used.get(r, 0.0) + amount <= self.capacity[r] + EPS
-                   for r, amount in estimate.usage().items() if r in self.capacity)
+                   for r, amount in self.need(query, plan, estimate).items())
 
-    def take(self, estimate: Estimate) -> None:
-        """Record the plan's use."""
-        for r, amount in estimate.usage().items():
-            if r in self.capacity:
-                self.used[r] = self.used.get(r, 0.0) + amount
+    def take(self, query: Query, plan: QueryPlan, estimate: Estimate) -> None:
+        """Record the plan."""
+        for r, amount in self.need(query, plan, estimate).items():
+            self.used[r] = self.used.get(r, 0.0) + amount
+        table = deployment_table(self.index, [plan], [query.pipeline])
+        floors = dict(estimate.deployment_floor)
+        for name, load in estimate.deployment_load:
+            self.load[name] = self.load.get(name, 0.0) + load
+            self.floor[name] = max(self.floor.get(name, 0), floors.get(name, 1))
+            self.replicas[name] = max(replicas(self.load[name], table[name].level),
+                                      self.floor[name])
 
 
 class ArrivalOrderSearch(PerQuerySearch):
@@ -83,12 +129,12 @@ class ArrivalOrderSearch(PerQuerySearch):
     selector: ClassVar[str] = "fcfs"
 
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        room = Room(self.estimator.index.capacities) if self.online else None
+        room = Room(self.estimator.index) if self.online else None
         out = []
         for position, query in enumerate(queries):
             qc = self._plan_one(position, query, room)
             if room is not None and qc.candidates:
-                room.take(qc.candidates[0].estimate)
+                room.take(query, qc.candidates[0].plan, qc.candidates[0].estimate)
             out.append(qc)
         return out
 
@@ -107,7 +153,7 @@ class ArrivalOrderSearch(PerQuerySearch):
         for plan, est in tried:
             if admissible(query, est, index=index, settings=settings):
                 fitting = True
-                if room.fits(est):
+                if room.fits(query, plan, est):
                     return QueryCandidates(query.name, (Candidate(plan, est),), None, len(tried))
         if not tried:  # nothing placed on the room: would it be on the empty world?
             alone, _, _ = self._plan(position, query, None)

@@ -49,6 +49,7 @@ import optuna
 from circinus.baselines.online import ArrivalOrderSearch, Room
 from circinus.baselines.space import Pick, PlanSpace, plan_space
 from circinus.estimate.base import EPS, Estimate
+from circinus.plan.records import QueryPlan
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, admissible, overfill
@@ -110,12 +111,13 @@ class OnlineBayesOptSearch(ArrivalOrderSearch):
         plan = space.plan(query, picks)
         est = self.estimator.estimate(query, plan)
         tried.append((plan, est))
-        return self._objective(query, est, room)
+        return self._objective(query, plan, est, room)
 
-    def _objective(self, query: Query, est: Estimate, room: Room | None) -> float:
+    def _objective(self, query: Query, plan: QueryPlan, est: Estimate, room: Room | None
+                   ) -> float:
         """Cost of an admissible plan that fits, else :data:`INFEASIBLE` + its violations."""
         index = self.estimator.index
-        excess = 0.0 if room is None else room.overfill(est)
+        excess = 0.0 if room is None else room.overfill(query, plan, est)
         if excess <= EPS and admissible(query, est, index=index, settings=self.settings):
             return est.cost_per_hour
         over = [*_violations(query.slo, est), overfill(index, est), excess,
