@@ -40,7 +40,8 @@ Departures, and why:
 * Latency is not part of JellyBean's objective. Its plans are taken in its order of cost and
   the first under which every query of the workflow meets its SLO (latency included, by
   Circinus's estimator) and fits is the workflow's plan; when none is, the one admitting most
-  of them: as generous as JellyBean can be made without changing its objective.
+  of them (its queries taken in arrival order while they fit): as generous as JellyBean can be
+  made without changing its objective.
 """
 
 from __future__ import annotations
@@ -64,14 +65,17 @@ _TIERS = {"edge": 0, "cloud": 1}
 _UNPLACED = "placement: the multi-tier assignment finds workers for no variant in its beam"
 
 
-def _fits_together(room: Room, members: Sequence[Query], plans: Sequence[Evaluated]) -> bool:
-    """Whether the plans (of ``members``, in order) fit what ``room`` leaves, all at once."""
+def _placed(room: Room, members: Sequence[Query], plans: Sequence[Evaluated],
+            ok: Sequence[bool]) -> list[Evaluated]:
+    """The plans of the admissible members (``ok``) that fit what ``room`` leaves, taken in
+    arrival order, each on what the ones before it left."""
     trial = room.copy()
-    for member, (plan, est) in zip(members, plans, strict=True):
-        if not trial.fits(member, plan, est):
-            return False
-        trial.take(member, plan, est)
-    return True
+    out = []
+    for member, (plan, est), good in zip(members, plans, ok, strict=True):
+        if good and trial.fits(member, plan, est):
+            trial.take(member, plan, est)
+            out.append((plan, est))
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,11 @@ class MultiTierSearch(ArrivalOrderSearch):
                 continue
             ok = [admissible(member, est, index=index, settings=self.settings)
                   for member, (_, est) in zip(members, ests, strict=True)]
-            fits = _fits_together(room, [m for m, good in zip(members, ok, strict=True) if good],
-                                  [e for e, good in zip(ests, ok, strict=True) if good])
-            score = (sum(ok) if fits else 0, -rank)
+            placed = _placed(room, members, ests, ok)
+            score = (len(placed), -rank)
             if best is None or score > best:
-                best, chosen = score, [e for e, good in zip(ests, ok, strict=True) if good]
-            if fits and all(ok):
+                best, chosen = score, placed
+            if len(placed) == len(members):
                 break  # JellyBean's choice: the rest need not be estimated
         placeable_alone = room is not None and not found and bool(self.plans(rep, None))
         out = {}
