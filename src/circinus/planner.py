@@ -20,8 +20,11 @@ from dataclasses import dataclass, replace
 
 from circinus.baselines import (
     BayesOptSearch,
-    BeamGreedySearch,
     CheapestVariantSearch,
+    MultiTierAloneSearch,
+    MultiTierSearch,
+    NexusSearch,
+    OnlineBayesOptSearch,
     RandomSearch,
 )
 from circinus.collector import paused
@@ -49,9 +52,12 @@ SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
     "exhaustive": ExhaustiveSearch,
     "oracle": OracleSearch,
-    "vulcan": BayesOptSearch,
-    "jellybean": BeamGreedySearch,
+    "vulcan": OnlineBayesOptSearch,
+    "vulcan-alone": BayesOptSearch,
+    "jellybean": MultiTierSearch,
+    "jellybean-alone": MultiTierAloneSearch,
     "infaas": CheapestVariantSearch,
+    "nexus": NexusSearch,
     "random": RandomSearch,
 }
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""

@@ -59,3 +59,23 @@ def test_cli_rejects_unknown_method() -> None:
                                       "--method", "nope"])
     assert result.exit_code == 2
     assert "--method" in result.output
+
+
+def test_tables_fit_80_columns_without_cutting_a_name() -> None:
+    import io
+
+    from rich.console import Console
+
+    from circinus.cli.bench import _render
+
+    _, index = load_indexed_world(TINY)
+    methods = ["circinus", "oracle", "vulcan+select", "jellybean+select", "nexus"]
+    report = run_search_bench([("edge-cloud-vision-x", index)], methods, seed=0,
+                              single_query_sample=1)
+    out = io.StringIO()
+    _render(report, Console(file=out, width=80))
+    text = out.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    for method in methods:
+        assert f" {method} " in text

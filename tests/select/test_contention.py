@@ -178,3 +178,9 @@ def test_a_return_link_is_not_closed_for_its_uplink() -> None:
     assert check is not None and [name for name, _ in check.ceilings] == ["shop->cloud"]
     assert result.admitted >= 1
     _check_final_loads(index, result)
+
+
+def test_a_rounding_residue_below_zero_is_no_use() -> None:
+    capacity = {("link", "a->b"): 100.0, ("device", "x"): 4.0}
+    used = {("link", "a->b"): -9.25e-19}
+    assert contention.utilisation(capacity, used) == {("a", "b"): 0.0}

@@ -1,74 +1,262 @@
-"""JellyBean-style baseline: beam search over variants, then greedy tier-by-tier placement.
+"""JellyBean-style baseline: beam search over variants, then multi-tier worker assignment.
 
-NOTE: JellyBean (Wu et al., "JellyBean: Optimizing Multi-Tier ML Inference Serving", MLSys'23)
-splits the problem the way its objective suggests: first choose model variants, then workers.
+NOTE: follows JellyBean (Wu et al., "JellyBean: Optimizing Multi-Tier ML Inference Serving",
+MLSys'23) with the configuration it publishes for its VQA instance
+(``data/real/jellybean-vqa/config.yaml``: beam ``BEST_K`` 10, worker assignment
+``multiple-tiers`` with ``greedy`` tier allocation, 10 assignment orders, the best 10
+assignments kept). Its optimizer splits the problem as its objective suggests:
 
 1. *Variants.* A beam search over configuration vectors, stage by stage in topological order,
-   keeps the :attr:`BeamGreedySearch.beam_width` partial vectors with the lowest summed compute
+   keeps the :attr:`MultiTierSearch.beam_width` partial vectors with the lowest summed compute
    cost estimate among those that can still reach the accuracy bound (that are a prefix of an
-   accuracy-feasible vector). A configuration's compute cost is the cheapest, over the
-   hardware it can reach, of ``mean_ms x work scale x units x price``: $/h-ms per request,
-   proportional to the compute bill at a given rate.
-2. *Workers.* For each surviving vector, stages in topological order go tier by tier: a stage
-   goes to the tier of its inputs or a later one (edge before cloud), in the first tier that has
-   room for it, on the device with the lowest cost per unit of throughput (``price x units /
-   replica rate``) that is reachable from its inputs and has room left by the query's earlier
-   stages, with the fewest replicas that keep utilisation under the bound. When one device
-   cannot take the whole rate and ``max_devices_per_operator`` allows, the stage spills over to
-   the next device of the tier (JellyBean's workers are single machines). Replicas serve batch 1:
-   JellyBean's worker model has no batching knob.
+   accuracy-feasible vector). A configuration's compute cost is the cheapest, over the hardware
+   it can reach, of ``mean_ms x work scale x units x price`` ($/h-ms per request, proportional
+   to the compute bill at a given rate: JellyBean's per-variant cost profile).
+2. *Workers.* For each surviving vector, JellyBean's multi-tier worker assignment
+   (:func:`~circinus.baselines.jellybean_assign.assign`: 10 topological orders, a beam of the
+   10 cheapest partial assignments in compute + communication cost, greedy per-tier fill,
+   no traffic from a higher tier to a lower one).
+3. *Choice.* The assignment with the lowest compute + communication cost over all vectors
+   (ties: the higher accuracy), as its ``main`` picks it.
 
-The search sees one query, not what earlier queries took, so it also runs the greedy from the
-cloud tier on (the edge taken as full): the plan JellyBean would make once the edge is taken,
-which first-come-first-served admission falls back to. Latency is not part of JellyBean's
-objective: the complete plans (up to two per vector) are estimated once each and those missing
-any SLO are dropped afterwards. Pair it with the ``fcfs`` selector.
+Departures, and why:
+
+* JellyBean plans one workflow, whose input streams share its workers. A bench world has many
+  queries: those with the same pipeline, sources, accuracy floor and work form one workflow
+  (their rates summed; a query or operator asking for dedicated replicas is a workflow of its
+  own), and :class:`MultiTierSearch` (``jellybean``) plans the workflows in the order their
+  first query arrives, each on the workers the earlier ones left
+  (:class:`~circinus.baselines.online.Room`); :class:`MultiTierAloneSearch`
+  (``jellybean-alone``, the bench's ``jellybean+select``) plans each workflow on the empty world
+  and hands every admissible plan of its queries to Circinus's global selector.
+* A plan is written in Circinus's records: per stage the workflow's workers at batch 1, as
+  shared deployments holding the query's part of each worker's replicas (JellyBean's workers
+  serve every stream of the workflow), at the busiest utilisation level at which the query is
+  admissible (JellyBean has no notion of levels), or as the workers' own replicas where the
+  stage is dedicated. Circinus's estimator splits a stage's load over its devices in proportion
+  to their throughput where JellyBean fills the first workers at full throughput, so the
+  bench's cost of a JellyBean plan (estimated) can differ from JellyBean's own figure
+  (:attr:`JellyBeanPlan.assignment`), which the reproduction test checks on its instance.
+* Latency is not part of JellyBean's objective. Its plans are taken in its order of cost and
+  the first under which every query of the workflow meets its SLO (latency included, by
+  Circinus's estimator) and fits is the workflow's plan; when none is, the one admitting most
+  of them (its queries taken in arrival order while they fit): as generous as JellyBean can be
+  made without changing its objective.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
-from circinus.baselines.space import PerQuerySearch
+from circinus.baselines.jellybean_assign import Assignment, Instance, Worker, assign
+from circinus.baselines.online import ArrivalOrderSearch, Room
 from circinus.estimate.base import EPS
-from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
-from circinus.search.base import QueryCandidates
-from circinus.search.placements import eligible_devices, replica_rate
-from circinus.search.shortlist import Evaluated, shortlist
+from circinus.plan.records import QueryPlan, Replicas, StagePlan
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.search.placements import eligible_devices, is_shared, levels, replica_rate
+from circinus.search.shortlist import Evaluated, admissible
 from circinus.search.vectors import Vector
-from circinus.spec.index import ConfigKey
 from circinus.spec.models import Device, Query
 
-_TIERS = ("edge", "cloud")
+_TIERS = {"edge": 0, "cloud": 1}
+_UNPLACED = "placement: the multi-tier assignment finds workers for no variant in its beam"
 
 
-class BeamGreedySearch(PerQuerySearch):
-    """Beam search over variants, greedy tier-by-tier placement (see module note)."""
+def _placed(room: Room, members: Sequence[Query], plans: Sequence[Evaluated],
+            ok: Sequence[bool]) -> list[Evaluated]:
+    """The plans of the admissible members (``ok``) that fit what ``room`` leaves, taken in
+    arrival order, each on what the ones before it left."""
+    trial = room.copy()
+    out = []
+    for member, (plan, est), good in zip(members, plans, ok, strict=True):
+        if good and trial.fits(member, plan, est):
+            trial.take(member, plan, est)
+            out.append((plan, est))
+    return out
+
+
+@dataclass(frozen=True)
+class JellyBeanPlan:
+    """One plan of JellyBean's optimizer for a query, in its own terms."""
+
+    vector: Vector
+    accuracy: float | None
+    assignment: Assignment
+    """Workers per stage with the load each serves, and the cost in JellyBean's model."""
+
+
+class MultiTierSearch(ArrivalOrderSearch):
+    """Variant beam search + multi-tier worker assignment, in arrival order (module note)."""
 
     beam_width: ClassVar[int] = 10
-    """Partial configuration vectors kept after each stage."""
-    selector: ClassVar[str] = "fcfs"
-    """Registry key of the selector this baseline is meant to run with."""
+    """Partial configuration vectors kept after each stage (``BEAM_SEARCH.BEST_K``)."""
+    orders: ClassVar[int] = 10
+    """Topological orders tried (``MAX_NUM_ASSIGN_ORDERS``)."""
+    best_assignments: ClassVar[int] = 10
+    """Assignments kept per order and in all (``BEST_K_ASSIGNMENTS``)."""
 
-    def _search_one(self, position: int, query: Query) -> QueryCandidates:
+    def plans(self, query: Query, room: Room | None = None) -> list[JellyBeanPlan]:
+        """JellyBean's plans of ``query`` on what ``room`` leaves (the empty world without),
+        best first: lowest compute + communication cost, then highest accuracy."""
         index = self.estimator.index
         devices = eligible_devices(index, query, self.settings.tiers)
-        feasible, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
-        found: list[Evaluated] = []
-        seen: set[QueryPlan] = set()
+        feasible, _ = self._vectors.get(query.pipeline, query.slo.min_accuracy)
+        pipe = index.pipelines[query.pipeline]
+        found = []
         for vector in self._beam(query, devices, feasible):
-            for start in range(len(_TIERS)):
-                plan = self._assign(query, vector, devices, start)
-                if plan is not None and plan not in seen:
-                    seen.add(plan)
-                    found.append((plan, self.estimator.estimate(query, plan)))
-        return shortlist(query, found, index=index, settings=self.settings,
-                         best_accuracy=best_accuracy, evaluations=len(found),
-                         scope=f"among the {len(found)} plans of its beam",
-                         unplaced="placement: the greedy assignment finds no room for every "
-                                  "stage of any variant in the beam")
+            configs = dict(zip(pipe.order, vector, strict=True))
+            accuracy = self.estimator.accuracy(query.pipeline, configs)
+            inst = self._instance(query, vector, devices, room)
+            found += [JellyBeanPlan(vector, accuracy, a)
+                      for a in assign(inst, orders=self.orders, best_k=self.best_assignments)]
+        found.sort(key=lambda p: (p.assignment.cost, -(p.accuracy or 0.0)))
+        return found
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        room = Room(self.estimator.index) if self.online else None
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for q, query in enumerate(queries):
+            groups.setdefault(self._workflow(query), []).append(q)
+        out: dict[int, QueryCandidates] = {}
+        for members in groups.values():  # in order of their first query's arrival
+            out.update(self._plan_workflow([queries[q] for q in members], members, room))
+        return [out[q] for q in range(len(queries))]
+
+    def _workflow(self, query: Query) -> tuple[object, ...]:
+        """The workflow ``query`` belongs to: its pipeline, sources, accuracy floor and work,
+        when every stage may share deployments; else its own."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        if not all(is_shared(self.settings, query, index.operators[pipe.operator_of[s]].spec)
+                   for s in pipe.order):
+            return ("alone", query.name)
+        return (query.pipeline, tuple(sorted(query.sources.items())), query.slo.min_accuracy,
+                tuple(sorted(query.work_scale.items())))
+
+    def _plan_workflow(self, members: Sequence[Query], positions: Sequence[int],
+                       room: Room | None) -> dict[int, QueryCandidates]:
+        """Plan one workflow (its members' rates summed) and give each member its plan
+        (online: the first of JellyBean's plans under which every member is admissible and
+        fits, else the one admitting most) or its admissible plans (offline)."""
+        index = self.estimator.index
+        total = sum(m.rate_rps for m in members)
+        rep = members[0].model_copy(update={"rate_rps": total})
+        found = self.plans(rep, room)
+        scope = f"among the {len(found)} assignments of its workflow's beam"
+        per: list[list[Evaluated]] = [[] for _ in members]
+        best: tuple[int, int] | None = None  # (admitted members, -rank)
+        chosen: list[Evaluated] | None = None
+        for rank, jb in enumerate(found):
+            ests = []
+            for m, member in enumerate(members):
+                for level in levels(self.settings):  # the busiest at which it is admissible
+                    plan = self.query_plan(member, jb, total, level)
+                    est = self.estimator.estimate(member, plan)
+                    per[m].append((plan, est))
+                    if admissible(member, est, index=index, settings=self.settings):
+                        break
+                ests.append(per[m][-1])
+            if room is None:
+                continue
+            ok = [admissible(member, est, index=index, settings=self.settings)
+                  for member, (_, est) in zip(members, ests, strict=True)]
+            placed = _placed(room, members, ests, ok)
+            score = (len(placed), -rank)
+            if best is None or score > best:
+                best, chosen = score, placed
+            if len(placed) == len(members):
+                break  # JellyBean's choice: the rest need not be estimated
+        placeable_alone = room is not None and not found and bool(self.plans(rep, None))
+        out = {}
+        for m, (member, q) in enumerate(zip(members, positions, strict=True)):
+            # The workflow's work, billed to its first member (the sum over queries is all).
+            evaluations = sum(len(p) for p in per) if m == 0 else 0
+            if room is not None and not found and placeable_alone:
+                qc = QueryCandidates(member.name, (), (
+                    "capacity: the multi-tier assignment finds no workers left for its "
+                    "workflow once the queries before it are placed"), 0)
+            elif room is None or not found:
+                qc = self._offline(member, per[m], scope, _UNPLACED)
+            else:
+                mine = [e for e in (chosen or []) if e[0].query == member.name]
+                if mine:
+                    room.take(member, *mine[0])
+                    qc = QueryCandidates(member.name, (Candidate(*mine[0]),), None, 0)
+                else:
+                    qc = self._offline(member, per[m], scope, _UNPLACED)
+                    if qc.candidates:  # some plan met its SLO, not the one its workflow got
+                        qc = QueryCandidates(member.name, (), (
+                            f"capacity: its workflow's plan ({scope}) leaves it out; none of "
+                            "the plans meeting its SLO fits what the queries before it left"), 0)
+            out[q] = QueryCandidates(qc.query, qc.candidates, qc.reason, evaluations)
+        return out
+
+    def _plan(self, position: int, query: Query, room: Room | None
+              ) -> tuple[list[Evaluated], str, str]:
+        found = self.plans(query, room)
+        tried = [(plan, self.estimator.estimate(query, plan))
+                 for plan in dict.fromkeys(self.query_plan(query, jb, query.rate_rps, level)
+                                           for jb in found
+                                           for level in levels(self.settings))]
+        return tried, f"among the {len(found)} assignments of its beam", _UNPLACED
+
+    def query_plan(self, query: Query, jb: JellyBeanPlan, total: float,
+                   level: float) -> QueryPlan:
+        """``jb`` (planned for a workflow serving ``total`` requests/s) in Circinus's records
+        for one of its queries: per stage its workers at batch 1, as shared deployments at
+        utilisation ``level`` holding the query's part of each worker's replicas (at least
+        one), or as the workers' replicas when the stage is dedicated."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        shares = dict(jb.assignment.shares)
+        stages = []
+        for stage, config in zip(pipe.order, jb.vector, strict=True):
+            shared = is_shared(self.settings, query,
+                               index.operators[pipe.operator_of[stage]].spec)
+            part = query.rate_rps / total
+            placement = tuple(sorted(
+                Replicas(s.device, max(1, math.ceil(s.replicas * part - EPS)) if shared
+                         else s.replicas) for s in shares[stage]))
+            stages.append(StagePlan(stage, config, 1, placement, level if shared else None))
+        return QueryPlan(query.name, tuple(stages))
+
+    def _instance(self, query: Query, vector: Vector, devices: Sequence[Device],
+                  room: Room | None) -> Instance:
+        """The workflow of ``query`` in configurations ``vector`` on what ``room`` leaves."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        configs = dict(zip(pipe.order, vector, strict=True))
+        workers = {}
+        for stage, config in configs.items():
+            op = index.operators[pipe.operator_of[stage]]
+            scale = query.work_scale.get(stage, 1.0)
+            mine = []
+            for d in devices:
+                prof = op.profiles.get((config, d.hardware))
+                rate = None if prof is None else replica_rate(prof, 1, scale)
+                if prof is not None and rate is not None and prof.units <= d.units + EPS:
+                    mine.append(Worker(d.name, d.site, _TIERS[index.sites[d.site].tier],
+                                       rate * self.settings.max_utilization, prof.units,
+                                       prof.memory_gb, prof.units * d.price_per_unit_hour))
+            workers[stage] = tuple(mine)
+        used = {} if room is None else room.used
+        return Instance(
+            stages=tuple(pipe.order),
+            preds={s: tuple(pipe.preds[s]) for s in pipe.order},
+            source_sites=dict(query.sources),
+            source_tiers={s: _TIERS[index.sites[site].tier] for s, site in query.sources.items()},
+            rate=query.rate_rps,
+            workers=workers,
+            message_kb={(p, s): self.estimator.message_kb(query.pipeline, p, configs)
+                        for s in pipe.order for p in pipe.preds[s]},
+            link_price={pair: link.price_per_gb for pair, link in index.links.items()},
+            units={d.name: d.units - used.get(("device", d.name), 0.0) for d in devices},
+            memory_gb={d.name: None if d.memory_gb is None
+                       else d.memory_gb - used.get(("memory", d.name), 0.0) for d in devices},
+        )
 
     def _beam(self, query: Query, devices: Sequence[Device],
               feasible: Sequence[Vector]) -> list[Vector]:
@@ -93,78 +281,10 @@ class BeamGreedySearch(PerQuerySearch):
             beam = sorted(grown, key=lambda item: item[0])[:self.beam_width]
         return [vector for _, vector in beam]
 
-    def _assign(self, query: Query, vector: Vector, devices: Sequence[Device],
-                start: int) -> QueryPlan | None:
-        """Greedy tier-by-tier placement of ``vector`` from tier number ``start`` on (earlier
-        tiers taken as full); ``None`` when some stage has no room."""
-        index = self.estimator.index
-        pipe = index.pipelines[query.pipeline]
-        used: dict[str, float] = {}
-        memory: dict[str, float] = {}
-        where: dict[str, tuple[int, set[str]]] = {  # node -> (tier rank, sites)
-            src: (_TIERS.index(index.sites[site].tier), {site})
-            for src, site in query.sources.items()
-        }
-        stages = []
-        for stage, config in zip(pipe.order, vector, strict=True):
-            inputs = [where[p] for p in pipe.preds[stage]]
-            lowest = max(start, *(rank for rank, _ in inputs))
-            sites: set[str] = set()
-            for _, at in inputs:
-                sites |= at
-            usable = [d for d in devices if _TIERS.index(index.sites[d.site].tier) >= lowest
-                      and all(index.reachable(s, d.site) for s in sites)]
-            placement = self._fill(query, stage, config, usable, used, memory)
-            if placement is None:
-                return None
-            stages.append(StagePlan(stage, config, 1, placement))
-            placed = [index.devices[r.device] for r in placement]
-            where[stage] = (_TIERS.index(index.sites[placed[0].site].tier),
-                            {d.site for d in placed})
-        return QueryPlan(query.name, tuple(stages))
 
-    def _fill(self, query: Query, stage: str, config: ConfigKey, devices: Sequence[Device],
-              used: dict[str, float], memory: dict[str, float]) -> Placement | None:
-        """Place one stage in the first tier with room (see module note); updates ``used``
-        and ``memory`` with what it takes."""
-        index = self.estimator.index
-        op = index.operators[index.pipelines[query.pipeline].operator_of[stage]]
-        scale = query.work_scale.get(stage, 1.0)
-        need = query.rate_rps / self.settings.max_utilization
-        for tier in _TIERS:
-            ranked = []
-            for d in devices:
-                prof = op.profiles.get((config, d.hardware))
-                rate = None if prof is None else replica_rate(prof, 1, scale)
-                if index.sites[d.site].tier == tier and prof is not None and rate is not None:
-                    room = math.floor((d.units - used.get(d.name, 0.0)) / prof.units + EPS)
-                    if d.memory_gb is not None and prof.memory_gb > 0:
-                        room = min(room, math.floor(
-                            (d.memory_gb - memory.get(d.name, 0.0)) / prof.memory_gb + EPS))
-                    ranked.append((d.price_per_unit_hour * prof.units / rate, d.name, rate,
-                                   room, prof.units, prof.memory_gb))
-            groups = self._spill(sorted(ranked), need)
-            if groups is not None:
-                for name, count, units, gb in groups:
-                    used[name] = used.get(name, 0.0) + count * units
-                    memory[name] = memory.get(name, 0.0) + count * gb
-                return tuple(sorted(Replicas(name, count) for name, count, _, _ in groups))
-        return None
+class MultiTierAloneSearch(MultiTierSearch):
+    """JellyBean's optimizer with every query alone on the empty world, its admissible plans
+    handed to a global selector (``jellybean+select``; see module note)."""
 
-    def _spill(self, ranked: Sequence[tuple[float, str, float, int, float, float]],
-               need: float) -> list[tuple[str, int, float, float]] | None:
-        """Replica groups ``(device, count, units, memory)`` serving ``need`` requests/s, from
-        the devices ``ranked`` (cheapest throughput first); ``None`` when they cannot."""
-        left = need
-        groups: list[tuple[str, int, float, float]] = []
-        for _, name, rate, room, units, gb in ranked:
-            if room < 1:
-                continue
-            fewest = max(1, math.ceil(left / rate - EPS))
-            if fewest <= room:
-                groups.append((name, fewest, units, gb))
-                return groups
-            if len(groups) + 1 < self.settings.max_devices_per_operator:
-                groups.append((name, room, units, gb))
-                left -= room * rate
-        return None
+    online: ClassVar[bool] = False
+    selector: ClassVar[str] = "milp"

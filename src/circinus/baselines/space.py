@@ -63,7 +63,8 @@ def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
                fewest_replicas: bool = False) -> PlanSpace:
     """The plan space of ``query`` on ``devices``; ``single_device`` keeps only options that
     put a stage on one device, ``fewest_replicas`` only the first (fewest-replica) option of
-    each batch size and set of devices."""
+    each batch size, set of devices and utilisation level (a shared deployment's level is the
+    target of its autoscaling, not extra replicas)."""
     pipe = index.pipelines[query.pipeline]
     choices = []
     for stage in pipe.order:
@@ -73,9 +74,9 @@ def plan_space(index: WorldIndex, settings: PlannerSettings, query: Query,
             opts = tuple(o for o in stage_options(index, settings, query, stage, config, devices)
                          if not single_device or len(o.placement) == 1)
             if fewest_replicas:
-                first: dict[tuple[int, tuple[str, ...]], Option] = {}
+                first: dict[tuple[int, tuple[str, ...], float | None], Option] = {}
                 for o in opts:
-                    first.setdefault((o.batch, tuple(r.device for r in o.placement)), o)
+                    first.setdefault((o.batch, tuple(r.device for r in o.placement), o.level), o)
                 opts = tuple(first.values())
             if opts:
                 per_config.append((config, opts))

@@ -46,11 +46,21 @@ METHODS: dict[str, Method] = {
                summary="Circinus's placement space enumerated without its search's prunes, 64 "
                        "candidates per query, exact MILP"),
         Method("vulcan", "vulcan", "fcfs", max_queries=1000,
-               summary="per-query Bayesian optimisation (optuna TPE), first-come-first-served"),
+               summary="per-query Bayesian optimisation (optuna TPE) in arrival order against "
+                       "the capacity left"),
+        Method("vulcan+select", "vulcan-alone", "milp", max_queries=1000,
+               summary="Vulcan's per-query search alone + Circinus's global selection"),
         Method("jellybean", "jellybean", "fcfs",
-               summary="beam search over variants + greedy tier-by-tier assignment, FCFS"),
+               summary="variant beam search + multi-tier worker assignment (10 orders, best "
+                       "10), in arrival order against the workers left"),
+        Method("jellybean+select", "jellybean-alone", "milp",
+               summary="JellyBean's optimizer per query alone + Circinus's global selection"),
         Method("infaas", "infaas", "fcfs",
-               summary="per query the cheapest variant meeting the SLO on one tier, FCFS"),
+               summary="per query the cheapest variant meeting the SLO on one tier, shared "
+                       "autoscaled variants, FCFS"),
+        Method("nexus", "nexus", "fcfs",
+               summary="latency split per stage + batch-aware packing of sessions on shared "
+                       "cloud deployments"),
         Method("edge-only", "circinus", "milp", {"tiers": ("edge",)},
                summary="Circinus restricted to edge devices"),
         Method("cloud-only", "circinus", "milp", {"tiers": ("cloud",)},

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -107,38 +108,60 @@ def _progress(console: Console, label: str, total: int) -> Iterator[Callable[[st
 
 
 def _render(report: Report, console: Console) -> None:
-    table = Table(title=f"circinus bench search (seed {report.seed})")
-    for col in ("world", "method", "admitted", "goodput", "$/h", "plan s", "evaluations",
-                "kernel evals", "gap vs oracle", "status"):
-        table.add_column(col, justify="right" if col not in ("world", "method", "status")
-                         else "left")
-    for r in report.records:
-        if r.skipped:
-            table.add_row(r.world, r.method, "-", "-", "-", "-", "-", "-", "-",
-                          f"skipped: {r.skipped}")
-            continue
-        table.add_row(r.world, r.method, f"{r.admitted}/{r.queries}", _fmt(r.goodput, "g"),
-                      _fmt(r.cost_per_hour, ".2f"), _fmt(r.plan_seconds, ".2f"),
-                      _fmt(r.evaluations, ","), _fmt(r.kernel_evaluations, ","),
-                      "-" if r.gap_vs_oracle is None else
-                      f"{r.gap_vs_oracle:.2%}", r.status or "")
-    console.print(table)
-    ratios = Table(title="Circinus vs baseline (> 1 favours Circinus)")
-    for col in ("world", "baseline", "goodput ×", "cost ×", "cost/query ×", "time ×", "evals ×"):
-        ratios.add_column(col, justify="left" if col in ("world", "baseline") else "right")
-    for x in report.ratios:
-        ratios.add_row(x.world, x.baseline, _fmt(x.goodput, ".2f"), _fmt(x.cost, ".2f"),
-                       _fmt(x.cost_per_query, ".2f"), _fmt(x.time, ".2f"),
-                       _fmt(x.evaluations, ".2f"))
-    console.print(ratios)
+    """The search bench as tables that fit 80 columns, piped or not: one table of records and
+    one of ratios per world (the world is the title), short headers, no side borders."""
+    worlds = list(dict.fromkeys(r.world for r in report.records))
+    console.print(f"circinus bench search (seed {report.seed}). gap: below the oracle's "
+                  "goodput; evals: complete plans estimated; kernel: stage and transfer "
+                  "estimates.")
+    for world in worlds:
+        records = [r for r in report.records if r.world == world]
+        table = _narrow(f"{world}: outcome")
+        for col in ("method", "admitted", "goodput", "$/h", "gap", "status"):
+            table.add_column(col, justify="left" if col in ("method", "status") else "right",
+                             no_wrap=col != "status")
+        work = _narrow(f"{world}: work")
+        for col in ("method", "plan s", "search s", "select s", "evals", "kernel"):
+            work.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+        for r in records:
+            if r.skipped:
+                table.add_row(r.method, *["-"] * 4, f"skipped: {r.skipped}")
+                continue
+            table.add_row(r.method, f"{r.admitted}/{r.queries}", _fmt(r.goodput, "g"),
+                          _fmt(r.cost_per_hour, ".2f"),
+                          "-" if r.gap_vs_oracle is None else f"{r.gap_vs_oracle:.1%}",
+                          r.status or "")
+            work.add_row(r.method, _fmt(r.plan_seconds, ".2f"), _fmt(r.search_seconds, ".2f"),
+                         _fmt(r.select_seconds, ".2f"), _fmt(r.evaluations, ","),
+                         _fmt(r.kernel_evaluations, ","))
+        console.print(table)
+        console.print(work)
+        rows = [x for x in report.ratios if x.world == world]
+        if rows:
+            ratios = _narrow(f"{world}: Circinus vs baseline (> 1 favours Circinus)")
+            for col in ("baseline", "goodput ×", "cost ×", "cost/query ×", "time ×",
+                        "evals ×"):
+                ratios.add_column(col, justify="left" if col == "baseline" else "right",
+                                  no_wrap=True)
+            for x in rows:
+                ratios.add_row(x.baseline, _fmt(x.goodput, ".2f"), _fmt(x.cost, ".2f"),
+                               _fmt(x.cost_per_query, ".2f"), _fmt(x.time, ".2f"),
+                               _fmt(x.evaluations, ".2f"))
+            console.print(ratios)
     if report.single_query:
-        single = Table(title="Circinus, one query planned alone (cold caches)")
+        single = _narrow("Circinus, one query planned alone (cold caches)")
         for col in ("world", "sampled", "median s", "max s", "median plan space"):
-            single.add_column(col, justify="left" if col == "world" else "right")
+            single.add_column(col, justify="left" if col == "world" else "right", no_wrap=True)
         for s in report.single_query:
             single.add_row(s.world, str(s.sampled), f"{s.median_seconds:.3f}",
                            f"{s.max_seconds:.3f}", f"{s.median_plan_space:,.0f}")
         console.print(single)
+
+
+def _narrow(title: str) -> Table:
+    """A table with a header rule only and one space between columns."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                 padding=(0, 1), collapse_padding=True)
 
 
 @bench_app.command("scale")

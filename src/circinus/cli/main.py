@@ -56,8 +56,8 @@ def plan(
                      help="Selection time budget, s (default: world)."),
     ] = None,
     search: Annotated[str, typer.Option(
-        help="Per-query search: circinus, exhaustive, oracle (small worlds), vulcan, jellybean, "
-        "infaas, random.")
+        help="Per-query search: circinus, exhaustive, oracle (small worlds), vulcan, "
+             "vulcan-alone, jellybean, jellybean-alone, infaas, nexus, random.")
     ] = "circinus",
     selector: Annotated[str, typer.Option(
         help="Global selection: milp (exact MILP; LP rounding above 3,000 candidates), exact "

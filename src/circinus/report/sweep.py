@@ -27,7 +27,7 @@ from circinus.spec.models import World
 Progress = Callable[[str], None]
 """Called with a short description of each finished run."""
 
-_SLOW = ("oracle", "exhaustive", "vulcan")
+_SLOW = ("oracle", "exhaustive", "vulcan", "vulcan-alone")
 """Searches that take longest; their runs are started first so workers finish together."""
 
 
