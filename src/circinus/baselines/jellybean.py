@@ -242,7 +242,9 @@ class MultiTierSearch(ArrivalOrderSearch):
                                        rate * self.settings.max_utilization, prof.units,
                                        prof.memory_gb, prof.units * d.price_per_unit_hour))
             workers[stage] = tuple(mine)
-        used = {} if room is None else room.used
+        # Free workers as JellyBean sees them: the headroom of shared deployments counts as
+        # free (its worker assignment cannot join a deployment); the room checks the result.
+        used = {} if room is None else room.shares
         return Instance(
             stages=tuple(pipe.order),
             preds={s: tuple(pipe.preds[s]) for s in pipe.order},

@@ -57,6 +57,10 @@ class Room:
         """Per shared deployment, the load (busy replicas) of the plans taken."""
         self.replicas: dict[str, int] = {}
         self.floor: dict[str, int] = {}
+        self.shares: dict[Resource, float] = {}
+        """Per row, the use of the plans taken counting their shares of shared deployments
+        (``load / level`` replicas' worth): what is left of a device counting the headroom
+        of its deployments as free."""
 
     def copy(self) -> Room:
         """An independent room with what this one has taken (the world shared)."""
@@ -64,6 +68,7 @@ class Room:
         other.index, other.capacity = self.index, self.capacity
         other.used, other.load = dict(self.used), dict(self.load)
         other.replicas, other.floor = dict(self.replicas), dict(self.floor)
+        other.shares = dict(self.shares)
         return other
 
     def need(self, query: Query, plan: QueryPlan, estimate: Estimate
@@ -107,6 +112,9 @@ class Room:
         """Record the plan."""
         for r, amount in self.need(query, plan, estimate).items():
             self.used[r] = self.used.get(r, 0.0) + amount
+        for r, amount in estimate.usage().items():
+            if r in self.capacity:
+                self.shares[r] = self.shares.get(r, 0.0) + amount
         table = deployment_table(self.index, [plan], [query.pipeline])
         floors = dict(estimate.deployment_floor)
         for name, load in estimate.deployment_load:
