@@ -22,6 +22,12 @@ EXAMPLES = REPO / "examples"
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
+def _sigint_default() -> None:
+    """In the child before it runs: Ctrl-C's default disposition, whatever the test runner had
+    (a shell starts background jobs with SIGINT ignored, and a program keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid: int) -> set[int]:
     """Every descendant process of ``pid`` (read from /proc)."""
     found: set[int] = set()
@@ -56,7 +62,7 @@ def interrupt(args: list[str], *, cwd: Path, busy: str | None = None, after: flo
     stderr, the child processes it had)."""
     proc = subprocess.Popen([sys.executable, "-m", "circinus", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=_sigint_default)
     assert proc.stderr is not None
     fd = proc.stderr.fileno()
     seen = b""
@@ -161,7 +167,8 @@ def test_while_the_interface_is_still_loading(tmp_path: Path) -> None:
     """Ctrl-C in the first second, while typer, rich and numpy are being imported."""
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "circinus", "validate",
                              str(EXAMPLES / "tiny.yaml")], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_sigint_default)
     assert proc.stderr is not None
     fd = proc.stderr.fileno()
     os.set_blocking(fd, False)
