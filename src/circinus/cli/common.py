@@ -297,6 +297,7 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
         return
     _wakeup[:] = [receive, send]  # the signal writes to the socket's descriptor: keep it open
 
+    _terminate_owner[:] = [os.getpid()]
     signal.signal(signal.SIGTERM, _terminate)
 
     def watch() -> None:
@@ -314,9 +315,19 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
     threading.Thread(target=watch, name="interrupt-watchdog", daemon=True).start()
 
 
+_terminate_owner: list[int] = []
+"""The process whose SIGTERM ends the command the way Ctrl-C does."""
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM: end the way Ctrl-C does (worker processes ended, partial output removed), not
-    at once as Python's default does, which leaves a command's worker processes running."""
+    at once as Python's default does, which leaves a command's worker processes running. A
+    forked worker inherits the handler; there SIGTERM (the pool ending it) ends it at once, as
+    before, with no traceback."""
+    if os.getpid() not in _terminate_owner:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     _state["terminated"] = True
     raise KeyboardInterrupt
 
