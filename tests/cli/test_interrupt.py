@@ -200,3 +200,12 @@ def test_bench_scale_ends_its_part_process_on_sigterm(tmp_path: Path) -> None:
         after=6.0, sig=signal.SIGTERM)
     assert kids, "the part should have had a process of its own"
     _check(code, took, stderr, kids, expect=143)
+
+
+def test_bench_service_ends_its_service_on_sigterm(tmp_path: Path) -> None:
+    """The service the bench started does not outlive the bench."""
+    code, took, stderr, kids = interrupt(
+        ["bench", "service", "--world", str(EXAMPLES / "tiny.yaml"), "--operations", "100000",
+         "--concurrency", "4"], cwd=tmp_path, after=12.0, sig=signal.SIGTERM)
+    assert kids, "the service should have had a process of its own"
+    _check(code, took, stderr, kids, expect=143)

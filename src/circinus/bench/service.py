@@ -238,6 +238,17 @@ class ServiceProcess:
                 self.proc.kill()
         self.proc.wait(timeout=30)
 
+    def close(self) -> None:
+        """End the process whatever it is doing (the bench interrupted): SIGTERM, then
+        SIGKILL after 1 s (the store is durable by design; the bench's own is thrown away)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
 
 def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int,
                       concurrency: int, seed: int = 0, kill: bool = True,
@@ -247,14 +258,32 @@ def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int
     data."""
     import yaml
 
-    from circinus.service.store import DecisionStore
-
     data = yaml.safe_load(world.read_text(encoding="utf-8"))
     pool = [{k: v for k, v in q.items() if k != "name"} for q in data["queries"]]
     token = f"bench-{random.Random(seed).getrandbits(96):024x}"
     log = workdir / "service.log"
-    first = ServiceProcess(world, store, token, log)
-    report: dict[str, Any] = {"benchmark": "service", "world": data.get("name"),
+    started: list[ServiceProcess] = []
+    try:
+        return _run(world, store, token, log, pool, data.get("name"), started,
+                    operations=operations, concurrency=concurrency, seed=seed, kill=kill,
+                    ready_timeout_s=ready_timeout_s)
+    finally:
+        # interrupted (Ctrl-C, SIGTERM) or failed: no service outlives the bench
+        for process in started:
+            process.close()
+
+
+def _run(world: Path, store: str, token: str, log: Path, pool: list[dict[str, Any]],
+         name: str | None, started: list[ServiceProcess], *, operations: int,
+         concurrency: int, seed: int, kill: bool, ready_timeout_s: float) -> dict[str, Any]:
+    from circinus.service.store import DecisionStore
+
+    def service() -> ServiceProcess:
+        started.append(ServiceProcess(world, store, token, log))
+        return started[-1]
+
+    first = service()
+    report: dict[str, Any] = {"benchmark": "service", "world": name,
                               "queries": len(pool), "operations": operations,
                               "concurrency": concurrency, "seed": seed,
                               "cpus": os.cpu_count(), "load_average": list(os.getloadavg())}
@@ -281,7 +310,7 @@ def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int
     if not kill:
         first.stop()
     first.proc.wait(timeout=60)
-    second = ServiceProcess(world, store, token, log)
+    second = service()
     report["restart_after_kill_seconds"] = second.wait_ready(ready_timeout_s)
     report["restart_after_kill_cpu_seconds"] = second.cpu_seconds()
     present = second.present()
@@ -291,7 +320,7 @@ def run_service_bench(world: Path, store: str, workdir: Path, *, operations: int
     report["present_after_restart"] = len(present)
     report["durability_problems"] = problems
     second.stop()
-    third = ServiceProcess(world, store, token, log)
+    third = service()
     report["restart_seconds"] = third.wait_ready(ready_timeout_s)
     report["restart_cpu_seconds"] = third.cpu_seconds()
     third.stop()
