@@ -127,13 +127,17 @@ def fidelity(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _restart(seconds: float | None) -> str:
+    return "no kill" if seconds is None else f"{seconds:.1f}"
+
+
 def service(data: dict[str, Any]) -> str:
     """The service under load, killed and restarted (``circinus bench service``), one row per
     world (``runs``)."""
     rows = [
         "| world | requests (acknowledged) | decisions/s | client p50 / p99 ms | decision p50 / "
         "p99 ms | server CPU ms / decision | server errors | lost acknowledged | restart after "
-        "kill s | restart s (CPU s) | present after restart | load |",
+        "kill s | restart s (CPU s) | admitted start / end | load |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["runs"]:
@@ -144,9 +148,9 @@ def service(data: dict[str, Any]) -> str:
             f"{load['client_p99_ms']:,.0f} | {load['decision_p50_ms']:,.1f} / "
             f"{load['decision_p99_ms']:,.1f} | {load.get('server_cpu_ms_per_decision', 0):.1f} | "
             f"{load['server_errors']} | "
-            f"{len(r['durability_problems'])} | {r['restart_after_kill_seconds']:.1f} | "
+            f"{len(r['durability_problems'])} | {_restart(r['restart_after_kill_seconds'])} | "
             f"{r['restart_seconds']:.1f} ({r['restart_cpu_seconds']:.1f}) | "
-            f"{r['present_after_restart']:,} | "
+            f"{r['admitted_at_start']:,} / {r['admitted_after_load']:,} | "
             f"{r['load_average'][0]:.1f} |")
     return "\n".join(rows)
 

@@ -80,3 +80,20 @@ def test_a_killed_service_keeps_every_acknowledged_decision(url: str, tmp_path: 
     finally:
         second.stop()
     assert "Traceback" not in log.read_text()
+
+
+def test_the_bench_goes_on_against_the_restarted_service(tmp_path: Path) -> None:
+    """``circinus bench service``: the load is killed half way, the service restarted on the
+    same store and port, and the second half of the load is served by it."""
+    from circinus.bench.service import run_service_bench
+
+    world, _ = _world(tmp_path, 40)
+    report = run_service_bench(world, f"sqlite:///{tmp_path / 'bench.db'}", tmp_path,
+                               operations=200, concurrency=8, seed=2)
+    load = report["load"]
+    assert report["durability_problems"] == [] and load["server_errors"] == 0, report
+    # well past the half: the restarted service answered the rest (a few in flight are lost)
+    assert load["acknowledged"] >= 180, load
+    assert report["restart_after_kill_seconds"] > 0 and load["paused_seconds"] > 0
+    assert report["admitted_at_start"] > 0 and report["admitted_after_load"] >= 0
+    assert 0 < load["paused_seconds"] < load["seconds"]

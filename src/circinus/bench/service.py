@@ -11,10 +11,11 @@ Reported: throughput (acknowledged decisions per second), the client's latency p
 p50 and p99, and the count of server errors (5xx).
 
 With ``kill_after``, the service gets SIGKILL once that many decisions are acknowledged
-(requests in flight are lost), is started again on the same store, and the benchmark measures
-the time to ready and checks the store's decision log against the client's log
-(:func:`check_against_log`): every acknowledged decision is in the log and in the state, and
-every lost one is either whole (in the log and in the state) or absent from both.
+(requests in flight are lost), is started again on the same store and port, and the load goes
+on against it to the end; the benchmark measures the time to ready (the load waits for it, and
+that pause is not counted in the throughput) and checks the store's decision log against the
+client's log (:func:`check_against_log`): every acknowledged decision is in the log and in the
+state, and every lost one is either whole (in the log and in the state) or absent from both.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Load:
 
     requests: list[Request] = field(default_factory=list)
     seconds: float = 0.0
+    paused: float = 0.0
+    """Seconds the load waited for a restarted service (left out of the throughput)."""
 
     def summary(self) -> dict[str, Any]:
         acked = [r for r in self.requests if r.acknowledged]
@@ -81,8 +84,9 @@ class Load:
             "by_status": by_status,
             "server_errors": sum(1 for r in self.requests if r.status is not None
                                  and r.status >= 500 and r.status != 503),
-            "seconds": self.seconds,
-            "throughput_per_s": len(acked) / self.seconds if self.seconds > 0 else 0.0,
+            "seconds": self.seconds, "paused_seconds": self.paused,
+            "throughput_per_s": (len(acked) / (self.seconds - self.paused)
+                                 if self.seconds > self.paused else 0.0),
             "client_p50_ms": _pct(lat, 50) * 1000, "client_p99_ms": _pct(lat, 99) * 1000,
             "decision_p50_ms": _pct(dec, 50), "decision_p99_ms": _pct(dec, 99),
         }
@@ -99,21 +103,22 @@ def _pct(values: Sequence[float], p: float) -> float:
 async def drive(url: str, token: str, pool: Sequence[dict[str, Any]], *, operations: int,
                 concurrency: int, depart_fraction: float = 0.5, seed: int = 0,
                 prefix: str = "load", kill_after: int | None = None,
-                kill: Any = None, timeout_s: float = 120.0) -> Load:
+                kill: Any = None, timeout_s: float = 120.0, load: Load | None = None) -> Load:
     """Send ``operations`` arrivals and departures with ``concurrency`` workers (module note);
-    ``kill``: called once ``kill_after`` decisions are acknowledged (the rest are lost)."""
+    ``kill``: called once ``kill_after`` decisions are acknowledged; it returns when the service
+    answers again (the load, paused meanwhile, then goes on; what was in flight is lost)."""
     rng = random.Random(seed)
-    load = Load()
+    load = Load() if load is None else load
     present: list[str] = []
     counter = iter(range(operations))
     killed = asyncio.Event()
+    acknowledged = 0
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal acknowledged
         for i in counter:
-            if killed.is_set():
-                return
             body: dict[str, Any] | None = None
             if present and rng.random() < depart_fraction:
                 name = present.pop(rng.randrange(len(present)))
@@ -134,14 +139,18 @@ async def drive(url: str, token: str, pool: Sequence[dict[str, Any]], *, operati
                 "application/json") else {}
             load.requests.append(Request(op, name, r.status_code, seconds,
                                          data.get("decision_ms"), data.get("admitted"), body))
+            acknowledged += 200 <= r.status_code < 300
             if op == "arrive" and r.status_code == 201:
                 present.append(name)
             elif op == "depart" and r.status_code not in (200, 404):
                 present.append(name)  # refused (429): still present, may be tried again
-            if (kill_after is not None and not killed.is_set()
-                    and sum(q.acknowledged for q in load.requests) >= kill_after):
+            if kill_after is not None and not killed.is_set() and acknowledged >= kill_after:
                 killed.set()
+                # blocks the event loop on purpose: no request is sent while the service is
+                # down, and those in flight fail (lost) once the loop runs again
+                t_kill = time.monotonic()
                 kill()
+                load.paused += time.monotonic() - t_kill
 
     t0 = time.monotonic()
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s,
@@ -181,10 +190,12 @@ class ServiceProcess:
     """``circinus service`` in a process of its own on 127.0.0.1."""
 
     def __init__(self, world: Path, store: str, token: str, log: Path,
-                 extra: Sequence[str] = ()) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+                 extra: Sequence[str] = (), port: int | None = None) -> None:
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         env = {**os.environ, "CIRCINUS_SERVICE_TOKEN": token}
@@ -219,11 +230,16 @@ class ServiceProcess:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def present(self) -> set[str]:
+    def queries(self) -> dict[str, Any]:
+        """``GET /v1/queries``: the admitted and waiting counts and every present query."""
         r = httpx.get(f"{self.url}/v1/queries", timeout=60,
                       headers={"Authorization": f"Bearer {self.token}"})
         r.raise_for_status()
-        return {q["name"] for q in r.json()["queries"]}
+        data: dict[str, Any] = r.json()
+        return data
+
+    def present(self) -> set[str]:
+        return {q["name"] for q in self.queries()["queries"]}
 
     def kill(self) -> None:
         """SIGKILL, at once."""
@@ -278,8 +294,8 @@ def _run(world: Path, store: str, token: str, log: Path, pool: list[dict[str, An
          concurrency: int, seed: int, kill: bool, ready_timeout_s: float) -> dict[str, Any]:
     from circinus.service.store import DecisionStore
 
-    def service() -> ServiceProcess:
-        started.append(ServiceProcess(world, store, token, log))
+    def service(port: int | None = None) -> ServiceProcess:
+        started.append(ServiceProcess(world, store, token, log, port=port))
         return started[-1]
 
     first = service()
@@ -289,31 +305,40 @@ def _run(world: Path, store: str, token: str, log: Path, pool: list[dict[str, An
                               "cpus": os.cpu_count(), "load_average": list(os.getloadavg())}
     report["start_seconds"] = first.wait_ready(ready_timeout_s)
     report["start_cpu_seconds"] = first.cpu_seconds()
+    report["admitted_at_start"] = first.queries()["admitted"]
     cpu: list[float | None] = [report["start_cpu_seconds"]]
+    running = [first]
+    acked_before_kill: list[int] = []
 
     def crash() -> None:
         cpu.append(first.cpu_seconds())
+        acked_before_kill.append(sum(r.acknowledged for r in load.requests))
         first.kill()
+        first.proc.wait(timeout=60)
+        running.append(service(first.port))
+        report["restart_after_kill_seconds"] = running[-1].wait_ready(ready_timeout_s)
+        report["restart_after_kill_cpu_seconds"] = running[-1].cpu_seconds()
 
+    load = Load()
     load = asyncio.run(drive(first.url, token, pool, operations=operations,
-                             concurrency=concurrency, seed=seed,
+                             concurrency=concurrency, seed=seed, load=load,
                              kill_after=operations // 2 if kill else None, kill=crash))
+    if kill and not acked_before_kill:
+        crash()  # too few acknowledged to reach half way: the kill comes at the end
     if not kill:
         cpu.append(first.cpu_seconds())
+        report["restart_after_kill_seconds"] = report["restart_after_kill_cpu_seconds"] = None
     report["load"] = load.summary()
     before, after = cpu[0], cpu[-1]
     if before is not None and after is not None and len(cpu) == 2:
-        # The service's own CPU time per acknowledged decision (until the kill): what the
-        # writer needs on an idle core, whatever the machine's other load.
-        acked = sum(r.acknowledged for r in load.requests)
+        # The first process's own CPU time per acknowledged decision (until the kill): what
+        # the writer needs on an idle core, whatever the machine's other load.
+        acked = acked_before_kill[0] if acked_before_kill else load.summary()["acknowledged"]
         report["load"]["server_cpu_ms_per_decision"] = 1000 * (after - before) / max(acked, 1)
-    if not kill:
-        first.stop()
-    first.proc.wait(timeout=60)
-    second = service()
-    report["restart_after_kill_seconds"] = second.wait_ready(ready_timeout_s)
-    report["restart_after_kill_cpu_seconds"] = second.cpu_seconds()
-    present = second.present()
+    second = running[-1]
+    state = second.queries()
+    present = {q["name"] for q in state["queries"]}
+    report["admitted_after_load"] = state["admitted"]
     db = DecisionStore(store)
     problems = check_against_log(load, db.decisions(), present)
     db.close()

@@ -783,7 +783,10 @@ def render_service(report: dict[str, Any], console: Console) -> None:
                                f"{load['decision_p99_ms']:.1f} ms"),
         ("server errors (5xx)", str(load["server_errors"])),
         ("start to ready", f"{report['start_seconds']:.1f} s"),
-        ("restart after kill to ready", f"{report['restart_after_kill_seconds']:.1f} s"),
+        ("admitted at start / after the load", f"{report['admitted_at_start']:,} / "
+                                               f"{report['admitted_after_load']:,}"),
+        ("restart after kill to ready", "no kill" if report["restart_after_kill_seconds"] is None
+         else f"{report['restart_after_kill_seconds']:.1f} s"),
         ("restart to ready", f"{report['restart_seconds']:.1f} s"),
         ("durability problems", str(len(report["durability_problems"]))),
     ]
