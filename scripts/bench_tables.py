@@ -10,13 +10,12 @@ table) when README.md differs from what the JSON gives.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import marked_tables
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -164,43 +163,14 @@ FILES: dict[Path, tuple[str, ...]] = {
 """The tables each file carries."""
 
 
-def _between(table: str) -> Callable[[re.Match[str]], str]:
-    """A replacement keeping the markers around ``table``."""
-    return lambda m: m.group(1) + table + m.group(2)
-
-
-def render(text: str, names: tuple[str, ...] = tuple(TABLES)) -> str:
-    """``text`` (README.md) with every table of ``names`` rewritten from its JSON."""
-    for name in names:
-        make = TABLES[name]
-        data = json.loads((REPO / "docs" / "bench" / f"{name}-seed0.json").read_text())
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)",
-                             re.DOTALL)
-        if not pattern.search(text):
-            raise SystemExit(f"no <!-- bench:{name} --> ... <!-- /bench:{name} --> markers; "
-                             "add them where the table goes")
-        text = pattern.sub(_between(make(data)), text)
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite README.md, or check it (``--check``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
-    args = parser.parse_args(argv)
-    stale = 0
-    for path, names in FILES.items():
-        text = path.read_text(encoding="utf-8")
-        new = render(text, names)
-        if args.check:
-            if new != text:
-                print(f"{path.relative_to(REPO)}: a benchmark table differs from "
-                      "docs/bench/*.json; run `python scripts/bench_tables.py`",
-                      file=sys.stderr)
-                stale = 1
-        else:
-            path.write_text(new, encoding="utf-8")
-    return stale
+    """Rewrite README.md and docs/service.md, or check them (``--check``)."""
+    def make(name: str) -> str:
+        data = json.loads((REPO / "docs" / "bench" / f"{name}-seed0.json").read_text())
+        return TABLES[name](data)
+
+    return marked_tables.main(argv, doc=__doc__ or "", kind="bench", source="docs/bench/*.json",
+                              files=FILES, make=make, root=REPO)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,17 @@ the file) when one differs from what the JSON gives.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import marked_tables
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "docs" / "capacity"
-FILES = (REPO / "README.md", REPO / "docs" / "capacity.md")
+FILES = {path: ("summary", "values")
+         for path in (REPO / "README.md", REPO / "docs" / "capacity.md")}
 
 
 RUNS = ("edge-cloud-vision", "edge-cloud-vision-catalog", "meeting-companion")
@@ -73,35 +73,12 @@ TABLES: dict[str, Callable[[list[dict[str, Any]]], str]] = {"summary": summary,
                                                            "values": values}
 
 
-def render(text: str, runs: list[dict[str, Any]]) -> str:
-    """``text`` with every capacity table it holds rewritten from ``runs``."""
-    for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- capacity:{name} -->\n)(?:.*?\n)?(<!-- /capacity:{name} -->)",
-                             re.DOTALL)
-        table = make(runs)
-        text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the files, or check them (``--check``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
-    args = parser.parse_args(argv)
+    """Rewrite README.md and docs/capacity.md, or check them (``--check``)."""
     runs = _runs()
-    for path in FILES:
-        text = path.read_text(encoding="utf-8")
-        if "<!-- capacity:" not in text:
-            print(f"{path.name}: no <!-- capacity:NAME --> markers", file=sys.stderr)
-            return 1
-        new = render(text, runs)
-        if args.check and new != text:
-            print(f"{path.name}: a capacity table differs from docs/capacity/*.json; run "
-                  "`python scripts/capacity_tables.py`", file=sys.stderr)
-            return 1
-        if not args.check:
-            path.write_text(new, encoding="utf-8")
-    return 0
+    return marked_tables.main(argv, doc=__doc__ or "", kind="capacity",
+                              source="docs/capacity/*.json", files=FILES,
+                              make=lambda name: TABLES[name](runs), root=REPO)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,19 @@ file) when one differs from what the JSON gives.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import marked_tables
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "docs" / "serving"
 WORLDS = ("digits-edge-cloud-serve", "ocr-branches-serve")
-FILES = (REPO / "README.md", REPO / "docs" / "serving.md")
+FILES = {REPO / "README.md": ("summary",),
+         REPO / "docs" / "serving.md": ("summary", "queries")}
 PHASES = ("before", "probe", "served")
 """Uncalibrated; calibrated with the probe; calibrated again from the served plan."""
 
@@ -118,36 +118,12 @@ TABLES: dict[str, Callable[[list[tuple[str, str, dict[str, Any]]]], str]] = {
     "summary": summary, "queries": queries}
 
 
-def render(text: str, runs: list[tuple[str, str, dict[str, Any]]]) -> str:
-    """``text`` with every serve table it has markers for rewritten from the JSON."""
-    for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- serve:{name} -->\n)(?:.*?\n)?(<!-- /serve:{name} -->)",
-                             re.DOTALL)
-        if pattern.search(text):
-            table = make(runs)
-            text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     """Rewrite README.md and docs/serving.md, or check them (``--check``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
-    args = parser.parse_args(argv)
     runs = _runs()
-    stale = []
-    for path in FILES:
-        text = path.read_text(encoding="utf-8")
-        new = render(text, runs)
-        if new != text:
-            stale.append(path)
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
-    if args.check and stale:
-        print(f"{', '.join(p.name for p in stale)}: a serving table differs from "
-              "docs/serving/*.json; run `python scripts/serve_tables.py`", file=sys.stderr)
-        return 1
-    return 0
+    return marked_tables.main(argv, doc=__doc__ or "", kind="serve",
+                              source="docs/serving/*.json", files=FILES,
+                              make=lambda name: TABLES[name](runs), root=REPO)
 
 
 if __name__ == "__main__":
