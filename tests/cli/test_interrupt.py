@@ -209,3 +209,22 @@ def test_bench_service_ends_its_service_on_sigterm(tmp_path: Path) -> None:
          "--concurrency", "4"], cwd=tmp_path, after=12.0, sig=signal.SIGTERM)
     assert kids, "the service should have had a process of its own"
     _check(code, took, stderr, kids, expect=143)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_service_while_it_plans_its_world(big_world: Path, tmp_path: Path, sig: int) -> None:
+    """Stopped while the writer still plans the world at start-up, the service ends at once
+    instead of when the planning returns."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, took, stderr, kids = interrupt(
+        ["service", str(big_world), "--store", f"sqlite:///{tmp_path / 's.db'}", "--port",
+         str(port)], cwd=tmp_path, busy="says when it is ready", sig=sig,
+        env={"CIRCINUS_SERVICE_TOKEN": "interrupt-test-token-0123"})
+    assert code == 128 + sig, stderr[-2000:]
+    assert took <= 2.0, f"took {took:.1f} s"
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert _last_line(stderr).startswith("error: interrupted"), stderr[-2000:]

@@ -58,7 +58,7 @@ def guard(fn: Callable[[], Any], *, interrupted: str = "interrupted") -> Any:
             raise
         _state["interrupted"] = True
         error(interrupted)
-        raise typer.Exit(_interrupt_code()) from None
+        raise typer.Exit(interrupt_code()) from None
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(0) from None
@@ -256,7 +256,7 @@ class OneLineErrorGroup(TyperGroup):
             if not standalone_mode:
                 raise
             error("interrupted")
-            sys.exit(_interrupt_code())
+            sys.exit(interrupt_code())
         except SystemExit as exc:
             if closed_pipe(exc):
                 sys.exit(0)
@@ -310,7 +310,7 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
         for child in multiprocessing.active_children():
             with contextlib.suppress(OSError):
                 child.kill()
-        os._exit(_interrupt_code())
+        os._exit(interrupt_code())
 
     threading.Thread(target=watch, name="interrupt-watchdog", daemon=True).start()
 
@@ -332,6 +332,6 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupt_code() -> int:
+def interrupt_code() -> int:
     """Exit code of an interrupted command: 128 + the signal (130 Ctrl-C, 143 SIGTERM)."""
     return 143 if _state["terminated"] else 130

@@ -7,13 +7,14 @@ import os
 import secrets
 import socket
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from circinus.cli.common import guard
+from circinus.cli.common import error, guard, interrupt_code
 from circinus.errors import CircinusError, SpecError
 
 if TYPE_CHECKING:
@@ -103,8 +104,17 @@ def service(
         Console(stderr=True, soft_wrap=True).print(
             f"circinus service on http://{host}:{port} ({how}; store {db.display_url}); "
             "GET /readyz says when it is ready", highlight=False)
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                    server_header=False, timeout_graceful_shutdown=10)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                        server_header=False, timeout_graceful_shutdown=10)
+        finally:
+            if svc.abandoned:
+                # stopped while the writer still plans the world: the interpreter would wait
+                # for that thread at exit, for as long as the planning takes
+                error("interrupted while the state was being planned or restored; the store "
+                      "keeps only what was committed")
+                sys.stderr.flush()
+                os._exit(interrupt_code())
 
     guard(run)
 

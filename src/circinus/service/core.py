@@ -127,6 +127,8 @@ class PlannerService:
         """When a service left unavailable may next try to rebuild its state (monotonic s)."""
         self.restored: int | None = None
         """Queries restored from the store at start (``None``: planned from the world)."""
+        self.abandoned = False
+        """Closed while still starting: the writer thread is left running (see :meth:`close`)."""
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -179,7 +181,14 @@ class PlannerService:
                                          why_not=s.why_not)
 
     def close(self) -> None:
-        """Stop the writer (after the request it serves) and release the store."""
+        """Stop the writer (after the request it serves) and release the store. While the
+        state is still being planned or restored at start-up the writer is left to the
+        process's exit instead (:attr:`abandoned`): nothing has been acknowledged, and the
+        start-up's commit is one transaction, so ending there is as safe as a kill."""
+        if self.status == "starting":
+            self.abandoned = True
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            return
         self._executor.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
