@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from circinus.errors import SpecError, UnknownNameError
+from circinus.spec.load import validate_document
 from circinus.spec.models import Device, Link, World
 
 
@@ -100,9 +99,4 @@ def _device(world: World, name: str) -> Device:
 def validated(model: type[Any], data: Mapping[str, Any], where: str) -> Any:
     """``model`` validated from ``data``; a :class:`SpecError` naming ``where`` and the first
     bad field otherwise."""
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise SpecError(f"{where}: {field}: {first['msg']}") from None
+    return validate_document(model, dict(data), where)

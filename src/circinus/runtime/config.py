@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.errors import SpecError
+from circinus.spec.load import validate_document
 from circinus.spec.models import KnobValue
 
 INGRESS_PREFIX = "ingress-"
@@ -165,13 +166,8 @@ def read_serve_config(data: object, *, origin: str) -> ServeConfig:
     Raises:
         SpecError: an unknown or misspelled key, or a value out of range, naming the field.
     """
-    try:
-        return ServeConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SpecError(f"{origin}: {where}: {err['msg']}; write the file with `circinus "
-                        "deploy WORLD PLAN --out FILE`") from None
+    return validate_document(ServeConfig, data, origin,
+                             hint="write the file with `circinus deploy WORLD PLAN --out FILE`")
 
 
 def check_with_ray(config: ServeConfig) -> bool:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.errors import SpecError
 from circinus.plan.file import QueryOut
 from circinus.simulate.results import LatencyOut, QueryMeasuredOut
-from circinus.spec.load import format_validation_error, read_document
+from circinus.spec.load import read_document, validate_document
 
 
 class _Out(BaseModel):
@@ -199,8 +199,5 @@ def read_serve_result(path: str | Path) -> ServeResult:
     if got != "circinus-serve/1":
         raise SpecError(f"{path}: format: expected what `circinus serve --json` writes "
                         f"('circinus-serve/1'), got {got!r}")
-    try:
-        return ServeResult.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{path}: {format_validation_error(exc, data)}; it is written by "
-                        "`circinus serve WORLD PLAN --json OUT`") from exc
+    return validate_document(ServeResult, data, str(path),
+                             hint="it is written by `circinus serve WORLD PLAN --json OUT`")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from circinus.errors import SpecError
 from circinus.plan.file import PlanFile
 from circinus.simulate.model import PLAN_FORMAT, REPLAN, SimWorld, compile_plan
-from circinus.spec.load import format_validation_error, load_indexed_world, read_document
+from circinus.spec.load import load_indexed_world, read_document, validate_document
 
 
 def read_plan_file(path: str | Path) -> PlanFile:
@@ -28,11 +26,8 @@ def read_plan_file(path: str | Path) -> PlanFile:
     if got != PLAN_FORMAT:
         raise SpecError(f"{path}: format: expected a plan file ({PLAN_FORMAT!r}), got "
                         f"{got!r}; write one with `circinus plan WORLD --json PLAN`")
-    try:
-        return PlanFile.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{path}: {format_validation_error(exc, data)}; a plan file is "
-                        "written by `circinus plan WORLD --json PLAN`") from exc
+    return validate_document(PlanFile, data, str(path),
+                             hint="a plan file is written by `circinus plan WORLD --json PLAN`")
 
 
 def load_simulation(world: str | Path, plan: str | Path) -> SimWorld:

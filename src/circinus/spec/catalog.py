@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from circinus.errors import SpecError
 from circinus.spec.models import (
@@ -95,16 +95,13 @@ def parse_catalog(data: Any, *, origin: str = "catalog") -> Catalog:
         SpecError: naming the offending field, e.g.
             ``offerings[0].max_units: must be >= 1 and <= 100000, got 0``.
     """
-    from circinus.spec.load import format_validation_error
 
     if not isinstance(data, dict):
         raise SpecError(f"{origin}: the top level must be a mapping with the key 'offerings', "
                         f"got {'nothing' if data is None else 'a ' + type(data).__name__}")
-    try:
-        return Catalog.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(f"{origin}: {format_validation_error(exc, data, model=Catalog)}"
-                        ) from exc
+    from circinus.spec.load import validate_document
+
+    return validate_document(Catalog, data, origin)
 
 
 def load_catalog(path: str | Path) -> Catalog:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -13,6 +13,8 @@ from circinus.errors import SpecError
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import World
 from circinus.spec.validate import build_index
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def load_world(path: str | Path) -> World:
@@ -267,6 +269,19 @@ def parse_world(data: Any, *, origin: str = "world") -> World:
         raise SpecError(format_validation_error(exc, data)) from exc
 
 
+def validate_document(model: type[_Model], data: Any, origin: str, *,
+                      hint: str | None = None) -> _Model:
+    """``model`` validated from ``data`` (a parsed file or request body); otherwise a
+    :class:`SpecError` of one line, ``origin: path: what is wrong[; hint]``, naming the first
+    bad field (:func:`format_validation_error`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        tail = f"; {hint}" if hint else ""
+        raise SpecError(f"{origin}: {format_validation_error(exc, data, model=model)}{tail}"
+                        ) from None
+
+
 def format_validation_error(exc: ValidationError, data: Any = None, *,
                             model: type[BaseModel] = World) -> str:
     """One line for the first error of ``exc``: ``path: what is wrong, got value``.
@@ -296,7 +311,10 @@ def format_validation_error(exc: ValidationError, data: Any = None, *,
     fields = {_join(e[1] if e[2] is None else e[1][: e[2]]) for e in errors}
     others = len(fields - {_join(parts if anchor is None else parts[:anchor])})
     more = f" (and {others} more)" if others else ""
-    return f"{_join(parts)}: {message or _describe(first, bounds)}{more}"
+    described = message or _describe(first, bounds)
+    if first["type"] == "extra_forbidden" and model is World:
+        described += " against `circinus schema world`"
+    return f"{_join(parts)}: {described}{more}"
 
 
 def format_loc(loc: tuple[int | str, ...], data: Any = None) -> str:
@@ -366,7 +384,7 @@ _TEMPLATES = {
     "less_than": "must be < {lt}",
     "less_than_equal": "must be <= {le}",
     "missing": "is required",
-    "extra_forbidden": "unknown key; check the spelling against `circinus schema world`",
+    "extra_forbidden": "unknown key; check the spelling",
     "literal_error": "must be one of {expected}",
     "too_short": "needs at least {min_length} item(s)",
     "too_long": "takes at most {max_length} item(s)",
