@@ -220,7 +220,7 @@ def test_service_while_it_plans_its_world(big_world: Path, tmp_path: Path, sig: 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code, took, stderr, kids = interrupt(
+    code, took, stderr, _ = interrupt(
         ["service", str(big_world), "--store", f"sqlite:///{tmp_path / 's.db'}", "--port",
          str(port)], cwd=tmp_path, busy="says when it is ready", sig=sig,
         env={"CIRCINUS_SERVICE_TOKEN": "interrupt-test-token-0123"})
