@@ -126,7 +126,8 @@ def plan_for(world: dict[str, Any], stages: dict[str, list[Stage]],
                     name = f"{q.name}/{stage}@{device}"
                     built.add(name, operator, config, device, replicas, batch, "dedicated")
                     names.append(name)
-            r = built.route(q.name, q.rate_rps, q.work_scale.get(stage, 1.0), names)
+            rate = index.pipelines[q.pipeline].rate(q, stage)
+            r = built.route(q.name, rate, q.work_scale.get(stage, 1.0), names)
             route.append(r.model_copy(update={"stage": stage}))
             reps = built.placement(names)
             ops.append(OperatorOut(
@@ -143,7 +144,8 @@ def plan_for(world: dict[str, Any], stages: dict[str, list[Stage]],
             name=q.name, pipeline=q.pipeline, rate_rps=q.rate_rps, weight=q.weight,
             slo=Slo.model_validate(q.slo.model_dump()), admitted=admitted,
             reason=None if admitted else "selection: test", candidates=int(admitted),
-            operators=ops, route=route, predicted=predicted))
+            operators=ops, route=route, source_rate_rps=dict(q.source_rate_rps),
+            predicted=predicted))
     goodput = sum(q.weight for q in queries if q.admitted)
     return PlanFile(
         world=parsed.name, goodput=goodput, goodput_rps=0.0,

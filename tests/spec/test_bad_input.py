@@ -51,6 +51,17 @@ def _add_stage(w: World, name: str, *edges: tuple[str, str]) -> None:
     _pipe(w)["edges"].extend([list(e) for e in edges])
 
 
+def _sources(w: World, *names: str) -> World:
+    """``w`` with more sources, each feeding a stage ``<name>-in`` (classify) into ``cls``,
+    at the shop for every query."""
+    for name in names:
+        _pipe(w)["sources"].append({"name": name, "output_kb": 1})
+        _add_stage(w, f"{name}-in", (name, f"{name}-in"), (f"{name}-in", "cls"))
+        for q in w["queries"]:
+            q["sources"][name] = "shop"
+    return w
+
+
 # (id, mutation, expected path, expected text after "path: "). Query 0 is cam-1, query 1 cam-2;
 # operator 0 is detect (knob model), operator 1 classify (knob resolution: 224 | 448).
 CASES: list[tuple[str, Mutation, str, str]] = [
@@ -202,6 +213,40 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "operators[0].profiles[1].memory_gb", "a replica needs 64.0 GB but the largest 'arm-cpu'"),
     ("link-to-itself", lambda w: w["links"][0].update(dst="shop"),
      "links[0]", "src and dst are both 'shop'; use the site's lan_* fields"),
+    ("negative-source-price", lambda w: w["links"][0].update(source_price_per_gb=-1),
+     "links[0].source_price_per_gb", "must be >= 0 and <= 1000, got -1"),
+    # -- joins and sources of their own -------------------------------------------------------
+    ("only-joins", lambda w: [st.pop("operator") for st in _pipe(w)["stages"]],
+     "pipelines[0].stages", "no stage has an operator (a stage without one only joins its "
+     "inputs); give at least one stage an `operator`"),
+    ("join-in-work-scale", lambda w: (
+        _pipe(w)["stages"].append({"name": "done"}), _pipe(w)["edges"].append(["cls", "done"]),
+        w["queries"][1].update(work_scale={"done": 2})),
+     "queries[1].work_scale.done", "unknown stage 'done'; known: cls, det"),
+    ("source-rate-unknown-source",
+     lambda w: _sources(w, "mic")["queries"][0].update(source_rate_rps={"radio": 5}),
+     "queries[0].source_rate_rps.radio", "unknown source 'radio'; known: camera, mic"),
+    ("source-rate-out-of-range",
+     lambda w: _sources(w, "mic")["queries"][0].update(source_rate_rps={"mic": -1}),
+     "queries[0].source_rate_rps",
+     "source 'mic': rate must be >= 0.000001 and <= 1000000 req/s"),
+    ("every-source-its-own-rate", lambda w: _sources(w, "mic")["queries"][0].update(
+        source_rate_rps={"mic": 5, "camera": 2}),
+     "queries[0].source_rate_rps", "every source of pipeline 'vision' has its own rate; leave "
+     "out the source(s) whose messages make the query's requests"),
+    ("two-own-rate-sources-joined", lambda w: (
+        _sources(w, "mic", "imu"), _add_stage(w, "fuse", ("mic", "fuse"), ("imu", "fuse"),
+                                              ("fuse", "cls")),
+        w["queries"][0].update(source_rate_rps={"mic": 5, "imu": 5})),
+     "queries[0].source_rate_rps", "stage 'fuse' joins sources 'imu' and 'mic', which both "
+     "have their own rate"),
+    ("source-size-out-of-range",
+     lambda w: w["queries"][0].update(source_output_kb={"camera": 2e7}),
+     "queries[0].source_output_kb",
+     "source 'camera': a message size must be >= 0 and <= 10000000 KB"),
+    ("source-size-unknown-source",
+     lambda w: w["queries"][0].update(source_output_kb={"mic": 2}),
+     "queries[0].source_output_kb.mic", "unknown source 'mic'; known: camera"),
     # -- accuracy ---------------------------------------------------------------------------
     ("accuracy-table-unknown-stage", lambda w: _pipe(w).update(accuracy={
         "rule": "table", "table": [{"config": {"seg": {}}, "accuracy": 0.9}]}),

@@ -66,7 +66,7 @@ from circinus.estimate.queueing import (
 )
 from circinus.plan.records import DeploymentKey, Placement, Replicas
 from circinus.spec.index import ConfigKey, OperatorIndex, WorldIndex
-from circinus.spec.models import Device, LatencyProfile, Query
+from circinus.spec.models import Device, LatencyProfile, Link, Query
 
 KB_PER_S_TO_MBPS = 8.192e-3
 """1 KB/s = 1,024 * 8 bit/s = 8.192e-3 Mbit/s."""
@@ -185,16 +185,16 @@ class AnalyticEstimator(BaseEstimator):
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
               placement: Placement, level: float | None = None) -> StageEstimate:
         scale = query.work_scale.get(stage, 1.0)
-        key = (query.pipeline, stage, config, batch, placement, query.rate_rps, scale, level)
+        rate = self.index.pipelines[query.pipeline].rate(query, stage)
+        key = (query.pipeline, stage, config, batch, placement, rate, scale, level)
         hit = self._stages.get(key)
         if hit is None:
             self.kernel_evaluations += 1
             if level is None:
-                hit = self._stage(query.pipeline, stage, config, batch, placement,
-                                  query.rate_rps, scale)
+                hit = self._stage(query.pipeline, stage, config, batch, placement, rate, scale)
             else:
-                hit = self._shared(query.pipeline, stage, config, batch, placement,
-                                   query.rate_rps, scale, level)
+                hit = self._shared(query.pipeline, stage, config, batch, placement, rate,
+                                   scale, level)
             self._stages[key] = hit = self._with_hop(hit)
         return hit
 
@@ -321,12 +321,14 @@ class AnalyticEstimator(BaseEstimator):
             third_s3=third,
         )
 
-    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
-        key = (size_kb, query.rate_rps, src, dst)
+    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares,
+                 rate_rps: float | None = None) -> TransferEstimate:
+        rate = query.rate_rps if rate_rps is None else rate_rps
+        key = (size_kb, rate, src, dst)
         hit = self._transfers.get(key)
         if hit is None:
             self.kernel_evaluations += 1
-            hit = self._transfer(size_kb, query.rate_rps, src, dst)
+            hit = self._transfer(size_kb, rate, src, dst)
             self._transfers[key] = hit
         return hit
 
@@ -363,7 +365,7 @@ class AnalyticEstimator(BaseEstimator):
                     kb_per_s = rate * size_kb * weight
                     pair = (site_a, site_b)
                     traffic[pair] = traffic.get(pair, 0.0) + kb_per_s * KB_PER_S_TO_MBPS
-                    cost += kb_per_s * KB_PER_S_TO_GB_PER_H * link.price_per_gb
+                    cost += kb_per_s * KB_PER_S_TO_GB_PER_H * link_price(link, a)
                 parts.append((weight, (t + extra[0], extra[1], extra[2])))
         mean, var, third = mixture(parts)
         return TransferEstimate(
@@ -407,6 +409,15 @@ class AnalyticEstimator(BaseEstimator):
         if model.rule == "min":
             return min(parts)
         return sum(parts) / len(parts)
+
+
+def link_price(link: Link, sender: str) -> float:
+    """$ per GB of a message over ``link`` from ``sender``: a source's own messages
+    (``"@site"``) pay the link's ``source_price_per_gb`` where it has one, the rest
+    ``price_per_gb``."""
+    if sender.startswith("@") and link.source_price_per_gb is not None:
+        return link.source_price_per_gb
+    return link.price_per_gb
 
 
 def _link_slowdown(index: WorldIndex, pair: tuple[str, str], utilization: float) -> float:

@@ -195,10 +195,13 @@ class BaseEstimator(ABC):
         most ``level`` utilisation (see :class:`~circinus.plan.records.StagePlan`)."""
 
     @abstractmethod
-    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares) -> TransferEstimate:
+    def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares,
+                 rate_rps: float | None = None) -> TransferEstimate:
         """Estimate sending one ``size_kb`` message per request from ``src`` to ``dst``.
 
-        ``src`` entries may name a site as ``"@site"`` (a pipeline source's origin).
+        ``src`` entries may name a site as ``"@site"`` (a pipeline source's origin: its link
+        may price a source's uplink apart). ``rate_rps``: messages per second on this edge
+        (:meth:`~circinus.spec.index.PipelineIndex.rate`), the query's rate when omitted.
         """
 
     @abstractmethod
@@ -228,15 +231,17 @@ class BaseEstimator(ABC):
         transfers = []
         for stage in pipe.order:
             for pred in pipe.preds[stage]:
-                size = self.message_kb(query.pipeline, pred, configs)
+                size = self.message_kb(query.pipeline, pred, configs, query=query)
                 src = ((f"@{query.sources[pred]}", 1.0),) if pred in pipe.source_kb else (
                     ests[pred].shares
                 )
-                tr = self.transfer(query, size, src, ests[stage].shares)
+                tr = self.transfer(query, size, src, ests[stage].shares,
+                                   rate_rps=pipe.rate(query, pred))
                 transfers.append(tr)
                 edges[pred, stage] = (tr.mean_s, tr.var_s2, tr.third_s3)
         mean, var, third = latency_moments(
-            pipe, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()}, edges)
+            pipe, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()}, edges,
+            pipe.unwaited(query))
         return Estimate(
             latency_mean_ms=mean * 1e3,
             latency_ms=quantile(mean, var, query.slo.percentile / 100.0, third) * 1e3,
@@ -256,12 +261,14 @@ class BaseEstimator(ABC):
             deployment_floor=_most(e.deployment_floor for e in ests.values()),
         )
 
-    def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey]) -> float:
+    def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey],
+                   query: Query | None = None) -> float:
         """Size of the message ``node`` (a source or a stage in its configuration from
-        ``configs``) sends per request, KB."""
+        ``configs``) sends per request, KB; a source's is ``query``'s own size where it gives
+        one (``source_output_kb``)."""
         pipe = self.index.pipelines[pipeline]
         if node in pipe.source_kb:
-            return pipe.source_kb[node]
+            return pipe.source_kb[node] if query is None else pipe.source_message_kb(query, node)
         return self.index.operators[pipe.operator_of[node]].output_kb[configs[node]]
 
 

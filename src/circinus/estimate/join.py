@@ -130,27 +130,43 @@ def _cdf(fit: tuple[float, float, float], mean: float, sd: float,
 
 
 def latency_moments(pipe: PipelineIndex, stages: Mapping[str, Moments],
-                    edges: Mapping[tuple[str, str], Moments]) -> Moments:
+                    edges: Mapping[tuple[str, str], Moments],
+                    unwaited: frozenset[str] = frozenset()) -> Moments:
     """Moments of the end-to-end latency of ``pipe`` (see module note).
 
     ``stages`` holds each stage's sojourn, ``edges`` each ``(pred, stage)`` transfer (preds may
     be sources). Example: a chain sums them; two equal exponential branches from two sources
-    into a free sink have the moments of their maximum.
+    into a free sink have the moments of their maximum. A sink without an operator is done
+    when the last of its inputs is (:attr:`PipelineIndex.sink_inputs`). The nodes of
+    ``unwaited`` (fed only by sources with their own rate, :meth:`PipelineIndex.unwaited`)
+    make no request wait: a join takes their latest message as it is.
     """
     done: dict[str, Moments] = {src: (0.0, 0.0, 0.0) for src in pipe.source_kb}
     for stage in pipe.order:
-        inputs = []
+        inputs: list[Moments] = []
+        names: list[str] = []
         for pred in pipe.preds[stage]:
+            if pred in unwaited and stage not in unwaited:
+                continue
             (cm, cv, ct), (em, ev, et) = done[pred], edges[pred, stage]
             inputs.append((cm + em, cv + ev, ct + et))
-        if len(inputs) == 1:
-            ready = inputs[0]
-        else:
-            fork = pipe.forks.get(stage)
-            fm, fv, ft = (0.0, 0.0, 0.0) if fork is None else done[fork]
-            bm, bv, bt = max_moments([(m - fm, max(v - fv, 0.0), t - ft)
-                                      for m, v, t in inputs])
-            ready = (fm + bm, fv + bv, ft + bt)
+            names.append(pred)
+        fork = (pipe.forks.get(stage) if len(names) == len(pipe.preds[stage])
+                else pipe.fork_of(tuple(names)))
         sm, sv, st = stages[stage]
-        done[stage] = (ready[0] + sm, ready[1] + sv, ready[2] + st)
-    return done[pipe.sink]
+        rm, rv, rt = _latest(inputs, fork, done)
+        done[stage] = (rm + sm, rv + sv, rt + st)
+    ends = [e for e in pipe.ends if e not in unwaited]
+    fork = (pipe.forks.get(pipe.sink) if len(ends) == len(pipe.ends)
+            else pipe.fork_of(tuple(ends)))
+    return _latest([done[e] for e in ends], fork, done)
+
+
+def _latest(inputs: Sequence[Moments], fork: str | None,
+            done: Mapping[str, Moments]) -> Moments:
+    """Moments of the last of ``inputs`` to arrive, all passing ``fork`` (``None``: none)."""
+    if len(inputs) == 1:
+        return inputs[0]
+    fm, fv, ft = (0.0, 0.0, 0.0) if fork is None else done[fork]
+    bm, bv, bt = max_moments([(m - fm, max(v - fv, 0.0), t - ft) for m, v, t in inputs])
+    return fm + bm, fv + bv, ft + bt

@@ -149,7 +149,9 @@ def _shape(query: Query, cand: Candidate) -> tuple[object, ...]:
     shape get the same estimate (at the tenth of a second per thousand plans a deployment of
     a thousand queries costs, this matters: a few hundred shapes among them)."""
     return (query.pipeline, tuple(sorted(query.sources.items())), query.rate_rps,
-            tuple(sorted(query.work_scale.items())), query.slo.percentile, cand.plan.stages)
+            tuple(sorted(query.work_scale.items())), query.slo.percentile, cand.plan.stages,
+            tuple(sorted(query.source_rate_rps.items())),
+            tuple(sorted(query.source_output_kb.items())))
 
 
 def shared_links(book: Ledger, usage: Iterable[Resource]) -> list[Resource]:

@@ -67,6 +67,14 @@ class OperatorOut(_Out):
     allocation: AllocationOut = Field(description="Batch size, replicas and units.")
 
 
+class JoinOut(_Out):
+    """A stage without an operator: no deployment, done when the last of its inputs is."""
+
+    stage: str = Field(description="Stage name in the pipeline.")
+    inputs: list[str] = Field(description="Sources and stages it waits for, as its edges name "
+                              "them.")
+
+
 class RouteShareOut(_Out):
     """One deployment a stage's requests go to."""
 
@@ -184,6 +192,12 @@ class QueryOut(_Out):
     route: list[RouteOut] = Field(
         default_factory=list, description="Per stage, the deployments its requests go to and "
         "their shares (empty if rejected).")
+    joins: list[JoinOut] = Field(
+        default_factory=list, description="The pipeline's stages without an operator (no "
+        "deployment, no cost; empty if rejected or none).")
+    source_rate_rps: dict[str, float] = Field(
+        default_factory=dict, description="Sources with a message rate of their own, req/s "
+        "(the query's source_rate_rps).")
     predicted: PredictedOut | None = Field(description="Prediction (null if rejected).")
     why_not: WhyNotOut | None = Field(
         default=None, description="Binding obstacle and nearest admissible SLO (null if "
@@ -298,6 +312,7 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
            built: _Deployments) -> QueryOut:
     ops: list[OperatorOut] = []
     route: list[RouteOut] = []
+    joins: list[JoinOut] = []
     predicted = None
     if outcome.plan is not None and outcome.estimate is not None:
         pipe = index.pipelines[spec.pipeline]
@@ -318,10 +333,12 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
             route.append(RouteOut(stage=st.stage, deployments=[
                 RouteShareOut(deployment=name, share=share) for name, share in steps]))
         predicted = predicted_out(outcome.estimate)
+        joins = [JoinOut(stage=name, inputs=list(inputs)) for name, inputs in pipe.joins.items()]
     return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
                     weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
                     reason=outcome.reason, candidates=outcome.candidates, operators=ops,
-                    route=route, predicted=predicted, why_not=why_not_out(outcome.why_not))
+                    route=route, joins=joins, source_rate_rps=dict(spec.source_rate_rps),
+                    predicted=predicted, why_not=why_not_out(outcome.why_not))
 
 
 def predicted_out(e: Estimate) -> PredictedOut:
@@ -375,7 +392,7 @@ class _Deployments:
                     dev = index.devices[rep.device]
                     prof = op.profiles[st.config, dev.hardware]
                     ms = prof.mean_ms if st.batch == 1 else prof.batch_ms[st.batch]
-                    rate = spec.rate_rps * share
+                    rate = pipe.rate(spec, st.stage) * share
                     busy = rate * ms * scale.get(st.stage, 1.0) / 1000.0 / st.batch
                     self._add(self.dedicated(o.name, st.stage, rep.device), op.spec.name,
                               op.config_dict(st.config), rep.device, "dedicated", rep.count,

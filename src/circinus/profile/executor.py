@@ -116,6 +116,7 @@ class LiveExecutor(BaseExecutor):
         self.hardware = hardware
         self.reuse_prefixes = reuse_prefixes
         self._preds = pipe.preds
+        self._ends = pipe.ends if pipe.sink_inputs else (pipe.order[-1],)
         self._sources = set(pipe.source_kb)
         self._ops = {s: index.operators[pipe.operator_of[s]] for s in self.stages}
         self._factories: dict[str, Any] = {}
@@ -208,8 +209,10 @@ class LiveExecutor(BaseExecutor):
                 outputs[stage] = out
                 if self.reuse_prefixes:
                     self._outputs[cache_key] = out
-            sink = self.stages[-1]
-            correct = bool(self.dataset.correct(outputs[sink], self.dataset.labels[i]))
+            ends = [self.dataset.inputs[i] if e in self._sources else outputs[e]
+                    for e in self._ends]
+            result = ends[0] if len(ends) == 1 else tuple(ends)  # a join sink: its inputs'
+            correct = bool(self.dataset.correct(result, self.dataset.labels[i]))
             outcomes.append(Outcome(i, correct, times))
         return outcomes
 

@@ -27,6 +27,7 @@ def _stages(q: QueryOut) -> str:
         where = "+".join(f"{p.device}×{p.replicas}{mark}" for p in op.placement)
         batch = f" b{op.allocation.batch}" if op.allocation.batch > 1 else ""
         parts.append(f"{op.stage}[{config}]@{where}{batch}")
+    parts += [f"{j.stage}[join {'+'.join(j.inputs)}]" for j in q.joins]
     return " → ".join(parts)
 
 

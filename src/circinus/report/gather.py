@@ -61,7 +61,9 @@ def frontier_panels(index: WorldIndex, planfile: PlanFile, *, count: int = 4,
     for q in queries:
         key = (q.pipeline, tuple(sorted(q.sources.items())), q.rate_rps,
                tuple(sorted(q.work_scale.items())), q.slo.percentile, q.slo.latency_ms,
-               q.slo.min_accuracy, q.slo.max_cost_per_hour)
+               q.slo.min_accuracy, q.slo.max_cost_per_hour,
+               tuple(sorted(q.source_rate_rps.items())),
+               tuple(sorted(q.source_output_kb.items())))
         groups.setdefault(key, []).append(q)
     members = list(groups.values())
     chosen = _pick([(g[0].pipeline, g[0].slo.percentile, g[0].slo.latency_ms) for g in members],

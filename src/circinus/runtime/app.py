@@ -9,7 +9,8 @@
 * :class:`Ingress` — one per pipeline: for a request of query ``q`` it follows the pipeline's
   DAG, runs each stage as soon as its inputs are there (joins wait for every input), sends it to
   one deployment of ``q``'s route drawn with the route's shares, and delays every message by
-  its emulated link (:mod:`circinus.runtime.links`). It answers the sink's output.
+  its emulated link (:mod:`circinus.runtime.links`). It answers the sink's output (a sink
+  without an operator: its inputs' outputs, as a tuple when there are several).
 
 Importing this module needs Ray (the ``ray`` extra).
 """
@@ -114,6 +115,10 @@ class Ingress:
                 self._stage(target, [done[i] for i in stage.inputs]))
             done[stage.stage] = task
             tasks.append(task)
+        if route.ends:  # a sink without an operator: done when the last input is
+            outs = [(await done[name]).value for name in route.ends]
+            await asyncio.gather(*tasks)
+            return outs[0] if len(outs) == 1 else tuple(outs)
         result = await tasks[-1]
         await asyncio.gather(*tasks)
         return result.value

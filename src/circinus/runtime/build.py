@@ -140,6 +140,13 @@ def build_config(index: WorldIndex, plan: PlanFile, *, settings: DeploySettings 
     if not any(q.admitted for q in plan.queries):
         raise SpecError(f"{origin}: queries: no query is admitted, so there is nothing to "
                         "deploy; relax the SLOs or add capacity, then plan again")
+    for i, q in enumerate(plan.queries):
+        if q.admitted and q.source_rate_rps:
+            raise SpecError(f"{origin}: queries[{i}].source_rate_rps: query {q.name!r} gives "
+                            "sources rates of their own, which the Ray Serve ingress does not "
+                            "serve (it takes one message of every source per request); "
+                            "simulate the plan (`circinus simulate`) or leave source_rate_rps "
+                            "out")
     names = _names(plan)
     deps = {d.name: d for d in plan.deployments}
     owner: dict[str, str] = {}
@@ -238,5 +245,5 @@ def _route(index: WorldIndex, query: str, plan: PlanFile, names: dict[str, str],
                 output_kb=op.output_kb[op.key_of(dep.config)]))
         stages.append(StageRoute(stage=s, inputs=list(pipe.preds[s]), targets=targets))
     return QueryRoute(query=query, sources=dict(spec.sources),
-                      source_kb=dict(pipe.source_kb),
-                      stages=stages)
+                      source_kb={s: pipe.source_message_kb(spec, s) for s in pipe.source_kb},
+                      stages=stages, ends=list(pipe.sink_inputs))

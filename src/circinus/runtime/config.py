@@ -98,7 +98,11 @@ class QueryRoute(_Strict):
     sources: dict[str, str] = Field(description="Source -> site its requests come from.")
     source_kb: dict[str, float] = Field(description="Source -> size of its message, KB.")
     stages: list[StageRoute] = Field(min_length=1, description="In topological order; the "
-                                     "last is the sink.")
+                                     "last is the sink unless `ends` is given.")
+    ends: list[str] = Field(
+        default_factory=list, description="When the sink has no operator (it only joins): the "
+        "sources and stages it waits for; the answer is their outputs, in this order (one "
+        "output: itself).")
 
 
 class IngressUserConfig(_Strict):

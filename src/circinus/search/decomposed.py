@@ -88,7 +88,9 @@ class DecomposedSearch(ExhaustiveSearch):
         for i, q in enumerate(queries):
             key = (q.pipeline, tuple(sorted((s, classes[site][0]) for s, site in
                                             q.sources.items())),
-                   q.rate_rps, tuple(sorted(q.work_scale.items())), q.slo.percentile)
+                   q.rate_rps, tuple(sorted(q.work_scale.items())), q.slo.percentile,
+                   tuple(sorted(q.source_rate_rps.items())),
+                   tuple(sorted(q.source_output_kb.items())))
             groups.setdefault(key, []).append(i)
         out: list[QueryCandidates | None] = [None] * len(queries)
         for members in groups.values():
@@ -199,7 +201,7 @@ class DecomposedSearch(ExhaustiveSearch):
         assert self._after is not None
         budget = prune_ms / 1e3 - self._after[depth] + EPS
         pred = path[depth]
-        size = est.message_kb(query.pipeline, pred, configs)
+        size = est.message_kb(query.pipeline, pred, configs, query=query)
         grown: _Layer = {}
         made = 0
         for (shares, used_set), partials in prev.items():
@@ -296,7 +298,8 @@ def site_classes(index: WorldIndex) -> dict[str, tuple[int, tuple[str, ...]]]:
             for d in index.world.devices if d.site == site.name)
         links = tuple(sorted(
             (direction, other, ln.bandwidth_mbps, ln.rtt_ms, ln.price_per_gb,
-             ln.capacity_mbps or 0.0)
+             ln.capacity_mbps or 0.0,
+             -1.0 if ln.source_price_per_gb is None else ln.source_price_per_gb)
             for (a, b), ln in index.links.items()
             for direction, other in (("out", b), ("in", a))
             if (a if direction == "out" else b) == site.name))

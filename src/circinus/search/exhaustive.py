@@ -122,7 +122,9 @@ class ExhaustiveSearch(BaseSearch):
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, q in enumerate(queries):
             key = (q.pipeline, tuple(sorted(q.sources.items())), q.rate_rps,
-                   tuple(sorted(q.work_scale.items())), q.slo.percentile)
+                   tuple(sorted(q.work_scale.items())), q.slo.percentile,
+                   tuple(sorted(q.source_rate_rps.items())),
+                   tuple(sorted(q.source_output_kb.items())))
             groups.setdefault(key, []).append(i)
         out: list[QueryCandidates | None] = [None] * len(queries)
         for members in groups.values():
@@ -178,6 +180,7 @@ class ExhaustiveSearch(BaseSearch):
         capacity = {d.name: d.units if units is None else min(d.units, units.get(d.name, d.units))
                     for d in devices}
         vectors, best_acc = self._config_vectors(rep, floor)
+        unwaited = pipe.unwaited(rep)
         option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
@@ -191,9 +194,12 @@ class ExhaustiveSearch(BaseSearch):
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
             # loosest bound that way is never placed.
-            floor_s = max(sum(fastest.get((s, configs[s]), math.inf) for s in path[1:])
-                          for path in pipe.paths)
-            if not math.isfinite(floor_s):  # some stage has no device it may run on:
+            # (Only paths the requests wait for count; an infinite one anywhere means a stage
+            # has no device at all.)
+            least = [(sum(fastest.get((s, configs[s]), math.inf) for s in path[1:]),
+                      path[0] in unwaited) for path in pipe.paths]
+            floor_s = max(f for f, skip in least if not skip)
+            if not all(math.isfinite(f) for f, _ in least):  # some stage has no device:
                 missing.update((s, configs[s]) for s in pipe.order  # no plan, no latency cut
                                if not math.isfinite(fastest.get((s, configs[s]), math.inf)))
                 continue
@@ -248,8 +254,11 @@ class ExhaustiveSearch(BaseSearch):
         order = pipe.order
         q = query.slo.percentile / 100.0
         # For each stage: the paths it lies on, with its predecessor on that path.
+        # Paths from sources with their own rate make no request wait (a join takes their
+        # latest message): they take no part in the latency prune.
+        unwaited = pipe.unwaited(query)
         on_paths = {s: [(i, path[path.index(s) - 1]) for i, path in enumerate(pipe.paths)
-                        if s in path] for s in order}
+                        if s in path and path[0] not in unwaited] for s in order}
         sources = {src: ((f"@{site}", 1.0),) for src, site in query.sources.items()}
         out: list[_Leaf] = []
         cut = [False]
@@ -264,7 +273,7 @@ class ExhaustiveSearch(BaseSearch):
 
         def dfs(depth: int, cost: float, solo: float) -> None:
             if depth == len(order):
-                mean, var, third = latency_moments(pipe, stage_m, edge_m)
+                mean, var, third = latency_moments(pipe, stage_m, edge_m, unwaited)
                 pct = quantile(mean, var, q, third)
                 usage = [(("device", d), u) for d, u in used.items() if u > EPS]
                 usage += [(r, v) for r, v in other.items() if v > EPS]
@@ -283,8 +292,9 @@ class ExhaustiveSearch(BaseSearch):
                 into = {}
                 for pred in pipe.preds[stage]:
                     src = sources.get(pred) or shares[pred]
-                    size = est.message_kb(query.pipeline, pred, configs)
-                    into[pred] = est.transfer(query, size, src, st.shares)
+                    size = est.message_kb(query.pipeline, pred, configs, query=query)
+                    into[pred] = est.transfer(query, size, src, st.shares,
+                                              rate_rps=pipe.rate(query, pred))
                 for i, pred in on_paths[stage]:
                     means[i] += into[pred].mean_s + st.mean_s
                     varis[i] += into[pred].var_s2 + st.var_s2
@@ -293,7 +303,7 @@ class ExhaustiveSearch(BaseSearch):
                               for p, tr in into.items())
                 # Each incoming transfer is paid once, however many paths share it.
                 extra = st.cost_per_hour + sum(tr.cost_per_hour for tr in into.values())
-                worst = max(means[i] for i, _ in on_paths[stage])
+                worst = max((means[i] for i, _ in on_paths[stage]), default=0.0)
                 if math.isfinite(worst) and worst * 1e3 > prune_ms + EPS:
                     cut[0] = True
                 elif math.isfinite(worst):

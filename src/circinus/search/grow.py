@@ -73,24 +73,28 @@ Grown = tuple[tuple[StagePlan, ...], Estimate, float]
 def worth_growing(index: WorldIndex, settings: PlannerSettings) -> bool:
     """Whether growing can find anything: stages may spread and some link is priced."""
     return settings.max_devices_per_operator > 1 and any(
-        ln.price_per_gb > 0 for ln in index.links.values())
+        ln.price_per_gb > 0 or (ln.source_price_per_gb or 0.0) > 0
+        for ln in index.links.values())
 
 
 def traffic_bound(index: WorldIndex, query: Query, stage: str, config: ConfigKey) -> float:
     """The most the messages into and out of ``stage`` (in ``config``) can cost, $/h: each
-    message it receives (at its largest size) and sends, at the query's rate, over the
+    message it receives (at its largest size) and sends, at its edge's rate, over the
     dearest link. E.g. 40 req/s of 794 KB at 0.1 $/GB: 40 x 794 x 3600 / 1024^2 x 0.1 =
     $10.9/h."""
     pipe = index.pipelines[query.pipeline]
-    dearest = max((ln.price_per_gb for ln in index.links.values()), default=0.0)
-    kb = 0.0
+    dearest = max((max(ln.price_per_gb, ln.source_price_per_gb or 0.0)
+                   for ln in index.links.values()), default=0.0)
+    kb = 0.0  # per request, each message weighted by its edge's rate over the query's
     for pred in pipe.preds[stage]:
         if pred in pipe.source_kb:
-            kb += pipe.source_kb[pred]
+            size = pipe.source_message_kb(query, pred)
         else:
-            kb += max(index.operators[pipe.operator_of[pred]].output_kb.values())
+            size = max(index.operators[pipe.operator_of[pred]].output_kb.values())
+        kb += size * (pipe.rate(query, pred) / query.rate_rps)
     succs = sum(stage in pipe.preds[t] for t in pipe.order)
-    kb += succs * index.operators[pipe.operator_of[stage]].output_kb[config]
+    kb += succs * index.operators[pipe.operator_of[stage]].output_kb[config] * (
+        pipe.rate(query, stage) / query.rate_rps)
     return query.rate_rps * kb * KB_PER_S_TO_GB_PER_H * dearest
 
 
@@ -112,6 +116,10 @@ class Grower:
         self.evaluations = 0
         self._traffic: dict[tuple[str, ConfigKey], float] = {}
         self._seen: dict[tuple[StagePlan, ...], tuple[Estimate, float] | None] = {}
+
+    def _rate(self, stage: str) -> float:
+        """Requests per second ``stage`` serves for the query."""
+        return self.est.index.pipelines[self.query.pipeline].rate(self.query, stage)
 
     def grow(self, seeds: Sequence[tuple[StagePlan, ...]]) -> list[Grown]:
         """Every plan a move of the descents from ``seeds`` found cheaper alone than the plan
@@ -220,7 +228,7 @@ class Grower:
                 grown = tuple(sorted((*st.placement, Replicas(name, 1))))
                 if price <= moved * traffic + EPS:
                     yield _with(stages, k, grown)
-                if price <= min(1.0, serves * bound / self.query.rate_rps) * traffic + EPS:
+                if price <= min(1.0, serves * bound / self._rate(st.stage)) * traffic + EPS:
                     yield from self._refills(stages, k, grown)
         yield from self._counts(stages)
 
@@ -246,7 +254,7 @@ class Grower:
                 rest = tuple(x for x in st.placement if x != g)
                 steps = [g.count - 1] if g.count > 1 else []
                 if prof.units * dev.price_per_unit_hour <= min(
-                        1.0, one * bound / self.query.rate_rps) * traffic + EPS:
+                        1.0, one * bound / self._rate(st.stage)) * traffic + EPS:
                     steps.append(g.count + 1)
                 for count in steps:
                     placement = tuple(sorted((*rest, Replicas(g.device, count))))
@@ -281,7 +289,7 @@ class Grower:
             triples.append((r.device, dev.site, r.count * st.batch * 1000.0 / (ms * scale)))
         bound = self.settings.max_utilization if st.level is None else st.level
         for order in itertools.permutations(sites):
-            shares = fill_shares(triples, self.query.rate_rps, bound, order)
+            shares = fill_shares(triples, self._rate(st.stage), bound, order)
             if shares is not None:
                 yield _with(stages, k, tuple(Replicas(r.device, r.count, x) for r, x in zip(
                     placement, shares, strict=True)), split=True)

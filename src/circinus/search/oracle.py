@@ -255,8 +255,9 @@ class _Space:
                             c * batch * 1000.0 / (self._service_ms(k, config, d, batch) * scale)
                             for (d, _), c in zip(combo, counts, strict=True))
                         for level in self.levels[k]:
+                            rate = self.pipe.rate(self.query, stage)
                             if level is not None and (
-                                    self.query.rate_rps > level * capacity * (1 + EPS) + EPS):
+                                    rate > level * capacity * (1 + EPS) + EPS):
                                 continue
                             yield StagePlan(stage, config, batch, placement, level)
                             for split in self._splits(k, config, batch, placement, level):
@@ -276,7 +277,8 @@ class _Space:
             self._service_ms(k, config, devices[r.device], batch) * scale)) for r in placement]
         bound = self.settings.max_utilization if level is None else level
         for order in itertools.permutations(sites):
-            shares = fill_shares(rates, self.query.rate_rps, bound, order)
+            shares = fill_shares(rates, self.pipe.rate(self.query, self.pipe.order[k]), bound,
+                                 order)
             if shares is not None:
                 yield tuple(Replicas(r.device, r.count, x)
                             for r, x in zip(placement, shares, strict=True))

@@ -77,8 +77,10 @@ def eligible_devices(index: WorldIndex, query: Query,
 def stage_options(index: WorldIndex, settings: PlannerSettings, query: Query, stage: str,
                   config: ConfigKey, devices: Sequence[Device]) -> list[Option]:
     """Every placement option of ``stage`` in ``config`` for ``query`` (see module note)."""
-    op = index.operators[index.pipelines[query.pipeline].operator_of[stage]]
+    pipe = index.pipelines[query.pipeline]
+    op = index.operators[pipe.operator_of[stage]]
     scale = query.work_scale.get(stage, 1.0)
+    rate = pipe.rate(query, stage)
     profiled = [(d, op.profiles[config, d.hardware]) for d in devices
                 if (config, d.hardware) in op.profiles]
     batches = sorted({1, *(b for _, p in profiled for b in p.batch_ms)})
@@ -87,12 +89,12 @@ def stage_options(index: WorldIndex, settings: PlannerSettings, query: Query, st
     for batch in batches:
         for dev, prof in profiled:
             if shared:
-                out.extend(_joined(dev, prof, batch, query.rate_rps, scale, settings))
+                out.extend(_joined(dev, prof, batch, rate, scale, settings))
             if not shared or settings.sharing == "mixed":
-                out.extend(_single(dev, prof, batch, query.rate_rps, scale, settings))
+                out.extend(_single(dev, prof, batch, rate, scale, settings))
         if settings.max_devices_per_operator > 1:
             for level in levels(settings) if shared else (None,):
-                out.extend(_spread(profiled, batch, query.rate_rps, scale, settings, level))
+                out.extend(_spread(profiled, batch, rate, scale, settings, level))
     return out
 
 

@@ -30,6 +30,7 @@ class DeploymentQueue:
         position in ``flows``) routed here."""
         self.deployment = deployment
         self.pieces = pieces
+        self._users = {flows[q].query.position for q, _, _ in pieces}
         self.work = (np.concatenate([np.full(len(rows), flows[q].query.stages[s].work)
                                      for q, s, rows in pieces]) if pieces else np.empty(0))
         rng = np.random.default_rng([seed, deployment.position, 2])
@@ -42,7 +43,7 @@ class DeploymentQueue:
     @property
     def queries(self) -> int:
         """Number of distinct queries routed here."""
-        return len({q for q, _, _ in self.pieces})
+        return len(self._users)
 
     def serve(self, flows: list[QueryFlow]) -> None:
         """Serve the requests routed here at their current ready times, unless none of them

@@ -41,7 +41,7 @@ from circinus.simulate.deployment import DeploymentQueue
 from circinus.simulate.measure import result_of
 from circinus.simulate.model import SimWorld
 from circinus.simulate.network import shared_link_finish
-from circinus.simulate.query import QueryFlow
+from circinus.simulate.query import QueryFlow, stream_seed
 from circinus.simulate.results import SimulationResult, SimulationSettings
 
 
@@ -73,9 +73,9 @@ def simulate_run(sim: SimWorld, *, arrivals: BaseArrivals,
     settings = settings or SimulationSettings()
     began = time.perf_counter()
     flows = [
-        QueryFlow(q, arrivals.times(rate=q.spec.rate_rps, until=settings.duration_s,
+        QueryFlow(q, arrivals.times(rate=q.rate_rps, until=settings.duration_s,
                                     extra=q.extra_arrivals,
-                                    rng=np.random.default_rng([settings.seed, q.position, 0])),
+                                    rng=np.random.default_rng(stream_seed(settings.seed, q, 0))),
                   seed=settings.seed)
         for q in sim.queries
     ]
@@ -96,6 +96,9 @@ def simulate_run(sim: SimWorld, *, arrivals: BaseArrivals,
         rounds += 1
         for d in order:
             queues[d].serve(flows)
+        for flow in flows:
+            if flow.query.outputs:
+                flow.emit()
         if share:
             _share_links(sim, flows, settings.link_tolerance_s)
         if not any(flow.dirty for flow in flows):
@@ -105,7 +108,7 @@ def simulate_run(sim: SimWorld, *, arrivals: BaseArrivals,
                        rounds=rounds if share or cyclic else 0, converged=converged,
                        cyclic=cyclic, wall=time.perf_counter() - began)
     return SimulationRun(result, tuple(flow.latency(settings.window) * 1000.0
-                                       for flow in flows))
+                                       for flow in flows if flow.query.measured))
 
 
 def deployment_order(sim: SimWorld) -> tuple[list[int], bool]:

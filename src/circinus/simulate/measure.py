@@ -41,9 +41,9 @@ def result_of(sim: SimWorld, settings: SimulationSettings, trace: str, flows: li
             predicted_utilization=dep.predicted_utilization, mean_fill_ms=_ms(fill),
             mean_queue_ms=_ms(wait)))
     queries = [_query_out(q, flow.latency(settings.window),
-                          max(deployments[d].utilization for st in q.stages
-                              for d in st.deployments))
-               for q, flow in zip(sim.queries, flows, strict=True)]
+                          max((deployments[d].utilization for st in q.stages
+                               for d in st.deployments), default=0.0))
+               for q, flow in zip(sim.queries, flows, strict=True) if q.measured]
     devices = [
         DeviceSimOut(name=name, capacity_units=cap, allocated_units=alloc, busy_units=busy,
                      utilization=busy / alloc if alloc > 0 else None)

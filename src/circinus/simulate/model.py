@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NoReturn
 
 import numpy as np
@@ -110,17 +110,54 @@ class SimStage:
 
 
 @dataclass(frozen=True)
+class SimOutput:
+    """An edge from a feed's stage (or source) into a stage of its query's requests: the
+    messages load the link, the requests take the latest of them without waiting."""
+
+    edge: SimEdge
+    """The edge (``src`` in the feed's numbering; ``delay`` and ``link`` towards ``shares``'s
+    deployments)."""
+    shares: np.ndarray
+    """Fraction of the messages sent to each deployment of the receiving stage's route."""
+
+
+@dataclass(frozen=True)
 class SimQuery:
-    """An admitted query resolved to numbers, with what its plan file predicted."""
+    """An admitted query resolved to numbers, with what its plan file predicted.
+
+    A query whose sources have rates of their own (``source_rate_rps``) is several streams:
+    its requests (``stream`` 0, measured) and one *feed* per such source (``stream`` k, its
+    k-th by name), which serves the stages fed only by that source at that source's rate and
+    sends its messages into the requests' joins (``outputs``); a feed is not measured.
+    """
 
     position: int
     """Position in the world's query list: it seeds the query's arrivals and routes."""
     spec: Query
     stages: tuple[SimStage, ...]
-    """In topological order; the last is the sink."""
+    """In topological order; the last is the sink unless ``ends`` says otherwise."""
     predicted: PredictedOut
     extra_arrivals: int
     """Arrivals simulated after the end so that every measured request's batches fill."""
+    ends: tuple[int, ...] = ()
+    """Stages whose finish ends a request (the inputs of a sink without an operator); empty:
+    the last stage."""
+    stream: int = 0
+    """0: the query's requests; k > 0: the feed of its k-th source with a rate of its own."""
+    feed_rate_rps: float = 0.0
+    """A feed's message rate, req/s (the requests come at the spec's ``rate_rps``)."""
+    outputs: tuple[SimOutput, ...] = ()
+    """A feed's edges into the requests' stages."""
+
+    @property
+    def rate_rps(self) -> float:
+        """Arrivals per second of this stream."""
+        return self.spec.rate_rps if self.stream == 0 else self.feed_rate_rps
+
+    @property
+    def measured(self) -> bool:
+        """Whether this stream's latencies are the query's (not a feed)."""
+        return self.stream == 0
 
 
 @dataclass(frozen=True)
@@ -192,9 +229,9 @@ def compile_plan(index: WorldIndex, plan: PlanFile, *, origin: str = "plan") -> 
         if out.predicted is None:
             raise SpecError(f"{path}.predicted: an admitted query needs its prediction; {REPLAN}")
         stages = resolve.stages(path, out, spec)
-        queries.append(SimQuery(position=position, spec=spec, stages=stages,
-                                predicted=out.predicted,
-                                extra_arrivals=_extra(stages, deployments)))
+        queries.extend(_streams(index, SimQuery(position=position, spec=spec, stages=stages,
+                                                predicted=out.predicted, extra_arrivals=0),
+                                deployments))
     resolve.check_dedicated(origin)
     sim_links = tuple(SimLink(src=s, dst=d, bandwidth_mbps=ln.bandwidth_mbps,
                               rtt_s=ln.rtt_ms / 1000.0, capacity_mbps=ln.capacity_mbps)
@@ -220,6 +257,10 @@ def _same_query(path: str, out: QueryOut, spec: Query) -> None:
     if not math.isclose(out.rate_rps, spec.rate_rps, rel_tol=1e-9):
         raise SpecError(f"{path}.rate_rps: the plan was made for {out.rate_rps:g} req/s, the "
                         f"world's {out.name!r} sends {spec.rate_rps:g}; {REPLAN}")
+    if out.source_rate_rps != spec.source_rate_rps:
+        raise SpecError(f"{path}.source_rate_rps: the plan was made for source rates "
+                        f"{out.source_rate_rps or 'none'}, the world's {out.name!r} has "
+                        f"{spec.source_rate_rps or 'none'}; {REPLAN}")
 
 
 def _deployment(index: WorldIndex, path: str, position: int, dep: DeploymentOut,
@@ -309,7 +350,7 @@ class _Resolver:
                     src = -1 - sources.index(pred)
                     up_sites = [spec.sources[pred]]
                     up_devs = [-1]
-                    kb = pipe.source_kb[pred]
+                    kb = pipe.source_message_kb(spec, pred)
                 delay, link = self._transfers(rpath, kb, up_sites, up_devs, targets)
                 inputs.append(SimEdge(key=edge_key, src=src, mbit=kb * MBIT_PER_KB,
                                       delay=delay, link=link))
@@ -388,6 +429,44 @@ class _Resolver:
                                 f"{dep.name!r} is routed by {len(users)} queries "
                                 f"({', '.join(sorted(users)[:3])}); a dedicated deployment "
                                 f"serves one query; {REPLAN}")
+
+
+def _streams(index: WorldIndex, base: SimQuery, deployments: tuple[SimDeployment, ...]
+             ) -> list[SimQuery]:
+    """``base`` (every stage of the pipeline, in ``pipe.order``) as the streams it is served
+    in: its requests and a feed per source with a rate of its own (see :class:`SimQuery`)."""
+    spec = base.spec
+    pipe = index.pipelines[spec.pipeline]
+    unwaited = pipe.unwaited(spec)
+    sources = list(pipe.source_kb)
+    names = [st.name for st in base.stages]
+    out = []
+    groups: list[str | None] = [None, *sorted(spec.source_rate_rps)]
+    for stream, feed in enumerate(groups):
+        def ours(node: str, feed: str | None = feed) -> bool:
+            return (node not in unwaited if feed is None
+                    else node in unwaited and pipe.ancestors[node] == {feed})
+        keep = [i for i, name in enumerate(names) if ours(name)]
+        pos = {old: new for new, old in enumerate(keep)}
+
+        def node(e: SimEdge) -> str:
+            return names[e.src] if e.src >= 0 else sources[-1 - e.src]
+
+        def renumbered(e: SimEdge, pos: dict[int, int] = pos) -> SimEdge:
+            return e if e.src < 0 else replace(e, src=pos[e.src])
+        stages = tuple(replace(base.stages[i], inputs=tuple(
+            renumbered(e) for e in base.stages[i].inputs if ours(node(e))))
+            for i in keep)
+        outputs = tuple(SimOutput(edge=renumbered(e), shares=st.shares)
+                        for i, st in enumerate(base.stages) if feed is not None and i not in pos
+                        for e in st.inputs if ours(node(e)))
+        ends = tuple(pos[names.index(e)] for e in pipe.ends
+                     if e in names and names.index(e) in pos)
+        out.append(replace(base, stages=stages, ends=ends if feed is None else (),
+                           stream=stream, outputs=outputs,
+                           feed_rate_rps=0.0 if feed is None else spec.source_rate_rps[feed],
+                           extra_arrivals=_extra(stages, deployments)))
+    return out
 
 
 def _extra(stages: tuple[SimStage, ...], deployments: tuple[SimDeployment, ...]) -> int:

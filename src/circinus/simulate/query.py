@@ -21,11 +21,11 @@ deployment serves again only when the version of one of its inputs moved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from circinus.simulate.model import SimQuery
+from circinus.simulate.model import SimEdge, SimQuery
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class QueryFlow:
     def __init__(self, query: SimQuery, arrivals: np.ndarray, *, seed: int) -> None:
         self.query = query
         self.arrivals = arrivals
-        rng = np.random.default_rng([seed, query.position, 1])
+        rng = np.random.default_rng(stream_seed(seed, query, 1))
         n = len(arrivals)
         self.routed: list[np.ndarray] = []
         """Per stage, the position in the stage's route of each request's deployment."""
@@ -64,6 +64,9 @@ class QueryFlow:
             self.routed.append(to)
             self.rows.append([np.flatnonzero(to == j) for j in range(k)] if k > 1
                              else [np.arange(n)])
+        self.out_routed = [rng.choice(len(o.shares), size=n, p=o.shares) if len(o.shares) > 1
+                           else np.zeros(n, dtype=np.intp) for o in query.outputs]
+        """Per output edge of a feed, the receiving deployment of each message."""
         stages = len(query.stages)
         self.finish = [np.full(n, np.nan) for _ in range(stages)]
         self.ready: list[np.ndarray | None] = [None] * stages
@@ -118,13 +121,25 @@ class QueryFlow:
         full = np.full(len(self.arrivals), np.nan)
         full[tr.rows] = seconds
         self._overrides[edge] = full
-        self.dirty.add(self._edge_stage[edge])
+        if edge in self._edge_stage:
+            self.dirty.add(self._edge_stage[edge])
+        else:  # a feed's output edge makes nothing wait: only its record changes
+            self.transfers[edge] = replace(tr, seconds=np.asarray(seconds, dtype=float))
+
+    def emit(self) -> None:
+        """Record the link transfers of a feed's output edges at the current finish times."""
+        for out, to in zip(self.query.outputs, self.out_routed, strict=True):
+            self._sent(out.edge, to)
 
     def latency(self, window: tuple[float, float]) -> np.ndarray:
         """End-to-end latency of the requests arriving inside ``window``, seconds."""
         a = self.arrivals
         measured = (a >= window[0]) & (a < window[1])
-        out: np.ndarray = self.finish[-1][measured] - a[measured]
+        ends = self.query.ends or ((len(self.finish) - 1,) if self.finish else ())
+        done = a.copy()  # a request whose sink only joins sources is done on arrival
+        for e in ends:
+            done = np.maximum(done, self.finish[e])
+        out: np.ndarray = done[measured] - a[measured]
         return out
 
     def _compute_ready(self, si: int) -> np.ndarray:
@@ -132,23 +147,36 @@ class QueryFlow:
         to = self.routed[si]
         ready: np.ndarray | None = None
         for edge in stage.inputs:
-            if edge.src < 0:
-                sent = self.arrivals
-                frm = np.zeros(len(sent), dtype=np.intp)
-            else:
-                sent, frm = self.finish[edge.src], self.routed[edge.src]
-            delay = edge.delay[frm, to]
-            if edge.crosses:
-                link = edge.link[frm, to]
-                rows = np.flatnonzero((link >= 0) & np.isfinite(sent))
-                given = self._overrides.get(edge.key)
-                if given is not None:
-                    use = rows[~np.isnan(given[rows])]
-                    delay[use] = given[use]
-                self.transfers[edge.key] = Transfers(
-                    edge=edge.key, rows=rows, link=link[rows], start=sent[rows],
-                    seconds=delay[rows], mbit=edge.mbit)
-            t = sent + delay
+            t = self._sent(edge, to)
             ready = t if ready is None else np.maximum(ready, t)
         assert ready is not None  # every stage has an input (the spec checks reachability)
         return ready
+
+    def _sent(self, edge: SimEdge, to: np.ndarray) -> np.ndarray:
+        """When each request's message on ``edge`` arrives at its routed deployment ``to``,
+        recording the edge's link transfers."""
+        if edge.src < 0:
+            sent = self.arrivals
+            frm = np.zeros(len(sent), dtype=np.intp)
+        else:
+            sent, frm = self.finish[edge.src], self.routed[edge.src]
+        delay = edge.delay[frm, to]
+        if edge.crosses:
+            link = edge.link[frm, to]
+            rows = np.flatnonzero((link >= 0) & np.isfinite(sent))
+            given = self._overrides.get(edge.key)
+            if given is not None:
+                use = rows[~np.isnan(given[rows])]
+                delay[use] = given[use]
+            self.transfers[edge.key] = Transfers(
+                edge=edge.key, rows=rows, link=link[rows], start=sent[rows],
+                seconds=delay[rows], mbit=edge.mbit)
+        out: np.ndarray = sent + delay
+        return out
+
+
+def stream_seed(seed: int, query: SimQuery, kind: int) -> list[int]:
+    """The seed of a query's draws of ``kind`` (0: arrivals, 1: routes): ``[seed, position,
+    kind]`` for its requests, with the stream appended for a feed."""
+    out = [seed, query.position, kind]
+    return out if query.stream == 0 else [*out, query.stream]

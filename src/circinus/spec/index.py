@@ -8,7 +8,7 @@ every name once so that those look-ups are dictionary hits. Build it with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Link,
         Operator,
         Pipeline,
+        Query,
         Site,
         World,
     )
@@ -51,21 +52,73 @@ class OperatorIndex:
 
 @dataclass(frozen=True)
 class PipelineIndex:
-    """A pipeline's DAG in topological order with its source-to-sink paths."""
+    """A pipeline's DAG in topological order with its source-to-sink paths.
+
+    Stages without an operator (*joins*: they only wait for their inputs) are not among
+    ``order``, ``operator_of`` and ``preds``: a stage after a join has the join's inputs as its
+    predecessors (their messages go to it directly), and a join that is the sink ends a
+    request when the last of ``sink_inputs`` is done. ``joins`` keeps them for display.
+    """
 
     spec: Pipeline
     order: tuple[str, ...]
-    """Stage names in a topological order."""
+    """Names of the stages with an operator, in a topological order."""
     operator_of: dict[str, str]
     preds: dict[str, tuple[str, ...]]
-    """Stage -> predecessors (sources or stages)."""
+    """Stage -> predecessors (sources or stages with an operator; joins resolved)."""
     sink: str
     paths: tuple[tuple[str, ...], ...]
-    """Every source-to-sink path, each starting with a source name."""
+    """Every path from a source to a stage whose completion ends a request (the sink, or one
+    of ``sink_inputs``), each starting with a source name; joins left out."""
     forks: dict[str, str | None]
-    """Per stage with several inputs: the nearest source or stage every path into it passes
-    (its immediate dominator), ``None`` when its inputs start from different sources."""
+    """Per stage with several inputs (and an operator-less sink with several): the nearest
+    source or stage every path into it passes (its immediate dominator), ``None`` when its
+    inputs start from different sources."""
     source_kb: dict[str, float]
+    joins: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Stage without an operator -> its inputs as the edges name them."""
+    sink_inputs: tuple[str, ...] = ()
+    """When the sink is a join: the sources and stages whose completion ends a request."""
+    ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Source or stage -> the sources it descends from (a source: itself)."""
+    dominators: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Source or stage -> the nodes every path into it passes, itself included."""
+
+    @property
+    def ends(self) -> tuple[str, ...]:
+        """The nodes whose completion ends a request: the sink, or a join sink's inputs."""
+        return self.sink_inputs or (self.sink,)
+
+    def rate(self, query: Query, node: str) -> float:
+        """Messages per second ``node`` (a source or a stage) handles for ``query``: the query's
+        ``rate_rps``, unless every source it descends from has its own rate
+        (``source_rate_rps``; the world is checked so that it then descends from one)."""
+        own = query.source_rate_rps
+        if not own:
+            return query.rate_rps
+        ancestry = self.ancestors[node]
+        if any(s not in own for s in ancestry):
+            return query.rate_rps
+        return own[min(ancestry)]
+
+    def unwaited(self, query: Query) -> frozenset[str]:
+        """The sources and stages of ``query`` that its requests do not wait for: those fed
+        only by sources with their own rate, whose latest message a join takes as it is."""
+        own = query.source_rate_rps
+        if not own:
+            return frozenset()
+        return frozenset(n for n, srcs in self.ancestors.items() if srcs <= own.keys())
+
+    def source_message_kb(self, query: Query, source: str) -> float:
+        """Size of ``query``'s messages from ``source``, KB (its own, or the pipeline's)."""
+        return query.source_output_kb.get(source, self.source_kb[source])
+
+    def fork_of(self, inputs: tuple[str, ...]) -> str | None:
+        """The nearest node every path into all of ``inputs`` passes, ``None`` when they start
+        from different sources (see :attr:`forks`)."""
+        common = frozenset.intersection(*(self.dominators[n] for n in inputs))
+        rank = {name: i for i, name in enumerate((*self.source_kb, *self.order))}
+        return max(common, key=lambda n: rank.get(n, -1), default=None)
 
 
 @dataclass(frozen=True)

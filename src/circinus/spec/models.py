@@ -202,6 +202,11 @@ class Link(_Model):
     price_per_gb: Number = Field(
         default=0.0, ge=0, le=MAX_PRICE_PER_GB, description="Price of traffic, $ per GB."
     )
+    source_price_per_gb: Number | None = Field(
+        default=None, ge=0, le=MAX_PRICE_PER_GB,
+        description="Price of a source's own messages over the link (a camera's uplink), $ per "
+        "GB; omitted: price_per_gb. Traffic between stages pays price_per_gb.",
+    )
     capacity_mbps: Number | None = Field(
         default=None,
         ge=MIN_BANDWIDTH_MBPS,
@@ -386,10 +391,18 @@ class Source(_Model):
 
 
 class Stage(_Model):
-    """One node of a pipeline: an instance of an operator."""
+    """One node of a pipeline: an instance of an operator, or a join that only waits.
+
+    A stage without an operator takes no replica, no service time and no cost: it is done when
+    its last input is, and passes its inputs on to the stages after it.
+    """
 
     name: Name = Field(description="Identifier of the node inside the pipeline.")
-    operator: Name = Field(description="The operator this node runs.")
+    operator: Name | None = Field(
+        default=None,
+        description="The operator this node runs; omitted: the node only joins its inputs "
+        "(no replica, no service time, no cost), e.g. the sink of parallel branches.",
+    )
 
 
 class AccuracyEntry(_Model):
@@ -483,6 +496,35 @@ class Query(_Model):
         "shared: on deployments shared with other queries; omitted: the planner's `sharing`. "
         "A stage is dedicated when its query or its operator asks for it.",
     )
+    source_rate_rps: dict[Name, Number] = Field(
+        default_factory=dict,
+        description="Source -> its own message rate, req/s (e.g. a microphone at 50 while the "
+        "camera's requests come at rate_rps); a join takes the latest message of such a source "
+        "without waiting. Sources left out emit one message per request.",
+    )
+    source_output_kb: dict[Name, Number] = Field(
+        default_factory=dict,
+        description="Source -> size of this query's messages from it, KB (e.g. an HD camera); "
+        "sources left out send the pipeline source's output_kb.",
+    )
+
+    @field_validator("source_rate_rps")
+    @classmethod
+    def _source_rates_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for source, rate in value.items():
+            if not MIN_RATE_RPS <= rate <= MAX_RATE_RPS:
+                raise ValueError(f"source {source!r}: rate must be >= {MIN_RATE_RPS:f} and <= "
+                                 f"{MAX_RATE_RPS:.0f} req/s, got {rate!r}")
+        return value
+
+    @field_validator("source_output_kb")
+    @classmethod
+    def _source_sizes_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for source, size in value.items():
+            if not 0 <= size <= MAX_MESSAGE_KB:
+                raise ValueError(f"source {source!r}: a message size must be >= 0 and <= "
+                                 f"{MAX_MESSAGE_KB:.0f} KB, got {size!r}")
+        return value
 
     @field_validator("work_scale")
     @classmethod

@@ -27,7 +27,7 @@ def pipelines_to_measure(world: World) -> list[str]:
     ops = {op.name: op for op in world.operators}
     out = []
     for pipe in world.pipelines:
-        stage_ops = [ops[s.operator] for s in pipe.stages]
+        stage_ops = [ops[s.operator] for s in pipe.stages if s.operator is not None]
         executable = all(op.implementation is not None for op in stage_ops)
         if pipe.accuracy.rule == "measured" or (
                 executable and any(_needs_latency(world, op) for op in stage_ops)):

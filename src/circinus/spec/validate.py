@@ -63,6 +63,9 @@ def build_index(world: World) -> WorldIndex:
             _known(f"{path}.sources.{src}", site, sites, "site")
         for stage in query.work_scale:
             _known(f"{path}.work_scale.{stage}", stage, pipe.operator_of, "stage")
+        for src in query.source_output_kb:
+            _known(f"{path}.source_output_kb.{src}", src, pipe.source_kb, "source")
+        _source_rates(path, query.source_rate_rps, pipe)
         if query.slo.min_accuracy is not None and pipe.spec.accuracy.rule == "none":
             raise SpecError(
                 f"{path}.slo.min_accuracy: pipeline {query.pipeline!r} has no accuracy model "
@@ -76,6 +79,26 @@ def build_index(world: World) -> WorldIndex:
         operators=operators,
         pipelines=pipelines,
     )
+
+
+def _source_rates(path: str, rates: Mapping[str, float], pipe: PipelineIndex) -> None:
+    """Sources with their own rate: known, not all of them, and never two joined without a
+    source of the requests (nothing would say which of them a stage fires on)."""
+    for src in rates:
+        _known(f"{path}.source_rate_rps.{src}", src, pipe.source_kb, "source")
+    if rates and len(rates) == len(pipe.source_kb):
+        raise SpecError(
+            f"{path}.source_rate_rps: every source of pipeline {pipe.spec.name!r} has its own "
+            "rate; leave out the source(s) whose messages make the query's requests (they "
+            "come at rate_rps)")
+    for stage in pipe.order:
+        ancestry = pipe.ancestors[stage]
+        if len(ancestry) > 1 and ancestry <= rates.keys():
+            a, b = sorted(ancestry)[:2]
+            raise SpecError(
+                f"{path}.source_rate_rps: stage {stage!r} joins sources {a!r} and {b!r}, which "
+                "both have their own rate; a stage fires on the requests or on one source's "
+                "messages, so leave one of them out (it then comes at rate_rps)")
 
 
 def _finite(node: object, path: str) -> None:
@@ -252,23 +275,29 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
     sources = {s.name: s.output_kb for s in pipe.sources}
     _unique(f"{path}.stages", [s.name for s in pipe.stages])
     operator_of: dict[str, str] = {}
+    nodes: dict[str, str | None] = {}  # every stage -> its operator (None: a join)
     for j, stage in enumerate(pipe.stages):
         if stage.name in sources:
             raise SpecError(f"{path}.stages[{j}].name: {stage.name!r} is also a source name")
-        _known(f"{path}.stages[{j}].operator", stage.operator, operators, "operator")
-        operator_of[stage.name] = stage.operator
-    preds: dict[str, list[str]] = {s: [] for s in operator_of}
-    succs: dict[str, list[str]] = {n: [] for n in [*sources, *operator_of]}
+        if stage.operator is not None:
+            _known(f"{path}.stages[{j}].operator", stage.operator, operators, "operator")
+            operator_of[stage.name] = stage.operator
+        nodes[stage.name] = stage.operator
+    if not operator_of:
+        raise SpecError(f"{path}.stages: no stage has an operator (a stage without one only "
+                        "joins its inputs); give at least one stage an `operator`")
+    preds: dict[str, list[str]] = {s: [] for s in nodes}
+    succs: dict[str, list[str]] = {n: [] for n in [*sources, *nodes]}
     for j, (a, b) in enumerate(pipe.edges):
         _known(f"{path}.edges[{j}][0]", a, succs, "source or stage")
         if b in sources:
             raise SpecError(f"{path}.edges[{j}][1]: {b!r} is a source; edges cannot enter a source")
-        _known(f"{path}.edges[{j}][1]", b, operator_of, "stage")
+        _known(f"{path}.edges[{j}][1]", b, nodes, "stage")
         if a in preds[b]:
             raise SpecError(f"{path}.edges[{j}]: duplicate edge {a!r} -> {b!r}")
         preds[b].append(a)
         succs[a].append(b)
-    order = _topological(path, operator_of, preds)
+    every = _topological(path, nodes, preds)
     for src in sources:
         if not succs[src]:
             raise SpecError(f"{path}.sources: source {src!r} feeds no stage; add an edge from it")
@@ -279,49 +308,88 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
                 "or remove it"
             )
     fed = set(sources)
-    for name in order:
+    for name in every:
         if not any(p in fed for p in preds[name]):
             raise SpecError(
                 f"{path}.edges: stage {name!r} is not reachable from any source; add an edge "
                 "into it from a source or from a reachable stage"
             )
         fed.add(name)
-    sinks = [s for s in operator_of if not succs[s]]
+    sinks = [s for s in nodes if not succs[s]]
     if len(sinks) != 1:
         raise SpecError(
             f"{path}.edges: a pipeline needs exactly one sink (a stage with no outgoing edge), "
-            f"found {sinks}; join the branches into one final stage"
+            f"found {sinks}; join the branches into one final stage (a stage without an "
+            "operator joins them at no cost)"
         )
-    paths = tuple(_paths(sources, succs, sinks[0]))
+    sink = sinks[0]
+    # Joins resolved: a stage after a join takes the join's inputs as its own.
+    resolved: dict[str, tuple[str, ...]] = {}
+    for name in every:
+        ins: list[str] = []
+        for p in preds[name]:
+            ins.extend(resolved[p] if p in resolved and nodes[p] is None else (p,))
+        resolved[name] = tuple(dict.fromkeys(ins))
+    order = [n for n in every if nodes[n] is not None]
+    flat = {n: resolved[n] for n in order}
+    sink_inputs = resolved[sink] if nodes[sink] is None else ()
+    ends = sink_inputs or (sink,)
+    flat_succs: dict[str, list[str]] = {n: [] for n in [*sources, *order]}
+    for n in order:
+        for p in flat[n]:
+            flat_succs[p].append(n)
+    paths = tuple(_paths(sources, flat_succs, ends))
     _check_accuracy(path, pipe, operator_of, operators)
+    dominators = _dominators(sources, order, flat)
+    forks = _forks(order, flat, dominators)
+    if len(sink_inputs) > 1:
+        forks[sink] = _nearest(frozenset.intersection(*(dominators[n] for n in sink_inputs)),
+                               order)
+    ancestors: dict[str, frozenset[str]] = {s: frozenset({s}) for s in sources}
+    for n in order:
+        ancestors[n] = frozenset().union(*(ancestors[p] for p in flat[n]))
     return PipelineIndex(
         spec=pipe,
         order=tuple(order),
         operator_of=operator_of,
-        preds={k: tuple(v) for k, v in preds.items()},
-        sink=sinks[0],
+        preds=flat,
+        sink=sink,
         paths=paths,
-        forks=_forks(order, {k: tuple(v) for k, v in preds.items()}),
+        forks=forks,
         source_kb=sources,
+        joins={n: tuple(preds[n]) for n in every if nodes[n] is None},
+        sink_inputs=sink_inputs,
+        ancestors=ancestors,
+        dominators=dominators,
     )
 
 
-def _forks(order: list[str], preds: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
-    """Per stage with several inputs, its immediate dominator (see ``PipelineIndex.forks``):
-    a node's dominators are itself and those common to all its inputs (a source's, itself)."""
-    rank = {name: i for i, name in enumerate(order)}
-    dominators: dict[str, frozenset[str]] = {}
-    out: dict[str, str | None] = {}
+def _dominators(sources: Mapping[str, float], order: list[str],
+                preds: dict[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
+    """Per source and stage, the nodes every path into it passes: itself and those common to
+    all its inputs (a source's: itself)."""
+    out: dict[str, frozenset[str]] = {s: frozenset({s}) for s in sources}
     for stage in order:
-        common = frozenset.intersection(
-            *(dominators.get(p, frozenset({p})) for p in preds[stage]))
-        dominators[stage] = common | {stage}
-        if len(preds[stage]) > 1:
-            out[stage] = max(common, key=lambda n: rank.get(n, -1), default=None)
+        out[stage] = frozenset.intersection(*(out[p] for p in preds[stage])) | {stage}
     return out
 
 
-def _topological(path: str, stages: dict[str, str], preds: dict[str, list[str]]) -> list[str]:
+def _nearest(common: frozenset[str], order: list[str]) -> str | None:
+    """The latest of ``common`` in ``order`` (a source before every stage), ``None`` if empty."""
+    rank = {name: i for i, name in enumerate(order)}
+    return max(common, key=lambda n: rank.get(n, -1), default=None)
+
+
+def _forks(order: list[str], preds: dict[str, tuple[str, ...]],
+           dominators: dict[str, frozenset[str]]) -> dict[str, str | None]:
+    """Per stage with several inputs, its immediate dominator (see ``PipelineIndex.forks``)."""
+    return {stage: _nearest(frozenset.intersection(*(dominators[p] for p in preds[stage])),
+                            order)
+            for stage in order if len(preds[stage]) > 1}
+
+
+def _topological(path: str, stages: Mapping[str, object], preds: dict[str, list[str]]
+                 ) -> list[str]:
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
 
@@ -343,13 +411,12 @@ def _topological(path: str, stages: dict[str, str], preds: dict[str, list[str]])
 
 
 def _paths(sources: dict[str, float], succs: dict[str, list[str]],
-           sink: str) -> list[tuple[str, ...]]:
+           ends: tuple[str, ...]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
 
     def walk(node: str, trail: tuple[str, ...]) -> None:
-        if node == sink:
+        if node in ends:
             out.append(trail)
-            return
         for nxt in succs[node]:
             walk(nxt, (*trail, nxt))
 

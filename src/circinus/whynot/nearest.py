@@ -296,9 +296,10 @@ class NearestSlo:
             op = index.operators[pipe.operator_of[stage]]
             scale = query.work_scale.get(stage, 1.0)
             shared = is_shared(settings, query, op.spec)
+            rate = pipe.rate(query, stage)
             placeable[stage] = [dev for dev in devices if (
-                shared and self._joins(op, dev, query.rate_rps, scale, residual)) or self._fits_one(
-                op.profiles.values(), dev, query.rate_rps, scale, residual, one=shared)]
+                shared and self._joins(op, dev, rate, scale, residual)) or self._fits_one(
+                op.profiles.values(), dev, rate, scale, residual, one=shared)]
             if not placeable[stage]:
                 return False
         # A first stage that has no room at its source's site receives the whole source
@@ -310,7 +311,8 @@ class NearestSlo:
                 site = query.sources[pred]
                 if any(dev.site == site for dev in placeable[stage]):
                     continue
-                mbps = query.rate_rps * pipe.source_kb[pred] * KB_PER_S_TO_MBPS
+                mbps = (pipe.rate(query, pred) * pipe.source_message_kb(query, pred)
+                        * KB_PER_S_TO_MBPS)
                 if not any(residual.left(("link", f"{site}->{dev.site}")) + EPS >= mbps
                            for dev in placeable[stage]):
                     return False
@@ -363,7 +365,8 @@ class NearestSlo:
                         for _, site in sites)
         key = (query.pipeline, tuple(sorted((src, self._classes[site][0]) for src, site in sites)),
                pattern, query.rate_rps, tuple(sorted(query.work_scale.items())),
-               query.slo.percentile)
+               query.slo.percentile, tuple(sorted(query.source_rate_rps.items())),
+               tuple(sorted(query.source_output_kb.items())))
         space = self._spaces.get(key)
         if space is None:
             rep = query.model_copy(update={"slo": Slo(percentile=query.slo.percentile)})
@@ -601,7 +604,9 @@ def _meets_others(latency: np.ndarray, accuracy: np.ndarray, cost: np.ndarray, s
 def _group(query: Query) -> tuple[object, ...]:
     """What a query's plans depend on besides its SLO bounds (its name aside)."""
     return (query.pipeline, tuple(sorted(query.sources.items())), query.rate_rps,
-            tuple(sorted(query.work_scale.items())), query.slo.percentile, query.sharing)
+            tuple(sorted(query.work_scale.items())), query.slo.percentile, query.sharing,
+            tuple(sorted(query.source_rate_rps.items())),
+            tuple(sorted(query.source_output_kb.items())))
 
 
 def _remember(cache: dict[_K, _T], key: _K, value: _T, *, limit: int = _CACHED) -> _T:
