@@ -20,8 +20,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
 
-from circinus.estimate.join import latency_moments
-from circinus.estimate.queueing import quantile
+import numpy as np
+
+from circinus.estimate.flow import (
+    Burst,
+    Flow,
+    at_rate,
+    flow_components,
+    flow_of,
+    mixture_quantile,
+)
+from circinus.estimate.join import Moments, latency_moments
+from circinus.estimate.queueing import mixture, quantile
 from circinus.plan.records import Placement, QueryPlan
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import Query, Slo
@@ -119,6 +129,11 @@ class Estimate:
     deployment_floor: tuple[tuple[str, int], ...] = ()
     """The fewest replicas each shared deployment the plan joins must have for its latency
     estimate to hold (a deployment has ``max(ceil(load / level), every floor)``)."""
+    deployment_burst: tuple[tuple[str, float], ...] = ()
+    """Per shared deployment the plan's fan-out bursts reach: ``rate x (E[k^2] / E[k] - 1)``
+    (0 for single requests), what its arrivals add to a Poisson stream's dispersion: the
+    other queries on it wait behind whole bursts (:class:`~circinus.estimate.analytic.
+    DeploymentState`)."""
 
     @property
     def cost_per_hour(self) -> float:
@@ -218,9 +233,12 @@ class BaseEstimator(ABC):
         the means, variances and third central moments of transfers and stage sojourns add up
         (stages assumed independent); where branches join, the moments of their maximum are
         integrated; the percentile is read off the shifted gamma with the sink's three moments
-        (:func:`~circinus.estimate.queueing.quantile`). Costs and resources add up.
+        (:func:`~circinus.estimate.queueing.quantile`). Costs and resources add up. A pipeline
+        with fan-out or branches is composed by :meth:`_estimate_flow`.
         """
         pipe = self.index.pipelines[query.pipeline]
+        if not pipe.plain:
+            return self._estimate_flow(query, plan)
         stages = {s.stage: s for s in plan.stages}
         configs = {name: s.config for name, s in stages.items()}
         ests = {
@@ -260,6 +278,80 @@ class BaseEstimator(ABC):
             deployment_held=_add(e.deployment_held for e in ests.values()),
             deployment_floor=_most(e.deployment_floor for e in ests.values()),
         )
+
+    def _estimate_flow(self, query: Query, plan: QueryPlan) -> Estimate:
+        """:meth:`estimate` for a pipeline with fan-out or branches (:mod:`circinus.estimate.
+        flow`): each stage and edge at the query's rate times its visits per request, the
+        latency the mixture over the outcomes and object counts, its percentile read off
+        that mixture."""
+        pipe = self.index.pipelines[query.pipeline]
+        stages = {s.stage: s for s in plan.stages}
+        configs = {name: s.config for name, s in stages.items()}
+        flow = flow_of(pipe, self.index.operators, configs)
+        ests = {
+            name: self.stage(at_rate(query, flow.stage[name]), name, s.config, s.batch,
+                             s.placement, s.level)
+            for name, s in stages.items()
+        }
+        edges: dict[tuple[str, str], Moments] = {}
+        transfers = []
+        for stage in pipe.order:
+            for pred in pipe.preds[stage]:
+                size = self.message_kb(query.pipeline, pred, configs, query)
+                src = ((f"@{query.sources[pred]}", 1.0),) if pred in pipe.source_kb else (
+                    ests[pred].shares
+                )
+                tr = self.transfer(at_rate(query, flow.edge[pred, stage]), size, src,
+                                   ests[stage].shares)
+                transfers.append(tr)
+                edges[pred, stage] = (tr.mean_s, tr.var_s2, tr.third_s3)
+        burst: Burst | None = None
+        if pipe.fanout_stage is not None:
+            (first,) = [s for s in pipe.order if pipe.fanout_stage in pipe.preds[s]]
+            st = stages[first]
+
+            def at_first(ks: np.ndarray) -> list[Moments]:
+                return self.burst(query, first, st.config, st.batch, st.placement, st.level,
+                                  ks, flow)
+
+            burst = at_first
+        bursts: tuple[tuple[str, float], ...] = ()
+        if pipe.fanout_stage is not None and flow.k_mean > 0:
+            (first,) = [s for s in pipe.order if pipe.fanout_stage in pipe.preds[s]]
+            extra = flow.k_square / flow.k_mean - 1.0
+            bursts = tuple((name, rate * extra) for name, rate in ests[first].deployment_rates)
+        parts = flow_components(
+            pipe, flow, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()},
+            edges, burst)
+        mean, var, third = mixture(parts)
+        return Estimate(
+            latency_mean_ms=mean * 1e3,
+            latency_ms=mixture_quantile(parts, query.slo.percentile / 100.0) * 1e3,
+            percentile=query.slo.percentile,
+            accuracy=self.accuracy(query.pipeline, configs),
+            compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
+            network_cost_per_hour=sum(t.cost_per_hour for t in transfers),
+            max_utilization=max(e.utilization for e in ests.values()),
+            device_units=_add(e.units for e in ests.values()),
+            device_memory_gb=_add(e.memory_gb for e in ests.values()),
+            link_mbps=_add(t.link_mbps for t in transfers),
+            latency_var_ms2=var * 1e6,
+            latency_third_ms3=third * 1e9,
+            deployment_load=_add(e.deployments for e in ests.values()),
+            deployment_rate=_add(e.deployment_rates for e in ests.values()),
+            deployment_held=_add(e.deployment_held for e in ests.values()),
+            deployment_floor=_most(e.deployment_floor for e in ests.values()),
+            deployment_burst=bursts,
+        )
+
+    def burst(self, query: Query, stage: str, config: ConfigKey, batch: int,
+              placement: Placement, level: float | None, ks: np.ndarray,
+              flow: Flow) -> list[Moments]:
+        """For each count ``k`` of ``ks``: moments of the time from the arrival of a burst of
+        ``k`` sub-requests of one request of ``query`` at ``stage`` (the stage after the
+        fan-out, visited ``flow.k_mean`` times per request) to the end of the last one's
+        service. Estimators that model fan-out override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not estimate fan-out")
 
     def message_kb(self, pipeline: str, node: str, configs: Mapping[str, ConfigKey],
                    query: Query | None = None) -> float:

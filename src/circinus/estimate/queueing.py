@@ -146,6 +146,7 @@ def atom_exponential(mean: float, var: float) -> Moments3:
 def batch_queue_sojourn(
     *, rate: float, batch: int, batch_service: float, service_cv: float, replicas: int,
     fill_rate: float | None = None, own_service: float | None = None,
+    dispersion: float = 1.0,
 ) -> Sojourn:
     """Time from a request's arrival at a replica group to the end of its batch's service.
 
@@ -160,6 +161,10 @@ def batch_queue_sojourn(
             whoever the co-tenants are takes the query's own rate here.
         own_service: mean service time of the batch this request rides in (default
             ``batch_service``; a request whose work differs from its co-tenants').
+        dispersion: index of dispersion of the arrivals (1: Poisson; more where co-tenants'
+            fan-out sends bursts): it multiplies the arrival variability of Allen-Cunneen's
+            wait, which for one replica and batch 1 gives the mean wait of a Poisson request
+            behind bursts, ``lam s^2 I / (2 (1 - rho))`` for a constant service ``s``.
 
     Returns an infinite sojourn when the group is saturated (utilisation >= 1).
 
@@ -182,13 +187,17 @@ def batch_queue_sojourn(
     fill_third = _fill_third(batch, fill)
     # Queueing of batches (Allen-Cunneen), wait = 0 w.p. 1-C, else exponential.
     c_wait = erlang_c(replicas, offered)
-    ca2, cs2 = 1.0 / batch, service_cv * service_cv
+    ca2, cs2 = dispersion / batch, service_cv * service_cv
     wq = c_wait / (replicas / batch_service - batch_rate) * (ca2 + cs2) / 2
     if c_wait > 0 and wq > 0:
         # The wait is "none, or exponential" with mean wq; the exponential decays at the
         # queue's Cramer-Lundberg rate (see wait_decay), so it waits with probability wq * rate.
         waits = min(1.0, wq * wait_decay(rate * batch_service / replicas, batch, service_cv)
                     * replicas / batch_service)
+        if dispersion > 1.0 + 1e-9:
+            # Behind bursts the work found is lumpy: it decays no faster than the bursts
+            # drain, so the wait is taken as "none w.p. 1 - C, else exponential" (Erlang's C).
+            waits = c_wait
         theta = wq / waits
         _, wq_var, wq_third = raw_to_central(wq, 2 * waits * theta ** 2,
                                              6 * waits * theta ** 3)

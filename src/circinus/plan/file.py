@@ -88,6 +88,11 @@ class RouteOut(_Out):
     stage: str = Field(description="Stage name in the pipeline.")
     deployments: list[RouteShareOut] = Field(
         min_length=1, description="The deployments it uses, shares summing to 1.")
+    visits: float = Field(
+        default=1.0, ge=0,
+        description="Sub-requests this stage serves per request of the query: the probability "
+        "that a request's branches lead here, times the mean objects of the fan-out before it "
+        "(1 in a pipeline without branches or fan-out).")
 
 
 class BatchOut(_Out):
@@ -316,6 +321,8 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
     predicted = None
     if outcome.plan is not None and outcome.estimate is not None:
         pipe = index.pipelines[spec.pipeline]
+        visits, _ = pipe.visits(pipe.fanout_mean(
+            index.operators, {st.stage: st.config for st in outcome.plan.stages}))
         for st in outcome.plan.stages:
             op = index.operators[pipe.operator_of[st.stage]]
             steps = built.route(spec.name, st)
@@ -331,7 +338,8 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
                 allocation=AllocationOut(batch=st.batch, replicas=sum(r.replicas for r in reps),
                                          units=sum(r.units for r in reps))))
             route.append(RouteOut(stage=st.stage, deployments=[
-                RouteShareOut(deployment=name, share=share) for name, share in steps]))
+                RouteShareOut(deployment=name, share=share) for name, share in steps],
+                visits=visits[st.stage]))
         predicted = predicted_out(outcome.estimate)
         joins = [JoinOut(stage=name, inputs=list(inputs)) for name, inputs in pipe.joins.items()]
     return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
@@ -383,6 +391,8 @@ class _Deployments:
             spec = specs[o.name]
             pipe = index.pipelines[spec.pipeline]
             scale = spec.work_scale
+            visits, _ = pipe.visits(pipe.fanout_mean(
+                index.operators, {st.stage: st.config for st in o.plan.stages}))
             for st in o.plan.stages:
                 if st.shared:
                     continue
@@ -392,7 +402,7 @@ class _Deployments:
                     dev = index.devices[rep.device]
                     prof = op.profiles[st.config, dev.hardware]
                     ms = prof.mean_ms if st.batch == 1 else prof.batch_ms[st.batch]
-                    rate = pipe.rate(spec, st.stage) * share
+                    rate = pipe.rate(spec, st.stage) * visits[st.stage] * share
                     busy = rate * ms * scale.get(st.stage, 1.0) / 1000.0 / st.batch
                     self._add(self.dedicated(o.name, st.stage, rep.device), op.spec.name,
                               op.config_dict(st.config), rep.device, "dedicated", rep.count,

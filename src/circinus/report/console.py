@@ -19,14 +19,19 @@ def _ms(x: float | None) -> str:
 
 
 def _stages(q: QueryOut) -> str:
-    """``stage[config]@device×replicas`` per stage, ``*`` marking a shared deployment."""
+    """``stage[config]@device×replicas`` per stage, ``*`` marking a shared deployment, and the
+    sub-requests per request of a stage that branches or a fan-out make other than one
+    (``cls[...]@gpu×1 (6.3/req)``)."""
+    visits = {r.stage: r.visits for r in q.route}
     parts = []
     for op in q.operators:
         config = ",".join(str(v) for v in op.configuration.values()) or "-"
         mark = "*" if op.sharing == "shared" else ""
         where = "+".join(f"{p.device}×{p.replicas}{mark}" for p in op.placement)
         batch = f" b{op.allocation.batch}" if op.allocation.batch > 1 else ""
-        parts.append(f"{op.stage}[{config}]@{where}{batch}")
+        seen = visits.get(op.stage, 1.0)
+        per = "" if abs(seen - 1.0) < 1e-9 else f" ({seen:.3g}/req)"
+        parts.append(f"{op.stage}[{config}]@{where}{batch}{per}")
     parts += [f"{j.stage}[join {'+'.join(j.inputs)}]" for j in q.joins]
     return " → ".join(parts)
 

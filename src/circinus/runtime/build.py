@@ -125,17 +125,37 @@ def check_capacity(index: WorldIndex, plan: PlanFile, *, origin: str) -> None:
                             f"{REPLAN}")
 
 
+def check_flow(index: WorldIndex, plan: PlanFile, *, origin: str) -> None:
+    """Refuse a plan whose admitted queries fan out or take branches: the ingress follows
+    every edge of the DAG once per request.
+
+    Raises:
+        SpecError: e.g. ``plan.json: queries[0]: pipeline 'cameras' fans out at stage 'det';
+            the Ray Serve runtime serves every stage once per request, ...``.
+    """
+    for i, q in enumerate(plan.queries):
+        pipe = index.pipelines.get(q.pipeline)
+        if not q.admitted or pipe is None or pipe.plain:
+            continue
+        feature = (f"fans out at stage {pipe.fanout_stage!r}" if pipe.fanout_stage else
+                   f"takes branches at {', '.join(repr(s) for s in pipe.branch_at)}")
+        raise SpecError(f"{origin}: queries[{i}]: pipeline {q.pipeline!r} {feature}; the Ray "
+                        "Serve runtime serves every stage once per request, so fan-out and "
+                        "branches are not deployed: check the plan with `circinus simulate`")
+
+
 def build_config(index: WorldIndex, plan: PlanFile, *, settings: DeploySettings | None = None,
                  origin: str = "plan") -> ServeConfig:
     """The Serve config running ``plan`` on the world of ``index``.
 
     Raises:
         SpecError: the plan does not fit the world (as :func:`circinus.simulate.compile_plan`
-            checks it), exceeds a device's capacity, or names an operator without an
-            ``implementation`` to run.
+            checks it), fans out or takes branches (:func:`check_flow`), exceeds a device's
+            capacity, or names an operator without an ``implementation`` to run.
     """
     settings = settings or DeploySettings()
     compile_plan(index, plan, origin=origin)
+    check_flow(index, plan, origin=origin)
     check_capacity(index, plan, origin=origin)
     if not any(q.admitted for q in plan.queries):
         raise SpecError(f"{origin}: queries: no query is admitted, so there is nothing to "

@@ -142,7 +142,7 @@ class DecomposedSearch(ExhaustiveSearch):
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
                  prune_ms: float) -> tuple[list[_Leaf], bool, int]:
         pipe = self.estimator.index.pipelines[query.pipeline]
-        if len(pipe.paths) == 1:  # a chain: one source, one path
+        if len(pipe.paths) == 1 and pipe.plain:  # a chain: one source, one path
             return self._chain(query, configs, per_stage, capacity, prune_ms)
         return super()._combine(query, configs, per_stage, capacity, prune_ms)
 

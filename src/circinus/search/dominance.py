@@ -2,7 +2,8 @@
 
 NOTE: configuration ``a`` of an operator is *dominated* by ``b`` when, on every hardware class
 ``a`` is profiled on, ``b`` is profiled too and is no slower at any batch size ``a`` offers, no
-more variable, needs no more units or memory, emits no bigger messages, and ``b``'s own accuracy
+more variable, needs no more units or memory, emits no bigger messages (nor more objects,
+with a no more variable count, where the operator fans out), and ``b``'s own accuracy
 is at least ``a``'s. Under a monotone accuracy rule (product, min, mean of per-operator
 accuracies) swapping ``a`` for ``b`` in any plan then loses nothing on latency, accuracy, cost
 or resources, so searching ``a`` is wasted work. Ties keep the first configuration listed.
@@ -32,6 +33,10 @@ def dominates(op: OperatorIndex, b: ConfigKey, a: ConfigKey) -> bool:
         return False
     if op.output_kb[b] > op.output_kb[a] + EPS:
         return False
+    if op.fanout:  # more objects, or more variable counts, load the stages after it more
+        (mb, cvb), (ma, cva) = op.fanout[b], op.fanout[a]
+        if mb > ma + EPS or mb * cvb > ma * cva + EPS:
+            return False
     for (config, hw), prof in op.profiles.items():
         if config != a:
             continue

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominates
+from circinus.estimate.flow import at_rate, flow_of
 from circinus.estimate.join import Moments, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
@@ -172,7 +173,8 @@ class ExhaustiveSearch(BaseSearch):
         floor = None if any(f is None for f in floors) else min(f for f in floors if f is not None)
         bounds = [q.slo.latency_ms for q in members]
         prune_ms = math.inf
-        if all(b is not None for b in bounds) and all(
+        # With branches or fan-out a path is taken only sometimes: no path bounds the latency.
+        if pipe.plain and all(b is not None for b in bounds) and all(
             q.slo.percentile >= _PRUNE_PERCENTILE for q in members
         ):
             prune_ms = max(b for b in bounds if b is not None)
@@ -181,7 +183,7 @@ class ExhaustiveSearch(BaseSearch):
                     for d in devices}
         vectors, best_acc = self._config_vectors(rep, floor)
         unwaited = pipe.unwaited(rep)
-        option_cache: dict[tuple[str, ConfigKey], list[Option]] = {}
+        option_cache: dict[tuple[str, ConfigKey, float], list[Option]] = {}
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
         pruned = False
@@ -189,7 +191,7 @@ class ExhaustiveSearch(BaseSearch):
         fastest = fastest_service(index, rep, devices)
         missing: set[tuple[str, ConfigKey]] = set()
         grower = (Grower(self.estimator, self.settings, rep, capacity, prune_ms)
-                  if worth_growing(index, self.settings) else None)
+                  if pipe.plain and worth_growing(index, self.settings) else None)
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -206,12 +208,16 @@ class ExhaustiveSearch(BaseSearch):
             if floor_s * 1e3 > prune_ms + EPS:
                 pruned = True
                 continue
+            visits = None if pipe.plain else flow_of(pipe, index.operators, configs).stage
             per_stage = []
             for stage in pipe.order:
-                key = (stage, configs[stage])
+                # A stage's options depend on its rate: with fan-out or branches, on its
+                # visits per request too (which follow the configurations before it).
+                v = 1.0 if visits is None else visits[stage]
+                key = (stage, configs[stage], v)
                 if key not in option_cache:
-                    option_cache[key] = stage_options(index, self.settings, rep, stage,
-                                                      configs[stage], devices)
+                    option_cache[key] = stage_options(index, self.settings, at_rate(rep, v),
+                                                      stage, configs[stage], devices)
                 per_stage.append(option_cache[key])
             found, cut, work = self._combine(rep, configs, per_stage, capacity, prune_ms)
             pruned |= cut
@@ -241,6 +247,61 @@ class ExhaustiveSearch(BaseSearch):
     def _combine(self, query: Query, configs: dict[str, ConfigKey],
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
                  prune_ms: float) -> tuple[list[_Leaf], bool, int]:
+        """Depth-first product of stage options (see :meth:`_combine_paths`); for a pipeline
+        with fan-out or branches, :meth:`_combine_flow`."""
+        if not self.estimator.index.pipelines[query.pipeline].plain:
+            return self._combine_flow(query, configs, per_stage, capacity)
+        return self._combine_paths(query, configs, per_stage, capacity, prune_ms)
+
+    def _combine_flow(self, query: Query, configs: dict[str, ConfigKey],
+                      per_stage: Sequence[list[Option]], capacity: dict[str, float]
+                      ) -> tuple[list[_Leaf], bool, int]:
+        """Every product of stage options within device capacity, each complete plan
+        estimated whole (:meth:`BaseEstimator.estimate`: its latency is a mixture over
+        branches and object counts, which no sum along a path bounds, so nothing is pruned by
+        latency). Stage kernels are memoised by the estimator, so only the composition is
+        paid per plan."""
+        est = self.estimator
+        pipe = est.index.pipelines[query.pipeline]
+        visits = flow_of(pipe, est.index.operators, configs).stage
+        order = pipe.order
+        out: list[_Leaf] = []
+        used: dict[str, float] = {}
+        chosen: list[StagePlan] = []
+
+        def dfs(depth: int, solo_extra: float) -> None:
+            if depth == len(order):
+                plan = QueryPlan(query.name, tuple(chosen))
+                e = est.estimate(query, plan)
+                if not math.isfinite(e.latency_ms):
+                    return
+                usage = tuple(sorted((r, v) for r, v in e.usage().items() if v > EPS))
+                out.append((plan.stages, e.latency_ms, e.cost_per_hour, usage,
+                            e.cost_per_hour + solo_extra))
+                return
+            stage = order[depth]
+            for opt in per_stage[depth]:
+                st = est.stage(at_rate(query, visits[stage]), stage, configs[stage], opt.batch,
+                               opt.placement, opt.level)
+                if not math.isfinite(st.mean_s):
+                    continue
+                if any(used.get(d, 0.0) + u > capacity[d] + EPS for d, u in st.units):
+                    continue
+                for d, u in st.units:
+                    used[d] = used.get(d, 0.0) + u
+                chosen.append(StagePlan(stage, configs[stage], opt.batch, opt.placement,
+                                        opt.level))
+                dfs(depth + 1, solo_extra + st.solo_cost_per_hour - st.cost_per_hour)
+                chosen.pop()
+                for d, u in st.units:
+                    used[d] -= u
+
+        dfs(0, 0.0)
+        return out, False, len(out)
+
+    def _combine_paths(self, query: Query, configs: dict[str, ConfigKey],
+                       per_stage: Sequence[list[Option]], capacity: dict[str, float],
+                       prune_ms: float) -> tuple[list[_Leaf], bool, int]:
         """Depth-first product of stage options within device capacity and the latency prune.
 
         Returns the complete plans, whether the latency prune cut anything and the number of

@@ -136,6 +136,9 @@ class Ledger:
         """Per deployment: sum of rate x multiplier of its requests."""
         self.work_sq: dict[str, float] = {}
         """Per deployment: sum of rate x multiplier^2."""
+        self.burst: dict[str, float] = {}
+        """Per deployment: sum of the fan-out bursts' excess dispersion (``Estimate.
+        deployment_burst``)."""
         self.floors: dict[str, dict[int, int]] = {}
         """Per deployment: floor -> how many chosen candidates on it need that many replicas."""
         self.own_cost = 0.0
@@ -240,6 +243,8 @@ class Ledger:
         est = self.problem.candidates[q].candidates[k].estimate
         rates = dict(est.deployment_rate)
         floor = dict(est.deployment_floor)
+        for name, extra in est.deployment_burst:
+            self.burst[name] = max(self.burst.get(name, 0.0) + sign * extra, 0.0)
         for name, load in est.deployment_load:
             spec = self.table[name]
             if sign > 0:

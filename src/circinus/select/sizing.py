@@ -88,7 +88,8 @@ def states(book: Ledger) -> dict[str, DeploymentState]:
         rate = book.rate.get(name, 0.0)
         if n and rate > 0:
             work = book.work[name]
-            out[name] = DeploymentState(n, rate, work / rate, book.work_sq[name] / rate)
+            out[name] = DeploymentState(n, rate, work / rate, book.work_sq[name] / rate,
+                                        book.burst.get(name, 0.0))
     return out
 
 

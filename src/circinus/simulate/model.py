@@ -107,6 +107,14 @@ class SimStage:
     work: float
     """Work multiplier of this query's requests at this stage (its ``work_scale``, default 1)."""
     inputs: tuple[SimEdge, ...]
+    fanout: tuple[float, float] | None = None
+    """For the pipeline's fan-out stage: ``(mean, cv)`` of the objects one request becomes in
+    the plan's configuration (:mod:`circinus.spec.counts`); ``None`` elsewhere."""
+    choices: tuple[tuple[str, float], ...] = ()
+    """For a branch point: ``(successor stage, probability)``, at most one taken per request
+    (none with the rest)."""
+    objects: bool = False
+    """Whether the stage serves the fan-out's objects (it comes after the fan-out stage)."""
 
 
 @dataclass(frozen=True)
@@ -355,11 +363,15 @@ class _Resolver:
                 inputs.append(SimEdge(key=edge_key, src=src, mbit=kb * MBIT_PER_KB,
                                       delay=delay, link=link))
                 edge_key += 1
-            stages.append(SimStage(name=s, deployments=targets, shares=shares,
-                                   work=spec.work_scale.get(s, 1.0), inputs=tuple(inputs)))
             first = self.plans[targets[0]]
             operator = self.index.operators[first.operator]
-            sizes.append(operator.output_kb[operator.key_of(first.config)])
+            key = operator.key_of(first.config)
+            stages.append(SimStage(
+                name=s, deployments=targets, shares=shares, work=spec.work_scale.get(s, 1.0),
+                inputs=tuple(inputs),
+                fanout=operator.fanout[key] if s == pipe.fanout_stage else None,
+                choices=pipe.branch_at.get(s, ()), objects=s in pipe.scope))
+            sizes.append(operator.output_kb[key])
         return tuple(stages)
 
     def _route(self, path: str, out: QueryOut, ri: int, operator: str

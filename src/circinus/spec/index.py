@@ -8,6 +8,7 @@ every name once so that those look-ups are dictionary hits. Build it with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -40,6 +41,9 @@ class OperatorIndex:
     profiles: dict[tuple[ConfigKey, str], LatencyProfile]
     output_kb: dict[ConfigKey, float]
     accuracy: dict[ConfigKey, float]
+    fanout: dict[ConfigKey, tuple[float, float]] = field(default_factory=dict)
+    """Per configuration, the ``(mean, cv)`` of the objects one request becomes after the
+    operator (:class:`~circinus.spec.models.FanOut`); empty when it does not fan out."""
 
     def config_dict(self, key: ConfigKey) -> Config:
         """The configuration ``key`` as a ``{knob: value}`` mapping."""
@@ -83,6 +87,17 @@ class PipelineIndex:
     """Source or stage -> the sources it descends from (a source: itself)."""
     dominators: dict[str, frozenset[str]] = field(default_factory=dict)
     """Source or stage -> the nodes every path into it passes, itself included."""
+    fanout_stage: str | None = None
+    """The stage whose operator fans out (at most one per pipeline), or ``None``."""
+    scope: frozenset[str] = frozenset()
+    """The stages after :attr:`fanout_stage`: they serve its objects, one sub-request each."""
+    branch_at: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    """Per stage that chooses a branch: ``((successor, probability), ...)``."""
+    outcomes: tuple[Outcome, ...] = ()
+    """The ways a request may go through the stages outside :attr:`scope` (every branch
+    point's choice), with their probabilities; one outcome, every edge, without branches."""
+    object_outcomes: tuple[Outcome, ...] = ()
+    """The same for one object through the stages of :attr:`scope` (empty without fan-out)."""
 
     @property
     def ends(self) -> tuple[str, ...]:
@@ -119,6 +134,45 @@ class PipelineIndex:
         common = frozenset.intersection(*(self.dominators[n] for n in inputs))
         rank = {name: i for i, name in enumerate((*self.source_kb, *self.order))}
         return max(common, key=lambda n: rank.get(n, -1), default=None)
+
+    @property
+    def plain(self) -> bool:
+        """Whether every request visits every stage once (no fan-out, no branch)."""
+        return self.fanout_stage is None and not self.branch_at
+
+    def fanout_mean(self, operators: dict[str, OperatorIndex],
+                    configs: Mapping[str, ConfigKey]) -> float:
+        """Mean objects per request of the fan-out stage in its configuration (1 without)."""
+        if self.fanout_stage is None:
+            return 1.0
+        return operators[self.operator_of[self.fanout_stage]].fanout[
+            configs[self.fanout_stage]][0]
+
+    def visits(self, k_mean: float = 1.0
+               ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+        """Sub-requests per request at each stage and messages per request on each edge
+        ``(from, to)``: the probability of the outcomes that visit it, times ``k_mean``, the
+        fan-out's mean objects per request, after the fan-out stage. Example: a branch sending
+        30 % of requests to ``ocr`` gives it 0.3; a fan-out of mean 7.7 gives the stage after
+        it 7.7."""
+        stage = {s: 0.0 for s in self.order}
+        edge = {(p, s): 0.0 for s in self.order for p in self.preds[s]}
+        for outcomes, times in ((self.outcomes, 1.0), (self.object_outcomes, k_mean)):
+            for oc in outcomes:
+                for s in oc.stages:
+                    stage[s] += oc.prob * times
+                for e in oc.edges:
+                    edge[e] += oc.prob * times
+        return stage, edge
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One way through a pipeline with branches: the edges taken and the stages visited."""
+
+    prob: float
+    edges: frozenset[tuple[str, str]]
+    stages: frozenset[str]
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,11 @@ MIN_WEIGHT = 0.000001
 MAX_WEIGHT = 1_000_000.0
 MIN_WORK_SCALE = 0.001
 MAX_WORK_SCALE = 1_000.0
+MAX_FANOUT = 1_000.0
+"""Most objects (sub-requests) a stage may emit per request on average."""
+MAX_FANOUT_CV = 10.0
+MAX_BRANCH_POINTS = 8
+"""Most stages of one pipeline that choose a branch (the estimator weighs every outcome)."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Control characters (terminal escapes among them); text may hold tabs and line breaks."""
@@ -304,6 +309,30 @@ class ConfigValue(_Model):
     value: Number = Field(description="The value for matching configurations.")
 
 
+class FanOut(_Model):
+    """How many objects (sub-requests) one request becomes after an operator, for the
+    configurations matching ``when`` (the most specific entry wins, as for ``output_kb``).
+
+    The count ``k`` of one request has mean ``mean`` and coefficient of variation ``cv``: a
+    negative binomial when its variance ``(cv x mean)^2`` is at least the mean (Poisson when
+    equal), below it a mix of the Poisson and of the two integers nearest the mean, which
+    have the least variance any count of that mean can have (docs/world-format.md, "Fan-out").
+    """
+
+    when: Config = Field(
+        default_factory=dict, description="Knob values that must match; empty matches all."
+    )
+    mean: Number = Field(
+        ge=0, le=MAX_FANOUT,
+        description="Mean number of objects one request becomes (0: none go on).",
+    )
+    cv: Number = Field(
+        default=0.0, ge=0, le=MAX_FANOUT_CV,
+        description="Coefficient of variation of the count (std / mean); 0: the two integers "
+        "nearest the mean.",
+    )
+
+
 class Operator(_Model):
     """A pipeline stage with knobs; a configuration is one value per knob."""
 
@@ -339,6 +368,12 @@ class Operator(_Model):
         description="dedicated: every query gets replicas of this operator of its own (e.g. a "
         "stateful operator); shared: queries with the same configuration on the same device "
         "share one deployment; omitted: the planner's `sharing`.",
+    )
+    fanout: list[FanOut] | None = Field(
+        default=None,
+        description="Objects one request becomes after this operator (e.g. a detector's "
+        "detections), by configuration: the next stage serves each object as a sub-request "
+        "and the request completes when all are done. Omitted: one message per request.",
     )
 
     @model_validator(mode="after")
@@ -431,6 +466,35 @@ class AccuracyModel(_Model):
     )
 
 
+class Branch(_Model):
+    """A stage whose requests take one of its outgoing edges by chance (a router, a cascade).
+
+    Each request of stage ``at`` goes to successor ``s`` with probability ``to[s]``, to at most
+    one of them; with the rest, ``1 - sum``, to none of them. Edges out of ``at`` not named in
+    ``to`` are always taken.
+    """
+
+    at: Name = Field(description="The stage that chooses.")
+    to: dict[Name, Number] = Field(
+        min_length=1,
+        description="Successor stage -> probability that a request goes there; they sum to at "
+        "most 1.",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for stage, p in value.items():
+            if not 0 <= p <= 1:
+                raise ValueError(f"stage {stage!r}: a probability must be >= 0 and <= 1, got "
+                                 f"{p!r}")
+        total = sum(value.values())
+        if total > 1 + 1e-9:
+            raise ValueError(f"the probabilities sum to {total:g}; a request takes at most one "
+                             "branch, so they must sum to at most 1 (the rest takes none)")
+        return value
+
+
 class Pipeline(_Model):
     """A DAG of stages from sources to one sink."""
 
@@ -442,6 +506,11 @@ class Pipeline(_Model):
     )
     accuracy: AccuracyModel = Field(
         default_factory=AccuracyModel, description="End-to-end accuracy model."
+    )
+    branches: list[Branch] = Field(
+        default_factory=list, max_length=MAX_BRANCH_POINTS,
+        description="Stages whose requests take one of their outgoing edges by chance; "
+        "omitted: every request takes every edge.",
     )
     dataset: ImportPath | None = Field(
         default=None,

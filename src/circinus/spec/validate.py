@@ -17,8 +17,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import BaseModel
 
 from circinus.errors import SpecError
-from circinus.spec.index import ConfigKey, OperatorIndex, PipelineIndex, WorldIndex
-from circinus.spec.models import Config, ConfigValue, KnobValue, Link, Operator, Pipeline, World
+from circinus.spec.index import ConfigKey, OperatorIndex, Outcome, PipelineIndex, WorldIndex
+from circinus.spec.models import (
+    Config,
+    ConfigValue,
+    FanOut,
+    KnobValue,
+    Link,
+    Operator,
+    Pipeline,
+    World,
+)
+
+MAX_OUTCOMES = 256
+"""Most ways through one pipeline's branch points (the estimator weighs each)."""
 
 
 def build_index(world: World) -> WorldIndex:
@@ -86,6 +98,11 @@ def _source_rates(path: str, rates: Mapping[str, float], pipe: PipelineIndex) ->
     source of the requests (nothing would say which of them a stage fires on)."""
     for src in rates:
         _known(f"{path}.source_rate_rps.{src}", src, pipe.source_kb, "source")
+    if rates and not pipe.plain:
+        raise SpecError(
+            f"{path}.source_rate_rps: pipeline {pipe.spec.name!r} fans out or branches, and "
+            "sources with rates of their own are not modelled with those; leave "
+            "source_rate_rps out (every source then comes at rate_rps)")
     if rates and len(rates) == len(pipe.source_kb):
         raise SpecError(
             f"{path}.source_rate_rps: every source of pipeline {pipe.spec.name!r} has its own "
@@ -237,7 +254,34 @@ def _operator(path: str, op: Operator, hardware: set[str], world: World) -> Oper
         profiles=profiles,  # type: ignore[arg-type]
         output_kb=_resolve(op.output_kb, f"{path}.output_kb", op, configs, knobs),
         accuracy=_resolve(op.accuracy, f"{path}.accuracy", op, configs, knobs),
+        fanout=_resolve_fanout(op.fanout, f"{path}.fanout", op, configs, knobs),
     )
+
+
+def _resolve_fanout(entries: list[FanOut] | None, path: str, op: Operator,
+                    configs: Sequence[ConfigKey], knobs: tuple[str, ...]
+                    ) -> dict[ConfigKey, tuple[float, float]]:
+    """``(mean, cv)`` of the fan-out per configuration (the most specific entry wins)."""
+    if entries is None:
+        return {}
+    for j, entry in enumerate(entries):
+        _check_partial(f"{path}[{j}].when", entry.when, op)
+    out: dict[ConfigKey, tuple[float, float]] = {}
+    for key in configs:
+        config = dict(zip(knobs, key, strict=True))
+        best: tuple[int, FanOut] | None = None
+        for entry in entries:
+            if all(config[k] == v for k, v in entry.when.items()) and (
+                best is None or len(entry.when) > best[0]
+            ):
+                best = (len(entry.when), entry)
+        if best is None:
+            raise SpecError(
+                f"{path}: no entry matches configuration {config} of operator {op.name!r}; "
+                "add an entry with an empty `when` as the default"
+            )
+        out[key] = (best[1].mean, best[1].cv)
+    return out
 
 
 def _profiling(world: World, hardware: set[str]) -> None:
@@ -348,6 +392,40 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
     ancestors: dict[str, frozenset[str]] = {s: frozenset({s}) for s in sources}
     for n in order:
         ancestors[n] = frozenset().union(*(ancestors[p] for p in flat[n]))
+    has_joins = any(nodes[n] is None for n in every)
+    if has_joins and (pipe.branches or any(
+            operators[s.operator].fanout for s in pipe.stages if s.operator is not None)):
+        raise SpecError(f"{path}: a pipeline with a stage without an operator (a join) cannot "
+                        "also fan out or branch; give the join an operator or drop the "
+                        "`branches` / `fanout`")
+    branch_at = _branches(path, pipe, succs)
+    fanout, scope = _fanout(path, pipe, order, preds, succs, operators, branch_at)
+    outer = [s for s in order if s not in scope]
+    outcomes = _outcomes(f"{path}.branches", outer, flat, set(sources), branch_at)
+    goal = sink if fanout is None else fanout
+    for oc in outcomes if not has_joins else ():
+        if goal not in oc.stages:
+            raise SpecError(
+                f"{path}.branches: with probability {oc.prob:.4g} a request never reaches "
+                f"{'the sink' if fanout is None else 'the fan-out stage'} {goal!r} (it visits "
+                f"only {', '.join(s for s in order if s in oc.stages)}); make the "
+                "probabilities of a branch sum to 1 or add an edge that always leads there")
+    inner: tuple[Outcome, ...] = ()
+    if fanout is not None:
+        inner = _outcomes(f"{path}.branches", [s for s in order if s in scope], preds,
+                          {fanout}, branch_at)
+        for oc in inner:
+            if sinks[0] not in oc.stages:
+                raise SpecError(
+                    f"{path}.branches: with probability {oc.prob:.4g} an object of fan-out "
+                    f"stage {fanout!r} never reaches the sink {sinks[0]!r}; make the "
+                    "probabilities of a branch sum to 1 or add an edge that always leads there")
+    reached = set().union(*(oc.stages for oc in (*outcomes, *inner)))
+    for name in order:
+        if name not in reached:
+            raise SpecError(f"{path}.branches: no request ever reaches stage {name!r} (every "
+                            "branch into it has probability 0); give it a probability or "
+                            "remove the stage")
     return PipelineIndex(
         spec=pipe,
         order=tuple(order),
@@ -361,6 +439,11 @@ def _pipeline(path: str, pipe: Pipeline, operators: dict[str, OperatorIndex]) ->
         sink_inputs=sink_inputs,
         ancestors=ancestors,
         dominators=dominators,
+        fanout_stage=fanout,
+        scope=frozenset(scope),
+        branch_at=branch_at,
+        outcomes=outcomes,
+        object_outcomes=inner,
     )
 
 
@@ -372,6 +455,112 @@ def _dominators(sources: Mapping[str, float], order: list[str],
     for stage in order:
         out[stage] = frozenset.intersection(*(out[p] for p in preds[stage])) | {stage}
     return out
+
+
+def _branches(path: str, pipe: Pipeline, succs: dict[str, list[str]]
+              ) -> dict[str, tuple[tuple[str, float], ...]]:
+    """The branch points of ``pipe``, checked against its edges."""
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for j, branch in enumerate(pipe.branches):
+        bpath = f"{path}.branches[{j}]"
+        if branch.at in {s.name for s in pipe.sources}:
+            raise SpecError(f"{bpath}.at: {branch.at!r} is a source; every request leaves its "
+                            "sources on every edge, so branch at the first stage instead")
+        _known(f"{bpath}.at", branch.at, [s.name for s in pipe.stages], "stage")
+        if branch.at in out:
+            raise SpecError(f"{bpath}.at: stage {branch.at!r} already chooses a branch; give "
+                            "one stage one branch, with all its choices in `to`")
+        for stage in branch.to:
+            if stage not in succs[branch.at]:
+                raise SpecError(
+                    f"{bpath}.to.{stage}: {stage!r} is not a successor of {branch.at!r}; add "
+                    f"the edge [{branch.at}, {stage}] or name one of "
+                    f"{', '.join(succs[branch.at]) or 'none (it is the sink)'}")
+        out[branch.at] = tuple(branch.to.items())
+    return out
+
+
+def _fanout(path: str, pipe: Pipeline, order: Sequence[str], preds: dict[str, list[str]],
+            succs: dict[str, list[str]], operators: dict[str, OperatorIndex],
+            branch_at: Mapping[str, object]) -> tuple[str | None, set[str]]:
+    """The pipeline's fan-out stage and the stages after it (its scope), checked: one such
+    stage, not the sink, one successor, no branch, and nothing from outside joins its
+    objects."""
+    fanning = [(j, s.name) for j, s in enumerate(pipe.stages)
+               if s.operator is not None and operators[s.operator].fanout]
+    if not fanning:
+        return None, set()
+    (j, stage), *more = fanning
+    spath = f"{path}.stages[{j}]"
+    operator = pipe.stages[j].operator
+    assert operator is not None  # only stages with an operator fan out
+    op = operators[operator].spec.name
+    if more:
+        raise SpecError(f"{path}.stages[{more[0][0]}]: stages {stage!r} and {more[0][1]!r} both "
+                        "fan out (their operators have a `fanout`); a pipeline may fan out at "
+                        "one stage only")
+    if not succs[stage]:
+        raise SpecError(f"{spath}: stage {stage!r} is the sink, so the objects of operator "
+                        f"{op!r}'s fanout would go nowhere; add the stage that serves them")
+    if len(succs[stage]) != 1:
+        raise SpecError(f"{spath}: fan-out stage {stage!r} feeds {len(succs[stage])} stages "
+                        f"({', '.join(succs[stage])}); its objects go to one stage, so feed "
+                        "the others from that one")
+    if stage in branch_at:
+        raise SpecError(f"{spath}: fan-out stage {stage!r} also chooses a branch; lower its "
+                        "fanout mean instead (an object skipped with probability p is a mean "
+                        "p times smaller)")
+    scope: set[str] = set()
+    for name in order:
+        if any(p == stage or p in scope for p in preds[name]):
+            scope.add(name)
+            outside = [p for p in preds[name] if p != stage and p not in scope]
+            if outside:
+                raise SpecError(
+                    f"{path}.edges: stage {name!r} serves the objects of fan-out stage "
+                    f"{stage!r} but also takes input from {outside[0]!r}, which does not; "
+                    f"route {outside[0]!r} into a stage before {stage!r}")
+    return stage, scope
+
+
+def _outcomes(path: str, stages: Sequence[str], preds: Mapping[str, Sequence[str]],
+              start: set[str], branch_at: Mapping[str, tuple[tuple[str, float], ...]]
+              ) -> tuple[Outcome, ...]:
+    """Every way through ``stages`` (in topological order) from the nodes ``start``, one per
+    combination of the branch points' choices with a positive probability.
+
+    A stage is visited when some edge into it is taken from a visited node; an edge out of a
+    branch point is taken when the point chose it (or it is not among its choices).
+    """
+    points = [s for s in stages if s in branch_at]
+    options: list[list[tuple[str | None, float]]] = []
+    for s in points:
+        opts: list[tuple[str | None, float]] = [(t, p) for t, p in branch_at[s] if p > 0]
+        rest = 1.0 - sum(p for _, p in branch_at[s])
+        if rest > 1e-12:
+            opts.append((None, rest))
+        options.append(opts)
+    count = math.prod(len(o) for o in options)
+    if count > MAX_OUTCOMES:
+        raise SpecError(f"{path}: {count} ways through the branch points "
+                        f"({', '.join(points)}); at most {MAX_OUTCOMES} are weighed, so merge "
+                        "some branches")
+    out: list[Outcome] = []
+    for combo in itertools.product(*options):
+        choice = dict(zip(points, (c for c, _ in combo), strict=True))
+        prob = math.prod(p for _, p in combo)
+        visited = set(start)
+        taken: set[tuple[str, str]] = set()
+        for s in stages:
+            for p in preds[s]:
+                if p not in visited:
+                    continue
+                if p in choice and any(t == s for t, _ in branch_at[p]) and choice[p] != s:
+                    continue
+                taken.add((p, s))
+                visited.add(s)
+        out.append(Outcome(prob, frozenset(taken), frozenset(visited - start)))
+    return tuple(out)
 
 
 def _nearest(common: frozenset[str], order: list[str]) -> str | None:
