@@ -118,10 +118,13 @@ def validate(
         from circinus.spec.load import load_indexed_world
 
         w, index = load_indexed_world(world)
-        configs = sum(len(o.configs) for o in index.operators.values())
+        configs = sum(o.is_own(c) for o in index.operators.values() for c in o.configs)
+        shares = sum(len(o.configs) for o in index.operators.values()) - configs
+        more = f", {shares} more replica shares" if shares else ""
         Console(soft_wrap=True).print(
             f"{world}: valid — {len(w.sites)} sites, {len(w.devices)} devices, "
-            f"{len(w.links)} links, {len(w.operators)} operators ({configs} configurations), "
+            f"{len(w.links)} links, {len(w.operators)} operators ({configs} configurations"
+            f"{more}), "
             f"{len(w.pipelines)} pipelines, {len(w.queries)} queries"
         )
 

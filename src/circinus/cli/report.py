@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from circinus.plan.file import PlanFile
     from circinus.report.sweep import LoadSweep
     from circinus.simulate import SimulationResult
+    from circinus.spec.index import WorldIndex
 
 DEFAULT_METHODS = "circinus,jellybean,infaas,cloud-only,edge-only"
 """The load sweep's default methods: vulcan (60 optimiser trials per query) alone takes
@@ -219,13 +220,38 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     written += figure.values()
     index_md = options.out / "index.md"
     write_atomic(index_md, _index(world, plan, options, planfile, run.result, sweep,
-                                  time.monotonic() - began))
+                                  time.monotonic() - began, shares=_shares(index, planfile)))
     say("done")
     return [index_md, *written]
 
 
+def _shares(index: WorldIndex, planfile: PlanFile) -> list[str]:
+    """A markdown table of the deployments whose replicas could take another share (their
+    profiles list `shares`): the share chosen against those offered; empty when none could."""
+    rows = []
+    for d in planfile.deployments:
+        op = index.operators[d.operator]
+        if not op.has_shares:
+            continue
+        hw = index.devices[d.device].hardware
+        own = op.key_of(d.config)
+        offered = sorted(p.units for (k, h), p in op.profiles.items()
+                         if h == hw and k[:-1] == own[:-1])
+        rows.append(f"| `{d.name}` | {', '.join(map(str, d.config.values())) or '-'} | "
+                    f"{d.units_per_replica:g} | {', '.join(f'{u:g}' for u in offered)} | "
+                    f"{d.replicas} | {d.utilization:.0%} |")
+    if not rows:
+        return []
+    return ["", "## Replica shares", "",
+            "Deployments whose profiles offer several units per replica (`shares`, "
+            "docs/world-format.md): the share the planner chose and the ones offered.", "",
+            "| deployment | config | units per replica | offered | replicas | util |",
+            "|---|---|---|---|---|---|", *rows]
+
+
 def _index(world: Path, plan: Path | None, options: _Options, planfile: PlanFile,
-           sim: SimulationResult, sweep: LoadSweep, seconds: float) -> str:
+           sim: SimulationResult, sweep: LoadSweep, seconds: float, *,
+           shares: Sequence[str] = ()) -> str:
     """The report's index: what each file is, with the figures inline."""
     source = f"the plan file `{plan}`" if plan is not None else "`plan.json` (planned here)"
     captions = {
@@ -260,6 +286,7 @@ def _index(world: Path, plan: Path | None, options: _Options, planfile: PlanFile
         lines.append("| `plan.json` | the plan (`circinus plan --json`) |")
     lines.append("| `simulation.json` | the simulation's result (`circinus simulate --json`) |")
     lines += [f"| `{name}` | {title} |" for name, title in FIGURES.items()]
+    lines += list(shares)
     for name, title in FIGURES.items():
         lines += ["", f"## {title}", "", captions[name], "", f"![{title}]({name})"]
     return "\n".join(lines)

@@ -73,7 +73,10 @@ def _floors(world: World, pipeline: str) -> list[float]:
 
 def _vectors(index: WorldIndex, pipeline: str) -> list[Vector]:
     pipe = index.pipelines[pipeline]
-    return all_vectors([index.operators[pipe.operator_of[s]].configs for s in pipe.order])
+    # Replica shares are not measured: their times follow from the profiles' (the profiler
+    # runs each configuration at the machine's own allocation).
+    ops = [index.operators[pipe.operator_of[s]] for s in pipe.order]
+    return all_vectors([[c for c in op.configs if op.is_own(c)] for op in ops])
 
 
 def measure_world(world: World, store: BaseProfileStore, *, full: bool = False,
@@ -167,7 +170,8 @@ def _write(world: World, index: WorldIndex, profiles: list[PipelineProfile], *,
         pidx = index.pipelines[prof.pipeline]
         for stage in pidx.order:
             name = pidx.operator_of[stage]
-            for config in index.operators[name].configs:
+            oi = index.operators[name]
+            for config in (c for c in oi.configs if oi.is_own(c)):
                 latency[name, config].extend(prof.latency_ms(stage, config, shift=shift,
                                                              alpha=alpha))
     operators = []
@@ -175,7 +179,7 @@ def _write(world: World, index: WorldIndex, profiles: list[PipelineProfile], *,
         oi = index.operators[op.name]
         have = {(oi.key_of(p.config), p.hardware) for p in op.profiles}
         added = []
-        for config in oi.configs:
+        for config in (c for c in oi.configs if oi.is_own(c)):
             figures = latency.get((op.name, config))
             if latency_hardware is None or not figures or (config, latency_hardware) in have:
                 continue

@@ -116,13 +116,14 @@ def render_plan(plan: PlanFile, console: Console, *, show: int = 20) -> None:
 def _deployments_table(plan: PlanFile, show: int) -> Table:
     """The deployments, dearest first: what a serving engine runs."""
     t = Table(title=f"Deployments ({len(plan.deployments)})")
-    for col in ("deployment", "config", "replicas", "batch", "queries", "req/s", "util",
-                "$/h"):
+    for col in ("deployment", "config", "replicas × units", "batch", "queries", "req/s",
+                "util", "$/h"):
         t.add_column(col, overflow="fold")
     ranked = sorted(plan.deployments, key=lambda d: (-d.cost_per_hour, d.name))
     for d in ranked[:show]:
         config = ",".join(str(v) for v in d.config.values()) or "-"
-        t.add_row(d.name, config, f"{d.replicas}", f"{d.batch.max_batch_size}",
+        t.add_row(d.name, config, f"{d.replicas} × {d.units_per_replica:g}",
+                  f"{d.batch.max_batch_size}",
                   f"{len(d.queries)}" if d.sharing == "shared" else "1 (own)",
                   f"{d.rate_rps:,.1f}", f"{d.utilization:.0%}", f"{d.cost_per_hour:.4f}")
     if len(ranked) > show:

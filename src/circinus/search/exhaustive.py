@@ -517,11 +517,14 @@ def _unplaced(index: WorldIndex, operator_of: Mapping[str, str],
     """The reason of a query whose accuracy-feasible configuration vectors all have a stage
     whose configuration no device it may use runs, e.g. ``placement: no device the query may
     use runs cls as {resolution: 448}, which the accuracy bound 0.9 needs``."""
-    shown = []
-    for stage, config in sorted(missing, key=str)[:3]:
+    named: list[str] = []  # replica shares of one configuration read the same: named once
+    for stage, config in sorted(missing, key=str):
         knobs = index.operators[operator_of[stage]].config_dict(config)
-        shown.append(f"{stage} as {{{', '.join(f'{k}: {v}' for k, v in knobs.items())}}}")
-    more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        text = f"{stage} as {{{', '.join(f'{k}: {v}' for k, v in knobs.items())}}}"
+        if text not in named:
+            named.append(text)
+    shown = named[:3]
+    more = f" (and {len(named) - 3} more)" if len(named) > 3 else ""
     need = ("every configuration" if floor is None
             else f"every configuration meeting the accuracy bound {floor:g}")
     return (f"placement: no device the query may use runs {' or '.join(shown)}{more}, and "

@@ -7,7 +7,8 @@ of their enumeration, pruning or shortlisting. Per query it enumerates the *whol
 the world format:
 
 * every configuration vector of the pipeline (no dominance between configurations; accuracy is
-  checked on the complete plan like every other objective);
+  checked on the complete plan like every other objective), each replica share a profile lists
+  being a configuration of its own (:mod:`circinus.spec.shares`), so every share is tried;
 * per stage and configuration, every batch size: 1 and each profiled on some hardware;
 * per stage, every placement: each non-empty set of at most ``max_devices_per_operator``
   devices the query may use (in the settings' tiers, at a source's site or one link away from

@@ -277,17 +277,25 @@ def _deployment(index: WorldIndex, path: str, position: int, dep: DeploymentOut,
     operator = index.operators.get(dep.operator)
     if operator is None:
         _unknown(f"{path}.operator", dep.operator, index.operators, "operator")
+    if dep.device not in dev_pos:
+        _unknown(f"{path}.device", dep.device, dev_pos, "device")
+    dev = index.devices[dep.device]
     try:
-        key = operator.key_of(dep.config)
+        key = operator.key_of(dep.config, hardware=dev.hardware, units=dep.units_per_replica)
     except KeyError as exc:
         raise SpecError(f"{path}.config: knob {exc.args[0]!r} of operator {dep.operator!r} has "
                         f"no value; {REPLAN}") from None
     if key not in operator.output_kb or len(dep.config) != len(operator.knob_names):
+        own = operator.key_of(dep.config)
+        if own in operator.output_kb and len(dep.config) == len(operator.knob_names):
+            offered = sorted(p.units for (k, hw), p in operator.profiles.items()
+                             if k[:-1] == own[:-1] and hw == dev.hardware)
+            raise SpecError(f"{path}.units_per_replica: {dep.units_per_replica:g} is not a "
+                            f"share a replica of {dep.operator!r} {dep.config!r} may take on "
+                            f"{dev.hardware!r} ({', '.join(f'{u:g}' for u in offered)}); "
+                            f"{REPLAN}")
         raise SpecError(f"{path}.config: {dep.config!r} is not a configuration of operator "
                         f"{dep.operator!r}; {REPLAN}")
-    if dep.device not in dev_pos:
-        _unknown(f"{path}.device", dep.device, dev_pos, "device")
-    dev = index.devices[dep.device]
     if dep.site != dev.site:
         raise SpecError(f"{path}.site: device {dep.device!r} stands at {dev.site!r} in this "
                         f"world, not {dep.site!r}; {REPLAN}")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from circinus.spec.shares import share_ratio
+
 if TYPE_CHECKING:
     from circinus.spec.models import (
         Config,
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
     )
 
 ConfigKey = tuple["KnobValue", ...]
-"""A configuration as a tuple of knob values, in the operator's knob order."""
+"""A configuration as a tuple of knob values, in the operator's knob order; for an operator
+whose profiles list replica shares, followed by the share (:mod:`circinus.spec.shares`)."""
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,37 @@ class OperatorIndex:
     fanout: dict[ConfigKey, tuple[float, float]] = field(default_factory=dict)
     """Per configuration, the ``(mean, cv)`` of the objects one request becomes after the
     operator (:class:`~circinus.spec.models.FanOut`); empty when it does not fan out."""
+    has_shares: bool = False
+    """Whether a profile lists replica shares: keys then end with the share's ratio to the
+    profile's own units (1.0: the profile as written)."""
 
     def config_dict(self, key: ConfigKey) -> Config:
-        """The configuration ``key`` as a ``{knob: value}`` mapping."""
-        return dict(zip(self.knob_names, key, strict=True))
+        """The knobs of configuration ``key`` as a ``{knob: value}`` mapping (without the share:
+        :meth:`share_of`)."""
+        return dict(zip(self.knob_names, key[:len(self.knob_names)], strict=True))
 
-    def key_of(self, config: Config) -> ConfigKey:
-        """The key of a full configuration mapping (raises ``KeyError`` on a missing knob)."""
-        return tuple(config[k] for k in self.knob_names)
+    def share_of(self, key: ConfigKey) -> float:
+        """The share of ``key`` as a ratio to its profiles' own units (1.0 without shares)."""
+        return float(key[-1]) if self.has_shares else 1.0
+
+    def is_own(self, key: ConfigKey) -> bool:
+        """Whether ``key`` is at its profiles' own units (always, for an operator without
+        shares): the configurations a profiler measures."""
+        return self.share_of(key) == 1.0
+
+    def key_of(self, config: Config, *, hardware: str | None = None,
+               units: float | None = None) -> ConfigKey:
+        """The key of a full configuration mapping (raises ``KeyError`` on a missing knob); for
+        an operator with shares, the share a replica of ``units`` takes on ``hardware`` (without
+        them: the profiles' own units). A share no profile lists gives a key without profile."""
+        base = tuple(config[k] for k in self.knob_names)
+        if not self.has_shares:
+            return base
+        own = (*base, 1.0)
+        profile = self.profiles.get((own, hardware)) if hardware is not None else None
+        if units is None or profile is None:
+            return own
+        return (*base, share_ratio(units, profile.units))
 
 
 @dataclass(frozen=True)

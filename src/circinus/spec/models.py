@@ -236,6 +236,55 @@ class Link(_Model):
         return self
 
 
+MAX_SHARES = 16
+"""Most replica shares one profile may list."""
+
+
+class ReplicaShare(_Model):
+    """Another allocation a replica of a profiled configuration may take (e.g. half a GPU), with
+    its service times where they were measured.
+
+    Times the share does not give follow from the profile's, all scaled by one factor: the
+    share's ``mean_ms`` over the profile's when it gives ``mean_ms``, else the profile's
+    ``units`` over the share's (a replica on half the units takes twice as long: the time of a
+    compute-bound model, and an upper bound for one that does not fill the device). Memory
+    per replica and the variability (cv) are the profile's.
+    """
+
+    units: Number = Field(
+        ge=MIN_UNITS, le=MAX_UNITS,
+        description="Capacity units one replica occupies at this share (e.g. 0.5 of a GPU).",
+    )
+    mean_ms: Number | None = Field(
+        default=None, ge=MIN_SERVICE_MS, le=MAX_SERVICE_MS,
+        description="Mean batch-1 service time at this share, ms; omitted: the profile's "
+        "mean_ms x profile units / share units (only for a share smaller than the profile's).",
+    )
+    batch_ms: dict[int, Number] = Field(
+        default_factory=dict,
+        description="Mean service time of a whole batch at this share, ms, by batch size (one "
+        "the profile's batch_ms lists); sizes left out scale with mean_ms.",
+    )
+
+    @field_validator("batch_ms")
+    @classmethod
+    def _batches_valid(cls, value: dict[int, float]) -> dict[int, float]:
+        return _check_batches(value)
+
+
+def _check_batches(value: dict[int, float]) -> dict[int, float]:
+    for size, ms in value.items():
+        if size < 2:
+            raise ValueError(f"batch size must be >= 2 (batch 1 is mean_ms), got {size}")
+        if size > MAX_BATCH:
+            raise ValueError(f"batch size must be <= {MAX_BATCH}, got "
+                             f"{size if size < 10**12 else f'{len(str(size))} digits'}")
+        if not MIN_SERVICE_MS <= ms <= MAX_SERVICE_MS:
+            raise ValueError(f"batch {size}: service time must be >= {MIN_SERVICE_MS:g} and "
+                             f"<= {MAX_SERVICE_MS:g} ms, got {ms!r}")
+    return value
+
+
 class LatencyProfile(_Model):
     """Measured service time of one configuration of an operator on one hardware class."""
 
@@ -274,6 +323,11 @@ class LatencyProfile(_Model):
         default=0.0, ge=0, le=MAX_MEMORY_GB,
         description=f"Memory one replica needs, GB: 0 (none counted) or at least {MIN_MEMORY_GB}.",
     )
+    shares: list[ReplicaShare] = Field(
+        default_factory=list, max_length=MAX_SHARES,
+        description="Other units a replica may take instead of `units` (e.g. 0.25 and 0.5 of a "
+        "GPU), each with its service times; the planner chooses the share per deployment.",
+    )
 
     @field_validator("memory_gb")
     @classmethod
@@ -285,16 +339,7 @@ class LatencyProfile(_Model):
     @field_validator("batch_ms")
     @classmethod
     def _batches_valid(cls, value: dict[int, float]) -> dict[int, float]:
-        for size, ms in value.items():
-            if size < 2:
-                raise ValueError(f"batch size must be >= 2 (batch 1 is mean_ms), got {size}")
-            if size > MAX_BATCH:
-                raise ValueError(f"batch size must be <= {MAX_BATCH}, got "
-                                 f"{size if size < 10**12 else f'{len(str(size))} digits'}")
-            if not MIN_SERVICE_MS <= ms <= MAX_SERVICE_MS:
-                raise ValueError(f"batch {size}: service time must be >= {MIN_SERVICE_MS:g} and "
-                                 f"<= {MAX_SERVICE_MS:g} ms, got {ms!r}")
-        return value
+        return _check_batches(value)
 
 
 class ConfigValue(_Model):

@@ -23,11 +23,13 @@ from circinus.spec.models import (
     ConfigValue,
     FanOut,
     KnobValue,
+    LatencyProfile,
     Link,
     Operator,
     Pipeline,
     World,
 )
+from circinus.spec.shares import OWN, share_profiles
 
 MAX_OUTCOMES = 256
 """Most ways through one pipeline's branch points (the estimator weighs each)."""
@@ -247,14 +249,22 @@ def _operator(path: str, op: Operator, hardware: set[str], world: World) -> Oper
         key for key in itertools.product(*(op.knobs[k] for k in knobs))
         if key in profiled or op.implementation is not None
     )
+    output_kb = _resolve(op.output_kb, f"{path}.output_kb", op, configs, knobs)
+    accuracy = _resolve(op.accuracy, f"{path}.accuracy", op, configs, knobs)
+    fanout = _resolve_fanout(op.fanout, f"{path}.fanout", op, configs, knobs)
+    if any(prof.shares for prof in op.profiles):
+        return _with_shares(path, op, world, OperatorIndex(
+            spec=op, knob_names=knobs, configs=configs,
+            profiles=profiles,  # type: ignore[arg-type]
+            output_kb=output_kb, accuracy=accuracy, fanout=fanout))
     return OperatorIndex(
         spec=op,
         knob_names=knobs,
         configs=configs,
         profiles=profiles,  # type: ignore[arg-type]
-        output_kb=_resolve(op.output_kb, f"{path}.output_kb", op, configs, knobs),
-        accuracy=_resolve(op.accuracy, f"{path}.accuracy", op, configs, knobs),
-        fanout=_resolve_fanout(op.fanout, f"{path}.fanout", op, configs, knobs),
+        output_kb=output_kb,
+        accuracy=accuracy,
+        fanout=fanout,
     )
 
 
@@ -282,6 +292,30 @@ def _resolve_fanout(entries: list[FanOut] | None, path: str, op: Operator,
             )
         out[key] = (best[1].mean, best[1].cv)
     return out
+
+
+def _with_shares(path: str, op: Operator, world: World, plain: OperatorIndex) -> OperatorIndex:
+    """``plain`` with every replica share of its profiles as a configuration of its own: each
+    key extended by its share (:mod:`circinus.spec.shares`), the profiles' own allocation first
+    and then the shares in increasing order, per configuration in ``plain``'s order."""
+    profiles: dict[tuple[ConfigKey, str], LatencyProfile] = {}
+    ratios: dict[ConfigKey, set[float]] = {key: {OWN} for key in plain.configs}
+    for j, prof in enumerate(op.profiles):
+        key, hw = plain.key_of(prof.config), prof.hardware
+        profiles[(*key, OWN), hw] = prof
+        for k, (ratio, derived) in enumerate(share_profiles(f"{path}.profiles[{j}]", prof)):
+            _check_fits(f"{path}.profiles[{j}].shares[{k}]", hw, derived.units,
+                        derived.memory_gb, world)
+            profiles[(*key, ratio), hw] = derived
+            ratios[key].add(ratio)
+    configs = tuple((*key, r) for key in plain.configs for r in sorted(
+        ratios[key], key=lambda r: (r != OWN, r)))
+    return OperatorIndex(
+        spec=op, knob_names=plain.knob_names, configs=configs, profiles=profiles,
+        output_kb={c: plain.output_kb[c[:-1]] for c in configs if c[:-1] in plain.output_kb},
+        accuracy={c: plain.accuracy[c[:-1]] for c in configs if c[:-1] in plain.accuracy},
+        fanout={c: plain.fanout[c[:-1]] for c in configs if c[:-1] in plain.fanout},
+        has_shares=True)
 
 
 def _profiling(world: World, hardware: set[str]) -> None:
