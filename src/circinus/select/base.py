@@ -16,6 +16,7 @@ from circinus.select.deployments import (
     own_use,
 )
 from circinus.spec.index import WorldIndex
+from circinus.spec.models import PlannerSettings
 
 Resource = tuple[str, str]
 """``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
@@ -46,8 +47,14 @@ class SelectionProblem:
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
         """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
         specs = {q.name: q for q in index.world.queries}
-        plans = [c.plan for qc in candidates for c in qc.candidates]
-        pipes = [specs[qc.query].pipeline for qc in candidates for _ in qc.candidates]
+        plans, pipes, known = [], [], set()
+        for qc in candidates:  # only plans that join a deployment not met before
+            for c in qc.candidates:
+                joins = c.estimate.deployment_load
+                if joins and not all(name in known for name, _ in joins):
+                    plans.append(c.plan)
+                    pipes.append(specs[qc.query].pipeline)
+                    known.update(name for name, _ in joins)
         return SelectionProblem(tuple(candidates),
                                 tuple(specs[c.query].weight for c in candidates),
                                 dict(index.capacities), deployment_table(index, plans, pipes))
@@ -118,7 +125,9 @@ class Selection:
     """Relative gap of the cost among selections of this goodput (0 when proven)."""
     status: str
     """``optimal``, ``time_limit`` (feasible, not proven), ``rounded`` (the LP relaxation
-    rounded and improved; the gap is against the LP's proven bound) or ``greedy`` (fallback)."""
+    rounded and improved; the gap is against the LP's proven bound), ``partitioned`` (parts
+    selected apart, merged and repaired; the gap is against a Lagrangian bound of the whole
+    problem, :mod:`circinus.select.partitioned`) or ``greedy`` (fallback)."""
     seconds: float
     unit_values: tuple[tuple[Resource, float], ...] = ()
     """The goodput LP's dual of every capacity row it solved, ``(resource, value)``: about how
@@ -149,3 +158,8 @@ class BaseSelector(ABC):
     @abstractmethod
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         """Solve ``problem`` within ``time_limit_s`` seconds."""
+
+    def with_settings(self, settings: PlannerSettings) -> BaseSelector:
+        """This selector as the planner ``settings`` configure it (a new one; by default
+        itself: most selectors have nothing to configure)."""
+        return self
