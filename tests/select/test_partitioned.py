@@ -69,7 +69,7 @@ def test_never_over_capacity_and_the_bound_holds(inst, partitions: int, seed: in
 
 
 def test_deterministic_with_a_fixed_seed() -> None:
-    problem = _random_problem(np.random.default_rng(9), queries=1_500, rows=21, per_query=5)
+    problem = _random_problem(np.random.default_rng(9), queries=600, rows=21, per_query=5)
     first = PartitionedSelector(partitions=4, seed=3).select(problem, time_limit_s=60)
     second = PartitionedSelector(partitions=4, seed=3).select(problem, time_limit_s=60)
     assert first.chosen == second.chosen
@@ -78,7 +78,7 @@ def test_deterministic_with_a_fixed_seed() -> None:
 
 
 def test_parts_in_worker_processes_choose_as_one_after_another() -> None:
-    problem = _random_problem(np.random.default_rng(10), queries=800, rows=9, per_query=4)
+    problem = _random_problem(np.random.default_rng(10), queries=400, rows=9, per_query=4)
     serial = PartitionedSelector(partitions=2, seed=1).select(problem, time_limit_s=60)
     forked = PartitionedSelector(partitions=2, seed=1, workers=2).select(problem,
                                                                          time_limit_s=60)
@@ -97,6 +97,7 @@ def test_milp_selector_partitions_above_its_threshold_only() -> None:
         PartitionedSelector(partitions=0)
 
 
+@pytest.mark.slow
 def test_shared_deployments_fit_in_whole_replicas_within_the_bound() -> None:
     """A generated world with shared deployments (cloud replicas shared across parts): the
     merged selection fits in whole replicas, and the exact selector's goodput (feasible, so at

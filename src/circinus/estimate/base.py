@@ -202,6 +202,15 @@ class BaseEstimator(ABC):
         """Stage and transfer estimates computed so far (memoised repeats not counted): the
         per-(stage, configuration, placement) work a profiler would have to measure."""
 
+    @staticmethod
+    def estimate_key(query: Query, plan: QueryPlan) -> tuple[object, ...]:
+        """What :meth:`estimate` of ``plan`` for ``query`` depends on besides the estimator:
+        equal keys give equal estimates (a query's name, weight and SLO bounds other than its
+        percentile play no part), so queries of one pipeline, site, rate and work on one plan
+        share an estimate."""
+        return (query.pipeline, tuple(sorted(query.sources.items())), query.rate_rps,
+                tuple(sorted(query.work_scale.items())), query.slo.percentile, plan.stages)
+
     @abstractmethod
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
               placement: Placement, level: float | None = None) -> StageEstimate:

@@ -99,6 +99,8 @@ class DecomposedSearch(ExhaustiveSearch):
             pool = self._enumerate([_moved(queries[i], rep) for i in members])
             # Members at one site with one SLO get one answer: adopt it once per such pair.
             adopted: dict[tuple[object, ...], QueryCandidates] = {}
+            # A plan renamed to a site is estimated once for the group, whatever the SLO.
+            verified: dict[tuple[object, ...], Candidate] = {}
             for j, i in enumerate(members):
                 member = queries[i]
                 if member.sources == rep.sources:
@@ -112,26 +114,37 @@ class DecomposedSearch(ExhaustiveSearch):
                 else:
                     out[i] = adopted[site] = self._adopt(
                         member, rep, self._pick(_moved(member, rep), pool, charge=j == 0),
-                        classes)
+                        classes, verified)
         return [r for r in out if r is not None]
 
     def _adopt(self, member: Query, rep: Query, found: QueryCandidates,
-               classes: dict[str, tuple[int, tuple[str, ...]]]) -> QueryCandidates:
-        """Rename the representative's candidates to ``member``'s site, verify, else repair."""
+               classes: dict[str, tuple[int, tuple[str, ...]]],
+               memo: dict[tuple[object, ...], Candidate]) -> QueryCandidates:
+        """Rename the representative's candidates to ``member``'s site, verify, else repair.
+        ``memo`` holds the group's renamed plans by (sites, representative's stages): their
+        estimates depend on the group's pipeline, rate, work and percentile (the same for the
+        group) and the sites, not on the rest of the SLO, which is checked here."""
         if not found.candidates:
             return QueryCandidates(member.name, (), found.reason, found.evaluations)
         rename: dict[str, str] = {}
         for src, site in rep.sources.items():
             rename.update(zip(classes[site][1], classes[member.sources[src]][1], strict=True))
+        sites = tuple(sorted(member.sources.items()))
         verified = []
+        work = found.evaluations
         for cand in found.candidates:
-            plan = QueryPlan(member.name, tuple(
-                StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename), s.level)
-                for s in cand.plan.stages))
-            est = self.estimator.estimate(member, plan)
-            if est.meets(member.slo):
-                verified.append(Candidate(plan, est))
-        work = found.evaluations + len(found.candidates)
+            key = (sites, cand.plan.stages)
+            known = memo.get(key)
+            if known is None:
+                plan = QueryPlan(member.name, tuple(
+                    StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename), s.level)
+                    for s in cand.plan.stages))
+                known = memo[key] = Candidate(plan, self.estimator.estimate(member, plan))
+                work += 1
+            if known.estimate.meets(member.slo):
+                verified.append(known if known.plan.query == member.name else
+                                Candidate(QueryPlan(member.name, known.plan.stages),
+                                          known.estimate))
         if verified:
             return QueryCandidates(member.name, tuple(verified), None, work)
         repaired = self._pick(member, self._enumerate([member]))

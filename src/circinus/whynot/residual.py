@@ -176,7 +176,8 @@ class Residual:
         queries leave.
 
         With shared deployments the candidates are added to a copy of the selection's ledger
-        (built again, the candidates appended as one more query) and the states of their
+        (:meth:`Ledger.on <circinus.select.deployments.Ledger.on>`, the candidates appended
+        as one more query) and the states of their
         deployments read off it (:func:`~circinus.select.sizing.states`)."""
         book = self._book
         if book is None:
@@ -185,10 +186,8 @@ class Residual:
         base = book.problem
         n = len(base.candidates)
         mine = QueryCandidates("", tuple(candidates), None, 0)
-        probe = ledger(
-            SelectionProblem((*base.candidates, mine), (*base.weights, 1.0), base.capacity,
-                             self._table),
-            (*(book.chosen.get(q) for q in range(n)), None))
+        probe = book.on(SelectionProblem((*base.candidates, mine), (*base.weights, 1.0),
+                                         base.capacity, self._table))
         lacking = [_overflow(probe, n, k) for k in range(len(candidates))]
         out = []
         for k, (cand, rows) in enumerate(zip(candidates, lacking, strict=True)):
