@@ -358,7 +358,10 @@ def _outcome(problem: SelectionProblem, selection: Selection, q: int,
         cand = qc.candidates[k]
         return QueryOutcome(qc.query, True, cand.plan, cand.estimate, None,
                             len(qc.candidates), qc.evaluations)
-    reason = qc.reason or capacity_reason(problem, used, q, ceilings)
+    # With shared deployments explain_rejections gives the capacity reason again against the
+    # selection's exact ledger: not worked out twice (a second per rejected query).
+    reason = qc.reason or ("capacity" if problem.deployments else
+                           capacity_reason(problem, used, q, ceilings))
     return QueryOutcome(qc.query, False, None, None, reason, len(qc.candidates), qc.evaluations)
 
 

@@ -65,8 +65,13 @@ class SelectionProblem:
         key = ("own", q, k)
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[key] = own_use(self.candidates[q].candidates[k].estimate,
-                                            self.deployments)
+            est = self.candidates[q].candidates[k].estimate
+            by_estimate = ("own-of", id(est))  # queries of a site share estimates
+            hit = self._memo.get(by_estimate)
+            if hit is None or hit[0] is not est:  # type: ignore[index]
+                self._memo[by_estimate] = (est, own_use(est, self.deployments))
+                hit = self._memo[by_estimate]
+            hit = self._memo[key] = hit[1]  # type: ignore[index]
         return hit  # type: ignore[return-value]
 
     def book(self, chosen: Sequence[int | None]) -> Ledger:

@@ -61,7 +61,8 @@ from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.deployments import settle
-from circinus.select.flat import flatten, weight_unit
+from circinus.select.flat import DeadlinePassed, FlatProblem, flatten, weight_unit
+from circinus.select.lp import nothing_admitted
 from circinus.spec.models import PlannerSettings
 
 PARTITION_ABOVE: int = PlannerSettings.model_fields["partition_above"].default
@@ -98,17 +99,18 @@ class Split:
             {name: problem.deployments[name] for name in names})
 
 
-def split(problem: SelectionProblem, partitions: int, seed: int) -> Split:
-    """The parts of ``problem`` (module note, points 1 and 2), deterministic for ``seed``."""
-    rows = tuple(sorted(problem.capacity))
-    row_of = {r: i for i, r in enumerate(rows)}
+def split(problem: SelectionProblem, partitions: int, seed: int,
+          flat: FlatProblem | None = None) -> Split:
+    """The parts of ``problem`` (module note, points 1 and 2), deterministic for ``seed``;
+    ``flat`` is its arrays if the caller has them."""
+    flat = flatten(problem) if flat is None else flat
+    rows = flat.rows
     weights = np.asarray(problem.weights, dtype=float)
-    uses: list[list[int]] = []  # per query, the rows its candidates use
-    for qc in problem.candidates:
-        used: set[int] = set()
-        for c in qc.candidates:
-            used.update(row_of[r] for r, a in c.estimate.usage().items() if r in row_of and a > 0)
-        uses.append(sorted(used))
+    col = np.repeat(np.arange(flat.n), np.diff(flat.usage.indptr))
+    pairs = np.unique(flat.owner[col] * len(rows) + flat.usage.indices)  # (query, row) used
+    uses: list[list[int]] = [[] for _ in range(flat.nq)]  # per query, the rows it may use
+    for q, i in zip((pairs // len(rows)).tolist(), (pairs % len(rows)).tolist(), strict=True):
+        uses[q].append(i)
     user_weight = np.zeros(len(rows))
     for q, used in enumerate(uses):
         user_weight[used] += weights[q]
@@ -191,37 +193,51 @@ class _Solved:
         return float(np.maximum(best, 0.0).sum())
 
 
-def _solve(sub: SelectionProblem, rows: Sequence[Resource], time_limit_s: float) -> _Solved:
-    """Part ``sub`` selected by the exact path (never partitioned again), in whole replicas."""
+def _solve(sub: SelectionProblem, flat: FlatProblem, time_limit_s: float) -> _Solved:
+    """Part ``sub`` (its arrays ``flat``) selected by the exact path (never partitioned
+    again), in whole replicas."""
     from circinus.select.lp import LpRoundSelector
     from circinus.select.milp import LP_ABOVE, MilpSelector
 
     start = time.monotonic()
     with paused():
-        flat = flatten(sub)
         if flat.n > LP_ABOVE:  # as MilpSelector would, on the arrays already built
             sel = LpRoundSelector().select_flat(flat, sub, start=start,
                                                 time_limit_s=time_limit_s)
         else:
-            sel = MilpSelector(partition_above=None).select(
-                sub, time_limit_s=max(start + time_limit_s - time.monotonic(), 0.1))
+            sel = MilpSelector(partition_above=None).select(sub, time_limit_s=time_limit_s)
         sel = settle(sub, sel, deadline=start + time_limit_s)
-    assert flat.rows == tuple(rows), "a part's rows differ from the problem's"
     duals = None
     if sel.unit_values:
         values = dict(sel.unit_values)
-        duals = np.array([max(values.get(r, 0.0), 0.0) for r in rows])
+        duals = np.array([max(values.get(r, 0.0), 0.0) for r in flat.rows])
     return _Solved(sel.chosen, sel.status, duals, flat.first, flat.weight, flat.usage,
                    time.monotonic() - start)
 
 
-_FORKED: list[tuple[SelectionProblem, tuple[Resource, ...], float]] = []
+def part_arrays(flat: FlatProblem, queries: Sequence[int], share: np.ndarray) -> FlatProblem:
+    """The arrays of the part of ``flat`` with ``queries`` (ascending) and ``share`` of each
+    capacity row: its candidates' columns, nothing built again."""
+    qs = np.asarray(queries, dtype=np.int64)
+    counts = flat.first[qs + 1] - flat.first[qs]
+    cols = (np.concatenate([np.arange(flat.first[q], flat.first[q + 1]) for q in qs.tolist()])
+            if len(qs) else np.zeros(0, dtype=np.int64))
+    first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    owner = np.repeat(np.arange(len(qs), dtype=np.int64), counts)
+    columns = flat.columns
+    return FlatProblem(first=first, owner=owner, weight=flat.weight[cols],
+                       query_weight=flat.query_weight[qs], cost=flat.cost[cols],
+                       usage=csc_array(flat.usage[:, cols]), rows=flat.rows,
+                       cap=flat.cap * share, columns=tuple(columns[j] for j in cols.tolist()))
+
+
+_FORKED: list[tuple[SelectionProblem, FlatProblem, float]] = []
 """The parts a pool of forked workers solves (set just before the pool forks; read-only)."""
 
 
 def _solve_forked(p: int) -> _Solved:
-    sub, rows, limit = _FORKED[p]
-    return _solve(sub, rows, limit)
+    sub, flat, limit = _FORKED[p]
+    return _solve(sub, flat, limit)
 
 
 class PartitionedSelector(BaseSelector):
@@ -250,9 +266,15 @@ class PartitionedSelector(BaseSelector):
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
         with paused():
-            parts = split(problem, self.partitions, self.seed)
-            subs = [parts.problem(problem, p) for p in range(self.partitions)]
-            solved = self._solve_all(subs, parts.rows, start + _PARTS_SHARE * time_limit_s)
+            try:
+                flat = flatten(problem, deadline=start + _PARTS_SHARE * time_limit_s)
+            except DeadlinePassed:
+                return nothing_admitted(problem, start)
+            parts = split(problem, self.partitions, self.seed, flat)
+            subs = [(parts.problem(problem, p), part_arrays(flat, qs, parts.shares[p]))
+                    for p, qs in enumerate(parts.parts)]
+            del flat
+            solved = self._solve_all(subs, start + _PARTS_SHARE * time_limit_s)
             chosen: list[int | None] = [None] * len(problem.candidates)
             for qs, part in zip(parts.parts, solved, strict=True):
                 for q, k in zip(qs, part.chosen, strict=True):
@@ -262,16 +284,16 @@ class PartitionedSelector(BaseSelector):
             return replace(_repaired(problem, merged, start + time_limit_s),
                            seconds=time.monotonic() - start)
 
-    def _solve_all(self, subs: list[SelectionProblem], rows: tuple[Resource, ...],
+    def _solve_all(self, subs: list[tuple[SelectionProblem, FlatProblem]],
                    deadline: float) -> list[_Solved]:
         """Every part solved by ``deadline``: one after another, each given its share of
         the time left by the parts before it (by candidates); or in a pool of forked
         workers, all at once, given the time to the deadline over the rounds the pool needs."""
-        sizes = [sum(len(qc.candidates) for qc in s.candidates) for s in subs]
+        sizes = [flat.n for _, flat in subs]
         if self.workers > 1 and len(subs) > 1:
             rounds = math.ceil(len(subs) / self.workers)
             limit = max(deadline - time.monotonic(), 0.1) / rounds
-            _FORKED[:] = [(s, rows, limit) for s in subs]
+            _FORKED[:] = [(sub, flat, limit) for sub, flat in subs]
             try:
                 ctx = multiprocessing.get_context("fork")
                 with ProcessPoolExecutor(min(self.workers, len(subs)), mp_context=ctx) as pool:
@@ -279,9 +301,9 @@ class PartitionedSelector(BaseSelector):
             finally:
                 _FORKED.clear()
         out = []
-        for p, sub in enumerate(subs):
+        for p, (sub, flat) in enumerate(subs):
             left = max(deadline - time.monotonic(), 0.1)
-            out.append(_solve(sub, rows, left * sizes[p] / max(sum(sizes[p:]), 1)))
+            out.append(_solve(sub, flat, left * sizes[p] / max(sum(sizes[p:]), 1)))
         return out
 
 
