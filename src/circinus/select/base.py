@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from circinus.estimate.base import EPS
+from circinus.plan.records import QueryPlan
 from circinus.search.base import QueryCandidates
 from circinus.select.deployments import (
     DeploymentSpec,
@@ -47,7 +48,9 @@ class SelectionProblem:
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
         """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
         specs = {q.name: q for q in index.world.queries}
-        plans, pipes, known = [], [], set()
+        plans: list[QueryPlan] = []
+        pipes: list[str] = []
+        known: set[str] = set()
         for qc in candidates:  # only plans that join a deployment not met before
             for c in qc.candidates:
                 joins = c.estimate.deployment_load

@@ -371,7 +371,8 @@ def _repaired(problem: SelectionProblem, merged: Selection, deadline: float) -> 
                    for r, a in use.items() if r in cap and a > 0)
 
     chosen = list(merged.chosen)
-    out = sorted((q for q, k in enumerate(chosen) if k is None and problem.candidates[q].candidates),
+    out = sorted((q for q, k in enumerate(chosen)
+                  if k is None and problem.candidates[q].candidates),
                  key=lambda q: (-problem.weights[q], q))
     for i, q in enumerate(out):
         if i % 64 == 0 and time.monotonic() > deadline:
