@@ -157,6 +157,7 @@ class Ledger:
         out = Ledger(problem)
         out.used, out.load, out.replicas = dict(self.used), dict(self.load), dict(self.replicas)
         out.rate, out.work, out.work_sq = dict(self.rate), dict(self.work), dict(self.work_sq)
+        out.burst = dict(self.burst)
         out.floors = {name: dict(f) for name, f in self.floors.items()}
         out.own_cost = self.own_cost
         out.chosen = dict(self.chosen)
@@ -325,6 +326,8 @@ def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
         for r in out.rows(q, k):
             out.holders.setdefault(r, set()).add(q)
         est = problem.candidates[q].candidates[k].estimate
+        for name, extra in est.deployment_burst:
+            out.burst[name] = out.burst.get(name, 0.0) + extra
         if not est.deployment_load:
             continue
         rates = dict(est.deployment_rate)
