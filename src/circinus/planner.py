@@ -41,6 +41,7 @@ from circinus.select.deployments import settle
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import MilpSelector, exact_selector
+from circinus.select.partitioned import PartitionedSelector
 from circinus.select.sizing import DeploymentCheck, SizedDeployment, check_deployments
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
@@ -63,10 +64,13 @@ SEARCHES: dict[str, Callable[..., BaseSearch]] = {
 """Per-query searches by registry key; each takes ``estimator=`` and ``settings=``."""
 SELECTORS: dict[str, Callable[[], BaseSelector]] = {
     "milp": MilpSelector, "exact": exact_selector, "lp": LpRoundSelector, "fcfs": FcfsSelector,
+    "partitioned": PartitionedSelector,
 }
-"""Global selectors by registry key: ``milp`` is the exact MILP on small problems and the LP
-rounding (``lp``) above :data:`circinus.select.milp.LP_ABOVE` candidates; ``exact`` is the MILP
-at every size."""
+"""Global selectors by registry key: ``milp`` is the exact MILP on small problems, the LP
+rounding (``lp``) above :data:`circinus.select.milp.LP_ABOVE` candidates and the partitioned
+selection (``partitioned``) above the settings' ``partition_above``; ``exact`` is the MILP at
+every size. The planner configures each with its settings
+(:meth:`~circinus.select.base.BaseSelector.with_settings`)."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,8 @@ class Planner:
             found = search.search(index.world.queries)
             t1 = time.monotonic()
             return self.select_found(index, found, search=search, settings=settings,
-                                     selector=SELECTORS[self.selector_key](),
+                                     selector=SELECTORS[self.selector_key]().with_settings(
+                                         settings),
                                      search_seconds=t1 - t0)
 
     def select_found(self, index: WorldIndex, found: Sequence[QueryCandidates], *,
@@ -353,7 +358,10 @@ def _outcome(problem: SelectionProblem, selection: Selection, q: int,
         cand = qc.candidates[k]
         return QueryOutcome(qc.query, True, cand.plan, cand.estimate, None,
                             len(qc.candidates), qc.evaluations)
-    reason = qc.reason or capacity_reason(problem, used, q, ceilings)
+    # With shared deployments explain_rejections gives the capacity reason again against the
+    # selection's exact ledger: not worked out twice (a second per rejected query).
+    reason = qc.reason or ("capacity" if problem.deployments else
+                           capacity_reason(problem, used, q, ceilings))
     return QueryOutcome(qc.query, False, None, None, reason, len(qc.candidates), qc.evaluations)
 
 

@@ -127,3 +127,34 @@ def test_vision_example_matches_the_oracle(sharing: str) -> None:
     if sharing == "dedicated":  # shared, 64 candidates also find cheaper combinations
         assert (ours.cost_per_hour <= oracle.cost_per_hour * 1.001
                 or ours.goodput > oracle.goodput)
+
+
+def test_adopted_estimates_equal_the_member_estimated_anew() -> None:
+    """Members at isomorphic sites take the representative's estimates renamed: each equals
+    the estimate of the member's plan computed from scratch."""
+    import pytest
+
+    from circinus.gen import GenSpec, generate
+    from circinus.spec.load import parse_world
+
+    world = parse_world(generate(GenSpec(queries=200, seed=2, edge_sites=8)), origin="gen")
+    index = build_index(world)
+    found = DecomposedSearch(estimator=AnalyticEstimator(index=index),
+                             settings=world.planner).search(world.queries)
+    fresh = AnalyticEstimator(index=index)
+    checked = 0
+    for query, qc in zip(world.queries, found, strict=True):
+        for cand in qc.candidates:
+            direct = fresh.estimate(query, cand.plan)
+            got = cand.estimate
+            assert got.latency_ms == pytest.approx(direct.latency_ms, rel=1e-9)
+            assert got.cost_per_hour == pytest.approx(direct.cost_per_hour, rel=1e-9)
+            assert got.usage().keys() == direct.usage().keys()
+            assert got.usage() == pytest.approx(direct.usage(), rel=1e-9)
+            assert dict(got.deployment_rate) == pytest.approx(dict(direct.deployment_rate),
+                                                              rel=1e-9)
+            assert dict(got.deployment_held) == pytest.approx(dict(direct.deployment_held),
+                                                              rel=1e-9)
+            assert got.deployment_floor == direct.deployment_floor
+            checked += 1
+    assert checked > 500

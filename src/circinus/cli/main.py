@@ -60,8 +60,9 @@ def plan(
              "vulcan-alone, jellybean, jellybean-alone, infaas, nexus, random.")
     ] = "circinus",
     selector: Annotated[str, typer.Option(
-        help="Global selection: milp (exact MILP; LP rounding above 3,000 candidates), exact "
-             "(the MILP at any size), lp (LP rounding) or fcfs (first come, first served).")
+        help="Global selection: milp (exact MILP; LP rounding above 3,000 candidates, "
+             "partitioned above the planner's partition_above), exact (the MILP at any size), "
+             "lp (LP rounding), partitioned (at any size) or fcfs (first come, first served).")
     ] = "milp",
     show: Annotated[int, typer.Option(min=0, help="Queries listed per table.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,

@@ -202,6 +202,17 @@ class BaseEstimator(ABC):
         """Stage and transfer estimates computed so far (memoised repeats not counted): the
         per-(stage, configuration, placement) work a profiler would have to measure."""
 
+    @staticmethod
+    def estimate_key(query: Query, plan: QueryPlan) -> tuple[object, ...]:
+        """What :meth:`estimate` of ``plan`` for ``query`` depends on besides the estimator:
+        equal keys give equal estimates (a query's name, weight and SLO bounds other than its
+        percentile play no part), so queries of one pipeline, site, rates and work on one plan
+        share an estimate. An estimator that reads more of a query must extend it."""
+        return (query.pipeline, tuple(sorted(query.sources.items())), query.rate_rps,
+                tuple(sorted(query.source_rate_rps.items())),
+                tuple(sorted(query.source_output_kb.items())),
+                tuple(sorted(query.work_scale.items())), query.slo.percentile, plan.stages)
+
     @abstractmethod
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
               placement: Placement, level: float | None = None) -> StageEstimate:

@@ -31,11 +31,11 @@ SLO-feasible plan, then plans that no kept plan beats on cost and every resource
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
-from circinus.estimate.base import EPS, BaseEstimator, Shares
+from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
@@ -50,6 +50,7 @@ from circinus.search.placements import Option
 from circinus.spec.index import ConfigKey, WorldIndex
 from circinus.spec.models import PlannerSettings, Query
 
+V = TypeVar("V")
 _Layer = dict[tuple["Shares", frozenset[str]], list["_Partial"]]
 """DP states (previous stage's shares, devices used so far) -> their Pareto partial plans."""
 
@@ -99,6 +100,8 @@ class DecomposedSearch(ExhaustiveSearch):
             pool = self._enumerate([_moved(queries[i], rep) for i in members])
             # Members at one site with one SLO get one answer: adopt it once per such pair.
             adopted: dict[tuple[object, ...], QueryCandidates] = {}
+            # A plan renamed to a site is estimated once for the group, whatever the SLO.
+            verified: dict[tuple[object, ...], Candidate] = {}
             for j, i in enumerate(members):
                 member = queries[i]
                 if member.sources == rep.sources:
@@ -112,26 +115,42 @@ class DecomposedSearch(ExhaustiveSearch):
                 else:
                     out[i] = adopted[site] = self._adopt(
                         member, rep, self._pick(_moved(member, rep), pool, charge=j == 0),
-                        classes)
+                        classes, verified)
         return [r for r in out if r is not None]
 
     def _adopt(self, member: Query, rep: Query, found: QueryCandidates,
-               classes: dict[str, tuple[int, tuple[str, ...]]]) -> QueryCandidates:
-        """Rename the representative's candidates to ``member``'s site, verify, else repair."""
+               classes: dict[str, tuple[int, tuple[str, ...]]],
+               memo: dict[tuple[object, ...], Candidate]) -> QueryCandidates:
+        """Rename the representative's candidates to ``member``'s site, verify, else repair.
+        ``memo`` holds the group's renamed plans by (sites, representative's stages): their
+        estimates depend on the group's pipeline, rate, work and percentile (the same for the
+        group) and the sites, not on the rest of the SLO, which is checked here."""
         if not found.candidates:
             return QueryCandidates(member.name, (), found.reason, found.evaluations)
         rename: dict[str, str] = {}
         for src, site in rep.sources.items():
             rename.update(zip(classes[site][1], classes[member.sources[src]][1], strict=True))
+        sites = tuple(sorted(member.sources.items()))
+        moved = {site: member.sources[src] for src, site in rep.sources.items()}
         verified = []
+        work = found.evaluations
         for cand in found.candidates:
-            plan = QueryPlan(member.name, tuple(
-                StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename), s.level)
-                for s in cand.plan.stages))
-            est = self.estimator.estimate(member, plan)
-            if est.meets(member.slo):
-                verified.append(Candidate(plan, est))
-        work = found.evaluations + len(found.candidates)
+            key = (sites, cand.plan.stages)
+            known = memo.get(key)
+            if known is None:
+                plan = QueryPlan(member.name, tuple(
+                    StagePlan(s.stage, s.config, s.batch, _renamed(s.placement, rename), s.level)
+                    for s in cand.plan.stages))
+                # The sites are isomorphic: the representative's estimate with the names of
+                # the member's devices, sites and deployments is the member's (checked by
+                # tests against estimating it anew), at a tenth of the cost.
+                known = memo[key] = Candidate(plan, renamed_estimate(cand.estimate, rename,
+                                                                     moved))
+                work += 1
+            if known.estimate.meets(member.slo):
+                verified.append(known if known.plan.query == member.name else
+                                Candidate(QueryPlan(member.name, known.plan.stages),
+                                          known.estimate))
         if verified:
             return QueryCandidates(member.name, tuple(verified), None, work)
         repaired = self._pick(member, self._enumerate([member]))
@@ -308,3 +327,33 @@ def site_classes(index: WorldIndex) -> dict[str, tuple[int, tuple[str, ...]]]:
         cid = ids.setdefault(key, len(ids))
         out[site.name] = (cid, tuple(name for _, name in local))
     return out
+
+
+def renamed_estimate(est: Estimate, devices: Mapping[str, str],
+                     sites: Mapping[str, str]) -> Estimate:
+    """``est`` with its devices, link ends and shared deployments renamed (``devices`` and
+    ``sites``: old name -> new; names not in them stay): the estimate of the same plan moved
+    to an isomorphic site (:func:`site_classes`). Example: ``("box-a", 2.0)`` in
+    ``device_units`` becomes ``("box-b", 2.0)`` and the deployment ``det[m]@box-a/b4/u0.8``
+    becomes ``det[m]@box-b/b4/u0.8`` with ``devices = {"box-a": "box-b"}``."""
+
+    def dev(name: str) -> str:
+        return devices.get(name, name)
+
+    def deployment(name: str) -> str:
+        head, at, tail = name.rpartition("@")
+        device, _, rest = tail.rpartition("/b")
+        return f"{head}{at}{dev(device)}/b{rest}" if at and device in devices else name
+
+    def by_name(pairs: Iterable[tuple[str, V]], rename: Callable[[str], str]
+                ) -> tuple[tuple[str, V], ...]:
+        return tuple(sorted(((rename(k), v) for k, v in pairs), key=lambda kv: kv[0]))
+
+    links = tuple(sorted((((sites.get(a, a), sites.get(b, b)), v) for (a, b), v in est.link_mbps),
+                         key=lambda kv: str(kv[0])))
+    return replace(est, device_units=by_name(est.device_units, dev),
+                   device_memory_gb=by_name(est.device_memory_gb, dev), link_mbps=links,
+                   deployment_load=by_name(est.deployment_load, deployment),
+                   deployment_rate=by_name(est.deployment_rate, deployment),
+                   deployment_held=by_name(est.deployment_held, deployment),
+                   deployment_floor=by_name(est.deployment_floor, deployment))

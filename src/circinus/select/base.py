@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from circinus.estimate.base import EPS
+from circinus.plan.records import QueryPlan
 from circinus.search.base import QueryCandidates
 from circinus.select.deployments import (
     DeploymentSpec,
@@ -16,6 +17,7 @@ from circinus.select.deployments import (
     own_use,
 )
 from circinus.spec.index import WorldIndex
+from circinus.spec.models import PlannerSettings
 
 Resource = tuple[str, str]
 """``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
@@ -46,8 +48,16 @@ class SelectionProblem:
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
         """The problem of ``candidates`` (in query order) under ``index``'s capacities."""
         specs = {q.name: q for q in index.world.queries}
-        plans = [c.plan for qc in candidates for c in qc.candidates]
-        pipes = [specs[qc.query].pipeline for qc in candidates for _ in qc.candidates]
+        plans: list[QueryPlan] = []
+        pipes: list[str] = []
+        known: set[str] = set()
+        for qc in candidates:  # only plans that join a deployment not met before
+            for c in qc.candidates:
+                joins = c.estimate.deployment_load
+                if joins and not all(name in known for name, _ in joins):
+                    plans.append(c.plan)
+                    pipes.append(specs[qc.query].pipeline)
+                    known.update(name for name, _ in joins)
         return SelectionProblem(tuple(candidates),
                                 tuple(specs[c.query].weight for c in candidates),
                                 dict(index.capacities), deployment_table(index, plans, pipes))
@@ -58,8 +68,13 @@ class SelectionProblem:
         key = ("own", q, k)
         hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[key] = own_use(self.candidates[q].candidates[k].estimate,
-                                            self.deployments)
+            est = self.candidates[q].candidates[k].estimate
+            by_estimate = ("own-of", id(est))  # queries of a site share estimates
+            hit = self._memo.get(by_estimate)
+            if hit is None or hit[0] is not est:  # type: ignore[index]
+                self._memo[by_estimate] = (est, own_use(est, self.deployments))
+                hit = self._memo[by_estimate]
+            hit = self._memo[key] = hit[1]  # type: ignore[index]
         return hit  # type: ignore[return-value]
 
     def book(self, chosen: Sequence[int | None]) -> Ledger:
@@ -118,7 +133,9 @@ class Selection:
     """Relative gap of the cost among selections of this goodput (0 when proven)."""
     status: str
     """``optimal``, ``time_limit`` (feasible, not proven), ``rounded`` (the LP relaxation
-    rounded and improved; the gap is against the LP's proven bound) or ``greedy`` (fallback)."""
+    rounded and improved; the gap is against the LP's proven bound), ``partitioned`` (parts
+    selected apart, merged and repaired; the gap is against a Lagrangian bound of the whole
+    problem, :mod:`circinus.select.partitioned`) or ``greedy`` (fallback)."""
     seconds: float
     unit_values: tuple[tuple[Resource, float], ...] = ()
     """The goodput LP's dual of every capacity row it solved, ``(resource, value)``: about how
@@ -149,3 +166,8 @@ class BaseSelector(ABC):
     @abstractmethod
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         """Solve ``problem`` within ``time_limit_s`` seconds."""
+
+    def with_settings(self, settings: PlannerSettings) -> BaseSelector:
+        """This selector as the planner ``settings`` configure it (a new one; by default
+        itself: most selectors have nothing to configure)."""
+        return self

@@ -179,10 +179,13 @@ class _Check:
         return replace(problem, capacity=self.capacity), selection, record
 
     def estimate(self, loaded: AnalyticEstimator, q: int, cand: Candidate) -> Estimate:
-        """``cand`` (of query ``q``) estimated by ``loaded``, memoised by the slowdowns of the
+        """``cand`` (of query ``q``) estimated by ``loaded``, memoised by its
+        :meth:`~circinus.estimate.base.BaseEstimator.estimate_key` and the slowdowns of the
         links it crosses (all an estimate at some load depends on): the rounds, the peeling
-        and the last step estimate the same plans at the same slowdowns many times."""
-        key = (q, cand.plan, tuple(loaded.slowdown(*pair) for pair, _ in cand.estimate.link_mbps))
+        and the last step estimate the same plans at the same slowdowns many times, and the
+        queries of one site and group share their plans."""
+        key = (loaded.estimate_key(self.queries[q], cand.plan),
+               tuple(loaded.slowdown(*pair) for pair, _ in cand.estimate.link_mbps))
         hit = self._estimates.get(key)
         if hit is None:
             hit = self._estimates[key] = loaded.estimate(self.queries[q], cand.plan)

@@ -149,6 +149,22 @@ class Ledger:
         """Per shared deployment, the chosen queries on it."""
         self._rows: dict[tuple[int, int], tuple[Resource, ...]] = {}
 
+    def on(self, problem: SelectionProblem) -> Ledger:
+        """A copy of this ledger for ``problem``, whose first queries are those of this
+        ledger's problem with the same candidates (more may follow, and more deployments):
+        what adding one of them would change, read off without building the ledger again or
+        touching this one."""
+        out = Ledger(problem)
+        out.used, out.load, out.replicas = dict(self.used), dict(self.load), dict(self.replicas)
+        out.rate, out.work, out.work_sq = dict(self.rate), dict(self.work), dict(self.work_sq)
+        out.burst = dict(self.burst)
+        out.floors = {name: dict(f) for name, f in self.floors.items()}
+        out.own_cost = self.own_cost
+        out.chosen = dict(self.chosen)
+        out.holders = {r: set(qs) for r, qs in self.holders.items()}
+        out.members = {name: set(qs) for name, qs in self.members.items()}
+        return out
+
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
         """:func:`own_use` of candidate ``k`` of query ``q`` (memoised by the problem)."""
         return self.problem.own(q, k)
@@ -289,11 +305,58 @@ class Ledger:
 
 
 def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
-    """The :class:`Ledger` of ``chosen`` (a candidate index or ``None`` per query)."""
+    """The :class:`Ledger` of ``chosen`` (a candidate index or ``None`` per query).
+
+    Built in one pass: the sums of :meth:`Ledger.add` over the chosen candidates, each
+    deployment sized once at the end (what adding them one by one gives, since a deployment's
+    replicas depend only on its load and its members' floors), so that a ledger of 80,000
+    admitted queries does not cost 80,000 looks ahead."""
     out = Ledger(problem)
+    table = problem.deployments
+    used, load, rate, work, work_sq = out.used, out.load, out.rate, out.work, out.work_sq
+    own_cost = 0.0
     for q, k in enumerate(chosen):
-        if k is not None:
-            out.add(q, k)
+        if k is None:
+            continue
+        out.chosen[q] = k
+        rows, cost = problem.own(q, k)
+        for r, v in rows.items():
+            used[r] = used.get(r, 0.0) + v
+        own_cost += cost
+        for r in out.rows(q, k):
+            out.holders.setdefault(r, set()).add(q)
+        est = problem.candidates[q].candidates[k].estimate
+        for name, extra in est.deployment_burst:
+            out.burst[name] = out.burst.get(name, 0.0) + extra
+        if not est.deployment_load:
+            continue
+        rates = dict(est.deployment_rate)
+        floor = dict(est.deployment_floor)
+        for name, amount in est.deployment_load:
+            spec = table[name]
+            out.members.setdefault(name, set()).add(q)
+            load[name] = load.get(name, 0.0) + amount
+            floors = out.floors.setdefault(name, {})
+            f = floor.get(name, 1)
+            floors[f] = floors.get(f, 0) + 1
+            done = amount * spec.key.batch / spec.batch_s  # as Ledger._apply counts it
+            r_q = rates.get(name, 0.0)
+            rate[name] = rate.get(name, 0.0) + r_q
+            work[name] = work.get(name, 0.0) + done
+            work_sq[name] = work_sq.get(name, 0.0) + done * (done / r_q if r_q > 0 else 1.0)
+    out.own_cost = own_cost
+    for name, total in load.items():
+        if total <= EPS:
+            load[name] = 0.0
+        spec = table[name]
+        n = replicas(max(total, 0.0), spec.level)
+        n = max(n, max(out.floors[name])) if n else 0
+        out.replicas[name] = n
+        if n:
+            dev = spec.key.device
+            used["device", dev] = used.get(("device", dev), 0.0) + n * spec.units
+            if spec.memory_gb > 0:
+                used["memory", dev] = used.get(("memory", dev), 0.0) + n * spec.memory_gb
     return out
 
 

@@ -82,14 +82,18 @@ def flatten(problem: SelectionProblem, *, deadline: float = math.inf) -> FlatPro
     index: list[int] = []
     ptr = [0]
     columns: list[tuple[tuple[int, float], ...]] = []
+    made: dict[int, tuple[tuple[int, float], ...]] = {}  # by estimate: queries share them
     for q, qc in enumerate(problem.candidates):
         if q % 128 == 0 and time.monotonic() > deadline:
             raise DeadlinePassed
         for cand in qc.candidates:
             owner.append(q)
-            cost.append(cand.estimate.cost_per_hour)
-            col = tuple(sorted((row_of[r], a) for r, a in cand.estimate.usage().items()
-                               if r in row_of and a > 0))
+            est = cand.estimate
+            cost.append(est.cost_per_hour)
+            col = made.get(id(est))
+            if col is None:
+                col = made[id(est)] = tuple(sorted(
+                    (row_of[r], a) for r, a in est.usage().items() if r in row_of and a > 0))
             columns.append(col)
             index.extend(i for i, _ in col)
             data.extend(a for _, a in col)

@@ -47,6 +47,8 @@ from circinus.select.flat import (
 )
 from circinus.select.highs import solve_milp
 from circinus.select.lp import LpRoundSelector, nothing_admitted
+from circinus.select.partitioned import PARTITION_ABOVE, PARTITIONS, PartitionedSelector
+from circinus.spec.models import PlannerSettings
 
 LP_ABOVE = 3_000
 """Candidates above which :class:`MilpSelector` is the LP rounding (see the module note)."""
@@ -61,11 +63,31 @@ class MilpSelector(BaseSelector):
     Args:
         rel_gap: HiGHS's relative MIP gap.
         lp_above: candidates above which the LP rounding is used instead; ``None``: never.
+        partition_above: candidates above which the selection is partitioned
+            (:class:`~circinus.select.partitioned.PartitionedSelector`); ``None``: never.
+        partitions: parts of a partitioned selection.
+        seed: seed of a partitioned selection's split.
+        workers: processes solving the parts of a partitioned selection at once.
     """
 
-    def __init__(self, *, rel_gap: float = 1e-6, lp_above: int | None = LP_ABOVE) -> None:
+    def __init__(self, *, rel_gap: float = 1e-6, lp_above: int | None = LP_ABOVE,
+                 partition_above: int | None = PARTITION_ABOVE, partitions: int = PARTITIONS,
+                 seed: int = 0, workers: int = 1) -> None:
         self.rel_gap = rel_gap
         self.lp_above = lp_above
+        self.partition_above = partition_above
+        self.partitions = partitions
+        self.seed = seed
+        self.workers = workers
+
+    def with_settings(self, settings: PlannerSettings) -> MilpSelector:
+        """This selector partitioning as ``settings`` say (``partition_above``, ``partitions``,
+        ``seed``); the exact selector (``lp_above=None``) never partitions."""
+        return MilpSelector(rel_gap=self.rel_gap, lp_above=self.lp_above,
+                            partition_above=None if self.lp_above is None
+                            else settings.partition_above,
+                            partitions=settings.partitions, seed=settings.seed,
+                            workers=self.workers)
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         with paused():
@@ -74,6 +96,10 @@ class MilpSelector(BaseSelector):
     def _select(self, problem: SelectionProblem, time_limit_s: float) -> Selection:
         start = time.monotonic()
         n = sum(len(qc.candidates) for qc in problem.candidates)
+        if self.partition_above is not None and n > self.partition_above:
+            return PartitionedSelector(partitions=self.partitions, seed=self.seed,
+                                       workers=self.workers).select(
+                problem, time_limit_s=time_limit_s)
         if self.lp_above is not None and n > self.lp_above:
             return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
         if problem.deployments:  # whole replicas per shared deployment
@@ -206,4 +232,4 @@ def _after(sel: Selection, start: float) -> Selection:
 
 def exact_selector() -> MilpSelector:
     """The MILP at every size (registry key ``exact``; the oracle's selector)."""
-    return MilpSelector(lp_above=None)
+    return MilpSelector(lp_above=None, partition_above=None)

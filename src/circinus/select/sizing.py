@@ -137,13 +137,17 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         real = at_links.with_deployments(states(book))
         fresh: dict[int, Candidate] = {}
         missing: list[int] = []
+        known: dict[tuple[object, ...], Estimate] = {}  # queries of a site share plans
         for q, k in enumerate(selection.chosen):
             if k is None:
                 continue
             cand = problem.candidates[q].candidates[k]
             if not cand.estimate.deployment_load:
                 continue
-            est = real.estimate(queries[q], cand.plan)
+            key = real.estimate_key(queries[q], cand.plan)
+            est = known.get(key)
+            if est is None:
+                est = known[key] = real.estimate(queries[q], cand.plan)
             if est.meets(queries[q].slo):
                 fresh[q] = Candidate(cand.plan, est)
             else:

@@ -681,6 +681,18 @@ class PlannerSettings(_Model):
         default=30.0, ge=0.1, le=86_400,
         description="Time budget of the global selection solver, seconds.",
     )
+    partition_above: Integer = Field(
+        default=400_000, ge=1, le=100_000_000,
+        description="Candidates (all queries' together) above which the selection is "
+        "partitioned: the queries split into `partitions` parts, each with a share of every "
+        "capacity, selected apart, merged and repaired, the gap reported against a Lagrangian "
+        "bound of the whole problem. Below it the selection is exact (the MILP, or the LP "
+        "rounding above 3,000 candidates).",
+    )
+    partitions: Integer = Field(
+        default=4, ge=1, le=256,
+        description="Parts of a partitioned selection (see `partition_above`).",
+    )
     why_not_time_s: Number = Field(
         default=10.0, ge=0.1, le=86_400,
         description="Time budget for finding rejected queries' nearest admissible SLOs, "

@@ -176,7 +176,8 @@ class Residual:
         queries leave.
 
         With shared deployments the candidates are added to a copy of the selection's ledger
-        (built again, the candidates appended as one more query) and the states of their
+        (:meth:`Ledger.on <circinus.select.deployments.Ledger.on>`, the candidates appended
+        as one more query) and the states of their
         deployments read off it (:func:`~circinus.select.sizing.states`)."""
         book = self._book
         if book is None:
@@ -185,10 +186,8 @@ class Residual:
         base = book.problem
         n = len(base.candidates)
         mine = QueryCandidates("", tuple(candidates), None, 0)
-        probe = ledger(
-            SelectionProblem((*base.candidates, mine), (*base.weights, 1.0), base.capacity,
-                             self._table),
-            (*(book.chosen.get(q) for q in range(n)), None))
+        probe = book.on(SelectionProblem((*base.candidates, mine), (*base.weights, 1.0),
+                                         base.capacity, self._table))
         lacking = [_overflow(probe, n, k) for k in range(len(candidates))]
         out = []
         for k, (cand, rows) in enumerate(zip(candidates, lacking, strict=True)):
@@ -213,7 +212,5 @@ def _overflow(book: Ledger, q: int, k: int) -> tuple[Resource, ...]:
     :meth:`Ledger.fits` finds over)."""
     change, _ = book.delta(q, k)
     cap = book.problem.capacity
-    rows = tuple(sorted(r for r, v in change.items() if v > 0 and r in cap and book.used.get(
+    return tuple(sorted(r for r, v in change.items() if v > 0 and r in cap and book.used.get(
         r, 0.0) + v > cap[r] * (1 + 0.5 * EPS) + 0.5 * EPS))
-    assert (not rows) == book.fits(q, k), (q, k, rows)
-    return rows
