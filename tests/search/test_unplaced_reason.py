@@ -35,3 +35,18 @@ def test_a_placeable_configuration_is_still_planned(tiny_world: dict[str, Any]) 
     index = build_index(parse_world(_without_pool(tiny_world, 0.85)))
     outcome = Planner().plan(index).outcomes[0]
     assert outcome.reason is None or not outcome.reason.startswith("placement:")
+
+
+@pytest.mark.parametrize("search", ["circinus", "exhaustive"])
+def test_a_box_too_small_for_the_pipeline_is_a_placement_reason(
+        tiny_world: dict[str, Any], search: str) -> None:
+    # 0.88 needs the large detector (2 units) beside the classifier (1 unit) on a 2-unit box:
+    # no plan fits, however slow; the latency prune cut the one-replica detector first, and the
+    # query was told its plans were too slow.
+    world = _without_pool(tiny_world, 0.88)
+    world["devices"][0]["units"] = 2
+    world["planner"]["sharing"] = "dedicated"
+    outcome = Planner(search=search).plan(build_index(parse_world(world))).outcomes[0]
+    assert not outcome.admitted
+    assert outcome.reason is not None and outcome.reason.startswith("placement:"), outcome.reason
+    assert "units" in outcome.reason
