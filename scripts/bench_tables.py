@@ -53,15 +53,18 @@ def _times(x: float | None) -> str:
     return "∞" if x == float("inf") else f"{x:.2f}×"
 
 
+COMPARED = ("circinus-dedicated", "oracle", "vulcan", "vulcan+select", "jellybean",
+            "jellybean+select", "infaas", "nexus", "edge-only", "cloud-only")
+"""The methods of the search table's "vs" columns and of its summary, in this order."""
+
+
 def search(data: dict[str, Any]) -> str:
     """Circinus against every other method, per world (``circinus bench search``): Circinus's
     goodput (and the oracle's where it differs) and its goodput over each method's."""
     by = {(r["world"], r["method"]): r for r in data["records"]}
     ratio = {(r["world"], r["baseline"]): r for r in data["ratios"]}
     worlds = list(dict.fromkeys(r["world"] for r in data["records"]))
-    others = [m for m in ("circinus-dedicated", "oracle", "vulcan", "jellybean", "infaas",
-                          "edge-only", "cloud-only")
-              if any((w, m) in by for w in worlds)]
+    others = [m for m in COMPARED if any((w, m) in by for w in worlds)]
     head = ["world (queries)", "Circinus goodput", "$/h", *[f"vs {m}" for m in others],
             "Circinus plan s", "load"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -84,6 +87,70 @@ def search(data: dict[str, Any]) -> str:
         cells += [f"{ours['plan_seconds']:.2f}", "–" if load is None else f"{load:.1f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _span(values: list[float], spec: str = ".2f") -> str:
+    """``lo–hi×`` of finite ratios (one figure when they agree), with ``∞`` for those where the
+    other method scored zero."""
+    finite = sorted(v for v in values if v != float("inf"))
+    if not finite:
+        return "∞×"
+    lo, hi = format(finite[0], spec), format(finite[-1], spec)
+    out = f"{lo}×" if lo == hi else f"{lo}–{hi}×"
+    return out + (" (∞ where it scored 0)" if len(finite) < len(values) else "")
+
+
+def search_summary(data: dict[str, Any]) -> str:
+    """The search table in words (``circinus bench search``): Circinus against the oracle on
+    every world it could enumerate, then per method the range over the worlds both ran of
+    Circinus's goodput, cost per admitted query and planning time over the method's."""
+    by = {(r["world"], r["method"]): r for r in data["records"]}
+    worlds = list(dict.fromkeys(r["world"] for r in data["records"]))
+    out: list[str] = []
+    refused: list[str] = []
+    for w in worlds:
+        ours, oracle = by.get((w, "circinus")), by.get((w, "oracle"))
+        if ours is None or oracle is None or ours["goodput"] is None:
+            continue
+        if oracle["goodput"] is None:
+            refused.append(w)
+            continue
+        mine, best = f"{ours['cost_per_hour']:,.4f}", f"{oracle['cost_per_hour']:,.4f}"
+        more = ("" if oracle["cost_per_hour"] <= 0 else
+                f" ({ours['cost_per_hour'] / oracle['cost_per_hour'] - 1:+.2%})")
+        cost = f"the same cost (${mine}/h)" if mine == best else (
+            f"${mine}/h against ${best}/h{more}")
+        out.append(f"* **vs oracle** on {w}: goodput {ours['goodput']:,g} against "
+                   f"{oracle['goodput']:,g}, {cost}; planned in {ours['plan_seconds']:.2f} s "
+                   f"against {oracle['plan_seconds']:.2f} s.")
+    if refused:
+        out.append("* Too large for the oracle (more plans per query or queries than it "
+                   "takes): " + ", ".join(refused) + ".")
+    for m in COMPARED:
+        if m == "oracle":
+            continue
+        rows = [r for r in data["ratios"] if r["baseline"] == m and r["goodput"] is not None]
+        if not rows:
+            continue
+        parts = [f"goodput {_span([r['goodput'] for r in rows])}"]
+        per = [r["cost_per_query"] for r in rows if r["cost_per_query"] is not None]
+        if per:
+            parts.append(f"cost per admitted query {_span(per)}")
+        times = [r["time"] for r in rows if r["time"] is not None]
+        if times:
+            parts.append(f"planning time {_span(times, '.3g')}")
+        evals = [r["evaluations"] for r in rows if r["evaluations"] is not None]
+        if evals:
+            parts.append(f"plans estimated {_span(evals, '.3g')}")
+        names = ", ".join(r["world"] for r in rows)
+        out.append(f"* **vs {m}** ({names}): " + ", ".join(parts) + ".")
+    if data["single_query"]:
+        out.append("* **One query planned alone** (cold caches; median and slowest of the "
+                   "sampled queries, median plan space): " + "; ".join(
+                       f"{q['world']} {q['median_seconds']:.3f} s and {q['max_seconds']:.3f} s "
+                       f"of {q['sampled']}, {q['median_plan_space']:,.0f} plans"
+                       for q in data["single_query"]) + ".")
+    return "\n".join(out)
 
 
 def scale(data: dict[str, Any]) -> str:
@@ -155,8 +222,10 @@ def service(data: dict[str, Any]) -> str:
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "sharing": sharing, "search": search, "scale": scale, "fidelity": fidelity,
-    "fidelity-before": fidelity, "service": service}
+    "sharing": sharing, "search": search, "search-summary": search_summary, "scale": scale,
+    "fidelity": fidelity, "fidelity-before": fidelity, "service": service}
+SOURCES = {"search-summary": "search"}
+"""Tables rendered from another table's JSON (``docs/bench/SOURCE-seed0.json``)."""
 FILES: dict[Path, tuple[str, ...]] = {
     README: tuple(TABLES),
     REPO / "docs" / "service.md": ("service",)}
@@ -166,7 +235,8 @@ FILES: dict[Path, tuple[str, ...]] = {
 def main(argv: list[str] | None = None) -> int:
     """Rewrite README.md and docs/service.md, or check them (``--check``)."""
     def make(name: str) -> str:
-        data = json.loads((REPO / "docs" / "bench" / f"{name}-seed0.json").read_text())
+        source = SOURCES.get(name, name)
+        data = json.loads((REPO / "docs" / "bench" / f"{source}-seed0.json").read_text())
         return TABLES[name](data)
 
     return marked_tables.main(argv, doc=__doc__ or "", kind="bench", source="docs/bench/*.json",
