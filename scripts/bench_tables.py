@@ -60,20 +60,22 @@ COMPARED = ("circinus-dedicated", "oracle", "vulcan", "vulcan+select", "jellybea
 
 def search(data: dict[str, Any]) -> str:
     """Circinus against every other method, per world (``circinus bench search``): Circinus's
-    goodput (and the oracle's where it differs) and its goodput over each method's."""
+    goodput, cost and how its selection ended (``optimal``, ``rounded``, ``time_limit``,
+    ``greedy``: its budget is wall time), the oracle's goodput where it differs, and
+    Circinus's goodput over each method's."""
     by = {(r["world"], r["method"]): r for r in data["records"]}
     ratio = {(r["world"], r["baseline"]): r for r in data["ratios"]}
     worlds = list(dict.fromkeys(r["world"] for r in data["records"]))
     others = [m for m in COMPARED if any((w, m) in by for w in worlds)]
-    head = ["world (queries)", "Circinus goodput", "$/h", *[f"vs {m}" for m in others],
-            "Circinus plan s", "load"]
+    head = ["world (queries)", "Circinus goodput", "$/h", "selection",
+            *[f"vs {m}" for m in others], "Circinus plan s", "load"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for w in worlds:
         ours = by.get((w, "circinus"))
         if ours is None or ours["goodput"] is None:
             continue
         cells = [f"{w} ({ours['queries']:,})", f"{ours['goodput']:,g}",
-                 f"{ours['cost_per_hour']:,.2f}"]
+                 f"{ours['cost_per_hour']:,.2f}", ours["status"] or "–"]
         for m in others:
             r, q = by.get((w, m)), ratio.get((w, m))
             if r is None or r["goodput"] is None or q is None:
