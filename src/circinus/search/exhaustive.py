@@ -467,9 +467,9 @@ class ExhaustiveSearch(BaseSearch):
         bounds = (slo.min_accuracy, slo.latency_ms, slo.max_cost_per_hour)
         kept = pool.shortlists.get(bounds)
         if kept is not None:
-            return QueryCandidates(query.name, self._candidates(query, pool, kept) + tuple(
+            return QueryCandidates(query.name, self._with_raised(query, pool, kept, tuple(
                 Candidate(QueryPlan(query.name, c.plan.stages), c.estimate)
-                for c in pool.raised[bounds]), None, pool.evaluations if charge else 0)
+                for c in pool.raised[bounds])), None, pool.evaluations if charge else 0)
         n = len(pool)
         ok_acc = np.ones(n, dtype=bool)
         if slo.min_accuracy is not None:
@@ -488,8 +488,17 @@ class ExhaustiveSearch(BaseSearch):
         order = by_cost[feasible[by_cost]][:_SCAN_LIMIT]
         kept = pool.shortlists[bounds] = _diverse(pool, order, self.settings.candidates_per_query)
         raised = pool.raised[bounds] = self._raised(query, pool, kept)
-        return QueryCandidates(query.name, self._candidates(query, pool, kept) + raised, None,
+        return QueryCandidates(query.name, self._with_raised(query, pool, kept, raised), None,
                                pool.evaluations if charge else 0)
+
+    def _with_raised(self, query: Query, pool: PlanPool, kept: list[int],
+                     raised: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+        """The candidates ``kept`` and the ``raised`` plans beside them, cheapest first (in the
+        places of the dearest kept ones, one seeded tiny world of twelve ended 14 % dearer)."""
+        if not raised:
+            return self._candidates(query, pool, kept)
+        both = [*self._candidates(query, pool, kept), *raised]
+        return tuple(sorted(both, key=lambda c: c.estimate.cost_per_hour))
 
     def _raised(self, query: Query, pool: PlanPool, kept: list[int]) -> tuple[Candidate, ...]:
         """Plans offered beside the candidates ``kept`` (of ``pool``, for ``query``): each kept

@@ -675,7 +675,9 @@ class PlannerSettings(_Model):
         description="Replicas beyond the minimum the planner tries, to trade cost for latency.",
     )
     candidates_per_query: Integer = Field(
-        default=8, ge=1, le=64, description="Candidate plans kept per query for selection."
+        default=8, ge=1, le=64, description="Candidate plans kept per query for selection "
+        "(with shared deployments, up to one in eight more: plans with a stage on more replicas "
+        "than its utilisation level needs)."
     )
     time_limit_s: Number = Field(
         default=30.0, ge=0.1, le=86_400,
