@@ -264,14 +264,14 @@ class ExhaustiveSearch(BaseSearch):
 
     def _placeable(self, query: Query, vectors: Sequence[dict[str, ConfigKey]],
                    devices: Sequence[Device], capacity: Mapping[str, float],
-                   option_cache: dict[tuple[str, ConfigKey], list[Option]]) -> bool:
+                   option_cache: dict[tuple[str, ConfigKey, float], list[Option]]) -> bool:
         """Whether some configuration vector of ``vectors`` has a placement of every stage at
         the query's rate within ``capacity``, whatever its latency. A query whose plans were
         all cut by the latency prune before a later stage found no room (a box too small for
         the pipeline's units) lacks room, not speed. Gives up, answering yes, after
         :data:`_PLACEABLE_STEPS` steps."""
         index = self.estimator.index
-        order = index.pipelines[query.pipeline].order
+        pipe = index.pipelines[query.pipeline]
         steps = 0
         used: dict[str, float] = {}
 
@@ -294,15 +294,17 @@ class ExhaustiveSearch(BaseSearch):
             return False
 
         for configs in vectors:
+            visits = None if pipe.plain else flow_of(pipe, index.operators, configs).stage
             per_stage = []
-            for stage in order:
-                key = (stage, configs[stage])
+            for stage in pipe.order:
+                v = 1.0 if visits is None else visits[stage]  # as _enumerate keys them
+                key = (stage, configs[stage], v)
                 if key not in option_cache:
-                    option_cache[key] = stage_options(index, self.settings, query, stage,
-                                                      configs[stage], devices)
+                    option_cache[key] = stage_options(index, self.settings, at_rate(query, v),
+                                                      stage, configs[stage], devices)
                 needs = []
                 for o in option_cache[key]:
-                    st = self.estimator.stage(query, stage, configs[stage], o.batch,
+                    st = self.estimator.stage(at_rate(query, v), stage, configs[stage], o.batch,
                                               o.placement, o.level)
                     if math.isfinite(st.mean_s):
                         needs.append(st.units)
