@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("ray")
 
-import ray  # noqa: E402
+import ray
 
-from circinus.gen import GenSpec, generate  # noqa: E402
-from circinus.parallel import make_executor  # noqa: E402
-from circinus.planner import Planner, PlanResult  # noqa: E402
-from circinus.runtime.cluster import LocalCluster, NodeSpec  # noqa: E402
-from circinus.spec import build_index, parse_world  # noqa: E402
-from circinus.spec.index import WorldIndex  # noqa: E402
+from circinus.gen import GenSpec, generate
+from circinus.parallel import make_executor
+from circinus.planner import Planner, PlanResult
+from circinus.runtime.cluster import LocalCluster, NodeSpec
+from circinus.spec import build_index, parse_world
+from circinus.spec.index import WorldIndex
 
 pytestmark = pytest.mark.integration
 

@@ -228,7 +228,7 @@ def _method_parts(job: _Job, parts: Sequence[str], n: int, method: str, isolate:
         rec = plan
     if "replan" in parts:
         more = _run_part(job, "replan", n, method, isolate, timeout_s, say)
-        rec = replace(rec, skipped=more) if not isinstance(more, ScaleRecord) else replace(
+        rec = replace(rec, skipped=str(more)) if not isinstance(more, ScaleRecord) else replace(
             rec, **{f: getattr(more, f) for f in _REPLAN_FIELDS})
     return rec
 

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
 
 from circinus.parallel.base import (
     BaseSearchExecutor,
@@ -129,7 +130,7 @@ class RayExecutor(BaseSearchExecutor):
                 done, pending = ray.wait(pending, num_returns=1)
                 out.append(ray.get(done[0]))
                 progress(f"chunk {len(out)}/{len(tasks)} searched")
-        except ray.exceptions.RayError as exc:
+        except RayError as exc:
             raise ClusterError(f"a search chunk failed on the Ray cluster: {_last_line(exc)}"
                                ) from None
         finally:
