@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from circinus.collector import paused
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.parallel import (
     ChunkRecord,
@@ -88,7 +89,8 @@ class SearchScaling:
     peak_rss_mb: float
     """High-water mark of the benchmark process's resident memory, MB."""
     worker_peak_rss_mb: float
-    """The same for the largest worker process, MB."""
+    """The same for the largest worker process, MB (a forked worker's resident set counts the
+    pages it still shares with the benchmark process)."""
     load_average: float
     """One-minute load average when the measurement began."""
 
@@ -108,7 +110,8 @@ def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
     queries = index.world.queries
     say(f"gen-{n} search: serial")
     c0 = time.process_time()
-    serial = SerialExecutor().search(_search(index), queries)
+    with paused():  # as the planner runs it (and as every chunk runs)
+        serial = SerialExecutor().search(_search(index), queries)
     serial_cpu = time.process_time() - c0
     timed: list[tuple[float, tuple[ChunkRecord, ...]]] = []
     same = True
