@@ -50,8 +50,9 @@ CHUNKS_PER_WORKER = 4
 another chunk, few enough that shipping and starting each costs little."""
 GROUP_WEIGHT = 40
 """Estimated work of a group's enumeration, in members' worth (a member's work is adopting its
-representative's candidates, verified by one estimate each). Measured on the generated worlds:
-see docs/scale.md."""
+representative's candidates, verified by one estimate each). A rough figure, not fitted: the
+chunk times ``circinus bench scale --part search`` records show how even the chunks come out
+(docs/scale.md)."""
 
 Progress = Callable[[str], None]
 """Called with a short description as chunks finish."""
