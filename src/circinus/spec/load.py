@@ -36,13 +36,14 @@ def load_indexed_world(path: str | Path) -> tuple[World, WorldIndex]:
 
 MAX_FILE_BYTES = 384 * 1024 * 1024
 """Largest world or plan file read, in bytes (``circinus gen``'s 1,000,000 queries, its
-largest world, take about 185 MB as YAML and 290 MB as JSON)."""
+largest world, take 186 MB as YAML)."""
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists a document may have (a world needs about 8)."""
 MAX_NODES = 80_000_000
-"""Most values (``circinus gen``'s 1,000,000 queries are about 52 million) (scalars, mappings, lists) a document may expand to, each YAML alias counted as
+"""Most values (scalars, mappings, lists) a document may expand to, each YAML alias counted as
 the whole value it repeats: a few aliases that repeat each other (a "billion laughs") would
-otherwise expand to more values than memory holds."""
+otherwise expand to more values than memory holds. ``circinus gen``'s 1,000,000 queries are
+about 52 million."""
 
 
 def read_document(path: str | Path) -> Any:
