@@ -178,6 +178,29 @@ def scale(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def scale_search(data: dict[str, Any]) -> str:
+    """The search on worker processes per size (``circinus bench scale --part search``):
+    measured serially and on 1 and 2 workers, PROJECTED beyond from the measured chunk
+    times."""
+    rows = [
+        "| queries | groups | chunks (largest s) | serial s | 1 worker s (speed-up) | "
+        "2 workers s (speed-up) | projected 2 / 8 / 32 workers s | same plan | peak MB "
+        "(worker) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["search"]:
+        proj = {int(w): s for w, s in r["projected_makespan"]}
+        rows.append(
+            f"| {r['queries']:,} | {r['groups']:,} | {r['chunks']} "
+            f"({max(r['chunk_seconds']):.2f}) | {r['serial_seconds']:.1f} | "
+            f"{r['one_worker_seconds']:.1f} ({r['speedup_1']:.2f}×) | "
+            f"{r['two_workers_seconds']:.1f} ({r['speedup_2']:.2f}×) | "
+            f"{proj[2]:.1f} / {proj[8]:.1f} / {proj[32]:.1f} | "
+            f"{'yes' if r['same_as_serial'] else 'NO'} | {r['peak_rss_mb']:,.0f} "
+            f"({r['worker_peak_rss_mb']:,.0f}) | {r['load_average']:.1f} |")
+    return "\n".join(rows)
+
+
 def fidelity(data: dict[str, Any]) -> str:
     """Predicted against simulated latency per world (``circinus bench fidelity``)."""
     tol = data["tolerance"]
@@ -225,12 +248,14 @@ def service(data: dict[str, Any]) -> str:
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "sharing": sharing, "search": search, "search-summary": search_summary, "scale": scale,
-    "fidelity": fidelity, "fidelity-before": fidelity, "service": service}
+    "scale-search": scale_search, "fidelity": fidelity, "fidelity-before": fidelity,
+    "service": service}
 SOURCES = {"search-summary": "search"}
 """Tables rendered from another table's JSON (``docs/bench/SOURCE-seed0.json``)."""
 FILES: dict[Path, tuple[str, ...]] = {
     README: tuple(TABLES),
-    REPO / "docs" / "service.md": ("service",)}
+    REPO / "docs" / "service.md": ("service",),
+    REPO / "docs" / "scale.md": ("scale-search",)}
 """The tables each file carries."""
 
 

@@ -52,6 +52,9 @@ def test_cli_writes_every_field(tmp_path: Path) -> None:
     assert {t["name"] for t in data["targets"]} == {
         "selection", "plan + select", "one arrival re-planned", "predicted vs simulated goodput"}
     assert all(t["met"] is None for t in data["targets"])  # 10,000 queries not run
+    (search,) = data["search"]
+    assert search["queries"] == 30 and search["same_as_serial"] is True
+    assert data["parts"] == ["plan", "replan", "search"] and "PROJECTED" in result.output
 
 
 @pytest.mark.slow
@@ -103,3 +106,31 @@ def test_a_part_over_its_time_is_ended_and_recorded() -> None:
     assert rec.skipped == "plan: did not finish in 0.2 s (ended)"
     assert rec.predicted_goodput is None and rec.replan_seconds is None
     assert report.complete and all(t.met is None for t in report.targets)
+
+
+@pytest.mark.slow
+def test_search_part_measures_workers_and_projects_the_rest() -> None:
+    report = run_scale_bench([60], ["circinus"], parts=["search"], chunks=4, isolate=False)
+    assert report.records == () and report.parts == ("search",)
+    (s,) = report.search
+    assert s.same_as_serial and s.queries == 60 and 1 <= s.chunks <= 4
+    assert len(s.chunk_seconds) == len(s.chunk_queries) == s.chunks
+    assert sum(s.chunk_queries) == 60 and s.candidates > 0
+    assert s.speedup_1 == pytest.approx(s.serial_seconds / s.one_worker_seconds)
+    assert s.speedup_2 == pytest.approx(s.serial_seconds / s.two_workers_seconds)
+    projected = dict(s.projected_makespan)
+    assert projected[1] == pytest.approx(s.one_worker_seconds)  # all chunks + the overhead
+    assert projected[32] >= max(s.chunk_seconds)
+    assert list(projected.values()) == sorted(projected.values(), reverse=True)
+    assert s.kernel_evaluations_chunked >= s.kernel_evaluations_serial > 0
+    assert s.peak_rss_mb > 0
+
+
+def test_cli_rejects_bad_search_part_options() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "scale", "--sizes", "30", "--part", "nope"])
+    assert result.exit_code == 2 and "--part: unknown part 'nope'" in result.output
+    result = runner.invoke(app, ["bench", "scale", "--sizes", "30", "--chunks", "0"])
+    assert result.exit_code == 2 and "--chunks" in result.output
+    result = runner.invoke(app, ["bench", "scale", "--sizes", "1000001"])
+    assert result.exit_code == 2 and "2..1000000" in result.output

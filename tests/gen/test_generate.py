@@ -15,7 +15,7 @@ import circinus.gen.data as gen_data
 from circinus import Planner
 from circinus.cli.main import app
 from circinus.errors import SpecError
-from circinus.gen import GenSpec, QueryMix, generate, make_spec
+from circinus.gen import GenSpec, QueryMix, generate, generate_parts, make_spec
 from circinus.gen.data import read_azure_trace
 from circinus.gen.rates import RATE_GRID, TraceRates, snap
 from circinus.gen.world import CLASSES, RATE_RANGES, class_counts, default_cloud_gpus
@@ -128,7 +128,7 @@ def test_vqa_uses_jellybean_workers_as_the_two_classes() -> None:
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"queries": 0}, "queries: must be >= 1, got 0"),
-    ({"queries": 100_001}, "queries: must be <= 100000, got 100001"),
+    ({"queries": 1_000_001}, "queries: must be <= 1000000, got 1000001"),
     ({"queries": 10, "slo_tightness": 0}, "slo_tightness: must be >= 0.05, got 0"),
     ({"queries": 10, "edge_sites": 0}, "edge_sites: must be >= 1, got 0"),
     ({"queries": 10, "mix": {"alert": 0.5, "monitor": 0.1, "analytics": 0.1, "vqa": 0.1}},
@@ -199,3 +199,29 @@ def test_default_world_has_contention_but_not_starvation() -> None:
     result = Planner().plan(parse_world(generate(GenSpec(queries=100))))
     assert 0.5 <= result.admitted / 100 <= 0.85
     assert all(math.isfinite(o.estimate.latency_ms) for o in result.outcomes if o.estimate)
+
+
+def test_cli_writes_yaml_in_batches_as_one_dump_would(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from circinus.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main, "GEN_BATCH", 7)  # 30 queries: 5 batches, the last short
+    out = tmp_path / "w.yaml"
+    result = runner.invoke(app, ["gen", "-n", "30", "--seed", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    spec = GenSpec(queries=30, seed=5)
+    whole = cli_main._gen_header(spec) + yaml.dump(
+        generate(spec), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
+        default_flow_style=None, width=100, allow_unicode=False)
+    assert out.read_text() == whole
+
+
+def test_parts_are_the_world_in_pieces() -> None:
+    spec = GenSpec(queries=25, seed=9)
+    head, queries = generate_parts(spec)
+    world = generate(spec)
+    assert list(queries) == world["queries"]
+    assert {k: v for k, v in world.items() if k != "queries"} == head
+    assert list(world)[-2:] == ["queries", "planner"]

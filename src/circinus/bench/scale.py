@@ -1,7 +1,9 @@
-"""``circinus bench scale``: plan, select, re-plan and simulate at 1,000 to 50,000 queries.
+"""``circinus bench scale``: plan, select, re-plan, simulate and search on workers at 1,000 to
+1,000,000 queries.
 
 NOTE: for every size a world is generated (``circinus gen``, fixed seed; generation, parsing
-and validation are not timed), and every method is measured on it, one after the other:
+and validation are not timed), and every method is measured on it, one after the other (the
+parts asked for: ``plan`` is steps 1-2, ``replan`` step 3, ``search`` step 4):
 
 1. **Plan.** :meth:`Planner.plan` on the whole world with the method's selector, a fresh
    estimator and cold search caches (one-time module imports are done before).
@@ -21,8 +23,12 @@ and validation are not timed), and every method is measured on it, one after the
    last one arrives with all the others present. ``replan_seconds`` is the median wall time of
    one arrival: its search, admission, local repair, and for a query that must wait, the nearest
    admissible SLO it is told.
+4. **Search on workers** (once per size, not per method: every method searches alike). The
+   per-group search serially, then dealt into chunks on 1 and 2 worker processes: the chunk
+   times, the speed-ups measured, and the makespan at more workers *projected* from the
+   measured chunk times (:mod:`circinus.bench.scale_search`).
 
-Each part (steps 1-2, and step 3) runs in a fresh process of its own (spawned; the world is
+Each part (steps 1-2, step 3, and step 4) runs in a fresh process of its own (spawned; the world is
 generated there again, untimed), ended as soon as it has reported or after ``part_timeout_s``.
 The reason: a HiGHS solve abandoned at a selection deadline goes on (:mod:`circinus.select.
 highs`: HiGHS checks its own limit only between phases); at 50,000 queries the ``exact``
@@ -54,12 +60,17 @@ from multiprocessing.connection import Connection
 from typing import cast
 
 from circinus.bench.online import run_online_bench
+from circinus.bench.scale_search import DEFAULT_CHUNKS, SearchScaling, measure_search_scaling
 from circinus.plan.file import to_plan_file
 from circinus.planner import Planner, PlanResult
 from circinus.simulate import SimulationSettings, compile_plan, make_arrivals, simulate
 from circinus.spec.index import WorldIndex
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000)
+"""Sizes run by default; 1,000,000 (:data:`MAX_SIZE`) only when asked for."""
+MAX_SIZE = 1_000_000
+PARTS = ("plan", "replan", "search")
+"""The parts of the benchmark (module note): plan and simulate, re-plan, search on workers."""
 METHODS: dict[str, str] = {"circinus": "milp", "exact": "exact", "fcfs": "fcfs"}
 """Benchmark method -> selector key; every method uses Circinus's decomposed search."""
 TARGET_QUERIES = 10_000
@@ -141,6 +152,12 @@ class ScaleReport:
     load_average_end: tuple[float, float, float]
     complete: bool
     """False while sizes remain (the JSON is rewritten after every record)."""
+    search: tuple[SearchScaling, ...] = ()
+    """The search on workers, per size (step 4)."""
+    search_skipped: tuple[tuple[int, str], ...] = ()
+    """``(queries, why)`` for each size whose step 4 was not measured."""
+    parts: tuple[str, ...] = PARTS
+    chunks: int = DEFAULT_CHUNKS
 
     def to_json(self) -> dict[str, object]:
         """Plain data for ``--json``."""
@@ -160,35 +177,60 @@ def generated_index(queries: int, seed: int) -> WorldIndex:
 
 def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int = 0,
                     duration_s: float = 60.0, arrivals: int = 5, isolate: bool = True,
-                    part_timeout_s: float = 3600.0, progress: Progress | None = None,
+                    part_timeout_s: float = 3600.0, parts: Sequence[str] = PARTS,
+                    chunks: int = DEFAULT_CHUNKS, progress: Progress | None = None,
                     partial: Callable[[ScaleReport], None] | None = None) -> ScaleReport:
-    """Measure every method of ``methods`` on a generated world of every size (module note);
-    ``partial`` gets the report so far after every record. With ``isolate`` every part runs in
-    a process of its own, ended after ``part_timeout_s`` at the latest."""
+    """Measure every method of ``methods`` on a generated world of every size, the ``parts``
+    asked for (module note); ``partial`` gets the report so far after every record. With
+    ``isolate`` every part runs in a process of its own, ended after ``part_timeout_s`` at
+    the latest."""
+    assert set(parts) <= set(PARTS), parts
     say = progress or (lambda _: None)
     begin = os.getloadavg()
     records: list[ScaleRecord] = []
+    searched: list[SearchScaling] = []
+    unsearched: list[tuple[int, str]] = []
 
     def report(rows: Sequence[ScaleRecord], complete: bool) -> ScaleReport:
         done = (*records, *with_best_bound(rows))
         return ScaleReport(seed, duration_s, arrivals, os.cpu_count(), done, targets(done),
-                           begin, os.getloadavg(), complete)
+                           begin, os.getloadavg(), complete, tuple(searched),
+                           tuple(unsearched), tuple(p for p in PARTS if p in parts), chunks)
 
-    job = _Job(seed=seed, duration_s=duration_s, arrivals=arrivals)
+    job = _Job(seed=seed, duration_s=duration_s, arrivals=arrivals, chunks=chunks)
     for n in sizes:
         rows: list[ScaleRecord] = []
-        for method in methods:
-            plan = _run_part(job, "plan", n, method, isolate, part_timeout_s, say)
-            if isinstance(plan, str):
-                rows.append(ScaleRecord(n, method, METHODS[method], skipped=plan))
-            else:
-                more = _run_part(job, "replan", n, method, isolate, part_timeout_s, say)
-                rows.append(replace(plan, skipped=more) if isinstance(more, str) else
-                            replace(plan, **{f: getattr(more, f) for f in _REPLAN_FIELDS}))
+        for method in methods if {"plan", "replan"} & set(parts) else ():
+            rows.append(_method_parts(job, parts, n, method, isolate, part_timeout_s, say))
             if partial is not None:
                 partial(report(rows, False))
         records.extend(with_best_bound(rows))
+        if "search" in parts:
+            found = _run_part(job, "search", n, "circinus", isolate, part_timeout_s, say)
+            if isinstance(found, SearchScaling):
+                searched.append(found)
+            else:
+                unsearched.append((n, str(found)))
+            if partial is not None:
+                partial(report((), False))
     return report((), True)
+
+
+def _method_parts(job: _Job, parts: Sequence[str], n: int, method: str, isolate: bool,
+                  timeout_s: float, say: Progress) -> ScaleRecord:
+    """The record of ``method`` on the world of ``n`` queries: its plan and replan parts,
+    those asked for."""
+    rec = ScaleRecord(n, method, METHODS[method])
+    if "plan" in parts:
+        plan = _run_part(job, "plan", n, method, isolate, timeout_s, say)
+        if not isinstance(plan, ScaleRecord):
+            return replace(rec, skipped=str(plan))
+        rec = plan
+    if "replan" in parts:
+        more = _run_part(job, "replan", n, method, isolate, timeout_s, say)
+        rec = replace(rec, skipped=str(more)) if not isinstance(more, ScaleRecord) else replace(
+            rec, **{f: getattr(more, f) for f in _REPLAN_FIELDS})
+    return rec
 
 
 @dataclass(frozen=True)
@@ -198,6 +240,7 @@ class _Job:
     seed: int
     duration_s: float
     arrivals: int
+    chunks: int = DEFAULT_CHUNKS
 
 
 _REPLAN_FIELDS = ("replan_seconds", "replan_decision_seconds", "replan_max_seconds",
@@ -207,9 +250,10 @@ _SOLVER_THREAD = "circinus-highs"  # the worker threads of circinus.select.highs
 
 
 def _run_part(job: _Job, part: str, queries: int, method: str, isolate: bool,
-              timeout_s: float, say: Progress) -> ScaleRecord | str:
-    """One part (``plan``: plan and simulate; ``replan``: online start and arrivals) on the
-    generated world of ``queries``; its record, or why it has none."""
+              timeout_s: float, say: Progress) -> ScaleRecord | SearchScaling | str:
+    """One part (``plan``: plan and simulate; ``replan``: online start and arrivals;
+    ``search``: the search on workers) on the generated world of ``queries``; its record, or
+    why it has none."""
     if not isolate:
         return _part(job, part, queries, method, say)
     ctx = multiprocessing.get_context("spawn")
@@ -229,7 +273,7 @@ def _run_part(job: _Job, part: str, queries: int, method: str, isolate: bool,
             if kind == "step":
                 say(payload)
             elif kind == "done":
-                return cast(ScaleRecord, payload)
+                return cast(ScaleRecord | SearchScaling, payload)
             else:
                 return f"{part} failed: {payload}"
         return f"{part}: did not finish in {timeout_s:g} s (ended)"
@@ -253,11 +297,14 @@ def _child(conn: Connection, job: _Job, part: str, queries: int, method: str) ->
     os._exit(0)  # a normal exit would wait for abandoned solver threads
 
 
-def _part(job: _Job, part: str, queries: int, method: str, say: Progress) -> ScaleRecord:
+def _part(job: _Job, part: str, queries: int, method: str, say: Progress
+          ) -> ScaleRecord | SearchScaling:
     # The planner imports the profiler on its first call (seconds); not any method's time.
     importlib.import_module("circinus.profile")
-    say(f"gen-{queries} {method}: generating")
+    say(f"gen-{queries} {method if part != 'search' else 'search'}: generating")
     index = generated_index(queries, job.seed)
+    if part == "search":
+        return measure_search_scaling(index, chunks=job.chunks, progress=say)
     if part == "plan":
         return measure_plan(index, method, seed=job.seed, duration_s=job.duration_s,
                             progress=say)

@@ -167,8 +167,8 @@ def _narrow(title: str) -> Table:
 @bench_app.command("scale")
 def scale_cmd(
     sizes: Annotated[list[int] | None, typer.Option(
-        "--sizes", help="Queries of a generated world (repeatable); default 1000, 10000, "
-        "50000.")] = None,
+        "--sizes", help="Queries of a generated world (repeatable, 2-1000000); default 1000, "
+        "10000, 50000 (add 100000 or 1000000 for the larger rows).")] = None,
     method: Annotated[list[str] | None, typer.Option(
         "--method", help="circinus (default planner: LP rounding at scale), exact (the MILP "
         "at every size, same time budget) or fcfs (repeatable); default: all three.")] = None,
@@ -181,24 +181,36 @@ def scale_cmd(
     part_timeout: Annotated[float, typer.Option(
         help="Seconds after which a part (plan and simulation, or online start and arrivals) "
         "of one method on one size is ended and recorded as skipped.")] = 3600.0,
+    parts: Annotated[list[str] | None, typer.Option(
+        "--part", help="plan (plan and simulate), replan (online arrivals) or search (the "
+        "search on 1 and 2 worker processes, chunk times, projected makespan); repeatable; "
+        "default: all three.")] = None,
+    chunks: Annotated[int, typer.Option(
+        help="Chunks the search's groups are dealt into (search part).")] = 32,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the report here (rewritten after every record).")] = None,
 ) -> None:
-    """Plan, select, re-plan one arrival and simulate at 1,000-50,000 queries, and check the
-    scale targets at 10,000."""
+    """Plan, select, re-plan one arrival, simulate and search on workers at 1,000-100,000
+    queries (1,000,000 on request), and check the scale targets at 10,000."""
 
     def run() -> None:
-        from circinus.bench.scale import DEFAULT_SIZES, METHODS, run_scale_bench
+        from circinus.bench.scale import DEFAULT_SIZES, MAX_SIZE, METHODS, PARTS, run_scale_bench
 
         chosen = list(method or METHODS)
         for m in chosen:
             if m not in METHODS:
                 raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
+        picked = list(dict.fromkeys(parts or PARTS))
+        for p in picked:
+            if p not in PARTS:
+                raise SpecError(f"--part: unknown part {p!r}; choose from {', '.join(PARTS)}")
+        if not 1 <= chunks <= 10_000:
+            raise SpecError(f"--chunks: must be in 1..10000, got {chunks}")
         worlds = list(sizes or DEFAULT_SIZES)
         for n in worlds:
-            if not 2 <= n <= 100_000:
-                raise SpecError(f"--sizes: each size must be in 2..100000, got {n}")
-            if not 1 <= arrivals < n:
+            if not 2 <= n <= MAX_SIZE:
+                raise SpecError(f"--sizes: each size must be in 2..{MAX_SIZE}, got {n}")
+            if "replan" in picked and not 1 <= arrivals < n:
                 raise SpecError(f"--arrivals: must be in 1..{n - 1} for --sizes {n}, got "
                                 f"{arrivals}")
         if not 0 < duration <= 86_400:
@@ -215,16 +227,38 @@ def scale_cmd(
                 write_atomic(json_out, json.dumps(report.to_json(), indent=2))
 
         console = Console()
-        with _progress(console, "bench scale", len(worlds) * len(chosen) * 5) as step:
+        steps = len(worlds) * (len(chosen) * (3 * ("plan" in picked) + 2 * ("replan" in picked))
+                               + 4 * ("search" in picked))
+        with _progress(console, "bench scale", steps) as step:
             report = run_scale_bench(worlds, chosen, seed=seed, duration_s=duration,
                                      arrivals=arrivals, part_timeout_s=part_timeout,
-                                     progress=step, partial=save)
+                                     parts=picked, chunks=chunks, progress=step, partial=save)
         save(report)
         _render_scale(report, console)
         if json_out is not None:
             console.print(f"report written to {json_out}")
 
     guard(run)
+
+
+def _render_scaling(report: ScaleReport, console: Console) -> None:
+    from circinus.bench.scale_search import SCALING_COLUMNS, scaling_rows
+
+    table = _narrow(f"search on worker processes, {report.chunks} chunks (speed-up against "
+                    "serial; proj: PROJECTED from the chunk times, not measured)")
+    for col in SCALING_COLUMNS:
+        table.add_column(col, justify="right")
+    for row in scaling_rows(report.search):
+        table.add_row(*row)
+    console.print(table)
+    for n, why in report.search_skipped:
+        console.print(f"{n:,} search: {why}")
+    for r in report.search:
+        console.print(
+            f"{r.queries:,} search: {r.groups:,} groups, {r.candidates:,} candidates, "
+            f"{'the same' if r.same_as_serial else 'NOT the same'} on workers as serial; peak "
+            f"memory {r.peak_rss_mb:,.0f} MB (largest worker {r.worker_peak_rss_mb:,.0f} MB); "
+            f"overhead {r.overhead_seconds:.1f} s; load {r.load_average:.1f}")
 
 
 def _render_scale(report: ScaleReport, console: Console) -> None:
@@ -241,7 +275,8 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
             _fmt(r.search_seconds, ".1f"), _fmt(r.selection_seconds, ".2f"),
             _fmt(r.plan_seconds, ".1f"), _fmt(r.replan_seconds, ".3f"), r.status or "-",
             _fmt(r.gap, ".2%"), _fmt(r.load_average, ".1f"))
-    console.print(table)
+    if report.records:
+        console.print(table)
     for r in report.records:
         if r.skipped:
             console.print(f"{r.queries:,} {r.method}: {r.skipped}")
@@ -249,10 +284,14 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
             console.print(f"{r.queries:,} {r.method}: solves still running past the selection "
                           f"deadline: {r.abandoned_solves_plan or 0} after the plan, "
                           f"{r.abandoned_solves_replan or 0} during the arrivals")
+    if report.search or report.search_skipped:
+        _render_scaling(report, console)
     start, end = report.load_average_start, report.load_average_end
     console.print(f"load average (1, 5, 15 min): {start[0]:.2f} {start[1]:.2f} {start[2]:.2f} "
                   f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end; replan s: "
                   f"median of {report.arrivals} arrivals")
+    if not report.records:
+        return
     targets = Table(title="targets (circinus at 10,000 queries)")
     for col in ("target", "goal", "measured", "met"):
         targets.add_column(col)

@@ -25,7 +25,10 @@ from circinus.cli.common import (
 from circinus.errors import SpecError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from circinus.gen import GenSpec
+    from circinus.parallel import BaseSearchExecutor, ChunkRecord
 
 app = typer.Typer(
     name="circinus",
@@ -73,6 +76,18 @@ def plan(
     store: Annotated[str | None, typer.Option(
         help="Profile store for worlds with executable operators (see `circinus profile`); "
         "default $CIRCINUS_STORE, else ~/.cache/circinus/profiles.db.")] = None,
+    executor: Annotated[str, typer.Option(
+        help="Where the per-group search runs: serial (this process), processes (worker "
+        "processes here) or ray (Ray tasks on --address, else on a local cluster started and "
+        "stopped by the command); the plan is the same.")] = "serial",
+    workers: Annotated[int | None, typer.Option(
+        help="Chunks searched at once (processes, ray; default: the cores here, or the "
+        "cluster's CPUs).")] = None,
+    chunks: Annotated[int | None, typer.Option(
+        help="Chunks the query groups are dealt into (default: 4 per worker).")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster for --executor ray: host:port, ray://host:port or auto (default: "
+        "$RAY_ADDRESS, else a local cluster).")] = None,
 ) -> None:
     """Plan every query of WORLD and print the admitted plans, rejections and resource use."""
 
@@ -84,6 +99,8 @@ def plan(
 
         if json_out is not None:
             check_output(json_out, "--json", inputs=[world])
+        where = search_executor(executor, workers=workers, chunks=chunks, address=address,
+                                search=search)
         w, index = load_indexed_world(world)
         settings = w.planner if time_limit is None else w.planner.model_copy(
             update={"time_limit_s": time_limit})
@@ -97,12 +114,16 @@ def plan(
                             f"{', '.join(sorted(SELECTORS))}")
         index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
-                         why_not=why_not, freeze=True).plan(index)
+                         why_not=why_not, freeze=True, executor=where).plan(index)
         planfile = to_plan_file(index, result)
         if json_out is not None:
             write_atomic(json_out, planfile.model_dump_json(indent=2))
         if not quiet:
             render_plan(planfile, Console(), show=show)
+            if executor != "serial" or chunks is not None:
+                Console(soft_wrap=True).print(chunks_line(result.search_chunks,
+                                                          result.search_seconds, executor),
+                                              highlight=False)
             if json_out is not None:
                 Console().print(f"plan written to {json_out}")
 
@@ -153,7 +174,8 @@ _GEN_OPTIONS = {"queries": "--queries", "edge_sites": "--edge-sites", "edge_boxe
 
 @app.command()
 def gen(
-    queries: Annotated[int, typer.Option("--queries", "-n", help="Number of queries (1-100000).")],
+    queries: Annotated[int, typer.Option("--queries", "-n",
+                                         help="Number of queries (1-1000000).")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="World file to write (.yaml, .yml or .json).")
     ],
@@ -177,9 +199,7 @@ def gen(
     """Generate a world from the bundled real data; the same options give the same file."""
 
     def run() -> None:
-        import yaml
-
-        from circinus.gen import generate, make_spec
+        from circinus.gen import generate, generate_parts, make_spec
 
         check_output(out, "--out")
         fmt = _world_format(out)
@@ -189,21 +209,81 @@ def gen(
         if mix is not None:
             options["mix"] = _parse_mix(mix)
         spec = make_spec(options, names=_GEN_OPTIONS)
-        world = generate(spec)
         if fmt == "json":
-            text = json.dumps(world, indent=1)
+            head = generate(spec)
+            write_atomic(out, json.dumps(head, indent=1))
         else:
-            dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # C dumper: 10x faster
-            text = _gen_header(spec) + yaml.dump(
-                world, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100,
-                allow_unicode=False).rstrip("\n")
-        write_atomic(out, text)
-        devices = {d["name"]: d for d in world["devices"]}
+            head, stream = generate_parts(spec)
+            write_atomic(out, _yaml_pieces(spec, head, stream))
+        devices = {d["name"]: d for d in head["devices"]}
         Console(soft_wrap=True).print(
-            f"{out}: {len(world['queries'])} queries, {len(world['sites']) - 1} edge sites, "
+            f"{out}: {spec.queries} queries, {len(head['sites']) - 1} edge sites, "
             f"{devices['cloud/gpu-pool']['units']} cloud GPUs, seed {spec.seed}", highlight=False)
 
     guard(run)
+
+
+def search_executor(kind: str, *, workers: int | None, chunks: int | None,
+                    address: str | None, search: str) -> BaseSearchExecutor:
+    """The executor of the search options (``--address`` defaults to ``$RAY_ADDRESS`` for
+    ``--executor ray`` alone); a one-line error for a bad combination."""
+    import os
+
+    from circinus.parallel import make_executor
+    from circinus.planner import SEARCHES
+
+    if kind == "ray" and address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    where = make_executor(kind, workers=workers, chunks=chunks, address=address)
+    if kind == "ray" and address is not None:
+        from circinus.parallel.ray import check_address
+
+        check_address(address)  # before the world is read: unreachable is a quick answer
+    if (kind != "serial" or chunks is not None) and search in SEARCHES and not getattr(
+            SEARCHES[search], "splittable", False):
+        splittable = sorted(k for k, s in SEARCHES.items() if getattr(s, "splittable", False))
+        raise SpecError(f"--executor {kind}: search {search!r} decides its queries one after "
+                        f"another and cannot be split into chunks; use --search "
+                        f"{' or '.join(splittable)}, or --executor serial without --chunks")
+    return where
+
+
+def chunks_line(chunks: Sequence[ChunkRecord], seconds: float, kind: str) -> str:
+    """One line on how the search ran: chunks, workers, the largest chunk and the CPU time."""
+    if not chunks:
+        return f"search ({kind}): no queries"
+    workers = len({c.worker for c in chunks})
+    return (f"search ({kind}): {len(chunks)} chunk(s) on {workers} worker(s) in {seconds:.1f} "
+            f"s; largest chunk {max(c.seconds for c in chunks):.2f} s, CPU "
+            f"{sum(c.cpu_seconds for c in chunks):.1f} s in all")
+
+
+GEN_BATCH = 10_000
+"""Queries written at a time by ``circinus gen`` (YAML): the file is the one dump of the whole
+world would write, without ever holding every query (:func:`circinus.gen.generate_parts`)."""
+
+
+def _yaml_pieces(spec: GenSpec, head: dict[str, Any], queries: Iterator[dict[str, Any]]
+                 ) -> Iterator[str]:
+    """The YAML world file in pieces: header, the world before its queries, the queries
+    :data:`GEN_BATCH` at a time, then ``planner`` (a block list under a key is written
+    unindented, so each batch dumped alone reads as part of ``queries``)."""
+    import itertools
+
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # C dumper: 10x faster
+
+    def dump(data: Any) -> str:
+        return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=None,
+                         width=100, allow_unicode=False)
+
+    planner = {"planner": head["planner"]}
+    yield _gen_header(spec) + dump({k: v for k, v in head.items() if k != "planner"})
+    yield "queries:\n"
+    while batch := list(itertools.islice(queries, GEN_BATCH)):
+        yield dump(batch)
+    yield dump(planner).rstrip("\n")
 
 
 def _gen_header(spec: GenSpec) -> str:

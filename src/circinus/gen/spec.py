@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from circinus.errors import SpecError
 from circinus.spec.load import format_validation_error
 
-MAX_QUERIES = 100_000
+MAX_QUERIES = 1_000_000
 MIX_TOLERANCE = 1e-6
 """How far the mix fractions may sum from 1 (rounding in hand-written fractions)."""
 

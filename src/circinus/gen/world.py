@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,21 +175,20 @@ def _query(i: int, width: int, cls: str, site: _Site, rate: float, tightness: fl
     return query
 
 
-def _queries(spec: GenSpec, sites: list[_Site]) -> list[dict[str, Any]]:
-    """``spec.queries`` queries: classes apportioned then shuffled, dealt round-robin to sites,
-    each with a rate from the Azure trace (see :mod:`circinus.gen.rates`)."""
+def _queries(spec: GenSpec, sites: list[_Site]) -> Iterator[dict[str, Any]]:
+    """``spec.queries`` queries, one after another: classes apportioned then shuffled, dealt
+    round-robin to sites, each with a rate from the Azure trace (see
+    :mod:`circinus.gen.rates`)."""
     classes = [name for name, count in class_counts(spec.mix, spec.queries)
                for _ in range(count)]
     _rng(spec.seed, "classes").shuffle(classes)
     trace = TraceRates.from_trace(read_azure_trace("conv"))
     rates, slos = _rng(spec.seed, "rates"), _rng(spec.seed, "slos")
     width = max(3, len(str(spec.queries - 1)))
-    out = []
     for i, cls in enumerate(classes):
         low, high = RATE_RANGES[CLASSES[cls].pipeline]
-        out.append(_query(i, width, cls, sites[i % len(sites)], trace.draw(rates, low, high),
-                          spec.slo_tightness, slos))
-    return out
+        yield _query(i, width, cls, sites[i % len(sites)], trace.draw(rates, low, high),
+                     spec.slo_tightness, slos)
 
 
 def generate(spec: GenSpec) -> dict[str, Any]:
@@ -199,12 +199,27 @@ def generate(spec: GenSpec) -> dict[str, Any]:
     Raises:
         SpecError: if the bundled real data (``data/real/``) is missing or malformed.
     """
+    head, queries = generate_parts(spec)
+    planner = head.pop("planner")
+    return {**head, "queries": list(queries), "planner": planner}
+
+
+def generate_parts(spec: GenSpec) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """:func:`generate`'s world without its ``queries``, and the queries one at a time (in
+    order; drawn as they are taken), for writing a large world without holding every query
+    (a million take about 1.5 GB as plain data). In the world the queries come before
+    ``planner``.
+
+    Raises:
+        SpecError: if the bundled real data (``data/real/``) is missing or malformed.
+    """
     n_sites = spec.edge_sites or default_edge_sites(spec.queries)
     gpus = spec.cloud_gpus or default_cloud_gpus(spec.queries)
     sites = _draw_sites(spec, n_sites)
     per_site = [spec.queries // n_sites + (k < spec.queries % n_sites) for k in range(n_sites)]
     operators, pipelines = catalogue()
-    return {
+    queries = _queries(spec, sites)
+    head = {
         "version": 1,
         "name": f"gen-{spec.queries}q-seed{spec.seed}",
         "description": description(spec, n_sites, gpus, _count_variants(operators)),
@@ -212,10 +227,10 @@ def generate(spec: GenSpec) -> dict[str, Any]:
         **_infrastructure(sites, per_site, spec.edge_boxes, gpus),
         "operators": operators,
         "pipelines": pipelines,
-        "queries": _queries(spec, sites),
         "planner": {"max_utilization": 0.8, "max_devices_per_operator": 1, "extra_replicas": 1,
                     "candidates_per_query": 8, "time_limit_s": 30.0},
     }
+    return head, queries
 
 
 def _count_variants(operators: list[dict[str, Any]]) -> int:

@@ -61,19 +61,28 @@ def node_specs(index: WorldIndex) -> list[NodeSpec]:
 
 
 class LocalCluster:
-    """Ray nodes for a world's sites on this machine (see module).
+    """Ray nodes for a world's sites on this machine (see module), or other nodes.
 
     Args:
-        index: the world.
+        index: the world whose sites the nodes stand for.
         head_cpus: CPUs the head node offers Ray tasks (the Serve controller needs none).
         dashboard_port: start Ray's dashboard on this port of the loopback (``serve deploy``
             talks to it; costs memory); ``None``: no dashboard.
+        nodes: the nodes to start instead of ``index``'s, head first (e.g. for Ray tasks
+            alone, :mod:`circinus.parallel.ray`).
+        node_cpus: CPUs each node but the head offers Ray tasks.
     """
 
-    def __init__(self, index: WorldIndex, *, head_cpus: int = 1,
-                 dashboard_port: int | None = None) -> None:
-        self.nodes = node_specs(index)
+    def __init__(self, index: WorldIndex | None = None, *, head_cpus: int = 1,
+                 dashboard_port: int | None = None, nodes: list[NodeSpec] | None = None,
+                 node_cpus: int = 0) -> None:
+        if nodes is None:
+            assert index is not None, "give the world or the nodes"
+            nodes = node_specs(index)
+        assert nodes, "a cluster needs a head node"
+        self.nodes = nodes
         self._head_cpus = head_cpus
+        self._node_cpus = node_cpus
         self._dashboard_port = dashboard_port
         self._cluster: Cluster | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -120,7 +129,7 @@ class LocalCluster:
         self._cluster = Cluster(initialize_head=True, head_node_args=head_args)
         try:
             for node in rest:
-                self._cluster.add_node(num_cpus=0, resources=node.resources,
+                self._cluster.add_node(num_cpus=self._node_cpus, resources=node.resources,
                                        node_ip_address=LOOPBACK)
                 self._cluster.wait_for_nodes()
             ray.init(address=self.address, log_to_driver=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from circinus.estimate.base import BaseEstimator, Estimate
 from circinus.plan.records import QueryPlan
@@ -41,7 +42,14 @@ class BaseSearch(ABC):
     Implementations read the world only through the estimator's index and must be
     deterministic. ``search`` may share work between queries of the same batch; it never raises
     for a query that has no plan (that query gets an empty candidate set and a reason).
+
+    A search whose :attr:`splittable` is true answers each query from its group alone
+    (:meth:`groups`), so its groups may be searched apart, by other instances built the same
+    way (:mod:`circinus.parallel`).
     """
+
+    splittable: ClassVar[bool] = False
+    """Whether :meth:`groups` splits a batch (see :meth:`groups`)."""
 
     def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
         self.estimator = estimator
@@ -50,3 +58,15 @@ class BaseSearch(ABC):
     @abstractmethod
     def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         """Candidates for every query of ``queries``, in the same order."""
+
+    def groups(self, queries: Sequence[Query]) -> list[list[int]]:
+        """Indices of ``queries`` in groups that are searched independently, each in query
+        order, groups in order of their first query: for any union of whole groups, ``search``
+        of those queries (in query order) by a fresh instance with an estimator of the same
+        index and settings gives every query what ``search(queries)`` gives it, candidates,
+        reason and billed evaluations alike. Read-only.
+
+        The default, one group of every query, is for a search whose answer for a query
+        depends on the queries before it (an online one); it is not :attr:`splittable`.
+        """
+        return [list(range(len(queries)))] if queries else []

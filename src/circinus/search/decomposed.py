@@ -82,9 +82,10 @@ class DecomposedSearch(ExhaustiveSearch):
         self._layers: dict[tuple[ConfigKey, ...], tuple[_Layer, bool]] = {}
         self._after: list[float] | None = None
 
-    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
-        index = self.estimator.index
-        classes = site_classes(index)
+    def groups(self, queries: Sequence[Query]) -> list[list[int]]:
+        """Queries with the same pipeline, rate, work and SLO percentile whose sources are at
+        isomorphic sites (module note, 3)."""
+        classes = site_classes(self.estimator.index)
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, q in enumerate(queries):
             key = (q.pipeline, tuple(sorted((s, classes[site][0]) for s, site in
@@ -93,8 +94,12 @@ class DecomposedSearch(ExhaustiveSearch):
                    tuple(sorted(q.source_rate_rps.items())),
                    tuple(sorted(q.source_output_kb.items())))
             groups.setdefault(key, []).append(i)
+        return list(groups.values())
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+        classes = site_classes(self.estimator.index)
         out: list[QueryCandidates | None] = [None] * len(queries)
-        for members in groups.values():
+        for members in self.groups(queries):
             rep = queries[members[0]]
             # The representative plans for the whole group's SLO envelope.
             pool = self._enumerate([_moved(queries[i], rep) for i in members])

@@ -127,11 +127,15 @@ class PlanPool:
 class ExhaustiveSearch(BaseSearch):
     """Enumerates every plan of each query group (see module note)."""
 
+    splittable = True
+
     def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
         super().__init__(estimator=estimator, settings=settings)
         self._vectors = VectorCache(estimator, prune_dominated=True)
 
-    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
+    def groups(self, queries: Sequence[Query]) -> list[list[int]]:
+        """Queries with the same pipeline, sources, rate, work and SLO percentile (module
+        note)."""
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, q in enumerate(queries):
             key = (q.pipeline, tuple(sorted(q.sources.items())), q.rate_rps,
@@ -139,8 +143,11 @@ class ExhaustiveSearch(BaseSearch):
                    tuple(sorted(q.source_rate_rps.items())),
                    tuple(sorted(q.source_output_kb.items())))
             groups.setdefault(key, []).append(i)
+        return list(groups.values())
+
+    def search(self, queries: Sequence[Query]) -> list[QueryCandidates]:
         out: list[QueryCandidates | None] = [None] * len(queries)
-        for members in groups.values():
+        for members in self.groups(queries):
             pool = self._enumerate([queries[i] for i in members])
             for j, i in enumerate(members):
                 out[i] = self._pick(queries[i], pool, charge=j == 0)

@@ -34,14 +34,16 @@ def load_indexed_world(path: str | Path) -> tuple[World, WorldIndex]:
     return world, build_index(world)
 
 
-MAX_FILE_BYTES = 32 * 1024 * 1024
-"""Largest world or plan file read, in bytes (``circinus gen``'s 100,000 queries take 18 MB)."""
+MAX_FILE_BYTES = 384 * 1024 * 1024
+"""Largest world or plan file read, in bytes (``circinus gen``'s 1,000,000 queries, its
+largest world, take 186 MB as YAML)."""
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists a document may have (a world needs about 8)."""
-MAX_NODES = 10_000_000
+MAX_NODES = 120_000_000
 """Most values (scalars, mappings, lists) a document may expand to, each YAML alias counted as
 the whole value it repeats: a few aliases that repeat each other (a "billion laughs") would
-otherwise expand to more values than memory holds."""
+otherwise expand to more values than memory holds. ``circinus gen``'s 1,000,000 queries count
+94.4 million (a collection's values count again in each collection around it)."""
 
 
 def read_document(path: str | Path) -> Any:

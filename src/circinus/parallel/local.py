@@ -1,0 +1,105 @@
+"""Executors on this machine: in this process, or on worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from circinus.collector import paused
+from circinus.parallel.base import (
+    BaseSearchExecutor,
+    Chunk,
+    ChunkRecord,
+    ChunkResult,
+    Progress,
+    SearchJob,
+    SearchRun,
+    run_chunk,
+)
+from circinus.search.base import BaseSearch
+from circinus.spec.models import Query
+
+
+class SerialExecutor(BaseSearchExecutor):
+    """Every chunk in this process, one after another; registry key ``serial``.
+
+    Without ``chunks`` the caller's search runs the whole batch as one chunk, sharing its
+    estimator's memo across groups as it always has (the planner's default); with ``chunks``
+    each chunk gets a fresh search, as on any other executor, which times chunks without any
+    shipping.
+    """
+
+    kind = "serial"
+
+    def __init__(self, *, chunks: int | None = None) -> None:
+        super().__init__(workers=1, chunks=chunks)
+
+    def search(self, search: BaseSearch, queries: Sequence[Query], *,
+               progress: Progress | None = None) -> SearchRun:
+        if self.chunks is not None:
+            return super().search(search, queries, progress=progress)
+        t0, c0 = time.perf_counter(), time.process_time()
+        kernels = search.estimator.kernel_evaluations
+        found = search.search(queries)
+        wall = time.perf_counter() - t0
+        record = ChunkRecord(0, len(queries), 0, wall, time.process_time() - c0,
+                             search.estimator.kernel_evaluations - kernels,
+                             f"{socket.gethostname()} pid {os.getpid()}")
+        return SearchRun(tuple(found), (record,), self.kind, 1, wall, shared_search=True)
+
+    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+                   progress: Progress) -> list[ChunkResult]:
+        out = []
+        for chunk, queries in tasks:
+            out.append(run_chunk(job, chunk, queries))
+            progress(f"chunk {len(out)}/{len(tasks)} searched")
+        return out
+
+
+_worker_job: list[SearchJob] = []
+"""The job of a worker process (set once by :func:`_start_worker`; each worker has its own)."""
+
+
+def _start_worker(job: SearchJob) -> None:
+    # Ctrl-C is the parent's to handle: the pool's exit ends the workers at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_job[:] = [job]
+
+
+def _worker_chunk(task: tuple[Chunk, list[Query]]) -> ChunkResult:
+    return run_chunk(_worker_job[0], *task)
+
+
+class ProcessExecutor(BaseSearchExecutor):
+    """Chunks on a pool of worker processes of this machine; registry key ``processes``.
+
+    Each worker gets the job once when it starts and each chunk's queries with the chunk;
+    ``workers`` defaults to the machine's cores.
+    """
+
+    kind = "processes"
+
+    @contextmanager
+    def session(self) -> Iterator[int]:
+        yield self.workers or os.cpu_count() or 1
+
+    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+                   progress: Progress) -> list[ChunkResult]:
+        if not tasks:
+            return []
+        width = min(self.workers or os.cpu_count() or 1, len(tasks))
+        out: list[ChunkResult] = []
+        # NOTE: on Ctrl-C (or any error) the pool's exit terminates its workers at once; they
+        # ignore SIGINT themselves (see circinus.report.sweep). The parent's collector stays
+        # paused while results arrive: unpickling them makes millions of objects.
+        with paused(), multiprocessing.Pool(width, initializer=_start_worker,
+                                            initargs=(job,)) as pool:
+            for res in pool.imap_unordered(_worker_chunk, tasks, chunksize=1):
+                out.append(res)
+                progress(f"chunk {len(out)}/{len(tasks)} searched")
+        return out

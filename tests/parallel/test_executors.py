@@ -1,0 +1,237 @@
+"""The executor interface: every executor gives each query exactly the serial candidates."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from circinus.cli.main import app
+from circinus.errors import SpecError
+from circinus.estimate import AnalyticEstimator
+from circinus.gen import GenSpec, generate
+from circinus.parallel import (
+    ProcessExecutor,
+    SerialExecutor,
+    chunk_groups,
+    make_executor,
+    projected_makespan,
+)
+from circinus.parallel.base import SearchJob
+from circinus.planner import SEARCHES, Planner
+from circinus.runtime import MissingExtraError
+from circinus.search.base import BaseSearch
+from circinus.spec import build_index, parse_world
+from circinus.spec.index import WorldIndex
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def index() -> WorldIndex:
+    """A generated world with many groups: 6 sites (some isomorphic), every query class."""
+    return build_index(parse_world(generate(GenSpec(queries=90, edge_sites=6, seed=3))))
+
+
+def _search(index: WorldIndex, key: str = "circinus") -> BaseSearch:
+    return SEARCHES[key](estimator=AnalyticEstimator(index=index),
+                         settings=index.world.planner)
+
+
+@pytest.mark.parametrize("key", ["circinus", "exhaustive"])
+def test_groups_partition_the_queries_in_order(index: WorldIndex, key: str) -> None:
+    search = _search(index, key)
+    groups = search.groups(index.world.queries)
+    assert search.splittable and len(groups) > 5
+    flat = [i for g in groups for i in g]
+    assert sorted(flat) == list(range(len(index.world.queries)))
+    assert all(g == sorted(g) for g in groups)
+    assert [g[0] for g in groups] == sorted(g[0] for g in groups)
+
+
+def test_a_search_in_arrival_order_is_one_group(index: WorldIndex) -> None:
+    search = _search(index, "random")
+    assert not search.splittable
+    assert search.groups(index.world.queries) == [list(range(len(index.world.queries)))]
+    assert search.groups([]) == []
+
+
+@pytest.mark.parametrize("key", ["circinus", "exhaustive"])
+@pytest.mark.parametrize("chunks", [1, 2, 7, 1000])
+def test_any_union_of_groups_is_searched_as_in_the_whole(index: WorldIndex, key: str,
+                                                         chunks: int) -> None:
+    queries = index.world.queries
+    whole = _search(index, key).search(queries)
+    run = SerialExecutor(chunks=chunks).search(_search(index, key), queries)
+    assert run.found == tuple(whole)
+    assert len(run.chunks) == min(chunks, len(_search(index, key).groups(queries)))
+    assert sum(c.queries for c in run.chunks) == len(queries)
+    assert sum(qc.evaluations for qc in run.found) == sum(qc.evaluations for qc in whole)
+
+
+def test_worker_processes_give_the_serial_candidates(index: WorldIndex) -> None:
+    queries = index.world.queries
+    serial = SerialExecutor().search(_search(index), queries)
+    run = ProcessExecutor(workers=2, chunks=5).search(_search(index), queries)
+    assert run.found == serial.found
+    assert [c.number for c in run.chunks] == list(range(5))
+    assert run.executor == "processes" and run.workers == 2 and not run.shared_search
+    assert all(c.seconds > 0 and c.kernel_evaluations > 0 for c in run.chunks)
+    # Chunks do not share the memo: they compute at least what one search does.
+    assert run.kernel_evaluations >= serial.kernel_evaluations
+
+
+def test_the_plan_is_the_same_on_worker_processes(index: WorldIndex) -> None:
+    serial = Planner().plan(index)
+    chunked = Planner(executor=ProcessExecutor(workers=2, chunks=3)).plan(index)
+    assert chunked.decisions() == serial.decisions()
+    assert chunked.goodput == serial.goodput
+    assert chunked.cost_per_hour == serial.cost_per_hour
+    assert len(chunked.search_chunks) == 3 and len(serial.search_chunks) == 1
+    assert chunked.kernel_evaluations >= serial.kernel_evaluations
+
+
+def test_a_search_that_cannot_split_runs_as_one_chunk(index: WorldIndex) -> None:
+    queries = index.world.queries[:20]
+    whole = _search(index, "random").search(queries)
+    run = SerialExecutor(chunks=4).search(_search(index, "random"), queries)
+    assert run.found == tuple(whole) and len(run.chunks) == 1
+
+
+def test_no_queries_no_chunks(index: WorldIndex) -> None:
+    run = ProcessExecutor(workers=2).search(_search(index), [])
+    assert run.found == () and run.chunks == ()
+
+
+def test_the_job_ships_the_world_without_its_queries(index: WorldIndex) -> None:
+    job = SearchJob.of(_search(index))
+    assert job.index.world.queries == [] and job.index.devices == index.devices
+    assert type(job.build()) is SEARCHES["circinus"]
+
+
+def test_chunks_are_balanced_whole_groups_heaviest_first() -> None:
+    groups = [[0, *range(4, 103)], [1], [2, 3], [103, 104, 105, 106, 107, 108, 109, 110, 111]]
+    chunks = chunk_groups(groups, 2)
+    assert [sorted(c.indices) == list(c.indices) for c in chunks] == [True, True]
+    assert sorted(i for c in chunks for i in c.indices) == list(range(112))
+    assert chunks[0].weight >= chunks[1].weight
+    assert {len(c.indices) for c in chunks} == {100, 12}
+    # the documented example
+    sizes = [list(range(k, k + n)) for k, n in ((0, 100), (100, 10), (110, 10), (120, 10))]
+    a, b = chunk_groups(sizes, 2)
+    assert (a.groups, a.weight, b.groups, b.weight) == (3, 150, 1, 140)
+    assert len(chunk_groups(sizes, 50)) == 4
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chunking_keeps_every_query_once(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    ids = iter(range(10_000))
+    groups = [[next(ids) for _ in range(rng.randint(1, 30))] for _ in range(rng.randint(1, 60))]
+    n = sum(map(len, groups))
+    for k in (1, 3, 16):
+        chunks = chunk_groups(groups, k)
+        assert len(chunks) <= k and sum(c.groups for c in chunks) == len(groups)
+        assert sorted(itertools.chain.from_iterable(c.indices for c in chunks)) == list(range(n))
+
+
+def test_projected_makespan() -> None:
+    assert projected_makespan([4, 3, 2, 1], 2) == 5  # the documented example
+    assert projected_makespan([4, 3, 2, 1], 1, overhead_s=0.5) == 10.5
+    assert projected_makespan([4, 3, 2, 1], 64) == 4  # the largest chunk bounds it
+    assert projected_makespan([], 4, overhead_s=1.0) == 1.0
+    times = [0.3, 1.2, 0.7, 0.7, 2.0, 0.1, 0.9]
+    spans = [projected_makespan(times, w) for w in range(1, 9)]
+    assert spans == sorted(spans, reverse=True) and spans[0] == pytest.approx(sum(times))
+
+
+@pytest.mark.parametrize(("kind", "options", "message"), [
+    ("threads", {}, "--executor: unknown executor 'threads'"),
+    ("processes", {"workers": 0}, "--workers: must be in 1..4096, got 0"),
+    ("processes", {"chunks": 0}, "--chunks: must be in 1..100000, got 0"),
+    ("processes", {"address": "127.0.0.1:6379"}, "--address: only for --executor ray"),
+    ("serial", {"workers": 2}, "--workers: serial runs one chunk at a time"),
+])
+def test_bad_executor_options_are_one_line(kind: str, options: dict[str, object],
+                                           message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        make_executor(kind, **options)  # type: ignore[arg-type]
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_ray_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"pip install 'circinus\[ray\]'"):
+        make_executor("ray")
+
+
+@pytest.fixture(scope="module")
+def world_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("w") / "w.yaml"
+    result = runner.invoke(app, ["gen", "-n", "40", "--edge-sites", "4", "--seed", "2",
+                                 "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _searched(path: Path) -> object:
+    """What the search decided, per the plan file: each query's candidates, and the plans
+    estimated (the selection after it has a time budget, which a loaded machine may cut)."""
+    data = json.loads(path.read_text())
+    return data["evaluations"], [(q["name"], q["candidates"]) for q in data["queries"]]
+
+
+def test_cli_plans_the_same_on_worker_processes(world_file: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    result = runner.invoke(app, ["plan", str(world_file), "-q", "--json", str(a)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["plan", str(world_file), "--executor", "processes",
+                                 "--workers", "2", "--chunks", "3", "--show", "0", "--json",
+                                 str(b)])
+    assert result.exit_code == 0, result.output
+    assert "search (processes): 3 chunk(s) on" in result.stdout
+    assert _searched(a) == _searched(b)
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--executor", "threads"], 2, "error: --executor: unknown executor 'threads'"),
+    (["--executor", "processes", "--search", "vulcan"], 2,
+     "error: --executor processes: search 'vulcan' decides its queries one after another"),
+    (["--address", "127.0.0.1:1"], 2, "error: --address: only for --executor ray"),
+    (["--executor", "processes", "--workers", "0"], 2, "error: --workers: must be in"),
+])
+def test_cli_rejects_bad_executor_options(world_file: Path, args: list[str], code: int,
+                                          message: str) -> None:
+    result = runner.invoke(app, ["plan", str(world_file), *args])
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+@pytest.mark.parametrize(("address", "message"), [
+    ("127.0.0.1:1", "error: --address 127.0.0.1:1: no Ray cluster answers there"),
+    ("not an address", "error: --address: expected host:port"),
+])
+def test_cli_names_an_unreachable_cluster(world_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                          address: str, message: str) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", address)  # what --address defaults to
+    result = runner.invoke(app, ["plan", str(world_file), "--executor", "ray"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_ray_address_is_read_for_the_ray_executor_alone(
+        world_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    result = runner.invoke(app, ["plan", str(world_file), "-q"])
+    assert result.exit_code == 0, result.output
