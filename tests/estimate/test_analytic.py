@@ -514,19 +514,32 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
     audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020)
     _, audio_v, audio_t = waitlaw.moments(wq_a, waitlaw.decay(10.0, 0.020, 0.0))
     video_t = 2 * (3 / 70) ** 3
-    # f starts when both branches are in (different sources: independent): the moments of the
-    # maximum of two shifted gammas with the branches' three moments, E[M^k] = int k t^(k-1)
-    # (1 - F_v(t) F_a(t)) dt, by quadrature.
+    # f starts when both branches are in. Both sources emit at the request's arrival, so the
+    # waits of v and a move together: with the part of each wait the arrivals drive (M/M/1:
+    # 1/2; M/D/1: 1), a common component of variance 1/2 sd_v sd_a (at most the smaller wait
+    # variance) and a third moment scaled from the waits is split off both branches
+    # (join.common_wait) and added back after the maximum of what is left: the moments of the
+    # maximum of two shifted gammas, E[M^k] = int k t^(k-1) (1 - F_v(t) F_a(t)) dt, by
+    # quadrature.
+    wq_v = 0.3 / (100 / 3 - 10)
+    _, wv_v, wv_t = waitlaw.moments(wq_v, 100 / 3 - 10)  # M/M/1: exponential, mu - lam
+    common_v = min(0.5 * math.sqrt(wv_v * audio_v), wv_v, audio_v)
+    common_t = min(wv_t * (common_v / wv_v) ** 1.5, audio_t * (common_v / audio_v) ** 1.5)
+    assert common_v > 0
+
     def cdf(t: float, m: float, v: float, third: float) -> float:
+        if v <= 1e-15:  # all of a's variance is its wait, shared: what is left is a constant
+            return float(t >= m)
         return float(pearson3.cdf(t, third / v**1.5, loc=m, scale=math.sqrt(v)))
 
     def tail_moment(k: int) -> float:
-        return quad(lambda t: k * t ** (k - 1) * (1 - cdf(t, video_m, video_v, video_t)
-                                                  * cdf(t, audio_m, audio_v, audio_t)),
+        return quad(lambda t: k * t ** (k - 1) * (
+            1 - cdf(t, video_m, video_v - common_v, video_t - common_t)
+            * cdf(t, audio_m, audio_v - common_v, audio_t - common_t)),
                     0, 1.0, limit=200, points=[video_m, audio_m])[0]
 
     m1, m2, m3 = tail_moment(1), tail_moment(2), tail_moment(3)
-    max_m, max_v, max_t = m1, m2 - m1**2, m3 - 3 * m1 * m2 + 2 * m1**3
+    max_m, max_v, max_t = m1, m2 - m1**2 + common_v, m3 - 3 * m1 * m2 + 2 * m1**3 + common_t
     # The maximum is slower than either branch on average.
     assert max_m > max(video_m, audio_m) + 1e-3
     mean, var, third = max_m + f_m, max_v + f_v, max_t + f_t

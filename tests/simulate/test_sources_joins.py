@@ -1,10 +1,11 @@
 """Joins without an operator, sources with rates and sizes of their own, and a source's uplink
 priced apart: each estimator term pinned against the simulator (and arithmetic).
 
-Tolerances: the branches of a join see the same arrivals, so their waits are correlated where
-the estimator takes them as independent (the simulated maximum is then under the estimate: 3 %
-for two M/M/1 branches at 30 and 20 % utilisation, so the pin runs them at 6 and 4 %); 20,000
-requests give the mean to about 1 % and the 95th percentile to about 1.5 %.
+Tolerances: the branches of a join see the same arrivals, so their waits are correlated; the
+estimator shares a part of their first stages' waits (estimate.join.common_wait), which at low
+load is small (the simulated maximum is 3 % under the independent one for two M/M/1 branches at
+30 and 20 % utilisation, so the pin runs them at 6 and 4 %); 20,000 requests give the mean to
+about 1 % and the 95th percentile to about 1.5 %.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def _estimate(world: dict[str, Any], where: dict[str, tuple[str, int]]) -> Any:
 
 def test_a_join_sink_is_the_maximum_of_its_branches(build: Build) -> None:
     # At 2 req/s the branches barely queue, so their shared arrivals hardly correlate them
-    # (at 10 req/s the simulated maximum is 3 % under the independent one).
+    # (at 10 req/s the simulated maximum is 3 % under the independent one): the estimate,
+    # which correlates the branches' waits (estimate.join.common_wait), is at most 1 % under
+    # the maximum of independent sojourns, never above it.
     world = _world(join_sink=True, rate=2.0)
     where = {"x": ("box", 1), "y": ("box", 1)}
     est = _estimate(world, where)
@@ -93,7 +96,7 @@ def test_a_join_sink_is_the_maximum_of_its_branches(build: Build) -> None:
     a, b = 1 / (1000 / 30 - 2), 1 / (1000 / 20 - 2)
     mean = (a + b - 1 / (1 / a + 1 / b)) * 1000
     p95 = brentq(lambda t: (1 - math.exp(-t / a)) * (1 - math.exp(-t / b)) - 0.95, 0, 1) * 1000
-    assert est.latency_mean_ms == pytest.approx(mean, rel=2e-3)
+    assert 0.99 * mean <= est.latency_mean_ms <= mean * (1 + 1e-9)
     assert est.latency_ms == pytest.approx(p95, rel=0.03)
     assert est.cost_per_hour == 0.0
     sim = build(world, {"q": [(s, op, [where[s]], 1) for s, op in (("x", "slow"),

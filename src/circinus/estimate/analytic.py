@@ -47,6 +47,15 @@ queries (a batch of ``b`` requests drawn from the mix has squared coefficient of
 ``(1 + cv^2)(1 + Var(s) / (b E[s]^2)) - 1`` for the profile's ``cv`` and multipliers ``s``);
 the query's own batch takes ``(s_q + (b - 1) E[s]) / b`` times the profiled time. Its units and
 cost are then its share of the deployment's replicas by work (rate x multiplier).
+
+**Arrivals smoother than Poisson.** A stage is estimated at the SCV of the gaps between its
+query's requests (``arrival_scv``, propagated along the plan by :meth:`BaseEstimator.estimate
+<circinus.estimate.base.BaseEstimator.estimate>`, :mod:`circinus.estimate.arrivals`): a device's
+part of a stage split at random has ``p c^2 + 1 - p``; on a sized shared deployment the query's
+part merges with its co-tenants', taken as Poisson (rate-weighted), and the query's requests
+leave as a random part of the deployment's departures. A shared stage before the sizing is
+estimated Poisson-fed (its worst state must hold whoever its co-tenants are), and so is every
+stage without the SCV (what :meth:`stage` takes by default).
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from circinus.estimate.arrivals import merge_scv, rounded_scv, split_scv
 from circinus.estimate.base import BaseEstimator, Shares, StageEstimate, TransferEstimate
 from circinus.estimate.flow import Flow, at_rate
 from circinus.estimate.join import max_moments
@@ -192,18 +202,23 @@ class AnalyticEstimator(BaseEstimator):
         return self._slowdown.get((src_site, dst_site), 1.0)
 
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
-              placement: Placement, level: float | None = None) -> StageEstimate:
+              placement: Placement, level: float | None = None,
+              arrival_scv: float = 1.0) -> StageEstimate:
         scale = query.work_scale.get(stage, 1.0)
         rate = self.index.pipelines[query.pipeline].rate(query, stage)
-        key = (query.pipeline, stage, config, batch, placement, rate, scale, level)
+        # A shared stage not sized yet is estimated Poisson-fed whatever feeds it (arrivals note).
+        scv = rounded_scv(arrival_scv) if level is None or self._states else 1.0
+        key = (query.pipeline, stage, config, batch, placement, rate, scale, level, scv)
         hit = self._stages.get(key)
         if hit is None:
-            self.kernel_evaluations += 1
+            if scv == 1.0 or (*key[:-1], 1.0) not in self._stages:
+                self.kernel_evaluations += 1  # (the same stage at another SCV needs no profile)
             if level is None:
-                hit = self._stage(query.pipeline, stage, config, batch, placement, rate, scale)
+                hit = self._stage(query.pipeline, stage, config, batch, placement, rate, scale,
+                                  scv)
             else:
                 hit = self._shared(query.pipeline, stage, config, batch, placement, rate,
-                                   scale, level)
+                                   scale, level, scv)
             self._stages[key] = hit = self._with_hop(hit)
         return hit
 
@@ -232,8 +247,8 @@ class AnalyticEstimator(BaseEstimator):
         return out
 
     def _shared(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
-                placement: Placement, rate: float, scale: float, level: float
-                ) -> StageEstimate:
+                placement: Placement, rate: float, scale: float, level: float,
+                arrival_scv: float = 1.0) -> StageEstimate:
         """A shared stage (module note): at its deployments' real state where sized, else at
         the worst state of ``level``."""
         op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
@@ -245,6 +260,9 @@ class AnalyticEstimator(BaseEstimator):
         parts: list[tuple[float, Moments3]] = []
         shares, units, memory, loads, rates, holds = [], [], [], [], [], []
         floors: list[tuple[str, int]] = []
+        waits: list[tuple[float, Moments3]] = []
+        leaving: list[tuple[float, float]] = []
+        driven = 0.0
         worst = alone = 0.0
         for rep, dev, prof, base in groups:
             share = rep.count * batch / (base * scale) / capacity if rep.share is None else (
@@ -260,23 +278,37 @@ class AnalyticEstimator(BaseEstimator):
                 # saturated): the query is then estimated alone on its fewest replicas, and
                 # the deployment check vouches for it once the deployment is sized.
                 busiest = own_rate if level >= 1 - 1e-9 else level * rep.count * batch / svc
+                # Co-tenants unknown: Poisson arrivals, and Poisson on (arrivals module note).
                 soj = batch_queue_sojourn(rate=busiest, batch=batch, batch_service=svc,
                                           service_cv=cv, replicas=rep.count,
                                           fill_rate=own_rate)
                 held = load / level  # replicas' worth at the level
                 worst = max(worst, level)
+                leaves = 1.0
             else:
                 mix = state.scale_mean
                 spread = max(0.0, state.scale_sq - mix * mix) / (batch * mix * mix)
                 cs2 = (1 + cv * cv) * (1 + spread) - 1
+                # This query's part of the merged stream is smooth, its co-tenants' taken as
+                # Poisson; it leaves as a random part of the deployment's departures. Co-tenants
+                # that send bursts (fan-out) make the stream burstier than Poisson, not smoother:
+                # it is then taken as Poisson times their dispersion, with no smoothing.
+                mine = min(1.0, own_rate / state.rate_rps)
+                merged = merge_scv([(mine, split_scv(arrival_scv, share)), (1.0 - mine, 1.0)])
+                if state.burst_rate > 0.0:
+                    merged = 1.0
                 soj = batch_queue_sojourn(
                     rate=state.rate_rps, batch=batch, batch_service=base * mix,
                     service_cv=math.sqrt(cs2), replicas=state.replicas,
                     own_service=base * (scale + (batch - 1) * mix) / batch,
-                    dispersion=1.0 + state.burst_rate / state.rate_rps)
+                    dispersion=1.0 + state.burst_rate / state.rate_rps, arrival_scv=merged)
                 held = state.replicas * (own_rate * scale) / (state.rate_rps * mix)
                 worst = max(worst, soj.utilization)
+                leaves = split_scv(soj.departure_scv, mine)
             parts.append((share, (soj.mean, soj.var, soj.third)))
+            waits.append((share, soj.wait))
+            leaving.append((share, leaves))
+            driven += share * soj.arrival_share
             shares.append((rep.device, share))
             units.append((rep.device, held * prof.units))
             memory.append((rep.device, held * prof.memory_gb))
@@ -292,10 +324,12 @@ class AnalyticEstimator(BaseEstimator):
             units=tuple(units), memory_gb=tuple(memory), cost_per_hour=cost,
             deployments=tuple(loads), deployment_rates=tuple(rates),
             deployment_held=tuple(holds), alone_cost_per_hour=alone,
-            deployment_floor=tuple(floors), third_s3=third)
+            deployment_floor=tuple(floors), third_s3=third, wait_s=mixture(waits),
+            arrival_share=driven, departure_scv=merge_scv(leaving))
 
     def _stage(self, pipeline: str, stage: str, config: ConfigKey, batch: int,
-               placement: Placement, rate: float, scale: float) -> StageEstimate:
+               placement: Placement, rate: float, scale: float, arrival_scv: float = 1.0
+               ) -> StageEstimate:
         op = self.index.operators[self.index.pipelines[pipeline].operator_of[stage]]
         found = self._groups(op, config, batch, placement)
         if found is None:
@@ -307,14 +341,21 @@ class AnalyticEstimator(BaseEstimator):
         capacity = sum(g[4] for g in groups)
         parts: list[tuple[float, Moments3]] = []
         shares, units, memory = [], [], []
+        waits: list[tuple[float, Moments3]] = []
+        leaving: list[tuple[float, float]] = []
+        driven = 0.0
         cost = 0.0
         busiest = 0.0
         for rep, dev, prof, svc, cap in groups:
             share = cap / capacity if rep.share is None else rep.share
             busiest = max(busiest, rate * share / cap)
             soj = batch_queue_sojourn(rate=rate * share, batch=batch, batch_service=svc,
-                                      service_cv=service_cv(prof), replicas=rep.count)
+                                      service_cv=service_cv(prof), replicas=rep.count,
+                                      arrival_scv=split_scv(arrival_scv, share))
             parts.append((share, (soj.mean, soj.var, soj.third)))
+            waits.append((share, soj.wait))
+            leaving.append((share, soj.departure_scv))
+            driven += share * soj.arrival_share
             shares.append((rep.device, share))
             units.append((rep.device, rep.count * prof.units))
             memory.append((rep.device, rep.count * prof.memory_gb))
@@ -329,6 +370,9 @@ class AnalyticEstimator(BaseEstimator):
             memory_gb=tuple(memory),
             cost_per_hour=cost,
             third_s3=third,
+            wait_s=mixture(waits),
+            arrival_share=driven,
+            departure_scv=merge_scv(leaving),
         )
 
     def burst(self, query: Query, stage: str, config: ConfigKey, batch: int,

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from circinus.estimate.arrivals import inflow_scv
 from circinus.estimate.flow import (
     Burst,
     Flow,
@@ -75,6 +76,16 @@ class StageEstimate:
     third_s3: float = 0.0
     """Third central moment of the sojourn, s³ (its skew: see
     :func:`~circinus.estimate.queueing.quantile`)."""
+    wait_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Mean, variance and third central moment of the wait in the queue of batches (part of
+    the sojourn), s; the part that stages fed by the same arrivals share
+    (:mod:`circinus.estimate.join`)."""
+    arrival_share: float = 0.0
+    """The part of the wait's variability driven by the arrivals (``c_A^2 / (c_A^2 +
+    c_S^2)``, :class:`~circinus.estimate.queueing.Sojourn`)."""
+    departure_scv: float = 1.0
+    """SCV of the gaps between this query's requests leaving the stage, what the next stage
+    sees (:mod:`circinus.estimate.arrivals`)."""
 
     @property
     def solo_cost_per_hour(self) -> float:
@@ -215,10 +226,14 @@ class BaseEstimator(ABC):
 
     @abstractmethod
     def stage(self, query: Query, stage: str, config: ConfigKey, batch: int,
-              placement: Placement, level: float | None = None) -> StageEstimate:
+              placement: Placement, level: float | None = None,
+              arrival_scv: float = 1.0) -> StageEstimate:
         """Estimate ``stage`` of ``query`` in ``config`` at ``batch`` on ``placement``:
         dedicated replicas when ``level`` is ``None``, else shared deployments sized for at
-        most ``level`` utilisation (see :class:`~circinus.plan.records.StagePlan`)."""
+        most ``level`` utilisation (see :class:`~circinus.plan.records.StagePlan`), its
+        requests arriving with gaps of SCV ``arrival_scv`` (1: Poisson; see
+        :mod:`circinus.estimate.arrivals`). The shares, units, memory and cost do not depend on
+        ``arrival_scv``."""
 
     @abstractmethod
     def transfer(self, query: Query, size_kb: float, src: Shares, dst: Shares,
@@ -240,24 +255,31 @@ class BaseEstimator(ABC):
     def estimate(self, query: Query, plan: QueryPlan) -> Estimate:
         """Compose the stage and transfer estimates of ``plan``.
 
-        Rule: latencies compose over the DAG (:mod:`circinus.estimate.join`): along an edge
-        the means, variances and third central moments of transfers and stage sojourns add up
-        (stages assumed independent); where branches join, the moments of their maximum are
-        integrated; the percentile is read off the shifted gamma with the sink's three moments
+        Rule: each stage of a plain pipeline is estimated at the SCV of its arrivals,
+        propagated from the Poisson sources through the stages before it
+        (:mod:`circinus.estimate.arrivals`); latencies compose over the DAG
+        (:mod:`circinus.estimate.join`): along an edge the means, variances and third central
+        moments of transfers and stage sojourns add up (stages assumed independent); where
+        branches join, the moments of their maximum are integrated, with the waits of the
+        branches' first stages correlated through their shared arrivals; the percentile is read
+        off the shifted gamma with the sink's three moments
         (:func:`~circinus.estimate.queueing.quantile`). Costs and resources add up. A pipeline
-        with fan-out or branches is composed by :meth:`_estimate_flow`.
+        with fan-out or branches is composed by :meth:`_estimate_flow`, its stages estimated
+        Poisson-fed (``arrival_scv`` 1).
         """
         pipe = self.index.pipelines[query.pipeline]
         if not pipe.plain:
             return self._estimate_flow(query, plan)
         stages = {s.stage: s for s in plan.stages}
         configs = {name: s.config for name, s in stages.items()}
-        ests = {
+        ests = {  # at Poisson arrivals first: the shares the transfers need
             name: self.stage(query, name, s.config, s.batch, s.placement, s.level)
             for name, s in stages.items()
         }
         edges: dict[tuple[str, str], tuple[float, float, float]] = {}
         transfers = []
+        leaving = {src: 1.0 for src in pipe.source_kb}
+        unwaited = pipe.unwaited(query)
         for stage in pipe.order:
             for pred in pipe.preds[stage]:
                 size = self.message_kb(query.pipeline, pred, configs, query=query)
@@ -268,9 +290,19 @@ class BaseEstimator(ABC):
                                    rate_rps=pipe.rate(query, pred))
                 transfers.append(tr)
                 edges[pred, stage] = (tr.mean_s, tr.var_s2, tr.third_s3)
+            # A request is ready when its waited inputs are (a join takes an unwaited input's
+            # latest message as it is, whenever it came).
+            scv = inflow_scv([(leaving[p], edges[p, stage][1]) for p in pipe.preds[stage]
+                              if p not in unwaited or stage in unwaited],
+                             pipe.rate(query, stage))
+            if scv < 1.0:
+                sp = stages[stage]
+                ests[stage] = self.stage(query, stage, sp.config, sp.batch, sp.placement,
+                                         sp.level, scv)
+            leaving[stage] = ests[stage].departure_scv
         mean, var, third = latency_moments(
             pipe, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()}, edges,
-            pipe.unwaited(query))
+            unwaited, {name: (e.wait_s, e.arrival_share) for name, e in ests.items()})
         return Estimate(
             latency_mean_ms=mean * 1e3,
             latency_ms=quantile(mean, var, query.slo.percentile / 100.0, third) * 1e3,
@@ -299,6 +331,9 @@ class BaseEstimator(ABC):
         stages = {s.stage: s for s in plan.stages}
         configs = {name: s.config for name, s in stages.items()}
         flow = flow_of(pipe, self.index.operators, configs)
+        # Stages here are estimated Poisson-fed (arrival_scv 1): the arrival-SCV propagation of
+        # :meth:`estimate` (circinus.estimate.arrivals) covers plain pipelines only, a fan-out's
+        # bursts and a branch's random split are not renewal streams it models.
         ests = {
             name: self.stage(at_rate(query, flow.stage[name]), name, s.config, s.batch,
                              s.placement, s.level)

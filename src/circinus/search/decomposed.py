@@ -13,8 +13,10 @@ NOTE: three structural facts of the problem make the search cheap (Circinus, arX
    dynamic program over stages whose state is the previous stage's placement (which decides the
    next transfer) and the set of devices used so far (which decides the resources the plan
    competes for); in each state only partial plans on the Pareto front of (mean latency,
-   latency variance, cost) survive, since a dominated prefix cannot end in a better plan: path
-   mean and variance add up and the percentile grows with both. Per-stage and per-transfer
+   latency variance, cost, the SCV of the requests leaving the prefix) survive, since a
+   dominated prefix cannot end in a better plan: path mean and variance add up, the
+   percentile grows with both, and a smoother stream leaving the prefix only shortens the
+   waits after it (:mod:`circinus.estimate.arrivals`). Per-stage and per-transfer
    estimates are memoised by the estimator, so plans sharing a stage share its estimate.
    Non-chain DAGs fall back to the pruned depth-first enumeration.
 3. *Similarity across queries.* Queries of the same pipeline, rate, per-stage work and SLO
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from circinus.estimate.arrivals import inflow_scv
 from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
@@ -71,6 +74,9 @@ class _Partial:
     """Units taken of each device by the stages so far (never mutated)."""
     other: tuple[tuple[Any, float], ...]
     """Memory and link use per stage so far (keys may repeat)."""
+    leaving: float = 1.0
+    """SCV of the requests leaving the last stage (:mod:`circinus.estimate.arrivals`): the next
+    stage waits less behind a smoother stream, so it is a Pareto dimension too."""
 
 
 class DecomposedSearch(ExhaustiveSearch):
@@ -230,10 +236,11 @@ class DecomposedSearch(ExhaustiveSearch):
         made = 0
         for (shares, used_set), partials in prev.items():
             for opt in per_stage[depth]:
-                st = est.stage(query, stage, configs[stage], opt.batch, opt.placement,
-                               opt.level)
-                if not math.isfinite(st.mean_s):
+                poisson = est.stage(query, stage, configs[stage], opt.batch, opt.placement,
+                                    opt.level)
+                if not math.isfinite(poisson.mean_s):
                     continue
+                st = poisson  # (shares, resources and cost do not depend on the arrivals)
                 tr = est.transfer(query, size, shares, st.shares)
                 need = st.units  # a shared stage's share of its deployments at their level
                 step = StagePlan(stage, configs[stage], opt.batch, opt.placement, opt.level)
@@ -244,6 +251,9 @@ class DecomposedSearch(ExhaustiveSearch):
                 state = (st.shares, used_set | {d for d, _ in need})
                 for p in partials:
                     made += 1
+                    scv = inflow_scv([(p.leaving, tr.var_s2)], pipe.rate(query, stage))
+                    st = poisson if scv >= 1.0 else est.stage(
+                        query, stage, configs[stage], opt.batch, opt.placement, opt.level, scv)
                     mean = p.mean + tr.mean_s + st.mean_s
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
@@ -257,7 +267,7 @@ class DecomposedSearch(ExhaustiveSearch):
                         mean, p.var + tr.var_s2 + st.var_s2, p.third + tr.third_s3 + st.third_s3,
                         p.cost + st.cost_per_hour + tr.cost_per_hour,
                         p.solo + st.solo_cost_per_hour + tr.cost_per_hour,
-                        (*p.stages, step), units, p.other + extra))
+                        (*p.stages, step), units, p.other + extra, st.departure_scv))
         layer = {k: _pareto(v) for k, v in grown.items()}
         self._layers[key] = (layer, cut)
         return layer, cut, made
@@ -284,13 +294,14 @@ def _usage(p: _Partial) -> Usage:
 
 
 def _pareto(partials: list[_Partial]) -> list[_Partial]:
-    """The partials no other beats on mean, variance, third moment and cost at once (ties: the
-    cheaper alone first, then the first listed)."""
-    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.third, p.cost, p.solo))
+    """The partials no other beats on mean, variance, third moment, cost and the SCV of what
+    leaves them at once (ties: the cheaper alone first, then the first listed)."""
+    ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.third, p.cost, p.solo,
+                                             p.leaving))
     kept: list[_Partial] = []
     for p in ranked:
         if not any(k.var <= p.var + EPS and k.third <= p.third + EPS and k.cost <= p.cost + EPS
-                   for k in kept):
+                   and k.leaving <= p.leaving + EPS for k in kept):
             kept.append(p)
     return kept
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from circinus.estimate.arrivals import inflow_scv
 from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares, dominates
 from circinus.estimate.flow import at_rate, flow_of
-from circinus.estimate.join import Moments, latency_moments
+from circinus.estimate.join import Moments, Wait, latency_moments
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
@@ -384,7 +385,8 @@ class ExhaustiveSearch(BaseSearch):
         complete plans whose end-to-end performance was estimated.
 
         Path moments and cost are accumulated incrementally from the estimator's (cached) stage
-        and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does.
+        and transfer kernels, composed exactly as :meth:`BaseEstimator.estimate` does (each
+        stage at the arrival SCV the options chosen before it give).
         """
         est = self.estimator
         pipe = est.index.pipelines[query.pipeline]
@@ -407,10 +409,12 @@ class ExhaustiveSearch(BaseSearch):
         varis = [0.0] * len(pipe.paths)
         stage_m: dict[str, Moments] = {}  # of the chosen options, for the leaves
         edge_m: dict[tuple[str, str], Moments] = {}
+        wait_m: dict[str, Wait] = {}
+        leaving = {src: 1.0 for src in pipe.source_kb}  # SCV of the requests each node emits
 
         def dfs(depth: int, cost: float, solo: float) -> None:
             if depth == len(order):
-                mean, var, third = latency_moments(pipe, stage_m, edge_m, unwaited)
+                mean, var, third = latency_moments(pipe, stage_m, edge_m, unwaited, wait_m)
                 pct = quantile(mean, var, q, third)
                 usage = [(("device", d), u) for d, u in used.items() if u > EPS]
                 usage += [(r, v) for r, v in other.items() if v > EPS]
@@ -432,6 +436,14 @@ class ExhaustiveSearch(BaseSearch):
                     size = est.message_kb(query.pipeline, pred, configs, query=query)
                     into[pred] = est.transfer(query, size, src, st.shares,
                                               rate_rps=pipe.rate(query, pred))
+                scv = inflow_scv([(leaving[p], tr.var_s2) for p, tr in into.items()
+                                  if p not in unwaited or stage in unwaited],
+                                 pipe.rate(query, stage))
+                if scv < 1.0:  # smoother than Poisson behind the stages chosen before
+                    st = est.stage(query, stage, config, opt.batch, opt.placement, opt.level,
+                                   scv)
+                leaving[stage] = st.departure_scv
+                wait_m[stage] = (st.wait_s, st.arrival_share)
                 for i, pred in on_paths[stage]:
                     means[i] += into[pred].mean_s + st.mean_s
                     varis[i] += into[pred].var_s2 + st.var_s2
