@@ -7,7 +7,10 @@ directory's ``conftest.py`` can shadow.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from circinus.spec.index import PipelineIndex
 
 
 def make_tiny_world() -> dict[str, Any]:
@@ -192,3 +195,22 @@ def random_tiny_world(seed: int, *, dag: bool = False, queries: int = 3,
         "planner": {"max_utilization": 0.8, "sharing": sharing,
                     "max_devices_per_operator": spread, "time_limit_s": 20},
     }
+
+
+def dag_pipeline(sources: list[str], edges: list[list[str]]) -> PipelineIndex:
+    """The index of a pipeline ``p`` with these sources and ``[from, to]`` edges, every stage
+    one 1 ms operator on one box (for tests of the DAG's structure and composition)."""
+    stages = sorted({b for _, b in edges} | {a for a, _ in edges} - set(sources))
+    world: dict[str, Any] = {
+        "name": "dag", "hardware": [{"name": "cpu"}], "sites": [{"name": "s", "tier": "edge"}],
+        "devices": [{"name": "box", "site": "s", "hardware": "cpu", "units": 1,
+                     "price_per_unit_hour": 0.0}],
+        "operators": [{"name": "op", "profiles": [{"hardware": "cpu", "mean_ms": 1.0}]}],
+        "pipelines": [{"name": "p", "sources": [{"name": n, "output_kb": 1} for n in sources],
+                       "stages": [{"name": n, "operator": "op"} for n in stages],
+                       "edges": edges, "accuracy": {"rule": "none"}}],
+        "queries": [],
+    }
+    from circinus.spec import build_index, parse_world
+
+    return build_index(parse_world(world)).pipelines["p"]

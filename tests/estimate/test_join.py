@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 from scipy.integrate import quad
 from scipy.special import gammainc
 
 from circinus.estimate.join import latency_moments, max_moments
-from circinus.spec import build_index, parse_world
-from circinus.spec.index import PipelineIndex
+from tinyworld import dag_pipeline
 
 
 def test_maximum_of_exponentials_has_the_order_statistic_moments() -> None:
@@ -72,34 +70,19 @@ def test_maximum_edge_cases() -> None:
     assert a[0] > 12.0
 
 
-def _pipeline(sources: list[str], edges: list[list[str]]) -> PipelineIndex:
-    stages = sorted({b for _, b in edges} | {a for a, _ in edges} - set(sources))
-    world: dict[str, Any] = {
-        "name": "dag", "hardware": [{"name": "cpu"}], "sites": [{"name": "s", "tier": "edge"}],
-        "devices": [{"name": "box", "site": "s", "hardware": "cpu", "units": 1,
-                     "price_per_unit_hour": 0.0}],
-        "operators": [{"name": "op", "profiles": [{"hardware": "cpu", "mean_ms": 1.0}]}],
-        "pipelines": [{"name": "p", "sources": [{"name": n, "output_kb": 1} for n in sources],
-                       "stages": [{"name": n, "operator": "op"} for n in stages],
-                       "edges": edges, "accuracy": {"rule": "none"}}],
-        "queries": [],
-    }
-    return build_index(parse_world(world)).pipelines["p"]
-
-
 def test_forks_are_immediate_dominators() -> None:
-    diamond = _pipeline(["cam"], [["cam", "a"], ["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
+    diamond = dag_pipeline(["cam"], [["cam", "a"], ["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
     assert diamond.forks == {"d": "a"}
-    two = _pipeline(["img", "mic"], [["img", "x"], ["mic", "y"], ["x", "z"], ["y", "z"]])
+    two = dag_pipeline(["img", "mic"], [["img", "x"], ["mic", "y"], ["x", "z"], ["y", "z"]])
     assert two.forks == {"z": None}
     # A source feeding two branches is their fork; a nested diamond has its own.
-    nested = _pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["c", "e"], ["c", "f"],
+    nested = dag_pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["c", "e"], ["c", "f"],
                                  ["e", "g"], ["f", "g"], ["b", "h"], ["g", "h"]])
     assert nested.forks == {"g": "c", "h": "cam"}
 
 
 def test_a_chain_adds_moments() -> None:
-    chain = _pipeline(["cam"], [["cam", "a"], ["a", "b"]])
+    chain = dag_pipeline(["cam"], [["cam", "a"], ["a", "b"]])
     got = latency_moments(chain, {"a": (2.0, 1.0, 2.0), "b": (3.0, 2.0, 1.0)},
                           {("cam", "a"): (0.5, 0.1, 0.0), ("a", "b"): (1.0, 0.0, 0.0)})
     assert got == pytest.approx((6.5, 3.1, 3.0))
@@ -108,7 +91,7 @@ def test_a_chain_adds_moments() -> None:
 def test_a_fork_is_counted_once() -> None:
     # cam -> a -> {b, c} -> d: latency a + max(b, c) + d. a's variance is shared by both
     # branches and must not widen their maximum; b and c are constants 5 and 3.
-    diamond = _pipeline(["cam"], [["cam", "a"], ["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
+    diamond = dag_pipeline(["cam"], [["cam", "a"], ["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]])
     free = {e: (0.0, 0.0, 0.0) for e in [("cam", "a"), ("a", "b"), ("a", "c"), ("b", "d"),
                                          ("c", "d")]}
     got = latency_moments(diamond, {"a": (10.0, 100.0, 2000.0), "b": (5.0, 0.0, 0.0),

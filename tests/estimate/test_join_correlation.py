@@ -13,25 +13,9 @@ from circinus.estimate.queueing import Sojourn, batch_queue_sojourn, quantile
 from circinus.simulate.queues import fifo_starts
 from circinus.simulate.service import draw_service
 from circinus.spec import build_index, parse_world
-from circinus.spec.index import PipelineIndex
+from tinyworld import dag_pipeline
 
-
-def _pipeline(sources: list[str], edges: list[list[str]]) -> PipelineIndex:
-    stages = sorted({b for _, b in edges} | {a for a, _ in edges} - set(sources))
-    world: dict[str, Any] = {
-        "name": "dag", "hardware": [{"name": "cpu"}], "sites": [{"name": "s", "tier": "edge"}],
-        "devices": [{"name": "box", "site": "s", "hardware": "cpu", "units": 1,
-                     "price_per_unit_hour": 0.0}],
-        "operators": [{"name": "op", "profiles": [{"hardware": "cpu", "mean_ms": 1.0}]}],
-        "pipelines": [{"name": "p", "sources": [{"name": n, "output_kb": 1} for n in sources],
-                       "stages": [{"name": n, "operator": "op"} for n in stages],
-                       "edges": edges, "accuracy": {"rule": "none"}}],
-        "queries": [],
-    }
-    return build_index(parse_world(world)).pipelines["p"]
-
-
-_FORK = _pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["b", "d"], ["c", "d"]])
+_FORK = dag_pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["b", "d"], ["c", "d"]])
 _EDGES = {e: (0.0, 0.0, 0.0) for e in [("cam", "b"), ("cam", "c"), ("b", "d"), ("c", "d")]}
 
 
@@ -44,13 +28,13 @@ def _join(b: Sojourn, c: Sojourn, *, correlated: bool) -> tuple[float, float, fl
 
 
 def test_branch_heads() -> None:
-    nested = _pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["c", "e"], ["c", "f"],
+    nested = dag_pipeline(["cam"], [["cam", "b"], ["cam", "c"], ["c", "e"], ["c", "f"],
                                  ["e", "g"], ["f", "g"], ["b", "h"], ["g", "h"]])
     assert branch_head(nested, "g", "cam") == "c"
     assert branch_head(nested, "b", "cam") == "b"
     assert branch_head(nested, "e", "c") == "e"
     assert branch_head(nested, "c", "c") is None
-    two = _pipeline(["img", "mic"], [["img", "x"], ["mic", "y"], ["x", "z"], ["y", "z"]])
+    two = dag_pipeline(["img", "mic"], [["img", "x"], ["mic", "y"], ["x", "z"], ["y", "z"]])
     assert branch_head(two, "y", None) == "y"
 
 

@@ -303,24 +303,8 @@ class BaseEstimator(ABC):
         mean, var, third = latency_moments(
             pipe, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()}, edges,
             unwaited, {name: (e.wait_s, e.arrival_share) for name, e in ests.items()})
-        return Estimate(
-            latency_mean_ms=mean * 1e3,
-            latency_ms=quantile(mean, var, query.slo.percentile / 100.0, third) * 1e3,
-            percentile=query.slo.percentile,
-            accuracy=self.accuracy(query.pipeline, configs),
-            compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
-            network_cost_per_hour=sum(t.cost_per_hour for t in transfers),
-            max_utilization=max(e.utilization for e in ests.values()),
-            device_units=_add(e.units for e in ests.values()),
-            device_memory_gb=_add(e.memory_gb for e in ests.values()),
-            link_mbps=_add(t.link_mbps for t in transfers),
-            latency_var_ms2=var * 1e6,
-            latency_third_ms3=third * 1e9,
-            deployment_load=_add(e.deployments for e in ests.values()),
-            deployment_rate=_add(e.deployment_rates for e in ests.values()),
-            deployment_held=_add(e.deployment_held for e in ests.values()),
-            deployment_floor=_most(e.deployment_floor for e in ests.values()),
-        )
+        return self._assemble(query, configs, ests, transfers, (mean, var, third),
+                              quantile(mean, var, query.slo.percentile / 100.0, third))
 
     def _estimate_flow(self, query: Query, plan: QueryPlan) -> Estimate:
         """:meth:`estimate` for a pipeline with fan-out or branches (:mod:`circinus.estimate.
@@ -370,9 +354,20 @@ class BaseEstimator(ABC):
             pipe, flow, {name: (e.mean_s, e.var_s2, e.third_s3) for name, e in ests.items()},
             edges, burst)
         mean, var, third = mixture(parts)
+        return self._assemble(query, configs, ests, transfers, (mean, var, third),
+                              mixture_quantile(parts, query.slo.percentile / 100.0), bursts)
+
+    def _assemble(self, query: Query, configs: Mapping[str, ConfigKey],
+                  ests: Mapping[str, StageEstimate], transfers: list[TransferEstimate],
+                  moments: Moments, latency_s: float,
+                  bursts: tuple[tuple[str, float], ...] = ()) -> Estimate:
+        """The :class:`Estimate` of a plan from its stages' and transfers' estimates, the
+        end-to-end latency's ``moments`` (s) and its value at the SLO percentile (s): costs and
+        resources add up, deployments' figures merge."""
+        mean, var, third = moments
         return Estimate(
             latency_mean_ms=mean * 1e3,
-            latency_ms=mixture_quantile(parts, query.slo.percentile / 100.0) * 1e3,
+            latency_ms=latency_s * 1e3,
             percentile=query.slo.percentile,
             accuracy=self.accuracy(query.pipeline, configs),
             compute_cost_per_hour=sum(e.cost_per_hour for e in ests.values()),
