@@ -333,7 +333,7 @@ def _run(world: Path, store: str, token: str, log: Path, pool: list[dict[str, An
     if before is not None and after is not None and len(cpu) == 2:
         # The first process's own CPU time per acknowledged decision (until the kill): what
         # the writer needs on an idle core, whatever the machine's other load.
-        acked = acked_before_kill[0] if acked_before_kill else load.summary()["acknowledged"]
+        acked = acked_before_kill[0] if acked_before_kill else report["load"]["acknowledged"]
         report["load"]["server_cpu_ms_per_decision"] = 1000 * (after - before) / max(acked, 1)
     second = running[-1]
     state = second.queries()
