@@ -19,6 +19,8 @@ from circinus.select import LpRoundSelector, MilpSelector, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound
 from circinus.select.flat import flatten, weight_unit
 from circinus.select.highs import run_until
+from circinus.select.lp import greedy_selection
+from circinus.select.partitioned import PartitionedSelector
 
 IRRATIONAL = [1.0, 0.7071067811865476, 1.4142135623730951, 0.5773502691896257, 1.0]
 
@@ -149,6 +151,21 @@ def test_budget_is_honoured_at_scale(budget: float) -> None:
     assert took <= budget + 0.5, f"took {took:.2f} s of a {budget} s budget"
     assert sel.fits(problem)
     assert sel.goodput <= sel.goodput_bound + 1e-9
+
+
+@pytest.mark.parametrize("selector", [LpRoundSelector(), MilpSelector(),
+                                      MilpSelector(lp_above=None),
+                                      PartitionedSelector(partitions=3)],
+                         ids=["lp", "milp", "exact", "partitioned"])
+def test_a_budget_spent_before_the_selection_still_admits_the_greedy(selector) -> None:  # type: ignore[no-untyped-def]
+    """No time left at all (a loaded machine spent it building the candidates): the answer is
+    at least the greedy by weight per share of capacity, never a plan that admits nothing."""
+    problem = _random_problem(np.random.default_rng(5), queries=1_500, rows=30, per_query=4)
+    floor = greedy_selection(flatten(problem), time.monotonic())
+    assert floor.goodput > 0.5 * floor.goodput_bound
+    sel = selector.select(problem, time_limit_s=0.0)
+    assert sel.fits(problem)
+    assert sel.goodput >= floor.goodput - 1e-9
 
 
 @pytest.mark.slow

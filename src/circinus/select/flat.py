@@ -12,7 +12,6 @@ totals can never turn into a selection the planner rejects.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -73,8 +72,9 @@ class FlatProblem:
                          shape=(self.nq, self.n))
 
 
-def flatten(problem: SelectionProblem, *, deadline: float = math.inf) -> FlatProblem:
-    """The arrays of ``problem``; raises :class:`DeadlinePassed` past ``deadline``."""
+def flatten(problem: SelectionProblem) -> FlatProblem:
+    """The arrays of ``problem``, built whatever the clock says: every selector at scale needs
+    them for its greedy floor (:func:`circinus.select.lp.greedy_packing`)."""
     rows = tuple(sorted(problem.capacity))
     row_of = {r: i for i, r in enumerate(rows)}
     first, owner, cost = [0], [], []
@@ -84,8 +84,6 @@ def flatten(problem: SelectionProblem, *, deadline: float = math.inf) -> FlatPro
     columns: list[tuple[tuple[int, float], ...]] = []
     made: dict[int, tuple[tuple[int, float], ...]] = {}  # by estimate: queries share them
     for q, qc in enumerate(problem.candidates):
-        if q % 128 == 0 and time.monotonic() > deadline:
-            raise DeadlinePassed
         for cand in qc.candidates:
             owner.append(q)
             est = cand.estimate

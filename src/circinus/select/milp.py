@@ -39,14 +39,13 @@ from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Selection, SelectionProblem
 from circinus.select.flat import (
-    DeadlinePassed,
     FlatProblem,
     flatten,
     per_query_max,
     weight_unit,
 )
 from circinus.select.highs import solve_milp
-from circinus.select.lp import LpRoundSelector, nothing_admitted
+from circinus.select.lp import LpRoundSelector
 from circinus.select.partitioned import PARTITION_ABOVE, PARTITIONS, PartitionedSelector
 from circinus.spec.models import PlannerSettings
 
@@ -107,10 +106,7 @@ class MilpSelector(BaseSelector):
 
             return SharedMilpSelector(rel_gap=self.rel_gap, prove=self.lp_above is None).select(
                 problem, time_limit_s=time_limit_s)
-        try:
-            flat = flatten(problem, deadline=start + _INCUMBENT_SHARE * time_limit_s)
-        except DeadlinePassed:
-            return nothing_admitted(problem, start)
+        flat = flatten(problem)
         incumbent = LpRoundSelector().select_flat(
             flat, problem, start=start, time_limit_s=_INCUMBENT_SHARE * time_limit_s)
         if incumbent.status == "optimal" or n == 0:

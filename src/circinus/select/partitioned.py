@@ -61,8 +61,8 @@ from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.deployments import settle
-from circinus.select.flat import DeadlinePassed, FlatProblem, flatten, weight_unit
-from circinus.select.lp import nothing_admitted
+from circinus.select.flat import FlatProblem, flatten, weight_unit
+from circinus.select.lp import greedy_selection
 from circinus.spec.models import PlannerSettings
 
 PARTITION_ABOVE: int = PlannerSettings.model_fields["partition_above"].default
@@ -266,10 +266,10 @@ class PartitionedSelector(BaseSelector):
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
         with paused():
-            try:
-                flat = flatten(problem, deadline=start + _PARTS_SHARE * time_limit_s)
-            except DeadlinePassed:
-                return nothing_admitted(problem, start)
+            flat = flatten(problem)
+            if time.monotonic() > start + _PARTS_SHARE * time_limit_s:
+                # No time for the parts: the greedy floor over the whole (never nothing).
+                return _repaired(problem, greedy_selection(flat, start), start + time_limit_s)
             parts = split(problem, self.partitions, self.seed, flat)
             subs = [(parts.problem(problem, p), part_arrays(flat, qs, parts.shares[p]))
                     for p, qs in enumerate(parts.parts)]
