@@ -1,7 +1,8 @@
 """Property tests of the command line: any option value ends in exit 0 or one error line.
 
-Every case runs in process (typer's test runner) with a value drawn for one option; the
-campaign (``circinus bench fuzz --cli-cases``) runs the installed command the same way.
+Every case runs in process (typer's test runner) with a value drawn for one option, 100 cases a
+run; the campaign (``circinus bench fuzz --cli-cases``) runs the installed command the same way,
+as many times as asked.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _args(command: str, option: str | None, value: str, plan: Path, out: Path) -
     return [*base, option, value]
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from(OPTIONS), value=VALUES)
 def test_any_option_value_ends_cleanly(plan_file: Path, tmp_path: Path,
                                        which: tuple[str, str | None], value: str) -> None:

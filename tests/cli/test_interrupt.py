@@ -135,13 +135,14 @@ def test_gen(tmp_path: Path) -> None:
 
 
 def test_simulate(tmp_path: Path) -> None:
+    # Two simulated hours of 240 queries: about a minute of work (one day of tiny.yaml's two
+    # queries took under 4 s, ending before the interrupt on a fast machine).
+    world = EXAMPLES / "edge-cloud-vision.yaml"
     plan = tmp_path / "plan.json"
-    subprocess.run([sys.executable, "-m", "circinus", "plan", str(EXAMPLES / "tiny.yaml"), "-q",
-                    "--json", str(plan)], check=True, timeout=120)
-    # Ten simulated days: about 30 s of work here, far past the interrupt on a fast machine too
-    # (one day took under 4 s).
-    _check(*interrupt(["simulate", str(EXAMPLES / "tiny.yaml"), str(plan), "--duration",
-                       "864000"], cwd=tmp_path, after=4.0))
+    subprocess.run([sys.executable, "-m", "circinus", "plan", str(world), "-q", "--time-limit",
+                    "2", "--json", str(plan)], check=True, timeout=300)
+    _check(*interrupt(["simulate", str(world), str(plan), "--duration", "7200"], cwd=tmp_path,
+                      after=4.0))
 
 
 def test_profile(tmp_path: Path) -> None:
@@ -154,9 +155,13 @@ def test_profile(tmp_path: Path) -> None:
 
 def test_report_cancels_its_workers_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "report"
+    plan = tmp_path.parent / f"{tmp_path.name}-plan.json"  # planned quickly, outside the folder
+    subprocess.run([sys.executable, "-m", "circinus", "plan",
+                    str(EXAMPLES / "edge-cloud-vision.yaml"), "-q", "--time-limit", "2",
+                    "--json", str(plan)], check=True, timeout=300)
     code, took, stderr, kids = interrupt(
-        ["report", str(EXAMPLES / "edge-cloud-vision.yaml"), "--out", str(out), "--jobs", "2",
-         "--methods", "circinus,vulcan", "--loads", "0.5,1,2,3"],
+        ["report", str(EXAMPLES / "edge-cloud-vision.yaml"), "--plan", str(plan), "--out",
+         str(out), "--jobs", "2", "--methods", "circinus,vulcan", "--loads", "0.5,1,2,3"],
         cwd=tmp_path, busy="load sweep")
     assert kids, "the sweep should have had worker processes"
     _check(code, took, stderr, kids)

@@ -84,9 +84,12 @@ def test_bad_knob_values_name_the_knob(stage: Any, config: dict[str, Any], knob:
 
 
 @pytest.mark.slow
-def test_configurations_differ_on_the_full_dataset(data: Any) -> None:
-    everything = list(range(len(data.inputs)))
-    best = _hits(data, everything, side=max(ocr.SIDES), enabled=True) / len(everything)
-    worst = _hits(data, everything, side=min(ocr.SIDES), enabled=False) / len(everything)
+def test_configurations_differ_on_the_dataset(data: Any) -> None:
+    # A seeded quarter of the images (240; the profiler measures all of them): the best
+    # configuration's accuracy is far above 0.9 and the worst's far below 0.5 on every sample.
+    sample = sorted(np.random.default_rng(0).choice(len(data.inputs), len(data.inputs) // 4,
+                                                    replace=False).tolist())
+    best = _hits(data, sample, side=max(ocr.SIDES), enabled=True) / len(sample)
+    worst = _hits(data, sample, side=min(ocr.SIDES), enabled=False) / len(sample)
     assert best > 0.9
     assert worst < 0.5

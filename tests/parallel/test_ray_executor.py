@@ -27,7 +27,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def index() -> WorldIndex:
-    return build_index(parse_world(generate(GenSpec(queries=60, edge_sites=5, seed=1))))
+    """A generated world with dedicated replicas: its selection is proven in about a second
+    (with shared deployments it would run its whole time budget in each of the four plans)."""
+    world = parse_world(generate(GenSpec(queries=60, edge_sites=5, seed=1)))
+    return build_index(world.model_copy(update={
+        "planner": world.planner.model_copy(update={"sharing": "dedicated"})}))
 
 
 @pytest.fixture(scope="module")

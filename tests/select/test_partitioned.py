@@ -113,8 +113,8 @@ def test_shared_deployments_fit_in_whole_replicas_within_the_bound() -> None:
     search = DecomposedSearch(estimator=AnalyticEstimator(index=index), settings=world.planner)
     problem = SelectionProblem.build(index, search.search(world.queries))
     assert problem.deployments
-    part = PartitionedSelector(partitions=3, seed=0).select(problem, time_limit_s=20)
-    exact = MilpSelector(partition_above=None).select(problem, time_limit_s=20)
+    part = PartitionedSelector(partitions=3, seed=0).select(problem, time_limit_s=5)
+    exact = MilpSelector(partition_above=None).select(problem, time_limit_s=5)
     assert part.fits(problem) and exact.fits(problem)
     assert exact.goodput <= part.goodput_bound + 1e-9
     assert part.goodput > 0.8 * exact.goodput

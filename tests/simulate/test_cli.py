@@ -175,7 +175,8 @@ def test_agrees_with_the_planner_where_the_models_agree(tmp_path: Path) -> None:
     # planner's link check kept them loose enough), on shared deployments (docs/simulation.md).
     world = ROOT / "examples" / "edge-cloud-vision.yaml"
     plan, out = tmp_path / "plan.json", tmp_path / "sim.json"
-    assert runner.invoke(app, ["plan", str(world), "--json", str(plan), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["plan", str(world), "--json", str(plan), "-q", "--time-limit",
+                               "8"]).exit_code == 0
     for sharing in ("--no-link-sharing", "--link-sharing"):
         result = runner.invoke(app, ["simulate", str(world), str(plan), "--duration", "3600",
                                      sharing, "-q", "--json", str(out)])
