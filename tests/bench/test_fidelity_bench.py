@@ -14,8 +14,8 @@ from circinus.bench.fidelity import (
     run_fidelity_bench,
     simulated_duration,
 )
-from circinus.planner import Planner
 from circinus.bench.fidelity_worlds import KINDS, fidelity_world
+from circinus.planner import Planner
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 
