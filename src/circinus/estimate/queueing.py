@@ -263,14 +263,14 @@ def mg1_wait_moments(rate: float, service: float, cv: float) -> Moments3:
     rho = rate * service
     assert 0 <= rho < 1, rho
     cv2 = cv * cv
-    s_raw = [1.0]
-    for n in range(1, 5):
-        s_raw.append(s_raw[-1] * service * (1 + (n - 1) * cv2))
-    w_raw = [1.0]
-    for k in (1, 2, 3):
-        w_raw.append(rate / (1 - rho) * sum(
-            math.comb(k, j) * s_raw[j + 1] / (j + 1) * w_raw[k - j] for j in range(1, k + 1)))
-    mean, var, third = raw_to_central(w_raw[1], w_raw[2], w_raw[3])
+    e2 = service * service * (1 + cv2)
+    e3 = e2 * service * (1 + 2 * cv2)
+    e4 = e3 * service * (1 + 3 * cv2)
+    k = rate / (1 - rho)
+    w1 = k * e2 / 2  # Pollaczek-Khinchine
+    w2 = 2 * w1 * w1 + k * e3 / 3
+    w3 = k * (1.5 * e2 * w2 + e3 * w1 + e4 / 4)  # the recursion's three terms, written out
+    mean, var, third = raw_to_central(w1, w2, w3)
     return mean, max(var, 0.0), third
 
 
