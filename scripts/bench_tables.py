@@ -206,15 +206,15 @@ def fidelity(data: dict[str, Any]) -> str:
     tol = data["tolerance"]
     rows = [
         f"| world | admitted | met SLO | predicted within ±{tol:.0%} | median error | "
-        "worst error | rejected on latency that met it | targets |",
-        "|---|---|---|---|---|---|---|---|",
+        "worst error | rejected on latency that met it | simulated h | targets |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["records"]:
         rows.append(
             f"| {r['world']} | {r['admitted']}/{r['queries']} | {_pct(r['met_share'])} | "
             f"{_pct(r['within_share'])} | {_pct(r['median_error'], sign=True)} | "
             f"{_pct(r['worst_error'], sign=True)} | {r['would_have_met']}/{r['checked']} | "
-            f"{'met' if r['targets_met'] else 'missed'} |")
+            f"{r['simulated_seconds'] / 3600:.3g} | {'met' if r['targets_met'] else 'missed'} |")
     return "\n".join(rows)
 
 

@@ -34,3 +34,17 @@ def moments(wq: float, rate: float) -> tuple[float, float, float]:
     theta = wq / p
     m2, m3 = p * 2 * theta**2, p * 6 * theta**3
     return wq, m2 - wq * wq, m3 - 3 * wq * m2 + 2 * wq**3
+
+
+def mg1(lam: float, service: float, cv: float) -> tuple[float, float, float]:
+    """Mean, variance and third central moment of the wait at one server fed single Poisson
+    requests (M/G/1) with gamma service: Takacs's first three moments of the wait, written
+    out (the law the estimator takes there)."""
+    rho = lam * service
+    e2 = service**2 * (1 + cv**2)
+    e3 = e2 * service * (1 + 2 * cv**2)
+    e4 = e3 * service * (1 + 3 * cv**2)
+    w1 = lam * e2 / (2 * (1 - rho))
+    w2 = 2 * w1**2 + lam * e3 / (3 * (1 - rho))
+    w3 = lam / (1 - rho) * (1.5 * e2 * w2 + e3 * w1 + e4 / 4)
+    return w1, w2 - w1**2, w3 - 3 * w1 * w2 + 2 * w1**3

@@ -174,7 +174,7 @@ def test_vulcan_runs_its_trial_budget_over_the_accuracy_feasible_space() -> None
                         if (vectors.accuracy(query.pipeline, dict(zip(space.stages, v,
                                                                       strict=True))) or 0)
                         >= (query.slo.min_accuracy or 0) - 1e-9]
-            _, plans = _feasible_tree(space, feasible)
+            _, plans = _feasible_tree([space], feasible)
             if query.name == "cam-1":
                 assert plans < space.size()  # the filter removes the small detector
             assert qc.evaluations == min(OnlineBayesOptSearch.trials, plans)

@@ -289,12 +289,12 @@ def test_stage_two_devices_split_load_by_capacity(est: AnalyticEstimator) -> Non
 def test_stage_cv_is_read_from_p90(est: AnalyticEstimator) -> None:
     # det big on gpu: mean 20 ms, p90 30 ms -> cv = (30 - 20) / (z90 * 20).
     # M/G/1 at lam = 10/s: rho = 0.2 = C; Wq = 0.2 / (50 - 10) * (1 + cv^2) / 2 (P-K);
-    # variance = wait (its law: waitlaw) + service (cv * 0.020)^2.
+    # variance = wait (M/G/1's exact law: waitlaw.mg1) + service (cv * 0.020)^2.
     cv = (30 - 20) / (Z90 * 20)
     wq = 0.2 / (50 - 10) * (1 + cv * cv) / 2
     st = est.stage(_query(10), "det", ("big",), 1, _on(("gpu1", 1)))
     assert st.mean_s == pytest.approx(0.020 + wq, rel=1e-12)
-    wait_var = waitlaw.moments(wq, waitlaw.decay(10.0, 0.020, cv))[1]
+    wait_var = waitlaw.mg1(10.0, 0.020, cv)[1]
     assert st.var_s2 == pytest.approx(wait_var + (cv * 0.020) ** 2, rel=1e-9)
 
 
@@ -459,9 +459,9 @@ def test_estimate_of_a_chain_sums_stages_and_transfers(est: AnalyticEstimator) -
     # det -> cls: 50 KB over the edge->cloud link: 50 * 8.192e-3 / 20 + 0.040 / 2.
     t_mid = 50 * KB_MBIT / 20 + 0.020
     # cls: M/D/1, S = 5 ms, rho = 0.05 = C: Wq = 0.05 / (2 * 200 * 0.95) = 1/7600,
-    # the wait's law as the estimator takes it (waitlaw).
+    # the wait's moments M/D/1's exact ones (waitlaw.mg1).
     wq = 0.05 / (2 * 200 * 0.95)
-    _, cls_v, cls_t = waitlaw.moments(wq, waitlaw.decay(10.0, 0.005, 0.0))
+    _, cls_v, cls_t = waitlaw.mg1(10.0, 0.005, 0.0)
     cls_m = 0.005 + wq
     mean = t_in + det_m + t_mid + cls_m
     var = det_v + cls_v  # single-device transfers have no variance
@@ -501,9 +501,9 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
         ("f", (), _on(("gpu1", 1))),
     )
     got = est.estimate(query, plan)
-    # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); the wait's law (waitlaw).
+    # fuse: M/D/1, S = 4 ms, rho = 0.04 = C: Wq = 0.04 / (2 * 250 * 0.96); exact (waitlaw.mg1).
     wq_f = 0.04 / (2 * 250 * 0.96)
-    _, f_v, f_t = waitlaw.moments(wq_f, waitlaw.decay(10.0, 0.004, 0.0))
+    _, f_v, f_t = waitlaw.mg1(10.0, 0.004, 0.0)
     f_m = 0.004 + wq_f
     # Video branch: cloud LAN 1 ms / 2; v: 10 ms * 3 = 30 ms, M/M/1 Exp(100/3 - 10): 3/70;
     # v -> f on the same device: 0.
@@ -512,7 +512,7 @@ def test_estimate_of_a_join_takes_the_maximum_of_its_branches(est: AnalyticEstim
     # Wq = 0.2 / (2 * 50 * 0.8) = 0.0025; a -> f: 1 KB over the link.
     wq_a = 0.2 / (2 * 50 * 0.8)
     audio_m = (10 * KB_MBIT / 100 + 0.001) + (0.020 + wq_a) + (1 * KB_MBIT / 20 + 0.020)
-    _, audio_v, audio_t = waitlaw.moments(wq_a, waitlaw.decay(10.0, 0.020, 0.0))
+    _, audio_v, audio_t = waitlaw.mg1(10.0, 0.020, 0.0)
     video_t = 2 * (3 / 70) ** 3
     # f starts when both branches are in. Both sources emit at the request's arrival, so the
     # waits of v and a move together: with the part of each wait the arrivals drive (M/M/1:

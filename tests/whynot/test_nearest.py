@@ -303,3 +303,36 @@ def test_deterministic(sharing: str) -> None:
     a = circinus.Planner(why_not=True).plan(parse_world(data))
     b = circinus.Planner(why_not=True).plan(parse_world(data))
     assert [o.why_not for o in a.outcomes] == [o.why_not for o in b.outcomes]
+
+
+def test_a_rarely_taken_branch_is_sized_at_its_own_rate() -> None:
+    # A fifth of the frames take a 100 ms model of 2 units a replica: 0.2 busy at 2 req/s, one
+    # replica; at the frame rate (10 req/s) it would need two, more than the 3.5-unit box.
+    # Rejected on its 50 ms p95, the query is admissible at a looser bound.
+    op = {"output_kb": 1, "accuracy": 1.0}
+    data = {
+        "name": "branch", "hardware": [{"name": "cpu"}],
+        "sites": [{"name": "shop", "tier": "edge"}],
+        "devices": [{"name": "box", "site": "shop", "hardware": "cpu", "units": 3.5,
+                     "price_per_unit_hour": 0.05}],
+        "operators": [
+            {"name": "route", "profiles": [{"hardware": "cpu", "mean_ms": 2, "units": 0.5}], **op},
+            {"name": "slow", "profiles": [{"hardware": "cpu", "mean_ms": 100, "units": 2}], **op},
+            {"name": "out", "profiles": [{"hardware": "cpu", "mean_ms": 1, "units": 0.5}], **op}],
+        "pipelines": [{"name": "p", "sources": [{"name": "cam", "output_kb": 10}],
+                       "stages": [{"name": "route", "operator": "route"},
+                                  {"name": "slow", "operator": "slow"},
+                                  {"name": "out", "operator": "out"}],
+                       "edges": [["cam", "route"], ["route", "slow"], ["route", "out"],
+                                 ["slow", "out"]],
+                       "branches": [{"at": "route", "to": {"slow": 0.2}}]}],
+        "queries": [{"name": "q", "pipeline": "p", "sources": {"cam": "shop"}, "rate_rps": 10,
+                     "slo": {"latency_ms": 50.0, "percentile": 95}}],
+        "planner": {"sharing": "dedicated"},
+    }
+    index = build_index(parse_world(data))
+    (o,) = circinus.Planner(why_not=True).plan(index).outcomes
+    assert not o.admitted and o.why_not is not None
+    assert o.why_not.admissible is True
+    (latency,) = [r for r in o.why_not.relaxations or () if r.objective == "latency_ms"]
+    assert latency.nearest is not None and latency.nearest > 50.0

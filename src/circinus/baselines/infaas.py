@@ -18,7 +18,10 @@ compute, and within one tier the network cost barely depends on the placement. O
 the latency bound alone (their stage's mean sojourn above it, at SLO percentiles of 64 and
 above, :data:`PRUNE_PERCENTILE`: the exhaustive search's exact prune) or overfill a device alone
 are never part of an admissible plan and are left out, and so are vectors one of whose paths is
-slower than the bound on its fastest options. The walk has no try cap: it ends at the first
+slower than the bound on its fastest options (only stages every request waits for once count
+there: a stage a branch may skip, one after a fan-out or one fed by a source of its own rate
+bounds nothing alone). Each stage is sized at its own rate, the query's times its visits per
+request (:mod:`circinus.baselines.space`). The walk has no try cap: it ends at the first
 admissible plan, when the options are exhausted, or when its cost bound reaches the
 ``candidates_per_query``-th cheapest choice already found (no later plan can be among the
 choices). Vectors are taken in increasing order of their cheapest compute cost, and a tier stops
@@ -39,7 +42,7 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from circinus.baselines.space import PerQuerySearch, PlanSpace, plan_space
+from circinus.baselines.space import PerQuerySearch, PlanSpace, plan_spaces
 from circinus.estimate.base import EPS
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
@@ -79,9 +82,10 @@ class CheapestVariantSearch(PerQuerySearch):
         tried: list[Evaluated] = []
         self._cut = False
         for devices in self._tier_devices(query):
-            space = plan_space(index, self.settings, query, devices, single_device=True,
-                               fewest_replicas=True)
-            chosen += self._walk_tier(query, space, vectors, tried)
+            # (One space per configuration of a fan-out stage, each holding its vectors.)
+            for space in plan_spaces(index, self.settings, query, devices, single_device=True,
+                                     fewest_replicas=True):
+                chosen += self._walk_tier(query, space, vectors, tried)
         scope = "single-tier plans, one device per stage"
         unplaced = (f"placement: no single device of one tier can serve every stage at "
                     f"{query.rate_rps:g} req/s")
@@ -109,13 +113,16 @@ class CheapestVariantSearch(PerQuerySearch):
                     and slo.percentile >= PRUNE_PERCENTILE else math.inf)
         costs: dict[tuple[int, ConfigKey], list[tuple[float, int]]] = {}
         fastest: dict[tuple[int, ConfigKey], float] = {}
+        pipe = index.pipelines[query.pipeline]
+        # Only stages every request waits for, once each, bound its latency from below.
+        prunable = space.certain - pipe.unwaited(query)
         for i, (stage, choices) in enumerate(zip(space.stages, space.choices, strict=True)):
             for config, options in choices:
                 kept = []
                 for k, o in enumerate(options):
-                    st = self.estimator.stage(query, stage, config, o.batch, o.placement,
-                                              o.level)
-                    if st.mean_s * 1e3 > prune_ms + EPS or any(
+                    st = self.estimator.stage(space.rated(query, i), stage, config, o.batch,
+                                              o.placement, o.level)
+                    if (stage in prunable and st.mean_s * 1e3 > prune_ms + EPS) or any(
                             u > index.devices[d].units + EPS for d, u in st.units):
                         self._cut = True  # misses the bound, or overfills a device, alone
                         continue
@@ -123,14 +130,14 @@ class CheapestVariantSearch(PerQuerySearch):
                     fastest[i, config] = min(fastest.get((i, config), math.inf), st.mean_s)
                 if kept:
                     costs[i, config] = sorted(kept)
-        pipe = index.pipelines[query.pipeline]
         position = {stage: i for i, stage in enumerate(space.stages)}
 
         def too_slow(v: Vector) -> bool:
             """Some path's stages take longer on their fastest options than the bound (the
             end-to-end mean is at least every path's; module note of the exhaustive search)."""
-            slowest = max(sum(fastest[position[s], v[position[s]]] for s in path[1:])
-                          for path in pipe.paths)
+            slowest = max((sum(fastest[position[s], v[position[s]]] for s in path[1:])
+                           for path in pipe.paths if prunable.issuperset(path[1:])),
+                          default=0.0)
             if slowest * 1e3 > prune_ms + EPS:
                 self._cut = True
                 return True

@@ -54,6 +54,7 @@ from typing import ClassVar
 from circinus.baselines.jellybean_assign import Assignment, Instance, Worker, assign
 from circinus.baselines.online import ArrivalOrderSearch, Room
 from circinus.estimate.base import EPS
+from circinus.estimate.flow import at_rate, flow_of, stage_rates
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.search.base import Candidate, QueryCandidates
 from circinus.search.placements import eligible_devices, is_shared, levels, replica_rate
@@ -134,7 +135,9 @@ class MultiTierSearch(ArrivalOrderSearch):
                    for s in pipe.order):
             return ("alone", query.name)
         return (query.pipeline, tuple(sorted(query.sources.items())), query.slo.min_accuracy,
-                tuple(sorted(query.work_scale.items())))
+                tuple(sorted(query.work_scale.items())),
+                tuple(sorted(query.source_rate_rps.items())),
+                tuple(sorted(query.source_output_kb.items())))
 
     def _plan_workflow(self, members: Sequence[Query], positions: Sequence[int],
                        room: Room | None) -> dict[int, QueryCandidates]:
@@ -143,7 +146,10 @@ class MultiTierSearch(ArrivalOrderSearch):
         fits, else the one admitting most) or its admissible plans (offline)."""
         index = self.estimator.index
         total = sum(m.rate_rps for m in members)
-        rep = members[0].model_copy(update={"rate_rps": total})
+        n = len(members)  # (they share their sources' own rates: one workflow carries them all)
+        rep = members[0].model_copy(update={
+            "rate_rps": total,
+            "source_rate_rps": {s: n * r for s, r in members[0].source_rate_rps.items()}})
         found = self.plans(rep, room)
         scope = f"among the {len(found)} assignments of its workflow's beam"
         per: list[list[Evaluated]] = [[] for _ in members]
@@ -153,7 +159,7 @@ class MultiTierSearch(ArrivalOrderSearch):
             ests = []
             for m, member in enumerate(members):
                 for level in levels(self.settings):  # the busiest at which it is admissible
-                    plan = self.query_plan(member, jb, total, level)
+                    plan = self.query_plan(member, jb, rep, level)
                     est = self.estimator.estimate(member, plan)
                     per[m].append((plan, est))
                     if admissible(member, est, index=index, settings=self.settings):
@@ -198,25 +204,29 @@ class MultiTierSearch(ArrivalOrderSearch):
               ) -> tuple[list[Evaluated], str, str]:
         found = self.plans(query, room)
         tried = [(plan, self.estimator.estimate(query, plan))
-                 for plan in dict.fromkeys(self.query_plan(query, jb, query.rate_rps, level)
+                 for plan in dict.fromkeys(self.query_plan(query, jb, query, level)
                                            for jb in found
                                            for level in levels(self.settings))]
         return tried, f"among the {len(found)} assignments of its beam", _UNPLACED
 
-    def query_plan(self, query: Query, jb: JellyBeanPlan, total: float,
+    def query_plan(self, query: Query, jb: JellyBeanPlan, workflow: Query,
                    level: float) -> QueryPlan:
-        """``jb`` (planned for a workflow serving ``total`` requests/s) in Circinus's records
-        for one of its queries: per stage its workers at batch 1, as shared deployments at
-        utilisation ``level`` holding the query's part of each worker's replicas (at least
-        one), or as the workers' replicas when the stage is dedicated."""
+        """``jb`` (planned for ``workflow``, the query standing for the workflow's summed
+        rates) in Circinus's records for one of its queries: per stage its workers at batch 1,
+        as shared deployments at utilisation ``level`` holding the query's part of each
+        worker's replicas (its part of the stage's rate; at least one), or as the workers'
+        replicas when the stage is dedicated."""
         index = self.estimator.index
         pipe = index.pipelines[query.pipeline]
         shares = dict(jb.assignment.shares)
+        configs = dict(zip(pipe.order, jb.vector, strict=True))
+        mine = stage_rates(pipe, index.operators, query, configs)
+        whole = stage_rates(pipe, index.operators, workflow, configs)
         stages = []
-        for stage, config in zip(pipe.order, jb.vector, strict=True):
+        for stage, config in configs.items():
             shared = is_shared(self.settings, query,
                                index.operators[pipe.operator_of[stage]].spec)
-            part = query.rate_rps / total
+            part = mine[stage] / whole[stage]
             placement = tuple(sorted(
                 Replicas(s.device, max(1, math.ceil(s.replicas * part - EPS)) if shared
                          else s.replicas) for s in shares[stage]))
@@ -229,6 +239,10 @@ class MultiTierSearch(ArrivalOrderSearch):
         index = self.estimator.index
         pipe = index.pipelines[query.pipeline]
         configs = dict(zip(pipe.order, vector, strict=True))
+        flow = flow_of(pipe, index.operators, configs)
+        stage_rate = stage_rates(pipe, index.operators, query, configs)
+        edge_rate = {(p, s): pipe.rate(at_rate(query, flow.edge[p, s]), p)
+                     for s in pipe.order for p in pipe.preds[s]}
         workers = {}
         for stage, config in configs.items():
             op = index.operators[pipe.operator_of[stage]]
@@ -252,12 +266,15 @@ class MultiTierSearch(ArrivalOrderSearch):
             source_tiers={s: _TIERS[index.sites[site].tier] for s, site in query.sources.items()},
             rate=query.rate_rps,
             workers=workers,
-            message_kb={(p, s): self.estimator.message_kb(query.pipeline, p, configs)
+            message_kb={(p, s): self.estimator.message_kb(query.pipeline, p, configs,
+                                                          query=query)
                         for s in pipe.order for p in pipe.preds[s]},
             link_price={pair: link.price_per_gb for pair, link in index.links.items()},
             units={d.name: d.units - used.get(("device", d.name), 0.0) for d in devices},
             memory_gb={d.name: None if d.memory_gb is None
                        else d.memory_gb - used.get(("memory", d.name), 0.0) for d in devices},
+            stage_rate={s: r for s, r in stage_rate.items() if r != query.rate_rps},
+            edge_rate={e: r for e, r in edge_rate.items() if r != query.rate_rps},
         )
 
     def _beam(self, query: Query, devices: Sequence[Device],
@@ -267,6 +284,7 @@ class MultiTierSearch(ArrivalOrderSearch):
         pipe = index.pipelines[query.pipeline]
         prefixes = {v[:n] for v in feasible for n in range(len(v) + 1)}
         beam: list[tuple[float, Vector]] = [(0.0, ())]
+        fan = pipe.fanout_stage
         for stage in pipe.order:
             op = index.operators[pipe.operator_of[stage]]
             scale = query.work_scale.get(stage, 1.0)
@@ -277,8 +295,19 @@ class MultiTierSearch(ArrivalOrderSearch):
                                for d in devices if (config, d.hardware) in op.profiles]
                 if per_request:
                     costs[config] = min(per_request)
-            grown = [(cost + costs[c], (*vector, c)) for cost, vector in beam for c in costs
-                     if (*vector, c) in prefixes]
+
+            def visits(vector: Vector, stage: str = stage) -> float:
+                """The stage's requests per request of the query, for a prefix ``vector``
+                (its rate as the estimator gives it: branches, objects, a source's rate)."""
+                k = 1.0
+                if fan is not None and stage in pipe.scope:
+                    k = index.operators[pipe.operator_of[fan]].fanout[
+                        vector[pipe.order.index(fan)]][0]
+                return pipe.rate(at_rate(query, pipe.visits(k)[0][stage]), stage) / (
+                    query.rate_rps)
+
+            grown = [(cost + costs[c] * visits(vector), (*vector, c)) for cost, vector in beam
+                     for c in costs if (*vector, c) in prefixes]
             # Stable sort: ties keep beam order, then the operator's configuration order.
             beam = sorted(grown, key=lambda item: item[0])[:self.beam_width]
         return [vector for _, vector in beam]

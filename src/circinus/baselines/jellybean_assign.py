@@ -86,7 +86,8 @@ class Instance:
     """Site of each source."""
     source_tiers: Mapping[str, int]
     rate: float
-    """Requests per second every stage serves."""
+    """Requests per second of the workflow: what every stage serves and every edge carries,
+    unless :attr:`stage_rate` or :attr:`edge_rate` says otherwise."""
     workers: Mapping[str, tuple[Worker, ...]]
     """Per stage, the devices that can run it (in the world's device order)."""
     message_kb: Mapping[tuple[str, str], float]
@@ -97,6 +98,19 @@ class Instance:
     """Units free on each device."""
     memory_gb: Mapping[str, float | None] = field(default_factory=dict)
     """Memory free on each device (absent or ``None``: not limited)."""
+    stage_rate: Mapping[str, float] = field(default_factory=dict)
+    """Requests per second a stage serves where it differs from :attr:`rate` (a branch's
+    share, a fan-out's objects, a source's own rate)."""
+    edge_rate: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    """Messages per second on an edge ``(input, stage)`` where it differs from :attr:`rate`."""
+
+    def rate_of(self, node: str) -> float:
+        """Requests per second stage (or source) ``node`` handles."""
+        return self.stage_rate.get(node, self.rate)
+
+    def edge_rate_of(self, edge: tuple[str, str]) -> float:
+        """Messages per second on ``edge``."""
+        return self.edge_rate.get(edge, self.rate)
 
     def price(self, src_site: str, dst_site: str) -> float | None:
         """$/GB from one site to another (0 within a site, ``None`` when unreachable)."""
@@ -191,7 +205,7 @@ def _extend(inst: Instance, state: _State, stage: str) -> Iterator[_State]:
         if picked is None:
             continue
         compute = sum(n * w.price for w, n, _ in picked)
-        comm = _inbound(inst, stage, senders, [(w.site, w.tier, rps / inst.rate)
+        comm = _inbound(inst, stage, senders, [(w.site, w.tier, rps / inst.rate_of(stage))
                                                for w, _, rps in picked])
         new_used, new_memory = dict(used), dict(memory)
         for w, n, _ in picked:
@@ -223,7 +237,7 @@ def _senders(inst: Instance, node: str, done: Mapping[str, tuple[Share, ...]]
     if node in inst.source_sites:
         return [(inst.source_sites[node], inst.source_tiers[node], 1.0)]
     tier = {w.device: (w.site, w.tier) for w in inst.workers[node]}
-    return [(*tier[s.device], s.rps / inst.rate) for s in done[node]]
+    return [(*tier[s.device], s.rps / inst.rate_of(node)) for s in done[node]]
 
 
 def _inbound(inst: Instance, stage: str, senders: Mapping[str, list[Sender]],
@@ -232,7 +246,7 @@ def _inbound(inst: Instance, stage: str, senders: Mapping[str, list[Sender]],
     infinite when one goes from a higher tier to a lower one."""
     cost = 0.0
     for p, sent in senders.items():
-        gb_h = inst.rate * inst.message_kb[p, stage] * KB_PER_S_TO_GB_PER_H
+        gb_h = inst.edge_rate_of((p, stage)) * inst.message_kb[p, stage] * KB_PER_S_TO_GB_PER_H
         for site_a, tier_a, share_a in sent:
             for site_b, tier_b, share_b in receivers:
                 if tier_b < tier_a:
@@ -248,7 +262,7 @@ def _fill(inst: Instance, stage: str, free: Sequence[tuple[Worker, int]],
     """JellyBean's greedy fill of ``stage`` from the ``free`` workers (with the replicas they
     can take): ``(worker, replicas, requests/s)`` per worker used, or ``None`` when they
     cannot serve the rate (module note)."""
-    need = inst.rate
+    need = inst.rate_of(stage)
 
     def cap(item: tuple[Worker, int]) -> float:
         return item[0].rate * item[1]

@@ -23,7 +23,10 @@ program that minimises the GPUs the stages need. Here, on Circinus's world and r
    when the cheapest plan within the budgets misses the SLO by Circinus's estimator, the split
    is redone on 80 % of the budget, up to :attr:`NexusSearch.margins` splits in all (as an
    operator would tune Nexus's latency margin; without it most of its plans miss their SLO).
-3. *Packing.* Each stage is a session: ``(operator, configuration, batch)`` at the query's rate.
+3. *Packing.* Each stage is a session: ``(operator, configuration, batch)`` at the stage's
+   rate (the query's, or its source's own, times the stage's visits per request: a branch's
+   probability, a fan-out's objects; :func:`~circinus.estimate.flow.stage_rates`), which also
+   weighs the per-request compute cost of step 1.
    Sessions of the same model at the same batch share a deployment on a device (Circinus's
    shared deployments, sized at the highest utilisation level for the load of all its
    sessions: Nexus merges sessions of one model onto the same GPUs). Queries are packed in
@@ -48,6 +51,7 @@ from typing import ClassVar
 
 from circinus.estimate.analytic import batch_service_ms
 from circinus.estimate.base import EPS, BaseEstimator
+from circinus.estimate.flow import stage_rates
 from circinus.estimate.queueing import transfer_seconds
 from circinus.plan.records import QueryPlan, Replicas, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
@@ -125,12 +129,14 @@ class NexusSearch(BaseSearch):
         best: tuple[float, Vector] | None = None
         for vector in feasible:
             total = 0.0
+            rates = stage_rates(pipe, index.operators, query,
+                                dict(zip(pipe.order, vector, strict=True)))
             for stage, config in zip(pipe.order, vector, strict=True):
                 op = index.operators[pipe.operator_of[stage]]
                 per = [op.profiles[config, d.hardware].mean_ms * op.profiles[
                     config, d.hardware].units * d.price_per_unit_hour
                     for d in devices if (config, d.hardware) in op.profiles]
-                total += min(per, default=math.inf)
+                total += min(per, default=math.inf) * rates[stage] / query.rate_rps
             if math.isfinite(total) and (best is None or total < best[0] - EPS):
                 best = (total, vector)
         return None if best is None else best[1]
@@ -148,7 +154,9 @@ class NexusSearch(BaseSearch):
             return ("placement: no accuracy-feasible configuration runs on the cloud tier "
                     "(Nexus serves from a GPU cluster)")
         pipe = index.pipelines[query.pipeline]
-        options = {stage: _choices(index, query, stage, config, devices, level)
+        rates = stage_rates(pipe, index.operators, query,
+                            dict(zip(pipe.order, vector, strict=True)))
+        options = {stage: _choices(index, query, stage, config, devices, level, rates[stage])
                    for stage, config in zip(pipe.order, vector, strict=True)}
         slo = query.slo.latency_ms if query.slo.latency_ms is not None else math.inf
         budget = slo - 1000.0 * self._ingress_s(query, devices)
@@ -201,7 +209,7 @@ class NexusSearch(BaseSearch):
                 if d.site == site:
                     best = 0.0
                 elif link is not None:
-                    best = min(best, transfer_seconds(pipe.source_kb[source],
+                    best = min(best, transfer_seconds(pipe.source_message_kb(query, source),
                                                       link.bandwidth_mbps, link.rtt_ms))
             worst = max(worst, best if math.isfinite(best) else 0.0)
         return worst
@@ -226,8 +234,9 @@ class NexusSearch(BaseSearch):
 
 
 def _choices(index: WorldIndex, query: Query, stage: str, config: ConfigKey,
-             devices: Sequence[Device], level: float) -> list[Choice]:
-    """Every (batch, device) of ``stage`` in ``config`` on the cluster, with its bound."""
+             devices: Sequence[Device], level: float, rate: float) -> list[Choice]:
+    """Every (batch, device) of ``stage`` in ``config`` on the cluster, with its bound, for
+    ``rate`` requests per second (the stage's: :func:`~circinus.estimate.flow.stage_rates`)."""
     op = index.operators[index.pipelines[query.pipeline].operator_of[stage]]
     scale = query.work_scale.get(stage, 1.0)
     out = []
@@ -240,8 +249,8 @@ def _choices(index: WorldIndex, query: Query, stage: str, config: ConfigKey,
             if ms is None:
                 continue
             ms *= scale
-            fill_ms = 1000.0 * (batch - 1) / query.rate_rps
-            load = query.rate_rps * ms / 1000.0 / batch
+            fill_ms = 1000.0 * (batch - 1) / rate
+            load = rate * ms / 1000.0 / batch
             out.append(Choice(batch, d.name, ms + max(ms, fill_ms),
                               load / level * prof.units * d.price_per_unit_hour, load,
                               prof.units, prof.memory_gb))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from typing import ClassVar
 
-from circinus.baselines.space import PerQuerySearch, Pick, plan_space
+from circinus.baselines.space import PerQuerySearch, Pick, plan_spaces
 from circinus.search.base import QueryCandidates
 from circinus.search.placements import eligible_devices
 from circinus.search.shortlist import Evaluated, shortlist
@@ -30,15 +30,19 @@ class RandomSearch(PerQuerySearch):
 
     def _search_one(self, position: int, query: Query) -> QueryCandidates:
         index = self.estimator.index
-        space = plan_space(index, self.settings, query,
-                           eligible_devices(index, query, self.settings.tiers))
+        spaces = [s for s in plan_spaces(index, self.settings, query,
+                                         eligible_devices(index, query, self.settings.tiers))
+                  if not s.empty]
         _, best_accuracy = self._vectors.get(query.pipeline, query.slo.min_accuracy)
-        pairs: list[list[Pick]] = [[(c, o) for c, opts in choices for o in opts]
-                                   for choices in space.choices]
+        pairs: list[list[list[Pick]]] = [[[(c, o) for c, opts in choices for o in opts]
+                                          for choices in space.choices] for space in spaces]
+        sizes = [space.size() for space in spaces]
         rng = random.Random(self.settings.seed + position)
         drawn: list[Evaluated] = []
-        for _ in range(0 if space.empty else self.samples):
-            plan = space.plan(query, [rng.choice(p) for p in pairs])
+        for _ in range(self.samples if spaces else 0):
+            # A space in proportion to its plans (one without a fan-out): uniform over all.
+            k = rng.choices(range(len(spaces)), weights=sizes)[0] if len(spaces) > 1 else 0
+            plan = spaces[k].plan(query, [rng.choice(p) for p in pairs[k]])
             drawn.append((plan, self.estimator.estimate(query, plan)))
         return shortlist(query, drawn, index=index, settings=self.settings,
                          best_accuracy=best_accuracy, evaluations=len(drawn),

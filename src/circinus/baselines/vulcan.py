@@ -47,7 +47,7 @@ from typing import ClassVar
 import optuna
 
 from circinus.baselines.online import ArrivalOrderSearch, Room
-from circinus.baselines.space import Pick, PlanSpace, plan_space
+from circinus.baselines.space import Pick, PlanSpace, plan_spaces, space_of
 from circinus.estimate.base import EPS, Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import QueryCandidates
@@ -78,36 +78,42 @@ class OnlineBayesOptSearch(ArrivalOrderSearch):
     def _plan(self, position: int, query: Query, room: Room | None
               ) -> tuple[list[Evaluated], str, str]:
         index = self.estimator.index
-        space = plan_space(index, self.settings, query,
-                           eligible_devices(index, query, self.settings.tiers))
+        spaces = plan_spaces(index, self.settings, query,
+                             eligible_devices(index, query, self.settings.tiers))
         vectors, _ = self._vectors.get(query.pipeline, query.slo.min_accuracy)
-        tree, plans = _feasible_tree(space, vectors)
+        tree, plans = _feasible_tree(spaces, vectors)
         budget = min(self.trials, plans)
         tried: list[Evaluated] = []
         if budget:
             sampler = optuna.samplers.TPESampler(seed=self.settings.seed + position)
             study = optuna.create_study(direction="minimize", sampler=sampler)
-            study.optimize(lambda trial: self._trial(trial, query, space, tree, room, tried),
+            study.optimize(lambda trial: self._trial(trial, query, spaces, tree, room, tried),
                            n_trials=budget)
         ranked = sorted(tried, key=lambda item: item[1].cost_per_hour)
         return ranked, f"among the {len(tried)} plans tried", (
             "placement: no reachable device can serve every stage of an accuracy-feasible "
             "configuration at its rate")
 
-    def _trial(self, trial: optuna.Trial, query: Query, space: PlanSpace, tree: Tree,
-               room: Room | None, tried: list[Evaluated]) -> float:
-        """Suggest one complete plan, estimate it, record it and return its objective."""
+    def _trial(self, trial: optuna.Trial, query: Query, spaces: Sequence[PlanSpace],
+               tree: Tree, room: Room | None, tried: list[Evaluated]) -> float:
+        """Suggest one complete plan, estimate it, record it and return its objective (the
+        options of a stage after a fan-out are those of the fan-out's configuration, a
+        parameter of their own)."""
         picks: list[Pick] = []
         prefix: tuple[ConfigKey, ...] = ()
+        space = spaces[0]
         for s, stage in enumerate(space.stages):
             choices = tree[prefix]
             name = f"{stage}/config/" + "|".join(",".join(map(str, c)) for c in prefix)
             config = choices[trial.suggest_categorical(name, list(range(len(choices))))]
+            prefix = (*prefix, config)
+            space = space_of(spaces, prefix)
             options = space.options(s, config)
             c = next(k for k, (cfg, _) in enumerate(space.choices[s]) if cfg == config)
-            o = trial.suggest_categorical(f"{stage}/{c}/option", list(range(len(options))))
+            after = space.fanout is not None and s > space.fanout[0]
+            key = f"{stage}/{c}/option" + (f"/{spaces.index(space)}" if after else "")
+            o = trial.suggest_categorical(key, list(range(len(options))))
             picks.append((config, options[o]))
-            prefix = (*prefix, config)
         plan = space.plan(query, picks)
         est = self.estimator.estimate(query, plan)
         tried.append((plan, est))
@@ -133,14 +139,17 @@ class BayesOptSearch(OnlineBayesOptSearch):
     selector: ClassVar[str] = "milp"
 
 
-def _feasible_tree(space: PlanSpace, vectors: Sequence[Vector]) -> tuple[Tree, int]:
+def _feasible_tree(spaces: Sequence[PlanSpace], vectors: Sequence[Vector]
+                   ) -> tuple[Tree, int]:
     """The accuracy-feasible vectors whose every configuration can run somewhere, as a tree of
     prefixes, and the number of complete plans they have (e.g. vectors ``(a, x)`` and
-    ``(a, y)`` with 2, 3 and 4 options: ``{(): [a], (a,): [x, y]}`` and ``2 x 3 + 2 x 4``)."""
-    counts = [{c: len(opts) for c, opts in choices} for choices in space.choices]
+    ``(a, y)`` with 2, 3 and 4 options: ``{(): [a], (a,): [x, y]}`` and ``2 x 3 + 2 x 4``),
+    each vector counted in the space of ``spaces`` that holds it."""
     tree: Tree = {}
     plans = 0
     for vector in vectors:
+        space = space_of(spaces, vector)
+        counts = [{c: len(opts) for c, opts in choices} for choices in space.choices]
         if not all(c in n for c, n in zip(vector, counts, strict=True)):
             continue
         plans += math.prod(n[c] for c, n in zip(vector, counts, strict=True))

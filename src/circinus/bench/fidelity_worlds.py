@@ -11,7 +11,18 @@ pessimistic one rejects queries that would have met:
 * ``join`` - a fork (detector -> two branches -> merge) and a two-source join (camera and
   microphone into one stage), low-variance stages;
 * ``mixed`` - tandems on edge boxes and a batching GPU pool behind a shared uplink, every SLO
-  percentile from 50 to 99, high utilisation.
+  percentile from 50 to 99, high utilisation;
+* ``fanout`` - a detector whose configurations emit a random number of objects per frame
+  (``operators[].fanout``, mean 1.5-8, cv 0.3-1.2), each classified as a sub-request of a
+  burst, on an edge box or behind an uplink on batching GPUs;
+* ``branch`` - a router that sends each frame to one of two models (``pipelines[].branches``)
+  and a cascade that escalates 10-35 % of its frames to a heavy model;
+* ``sources`` - camera and microphone pipelines: one ending in a join without an operator, one
+  whose microphone runs on its own clock (``queries[].source_rate_rps``), cameras of their own
+  frame size (``queries[].source_output_kb``), a metered uplink;
+* ``shares`` - low-rate single- and two-stage queries on two or three cloud GPUs whose replicas
+  may take a quarter, a half or the whole GPU (``profiles[].shares``), p95 and p99 SLOs, some
+  on replicas of their own.
 
 Every figure is a stand-in drawn from a ``random.Random`` seeded with ``(kind, seed)``: the same
 kind and seed give the same world. The profiles are of the magnitude of published edge-vision
@@ -25,7 +36,7 @@ import itertools
 import random
 from typing import Any
 
-KINDS = ("tandem", "uplink", "join", "mixed")
+KINDS = ("tandem", "uplink", "join", "mixed", "fanout", "branch", "sources", "shares")
 """The kinds of fidelity world, in the order the bench runs them."""
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
@@ -38,7 +49,8 @@ def fidelity_world(kind: str, seed: int) -> dict[str, Any]:
     Raises:
         ValueError: for an unknown kind.
     """
-    makers = {"tandem": _tandem, "uplink": _uplink, "join": _join, "mixed": _mixed}
+    makers = {"tandem": _tandem, "uplink": _uplink, "join": _join, "mixed": _mixed,
+              "fanout": _fanout, "branch": _branch, "sources": _sources, "shares": _shares}
     if kind not in makers:
         raise ValueError(f"unknown fidelity world {kind!r}; choose from {', '.join(KINDS)}")
     rng = random.Random(f"fidelity-{kind}-{seed}")
@@ -252,3 +264,193 @@ def _mixed(rng: random.Random) -> dict[str, Any]:
                        "accuracy": {"rule": "product"}}],
         "queries": queries,
     }
+
+
+def _edge_site(rng: random.Random, k: int, sites: list[dict[str, Any]],
+               devices: list[dict[str, Any]], units: tuple[int, ...]) -> str:
+    """Edge site ``edge-k`` with one box of ``units`` cores (a choice); its name."""
+    site = f"edge-{k}"
+    sites.append({"name": site, "tier": "edge", "lan_bandwidth_mbps": 1000, "lan_rtt_ms": 0.2})
+    devices.append({"name": f"box-{k}", "site": site, "hardware": _CPU,
+                    "units": rng.choice(units), "price_per_unit_hour": 0.02})
+    return site
+
+
+def _uplink_to_cloud(rng: random.Random, site: str, links: list[dict[str, Any]], *,
+                     source_price: bool = False) -> None:
+    bw = rng.choice((50.0, 100.0, 200.0))
+    link: dict[str, Any] = {"src": site, "dst": "region", "bandwidth_mbps": bw,
+                            "rtt_ms": rng.choice((10.0, 20.0)), "price_per_gb": 0.02,
+                            "capacity_mbps": round(bw * rng.uniform(1.5, 3.0), 1),
+                            "both_ways": True}
+    if source_price:
+        link["source_price_per_gb"] = 0.2
+    links.append(link)
+
+
+def _fanout(rng: random.Random) -> dict[str, Any]:
+    det = _operator(rng, "detect", rng.uniform(15.0, 40.0), gpu=True, out_kb=8.0)
+    cls = _operator(rng, "classify", rng.uniform(2.0, 8.0), gpu=True, out_kb=0.2)
+    light = rng.uniform(1.5, 5.0)
+    cv = round(rng.uniform(0.3, 1.2), 2)
+    det["fanout"] = [{"when": {"model": "light"}, "mean": round(light, 2), "cv": cv},
+                     {"when": {"model": "heavy"}, "mean": round(light * rng.uniform(1.2, 1.6), 2),
+                      "cv": cv}]
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
+    _cloud(devices, sites, rng.choice((2, 4)))
+    fast = det["profiles"][0]["mean_ms"] + light * cls["profiles"][0]["mean_ms"]
+    for k in range(rng.choice((2, 3))):
+        site = _edge_site(rng, k, sites, devices, (6, 8, 10))
+        _uplink_to_cloud(rng, site, links)
+        for j in range(rng.randint(3, 6)):
+            queries.append({"name": f"cam-{k}-{j}", "pipeline": "objects",
+                            "sources": {"camera": site},
+                            "rate_rps": round(rng.uniform(1.0, 8.0), 2),
+                            "slo": _slo(rng, fast, 1.2, 3.0)})
+    return {
+        "hardware": _hardware(), "sites": sites, "devices": devices, "links": links,
+        "operators": [det, cls],
+        "pipelines": [{"name": "objects", "sources": [{"name": "camera", "output_kb": 80}],
+                       "stages": [{"name": "det", "operator": "detect"},
+                                  {"name": "cls", "operator": "classify"}],
+                       "edges": [["camera", "det"], ["det", "cls"]],
+                       "accuracy": {"rule": "product"}}],
+        "queries": queries,
+        "planner": {"sharing": rng.choice(("shared", "dedicated"))},
+    }
+
+
+def _branch(rng: random.Random) -> dict[str, Any]:
+    ops = [_operator(rng, "route", rng.uniform(1.0, 4.0), out_kb=30.0),
+           _operator(rng, "day", rng.uniform(8.0, 25.0), gpu=True),
+           _operator(rng, "night", rng.uniform(15.0, 45.0), gpu=True),
+           _operator(rng, "log", rng.uniform(0.5, 2.0)),
+           _operator(rng, "cheap", rng.uniform(5.0, 15.0)),
+           _operator(rng, "expert", rng.uniform(30.0, 80.0), gpu=True)]
+    day = round(rng.uniform(0.5, 0.85), 2)
+    escalate = round(rng.uniform(0.1, 0.35), 2)
+    router = {"name": "router", "sources": [{"name": "camera", "output_kb": 30}],
+              "stages": [{"name": "route", "operator": "route"},
+                         {"name": "day", "operator": "day"},
+                         {"name": "night", "operator": "night"},
+                         {"name": "log", "operator": "log"}],
+              "edges": [["camera", "route"], ["route", "day"], ["route", "night"],
+                        ["day", "log"], ["night", "log"]],
+              "branches": [{"at": "route", "to": {"day": day, "night": round(1 - day, 2)}}],
+              "accuracy": {"rule": "product"}}
+    cascade = {"name": "cascade", "sources": [{"name": "camera", "output_kb": 30}],
+               "stages": [{"name": "cheap", "operator": "cheap"},
+                          {"name": "expert", "operator": "expert"},
+                          {"name": "out", "operator": "log"}],
+               "edges": [["camera", "cheap"], ["cheap", "expert"], ["cheap", "out"],
+                         ["expert", "out"]],
+               "branches": [{"at": "cheap", "to": {"expert": escalate}}],
+               "accuracy": {"rule": "product"}}
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
+    _cloud(devices, sites, rng.choice((2, 4)))
+    base = {"router": sum(o["profiles"][0]["mean_ms"] for o in (ops[0], ops[2], ops[3])),
+            "cascade": sum(o["profiles"][0]["mean_ms"] for o in (ops[4], ops[5], ops[3]))}
+    for k in range(2):
+        site = _edge_site(rng, k, sites, devices, (6, 8, 12))
+        _uplink_to_cloud(rng, site, links)
+        for j in range(rng.randint(3, 6)):
+            pipe = rng.choice(("router", "cascade"))
+            queries.append({"name": f"q-{k}-{j}", "pipeline": pipe, "sources": {"camera": site},
+                            "rate_rps": round(rng.uniform(2.0, 15.0), 2),
+                            "slo": _slo(rng, base[pipe], 1.1, 2.5)})
+    return {"hardware": _hardware(), "sites": sites, "devices": devices, "links": links,
+            "operators": ops, "pipelines": [router, cascade], "queries": queries,
+            "planner": {"sharing": rng.choice(("shared", "dedicated"))}}
+
+
+def _sources(rng: random.Random) -> dict[str, Any]:
+    ops = [_operator(rng, "faces", rng.uniform(15.0, 40.0), gpu=True, out_kb=2.0),
+           _operator(rng, "asr", rng.uniform(3.0, 10.0), gpu=True, out_kb=0.5),
+           _operator(rng, "fuse", rng.uniform(1.0, 5.0), out_kb=0.2)]
+    watch = {"name": "watch", "sources": [{"name": "camera", "output_kb": 60},
+                                          {"name": "mic", "output_kb": 8}],
+             "stages": [{"name": "faces", "operator": "faces"},
+                        {"name": "speech", "operator": "asr"}, {"name": "done"}],
+             "edges": [["camera", "faces"], ["mic", "speech"], ["faces", "done"],
+                       ["speech", "done"]],
+             "accuracy": {"rule": "product"}}
+    fusion = {"name": "fusion", "sources": [{"name": "camera", "output_kb": 60},
+                                            {"name": "mic", "output_kb": 8}],
+              "stages": [{"name": "faces", "operator": "faces"},
+                         {"name": "speech", "operator": "asr"},
+                         {"name": "fused", "operator": "fuse"}],
+              "edges": [["camera", "faces"], ["mic", "speech"], ["faces", "fused"],
+                        ["speech", "fused"]],
+              "accuracy": {"rule": "product"}}
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
+    _cloud(devices, sites, rng.choice((2, 4)))
+    base = ops[0]["profiles"][0]["mean_ms"] + ops[2]["profiles"][0]["mean_ms"]
+    for k in range(2):
+        site = _edge_site(rng, k, sites, devices, (6, 8, 12))
+        _uplink_to_cloud(rng, site, links, source_price=True)
+        for j in range(rng.randint(3, 6)):
+            pipe = rng.choice(("watch", "fusion"))
+            query: dict[str, Any] = {
+                "name": f"q-{k}-{j}", "pipeline": pipe,
+                "sources": {"camera": site, "mic": site},
+                "rate_rps": round(rng.uniform(2.0, 12.0), 2), "slo": _slo(rng, base, 1.2, 3.0)}
+            if pipe == "fusion" and rng.random() < 0.7:
+                query["source_rate_rps"] = {"mic": round(rng.uniform(5.0, 40.0), 1)}
+            if rng.random() < 0.4:
+                query["source_output_kb"] = {"camera": rng.choice((30.0, 120.0, 240.0))}
+            queries.append(query)
+    return {"hardware": _hardware(), "sites": sites, "devices": devices, "links": links,
+            "operators": ops, "pipelines": [watch, fusion], "queries": queries}
+
+
+def _shares(rng: random.Random) -> dict[str, Any]:
+    ops: list[dict[str, Any]] = []
+    for name, lo, hi in (("small", 1.5, 4.0), ("medium", 3.0, 8.0), ("large", 8.0, 20.0)):
+        ms = rng.uniform(lo, hi)
+        ops.append({
+            "name": name,
+            "profiles": [{"hardware": _GPU, "mean_ms": round(ms, 3),
+                          "cv": round(rng.uniform(0.05, 0.3), 3),
+                          "batch_ms": {4: round(ms * rng.uniform(1.4, 2.2), 3)}, "units": 1,
+                          "shares": [{"units": 0.25}, {"units": 0.5}]}],
+            "output_kb": 1.0, "accuracy": round(rng.uniform(0.8, 0.95), 3)})
+    single: list[dict[str, Any]] = [
+        {"name": f"{op['name']}-only", "sources": [{"name": "camera", "output_kb": 60}],
+         "stages": [{"name": "m", "operator": op["name"]}], "edges": [["camera", "m"]]}
+        for op in ops]
+    pair: dict[str, Any] = {"name": "pair", "sources": [{"name": "camera", "output_kb": 60}],
+            "stages": [{"name": "a", "operator": "small"}, {"name": "b", "operator": "large"}],
+            "edges": [["camera", "a"], ["a", "b"]]}
+    sites: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    _cloud(devices, sites, rng.choice((2, 3)))
+    site = "store"
+    sites.append({"name": site, "tier": "edge"})
+    links.append({"src": site, "dst": "region", "bandwidth_mbps": 200.0, "rtt_ms": 10.0,
+                  "price_per_gb": 0.0, "both_ways": True})
+    queries: list[dict[str, Any]] = []
+    pipes = [*single, pair]
+    for j in range(rng.randint(4, 8)):
+        pipe = rng.choice(pipes)
+        ms = sum(o["profiles"][0]["mean_ms"] for o in ops
+                 if o["name"] in {s["operator"] for s in pipe["stages"]})
+        query: dict[str, Any] = {
+            "name": f"cam-{j}", "pipeline": pipe["name"], "sources": {"camera": site},
+            "rate_rps": round(rng.uniform(0.5, 8.0), 2),
+            "slo": {"latency_ms": round(10.0 + ms * rng.uniform(1.5, 5.0), 1),
+                    "percentile": rng.choice((95.0, 99.0))}}
+        if rng.random() < 0.3:
+            query["sharing"] = "dedicated"
+        queries.append(query)
+    return {"hardware": _hardware(), "sites": sites, "devices": devices, "links": links,
+            "operators": ops, "pipelines": pipes, "queries": queries}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from circinus.baselines.space import plan_space as space_of
+from circinus.baselines.space import plan_spaces
 from circinus.bench.methods import METHODS, Method
 from circinus.errors import TooLargeError
 from circinus.estimate.analytic import AnalyticEstimator
@@ -179,10 +179,11 @@ def _ratios(records: Sequence[Record]) -> list[Ratio]:
 
 def plan_space(index: WorldIndex, query: Query) -> int:
     """Number of complete plans of ``query`` in the planner's option space (all configuration
-    vectors, every placement option of every stage)."""
+    vectors, every placement option of every stage; with a fan-out, summed over the
+    configurations of its stage, whose objects size the stages after it)."""
     settings = index.world.planner
     devices = eligible_devices(index, query, settings.tiers)
-    return space_of(index, settings, query, devices).size()
+    return sum(s.size() for s in plan_spaces(index, settings, query, devices))
 
 
 def single_query_stats(name: str, index: WorldIndex, sample: int, seed: int) -> SingleQuery:

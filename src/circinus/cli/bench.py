@@ -414,20 +414,23 @@ def render_sharing(report: SharingReport, console: Console) -> None:
                   f"at the start, {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} at the end")
 
 
-FIDELITY_WORLDS = ("jellybean-vqa.yaml", "edge-cloud-vision.yaml", "meeting-companion.yaml")
+FIDELITY_WORLDS = ("jellybean-vqa.yaml", "edge-cloud-vision.yaml", "meeting-companion.yaml",
+                   "camera-objects.yaml", "fusion-join.yaml", "gpu-shares.yaml")
 
 
 @bench_app.command("fidelity")
 def fidelity_cmd(
     world: Annotated[list[Path] | None, typer.Option(
-        "--world", help="World file (repeatable); default: jellybean-vqa, edge-cloud-vision "
-        "and meeting-companion.")] = None,
+        "--world", help="World file (repeatable); default: jellybean-vqa, edge-cloud-vision, "
+        "meeting-companion, camera-objects, fusion-join and gpu-shares.")] = None,
     per_kind: Annotated[int, typer.Option(
         "--per-kind", help="Generated fidelity worlds of each kind (tandem, uplink, join, "
-        "mixed), seeds seed, seed + 1, ...")] = 2,
+        "mixed, fanout, branch, sources, shares), seeds seed, seed + 1, ...")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the generated worlds, the planner and "
                                            "the simulations.")] = 0,
-    duration: Annotated[float, typer.Option(help="Simulated seconds per plan.")] = 3600.0,
+    duration: Annotated[float, typer.Option(
+        help="Simulated seconds per plan, at least (longer where an admitted query's rate is "
+        "too low for its SLO percentile to rest on enough requests, up to 86400).")] = 3600.0,
     rejected: Annotated[int, typer.Option(
         help="Queries rejected on latency tried again per world, at their nearest admissible "
         "bound.")] = 5,
@@ -489,7 +492,7 @@ def render_fidelity(report: FidelityReport, console: Console) -> None:
     for an 80-column terminal)."""
     from circinus.bench.fidelity import TARGET_MET, TARGET_WITHIN
 
-    table = Table(title=f"circinus bench fidelity (seed {report.seed}, "
+    table = Table(title=f"circinus bench fidelity (seed {report.seed}, at least "
                   f"{report.duration_s:g} s simulated)")
     for col in ("world", "admitted", "met SLO", f"±{report.tolerance:.0%}", "median",
                 "worst", "rej→met", "ok"):
@@ -507,6 +510,11 @@ def render_fidelity(report: FidelityReport, console: Console) -> None:
                   "(predicted - simulated) / simulated at the SLO percentile); rej→met: "
                   "queries rejected on latency that met their bound when planned at their "
                   "nearest admissible one, of those tried")
+    longer = [f"{r.world} {r.simulated_seconds / 3600:.3g} h" for r in report.records
+              if r.simulated_seconds > report.duration_s]
+    if longer:
+        console.print("simulated longer, for enough requests beyond each admitted query's "
+                      f"percentile: {', '.join(longer)}")
     worst = sorted(((r.world, q) for r in report.records for q in report_misses(r)),
                    key=lambda wq: -abs(wq[1].error) if wq[1].error is not None else -1e9)
     if worst:

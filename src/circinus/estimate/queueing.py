@@ -13,10 +13,16 @@ mean ``Wq / C`` would. For M/M/1 it reproduces the textbook sojourn time: expone
 ``1 / (mu - lam)``. Requests that arrive more evenly than a Poisson stream (behind a
 low-variance stage, :mod:`circinus.estimate.arrivals`) make batches with gaps of SCV ``c_a^2 / b``
 and wait less, by Kraemer and Langenbach-Belz's factor (:func:`klb_factor`) and a faster
-decay. Every time is carried by its mean, variance
-and third central moment (the third cumulant): the cumulants of independent parts add, and the
-percentile is read off a *shifted* gamma with all three (:func:`quantile`), which keeps the tail
-of a rare wait behind a near-constant service time that a gamma of mean and variance flattens.
+decay. For one replica serving single Poisson requests (M/G/1) the wait's variance and third
+central moment are Takacs's exact ones (:func:`mg1_wait_moments`) instead of the "none, or
+exponential" law's: they agree at high load and for exponential service, but at low load
+behind near-constant service the wait is the residual of the service in progress (nearly
+uniform), whose spread the exponential law understates by up to 40 % (variance) and half
+(third moment), 12 % optimistic at p99 on a 5 %-busy replica. Every time is carried by its
+mean, variance and third central moment (the third cumulant): the cumulants of independent
+parts add, and the percentile is read off a *shifted* gamma with all three (:func:`quantile`),
+which keeps the tail of a rare wait behind a near-constant service time that a gamma of mean
+and variance flattens.
 
 A link with a capacity is shared by every transfer in flight on it: with ``n`` in flight each is
 sent at ``min(B, C / n)`` (``B`` one transfer's bandwidth, ``C`` the capacity), as the simulator
@@ -221,6 +227,8 @@ def batch_queue_sojourn(
                                              6 * waits * theta ** 3)
     else:
         wq_var = wq_third = 0.0
+    if replicas == 1 and batch == 1 and dispersion <= 1.0 + 1e-9 and wq > 0:
+        _, wq_var, wq_third = mg1_wait_moments(rate, batch_service, service_cv)
     if scv < 1.0:
         # Smoother arrivals shorten the mean wait (Kraemer and Langenbach-Belz); its spread
         # is kept at the Poisson-fed one, which stands in for the positive correlation of the
@@ -240,6 +248,30 @@ def batch_queue_sojourn(
         arrival_share=ca2 / (ca2 + cs2) if ca2 + cs2 > 0 else 0.0,
         departure_scv=departure_scv(rho, scv, cs2, replicas) if batch == 1 else 1.0,
     )
+
+
+def mg1_wait_moments(rate: float, service: float, cv: float) -> Moments3:
+    """Mean, variance and third central moment of the wait of a Poisson request at one server
+    (M/G/1, FIFO) with gamma service of mean ``service`` and coefficient of variation ``cv``,
+    by Takacs's recursion ``E[W^k] = lam / (1 - rho) sum_{j=1..k} C(k, j) E[S^(j+1)] / (j + 1)
+    E[W^(k-j)]`` (Takacs, "A single-server queue with Poisson input", Operations Research 10,
+    1962), the gamma's raw moments being ``E[S^n] = s^n prod_{i<n} (1 + i cv^2)``.
+
+    Example: M/D/1 at 50 % load (``rate=0.5``, ``service=1``, ``cv=0``) waits 0.5 on average
+    with variance 7/12 (the "none, or exponential" law of that mean gives 0.55 at best).
+    """
+    rho = rate * service
+    assert 0 <= rho < 1, rho
+    cv2 = cv * cv
+    e2 = service * service * (1 + cv2)
+    e3 = e2 * service * (1 + 2 * cv2)
+    e4 = e3 * service * (1 + 3 * cv2)
+    k = rate / (1 - rho)
+    w1 = k * e2 / 2  # Pollaczek-Khinchine
+    w2 = 2 * w1 * w1 + k * e3 / 3
+    w3 = k * (1.5 * e2 * w2 + e3 * w1 + e4 / 4)  # the recursion's three terms, written out
+    mean, var, third = raw_to_central(w1, w2, w3)
+    return mean, max(var, 0.0), third
 
 
 def klb_factor(utilization: float, arrival_scv: float, service_scv: float) -> float:

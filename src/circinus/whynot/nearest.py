@@ -85,6 +85,7 @@ import numpy as np
 
 from circinus.estimate.analytic import KB_PER_S_TO_MBPS, AnalyticEstimator
 from circinus.estimate.base import EPS, Estimate
+from circinus.estimate.flow import least_stage_rates
 from circinus.plan.records import QueryPlan, StagePlan
 from circinus.search.base import BaseSearch, Candidate, QueryCandidates
 from circinus.search.decomposed import site_classes
@@ -292,11 +293,14 @@ class NearestSlo:
         pipe = index.pipelines[query.pipeline]
         devices = eligible_devices(index, query, settings.tiers)
         placeable = {}
+        # Each stage's rate as the estimator sizes it (its visits per request: branches,
+        # objects; a source's own rate), the least any configuration gives it.
+        rates = least_stage_rates(pipe, index.operators, query)
         for stage in pipe.order:
             op = index.operators[pipe.operator_of[stage]]
             scale = query.work_scale.get(stage, 1.0)
             shared = is_shared(settings, query, op.spec)
-            rate = pipe.rate(query, stage)
+            rate = rates[stage]
             placeable[stage] = [dev for dev in devices if (
                 shared and self._joins(op, dev, rate, scale, residual)) or self._fits_one(
                 op.profiles.values(), dev, rate, scale, residual, one=shared)]
