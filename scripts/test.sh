@@ -15,4 +15,6 @@ elif [[ "${CI:-}" == "true" ]]; then
 else
   echo "warning: PostgreSQL not started; its integration tests will be skipped" >&2
 fi
-python -m pytest "$@"
+# Two workers (CI has 2 cores): a module's tests stay on one worker, the integration tests all
+# on one (tests/conftest.py). Run `python -m pytest` directly for one process.
+python -m pytest -n 2 --dist loadgroup "$@"

@@ -40,3 +40,15 @@ settings.load_profile("circinus")
 def tiny_world() -> dict[str, Any]:
     """A fresh copy of :func:`make_tiny_world` for each test."""
     return make_tiny_world()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's ``--dist loadgroup`` (what ``scripts/test.sh`` runs): a module's
+    tests run on one worker, so its module-scoped fixtures (generated worlds, whole searches)
+    are built once; and every integration test runs on one worker, one after another, so no two
+    real services, Ray clusters or interrupt timings share the machine with each other."""
+    for item in items:
+        group = ("integration" if item.get_closest_marker("integration") is not None
+                 else item.nodeid.split("::", 1)[0])
+        item.add_marker(pytest.mark.xdist_group(group))
+
