@@ -22,7 +22,8 @@ from circinus.parallel import (
     make_executor,
     projected_makespan,
 )
-from circinus.parallel.base import SearchJob
+from circinus.parallel.base import SearchJob, run_chunk
+from circinus.parallel.packed import unpack
 from circinus.planner import SEARCHES, Planner
 from circinus.runtime import MissingExtraError
 from circinus.search.base import BaseSearch
@@ -125,10 +126,16 @@ def test_no_queries_no_chunks(index: WorldIndex) -> None:
     assert run.found == () and run.chunks == ()
 
 
-def test_the_job_ships_the_world_without_its_queries(index: WorldIndex) -> None:
-    job = SearchJob.of(_search(index))
+def test_the_job_ships_the_world_once_and_the_batch_beside_it(index: WorldIndex) -> None:
+    batch = index.world.queries[5:9]
+    job = SearchJob.of(_search(index), batch)
     assert job.index.world.queries == [] and job.index.devices == index.devices
+    assert job.queries == tuple(batch)
     assert type(job.build()) is SEARCHES["circinus"]
+    # A chunk is its queries' positions in the batch; the result comes back packed.
+    chunk = chunk_groups(_search(index).groups(batch), 1)[0]
+    res = run_chunk(job, chunk)
+    assert unpack(res.found) == _search(index).search(batch)
 
 
 def test_chunks_are_balanced_whole_groups_heaviest_first() -> None:

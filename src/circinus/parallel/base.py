@@ -9,12 +9,15 @@ BaseSearch.groups`), so a batch's groups may be searched apart and the answers p
 2. :func:`chunk_groups` deals them into chunks of about equal estimated work, largest group
    first to the lightest chunk (each chunk's queries stay in query order);
 3. every chunk is searched by a fresh instance of the search's class, with the same settings
-   and an estimator of the same world (:class:`SearchJob`: the world *without* its queries,
-   so what is shipped once is small; each chunk carries its own queries), where the executor
-   runs it: here, one chunk after another (:class:`~circinus.parallel.local.SerialExecutor`),
-   on worker processes (:class:`~circinus.parallel.local.ProcessExecutor`) or as Ray tasks
+   and an estimator of the same world (:class:`SearchJob`: the world without its queries, and
+   the batch's queries; shipped once per worker, or put once in Ray's object store, while a
+   chunk is only its queries' positions), where the executor runs it: here, one chunk after
+   another (:class:`~circinus.parallel.local.SerialExecutor`), on worker processes
+   (:class:`~circinus.parallel.local.ProcessExecutor`) or as Ray tasks
    (:class:`~circinus.parallel.ray.RayExecutor`);
-4. the candidates are put back in query order.
+4. each chunk's candidates come back packed (:mod:`~circinus.parallel.packed`: every
+   distinct estimate and stage list once, two integers per candidate) and are unpacked in
+   query order.
 
 Every query gets exactly what the search of the whole batch gives it (candidates, reason and
 billed evaluations), whatever the executor, the workers and the chunks: the groups' contract,
@@ -41,6 +44,7 @@ from typing import ClassVar
 from circinus.collector import paused
 from circinus.errors import CircinusError
 from circinus.estimate.analytic import AnalyticEstimator
+from circinus.parallel.packed import PackedCandidates, pack, unpack
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query
@@ -65,27 +69,30 @@ class ClusterError(CircinusError):
 
 @dataclass(frozen=True)
 class SearchJob:
-    """What every chunk of one search needs besides its queries; picklable and small.
+    """What the chunks of one search need; picklable, shipped once per worker.
 
-    ``index`` is the search's world without its queries (a chunk brings its own);
-    ``search`` is the search's class, built again as the planner builds it: with the plain
-    :class:`AnalyticEstimator` of the index, and ``settings``.
+    ``index`` is the search's world without its queries (the world's queries need not be the
+    batch's); ``search`` is the search's class, built again as the planner builds it: with the
+    plain :class:`AnalyticEstimator` of the index, and ``settings``; ``queries`` is the batch,
+    whose positions each chunk names.
     """
 
     index: WorldIndex
     search: type[BaseSearch]
     settings: PlannerSettings
+    queries: tuple[Query, ...] = ()
 
     @classmethod
-    def of(cls, search: BaseSearch) -> SearchJob:
-        """The job of ``search``, whose estimator must be the plain analytic estimator of its
-        index (no link load, no sized deployments), as the planner's is."""
+    def of(cls, search: BaseSearch, queries: Sequence[Query] = ()) -> SearchJob:
+        """The job of ``search`` on the batch ``queries``; the search's estimator must be the
+        plain analytic estimator of its index (no link load, no sized deployments), as the
+        planner's is."""
         est = search.estimator
         assert type(est) is AnalyticEstimator and not est.link_load, \
             "chunks are searched with the plain analytic estimator of the world"
         index = est.index
         bare = replace(index, world=index.world.model_copy(update={"queries": []}))
-        return cls(bare, type(search), search.settings)
+        return cls(bare, type(search), search.settings, tuple(queries))
 
     def build(self) -> BaseSearch:
         """A fresh search of this job (cold caches)."""
@@ -127,10 +134,11 @@ class ChunkRecord:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """A chunk's record and its queries' candidates, in the chunk's query order."""
+    """A chunk's record and its queries' candidates, in the chunk's query order, packed for
+    the way back (:func:`~circinus.parallel.packed.pack`)."""
 
     record: ChunkRecord
-    found: tuple[QueryCandidates, ...]
+    found: PackedCandidates
 
 
 @dataclass(frozen=True)
@@ -182,19 +190,20 @@ def chunk_groups(groups: Sequence[Sequence[int]], chunks: int) -> list[Chunk]:
             for n, (weight, _, members) in enumerate(filled)]
 
 
-def run_chunk(job: SearchJob, chunk: Chunk, queries: Sequence[Query]) -> ChunkResult:
-    """Search ``queries`` (``chunk``'s, in order) with a fresh search of ``job``, the
-    collector paused (:func:`circinus.collector.paused`); what every executor runs."""
-    assert len(queries) == len(chunk.indices)
+def run_chunk(job: SearchJob, chunk: Chunk) -> ChunkResult:
+    """Search ``chunk``'s queries of ``job`` (in order) with a fresh search of ``job``, the
+    collector paused (:func:`circinus.collector.paused`), and pack the candidates; what every
+    executor runs. The record's times are the search's (packing not included)."""
+    queries = [job.queries[i] for i in chunk.indices]
     t0, c0 = time.perf_counter(), time.process_time()
     with paused():
         search = job.build()
         found = search.search(queries)
-    record = ChunkRecord(
-        chunk.number, len(queries), chunk.groups, time.perf_counter() - t0,
-        time.process_time() - c0, search.estimator.kernel_evaluations,
-        f"{socket.gethostname()} pid {os.getpid()}")
-    return ChunkResult(record, tuple(found))
+        record = ChunkRecord(
+            chunk.number, len(queries), chunk.groups, time.perf_counter() - t0,
+            time.process_time() - c0, search.estimator.kernel_evaluations,
+            f"{socket.gethostname()} pid {os.getpid()}")
+        return ChunkResult(record, pack(found))
 
 
 class BaseSearchExecutor(ABC):
@@ -236,13 +245,14 @@ class BaseSearchExecutor(ABC):
         with self.session() as width:
             chunks = chunk_groups(groups, self.chunks or CHUNKS_PER_WORKER * width) \
                 if groups else []
-            tasks = [(c, [queries[i] for i in c.indices]) for c in chunks]
-            results = self.run_chunks(SearchJob.of(search), tasks, progress or (lambda _: None))
+            results = self.run_chunks(SearchJob.of(search, queries), chunks,
+                                      progress or (lambda _: None))
         found: list[QueryCandidates | None] = [None] * len(queries)
-        for res in results:
-            chunk = chunks[res.record.number]
-            for i, qc in zip(chunk.indices, res.found, strict=True):
-                found[i] = qc
+        with paused():  # unpacking makes millions of objects
+            for res in results:
+                chunk = chunks[res.record.number]
+                for i, qc in zip(chunk.indices, unpack(res.found), strict=True):
+                    found[i] = qc
         assert all(f is not None for f in found), "a chunk left queries out"
         records = tuple(sorted((r.record for r in results), key=lambda r: r.number))
         return SearchRun(tuple(f for f in found if f is not None), records, self.kind, width,
@@ -255,10 +265,11 @@ class BaseSearchExecutor(ABC):
         yield self.workers or 1
 
     @abstractmethod
-    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
                    progress: Progress) -> list[ChunkResult]:
-        """:func:`run_chunk` of ``job`` on every ``(chunk, its queries)`` of ``tasks``, started
-        in order, within :meth:`session`; the results in any order."""
+        """:func:`run_chunk` of ``job`` on every chunk of ``chunks``, started in order, within
+        :meth:`session`; the results in any order. ``job`` is to be shipped once per worker,
+        not with every chunk."""
 
 
 def projected_makespan(chunk_seconds: Sequence[float], workers: int, *,

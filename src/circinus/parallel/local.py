@@ -52,12 +52,12 @@ class SerialExecutor(BaseSearchExecutor):
                              f"{socket.gethostname()} pid {os.getpid()}")
         return SearchRun(tuple(found), (record,), self.kind, 1, wall, shared_search=True)
 
-    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
                    progress: Progress) -> list[ChunkResult]:
         out = []
-        for chunk, queries in tasks:
-            out.append(run_chunk(job, chunk, queries))
-            progress(f"chunk {len(out)}/{len(tasks)} searched")
+        for chunk in chunks:
+            out.append(run_chunk(job, chunk))
+            progress(f"chunk {len(out)}/{len(chunks)} searched")
         return out
 
 
@@ -71,15 +71,15 @@ def _start_worker(job: SearchJob) -> None:
     _worker_job[:] = [job]
 
 
-def _worker_chunk(task: tuple[Chunk, list[Query]]) -> ChunkResult:
-    return run_chunk(_worker_job[0], *task)
+def _worker_chunk(chunk: Chunk) -> ChunkResult:
+    return run_chunk(_worker_job[0], chunk)
 
 
 class ProcessExecutor(BaseSearchExecutor):
     """Chunks on a pool of worker processes of this machine; registry key ``processes``.
 
-    Each worker gets the job once when it starts and each chunk's queries with the chunk;
-    ``workers`` defaults to the machine's cores.
+    Each worker gets the job (the world and the batch's queries) once when it starts, a
+    chunk as its queries' positions; ``workers`` defaults to the machine's cores.
     """
 
     kind = "processes"
@@ -88,18 +88,19 @@ class ProcessExecutor(BaseSearchExecutor):
     def session(self) -> Iterator[int]:
         yield self.workers or os.cpu_count() or 1
 
-    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
                    progress: Progress) -> list[ChunkResult]:
-        if not tasks:
+        if not chunks:
             return []
-        width = min(self.workers or os.cpu_count() or 1, len(tasks))
+        width = min(self.workers or os.cpu_count() or 1, len(chunks))
         out: list[ChunkResult] = []
         # NOTE: on Ctrl-C (or any error) the pool's exit terminates its workers at once; they
         # ignore SIGINT themselves (see circinus.report.sweep). The parent's collector stays
-        # paused while results arrive: unpickling them makes millions of objects.
+        # paused while results arrive: unpickling them makes many objects. Forked workers
+        # inherit the job; others (a spawn or forkserver start) unpickle it once each.
         with paused(), multiprocessing.Pool(width, initializer=_start_worker,
                                             initargs=(job,)) as pool:
-            for res in pool.imap_unordered(_worker_chunk, tasks, chunksize=1):
+            for res in pool.imap_unordered(_worker_chunk, chunks, chunksize=1):
                 out.append(res)
-                progress(f"chunk {len(out)}/{len(tasks)} searched")
+                progress(f"chunk {len(out)}/{len(chunks)} searched")
         return out

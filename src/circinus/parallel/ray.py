@@ -7,8 +7,10 @@ Without one it starts a local cluster of one node offering ``workers`` CPUs
 (:class:`~circinus.runtime.cluster.LocalCluster`: on the loopback, no dashboard) and stops
 it after the search. Either way only what the executor started is stopped.
 
-The job is put in the object store once; each chunk is a task of one CPU carrying its
-queries, spread over the nodes (Ray's ``SPREAD`` strategy). A failed task ends the search
+The job (the world and the batch's queries) is put in the object store once and fetched
+once per Ray worker process, which keeps the last job it fetched; each chunk is a task of one
+CPU carrying its queries' positions, spread over the nodes (Ray's ``SPREAD`` strategy), whose
+candidates come back packed (:mod:`~circinus.parallel.packed`). A failed task ends the search
 with a :class:`~circinus.parallel.base.ClusterError` (tasks are not retried: a chunk that
 failed once, e.g. for want of Circinus on a node, fails again).
 
@@ -37,7 +39,6 @@ from circinus.parallel.base import (
     SearchJob,
     run_chunk,
 )
-from circinus.spec.models import Query
 
 CONNECT_TIMEOUT_S = 5.0
 """How long the head's port may take to accept a connection before the address is called
@@ -66,8 +67,20 @@ def check_address(address: str) -> None:
             "RAY_ADDRESS unset to start a local one") from None
 
 
-def _ray_chunk(job: SearchJob, chunk: Chunk, queries: list[Query]) -> ChunkResult:
-    res = run_chunk(job, chunk, queries)
+_last_job: dict[str, SearchJob] = {}
+"""The job a Ray worker process fetched last, by its object id (at most one is kept)."""
+
+
+def _ray_chunk(job_ref: list[Any], chunk: Chunk) -> ChunkResult:
+    # The reference comes in a list, so that Ray does not fetch and rebuild the job (the whole
+    # batch's queries) for every task; this process fetches it once.
+    key = job_ref[0].hex()
+    job = _last_job.get(key)
+    if job is None:
+        job = ray.get(job_ref[0])
+        _last_job.clear()
+        _last_job[key] = job
+    res = run_chunk(job, chunk)
     node = ray.get_runtime_context().get_node_id()
     return replace(res, record=replace(res.record, worker=f"node {node[:8]} "
                                                           f"{res.record.worker}"))
@@ -116,20 +129,20 @@ class RayExecutor(BaseSearchExecutor):
         finally:
             ray.shutdown()
 
-    def run_chunks(self, job: SearchJob, tasks: Sequence[tuple[Chunk, list[Query]]],
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
                    progress: Progress) -> list[ChunkResult]:
-        if not tasks:
+        if not chunks:
             return []
         remote: Any = ray.remote(_ray_chunk).options(num_cpus=1, max_retries=0,
                                                      scheduling_strategy="SPREAD")
         job_ref = ray.put(job)
-        pending = [remote.remote(job_ref, chunk, queries) for chunk, queries in tasks]
+        pending = [remote.remote([job_ref], chunk) for chunk in chunks]
         out: list[ChunkResult] = []
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 out.append(ray.get(done[0]))
-                progress(f"chunk {len(out)}/{len(tasks)} searched")
+                progress(f"chunk {len(out)}/{len(chunks)} searched")
         except RayError as exc:
             raise ClusterError(f"a search chunk failed on the Ray cluster: {_last_line(exc)}"
                                ) from None

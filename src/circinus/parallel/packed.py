@@ -1,0 +1,110 @@
+"""A chunk's candidates in a compact form for the way back: tables of plain values.
+
+NOTE: a chunk's search answers many queries with the same plans and estimates (the members of
+a group share their representative's, renamed to their sites), so its candidates hold a few
+thousand distinct estimates and stage lists under hundreds of thousands of candidates. Pickled
+as they are, every candidate travels as two objects (the candidate and its plan) and is built
+again by the unpickler field by field, as a dictionary of its state; at 100,000 generated
+queries (800,000 candidates) shipping them out of the workers and back in cost more than the
+search itself on 2 workers (docs/scale.md). :func:`pack` writes instead:
+
+* each distinct estimate once, as the tuple of its field values;
+* each distinct stage list once, as tuples of plain values (a stage's configuration, batch,
+  level and its replica groups);
+* per query its name, reason and billed evaluations, and per candidate two integers: the
+  positions of its stage list and of its estimate in those tables.
+
+:func:`unpack` builds every distinct estimate and stage list once and each candidate from
+them, so the queries that shared an estimate in the worker share one again; the result equals
+what was packed (``unpack(pack(found)) == found``, checked by ``tests/parallel``). A plan
+named after another query than its own (no search makes one) is carried by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from circinus.estimate.base import Estimate
+from circinus.plan.records import QueryPlan, Replicas, StagePlan
+from circinus.search.base import Candidate, QueryCandidates
+from circinus.spec.index import ConfigKey
+
+_ESTIMATE_FIELDS = tuple(f.name for f in fields(Estimate))
+"""Estimate's fields in order (its constructor's positional arguments)."""
+
+PlainStage = tuple[str, ConfigKey, int, tuple[tuple[str, int, float | None], ...],
+                   float | None]
+"""A :class:`StagePlan` as plain values: stage, configuration, batch, replica groups
+``(device, count, share)`` and level."""
+
+
+@dataclass(frozen=True)
+class PackedCandidates:
+    """Candidates of a chunk's queries as tables of plain values (module note)."""
+
+    estimates: tuple[tuple[object, ...], ...]
+    """Each distinct estimate's field values, in :class:`Estimate`'s field order."""
+    stages: tuple[tuple[PlainStage, ...], ...]
+    """Each distinct stage list (a plan's stages)."""
+    queries: tuple[tuple[str, str | None, int, tuple[int, ...]], ...]
+    """Per query ``(name, reason, evaluations, refs)``; ``refs`` holds per candidate the
+    position of its stage list, then of its estimate."""
+    renamed: tuple[tuple[int, int, str], ...] = ()
+    """``(query, candidate, plan's query)`` for every plan not named after its query."""
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+def pack(found: Sequence[QueryCandidates]) -> PackedCandidates:
+    """``found`` in the compact form (module note)."""
+    # ``found`` holds every estimate and stage tuple for the span: their ids stay theirs.
+    estimates: dict[int, int] = {}  # id of an estimate -> its position
+    est_rows: list[tuple[object, ...]] = []
+    stage_lists: dict[int, int] = {}  # id of a stage tuple -> its position
+    stage_rows: list[tuple[PlainStage, ...]] = []
+    queries = []
+    renamed = []
+    for q, qc in enumerate(found):
+        refs: list[int] = []
+        for c, cand in enumerate(qc.candidates):
+            stages, est = cand.plan.stages, cand.estimate
+            s = stage_lists.get(id(stages))
+            if s is None:
+                s = stage_lists[id(stages)] = len(stage_rows)
+                stage_rows.append(tuple(_plain_stage(st) for st in stages))
+            e = estimates.get(id(est))
+            if e is None:
+                e = estimates[id(est)] = len(est_rows)
+                est_rows.append(tuple(getattr(est, f) for f in _ESTIMATE_FIELDS))
+            refs += (s, e)
+            if cand.plan.query != qc.query:
+                renamed.append((q, c, cand.plan.query))
+        queries.append((qc.query, qc.reason, qc.evaluations, tuple(refs)))
+    return PackedCandidates(tuple(est_rows), tuple(stage_rows), tuple(queries), tuple(renamed))
+
+
+def unpack(packed: PackedCandidates) -> list[QueryCandidates]:
+    """The candidates :func:`pack` packed, equal to them (module note)."""
+    estimates = [Estimate(*row) for row in packed.estimates]  # type: ignore[arg-type]
+    stage_lists = [tuple(_stage(st) for st in row) for row in packed.stages]
+    renamed = {(q, c): name for q, c, name in packed.renamed}
+    out = []
+    for q, (name, reason, evaluations, refs) in enumerate(packed.queries):
+        cands = tuple(
+            Candidate(QueryPlan(renamed.get((q, k // 2), name) if renamed else name,
+                                stage_lists[refs[k]]), estimates[refs[k + 1]])
+            for k in range(0, len(refs), 2))
+        out.append(QueryCandidates(name, cands, reason, evaluations))
+    return out
+
+
+def _plain_stage(s: StagePlan) -> PlainStage:
+    return (s.stage, s.config, s.batch, tuple((r.device, r.count, r.share) for r in s.placement),
+            s.level)
+
+
+def _stage(row: PlainStage) -> StagePlan:
+    stage, config, batch, placement, level = row
+    return StagePlan(stage, config, batch, tuple(Replicas(*r) for r in placement), level)
