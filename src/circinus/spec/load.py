@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -10,8 +11,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from circinus.errors import SpecError
+from circinus.spec.events import ExplicitTag, ShapeError, build_yaml
 from circinus.spec.index import WorldIndex
-from circinus.spec.models import World
+from circinus.spec.models import Query, World
 from circinus.spec.validate import build_index
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -28,10 +30,25 @@ def load_world(path: str | Path) -> World:
 
 
 def load_indexed_world(path: str | Path) -> tuple[World, WorldIndex]:
-    """Like :func:`load_world`, also returning the :class:`WorldIndex` built while checking."""
-    data = read_document(path)
+    """Like :func:`load_world`, also returning the :class:`WorldIndex` built while checking.
+
+    A YAML world's queries are validated one by one as they are read, so that each query's
+    plain data lives only until its model is made (:mod:`circinus.spec.events`); a query that
+    fails is kept as data, for the world's validation to report with every other error.
+    """
+    data = read_document(path, each_query=_query_model)
     world = parse_world(data, origin=str(path))
     return world, build_index(world)
+
+
+def _query_model(data: Any) -> Any:
+    """``data`` validated as a :class:`Query`, or as it is if it is not one."""
+    if not isinstance(data, dict):
+        return data
+    try:
+        return Query.model_validate(data)
+    except ValidationError:
+        return data
 
 
 MAX_FILE_BYTES = 384 * 1024 * 1024
@@ -46,13 +63,16 @@ otherwise expand to more values than memory holds. ``circinus gen``'s 1,000,000 
 94.4 million (a collection's values count again in each collection around it)."""
 
 
-def read_document(path: str | Path) -> Any:
+def read_document(path: str | Path, *, each_query: Callable[[Any], Any] | None = None) -> Any:
     """Parse a YAML or JSON file into plain Python data.
 
     A ``.json`` suffix selects JSON, anything else YAML. A key repeated within one mapping is an
     error (YAML and JSON loaders otherwise keep the last value and silently drop the first). The
     work is bounded: a file above :data:`MAX_FILE_BYTES`, nested deeper than :data:`MAX_DEPTH`
-    or expanding to more than :data:`MAX_NODES` values is refused before it is built.
+    or expanding to more than :data:`MAX_NODES` values is refused before it is built. YAML is
+    built from the parser's events in one pass (:mod:`circinus.spec.events`); ``each_query``,
+    if given, rebuilds each item of a YAML document's top-level ``queries`` list as soon as it
+    is read.
 
     Raises:
         SpecError: ``file: what is wrong`` or ``file:line:column: invalid YAML|JSON: problem``.
@@ -75,7 +95,7 @@ def read_document(path: str | Path) -> Any:
         raise SpecError(f"{shown}: cannot be read as UTF-8 text ({why})") from exc
     if p.suffix.lower() == ".json":
         return _read_json(text, shown)
-    return _read_yaml(text, shown)
+    return _read_yaml(text, shown, each_query)
 
 
 def short_path(path: str | Path, limit: int = 120) -> str:
@@ -131,13 +151,17 @@ def _check_json_shape(data: Any, shown: str) -> None:
             stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
 
 
-def _read_yaml(text: str, shown: str) -> Any:
+def _read_yaml(text: str, shown: str, each_query: Callable[[Any], Any] | None = None) -> Any:
     try:
         try:
-            _check_yaml_shape(text)
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
-        except yaml.YAMLError:
-            if _Parser is yaml.SafeLoader or len(text) > _RETELL_BYTES:
+            try:
+                return _built(text, each_query)
+            except ExplicitTag:  # a tagged collection (!!set): the loader's way
+                _check_yaml_shape(text)
+                return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
+        except yaml.YAMLError as exc:
+            if (_Parser is yaml.SafeLoader or len(text) > _RETELL_BYTES
+                    or isinstance(exc, ShapeError)):
                 raise
             # PyYAML's own parser says more ("expected ',' or ']', but got '<stream end>'"
             # where libyaml has "did not find expected ',' or ']'"); the shape check has
@@ -146,11 +170,25 @@ def _read_yaml(text: str, shown: str) -> Any:
             raise
     except _ShapeError as exc:
         raise SpecError(f"{shown}{exc.where}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:  # the retelling parser on a deep document
+        raise SpecError(f"{shown}: invalid YAML: nested deeper than {MAX_DEPTH} levels"
+                        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{shown}{where}: invalid YAML: {' '.join(problem.split())}") from exc
+
+
+def _built(text: str, each_query: Callable[[Any], Any] | None) -> Any:
+    """The YAML document ``text`` built from its events (:func:`~circinus.spec.events.
+    build_yaml`), with the safe loader's resolver and constructors."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return build_yaml(loader, max_depth=MAX_DEPTH, max_nodes=MAX_NODES,
+                          each_item=None if each_query is None else ("queries", each_query))
+    finally:
+        loader.dispose()
 
 
 class _ShapeError(Exception):
