@@ -96,6 +96,11 @@ def build_yaml(loader: Any, *, max_depth: int, max_nodes: int,
             except yaml.YAMLError as exc:
                 pending = pending or exc
                 value = None
+            except (ValueError, TypeError, OverflowError):  # e.g. !!int on a word
+                pending = pending or ConstructorError(
+                    None, None, f"cannot read {event.value!r} as {tag.rsplit(':', 1)[-1]}",
+                    _mark(event))
+                value = None
             count = 1
             if event.anchor is not None:
                 anchors[event.anchor] = (value, 1)
