@@ -9,6 +9,7 @@ import pytest
 
 from circinus.planner import Planner
 from circinus.spec import build_index, parse_world
+from tinyworld import make_tiny_world
 
 
 def _without_pool(world: dict[str, Any], min_accuracy: float) -> dict[str, Any]:
@@ -102,3 +103,22 @@ def test_the_reason_counts_a_deployment_two_stages_join_once(tiny_world: dict[st
     dedicated = Planner().plan(build_index(parse_world(world))).outcomes[0]
     assert not dedicated.admitted  # two replicas of 2 units each
     assert dedicated.reason is not None and "takes 4 units" in dedicated.reason
+
+
+@pytest.mark.parametrize("sharing", ["dedicated", "shared"])
+def test_the_oracle_gives_the_placement_reasons_too(tiny_world: dict[str, Any],
+                                                    sharing: str) -> None:
+    small = _without_pool(tiny_world, 0.88)
+    small["devices"][0]["units"] = 2
+    unplaced = _without_pool(make_tiny_world(), 0.9)
+    reasons = []
+    for world in (small, unplaced):
+        world["planner"]["sharing"] = sharing
+        outcome = Planner(search="oracle", selector="exact").plan(
+            build_index(parse_world(world))).outcomes[0]
+        assert not outcome.admitted
+        reasons.append(outcome.reason or "")
+    assert reasons[0].startswith("placement: no plan meeting the accuracy bound 0.88 fits the "
+                                 "units of the devices"), reasons[0]
+    assert reasons[1].startswith("placement: no device the query may use runs every stage of a "
+                                 "configuration meeting the accuracy bound 0.9"), reasons[1]
