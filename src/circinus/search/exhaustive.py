@@ -59,12 +59,6 @@ RAISED_SHARE = 8
 """Raised plans (:meth:`ExhaustiveSearch._raised`) offered beside a query's candidates: at most
 ``candidates_per_query / RAISED_SHARE`` (at least one)."""
 
-VECTOR_SHARE = 8
-"""Plans of configuration vectors none of a query's candidates runs, offered beside them
-where its plans join shared deployments: at most ``candidates_per_query / VECTOR_SHARE`` (at
-least one). Two at the default eight also brought a third seeded tiny world to the oracle's
-optimum, but edge-cloud-vision's time-limited selection then admitted 201 queries, not 203."""
-
 
 Usage = tuple[tuple[tuple[str, str], float], ...]
 """Resources a plan occupies: ``(("device" | "memory" | "link", name), amount)``, sorted."""
@@ -90,8 +84,6 @@ class PlanPool:
     solo: np.ndarray
     """Cost of each plan were its query alone on its shared deployments (its own fewest
     replicas there); the plan's cost for a plan without shared stages."""
-    vector: np.ndarray
-    """Per plan, an id of its configuration vector (equal vectors, equal ids)."""
     best_accuracy: float | None
     latency_pruned: bool
     """Whether some partial plan was cut for exceeding the group's loosest latency bound."""
@@ -144,9 +136,6 @@ class ExhaustiveSearch(BaseSearch):
         self._vectors = VectorCache(estimator, prune_dominated=True)
         self._room_memo: dict[tuple[object, ...],
                               tuple[tuple[tuple[object, ...] | None, str, float], ...]] = {}
-        # Per option list of the group being enumerated (by id, the list kept alive with it):
-        # the most whole units an option takes of each device (:meth:`_may_overfill`).
-        self._largest: dict[int, tuple[list[Option], dict[str, float]]] = {}
 
     def groups(self, queries: Sequence[Query]) -> list[list[int]]:
         """Queries with the same pipeline, sources, rate, work and SLO percentile (module
@@ -220,8 +209,6 @@ class ExhaustiveSearch(BaseSearch):
         option_cache: dict[tuple[str, ConfigKey, float], list[Option]] = {}
         leaves: list[_Leaf] = []
         accuracy: list[float] = []
-        vector_ids: list[int] = []  # per leaf, which configuration vector it runs
-        n_vectors = 0
         pruned = False
         evaluations = 0
         fastest = fastest_service(index, rep, devices)
@@ -235,7 +222,6 @@ class ExhaustiveSearch(BaseSearch):
         shared = any(is_shared(self.settings, rep, index.operators[op].spec)
                      for op in pipe.operator_of.values())
         full = {d.name: d.units for d in devices}
-        self._largest = {}
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -269,14 +255,11 @@ class ExhaustiveSearch(BaseSearch):
             evaluations += work
             if grower is not None and found:
                 found = found + _grown(grower, found)
-            if shared and found and self._may_overfill(rep, configs, per_stage, full):
-                # Whole replicas: a plan that cannot run alone never fits.
+            if shared and found:  # whole replicas: a plan that cannot run alone never fits
                 found = [leaf for leaf in found if self._fits_whole(rep, leaf[0], full)]
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
-            vector_ids.extend([n_vectors] * len(found))
-            n_vectors += 1
         if grower is not None:
             evaluations += grower.evaluations
         unplaced = _unplaced(index, pipe.operator_of, missing, floor) if missing else None
@@ -293,7 +276,6 @@ class ExhaustiveSearch(BaseSearch):
             cost=np.array([leaf[2] for leaf in leaves], dtype=float),
             usage=[leaf[3] for leaf in leaves],
             solo=np.array([leaf[4] for leaf in leaves], dtype=float),
-            vector=np.array(vector_ids, dtype=np.int64),
             best_accuracy=best_acc,
             latency_pruned=pruned,
             evaluations=evaluations,
@@ -326,26 +308,6 @@ class ExhaustiveSearch(BaseSearch):
                  r.count * op.profiles[config, index.devices[r.device].hardware].units)
                 for r in placement)
         return found
-
-    def _may_overfill(self, query: Query, configs: Mapping[str, ConfigKey],
-                      per_stage: Sequence[list[Option]], full: Mapping[str, float]) -> bool:
-        """Whether some plan of ``configs`` on these stage options (``per_stage``, in pipeline
-        order) might take more than a device's ``full`` units in whole replicas: the largest
-        option of each stage on each device, added up, is over them (else no plan needs
-        checking). The largest are kept per option list of the group's option cache."""
-        most: dict[str, float] = {}
-        for stage, options in zip(self.estimator.index.pipelines[query.pipeline].order,
-                                  per_stage, strict=True):
-            largest = self._largest.get(id(options))
-            if largest is None:
-                per_device: dict[str, float] = {}
-                for opt in options:
-                    for _, d, u in self._rooms(query.pipeline, (stage, configs[stage], opt)):
-                        per_device[d] = max(per_device.get(d, 0.0), u)
-                largest = self._largest[id(options)] = (options, per_device)
-            for d, u in largest[1].items():
-                most[d] = most.get(d, 0.0) + u
-        return any(u > full[d] + EPS for d, u in most.items())
 
     def _fits_whole(self, query: Query, stages: Sequence[StagePlan],
                     full: Mapping[str, float]) -> bool:
@@ -407,7 +369,6 @@ class ExhaustiveSearch(BaseSearch):
         whole: dict[str, float] = {}
         opened: dict[tuple[object, ...], int] = {}
         full = {d.name: d.units for d in devices}
-        self._largest = {}
 
         def fits(per_stage: list[list[tuple[tuple[tuple[str, float], ...],
                                             tuple[tuple[tuple[object, ...] | None, str, float],
@@ -670,9 +631,8 @@ class ExhaustiveSearch(BaseSearch):
                                    pool.evaluations if charge else 0)
         by_cost = pool.keys.by_cost
         order = by_cost[feasible[by_cost]][:_SCAN_LIMIT]
-        kept, main = _diverse(pool, order, self.settings.candidates_per_query)
-        pool.shortlists[bounds] = kept
-        raised = pool.raised[bounds] = self._raised(query, pool, main)
+        kept = pool.shortlists[bounds] = _diverse(pool, order, self.settings.candidates_per_query)
+        raised = pool.raised[bounds] = self._raised(query, pool, kept)
         return QueryCandidates(query.name, self._with_raised(query, pool, kept, raised), None,
                                pool.evaluations if charge else 0)
 
@@ -754,10 +714,8 @@ class ExhaustiveSearch(BaseSearch):
             Candidate(QueryPlan(query.name, pool.plans[k]), pool.estimate(k)) for k in kept)
 
 
-def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> tuple[list[int], list[int]]:
-    """Up to ``limit`` plans of ``order`` (cheapest first), none dominated by another, and
-    the plans of other configuration vectors beside them; returns both, and the first alone
-    (what raised plans are made from: :meth:`ExhaustiveSearch._raised`).
+def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> list[int]:
+    """Up to ``limit`` plans of ``order`` (cheapest first), none dominated by another.
 
     First the cheapest plan on each distinct *set of devices*, so that the selection sees every
     way of placing the query (edge box, cloud pool, both) even when many variants crowd one
@@ -765,12 +723,7 @@ def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> tuple[list[int], 
     counts each deployment's share (``load / level`` replicas), which is what a query pays
     among many co-tenants, but a query that ends up alone on a deployment pays its whole
     replicas, and the plan cheapest that way is often another (:func:`solo_costs`); then the
-    remaining slots go to the cheapest plans not yet dominated. Where the plans join shared
-    deployments, up to ``limit / VECTOR_SHARE`` more follow: the cheapest plan of each
-    configuration vector no kept plan runs, cheapest first. A query with a loose accuracy bound
-    keeps its cheap light configurations, but the heavier one that other queries' floors
-    force costs it only a share of replicas they open anyway (on two of twelve seeded tiny
-    worlds the optimum takes it, 13-34 % cheaper). A plan using
+    remaining slots go to the cheapest plans not yet dominated. A plan using
     exactly what a cheaper one uses is dominated by it (or by what dominated it), so only the
     cheapest plan of each usage is judged: these are found with one ``np.unique`` over the
     pool's usage ids rather than by walking every feasible plan (at 10,000 queries the walk
@@ -804,13 +757,7 @@ def _diverse(pool: PlanPool, order: np.ndarray, limit: int) -> tuple[list[int], 
               len(kept) + max(1, (limit - len(kept)) // 2))
     _, first = np.unique(keys.usage_id[order], return_index=True)
     offer(order[np.sort(first)].tolist(), limit)
-    main = sorted(kept, key=lambda k: (pool.cost[k], k))
-    if solo is not None:  # beyond the limit: the cheapest of each vector not yet kept
-        have = {int(pool.vector[k]) for k in kept}
-        _, first = np.unique(pool.vector[order], return_index=True)
-        offer([i for i in order[np.sort(first)].tolist() if int(pool.vector[i]) not in have],
-              len(kept) + max(1, limit // VECTOR_SHARE))
-    return sorted(kept, key=lambda k: (pool.cost[k], k)), main
+    return sorted(kept, key=lambda k: (pool.cost[k], k))
 
 
 @dataclass(frozen=True)
