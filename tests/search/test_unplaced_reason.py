@@ -62,19 +62,25 @@ def test_a_box_too_small_for_the_pipeline_is_a_placement_reason(
     assert SMALL_BOX in outcome.reason
 
 
-@pytest.mark.parametrize("sharing", ["dedicated", "shared"])
-def test_plans_that_fit_only_in_fractions_of_replicas_are_a_placement_reason(
-        tiny_world: dict[str, Any], sharing: str) -> None:
-    # A bound every plan meets: shared, the plans' shares fit the box and they were candidates
-    # the selection could never admit (whole replicas take 3 units).
+def test_plans_that_fit_only_in_fractions_of_replicas_name_the_device_and_its_units(
+        tiny_world: dict[str, Any]) -> None:
+    # A bound every plan meets. Dedicated, no plan fits the box; shared, the plans' shares fit
+    # it (the detector's share of a replica at 80 %, 1.875 units, and the classifier's 0.125)
+    # and the selection, in whole replicas (3 units), finds no room: a capacity reason that
+    # names the box and its units, not latency.
     world = _without_pool(tiny_world, 0.88)
     world["queries"][0]["slo"]["latency_ms"] = 60_000
     world["devices"][0]["units"] = 2
-    world["planner"]["sharing"] = sharing
-    outcome = Planner().plan(build_index(parse_world(world))).outcomes[0]
-    assert not outcome.admitted
-    assert outcome.candidates == 0
-    assert outcome.reason is not None and SMALL_BOX in outcome.reason, outcome.reason
+    world["planner"]["sharing"] = "dedicated"
+    dedicated = Planner().plan(build_index(parse_world(world))).outcomes[0]
+    assert not dedicated.admitted
+    assert dedicated.reason is not None and SMALL_BOX in dedicated.reason, dedicated.reason
+    world["planner"]["sharing"] = "shared"
+    shared = Planner().plan(build_index(parse_world(world))).outcomes[0]
+    assert not shared.admitted
+    assert shared.reason is not None and shared.reason.startswith(
+        "capacity: device shop-box has 2 of 2 units left"), shared.reason
+    assert "whole replicas" in shared.reason
 
 
 def test_a_box_that_holds_the_whole_replicas_is_planned(tiny_world: dict[str, Any]) -> None:

@@ -38,7 +38,6 @@ from circinus.search.grow import SEEDS, Grower, worth_growing
 from circinus.search.placements import (
     Option,
     eligible_devices,
-    is_shared,
     levels,
     replica_rate,
     stage_options,
@@ -216,12 +215,6 @@ class ExhaustiveSearch(BaseSearch):
         runnable = 0  # vectors each of whose stages some device may run
         grower = (Grower(self.estimator, self.settings, rep, capacity, prune_ms)
                   if pipe.plain and worth_growing(index, self.settings) else None)
-        # A shared stage's units are its share of its deployments; a deployment has whole
-        # replicas, whoever else joins it, on the device's full units (not ``units``' caps,
-        # which count the spare replicas of deployments others opened as free).
-        shared = any(is_shared(self.settings, rep, index.operators[op].spec)
-                     for op in pipe.operator_of.values())
-        full = {d.name: d.units for d in devices}
         for configs in vectors:
             # Monotone prune: even at zero load on its fastest device, each stage takes at
             # least its quickest batch time; a vector whose slowest path cannot beat the
@@ -255,8 +248,6 @@ class ExhaustiveSearch(BaseSearch):
             evaluations += work
             if grower is not None and found:
                 found = found + _grown(grower, found)
-            if shared and found:  # whole replicas: a plan that cannot run alone never fits
-                found = [leaf for leaf in found if self._fits_whole(rep, leaf[0], full)]
             acc = self.estimator.accuracy(rep.pipeline, configs)
             leaves.extend(found)
             accuracy.extend([np.nan if acc is None else acc] * len(found))
@@ -308,23 +299,6 @@ class ExhaustiveSearch(BaseSearch):
                  r.count * op.profiles[config, index.devices[r.device].hardware].units)
                 for r in placement)
         return found
-
-    def _fits_whole(self, query: Query, stages: Sequence[StagePlan],
-                    full: Mapping[str, float]) -> bool:
-        """Whether plan ``stages`` of ``query`` fits the devices' ``full`` units in whole
-        replicas, its shared deployments holding at least its replicas (:meth:`_rooms`)."""
-        if all(st.level is None for st in stages):
-            return True  # replicas of its own: its units are whole already
-        whole: dict[str, float] = {}
-        opened: set[tuple[object, ...]] = set()
-        for st in stages:
-            for deployment, device, units in self._rooms(query.pipeline, st):
-                if deployment is not None:
-                    if deployment in opened:
-                        continue
-                    opened.add(deployment)
-                whole[device] = whole.get(device, 0.0) + units
-        return all(u <= full[d] + EPS for d, u in whole.items())
 
     def _stage_needs(self, query: Query, configs: Mapping[str, ConfigKey],
                      devices: Sequence[Device],
