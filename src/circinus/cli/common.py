@@ -299,6 +299,9 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
     except ValueError:
         return
     _wakeup[:] = [receive, send]  # the signal writes to the socket's descriptor: keep it open
+    # A forked worker inherits the wake-up descriptor: the SIGTERM its pool ends it with would
+    # reach this process's watchdog as an interrupt (a report ended 130 after its load sweep).
+    os.register_at_fork(after_in_child=_forget_wakeup)
 
     _terminate_owner[:] = [os.getpid()]
     signal.signal(signal.SIGTERM, _terminate)
@@ -316,6 +319,12 @@ def arm_interrupt_watchdog(grace_s: float = INTERRUPT_GRACE_S) -> None:
         os._exit(interrupt_code())
 
     threading.Thread(target=watch, name="interrupt-watchdog", daemon=True).start()
+
+
+def _forget_wakeup() -> None:
+    """In a forked child: its signals wake no watchdog of its parent's."""
+    with contextlib.suppress(ValueError):  # forked from another thread than the main one
+        signal.set_wakeup_fd(-1)
 
 
 _terminate_owner: list[int] = []

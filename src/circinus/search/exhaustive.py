@@ -50,10 +50,10 @@ from circinus.spec.models import Device, PlannerSettings, Query
 _PRUNE_PERCENTILE = 64.0  # gamma quantiles at or above this are >= the mean (see NOTE)
 _SCAN_LIMIT = 5000  # feasible plans examined per query when picking its candidates
 _PLACEABLE_STEPS = 100_000  # placements tried to tell a query without room (see _placeable)
-ROOMLESS = ("placement: no placement of every stage at the query's rate fits the units of the "
-            "devices it may use (at any latency); add units or allow another tier")
-"""The reason of a query none of whose accuracy-feasible configuration vectors fits the
-devices it may use, however slow (e.g. a box with fewer units than the pipeline's replicas)."""
+ROOMLESS = "placement: no placement of every stage at the query's rate fits the units of the "
+"""How the reason of a query none of whose accuracy-feasible configuration vectors fits the
+devices it may use, however slow, begins (e.g. a box with fewer units than the pipeline's
+replicas); :func:`_roomless` names the devices and the units the smallest plan needs."""
 RAISED_SHARE = 8
 """Raised plans (:meth:`ExhaustiveSearch._raised`) offered beside a query's candidates: at most
 ``candidates_per_query / RAISED_SHARE`` (at least one)."""
@@ -133,6 +133,8 @@ class ExhaustiveSearch(BaseSearch):
     def __init__(self, *, estimator: BaseEstimator, settings: PlannerSettings) -> None:
         super().__init__(estimator=estimator, settings=settings)
         self._vectors = VectorCache(estimator, prune_dominated=True)
+        self._room_memo: dict[tuple[object, ...],
+                              tuple[tuple[tuple[object, ...] | None, str, float], ...]] = {}
 
     def groups(self, queries: Sequence[Query]) -> list[list[int]]:
         """Queries with the same pipeline, sources, rate, work and SLO percentile (module
@@ -252,9 +254,11 @@ class ExhaustiveSearch(BaseSearch):
         if grower is not None:
             evaluations += grower.evaluations
         unplaced = _unplaced(index, pipe.operator_of, missing, floor) if missing else None
-        if not leaves and runnable and (pruned or missing) and not self._placeable(
+        if not leaves and runnable and not self._placeable(
                 rep, vectors, devices, capacity, option_cache):
-            pruned, unplaced = False, ROOMLESS  # no plan fits at any latency: room, not speed
+            # No plan fits at any latency: room, not speed.
+            pruned, unplaced = False, self._roomless(rep, vectors, devices, capacity,
+                                                     option_cache)
         return PlanPool(
             query=rep,
             plans=[leaf[0] for leaf in leaves],
@@ -270,56 +274,150 @@ class ExhaustiveSearch(BaseSearch):
             unplaced=unplaced,
         )
 
+    def _rooms(self, pipeline: str, st: StagePlan | tuple[str, ConfigKey, Option]
+               ) -> tuple[tuple[tuple[object, ...] | None, str, float], ...]:
+        """The whole units stage ``st`` (a stage plan, or a stage, configuration and option)
+        takes of each device with its query alone: ``(deployment, device, units)``, where
+        ``deployment`` identifies a shared stage's deployment (stages of one query on the same
+        deployment take its replicas once) and is ``None`` for replicas of the query's own.
+        A shared deployment has at least the stage's replicas (``Replicas.count``, the fewest
+        its level allows), whoever else joins it."""
+        if isinstance(st, StagePlan):
+            stage, config, batch, placement, level = (st.stage, st.config, st.batch,
+                                                      st.placement, st.level)
+        else:
+            stage, config, opt = st
+            batch, placement, level = opt.batch, opt.placement, opt.level
+        key = (pipeline, stage, config, batch, placement, level)
+        found = self._room_memo.get(key)
+        if found is None:
+            index = self.estimator.index
+            name = index.pipelines[pipeline].operator_of[stage]
+            op = index.operators[name]
+            found = self._room_memo[key] = tuple(
+                (None if level is None else (name, config, r.device, batch, level), r.device,
+                 r.count * op.profiles[config, index.devices[r.device].hardware].units)
+                for r in placement)
+        return found
+
+    def _stage_needs(self, query: Query, configs: Mapping[str, ConfigKey],
+                     devices: Sequence[Device],
+                     option_cache: dict[tuple[str, ConfigKey, float], list[Option]]
+                     ) -> list[list[tuple[tuple[tuple[str, float], ...],
+                                          tuple[tuple[tuple[object, ...] | None, str, float],
+                                                ...]]]]:
+        """Per stage of ``query``'s pipeline in ``configs``: for each placement option with a
+        finite latency, the units it takes at its level (a shared stage's share) and in whole
+        replicas (:meth:`_rooms`)."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        visits = None if pipe.plain else flow_of(pipe, index.operators, configs).stage
+        per_stage = []
+        for stage in pipe.order:
+            v = 1.0 if visits is None else visits[stage]  # as _enumerate keys them
+            key = (stage, configs[stage], v)
+            if key not in option_cache:
+                option_cache[key] = stage_options(index, self.settings, at_rate(query, v),
+                                                  stage, configs[stage], devices)
+            needs = []
+            for o in option_cache[key]:
+                st = self.estimator.stage(at_rate(query, v), stage, configs[stage], o.batch,
+                                          o.placement, o.level)
+                if math.isfinite(st.mean_s):
+                    needs.append((st.units, self._rooms(query.pipeline,
+                                                        (stage, configs[stage], o))))
+            per_stage.append(needs)
+        return per_stage
+
     def _placeable(self, query: Query, vectors: Sequence[dict[str, ConfigKey]],
                    devices: Sequence[Device], capacity: Mapping[str, float],
                    option_cache: dict[tuple[str, ConfigKey, float], list[Option]]) -> bool:
         """Whether some configuration vector of ``vectors`` has a placement of every stage at
-        the query's rate within ``capacity``, whatever its latency. A query whose plans were
-        all cut by the latency prune before a later stage found no room (a box too small for
-        the pipeline's units) lacks room, not speed. Gives up, answering yes, after
-        :data:`_PLACEABLE_STEPS` steps."""
-        index = self.estimator.index
-        pipe = index.pipelines[query.pipeline]
+        the query's rate within ``capacity``, whatever its latency, its shared deployments in
+        whole replicas within the devices' units. A query whose plans were all cut by the
+        latency prune before a later stage found no room (a box too small for the pipeline's
+        units) lacks room, not speed; so does one whose plans fit only in fractions of
+        replicas. Gives up, answering yes, after :data:`_PLACEABLE_STEPS` steps."""
         steps = 0
         used: dict[str, float] = {}
+        whole: dict[str, float] = {}
+        opened: dict[tuple[object, ...], int] = {}
+        full = {d.name: d.units for d in devices}
 
-        def fits(per_stage: list[list[tuple[tuple[str, float], ...]]], depth: int) -> bool:
+        def fits(per_stage: list[list[tuple[tuple[tuple[str, float], ...],
+                                            tuple[tuple[tuple[object, ...] | None, str, float],
+                                                  ...]]]], depth: int) -> bool:
             nonlocal steps
             if depth == len(per_stage):
                 return True
-            for need in per_stage[depth]:
+            for need, rooms in per_stage[depth]:
                 steps += 1
                 if steps > _PLACEABLE_STEPS:
                     return True
-                if all(used.get(d, 0.0) + u <= capacity[d] + EPS for d, u in need):
+                new = [(k, d, u) for k, d, u in rooms if k is None or k not in opened]
+                if all(used.get(d, 0.0) + u <= capacity[d] + EPS for d, u in need) and all(
+                        whole.get(d, 0.0) + u <= full[d] + EPS for _, d, u in new):
                     for d, u in need:
                         used[d] = used.get(d, 0.0) + u
+                    for k, _, _ in rooms:
+                        if k is not None:
+                            opened[k] = opened.get(k, 0) + 1
+                    for _, d, u in new:
+                        whole[d] = whole.get(d, 0.0) + u
                     found = fits(per_stage, depth + 1)
                     for d, u in need:
                         used[d] -= u
+                    for k, _, _ in rooms:
+                        if k is not None:
+                            opened[k] -= 1
+                            if not opened[k]:
+                                del opened[k]
+                    for _, d, u in new:
+                        whole[d] -= u
                     if found:
                         return True
             return False
 
+        return any(fits(self._stage_needs(query, configs, devices, option_cache), 0)
+                   for configs in vectors)
+
+    def _roomless(self, query: Query, vectors: Sequence[dict[str, ConfigKey]],
+                  devices: Sequence[Device], capacity: Mapping[str, float],
+                  option_cache: dict[tuple[str, ConfigKey, float], list[Option]]) -> str:
+        """The reason of a query no plan of which fits its devices at any latency
+        (:meth:`_placeable`): the units of the devices it may use and the fewest units in
+        whole replicas any of its accuracy-feasible plans takes, stage by stage, e.g.
+        ``placement: no placement of every stage at the query's rate fits the units of the
+        devices it may use at any latency (shop-box: 2 units); the smallest plan, det as
+        {model: large} (2 units) and cls as {resolution: 224} (1 unit), takes 3 units in whole
+        replicas; add units or allow another tier``."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        best: tuple[float, list[tuple[str, float]]] | None = None
         for configs in vectors:
-            visits = None if pipe.plain else flow_of(pipe, index.operators, configs).stage
-            per_stage = []
-            for stage in pipe.order:
-                v = 1.0 if visits is None else visits[stage]  # as _enumerate keys them
-                key = (stage, configs[stage], v)
-                if key not in option_cache:
-                    option_cache[key] = stage_options(index, self.settings, at_rate(query, v),
-                                                      stage, configs[stage], devices)
-                needs = []
-                for o in option_cache[key]:
-                    st = self.estimator.stage(at_rate(query, v), stage, configs[stage], o.batch,
-                                              o.placement, o.level)
-                    if math.isfinite(st.mean_s):
-                        needs.append(st.units)
-                per_stage.append(needs)
-            if fits(per_stage, 0):
-                return True
-        return False
+            parts = []
+            for stage, needs in zip(pipe.order, self._stage_needs(
+                    query, configs, devices, option_cache), strict=True):
+                least = min((sum(u for _, _, u in rooms) for _, rooms in needs),
+                            default=math.inf)
+                knobs = index.operators[pipe.operator_of[stage]].config_dict(configs[stage])
+                parts.append((f"{stage} as {{{', '.join(f'{k}: {v}' for k, v in knobs.items())}}}",
+                              least))
+            total = sum(u for _, u in parts)
+            if math.isfinite(total) and (best is None or total < best[0] - EPS):
+                best = (total, parts)
+        usable = [d for d in devices if d.name in capacity]
+        shown = ", ".join(f"{d.name}: {_units(capacity[d.name])}" for d in usable[:3]) + (
+            f" and {len(usable) - 3} more" if len(usable) > 3 else "")
+        head = (f"{ROOMLESS}devices it may use at any latency ({shown}); ")
+        if best is None:  # every option of some stage had an infinite latency
+            return head + "add units or allow another tier"
+        total, parts = best
+        stages = " and ".join(f"{name} ({_units(u)})" for name, u in parts)
+        fits_sum = total <= sum(capacity[d.name] for d in usable) + EPS
+        return head + (f"the smallest plan, {stages}, takes {_units(total)} in whole "
+                       "replicas" + (", which do not divide among them" if fits_sum else "")
+                       + "; add units or allow another tier")
 
     def _combine(self, query: Query, configs: dict[str, ConfigKey],
                  per_stage: Sequence[list[Option]], capacity: dict[str, float],
@@ -730,3 +828,8 @@ def fastest_service(index: WorldIndex, query: Query, devices: Sequence[Device]
                 key = (stage, config)
                 out[key] = min(out.get(key, math.inf), quickest)
     return out
+
+
+def _units(n: float) -> str:
+    """``n`` units in words: ``1 unit``, ``2.5 units``."""
+    return f"{n:g} unit" + ("" if abs(n - 1.0) <= EPS else "s")

@@ -28,7 +28,10 @@ the world format:
 
 Every complete plan is estimated by :meth:`BaseEstimator.estimate` (no incremental sums, no
 latency prune) and is a candidate when its latency is finite, it meets the query's SLO, fits
-every capacity of the world alone and keeps every replica group under the utilisation bound.
+every capacity of the world alone (its shared deployments' shares, and their replicas in whole:
+a deployment has at least a stage's replicas, whoever joins it) and keeps every replica group
+under the utilisation bound. A query none of whose plans fits alone is rejected for
+placement, not for the SLO the plans that do not fit would miss.
 Of these, a plan is dropped only when another is no dearer and uses no more of any resource
 (the :class:`~circinus.search.base.QueryCandidates` contract, exact for the selection: wherever
 the dropped plan fits, the other fits and costs no more). There is no cap on the number of
@@ -90,11 +93,15 @@ class OracleSearch(BaseSearch):
         est = self.estimator
         feasible: list[tuple[QueryPlan, Estimate]] = []
         seen: list[Estimate] = []
+        placed = False  # some plan at the required accuracy runs, whether it fits or not
         for stages in space.plans():
             plan = QueryPlan(query.name, stages)
             e = est.estimate(query, plan)
             if not math.isfinite(e.latency_ms):
                 continue
+            placed = placed or "accuracy" not in e.violations(query.slo)
+            if not self._fits_whole(query, stages):
+                continue  # a plan that cannot run even alone says nothing of the SLO
             seen.append(e)
             if self._admissible(query, e):
                 feasible.append((plan, e))
@@ -103,7 +110,37 @@ class OracleSearch(BaseSearch):
             return QueryCandidates(query.name, tuple(Candidate(p, e) for p, e in kept), None,
                                    space.size)
         reason = no_candidate_reason(query, seen, space.best_accuracy, "")
+        floor = query.slo.min_accuracy
+        if not any("accuracy" not in e.violations(query.slo) for e in seen) and (
+                floor is None or (space.best_accuracy is not None
+                                  and space.best_accuracy >= floor - EPS)):
+            need = "" if floor is None else f" meeting the accuracy bound {floor:g}"
+            reason = (f"placement: no plan{need} fits the units of the devices the query may "
+                      "use in whole replicas, at any latency; add units or allow another tier"
+                      if placed else
+                      f"placement: no device the query may use runs every stage of a "
+                      f"configuration{need}; add a device of its hardware or allow its tier")
         return QueryCandidates(query.name, (), reason, space.size)
+
+    def _fits_whole(self, query: Query, stages: Sequence[StagePlan]) -> bool:
+        """Whether ``stages`` fit every device's units in whole replicas with ``query`` alone:
+        a shared deployment has at least the stage's replicas (``Replicas.count``) whoever
+        joins it, counted once for the stages of the query on it."""
+        index = self.estimator.index
+        pipe = index.pipelines[query.pipeline]
+        whole: dict[str, float] = {}
+        seen: set[tuple[object, ...]] = set()
+        for st in stages:
+            op = index.operators[pipe.operator_of[st.stage]]
+            for r in st.placement:
+                if st.level is not None:
+                    key = (op.spec.name, st.config, r.device, st.batch, st.level)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                units = r.count * op.profiles[st.config, index.devices[r.device].hardware].units
+                whole[r.device] = whole.get(r.device, 0.0) + units
+        return all(u <= index.devices[d].units + EPS for d, u in whole.items())
 
     def _admissible(self, query: Query, e: Estimate) -> bool:
         if not e.meets(query.slo) or e.max_utilization > self.settings.max_utilization + EPS:
