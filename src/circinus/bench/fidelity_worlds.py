@@ -200,13 +200,8 @@ def _join(rng: random.Random) -> dict[str, Any]:
             "edges": [["camera", "det"], ["det", "cls"], ["det", "ocr"], ["cls", "out"],
                       ["ocr", "out"]],
             "accuracy": {"rule": "product"}}
-    two = {"name": "av", "sources": [{"name": "camera", "output_kb": 40},
-                                     {"name": "mic", "output_kb": 8}],
-           "stages": [{"name": "det", "operator": "detect"},
-                      {"name": "asr", "operator": "asr"},
-                      {"name": "fuse", "operator": "fuse"}],
-           "edges": [["camera", "det"], ["mic", "asr"], ["det", "fuse"], ["asr", "fuse"]],
-           "accuracy": {"rule": "product"}}
+    two = _camera_and_mic("av", 40, ("det", "detect"), ("asr", "asr"),
+                          {"name": "fuse", "operator": "fuse"})
     sites, devices, queries = [], [], []
     for k in range(2):
         site = f"edge-{k}"
@@ -373,21 +368,10 @@ def _sources(rng: random.Random) -> dict[str, Any]:
     ops = [_operator(rng, "faces", rng.uniform(15.0, 40.0), gpu=True, out_kb=2.0),
            _operator(rng, "asr", rng.uniform(3.0, 10.0), gpu=True, out_kb=0.5),
            _operator(rng, "fuse", rng.uniform(1.0, 5.0), out_kb=0.2)]
-    watch = {"name": "watch", "sources": [{"name": "camera", "output_kb": 60},
-                                          {"name": "mic", "output_kb": 8}],
-             "stages": [{"name": "faces", "operator": "faces"},
-                        {"name": "speech", "operator": "asr"}, {"name": "done"}],
-             "edges": [["camera", "faces"], ["mic", "speech"], ["faces", "done"],
-                       ["speech", "done"]],
-             "accuracy": {"rule": "product"}}
-    fusion = {"name": "fusion", "sources": [{"name": "camera", "output_kb": 60},
-                                            {"name": "mic", "output_kb": 8}],
-              "stages": [{"name": "faces", "operator": "faces"},
-                         {"name": "speech", "operator": "asr"},
-                         {"name": "fused", "operator": "fuse"}],
-              "edges": [["camera", "faces"], ["mic", "speech"], ["faces", "fused"],
-                        ["speech", "fused"]],
-              "accuracy": {"rule": "product"}}
+    watch = _camera_and_mic("watch", 60, ("faces", "faces"), ("speech", "asr"),
+                            {"name": "done"})
+    fusion = _camera_and_mic("fusion", 60, ("faces", "faces"), ("speech", "asr"),
+                             {"name": "fused", "operator": "fuse"})
     sites: list[dict[str, Any]] = []
     devices: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
@@ -454,3 +438,16 @@ def _shares(rng: random.Random) -> dict[str, Any]:
         queries.append(query)
     return {"hardware": _hardware(), "sites": sites, "devices": devices, "links": links,
             "operators": ops, "pipelines": pipes, "queries": queries}
+
+
+def _camera_and_mic(name: str, camera_kb: float, vision: tuple[str, str],
+                    speech: tuple[str, str], sink: dict[str, Any]) -> dict[str, Any]:
+    """A two-source pipeline: the camera's frames (``camera_kb``) to a vision stage, the
+    microphone's (8 KB) to a speech stage (each ``(stage, operator)``), both into ``sink`` (a
+    stage with an operator, or without one: a join)."""
+    (v, v_op), (a, a_op) = vision, speech
+    return {"name": name, "sources": [{"name": "camera", "output_kb": camera_kb},
+                                      {"name": "mic", "output_kb": 8}],
+            "stages": [{"name": v, "operator": v_op}, {"name": a, "operator": a_op}, sink],
+            "edges": [["camera", v], ["mic", a], [v, sink["name"]], [a, sink["name"]]],
+            "accuracy": {"rule": "product"}}
