@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from circinus.plan.records import DeploymentKey, StagePlan
+from circinus.plan.records import DeploymentKey, QueryPlan, StagePlan
 from circinus.plan.units import placement_shares
 from circinus.spec.models import KnobValue, Slo
 
@@ -321,37 +321,27 @@ def _query(index: WorldIndex, spec: Query, outcome: QueryOutcome,
     predicted = None
     if outcome.plan is not None and outcome.estimate is not None:
         pipe = index.pipelines[spec.pipeline]
-        visits, _ = pipe.visits(pipe.fanout_mean(
-            index.operators, {st.stage: st.config for st in outcome.plan.stages}))
+        visits = built.visits(spec.pipeline, outcome.plan)
         for st in outcome.plan.stages:
-            op = index.operators[pipe.operator_of[st.stage]]
-            steps = built.route(spec.name, st)
-            reps = []
-            for (name, _), r in zip(steps, st.placement, strict=True):
-                dep = built.by_name[name]
-                reps.append(ReplicaOut(device=r.device, site=dep.site, tier=dep.tier,
-                                       replicas=dep.replicas,
-                                       units=dep.replicas * dep.units_per_replica))
-            ops.append(OperatorOut(
-                stage=st.stage, operator=op.spec.name, configuration=op.config_dict(st.config),
-                sharing="shared" if st.shared else "dedicated", placement=reps,
-                allocation=AllocationOut(batch=st.batch, replicas=sum(r.replicas for r in reps),
-                                         units=sum(r.units for r in reps))))
-            route.append(RouteOut(stage=st.stage, deployments=[
-                RouteShareOut(deployment=name, share=share) for name, share in steps],
-                visits=visits[st.stage]))
-        predicted = predicted_out(outcome.estimate)
-        joins = [JoinOut(stage=name, inputs=list(inputs)) for name, inputs in pipe.joins.items()]
-    return QueryOut(name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps,
-                    weight=spec.weight, slo=spec.slo, admitted=outcome.admitted,
-                    reason=outcome.reason, candidates=outcome.candidates, operators=ops,
-                    route=route, joins=joins, source_rate_rps=dict(spec.source_rate_rps),
-                    predicted=predicted, why_not=why_not_out(outcome.why_not))
+            op_out, route_out = built.stage(spec.name, spec.pipeline, st, visits[st.stage])
+            ops.append(op_out)
+            route.append(route_out)
+        predicted = built.predicted(outcome.estimate)
+        joins = [JoinOut.model_construct(stage=name, inputs=list(inputs))
+                 for name, inputs in pipe.joins.items()]
+    # Built from validated records, the plan file's records are not validated again: it was
+    # most of the time of writing 100,000 queries' plans.
+    return QueryOut.model_construct(
+        name=spec.name, pipeline=spec.pipeline, rate_rps=spec.rate_rps, weight=spec.weight,
+        slo=spec.slo, admitted=outcome.admitted, reason=outcome.reason,
+        candidates=outcome.candidates, operators=ops, route=route, joins=joins,
+        source_rate_rps=dict(spec.source_rate_rps), predicted=predicted,
+        why_not=why_not_out(outcome.why_not))
 
 
 def predicted_out(e: Estimate) -> PredictedOut:
     """The plan file's form of an estimate."""
-    return PredictedOut(
+    return PredictedOut.model_construct(
         latency_ms=_num(e.latency_ms), latency_mean_ms=_num(e.latency_mean_ms),
         latency_var_ms2=_num(e.latency_var_ms2), latency_third_ms3=_num(e.latency_third_ms3),
         percentile=e.percentile, accuracy=e.accuracy, cost_per_hour=e.cost_per_hour,
@@ -368,6 +358,13 @@ class _Deployments:
         self._pipes = {q.name: q.pipeline for q in index.world.queries}
         self.by_name: dict[str, DeploymentOut] = {}
         self._shared: dict[str, str] = {}  # resource -> name
+        # Memos by object identity, each entry holding its object (alive while it is used).
+        self._visits: dict[tuple[str, int], tuple[QueryPlan, dict[str, float]]] = {}
+        self._stages: dict[tuple[str, int, float],
+                           tuple[StagePlan, OperatorOut, RouteOut]] = {}
+        self._predicted: dict[int, tuple[Estimate, PredictedOut]] = {}
+        self._shares: dict[tuple[str, int],
+                           tuple[StagePlan, tuple[tuple[str, float], ...]]] = {}
         specs = {q.name: q for q in index.world.queries}
         taken: dict[str, int] = {}
         for d in result.deployments:
@@ -410,6 +407,54 @@ class _Deployments:
                               busy / rep.count,
                               rep.count * prof.units * dev.price_per_unit_hour, [o.name])
 
+    def visits(self, pipeline: str, plan: QueryPlan) -> dict[str, float]:
+        """Sub-requests per request at each stage of ``plan`` (of a query on ``pipeline``),
+        worked out once per plan (the queries of one site and group share theirs)."""
+        key = (pipeline, id(plan))
+        hit = self._visits.get(key)
+        if hit is None or hit[0] is not plan:
+            pipe = self.index.pipelines[pipeline]
+            hit = self._visits[key] = (plan, pipe.visits(pipe.fanout_mean(
+                self.index.operators, {st.stage: st.config for st in plan.stages}))[0])
+        return hit[1]
+
+    def stage(self, query: str, pipeline: str, st: StagePlan,
+              visits: float) -> tuple[OperatorOut, RouteOut]:
+        """The plan file's decision and route of stage ``st`` of ``query``: for a shared
+        stage, the same records for every query with this stage plan and visits (built once;
+        the records are frozen)."""
+        key = (pipeline, id(st), visits)
+        hit = self._stages.get(key) if st.shared else None
+        if hit is not None and hit[0] is st:
+            return hit[1], hit[2]
+        op = self.index.operators[self.index.pipelines[pipeline].operator_of[st.stage]]
+        steps = self.route(query, st)
+        reps = []
+        for (name, _), r in zip(steps, st.placement, strict=True):
+            dep = self.by_name[name]
+            reps.append(ReplicaOut.model_construct(
+                device=r.device, site=dep.site, tier=dep.tier, replicas=dep.replicas,
+                units=dep.replicas * dep.units_per_replica))
+        op_out = OperatorOut.model_construct(
+            stage=st.stage, operator=op.spec.name, configuration=op.config_dict(st.config),
+            sharing="shared" if st.shared else "dedicated", placement=reps,
+            allocation=AllocationOut.model_construct(
+                batch=st.batch, replicas=sum(r.replicas for r in reps),
+                units=sum(r.units for r in reps)))
+        route_out = RouteOut.model_construct(stage=st.stage, deployments=[
+            RouteShareOut.model_construct(deployment=name, share=share) for name, share in steps],
+            visits=visits)
+        if st.shared:
+            self._stages[key] = (st, op_out, route_out)
+        return op_out, route_out
+
+    def predicted(self, estimate: Estimate) -> PredictedOut:
+        """:func:`predicted_out` of ``estimate``, once per estimate (queries share them)."""
+        hit = self._predicted.get(id(estimate))
+        if hit is None or hit[0] is not estimate:
+            hit = self._predicted[id(estimate)] = (estimate, predicted_out(estimate))
+        return hit[1]
+
     @staticmethod
     def dedicated(query: str, stage: str, device: str) -> str:
         """Name of a query's dedicated deployment of ``stage`` on ``device``."""
@@ -431,7 +476,11 @@ class _Deployments:
     def route(self, query: str, st: StagePlan) -> list[tuple[str, float]]:
         """``(deployment, share)`` per device of a stage of ``query``, in placement order."""
         pipe_op = self._operator(query, st)
-        shares = placement_shares(self.index, pipe_op, st.config, st.batch, st.placement)
+        hit = self._shares.get((pipe_op.spec.name, id(st)))
+        if hit is None or hit[0] is not st:
+            hit = self._shares[pipe_op.spec.name, id(st)] = (st, placement_shares(
+                self.index, pipe_op, st.config, st.batch, st.placement))
+        shares = hit[1]
         if not st.shared:
             return [(self.dedicated(query, st.stage, d), share) for d, share in shares]
         assert st.level is not None
@@ -451,12 +500,12 @@ def why_not_out(why: WhyNot | None) -> WhyNotOut | None:
     if why.resource is not None:
         kind, name = why.resource
         assert kind in ("device", "memory", "link")
-        resource = ResourceRefOut(kind=kind, name=name)
+        resource = ResourceRefOut.model_construct(kind=kind, name=name)
     nearest = None if why.relaxations is None else [
-        RelaxationOut(objective=r.objective, current=r.current, nearest=r.nearest)
+        RelaxationOut.model_construct(objective=r.objective, current=r.current, nearest=r.nearest)
         for r in why.relaxations]
-    return WhyNotOut(binding=why.binding, resource=resource, nearest_slo=nearest,
-                     admissible=why.admissible)
+    return WhyNotOut.model_construct(binding=why.binding, resource=resource,
+                                     nearest_slo=nearest, admissible=why.admissible)
 
 
 def _link_check(result: PlanResult) -> LinkCheckOut | None:

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.sparse import csc_array, csr_array
 
-from circinus.estimate.base import EPS
+from circinus.estimate.base import EPS, Estimate
 from circinus.select.base import Resource, SelectionProblem
 
 
@@ -74,40 +74,42 @@ class FlatProblem:
 
 def flatten(problem: SelectionProblem) -> FlatProblem:
     """The arrays of ``problem``, built whatever the clock says: every selector at scale needs
-    them for its greedy floor (:func:`circinus.select.lp.greedy_packing`)."""
+    them for its greedy floor (:func:`circinus.select.lp.greedy_packing`). The queries of a
+    site and group share their estimates: each distinct estimate's column is built once, and
+    the candidates' columns are picked from those (one pass over the candidates in Python)."""
     rows = tuple(sorted(problem.capacity))
     row_of = {r: i for i, r in enumerate(rows)}
-    first, owner, cost = [0], [], []
-    data: list[float] = []
-    index: list[int] = []
-    ptr = [0]
-    columns: list[tuple[tuple[int, float], ...]] = []
-    made: dict[int, tuple[tuple[int, float], ...]] = {}  # by estimate: queries share them
-    for q, qc in enumerate(problem.candidates):
+    first = [0]
+    pick: list[int] = []  # per candidate, its estimate among the distinct ones
+    distinct: dict[int, int] = {}
+    estimates: list[Estimate] = []
+    for qc in problem.candidates:
         for cand in qc.candidates:
-            owner.append(q)
             est = cand.estimate
-            cost.append(est.cost_per_hour)
-            col = made.get(id(est))
-            if col is None:
-                col = made[id(est)] = tuple(sorted(
-                    (row_of[r], a) for r, a in est.usage().items() if r in row_of and a > 0))
-            columns.append(col)
-            index.extend(i for i, _ in col)
-            data.extend(a for _, a in col)
-            ptr.append(len(index))
-        first.append(len(owner))
-    own = np.array(owner, dtype=np.int64)
+            u = distinct.get(id(est))
+            if u is None:
+                u = distinct[id(est)] = len(estimates)
+                estimates.append(est)
+            pick.append(u)
+        first.append(len(pick))
+    made = [tuple(sorted((row_of[r], a) for r, a in est.usage().items()
+                         if r in row_of and a > 0)) for est in estimates]
+    bounds = np.array(first, dtype=np.int64)
+    own = np.repeat(np.arange(len(problem.candidates), dtype=np.int64), bounds[1:] - bounds[:-1])
     n = len(own)
+    at = np.array(pick, dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum([len(col) for col in made])]).astype(np.int64)
+    one = csc_array((np.array([a for col in made for _, a in col], dtype=float),
+                     np.array([i for col in made for i, _ in col], dtype=np.int64), ptr),
+                    shape=(len(rows), len(made)))
     qw = np.asarray(problem.weights, dtype=float).reshape(-1)
-    usage = csc_array((np.array(data, dtype=float), np.array(index, dtype=np.int64),
-                       np.array(ptr, dtype=np.int64)), shape=(len(rows), n))
     return FlatProblem(
-        first=np.array(first, dtype=np.int64), owner=own,
+        first=bounds, owner=own,
         weight=qw[own], query_weight=qw,
-        cost=np.array(cost, dtype=float), usage=usage, rows=rows,
-        cap=np.array([problem.capacity[r] for r in rows], dtype=float),
-        columns=tuple(columns),
+        cost=np.array([est.cost_per_hour for est in estimates], dtype=float)[at] if n
+        else np.zeros(0), usage=csc_array(one[:, at]) if n else csc_array((len(rows), 0)),
+        rows=rows, cap=np.array([problem.capacity[r] for r in rows], dtype=float),
+        columns=tuple(made[u] for u in pick),
     )
 
 

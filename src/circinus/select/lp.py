@@ -63,6 +63,7 @@ from scipy.sparse import csr_array, vstack
 
 from circinus.collector import paused
 from circinus.estimate.base import EPS
+from circinus.select.alike import Alike
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
 from circinus.select.flat import DeadlinePassed, FlatProblem, Packing, flatten, weight_unit
@@ -83,6 +84,11 @@ _COST_MILP = 0.9
 _IMPROVE = 0.95  # the rest is bookkeeping
 _COST_LP_TIMES = 3.0  # the cost LP over all queries starts only with this many goodput LPs' time
 _PROVEN_COST_GAP = 1e-6  # the MILP's default relative gap; the held goodput row gives ~1e-7
+
+ALIKE_ABOVE = 20_000
+"""Candidates from which the LPs are solved over classes of alike queries."""
+ALIKE_SHARE = 0.75
+"""Classes per query at most for the LPs over classes to be used."""
 
 _At = Callable[[float], float]
 """The instant by which a share of the budget is spent."""
@@ -129,9 +135,10 @@ class LpRoundSelector(BaseSelector):
                                     time_limit_s=time_limit_s)
 
     def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
-                    time_limit_s: float) -> Selection:
+                    time_limit_s: float, alike: Alike | None = None) -> Selection:
         """:meth:`select` on the arrays ``flat`` of ``problem``, the budget counted from
-        ``start`` (a :func:`time.monotonic` instant)."""
+        ``start`` (a :func:`time.monotonic` instant); ``alike`` are ``flat``'s
+        :func:`alike_classes` if the caller has them."""
 
         def at(share: float) -> float:
             return start + share * time_limit_s
@@ -139,30 +146,38 @@ class LpRoundSelector(BaseSelector):
         best = _Best(Packing(flat), bound=trivial_bound(flat))
         unit = weight_unit(problem.weights)
         try:
-            self._run(flat, best, unit, at)
+            self._run(flat, best, unit, at, alike)
         except DeadlinePassed:
             _log.debug("deadline passed")
         return _report(flat, best, start)
 
-    def _run(self, flat: FlatProblem, best: _Best, unit: float | None, at: _At) -> None:
+    def _run(self, flat: FlatProblem, best: _Best, unit: float | None, at: _At,
+             alike: Alike | None) -> None:
         """The stages of the module note; raises :class:`DeadlinePassed` when cut short."""
         if flat.n == 0:
             best.status = "optimal"
             return
         best.offer(greedy_packing(flat), "greedy")
         lp_start = time.monotonic()
-        lp = solve_lp(-flat.weight, _rows(flat), _rhs(flat), deadline=at(_GOODPUT_LP))
-        if lp is None:
+        alike = alike or alike_classes(flat)
+        if alike is None:
+            lp = solve_lp(-flat.weight, _rows(flat), _rhs(flat), deadline=at(_GOODPUT_LP))
+            duals = None if lp is None else lp.duals[flat.nq:]
+        else:
+            lp = alike.solve(flat, -flat.weight, flat.usage, flat.cap,
+                             queries=np.arange(flat.nq), equal=False, deadline=at(_GOODPUT_LP))
+            duals = None if lp is None else lp.duals
+        if lp is None or duals is None:
             return
         lp_seconds = time.monotonic() - lp_start
-        best.bound = min(best.bound, goodput_bound(flat, lp.duals[flat.nq:], unit))
-        best.unit_values = tuple(zip(flat.rows, lp.duals[flat.nq:].tolist(), strict=True))
+        best.bound = min(best.bound, goodput_bound(flat, duals, unit))
+        best.unit_values = tuple(zip(flat.rows, duals.tolist(), strict=True))
         best.status = "rounded"
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
-        self._keep_pass(flat, best, at)
+        self._keep_pass(flat, best, at, alike)
         if self.cost_lp and at(_COST_LP) - time.monotonic() >= _COST_LP_TIMES * lp_seconds:
-            self._cost_pass(flat, best, unit, at)
+            self._cost_pass(flat, best, unit, at, alike)
         improved = best.pack.copy()
         cheapen(flat, improved, at(_IMPROVE))
         fill(flat, improved, at(_IMPROVE))
@@ -178,23 +193,31 @@ class LpRoundSelector(BaseSelector):
         fill(flat, pack, deadline)
         return pack
 
-    def _keep_pass(self, flat: FlatProblem, best: _Best, at: _At) -> None:
+    def _keep_pass(self, flat: FlatProblem, best: _Best, at: _At, alike: Alike | None) -> None:
         """Minimise cost with every admitted query kept (module note, step 4)."""
         keep = [q for q, j in enumerate(best.pack.choice) if j >= 0]
         goodput = best.pack.goodput()
         best.cost_floor = cheapest_reach(flat, goodput)
         if not keep:
             return
-        cols = np.array([j for q in keep for j in flat.of(q)], dtype=np.int64)
-        lp = solve_lp(flat.cost[cols], flat.usage[:, cols].tocsr(), flat.cap,
-                      a_eq=_one_each(flat, cols), b_eq=np.ones(len(keep)),
-                      deadline=at(_KEEP_LP), simplex=True)
+        if alike is None:
+            cols = np.array([j for q in keep for j in flat.of(q)], dtype=np.int64)
+            lp = solve_lp(flat.cost[cols], flat.usage[:, cols].tocsr(), flat.cap,
+                          a_eq=_one_each(flat, cols), b_eq=np.ones(len(keep)),
+                          deadline=at(_KEEP_LP), simplex=True)
+            if lp is not None:
+                x = np.zeros(flat.n)
+                x[cols] = lp.x
+        else:
+            lp = alike.solve(flat, flat.cost, flat.usage, flat.cap,
+                             queries=np.array(keep, dtype=np.int64), equal=True,
+                             deadline=at(_KEEP_LP), simplex=True)
+            if lp is not None:
+                x = lp.x
         if lp is None:
             return
         best.cost_floor = max(best.cost_floor, cheapest_reach(flat, goodput, lp.duals))
         _log.debug("kept-set cost LP: %g, floor %g", lp.objective, best.cost_floor)
-        x = np.zeros(flat.n)
-        x[cols] = lp.x
         pack, frac = round_vertex(flat, x, at(_KEEP_MILP))
         if self.small_milp:
             _place_exactly(flat, pack, frac, None, at(_KEEP_MILP), all_of=True)
@@ -202,19 +225,38 @@ class LpRoundSelector(BaseSelector):
         fill(flat, pack, at(_COST_LP))
         best.offer(pack, "kept-set cost LP")
 
-    def _cost_pass(self, flat: FlatProblem, best: _Best, unit: float | None, at: _At) -> None:
+    def _cost_pass(self, flat: FlatProblem, best: _Best, unit: float | None, at: _At,
+                   alike: Alike | None) -> None:
         """Minimise cost over all queries with the goodput held (module note, step 5)."""
         goodput = best.pack.goodput()
         held = goodput - 1e-7 * max(1.0, goodput)
-        a = vstack([_rows(flat), csr_array(-flat.weight[None, :])]).tocsr()
-        lp = solve_lp(flat.cost, a, np.concatenate([_rhs(flat), [-held]]),
-                      deadline=at(_COST_LP), simplex=True)
-        if lp is None:
+        if alike is None:
+            a = vstack([_rows(flat), csr_array(-flat.weight[None, :])]).tocsr()
+            lp = solve_lp(flat.cost, a, np.concatenate([_rhs(flat), [-held]]),
+                          deadline=at(_COST_LP), simplex=True)
+            prices = None if lp is None else lp.duals[flat.nq:-1]
+        else:
+            a = vstack([flat.usage, csr_array(-flat.weight[None, :])]).tocsr()
+            lp = alike.solve(flat, flat.cost, a, np.concatenate([flat.cap, [-held]]),
+                             queries=np.arange(flat.nq), equal=False, deadline=at(_COST_LP),
+                             simplex=True)
+            prices = None if lp is None else lp.duals[:-1]
+        if lp is None or prices is None:
             return
-        floor = cheapest_reach(flat, held, lp.duals[flat.nq:-1])
+        floor = cheapest_reach(flat, held, prices)
         best.cost_floor = max(best.cost_floor, floor)
         _log.debug("cost LP: %g, floor %g", lp.objective, best.cost_floor)
         best.offer(self._round(flat, lp.x, unit, at(_COST_MILP), at(_IMPROVE)), "cost LP")
+
+
+def alike_classes(flat: FlatProblem) -> Alike | None:
+    """The classes of alike queries of ``flat`` when the LPs are to be solved over them
+    (:mod:`circinus.select.alike`): from :data:`ALIKE_ABOVE` candidates on, when there are at
+    most :data:`ALIKE_SHARE` as many classes as queries."""
+    if flat.n < ALIKE_ABOVE:
+        return None
+    alike = Alike.of(flat)
+    return alike if alike.size <= ALIKE_SHARE * flat.nq else None
 
 
 def _rows(flat: FlatProblem) -> csr_array:

@@ -45,7 +45,7 @@ from circinus.select.flat import (
     weight_unit,
 )
 from circinus.select.highs import solve_milp
-from circinus.select.lp import LpRoundSelector
+from circinus.select.lp import LpRoundSelector, alike_classes
 from circinus.select.partitioned import PARTITION_ABOVE, PARTITIONS, PartitionedSelector
 from circinus.spec.models import PlannerSettings
 
@@ -96,9 +96,15 @@ class MilpSelector(BaseSelector):
         start = time.monotonic()
         n = sum(len(qc.candidates) for qc in problem.candidates)
         if self.partition_above is not None and n > self.partition_above:
+            flat = flatten(problem)
+            alike = alike_classes(flat)
+            if alike is not None and alike.columns(flat) <= self.partition_above:
+                # The whole LP over classes is no larger than a part's: solved whole.
+                return LpRoundSelector().select_flat(flat, problem, start=start,
+                                                     time_limit_s=time_limit_s, alike=alike)
             return PartitionedSelector(partitions=self.partitions, seed=self.seed,
-                                       workers=self.workers).select(
-                problem, time_limit_s=time_limit_s)
+                                       workers=self.workers).select_flat(
+                flat, problem, start=start, time_limit_s=time_limit_s)
         if self.lp_above is not None and n > self.lp_above:
             return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
         if problem.deployments:  # whole replicas per shared deployment

@@ -60,9 +60,10 @@ from scipy.sparse import csc_array
 from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
+from circinus.select.bounds import goodput_bound
 from circinus.select.deployments import settle
 from circinus.select.flat import FlatProblem, flatten, weight_unit
-from circinus.select.lp import greedy_selection
+from circinus.select.lp import alike_classes, greedy_selection
 from circinus.spec.models import PlannerSettings
 
 PARTITION_ABOVE: int = PlannerSettings.model_fields["partition_above"].default
@@ -70,6 +71,7 @@ PARTITION_ABOVE: int = PlannerSettings.model_fields["partition_above"].default
 (planner setting ``partition_above``)."""
 PARTITIONS: int = PlannerSettings.model_fields["partitions"].default
 """Parts of a partitioned selection by default (planner setting ``partitions``)."""
+_WHOLE_SHARE = 0.3  # the whole problem's LP over classes must end by this share of the budget
 _PARTS_SHARE = 0.8  # of the budget for the parts together; the rest merges, repairs, bounds
 _GOLDEN_STEPS = 24  # golden-section steps per shared row of the bound's search
 
@@ -266,10 +268,18 @@ class PartitionedSelector(BaseSelector):
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         start = time.monotonic()
         with paused():
-            flat = flatten(problem)
+            return self.select_flat(flatten(problem), problem, start=start,
+                                    time_limit_s=time_limit_s)
+
+    def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
+                    time_limit_s: float) -> Selection:
+        """:meth:`select` on the arrays ``flat`` of ``problem``, the budget counted from
+        ``start`` (a :func:`time.monotonic` instant)."""
+        with paused():
             if time.monotonic() > start + _PARTS_SHARE * time_limit_s:
                 # No time for the parts: the greedy floor over the whole (never nothing).
                 return _repaired(problem, greedy_selection(flat, start), start + time_limit_s)
+            whole = whole_lp(problem, flat, start + _WHOLE_SHARE * time_limit_s)
             parts = split(problem, self.partitions, self.seed, flat)
             subs = [(parts.problem(problem, p), part_arrays(flat, qs, parts.shares[p]))
                     for p, qs in enumerate(parts.parts)]
@@ -281,6 +291,12 @@ class PartitionedSelector(BaseSelector):
                     chosen[q] = k
             bound = _bound(problem, parts, solved)
             merged = _selection(problem, tuple(chosen), bound, start)
+            if whole is not None:
+                bound, values = whole
+                merged = replace(merged, unit_values=values)
+                if bound < merged.goodput_bound:
+                    merged = _selection(problem, merged.chosen, bound, start,
+                                        unit_values=values)
             return replace(_repaired(problem, merged, start + time_limit_s),
                            seconds=time.monotonic() - start)
 
@@ -348,13 +364,31 @@ def _bound(problem: SelectionProblem, parts: Split, solved: Sequence[_Solved]) -
 
 
 def _selection(problem: SelectionProblem, chosen: tuple[int | None, ...], bound: float,
-               start: float) -> Selection:
+               start: float, unit_values: tuple[tuple[Resource, float], ...] = ()) -> Selection:
     goodput = float(sum(w for w, k in zip(problem.weights, chosen, strict=True)
                         if k is not None))
     bound = max(bound, goodput)
     return Selection(chosen=chosen, goodput=goodput, cost_per_hour=problem.cost(chosen),
                      goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0,
-                     cost_gap=1.0, status="partitioned", seconds=time.monotonic() - start)
+                     cost_gap=1.0, status="partitioned", seconds=time.monotonic() - start,
+                     unit_values=unit_values)
+
+
+def whole_lp(problem: SelectionProblem, flat: FlatProblem, deadline: float
+             ) -> tuple[float, tuple[tuple[Resource, float], ...]] | None:
+    """The bound of the goodput LP of the whole problem and its duals per capacity row, when
+    its queries fall into few classes of alike queries (:mod:`circinus.select.alike`) and it
+    is solved by ``deadline``; else ``None``. It is the LP relaxation's own bound, the best a
+    Lagrangian can give (module note), at the cost of one LP over the classes."""
+    alike = alike_classes(flat)
+    if alike is None:
+        return None
+    lp = alike.solve(flat, -flat.weight, flat.usage, flat.cap, queries=np.arange(flat.nq),
+                     equal=False, deadline=deadline)
+    if lp is None:
+        return None
+    return (goodput_bound(flat, lp.duals, weight_unit(problem.weights)),
+            tuple(zip(flat.rows, lp.duals.tolist(), strict=True)))
 
 
 def _repaired(problem: SelectionProblem, merged: Selection, deadline: float) -> Selection:
