@@ -485,7 +485,15 @@ def fill(book: Ledger, *, deadline: float = math.inf) -> None:
     while out and time.monotonic() < deadline:
         best: tuple[float, float, int, int] | None = None
         free: list[tuple[float, int, int]] = []
+        # Alike queries (the same weight and estimates: a site's queries of one group) fit
+        # alike and score alike, so each is looked at once per round: the first of them in
+        # query order, which wins their ties, for the best; all of them for the free ones.
+        alike: dict[tuple[object, ...], list[int]] = {}
         for q in out:
+            alike.setdefault((weights[q], *(id(c.estimate) for c in
+                                            problem.candidates[q].candidates)), []).append(q)
+        for members in alike.values():
+            q = members[0]
             for k in range(len(problem.candidates[q].candidates)):
                 if not book.fits(q, k):
                     continue
@@ -493,7 +501,7 @@ def fill(book: Ledger, *, deadline: float = math.inf) -> None:
                 new = sum(v / cap[r] for r, v in change.items()
                           if v > EPS and r in cap and r[0] != "link" and cap[r] > 0)
                 if new <= EPS:
-                    free.append((cost, q, k))
+                    free.extend((cost, m, k) for m in members)
                 else:
                     score = (new / weights[q], cost, q, k)
                     if best is None or score < best:

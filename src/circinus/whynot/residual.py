@@ -70,6 +70,8 @@ class Residual:
         self._table: dict[str, DeploymentSpec] = {} if book is None else dict(book.table)
         self._members: dict[int, int] = {} if book is None else {
             id(qc.candidates): q for q, qc in enumerate(book.problem.candidates)}
+        self._lacking: dict[tuple[int, ...], list[tuple[Resource, ...]]] = {}
+        """Rows the problem's own candidates overflow, by their estimates' identities."""
         self._headroom: dict[str, float] = {}
         self._spare: dict[tuple[str, str], list[tuple[DeploymentKey, float]]] = {}
         if book is not None:
@@ -167,7 +169,14 @@ class Residual:
             return [self._over(c.estimate.usage()) for c in candidates]
         q = self._members.get(id(candidates))
         if q is not None and book.problem.candidates[q].candidates is candidates:
-            return [_overflow(book, q, k) for k in range(len(candidates))]
+            # What a rejected query's candidate would add depends on its estimate alone (the
+            # ledger is not changed here): the rejected queries of a site and group share it.
+            key = tuple(id(c.estimate) for c in candidates)
+            hit = self._lacking.get(key)
+            if hit is None:
+                hit = self._lacking[key] = [_overflow(book, q, k)
+                                            for k in range(len(candidates))]
+            return list(hit)
         assert pipeline is not None, "candidates from outside the problem need their pipeline"
         return [t.lacking for t in self.trials(candidates, pipeline)]
 
