@@ -500,7 +500,7 @@ def why_not_out(why: WhyNot | None) -> WhyNotOut | None:
     if why.resource is not None:
         kind, name = why.resource
         assert kind in ("device", "memory", "link")
-        resource = ResourceRefOut.model_construct(kind=kind, name=name)
+        resource = ResourceRefOut(kind=kind, name=name)
     nearest = None if why.relaxations is None else [
         RelaxationOut.model_construct(objective=r.objective, current=r.current, nearest=r.nearest)
         for r in why.relaxations]
