@@ -384,7 +384,7 @@ def whole_lp(problem: SelectionProblem, flat: FlatProblem, deadline: float
     if alike is None:
         return None
     lp = alike.solve(flat, -flat.weight, flat.usage, flat.cap, queries=np.arange(flat.nq),
-                     equal=False, deadline=deadline)
+                     equal=False, deadline=deadline, simplex=True)
     if lp is None:
         return None
     return (goodput_bound(flat, lp.duals, weight_unit(problem.weights)),
