@@ -12,14 +12,17 @@ totals can never turn into a selection the planner rejects.
 from __future__ import annotations
 
 import math
+import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 from scipy.sparse import csc_array, csr_array
 
+from circinus.collector import paused
 from circinus.estimate.base import EPS, Estimate
-from circinus.select.base import Resource, SelectionProblem
+from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 
 
 class DeadlinePassed(Exception):
@@ -207,3 +210,22 @@ class Packing:
     def cost(self) -> float:
         """Sum of the costs of the chosen candidates."""
         return float(self.flat.cost[self.chosen()].sum())
+
+
+class FlatSelector(BaseSelector):
+    """A selector that works on a problem's arrays: :meth:`select` builds them
+    (:func:`flatten`) and hands them to :meth:`select_flat`, which a caller that already holds
+    them (another selector choosing among methods) calls directly."""
+
+    def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
+        start = time.monotonic()
+        with paused():
+            return self.select_flat(flatten(problem), problem, start=start,
+                                    time_limit_s=time_limit_s)
+
+    @abstractmethod
+    def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
+                    time_limit_s: float) -> Selection:
+        """:meth:`select` on the arrays ``flat`` of ``problem``, the budget counted from
+        ``start`` (a :func:`time.monotonic` instant)."""
+

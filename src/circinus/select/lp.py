@@ -61,12 +61,11 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import csr_array, vstack
 
-from circinus.collector import paused
 from circinus.estimate.base import EPS
 from circinus.select.alike import Alike
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
+from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
-from circinus.select.flat import DeadlinePassed, FlatProblem, Packing, flatten, weight_unit
+from circinus.select.flat import DeadlinePassed, FlatProblem, FlatSelector, Packing, weight_unit
 from circinus.select.highs import solve_lp, solve_milp
 from circinus.select.rounding import cheapen, densest_first, fill, place, round_vertex
 
@@ -115,7 +114,7 @@ class _Best:
             self.pack = pack
 
 
-class LpRoundSelector(BaseSelector):
+class LpRoundSelector(FlatSelector):
     """LP relaxation, rounding, repair and improvement; see the module note.
 
     Args:
@@ -127,12 +126,6 @@ class LpRoundSelector(BaseSelector):
     def __init__(self, *, small_milp: bool = True, cost_lp: bool = True) -> None:
         self.small_milp = small_milp
         self.cost_lp = cost_lp
-
-    def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
-        start = time.monotonic()
-        with paused():
-            return self.select_flat(flatten(problem), problem, start=start,
-                                    time_limit_s=time_limit_s)
 
     def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
                     time_limit_s: float, alike: Alike | None = None) -> Selection:

@@ -59,10 +59,10 @@ from scipy.sparse import csc_array
 
 from circinus.collector import paused
 from circinus.estimate.base import EPS
-from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
+from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.bounds import goodput_bound
 from circinus.select.deployments import settle
-from circinus.select.flat import FlatProblem, flatten, weight_unit
+from circinus.select.flat import FlatProblem, FlatSelector, flatten, weight_unit
 from circinus.select.lp import alike_classes, greedy_selection
 from circinus.spec.models import PlannerSettings
 
@@ -242,7 +242,7 @@ def _solve_forked(p: int) -> _Solved:
     return _solve(sub, flat, limit)
 
 
-class PartitionedSelector(BaseSelector):
+class PartitionedSelector(FlatSelector):
     """Partitioned selection with a proven bound (see the module note); registry key
     ``partitioned``, and what :class:`~circinus.select.milp.MilpSelector` does above its
     ``partition_above`` candidates.
@@ -264,12 +264,6 @@ class PartitionedSelector(BaseSelector):
         """This selector with the settings' ``partitions`` and ``seed``."""
         return PartitionedSelector(partitions=settings.partitions, seed=settings.seed,
                                    workers=self.workers)
-
-    def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
-        start = time.monotonic()
-        with paused():
-            return self.select_flat(flatten(problem), problem, start=start,
-                                    time_limit_s=time_limit_s)
 
     def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
                     time_limit_s: float) -> Selection:
