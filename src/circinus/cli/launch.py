@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import sys
+from typing import NoReturn
 
 INTERRUPTED = 130
 """Exit status of an interrupted command (128 + SIGINT), as the commands use."""
@@ -43,21 +44,22 @@ def run() -> None:
 
         main()
     except KeyboardInterrupt:  # before a command's own handling: loading, building commands
-        sys.stderr.write("error: interrupted\n")
-        _end(INTERRUPTED)
+        pass
     except SystemExit as exc:
-        if exc.code in _INTERRUPT_CODES:
+        if exc.code in _INTERRUPT_CODES:  # the command has said so
             _end(int(exc.code))
-        if _received:  # a Ctrl-C that something swallowed: the command still ends as asked
-            sys.stderr.write("error: interrupted\n")
-            _end(INTERRUPTED)
-        raise
-    if _received:
-        sys.stderr.write("error: interrupted\n")
-        _end(INTERRUPTED)
+        if not _received:
+            raise
+    else:
+        if not _received:
+            return
+    # Interrupted where no command could say so, or a Ctrl-C that something swallowed: the
+    # command still ends as asked.
+    sys.stderr.write("error: interrupted\n")
+    _end(INTERRUPTED)
 
 
-def _end(code: int) -> None:
+def _end(code: int) -> NoReturn:
     """Exit with ``code`` now, output flushed, without the interpreter's finalisation."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
