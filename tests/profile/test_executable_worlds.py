@@ -39,7 +39,10 @@ def _model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 def test_an_executable_world_is_measured_then_planned(tmp_path: Path) -> None:
-    world = parse_world(small_digits(max_inputs=600), origin="digits")
+    # A loose latency precision: a latency decided early can be undecided again once later
+    # runs of vectors sharing its prefix add samples, and a slow outlier on a loaded machine
+    # widens its interval; a re-run then rightly measures more. Reuse is what is tested here.
+    world = parse_world(small_digits(max_inputs=600, latency_precision=0.9), origin="digits")
     assert needs_profiling(world)
     store = SqlProfileStore(str(tmp_path / "p.db"))
     measured = measure_world(world, store)
