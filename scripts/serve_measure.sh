@@ -3,13 +3,20 @@
 # plan and serve; calibrate with the probe, plan and serve again; calibrate from what that
 # serve measured (--from), plan and serve again. Writes into docs/serving/ (or $OUT): per world
 # the three plans, the three results and the two calibrated worlds (PROBE_SCALE: the probe's
-# share of the plan's rates). Needs the ray and examples
-# extras; about 11 minutes per world on 2 cores.
+# share of the plan's rates). Needs the ray and examples extras; about 14 minutes per world on
+# 2 cores, 11 when the uncalibrated run is kept.
+#   DURATION  seconds each plan is served (240: a query's p95 read off ~400 requests, about
+#             7 % sampling error, where 150 s gave ~250 and 9 %)
+#   PROBE     seconds of the probe;  PROBE_SCALE  its share of the plan's rates
+#   KEEP_BEFORE=1  keep $OUT's uncalibrated run when the plan made now is the same plan
+#             (nothing of it depends on calibration)
+# The last run is served with another seed than the run the calibration was fitted to, so that
+# it is judged on arrivals and inputs the fit has not seen.
 # Usage: scripts/serve_measure.sh [world ...]   (default: both -serve worlds of examples/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-docs/serving}
-duration=${DURATION:-150}
+duration=${DURATION:-240}
 probe=${PROBE:-60}
 # the probe runs at half the plan's rates: the plan made without any runtime figures admits
 # what the engine cannot keep up with on 2 cores, and a probe of a queue measures the queue
@@ -25,9 +32,21 @@ import re, sys
 text = open(sys.argv[1]).read()
 open(sys.argv[2], "w").write(re.sub(r"(?m)^runtime:.*\n(?:[ \t]+.*\n|\n)*", "", text))
 PY
-  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-before.json" -q
-  circinus serve "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$duration" \
-    --json "$out/$w-before.json" -q
+  circinus plan "$tmp/world.yaml" --json "$tmp/plan-before.json" -q
+  if [[ ${KEEP_BEFORE:-0} == 1 && -f $out/$w-before.json ]] && python - \
+      "$tmp/plan-before.json" "$out/$w-plan-before.json" <<'PY'
+import json, sys
+new, old = (json.load(open(p)) for p in sys.argv[1:])
+same = all(new.get(k) == old.get(k) for k in ("queries", "deployments"))
+sys.exit(0 if same else 1)
+PY
+  then
+    echo "$w: the uncalibrated plan is unchanged; its run in $out is kept"
+  else
+    cp "$tmp/plan-before.json" "$out/$w-plan-before.json"
+    circinus serve "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$duration" \
+      --json "$out/$w-before.json" -q
+  fi
   # the engine's overhead alone (the probe), then planned and served again
   circinus calibrate "$tmp/world.yaml" "$out/$w-plan-before.json" --duration "$probe" \
     --rate-scale "$probe_scale" --write
@@ -40,7 +59,7 @@ PY
     --from "$out/$w-probe.json" --write
   circinus plan "$tmp/world.yaml" --json "$out/$w-plan-served.json" -q
   circinus serve "$tmp/world.yaml" "$out/$w-plan-served.json" --duration "$duration" \
-    --json "$out/$w-served.json" -q
+    --seed 1 --json "$out/$w-served.json" -q
   cp "$tmp/world.yaml" "$out/$w-served.yaml"
   rm -r "$tmp"
 done

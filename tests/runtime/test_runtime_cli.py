@@ -92,3 +92,40 @@ def test_serve_checks_its_options_before_starting_anything(digits_plan: Planned,
     assert result.exit_code == 2 and "--warmup: must be >= 0 and < --duration" in result.output
     result = runner.invoke(app, ["serve", str(world), planned, "--trace", "bursty"])
     assert result.exit_code == 2 and "--trace: unknown arrival process" in result.output
+
+
+SERVING = Path(__file__).resolve().parents[2] / "docs" / "serving"
+
+
+def test_calibrate_from_a_served_run_gives_the_committed_figures(tmp_path: Path) -> None:
+    # docs/serving: the world as the probe left it, the plan made with it and what serving
+    # that plan measured; the served calibration committed beside them came from these.
+    name = "digits-edge-cloud-serve"
+    world = tmp_path / "world.yaml"
+    world.write_text((SERVING / f"{name}-probe.yaml").read_text())
+    plan, run = SERVING / f"{name}-plan-probe.json", SERVING / f"{name}-probe.json"
+    committed = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())["runtime"]
+    once = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run)])
+    assert once.exit_code == 0, once.output
+    fitted = yaml.safe_load(once.output)["runtime"]
+    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (
+        committed["hop_mean_ms"], committed["hop_sd_ms"])
+    # two runs pooled: the same run twice has the same weighted median, twice the samples
+    twice = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run),
+                                "--from", str(run)])
+    assert twice.exit_code == 0, twice.output
+    pooled = yaml.safe_load(twice.output)["runtime"]
+    assert pooled["hop_mean_ms"] == fitted["hop_mean_ms"]
+    assert pooled["samples"] == 2 * fitted["samples"]
+
+
+def test_calibrate_refuses_a_run_served_with_other_runtime_figures(tmp_path: Path) -> None:
+    name = "digits-edge-cloud-serve"
+    world = tmp_path / "world.yaml"
+    world.write_text((SERVING / f"{name}-served.yaml").read_text())  # already re-calibrated
+    result = runner.invoke(app, ["calibrate", str(world), str(SERVING / f"{name}-plan-probe.json"),
+                                 "--from", str(SERVING / f"{name}-probe.json")])
+    assert result.exit_code == 2, result.output
+    assert "served with a per-call overhead of 8.1 ms but the world's runtime section says " \
+        "9.4 ms" in result.output
+    assert "Traceback" not in result.output

@@ -51,6 +51,22 @@ def test_queries_are_pooled_by_their_weighted_median() -> None:
     assert rt.samples == 140
 
 
+def test_several_runs_are_pooled_query_by_query() -> None:
+    # one query, 2 stages predicted at 20 ms of operators; a slow run (mean 60: 20 ms a
+    # call), then two ordinary ones (mean 40: 10 ms a call): the ordinary runs hold the
+    # median, the slow one alone would have doubled the figure
+    pred = {"q": Predicted(2, 20.0, 30.0)}
+    slow = {"q": Observed(300, 60.0, 90.0, 95.0)}
+    usual = {"q": Observed(300, 40.0, 60.0, 95.0)}
+    assert residual_of([slow], pred, None).hop_mean_ms == pytest.approx(20.0)
+    pooled = residual_of([slow, usual, usual], pred, None)
+    assert pooled.hop_mean_ms == pytest.approx(10.0) and pooled.samples == 900
+    # a query one run missed counts where it was answered
+    assert residual_of([{}, usual], pred, None).samples == 300
+    with pytest.raises(SpecError, match="no request of the plan was answered"):
+        residual_of([{}, {}], pred, None)
+
+
 def test_observed_reads_each_querys_own_percentile() -> None:
     recs = [Record("q", i * 0.1, (i + 1) / 1000, True) for i in range(100)]
     recs += [Record("r", 0.0, 0.010, True), Record("r", 0.1, math.inf, False)]

@@ -7,6 +7,7 @@ extra: without it they stop with one line naming the extra.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from circinus.profile import Measured
     from circinus.runtime.results import IntervalOut, Record, ServeResult
     from circinus.spec.index import WorldIndex
+    from circinus.spec.models import RuntimeSettings
 
 
 def _load(world: Path, plan: Path, store: str | None, *, quiet: bool
@@ -222,9 +224,10 @@ def calibrate(
     rate_scale: Annotated[float, typer.Option(
         "--rate-scale", help="Send PLAN's request rates times this: a probe below the load "
         "at which the engine falls behind measures its overhead, not its queue.")] = 1.0,
-    from_json: Annotated[Path | None, typer.Option(
+    from_json: Annotated[list[Path] | None, typer.Option(
         "--from", help="What `circinus serve WORLD PLAN --json` measured: calibrate from it "
-        "instead of serving again (implies --served).")] = None,
+        "instead of serving again (implies --served); repeat it to fit several runs of PLAN "
+        "together (served with other --seed values).")] = None,
 ) -> None:
     """Measure what serving on Ray Serve adds to every stage call and print (or --write) it as
     WORLD's runtime section, which the estimator adds to every stage. By default a probe: PLAN's
@@ -232,6 +235,7 @@ def calibrate(
 
     def run() -> None:
         from circinus.runtime.probe import (
+            Observed,
             Predicted,
             falling_behind,
             observed_from_result,
@@ -247,10 +251,14 @@ def calibrate(
         planfile = read_plan_file(plan)
         base = load_world(world).runtime
         admitted = [q for q in planfile.queries if q.admitted and q.predicted is not None]
-        if from_json is not None:
-            result = read_serve_result(from_json)
-            observed = observed_from_result(result)
-            how = f"served {plan.name} ({from_json.name})"
+        runs: list[dict[str, Observed]]
+        if from_json:
+            results = [_served_with(read_serve_result(path), path, base) for path in from_json]
+            runs = [observed_from_result(r) for r in results]
+            result = results[0]
+            how = f"served {plan.name} ({', '.join(path.name for path in from_json)})"
+            requests = sum(r.requests for r in results)
+            seconds = sum(r.duration_s - r.warmup_s for r in results)
         else:
             result, records = _serve(world, plan, address=address, duration=duration,
                                      warmup=warmup, seed=seed, trace="poisson", json_out=None,
@@ -261,22 +269,22 @@ def calibrate(
                 warn(f"the engine fell behind at these rates ({behind}); the figures describe "
                      "its queue as much as its overhead: calibrate at lower rates "
                      "(--rate-scale 0.5)")
-            observed = observed_of(kept,
-                                   {q.name: q.predicted.percentile for q in admitted
-                                    if q.predicted is not None})
+            runs = [observed_of(kept, {q.name: q.predicted.percentile for q in admitted
+                                       if q.predicted is not None})]
             how = f"{'served' if served else 'probe of'} {plan.name}" + (
                 f" at {rate_scale:g} x its rates" if rate_scale != 1.0 else "")
-        note = (f"{how}: {result.requests} requests over {result.duration_s - result.warmup_s:g}"
+            requests, seconds = result.requests, result.duration_s - result.warmup_s
+        note = (f"{how}: {requests} requests over {seconds:g}"
                 f" s, load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
                 f"{result.machine.cores} cores")
-        if served or from_json is not None:
+        if served or from_json:
             predicted = {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
                                            q.predicted.latency_var_ms2 or 0.0,
                                            q.predicted.latency_third_ms3)
                          for q in admitted if q.predicted is not None}
-            runtime = residual_of(observed, predicted, base, note=note)
+            runtime = residual_of(runs, predicted, base, note=note)
         else:
-            runtime = overhead_of(observed, {q.name: len(q.route) for q in admitted}, note=note)
+            runtime = overhead_of(runs[0], {q.name: len(q.route) for q in admitted}, note=note)
         Console(soft_wrap=True).print(yaml.safe_dump({"runtime": runtime.model_dump(
             mode="json")}, sort_keys=False, width=100).rstrip())
         if write:
@@ -284,6 +292,23 @@ def calibrate(
             Console().print(f"runtime section written to {world}; plan again to use it")
 
     guard(run)
+
+
+def _served_with(result: ServeResult, path: Path, base: RuntimeSettings | None
+                 ) -> ServeResult:
+    """``result`` (read from ``path``) if it was served with the per-call overhead of ``base``
+    (the world's runtime section now), which the fit takes out of the plan's predictions."""
+    now = None if base is None else base.hop_mean_ms
+    then = result.hop_overhead_ms
+    same = (then is None and not now) or (
+        then is not None and now is not None and math.isclose(then, now, rel_tol=1e-6,
+                                                             abs_tol=1e-9))
+    if not same:
+        raise SpecError(
+            f"--from {path}: served with a per-call overhead of {_num(then)} ms but the "
+            f"world's runtime section says {_num(now)} ms; calibrate from runs of the plan "
+            "made with the world as it is now (plan and serve again after a --write)")
+    return result
 
 
 def render_serve(result: ServeResult, console: Console) -> None:

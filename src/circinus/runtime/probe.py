@@ -20,6 +20,13 @@ still falls short of the measured 95th percentile (served digits: mean 26 ms, p9
 moments' gamma gave 29 ms). The per-query figures are pooled by their weighted median
 (weights: answered requests), so that half the queries are predicted above what they measured
 and half below.
+
+NOTE (several runs): a query's latency at its SLO percentile, read off one run, carries the
+sampling error of a high quantile, about ``1.45 / sqrt(n)`` of it for an exponential tail (250
+requests: 9 %), and a run as a whole can be slower than the next (served digits on 2 cores,
+nothing else running: the same plan's queries 11.7 % above their predictions in one run, 20.7 %
+in another). The served fit therefore takes any number of runs of the same plan, each query of
+each run one figure in the weighted median: two runs halve the weight any one of them has.
 """
 
 from __future__ import annotations
@@ -132,13 +139,15 @@ def overhead_of(observed: Mapping[str, Observed], stages: Mapping[str, int], *,
     if not any(q in observed for q in stages):
         raise SpecError("calibrate: no request of the probe was answered; check the cluster "
                         "(`ray status`) and try a lower rate or a longer --duration")
-    return _fit(observed, {q: Predicted(k, 0.0, 0.0) for q, k in stages.items()}, None,
+    return _fit([observed], {q: Predicted(k, 0.0, 0.0) for q, k in stages.items()}, None,
                 note=note)
 
 
-def residual_of(observed: Mapping[str, Observed], predicted: Mapping[str, Predicted],
-                base: RuntimeSettings | None, *, note: str = "") -> RuntimeSettings:
-    """The per-call overhead that makes the plan's predictions match what serving it measured.
+def residual_of(observed: Mapping[str, Observed] | Sequence[Mapping[str, Observed]],
+                predicted: Mapping[str, Predicted], base: RuntimeSettings | None, *,
+                note: str = "") -> RuntimeSettings:
+    """The per-call overhead that makes the plan's predictions match what serving it measured
+    (``observed``: one run, or several runs of the same plan, pooled; see module).
 
     NOTE: the plan was predicted with ``base`` (the world's runtime section, or none); taking
     ``base``'s share out of each prediction leaves what the plan predicts of the operators and
@@ -153,7 +162,8 @@ def residual_of(observed: Mapping[str, Observed], predicted: Mapping[str, Predic
     Raises:
         SpecError: no request was answered.
     """
-    if not any(q in observed for q in predicted):
+    runs = [observed] if isinstance(observed, Mapping) else list(observed)
+    if not any(q in run for run in runs for q in predicted):
         raise SpecError("calibrate: no request of the plan was answered; check the cluster "
                         "(`ray status`) and try a longer --duration")
     mean0 = 0.0 if base is None else base.hop_mean_ms
@@ -161,26 +171,26 @@ def residual_of(observed: Mapping[str, Observed], predicted: Mapping[str, Predic
     plain = {q: Predicted(p.stages, max(0.0, p.mean_ms - p.stages * mean0),
                           max(0.0, p.var_ms2 - p.stages * var0), p.third_ms3)
              for q, p in predicted.items()}
-    return _fit(observed, plain, base, note=note)
+    return _fit(runs, plain, base, note=note)
 
 
-def _fit(observed: Mapping[str, Observed], plain: Mapping[str, Predicted],
+def _fit(runs: Sequence[Mapping[str, Observed]], plain: Mapping[str, Predicted],
          base: RuntimeSettings | None, *, note: str) -> RuntimeSettings:
-    """Per-call mean and sd fitted per query on top of ``plain`` (the predictions without any
-    engine overhead) and pooled by weighted median (see module)."""
+    """Per-call mean and sd fitted per query and run on top of ``plain`` (the predictions
+    without any engine overhead) and pooled by weighted median (see module)."""
     means, variances, weights = [], [], []
     for query, pred in plain.items():
-        obs = observed.get(query)
-        if obs is None or pred.stages < 1:
-            continue
-        k = pred.stages
-        hop_mean = max(0.0, (obs.mean_ms - pred.mean_ms) / k)
-        total_mean = pred.mean_ms + k * hop_mean
-        total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0,
-                                 pred.third_ms3)
-        means.append(hop_mean)
-        variances.append(max(0.0, (total_var - pred.var_ms2) / k))
-        weights.append(obs.requests)
+        for obs in (run.get(query) for run in runs):
+            if obs is None or pred.stages < 1:
+                continue
+            k = pred.stages
+            hop_mean = max(0.0, (obs.mean_ms - pred.mean_ms) / k)
+            total_mean = pred.mean_ms + k * hop_mean
+            total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0,
+                                     pred.third_ms3)
+            means.append(hop_mean)
+            variances.append(max(0.0, (total_var - pred.var_ms2) / k))
+            weights.append(obs.requests)
     mean_ms = _weighted_median(means, weights)
     sd_ms = math.sqrt(_weighted_median(variances, weights))
     engine = "ray-serve" if base is None else base.engine
