@@ -196,9 +196,16 @@ def scale_search(data: dict[str, Any]) -> str:
             f"{r['one_worker_seconds']:.1f} ({r['speedup_1']:.2f}×) | "
             f"{r['two_workers_seconds']:.1f} ({r['speedup_2']:.2f}×) | "
             f"{proj[2]:.1f} / {proj[8]:.1f} / {proj[32]:.1f} | "
-            f"{'yes' if r['same_as_serial'] else 'NO'} | {r['peak_rss_mb']:,.0f} "
+            f"{_same(r)} | {r['peak_rss_mb']:,.0f} "
             f"({r['worker_peak_rss_mb']:,.0f}) | {r['load_average']:.1f} |")
     return "\n".join(rows)
+
+
+def _same(r: dict[str, Any]) -> str:
+    """Whether the workers found the serial candidates; how it was checked when they were
+    not gathered (counts and digests only)."""
+    same = "yes" if r["same_as_serial"] else "NO"
+    return same if r.get("gathered", True) else f"{same} (digest, not gathered)"
 
 
 def fidelity(data: dict[str, Any]) -> str:

@@ -134,3 +134,17 @@ def test_cli_rejects_bad_search_part_options() -> None:
     assert result.exit_code == 2 and "--chunks" in result.output
     result = runner.invoke(app, ["bench", "scale", "--sizes", "1000001"])
     assert result.exit_code == 2 and "2..1000000" in result.output
+
+
+@pytest.mark.slow
+def test_search_part_without_gathering_compares_digests() -> None:
+    from circinus.bench.scale import generated_index
+    from circinus.bench.scale_search import measure_search_scaling
+
+    index = generated_index(60, 0)
+    gathered = measure_search_scaling(index, chunks=4)
+    digested = measure_search_scaling(index, chunks=4, gather=False)
+    assert gathered.gathered and not digested.gathered
+    assert digested.same_as_serial and digested.candidates == gathered.candidates
+    assert digested.chunk_queries == gathered.chunk_queries
+    assert digested.kernel_evaluations_chunked == gathered.kernel_evaluations_chunked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from circinus.parallel.base import SearchJob, run_chunk
 from circinus.parallel.packed import unpack
 from circinus.planner import SEARCHES, Planner
 from circinus.runtime import MissingExtraError
-from circinus.search.base import BaseSearch
+from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 
@@ -63,7 +64,7 @@ def test_a_search_in_arrival_order_is_one_group(index: WorldIndex) -> None:
 
 
 @pytest.fixture(scope="module")
-def whole(index: WorldIndex) -> dict[str, tuple[object, ...]]:
+def whole(index: WorldIndex) -> dict[str, tuple[QueryCandidates, ...]]:
     """Each search's candidates for all the queries at once (searched once per module)."""
     return {key: tuple(_search(index, key).search(index.world.queries))
             for key in ("circinus", "exhaustive")}
@@ -72,14 +73,15 @@ def whole(index: WorldIndex) -> dict[str, tuple[object, ...]]:
 @pytest.mark.parametrize(("key", "chunks"), [
     *(("circinus", k) for k in (1, 2, 7, 1000)), ("exhaustive", 1000)])
 def test_any_union_of_groups_is_searched_as_in_the_whole(
-        index: WorldIndex, whole: dict[str, tuple[object, ...]], key: str, chunks: int) -> None:
+        index: WorldIndex, whole: dict[str, tuple[QueryCandidates, ...]], key: str,
+        chunks: int) -> None:
     queries = index.world.queries
     run = SerialExecutor(chunks=chunks).search(_search(index, key), queries)
     assert run.found == whole[key]
     assert len(run.chunks) == min(chunks, len(_search(index, key).groups(queries)))
     assert sum(c.queries for c in run.chunks) == len(queries)
     assert sum(qc.evaluations for qc in run.found) == sum(
-        qc.evaluations for qc in whole[key])  # type: ignore[attr-defined]
+        qc.evaluations for qc in whole[key])
 
 
 def test_worker_processes_give_the_serial_candidates(index: WorldIndex) -> None:
@@ -186,7 +188,7 @@ def test_projected_makespan() -> None:
 def test_bad_executor_options_are_one_line(kind: str, options: dict[str, object],
                                            message: str) -> None:
     with pytest.raises(SpecError) as info:
-        make_executor(kind, **options)  # type: ignore[arg-type]
+        make_executor(kind, **options)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
 
@@ -265,3 +267,32 @@ def test_ray_address_is_read_for_the_ray_executor_alone(
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     result = runner.invoke(app, ["plan", str(world_file), "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_without_keeping_a_run_sends_counts_and_digests_that_tell_runs_apart(
+        index: WorldIndex, whole: dict[str, tuple[QueryCandidates, ...]]) -> None:
+    queries = index.world.queries
+    kept = SerialExecutor(chunks=5).search(_search(index), queries)
+    serial = SerialExecutor(chunks=5).search(_search(index), queries, keep=False)
+    pooled = ProcessExecutor(workers=2, chunks=5).search(_search(index), queries, keep=False)
+    assert serial.found == pooled.found == ()
+    assert serial.candidates == pooled.candidates == kept.candidates == sum(
+        len(qc.candidates) for qc in whole["circinus"])
+    assert len(serial.digests) == len(serial.chunks) == 5
+    assert pooled.digests == serial.digests and len(set(serial.digests)) == 5
+    # the digest is of the values: one estimate a hair off changes it
+    from circinus.parallel.packed import digest, pack
+
+    found = list(whole["circinus"])
+    first = next(i for i, qc in enumerate(found) if qc.candidates)
+    qc = found[first]
+    cand = qc.candidates[0]
+    est = replace(cand.estimate, latency_ms=cand.estimate.latency_ms + 1e-9)
+    found[first] = replace(qc, candidates=(replace(cand, estimate=est),
+                                           *qc.candidates[1:]))
+    assert digest(pack(found)) != digest(pack(list(whole["circinus"])))
+    # equal values in distinct objects digest alike (another process shares them otherwise)
+    copied = [replace(q, candidates=tuple(replace(c, estimate=replace(c.estimate))
+                                          for c in q.candidates))
+              for q in whole["circinus"]]
+    assert digest(pack(copied)) == digest(pack(list(whole["circinus"])))

@@ -25,6 +25,15 @@ shipping that does not grow with ``N``; the 2-worker projection next to the 2-wo
 measurement shows how far that holds here. The largest chunk bounds it from below: more
 workers than chunks gain nothing.
 
+Above :data:`GATHER_UP_TO` queries the candidates are not gathered (a million generated
+queries make eight million, more than the benchmark's process could hold beside the world):
+every run then sends back per chunk only its candidates' count and digest
+(:func:`~circinus.parallel.packed.digest`), and the serial run searches the same chunks one
+after another with one search (its memo shared, as the planner's serial search shares it),
+digesting each. ``same_as_serial`` then compares the digests chunk by chunk; the runs' times
+leave out rebuilding the candidates in this process (``gathered`` is false), which at 100,000
+queries was most of the overhead.
+
 Peak memory is the resident set's high-water mark of the benchmark's process (world, index and
 the serial run's candidates) and of the largest worker.
 """
@@ -42,16 +51,23 @@ from circinus.estimate.analytic import AnalyticEstimator
 from circinus.parallel import (
     ChunkRecord,
     ProcessExecutor,
+    SearchRun,
     SerialExecutor,
+    chunk_groups,
     projected_makespan,
 )
+from circinus.parallel.base import search_groups
+from circinus.parallel.packed import digest, pack
 from circinus.planner import SEARCHES
 from circinus.search.base import BaseSearch
 from circinus.spec.index import WorldIndex
+from circinus.spec.models import Query
 
 DEFAULT_CHUNKS = 32
 """Chunks the groups are dealt into: enough to project up to 32 workers, few enough that each
 holds many groups."""
+GATHER_UP_TO = 200_000
+"""Largest world whose candidates the runs gather into this process (module note)."""
 PROJECTED_WORKERS = (1, 2, 4, 8, 16, 32)
 """Worker counts whose makespan is projected."""
 
@@ -93,6 +109,9 @@ class SearchScaling:
     pages it still shares with the benchmark process)."""
     load_average: float
     """One-minute load average when the measurement began."""
+    gathered: bool = True
+    """Whether the runs gathered the candidates into this process (False: counts and digests
+    only, module note)."""
 
 
 def _search(index: WorldIndex) -> BaseSearch:
@@ -102,23 +121,28 @@ def _search(index: WorldIndex) -> BaseSearch:
 
 
 def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
-                           progress: Progress | None = None) -> SearchScaling:
-    """Run the search of ``index`` serially, then on 1 and 2 workers (module note)."""
+                           progress: Progress | None = None, gather: bool | None = None
+                           ) -> SearchScaling:
+    """Run the search of ``index`` serially, then on 1 and 2 workers (module note); ``gather``
+    (default: up to :data:`GATHER_UP_TO` queries) whether the candidates come back."""
     say = progress or (lambda _: None)
     n = len(index.world.queries)
+    keep = n <= GATHER_UP_TO if gather is None else gather
     load = os.getloadavg()[0]
     queries = index.world.queries
     say(f"gen-{n} search: serial")
     c0 = time.process_time()
     with paused():  # as the planner runs it (and as every chunk runs)
-        serial = SerialExecutor().search(_search(index), queries)
+        serial = (SerialExecutor().search(_search(index), queries) if keep
+                  else _serial_digests(_search(index), queries, chunks))
     serial_cpu = time.process_time() - c0
     timed: list[tuple[float, tuple[ChunkRecord, ...]]] = []
     same = True
     for workers in (1, 2):
         say(f"gen-{n} search: {chunks} chunks on {workers} worker(s)")
-        run = ProcessExecutor(workers=workers, chunks=chunks).search(_search(index), queries)
-        same = same and run.found == serial.found
+        run = ProcessExecutor(workers=workers, chunks=chunks).search(_search(index), queries,
+                                                                      keep=keep)
+        same = same and run.found == serial.found and run.digests == serial.digests
         timed.append((run.seconds, run.chunks))
         del run  # its candidates: the serial ones are enough to hold
     (one_s, one), (two_s, _) = timed
@@ -126,7 +150,7 @@ def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
     overhead = max(0.0, one_s - sum(chunk_s))
     return SearchScaling(
         queries=n, groups=sum(c.groups for c in one), chunks=len(one),
-        candidates=sum(len(qc.candidates) for qc in serial.found),
+        candidates=serial.candidates,
         serial_seconds=serial.seconds, serial_cpu_seconds=serial_cpu,
         one_worker_seconds=one_s, two_workers_seconds=two_s,
         speedup_1=serial.seconds / one_s, speedup_2=serial.seconds / two_s,
@@ -137,7 +161,26 @@ def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
         same_as_serial=same, kernel_evaluations_serial=serial.kernel_evaluations,
         kernel_evaluations_chunked=sum(c.kernel_evaluations for c in one),
         peak_rss_mb=_peak_mb(resource.RUSAGE_SELF),
-        worker_peak_rss_mb=_peak_mb(resource.RUSAGE_CHILDREN), load_average=load)
+        worker_peak_rss_mb=_peak_mb(resource.RUSAGE_CHILDREN), load_average=load,
+        gathered=keep)
+
+
+def _serial_digests(search: BaseSearch, queries: Sequence[Query], chunks: int) -> SearchRun:
+    """The serial run without gathering (module note): ``search`` itself on the chunks the
+    workers get, one after another, each chunk's candidates digested and dropped."""
+    t0 = time.perf_counter()
+    dealt = chunk_groups(search_groups(search, queries), chunks)
+    digests, count = [], 0
+    for chunk in dealt:
+        found = search.search([queries[i] for i in chunk.indices])
+        count += sum(len(qc.candidates) for qc in found)
+        digests.append(digest(pack(found)))
+        del found
+    wall = time.perf_counter() - t0
+    record = ChunkRecord(0, len(queries), len(dealt), wall, 0.0,
+                         search.estimator.kernel_evaluations, "serial")
+    return SearchRun((), (record,), "serial", 1, wall, shared_search=True, candidates=count,
+                     digests=tuple(digests))
 
 
 def _peak_mb(who: int) -> float:

@@ -256,7 +256,8 @@ def _render_scaling(report: ScaleReport, console: Console) -> None:
     for r in report.search:
         console.print(
             f"{r.queries:,} search: {r.groups:,} groups, {r.candidates:,} candidates, "
-            f"{'the same' if r.same_as_serial else 'NOT the same'} on workers as serial; peak "
+            f"{'the same' if r.same_as_serial else 'NOT the same'} on workers as serial"
+            f"{'' if r.gathered else ' (by digest; not gathered into this process)'}; peak "
             f"memory {r.peak_rss_mb:,.0f} MB (largest worker {r.worker_peak_rss_mb:,.0f} MB); "
             f"overhead {r.overhead_seconds:.1f} s; load {r.load_average:.1f}")
 

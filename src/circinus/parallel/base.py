@@ -19,6 +19,12 @@ BaseSearch.groups`), so a batch's groups may be searched apart and the answers p
    distinct estimate and stage list once, two integers per candidate) and are unpacked in
    query order.
 
+A search whose candidates the caller could not hold (a million generated queries make eight
+million) can run with ``keep=False``: each chunk then sends back only how many candidates it
+found and a digest of them (:func:`~circinus.parallel.packed.digest`), which tells whether two
+runs found the same, so that the search itself can be timed at that size
+(``circinus bench scale --part search``).
+
 Every query gets exactly what the search of the whole batch gives it (candidates, reason and
 billed evaluations), whatever the executor, the workers and the chunks: the groups' contract,
 checked by ``tests/parallel``. What differs is the estimator's memo: a chunk computes the stage
@@ -44,7 +50,7 @@ from typing import ClassVar
 from circinus.collector import paused
 from circinus.errors import CircinusError
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.parallel.packed import PackedCandidates, pack, unpack
+from circinus.parallel.packed import PackedCandidates, digest, pack, unpack
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query
@@ -81,9 +87,12 @@ class SearchJob:
     search: type[BaseSearch]
     settings: PlannerSettings
     queries: tuple[Query, ...] = ()
+    keep: bool = True
+    """Whether the chunks send their candidates back (False: their count and digest only)."""
 
     @classmethod
-    def of(cls, search: BaseSearch, queries: Sequence[Query] = ()) -> SearchJob:
+    def of(cls, search: BaseSearch, queries: Sequence[Query] = (), *, keep: bool = True
+           ) -> SearchJob:
         """The job of ``search`` on the batch ``queries``; the search's estimator must be the
         plain analytic estimator of its index (no link load, no sized deployments), as the
         planner's is."""
@@ -92,7 +101,7 @@ class SearchJob:
             "chunks are searched with the plain analytic estimator of the world"
         index = est.index
         bare = replace(index, world=index.world.model_copy(update={"queries": []}))
-        return cls(bare, type(search), search.settings, tuple(queries))
+        return cls(bare, type(search), search.settings, tuple(queries), keep)
 
     def build(self) -> BaseSearch:
         """A fresh search of this job (cold caches)."""
@@ -135,10 +144,14 @@ class ChunkRecord:
 @dataclass(frozen=True)
 class ChunkResult:
     """A chunk's record and its queries' candidates, in the chunk's query order, packed for
-    the way back (:func:`~circinus.parallel.packed.pack`)."""
+    the way back (:func:`~circinus.parallel.packed.pack`); or, for a job that does not keep
+    them, none but their count and digest."""
 
     record: ChunkRecord
-    found: PackedCandidates
+    found: PackedCandidates | None
+    candidates: int
+    digest: str
+    """:func:`~circinus.parallel.packed.digest` of the candidates (empty when kept)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class SearchRun:
     """A whole batch searched by an executor."""
 
     found: tuple[QueryCandidates, ...]
-    """Per query of the batch, in order."""
+    """Per query of the batch, in order (empty when the candidates were not kept)."""
     chunks: tuple[ChunkRecord, ...]
     """In dispatch order."""
     executor: str
@@ -157,6 +170,10 @@ class SearchRun:
     shared_search: bool
     """Whether the caller's own search instance ran the batch (serial, one chunk): its
     estimator then holds the kernel evaluations, which are not to be added again."""
+    candidates: int = 0
+    """Candidates found over every query."""
+    digests: tuple[str, ...] = ()
+    """Per chunk in dispatch order, the digest of its candidates (when they were not kept)."""
 
     @property
     def kernel_evaluations(self) -> int:
@@ -192,8 +209,9 @@ def chunk_groups(groups: Sequence[Sequence[int]], chunks: int) -> list[Chunk]:
 
 def run_chunk(job: SearchJob, chunk: Chunk) -> ChunkResult:
     """Search ``chunk``'s queries of ``job`` (in order) with a fresh search of ``job``, the
-    collector paused (:func:`circinus.collector.paused`), and pack the candidates; what every
-    executor runs. The record's times are the search's (packing not included)."""
+    collector paused (:func:`circinus.collector.paused`), and pack the candidates (or digest
+    them, for a job that does not keep them); what every executor runs. The record's times
+    are the search's (packing not included)."""
     queries = [job.queries[i] for i in chunk.indices]
     t0, c0 = time.perf_counter(), time.process_time()
     with paused():
@@ -203,7 +221,11 @@ def run_chunk(job: SearchJob, chunk: Chunk) -> ChunkResult:
             chunk.number, len(queries), chunk.groups, time.perf_counter() - t0,
             time.process_time() - c0, search.estimator.kernel_evaluations,
             f"{socket.gethostname()} pid {os.getpid()}")
-        return ChunkResult(record, pack(found))
+        packed = pack(found)
+        count = sum(len(qc.candidates) for qc in found)
+        if job.keep:
+            return ChunkResult(record, packed, count, "")
+        return ChunkResult(record, None, count, digest(packed))
 
 
 class BaseSearchExecutor(ABC):
@@ -236,27 +258,33 @@ class BaseSearchExecutor(ABC):
         self.chunks = chunks
 
     def search(self, search: BaseSearch, queries: Sequence[Query], *,
-               progress: Progress | None = None) -> SearchRun:
+               progress: Progress | None = None, keep: bool = True) -> SearchRun:
         """Candidates of every query of ``queries`` as ``search.search(queries)`` gives them,
-        searched chunk by chunk (a search that is not splittable is one chunk)."""
+        searched chunk by chunk (a search that is not splittable is one chunk); with
+        ``keep=False`` only their count and each chunk's digest (module note)."""
         t0 = time.perf_counter()
-        groups = search.groups(queries) if search.splittable else (
-            [list(range(len(queries)))] if queries else [])
+        groups = search_groups(search, queries)
         with self.session() as width:
             chunks = chunk_groups(groups, self.chunks or CHUNKS_PER_WORKER * width) \
                 if groups else []
-            results = self.run_chunks(SearchJob.of(search, queries), chunks,
+            results = self.run_chunks(SearchJob.of(search, queries, keep=keep), chunks,
                                       progress or (lambda _: None))
+        records = tuple(sorted((r.record for r in results), key=lambda r: r.number))
+        count = sum(r.candidates for r in results)
+        if not keep:
+            digests = tuple(r.digest for r in sorted(results, key=lambda r: r.record.number))
+            return SearchRun((), records, self.kind, width, time.perf_counter() - t0,
+                             shared_search=False, candidates=count, digests=digests)
         found: list[QueryCandidates | None] = [None] * len(queries)
         with paused():  # unpacking makes millions of objects
             for res in results:
                 chunk = chunks[res.record.number]
+                assert res.found is not None
                 for i, qc in zip(chunk.indices, unpack(res.found), strict=True):
                     found[i] = qc
         assert all(f is not None for f in found), "a chunk left queries out"
-        records = tuple(sorted((r.record for r in results), key=lambda r: r.number))
         return SearchRun(tuple(f for f in found if f is not None), records, self.kind, width,
-                         time.perf_counter() - t0, shared_search=False)
+                         time.perf_counter() - t0, shared_search=False, candidates=count)
 
     @contextmanager
     def session(self) -> Iterator[int]:
@@ -270,6 +298,14 @@ class BaseSearchExecutor(ABC):
         """:func:`run_chunk` of ``job`` on every chunk of ``chunks``, started in order, within
         :meth:`session`; the results in any order. ``job`` is to be shipped once per worker,
         not with every chunk."""
+
+
+def search_groups(search: BaseSearch, queries: Sequence[Query]) -> list[list[int]]:
+    """The groups of ``queries`` (positions) ``search`` answers apart: its own, or the whole
+    batch as one when it is not splittable."""
+    if search.splittable:
+        return [list(g) for g in search.groups(queries)]
+    return [list(range(len(queries)))] if queries else []
 
 
 def projected_makespan(chunk_seconds: Sequence[float], workers: int, *,

@@ -21,6 +21,7 @@ from circinus.parallel.base import (
     SearchRun,
     run_chunk,
 )
+from circinus.parallel.packed import digest, pack
 from circinus.search.base import BaseSearch
 from circinus.spec.models import Query
 
@@ -40,9 +41,9 @@ class SerialExecutor(BaseSearchExecutor):
         super().__init__(workers=1, chunks=chunks)
 
     def search(self, search: BaseSearch, queries: Sequence[Query], *,
-               progress: Progress | None = None) -> SearchRun:
+               progress: Progress | None = None, keep: bool = True) -> SearchRun:
         if self.chunks is not None:
-            return super().search(search, queries, progress=progress)
+            return super().search(search, queries, progress=progress, keep=keep)
         t0, c0 = time.perf_counter(), time.process_time()
         kernels = search.estimator.kernel_evaluations
         found = search.search(queries)
@@ -50,7 +51,12 @@ class SerialExecutor(BaseSearchExecutor):
         record = ChunkRecord(0, len(queries), 0, wall, time.process_time() - c0,
                              search.estimator.kernel_evaluations - kernels,
                              f"{socket.gethostname()} pid {os.getpid()}")
-        return SearchRun(tuple(found), (record,), self.kind, 1, wall, shared_search=True)
+        count = sum(len(qc.candidates) for qc in found)
+        if not keep:
+            return SearchRun((), (record,), self.kind, 1, wall, shared_search=True,
+                             candidates=count, digests=(digest(pack(found)),))
+        return SearchRun(tuple(found), (record,), self.kind, 1, wall, shared_search=True,
+                         candidates=count)
 
     def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
                    progress: Progress) -> list[ChunkResult]:

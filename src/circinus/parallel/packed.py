@@ -22,6 +22,7 @@ named after another query than its own (no search makes one) is carried by name.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -83,6 +84,26 @@ def pack(found: Sequence[QueryCandidates]) -> PackedCandidates:
                 renamed.append((q, c, cand.plan.query))
         queries.append((qc.query, qc.reason, qc.evaluations, tuple(refs)))
     return PackedCandidates(tuple(est_rows), tuple(stage_rows), tuple(queries), tuple(renamed))
+
+
+def digest(packed: PackedCandidates) -> str:
+    """A SHA-256 of the candidates ``packed`` holds, by value: two chunks with the same digest
+    found the same candidates (queries, reasons, evaluations, and per candidate its plan and
+    estimate, in order), however their objects were shared when packed."""
+    # repr, not pickle: the repr of plain values depends on the values alone (floats to the
+    # last bit, 1 and 1.0 apart), where pickle writes an object seen before as a reference.
+    # Each distinct row is hashed once; a candidate adds its two rows' hashes.
+    est = [hashlib.sha256(repr(row).encode()).digest() for row in packed.estimates]
+    stages = [hashlib.sha256(repr(row).encode()).digest() for row in packed.stages]
+    renamed = {(q, c): name for q, c, name in packed.renamed}
+    h = hashlib.sha256()
+    for q, (name, reason, evaluations, refs) in enumerate(packed.queries):
+        h.update(repr((name, reason, evaluations, len(refs) // 2)).encode())
+        for k in range(0, len(refs), 2):
+            h.update(stages[refs[k]] + est[refs[k + 1]])
+            if renamed:
+                h.update(repr(renamed.get((q, k // 2))).encode())
+    return h.hexdigest()
 
 
 def unpack(packed: PackedCandidates) -> list[QueryCandidates]:
