@@ -79,3 +79,9 @@ def test_tables_fit_80_columns_without_cutting_a_name() -> None:
     assert "…" not in text
     for method in methods:
         assert f" {method} " in text
+
+
+def test_no_examples_and_no_generated_world_is_an_error() -> None:
+    result = CliRunner().invoke(app, ["bench", "search", "--no-examples", "--gen", "0"])
+    assert result.exit_code == 2
+    assert "--no-examples: with --gen 0 and no --world there is no world" in result.output

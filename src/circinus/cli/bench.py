@@ -48,6 +48,9 @@ def search_cmd(
     gen: Annotated[list[int] | None, typer.Option(
         "--gen", help="Also generate a world of N queries (repeatable); default 100, 1000, "
         "10000. Use --gen 0 for none.")] = None,
+    examples: Annotated[bool, typer.Option(
+        "--examples/--no-examples", help="Without --world, plan the bundled examples "
+        "(--no-examples: the generated worlds alone).")] = True,
     method: Annotated[list[str] | None, typer.Option(
         "--method", help="Method to run (repeatable); default: all.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of generated worlds and searches.")] = 0,
@@ -65,7 +68,10 @@ def search_cmd(
         for m in chosen:
             if m not in METHODS:
                 raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
-        worlds = _load_worlds(world, gen, seed)
+        worlds = _load_worlds(world if world or examples else [], gen, seed)
+        if not worlds:
+            raise SpecError("--no-examples: with --gen 0 and no --world there is no world to "
+                            "plan; add --world FILE or --gen N")
         console = Console()
         with _progress(console, "bench search", len(worlds) * (len(chosen) + 1)) as step:
             report = run_search_bench(worlds, chosen, seed=seed,
@@ -83,7 +89,7 @@ def _load_worlds(paths: list[Path] | None, sizes: list[int] | None, seed: int
     from circinus.spec.load import load_indexed_world
 
     out: list[tuple[str, WorldIndex]] = []
-    for path in paths or [REPO / "examples" / name for name in DEFAULT_WORLDS]:
+    for path in [REPO / "examples" / name for name in DEFAULT_WORLDS] if paths is None else paths:
         _, index = load_indexed_world(path)
         out.append((path.stem, index))
     for n in DEFAULT_SIZES if sizes is None else sizes:
