@@ -38,10 +38,10 @@ from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.search.oracle import OracleSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.contention import LinkCheck, check_links
-from circinus.select.deployments import settle
+from circinus.select.deployments import repair, settle
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.lp import LpRoundSelector
-from circinus.select.milp import MilpSelector, exact_selector
+from circinus.select.milp import LP_ABOVE, MilpSelector, exact_selector
 from circinus.select.partitioned import PartitionedSelector
 from circinus.select.sizing import DeploymentCheck, SizedDeployment, check_deployments
 from circinus.spec.index import WorldIndex
@@ -295,6 +295,10 @@ def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
 FIRST_SELECTION_SHARE = 0.6
 """Share of the selection budget the selector gets; the rest is for fitting its answer to
 whole replicas and for the link and deployment checks (which may select again)."""
+RESELECT_UP_TO = LP_ABOVE
+"""Candidates up to which the link check, after repairing the selection, also selects again
+over what it left (the exact MILP, seconds at most there), keeping the better: above, a whole
+selection per round costs more than the rest of the check (:func:`select_checked`)."""
 IMPROVE_SHARE = 0.05
 """Share of the selection budget for moving admitted queries to cheaper candidates
 (:func:`~circinus.select.deployments.improve`)."""
@@ -328,19 +332,44 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
             sel = _kept(problem, sel, incumbent, deadline=improve_by())
         return sel
 
+    def mend(problem: SelectionProblem, sel: Selection, deadline: float) -> Selection:
+        sel = repair(problem, sel, deadline=deadline, improve_by=time.monotonic() + (
+            IMPROVE_SHARE * settings.time_limit_s))
+        left = deadline - time.monotonic()
+        if sum(len(qc.candidates) for qc in problem.candidates) <= RESELECT_UP_TO and left > 0:
+            sel = select(problem, left, sel)  # never worse than the repair
+        return sel
+
     selection = select(problem, settings.time_limit_s)
+    bound = selection.goodput_bound
     checked = None
     if settings.link_check:
         left = settings.time_limit_s - (time.monotonic() - start)
         problem, selection, checked = check_links(estimator, queries, problem, selection,
-                                                  select, time_limit_s=left)
+                                                  mend, time_limit_s=left)
     if not problem.deployments:
-        return problem, selection, checked, None
+        return problem, _against(selection, bound), checked, None
     left = settings.time_limit_s - (time.monotonic() - start)
     problem, selection, sizing = check_deployments(
         estimator, queries, problem, selection, select, links=checked is not None,
         time_limit_s=left)
-    return problem, selection, checked, sizing
+    return problem, _against(selection, bound), checked, sizing
+
+
+def _against(selection: Selection, bound: float) -> Selection:
+    """``selection`` after the checks with its gap against ``bound``, the proven bound of the
+    selection before them. The checks only take plans away (a plan slowed by its links' or
+    deployments' load is one that met its SLO alone, and its estimate alone is what the first
+    selection chose from), so every plan that passes them is one the first selection could
+    have chosen, and that bound holds for it. A new selection over what the checks left proves
+    a bound of that smaller problem only: the checks are conservative (a candidate dropped at
+    one load is not tried at a lower one), so a better plan may exist outside it."""
+    bound = max(bound, selection.goodput)
+    gap = (bound - selection.goodput) / bound if bound > EPS else 0.0
+    status = selection.status
+    if status == "optimal" and gap > 1e-9:
+        status = "time_limit"  # optimal for the problem the checks left, not proven here
+    return replace(selection, goodput_bound=bound, gap=gap, status=status)
 
 
 def _kept(problem: SelectionProblem, new: Selection, incumbent: Selection, *,

@@ -26,15 +26,21 @@ Each link has a *check load*, the utilisation its plans are estimated at, and ma
    empty, while some of its plans can meet their SLOs at a lower load.)
 4. Every candidate crossing a slowed link is estimated again at the check loads and dropped
    if it then misses its query's SLO (a query left without any is told which link). Each
-   ceiling caps its link's capacity, and the selector chooses again within what is left of
-   the selection's time budget; back to 1.
+   ceiling caps its link's capacity, and the selection is *repaired* within what is left of
+   the selection's time budget: the queries whose chosen candidate was dropped leave, then
+   the admitted queries on a link over its ceiling leave until it fits (the most freed per
+   unit of weight first), and the queries left out are admitted again, best fit first, into
+   the room that freed (:func:`~circinus.select.deployments.repair`); back to 1. Only the
+   queries on the capped links and those that lost their candidate change: a whole new
+   selection per round cost more than the rest of the check at 100,000 generated queries (an
+   LP over every query for the few hundred whose plans missed).
 
 When a round finds no admitted plan that misses, every admitted plan meets its SLO at its
 links' check loads, each at least the link's utilisation (the running maximum includes it; a
 ceiling caps it), and the slowdown grows with the load: so it meets it at the final
 utilisation. A last step estimates the admitted plans at the links' actual utilisation, which
-are the latencies reported. After :data:`MAX_ROUNDS` new selections (or when the budget is
-spent) the last selection is not redone: the same step drops its admitted plans that miss
+are the latencies reported. After :data:`MAX_ROUNDS` repairs (or when the budget is
+spent) the last selection is not repaired: the same step drops its admitted plans that miss
 their SLO at the actual utilisation, which only lowers every load, so the others still meet
 theirs.
 
@@ -56,9 +62,9 @@ from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.spec.models import Query
 
 MAX_ROUNDS = 4
-"""New selections the link check makes at most before it only drops (see module note)."""
+"""Repairs the link check makes at most before it only drops (see module note)."""
 MIN_ROUND_S = 0.1
-"""Below this much of the selection budget left, the check drops instead of selecting again."""
+"""Below this much of the selection budget left, the check drops instead of repairing."""
 BISECTION_STEPS = 24
 """Halvings of a plan's tolerance interval: within 6e-8 of the check load, from below."""
 
@@ -68,6 +74,10 @@ Select = Callable[[SelectionProblem, float, Selection], Selection]
 """Selects again over a problem within a time limit, s, given the selection so far (its
 choices in the problem's candidates, ``None`` where dropped), which the answer is never worse
 than."""
+Repair = Callable[[SelectionProblem, Selection, float], Selection]
+"""Mends a selection of a problem whose candidates or capacities a check cut (its choices in
+the problem's candidates, ``None`` where dropped) into one that fits the problem, by a
+:func:`time.monotonic` deadline (:func:`~circinus.select.deployments.repair`)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class LinkCheck:
     """What the link check did."""
 
     rounds: int
-    """Selections made again after plans were found to miss their SLOs."""
+    """Repairs of the selection after plans were found to miss their SLOs."""
     dropped: int
     """Candidates dropped for missing their SLO at the links' check load."""
     unadmitted: int
@@ -111,7 +121,7 @@ def utilisation(capacity: Mapping[Resource, float],
 
 
 def check_links(estimator: AnalyticEstimator, queries: Sequence[Query],
-                problem: SelectionProblem, selection: Selection, select: Select, *,
+                problem: SelectionProblem, selection: Selection, repair: Repair, *,
                 time_limit_s: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
     """Run the link check (module note) on ``selection`` of ``problem``.
 
@@ -119,14 +129,14 @@ def check_links(estimator: AnalyticEstimator, queries: Sequence[Query],
         estimator: the estimator the candidates were found with (its world; its memos are
             shared by the loaded estimators).
         queries: the queries of ``problem``, in its order.
-        select: the selector, called again after plans were found to miss their SLOs.
-        time_limit_s: what is left of the selection budget for the new selections.
+        repair: mends the selection after plans were found to miss their SLOs.
+        time_limit_s: what is left of the selection budget for the repairs.
 
     Returns the problem with the surviving candidates (carrying their contended estimates)
     and the world's capacities, its selection, and what was done.
     """
     return _Check(estimator, queries, problem.capacity).run(
-        problem, selection, select, time.monotonic() + time_limit_s)
+        problem, selection, repair, time.monotonic() + time_limit_s)
 
 
 class _Check:
@@ -144,7 +154,7 @@ class _Check:
         self._made: list[AnalyticEstimator] = []
         self._estimates: dict[tuple[object, ...], Estimate] = {}
 
-    def run(self, problem: SelectionProblem, selection: Selection, select: Select,
+    def run(self, problem: SelectionProblem, selection: Selection, repair: Repair,
             deadline: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
         start = time.monotonic()
         rounds = unadmitted = 0
@@ -157,8 +167,9 @@ class _Check:
             missing = {pair for q, k in enumerate(selection.chosen) if k is not None
                        for pair in self._missed(loaded, q, problem.candidates[q].candidates[k])}
             if missing:
+                crossing = self._crossing(problem, selection, missing)
                 for pair in sorted(missing):
-                    ceiling = self._ceiling(problem, selection, pair)
+                    ceiling = self._ceiling(crossing[pair], pair)
                     if ceiling is not None:
                         self.ceilings[pair] = self.loads[pair] = ceiling
                 problem, chosen = self._recheck(self.at(self.loads), problem, selection)
@@ -166,7 +177,7 @@ class _Check:
                 left = deadline - time.monotonic()
                 if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
                     rounds += 1
-                    selection = select(problem, left, selection)
+                    selection = repair(problem, selection, deadline)
                     continue
             problem, selection = self._settle(problem, selection)
             unadmitted = admitted - sum(k is not None for k in selection.chosen)
@@ -204,9 +215,26 @@ class _Check:
             return []
         return slowed
 
-    def _ceiling(self, problem: SelectionProblem, selection: Selection,
+    @staticmethod
+    def _crossing(problem: SelectionProblem, selection: Selection, pairs: set[Link],
+                  ) -> dict[Link, list[tuple[int, Candidate, float]]]:
+        """Per link of ``pairs``, the admitted plans crossing it: ``(query, candidate,
+        Mbit/s)``, in query order (one pass over the selection for every link)."""
+        out: dict[Link, list[tuple[int, Candidate, float]]] = {pair: [] for pair in pairs}
+        for q, k in enumerate(selection.chosen):
+            if k is None:
+                continue
+            cand = problem.candidates[q].candidates[k]
+            for pair, mbps in cand.estimate.link_mbps:
+                on = out.get(pair)
+                if on is not None:
+                    on.append((q, cand, mbps))
+        return out
+
+    def _ceiling(self, crossing: Sequence[tuple[int, Candidate, float]],
                  pair: Link) -> float | None:
-        """The ceiling of link ``pair`` by peeling its admitted plans (module note); ``None``
+        """The ceiling of link ``pair`` by peeling the admitted plans ``crossing`` it
+        (``(query, candidate, Mbit/s)``; module note); ``None``
         when no ceiling here would help: every plan on it that misses, misses even with the
         link idle (the other links at their check loads), e.g. a return link that carries
         a few bytes of a plan whose uplink is the one too busy. Such plans are dropped, and
@@ -214,15 +242,17 @@ class _Check:
         cap = self.capacity["link", f"{pair[0]}->{pair[1]}"]
         loaded = self.at(self.loads)
         plans = []  # (tolerance, share of the capacity)
-        for q, k in enumerate(selection.chosen):
-            if k is None:
-                continue
-            cand = problem.candidates[q].candidates[k]
-            mbps = dict(cand.estimate.link_mbps).get(pair)
-            if mbps is None:
-                continue
-            tol = self.loads[pair] if not self._missed(loaded, q, cand) else self._tolerance(
-                q, cand, pair)
+        # a plan's tolerance depends on its estimate's key and its SLO alone (the loads are
+        # fixed here): alike queries' plans are bisected once
+        known: dict[tuple[object, ...], float] = {}
+        for q, cand, mbps in crossing:
+            if not self._missed(loaded, q, cand):
+                tol = self.loads[pair]
+            else:
+                key = (loaded.estimate_key(self.queries[q], cand.plan), self.queries[q].slo)
+                tol = known.get(key, math.nan)
+                if math.isnan(tol):
+                    tol = known[key] = self._tolerance(q, cand, pair)
             if tol >= 0:
                 plans.append((tol, mbps / cap))
         if all(tol >= self.loads[pair] for tol, _ in plans):
@@ -260,6 +290,7 @@ class _Check:
         without candidates get a reason."""
         out: list[QueryCandidates] = []
         chosen: list[int | None] = []
+        slowest: dict[int, tuple[float, Link]] = {}  # by estimate: alike queries share them
         for q, (query, qc, pick) in enumerate(zip(self.queries, problem.candidates,
                                                   selection.chosen, strict=True)):
             assert query.name == qc.query, (query.name, qc.query)
@@ -267,8 +298,11 @@ class _Check:
             new_pick = None
             worst: tuple[float, Link] | None = None
             for k, cand in enumerate(qc.candidates):
-                slow = max(((loaded.slowdown(*pair), pair) for pair, _ in cand.estimate.link_mbps),
-                           default=(1.0, ("", "")))
+                slow = slowest.get(id(cand.estimate))
+                if slow is None:
+                    slow = slowest[id(cand.estimate)] = max(
+                        ((loaded.slowdown(*pair), pair) for pair, _ in cand.estimate.link_mbps),
+                        default=(1.0, ("", "")))
                 if slow[0] > 1.0:
                     est = self.estimate(loaded, q, cand)
                     if not est.meets(query.slo):
