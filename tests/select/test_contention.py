@@ -12,16 +12,20 @@ for dedicated ones); the generated worlds share deployments.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 import circinus
+import circinus.planner as planner
 import circinus.select.contention as contention
 from circinus.estimate import AnalyticEstimator
 from circinus.gen import GenSpec, generate
 from circinus.plan.file import PlanFile, to_plan_file
 from circinus.planner import PlanResult
+from circinus.select.base import Selection
+from circinus.select.deployments import repair
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 
@@ -184,3 +188,54 @@ def test_a_rounding_residue_below_zero_is_no_use() -> None:
     capacity = {("link", "a->b"): 100.0, ("device", "x"): 4.0}
     used = {("link", "a->b"): -9.25e-19}
     assert contention.utilisation(capacity, used) == {("a", "b"): 0.0}
+
+
+@pytest.mark.parametrize(("seed", "share"), [(0, 1.0), (2, 0.5), (4, 0.5)])
+def test_the_repair_admits_as_many_as_selecting_again(
+        monkeypatch: pytest.MonkeyPatch, seed: int, share: float) -> None:
+    # Busy uplinks: the check drops dozens of candidates and caps links. Selecting again over
+    # what it left (what small problems still do after the repair) is the reference; the
+    # repair alone (what large ones do) must keep every check and admit as many.
+    index = build_index(parse_world(_busy_generated(seed, share)))
+    both = circinus.Planner().plan(index)
+    monkeypatch.setattr(planner, "RESELECT_UP_TO", 0)
+    alone = circinus.Planner().plan(index)
+    for result in (both, alone):
+        assert result.link_check is not None and result.link_check.rounds >= 1
+        assert result.link_check.dropped > 0
+        _check_final_loads(index, result)
+    assert alone.admitted >= both.admitted
+    assert alone.goodput >= both.goodput - 1e-9
+
+
+def test_the_repair_mends_a_selection_over_a_capped_link() -> None:
+    # q0 and q1 in the cloud (400 ms) fill the uplink to 55 %; a ceiling of 30 % leaves room
+    # for one: the repair takes one of them off the link and admits it on the box instead.
+    index = _uplink(400, 400, check=False)
+    problem = circinus.Planner(selector="exact").plan(index).problem
+    assert problem is not None
+    cloud = [k for k, c in enumerate(problem.candidates[0].candidates)
+             if c.estimate.link_mbps]
+    box = [k for k, c in enumerate(problem.candidates[0].candidates)
+           if not c.estimate.link_mbps]
+    assert cloud and box
+    capped = {**problem.capacity, ("link", "shop->cloud"): 0.3 * 24.0}
+    over = Selection(chosen=(cloud[0], cloud[0]), goodput=2.0, cost_per_hour=0.0,
+                     goodput_bound=2.0, gap=0.0, cost_gap=0.0, status="optimal", seconds=0.0)
+    small = dataclasses.replace(problem, capacity=capped)
+    assert not over.fits(small)
+    mended = repair(small, over)
+    assert mended.fits(small)
+    assert mended.goodput == 2.0 and mended.goodput_bound == 2.0
+    assert sorted(bool(problem.candidates[q].candidates[k].estimate.link_mbps)
+                  for q, k in enumerate(mended.chosen) if k is not None) == [False, True]
+
+
+def test_the_gap_is_against_the_bound_before_the_checks() -> None:
+    # Alone on the link all three fit (bound 3); the check leaves two: the gap says a third
+    # is not proven impossible, and the selection is not called optimal.
+    off = circinus.Planner().plan(_uplink(400, 400, 100, check=False))
+    on = circinus.Planner().plan(_uplink(400, 400, 100))
+    assert off.selection.goodput_bound == on.selection.goodput_bound == 3.0
+    assert on.goodput == 2.0 and on.selection.gap == pytest.approx(1 / 3)
+    assert on.selection.status != "optimal"

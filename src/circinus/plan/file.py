@@ -270,8 +270,8 @@ class LinkCeilingOut(_Out):
 class LinkCheckOut(_Out):
     """What the link check did (the plans estimated again at their shared links' load)."""
 
-    rounds: int = Field(description="Selections made again because plans missed their SLOs at "
-                        "their links' utilisation.")
+    rounds: int = Field(description="Repairs of the selection because plans missed their SLOs "
+                        "at their links' utilisation.")
     dropped_candidates: int = Field(description="Candidates dropped for missing their SLOs at "
                                     "their links' utilisation.")
     unadmitted: int = Field(description="Admitted queries dropped from the last selection, "

@@ -132,12 +132,12 @@ def _deployments_table(plan: PlanFile, show: int) -> Table:
 
 
 def _link_line(plan: PlanFile) -> str:
-    """What the link check did, e.g. ``link check: 2 re-selections, 36 candidates dropped,
+    """What the link check did, e.g. ``link check: 2 repair(s), 36 candidate(s) dropped,
     pole-a → cloud-eu kept under 39%``."""
     check = plan.link_check
     if check is None or not (check.rounds or check.dropped_candidates or check.unadmitted):
         return ""
-    parts = [f"{check.rounds} re-selection(s)", f"{check.dropped_candidates} candidate(s) dropped"]
+    parts = [f"{check.rounds} repair(s)", f"{check.dropped_candidates} candidate(s) dropped"]
     if check.unadmitted:
         parts.append(f"{check.unadmitted} admitted dropped")
     parts += [f"{c.src} → {c.dst} kept under {c.utilization:.0%}" for c in check.ceilings]

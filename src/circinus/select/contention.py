@@ -39,10 +39,10 @@ When a round finds no admitted plan that misses, every admitted plan meets its S
 links' check loads, each at least the link's utilisation (the running maximum includes it; a
 ceiling caps it), and the slowdown grows with the load: so it meets it at the final
 utilisation. A last step estimates the admitted plans at the links' actual utilisation, which
-are the latencies reported. After :data:`MAX_ROUNDS` repairs (or when the budget is
-spent) the last selection is not repaired: the same step drops its admitted plans that miss
-their SLO at the actual utilisation, which only lowers every load, so the others still meet
-theirs.
+are the latencies reported. After :data:`MAX_ROUNDS` repairs (or when the budget is spent,
+after the first, which always runs: it is local and cheap) the last selection is not
+repaired: the same step drops its admitted plans that miss their SLO at the actual
+utilisation, which only lowers every load, so the others still meet theirs.
 
 The check is conservative: a candidate dropped at a load is not tried again at a lower one, and
 a ceiling is not raised again.
@@ -64,7 +64,9 @@ from circinus.spec.models import Query
 MAX_ROUNDS = 4
 """Repairs the link check makes at most before it only drops (see module note)."""
 MIN_ROUND_S = 0.1
-"""Below this much of the selection budget left, the check drops instead of repairing."""
+"""Below this much of the selection budget left, the check drops instead of repairing again."""
+FIRST_REPAIR_S = 3.0
+"""Time the first repair may take to admit queries again when the budget is already spent."""
 BISECTION_STEPS = 24
 """Halvings of a plan's tolerance interval: within 6e-8 of the check load, from below."""
 
@@ -173,12 +175,16 @@ class _Check:
                     if ceiling is not None:
                         self.ceilings[pair] = self.loads[pair] = ceiling
                 problem, chosen = self._recheck(self.at(self.loads), problem, selection)
-                selection = with_chosen(problem, selection, chosen)
                 left = deadline - time.monotonic()
-                if rounds < MAX_ROUNDS and left >= MIN_ROUND_S:
+                if rounds < MAX_ROUNDS and (rounds == 0 or left >= MIN_ROUND_S):
+                    # The first repair runs whatever the clock says: it is local, and without
+                    # it the plans that miss are only dropped (a loaded machine can spend the
+                    # budget on the first selection). Its goodput and cost are its own.
                     rounds += 1
-                    selection = repair(problem, selection, deadline)
+                    selection = repair(problem, replace(selection, chosen=chosen),
+                                       max(deadline, time.monotonic() + FIRST_REPAIR_S))
                     continue
+                selection = with_chosen(problem, selection, chosen)
             problem, selection = self._settle(problem, selection)
             unadmitted = admitted - sum(k is not None for k in selection.chosen)
             break
