@@ -574,7 +574,7 @@ def repair(problem: SelectionProblem, selection: Selection, *,
     candidates or lowers a link's capacity, in place of a new selection, which at 20,000
     generated queries cost an LP over every query per round for the few thousand whose plans
     changed. The bound stays: the checks only remove, so the first selection's bound holds."""
-    book = problem.book(selection.chosen).on(problem)  # often known: the check asked its cost
+    book = ledger(problem, selection.chosen)
     weights = problem.weights
     while rows := book.over():
         row = rows[0]
