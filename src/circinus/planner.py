@@ -294,7 +294,7 @@ def default_decisions(world: World) -> dict[str, tuple[object, ...]]:
 
 FIRST_SELECTION_SHARE = 0.6
 """Share of the selection budget the selector gets; the rest is for fitting its answer to
-whole replicas and for the link and deployment checks (which may select again)."""
+whole replicas and for the link and deployment checks (which repair it or select again)."""
 RESELECT_UP_TO = LP_ABOVE
 """Candidates up to which the link check, after repairing the selection, also selects again
 over what it left (the exact MILP, seconds at most there), keeping the better: above, a whole

@@ -731,7 +731,8 @@ class PlannerSettings(_Model):
         default=True,
         description="After the selection, estimate the admitted plans again at the utilisation "
         "of the shared links they cross (transfers slowed by sharing) and drop those that then "
-        "miss their SLO, selecting again; off, plans are estimated as if alone on their links.",
+        "miss their SLO, repairing the selection; off, plans are estimated as if alone on "
+        "their links.",
     )
 
 
