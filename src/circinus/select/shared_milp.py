@@ -18,19 +18,21 @@ deployment besides the binary ``x_j`` per candidate:
 relaxation made to fit in whole replicas (:func:`~circinus.select.deployments.settle`); every
 HiGHS call runs under the budget's deadline, and the best answer so far is returned.
 
-**The stall stop.** On small shared worlds HiGHS finds its best selections at the root node
-and early in the tree, then spends the rest of any budget closing a gap it seldom closes
-(measured on 40 generated queries: the goodput 28 found at the root, 1,027 nodes to prove it;
-the cost pass improved its best by 33 % over 3,600 nodes and proved nothing in 40 s). So each
-pass also stops when its incumbent has not improved for a number of branch-and-bound nodes
-(:data:`GOODPUT_STALL`, :data:`COST_STALL`; :class:`~circinus.select.highs.StallRule`): nodes,
-not seconds, so where the stall ends a pass the answer does not depend on the machine's load.
-The root node is never cut short, the wall-clock deadline stays the outer guard, and a pass
-stopped by either keeps its incumbent (:func:`~circinus.select.highs.solve_mip` interrupts
-HiGHS through its callback instead of abandoning it). The cost pass starts from the goodput
-pass's answer and runs at most as long as the goodput pass took (at least ``MIN_COST_S``). A selection ended by a stall reports ``stalled``, one ended by the budget
-``time_limit``: neither is proven, and ``gap`` is against the proven bound. The exact selector
-(``prove``) never stalls.
+**The stall stop.** On small shared worlds HiGHS often holds its best goodput long before it
+can prove it (40 generated queries: 28 found at the root node, 1,027 nodes to prove it), and
+SciPy's solve, abandoned at the deadline, gave nothing back at all (edge-cloud-vision, 100
+and 300 generated queries: the LP rounding's answer was kept). So each pass runs through
+highspy and stops at whichever comes first: a proof, the deadline (HiGHS is interrupted
+through its callback a moment before, and its incumbent kept), or a stall, its incumbent not
+improved for a number of branch-and-bound nodes (:data:`GOODPUT_STALL`, :data:`COST_STALL`;
+:class:`~circinus.select.highs.StallRule`). Nodes, not seconds: where a stall ends a pass the
+answer does not depend on the machine's load. The root node (where most improvements appear)
+is never cut short by a stall; improvements deep in the tree do occur (meeting-companion's
+cost pass: nodes 40, 573 and 2,200, proven at 4,106), hence counts in the hundreds. The cost
+pass starts from the goodput pass's answer and runs at most as long as the goodput pass took
+(at least ``MIN_COST_S``). A selection ended by a stall reports ``stalled``, one ended by the
+budget ``time_limit``: neither is proven, and ``gap`` is against the proven bound. The exact
+selector (``prove``) never stalls.
 """
 
 from __future__ import annotations
