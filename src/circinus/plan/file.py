@@ -250,7 +250,8 @@ class ResourcesOut(_Out):
 class SolverOut(_Out):
     """How the global selection was solved."""
 
-    status: Literal["optimal", "time_limit", "rounded", "partitioned", "greedy"] = Field(
+    status: Literal["optimal", "time_limit", "stalled", "rounded", "partitioned",
+                    "greedy"] = Field(
         description="Solver outcome.")
     goodput_bound: float = Field(description="Proven upper bound on goodput.")
     gap: float = Field(description="(bound - goodput) / bound.")

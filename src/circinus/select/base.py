@@ -132,7 +132,9 @@ class Selection:
     cost_gap: float
     """Relative gap of the cost among selections of this goodput (0 when proven)."""
     status: str
-    """``optimal``, ``time_limit`` (feasible, not proven), ``rounded`` (the LP relaxation
+    """``optimal``, ``time_limit`` (feasible, not proven), ``stalled`` (feasible, not proven:
+    the exact solver stopped when its incumbent stopped improving, before the budget ran
+    out; :mod:`circinus.select.shared_milp`), ``rounded`` (the LP relaxation
     rounded and improved; the gap is against the LP's proven bound), ``partitioned`` (parts
     selected apart, merged and repaired; the gap is against a Lagrangian bound of the whole
     problem, :mod:`circinus.select.partitioned`) or ``greedy`` (fallback)."""

@@ -14,6 +14,10 @@ thread inside HiGHS is killed at interpreter exit).
 HiGHS (as bundled by SciPy) prints debug lines such as ``transformNewIntegerFeasibleSolution``
 from C++ even with ``disp=False``; file descriptor 1 is silenced while the caller waits, and
 given back the moment the wait ends, abandoned or not.
+
+:func:`solve_mip` calls HiGHS through highspy instead, for its MIP callbacks: the solve is
+interrupted at the deadline (keeping the best solution found, where an abandoned SciPy solve
+gives nothing) and when it stalls (:class:`StallRule`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import highspy
 import numpy as np
 from scipy.optimize import linprog, milp
 from scipy.sparse import csr_array
@@ -36,6 +41,10 @@ T = TypeVar("T")
 
 MIN_SOLVE_S = 0.02
 """A solve is not started with less time than this left before its deadline."""
+STOP_GRACE_S = 0.25
+"""How long before its deadline :func:`solve_mip` interrupts HiGHS (at most a tenth of the
+solve's time), so that the answer comes back before the deadline: an interrupted solve
+needs a moment to hand back its incumbent, and a caller that stops waiting gets nothing."""
 
 
 @contextlib.contextmanager
@@ -119,3 +128,128 @@ def solve_milp(c: np.ndarray, *, deadline: float, **kwargs: Any) -> Any | None:
         return None
     options = {**kwargs.pop("options", {}), "time_limit": left, "disp": False}
     return run_until(lambda: milp(c, options=options, **kwargs), deadline)
+
+
+@dataclass(frozen=True)
+class StallRule:
+    """When a MIP solve stops for want of progress: once its incumbent (its best solution) has
+    not improved for ``nodes`` branch-and-bound nodes. Nodes count work, not time, so a solve
+    stops at the same point whatever the machine's load (HiGHS's MIP search is deterministic);
+    the root node (presolve, cut rounds, heuristics: where most improvements are found) is
+    never cut short by it, only by the deadline. No solve stalls before it has an incumbent.
+
+    Example: ``StallRule(nodes=300)`` and incumbents found at the root and at node 40: the
+    solve stops at node 340 unless a better solution turns up before (which restarts the
+    count from that node).
+    """
+
+    nodes: int
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ValueError(f"a stall needs nodes >= 1, got {self.nodes}")
+
+
+class StallWatch:
+    """Follows one solve's progress against a :class:`StallRule` (fed by HiGHS's MIP interrupt
+    callback, minimisation)."""
+
+    def __init__(self, rule: StallRule) -> None:
+        self.rule = rule
+        self.best = math.inf
+        self.since = 0  # the node count when the incumbent last improved
+        self.stalled = False
+
+    def see(self, primal: float, nodes: int) -> bool:
+        """Record the solve's incumbent objective ``primal`` (``inf`` without one) after
+        ``nodes`` nodes; whether it has stalled."""
+        if primal < self.best - 1e-9 * max(1.0, abs(primal)):
+            self.best, self.since = primal, nodes
+            return False
+        self.stalled = math.isfinite(self.best) and nodes - self.since >= self.rule.nodes
+        return self.stalled
+
+
+MipStatus = Literal["optimal", "stalled", "time_limit", "infeasible", "failed"]
+
+
+@dataclass(frozen=True)
+class MipOutcome:
+    """How a :func:`solve_mip` ended: ``optimal`` (within the relative gap), ``stalled`` (the
+    :class:`StallRule` stopped it), ``time_limit``, ``infeasible`` or ``failed``."""
+
+    status: MipStatus
+    x: np.ndarray | None
+    """The best solution found (``None`` without one)."""
+    dual_bound: float
+    """Proven lower bound on the objective (``-inf`` without one)."""
+    nodes: int
+
+
+def solve_mip(c: np.ndarray, a: csr_array, row_upper: np.ndarray, lower: np.ndarray,
+              upper: np.ndarray, *, deadline: float, rel_gap: float,
+              stall: StallRule | None = None,
+              start: np.ndarray | None = None) -> MipOutcome | None:
+    """Minimise ``c x`` over integer ``x`` with ``a x <= row_upper`` and ``lower <= x <=
+    upper`` by ``deadline``, stopping early when ``stall`` says the solve has stalled; ``start``
+    is a feasible solution to begin from (another pass's answer). ``None``
+    when the deadline passes before HiGHS hands back anything (the outer guard: the callback
+    interrupts it just before the deadline, but HiGHS calls it only between steps of its
+    search, and a presolve or an LP solve can run past)."""
+    left = deadline - time.monotonic()
+    if left < MIN_SOLVE_S:
+        return None
+    stop = deadline - min(STOP_GRACE_S, 0.1 * left)  # time for HiGHS to return its answer
+    csc = a.tocsc()
+    watch = StallWatch(stall) if stall is not None else None
+
+    def check(event: Any) -> None:
+        out = event.data_out
+        if time.monotonic() >= stop or (watch is not None and watch.see(
+                float(out.mip_primal_bound), int(out.mip_node_count))):
+            event.interrupt()
+
+    def work() -> MipOutcome:
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", max(MIN_SOLVE_S, stop - time.monotonic()))
+        h.setOptionValue("mip_rel_gap", rel_gap)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
+        lp.col_cost_ = np.asarray(c, dtype=float)
+        lp.col_lower_ = np.asarray(lower, dtype=float)
+        lp.col_upper_ = np.asarray(upper, dtype=float)
+        lp.row_lower_ = np.full(csc.shape[0], -highspy.kHighsInf)
+        lp.row_upper_ = np.asarray(row_upper, dtype=float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr
+        lp.a_matrix_.index_ = csc.indices
+        lp.a_matrix_.value_ = csc.data
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * csc.shape[1]
+        h.passModel(lp)
+        if start is not None:
+            given = highspy.HighsSolution()
+            given.col_value = np.asarray(start, dtype=float)
+            h.setSolution(given)
+        h.cbMipInterrupt.subscribe(check)
+        h.run()
+        info = h.getInfo()
+        model = h.getModelStatus()
+        x = (np.asarray(h.getSolution().col_value, dtype=float)
+             if info.primal_solution_status == 2 else None)  # 2: feasible
+        status: MipStatus
+        if model == highspy.HighsModelStatus.kOptimal:
+            status = "optimal"
+        elif model == highspy.HighsModelStatus.kInfeasible:
+            status = "infeasible"
+        elif model == highspy.HighsModelStatus.kInterrupt and watch is not None and watch.stalled:
+            status = "stalled"
+        elif model in (highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kTimeLimit):
+            status = "time_limit"
+        else:
+            status = "failed"
+        bound = float(info.mip_dual_bound)
+        return MipOutcome(status, x, bound if math.isfinite(bound) else -math.inf,
+                          int(info.mip_node_count))
+
+    return run_until(work, deadline)

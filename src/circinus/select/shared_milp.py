@@ -17,6 +17,22 @@ deployment besides the binary ``x_j`` per candidate:
 ``R_d`` is bounded by the replicas its device holds. The incumbent is the LP rounding over the
 relaxation made to fit in whole replicas (:func:`~circinus.select.deployments.settle`); every
 HiGHS call runs under the budget's deadline, and the best answer so far is returned.
+
+**The stall stop.** On small shared worlds HiGHS often holds its best goodput long before it
+can prove it (40 generated queries: 28 found at the root node, 1,027 nodes to prove it), and
+SciPy's solve, abandoned at the deadline, gave nothing back at all (edge-cloud-vision, 100
+and 300 generated queries: the LP rounding's answer was kept). So each pass runs through
+highspy and stops at whichever comes first: a proof, the deadline (HiGHS is interrupted
+through its callback a moment before, and its incumbent kept), or a stall, its incumbent not
+improved for a number of branch-and-bound nodes (:data:`GOODPUT_STALL`, :data:`COST_STALL`;
+:class:`~circinus.select.highs.StallRule`). Nodes, not seconds: where a stall ends a pass the
+answer does not depend on the machine's load. The root node (where most improvements appear)
+is never cut short by a stall; improvements deep in the tree do occur (meeting-companion's
+cost pass: nodes 40, 573 and 2,200, proven at 4,106), hence counts in the hundreds. The cost
+pass starts from the goodput pass's answer and runs at most as long as the goodput pass took
+(at least ``MIN_COST_S``). A selection ended by a stall reports ``stalled``, one ended by the
+budget ``time_limit``: neither is proven, and ``gap`` is against the proven bound. The exact
+selector (``prove``) never stalls.
 """
 
 from __future__ import annotations
@@ -26,18 +42,22 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint
+from scipy.optimize import Bounds
 from scipy.sparse import coo_array, csr_array
 
 from circinus.estimate.base import EPS
 from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.deployments import ledger, own_use, settle
 from circinus.select.flat import weight_unit
-from circinus.select.highs import solve_milp
+from circinus.select.highs import StallRule, solve_mip
 from circinus.select.lp import LpRoundSelector
 
 _INCUMBENT_SHARE = 0.2  # at most this share of the budget for the incumbent
 _GOODPUT_SHARE = 0.7  # the goodput pass must end by this share of the budget
+GOODPUT_STALL = StallRule(nodes=500)
+"""When the goodput pass stops without a proof (see the module note)."""
+COST_STALL = StallRule(nodes=1000)
+"""When the cost pass stops without a proof (see the module note)."""
 MIN_COST_S = 2.0
 """Least time the cost solve gets (if the budget allows; see :meth:`SharedMilpSelector.select`)."""
 
@@ -132,11 +152,18 @@ class SharedMilpSelector:
             the goodput pass took (the exact selector's choice, for the oracle: measured on a
             four-query tiny world with the oracle's 495 candidates, the cost solve needs 13 s
             on a loaded machine, and the answer after 2 s was 2.7x dearer than the optimum).
+            A proving selector never stops on a stall.
+        goodput_stall: when the goodput pass stops without a proof (module note).
+        cost_stall: when the cost pass stops without a proof.
     """
 
-    def __init__(self, *, rel_gap: float = 1e-6, prove: bool = False) -> None:
+    def __init__(self, *, rel_gap: float = 1e-6, prove: bool = False,
+                 goodput_stall: StallRule = GOODPUT_STALL,
+                 cost_stall: StallRule = COST_STALL) -> None:
         self.rel_gap = rel_gap
         self.prove = prove
+        self.goodput_stall = None if prove else goodput_stall
+        self.cost_stall = None if prove else cost_stall
 
     def select(self, problem: SelectionProblem, *, time_limit_s: float) -> Selection:
         """Solve ``problem`` within ``time_limit_s`` (module note)."""
@@ -146,44 +173,45 @@ class SharedMilpSelector:
         model = MilpModel(problem)
         if model.n == 0:
             return replace(incumbent, status="optimal", seconds=time.monotonic() - start)
-        cons = [LinearConstraint(model.matrix, -np.inf, model.upper_rows)]
-        ints = np.ones(model.matrix.shape[1])
-        opts = {"mip_rel_gap": self.rel_gap}
+        kw = {"a": model.matrix, "row_upper": model.upper_rows, "lower": model.bounds.lb,
+              "upper": model.bounds.ub, "rel_gap": self.rel_gap}
         best, bound = incumbent, incumbent.goodput_bound
         proven = False
-        first = solve_milp(-model.weight, constraints=cons, integrality=ints,
-                           bounds=model.bounds, options=opts,
-                           deadline=start + _GOODPUT_SHARE * time_limit_s)
+        first = solve_mip(-model.weight, deadline=start + _GOODPUT_SHARE * time_limit_s,
+                          stall=self.goodput_stall, **kw)
         if first is not None:
-            proven = first.status == 0
-            if first.mip_dual_bound is not None:
-                bound = min(bound, -float(first.mip_dual_bound))
+            proven = first.status == "optimal"
+            bound = min(bound, -first.dual_bound)
             best = _better(problem, model, best, first.x)
         # Cost, goodput kept: one solve of min cost - B goodput (B above any cost difference,
         # so goodput comes first), which finds cheap selections far sooner than a cost pass
         # with the goodput held by a row (measured on edge-cloud-vision: $5.10/h in 5 s
-        # against $6.18/h in 60 s). It runs at most as long as the goodput pass took (at
-        # least MIN_COST_S), within the budget: the cost pass alone never proves a thing here.
+        # against $6.18/h in 60 s). It runs until it stalls (the cost stall) and at most as
+        # long as the goodput pass took (at least MIN_COST_S), within the budget: the cost
+        # pass alone seldom proves a thing here.
         spent = time.monotonic() - start
         unit = weight_unit(problem.weights) or min(problem.weights)
         big = (_most_cost(problem, model) + 1.0) / unit
-        second = solve_milp(model.cost - big * model.weight, constraints=cons,
-                            integrality=ints, bounds=model.bounds, options=opts,
-                            deadline=start + time_limit_s if self.prove else min(
-                                start + time_limit_s, time.monotonic() + max(MIN_COST_S, spent)))
+        second = solve_mip(model.cost - big * model.weight,
+                           deadline=start + time_limit_s if self.prove else min(
+                               start + time_limit_s, time.monotonic() + max(MIN_COST_S, spent)),
+                           stall=self.cost_stall,
+                           start=None if first is None else first.x, **kw)
         if second is not None:
             best = _better(problem, model, best, second.x)
-            if second.status == 0:
+            if second.status == "optimal":
                 best = replace(best, cost_gap=0.0)
-        done = proven and second is not None and second.status == 0
+        done = proven and second is not None and second.status == "optimal"
         bound = max(bound, best.goodput)
         best = replace(best, goodput_bound=bound,
                        gap=(bound - best.goodput) / bound if bound > EPS else 0.0,
                        seconds=time.monotonic() - start)
         if done and best.goodput >= bound - 1e-9 * max(1.0, bound):
             best = replace(best, status="optimal", cost_gap=0.0)
-        elif best is not incumbent and best.status == "optimal":
-            best = replace(best, status="time_limit")
+        elif best.status in ("optimal", "time_limit"):  # not proven: the budget or a stall
+            ends = {"none" if p is None else p.status for p in (first, second)}
+            best = replace(best, status="stalled" if "stalled" in ends
+                           and ends <= {"optimal", "stalled"} else "time_limit")
         return best
 
 
