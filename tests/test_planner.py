@@ -250,3 +250,52 @@ def test_queries_share_one_deployment_and_its_replicas() -> None:
     total = sum(d.cost_per_hour for d in shared.deployments)
     assert shared.cost_per_hour == pytest.approx(total + sum(
         o.estimate.network_cost_per_hour for o in shared.outcomes if o.estimate is not None))
+
+
+def test_with_shared_deployments_the_better_checked_answer_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The MILP's checked answer and the LP rounding's, as select_checked gets them: the one
+    # with more goodput (then less cost) is kept, with the lower of the two proven bounds.
+    import circinus.planner as planner
+    from circinus.gen import GenSpec, generate
+    from circinus.select.base import Selection, SelectionProblem
+    from circinus.select.lp import LpRoundSelector
+    from circinus.select.milp import MilpSelector
+
+    index = build_index(parse_world(generate(GenSpec(queries=6, seed=1))))
+    from circinus.planner import SEARCHES
+
+    found = SEARCHES["circinus"](estimator=AnalyticEstimator(index=index),
+                                 settings=index.world.planner).search(index.world.queries)
+    problem = SelectionProblem.build(index, found)
+    assert problem.deployments
+    answers: dict[str, Selection] = {}
+
+    def fake(estimator: Any, queries: Any, problem: Any, selector: Any, settings: Any) -> Any:
+        key = "lp" if isinstance(selector, LpRoundSelector) else "milp"
+        return problem, answers[key], None, None
+
+    monkeypatch.setattr(planner, "_select_checked", fake)
+    none = (None,) * len(problem.candidates)
+
+    def sel(goodput: float, cost: float, bound: float) -> Selection:
+        return Selection(chosen=none, goodput=goodput, cost_per_hour=cost, status="optimal",
+                         goodput_bound=bound, gap=0.0, cost_gap=0.0, seconds=0.0)
+
+    def pick(milp: Selection, lp: Selection) -> Selection:
+        answers.update(milp=milp, lp=lp)
+        return planner.select_checked(AnalyticEstimator(index=index), index.world.queries,
+                                      problem, MilpSelector(), index.world.planner)[1]
+
+    kept = pick(sel(5, 2.0, 6), sel(4, 1.0, 5.5))
+    assert (kept.goodput, kept.cost_per_hour, kept.goodput_bound) == (5, 2.0, 5.5)
+    assert kept.status == "time_limit"  # 5 of a bound of 5.5: not proven
+    kept = pick(sel(4, 2.0, 6), sel(4, 1.5, 6))
+    assert kept.cost_per_hour == 1.5 and kept.gap == pytest.approx(1 / 3)
+    kept = pick(sel(4, 2.0, 4), sel(4, 2.0, 6))
+    assert kept.cost_per_hour == 2.0 and kept.status == "optimal"
+    # the LP rounding is not asked again when it is the selector
+    answers.update(lp=sel(3, 1.0, 3), milp=sel(9, 9.0, 9))
+    only = planner.select_checked(AnalyticEstimator(index=index), index.world.queries,
+                                  problem, LpRoundSelector(), index.world.planner)[1]
+    assert only.goodput == 3
