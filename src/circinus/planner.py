@@ -299,6 +299,9 @@ RESELECT_UP_TO = LP_ABOVE
 """Candidates up to which the link check, after repairing the selection, also selects again
 over what it left (the exact MILP, seconds at most there), keeping the better: above, a whole
 selection per round costs more than the rest of the check (:func:`select_checked`)."""
+BOTH_CHECKED_UP_TO = LP_ABOVE
+"""Candidates up to which, with shared deployments, the LP rounding's answer is checked beside
+the selector's and the better kept (:func:`select_checked`)."""
 IMPROVE_SHARE = 0.05
 """Share of the selection budget for moving admitted queries to cheaper candidates
 (:func:`~circinus.select.deployments.improve`)."""
@@ -320,17 +323,17 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     the checks, the chosen ones with their final estimates), the selection and the checks'
     records.
 
-    NOTE (two answers, checked): with shared deployments and up to :data:`RESELECT_UP_TO`
-    candidates, the LP rounding's selection is checked too and the better checked plan kept
-    (more goodput, then less cost). The whole-replica MILP packs deployments up to their
-    levels with the plans' estimates alone; where the real mix of co-tenants is heavier, the
-    deployment check takes more away from its answer than it had over the rounding's
-    (edge-cloud-vision: the MILP's 213 admitted before the checks, 198 after; the rounding's
-    203 after). The rounding and its checks take seconds at that size; the two bounds are
-    both proven, and the lower is reported."""
+    NOTE (two answers, checked): with shared deployments and up to
+    :data:`BOTH_CHECKED_UP_TO` candidates, the LP rounding's selection is checked too and the
+    better checked plan kept (more goodput, then less cost). The whole-replica MILP packs
+    deployments up to their levels with the plans' estimates alone; where the real mix of
+    co-tenants is heavier, the deployment check takes more away from its answer than it had
+    over the rounding's (edge-cloud-vision: the MILP's 213 admitted before the checks, 198
+    after; the rounding's 202 after). The rounding and its checks take seconds at that size;
+    both bounds are proven, and the lower is reported."""
     first = _select_checked(estimator, queries, problem, selector, settings)
     if (not problem.deployments or isinstance(selector, (LpRoundSelector, FcfsSelector))
-            or sum(len(qc.candidates) for qc in problem.candidates) > RESELECT_UP_TO):
+            or sum(len(qc.candidates) for qc in problem.candidates) > BOTH_CHECKED_UP_TO):
         return first
     second = _select_checked(estimator, queries, problem, LpRoundSelector(), settings)
     a, b = first[1], second[1]
