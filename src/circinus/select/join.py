@@ -86,9 +86,10 @@ def join_open(estimator: AnalyticEstimator, queries: Sequence[Query],
     utilisation too. Returns the problem with the chosen new plans among the candidates, the
     selection and what was done."""
     start = time.monotonic()
-    if not problem.deployments:
-        return problem, selection, JoinRecord(0, 0, 0, 0, 0.0, True)
+    if not problem.deployments or start >= deadline:
+        return problem, selection, JoinRecord(0, 0, 0, 0, 0.0, not problem.deployments)
     original = [len(qc.candidates) for qc in problem.candidates]
+    table = problem.deployments
     book = ledger(problem, selection.chosen)
     moved = admitted = offered = rounds = 0
     complete = False
@@ -102,7 +103,8 @@ def join_open(estimator: AnalyticEstimator, queries: Sequence[Query],
         for q in order[:QUERIES]:
             if time.monotonic() >= deadline:
                 break
-            new = _offers(estimator, settings, queries[q], problem, book, q, targets, memo)
+            new = _offers(estimator, settings, queries[q], problem, book, q, targets, memo,
+                          deadline)
             if new:
                 offered += len(new)
                 qc = problem.candidates[q]
@@ -122,7 +124,7 @@ def join_open(estimator: AnalyticEstimator, queries: Sequence[Query],
             break
     chosen = [book.chosen.get(q) for q in range(len(queries))]
     cost = book.cost
-    problem, chosen = _trimmed(problem, chosen, original)
+    problem, chosen = _trimmed(problem, chosen, original, table)
     if moved:
         goodput = float(sum(problem.weights[q] for q, k in enumerate(chosen) if k is not None))
         bound = max(selection.goodput_bound, goodput)
@@ -168,9 +170,10 @@ def _rebase(book: Ledger, problem: SelectionProblem) -> None:
 def _offers(estimator: AnalyticEstimator, settings: PlannerSettings, query: Query,
             problem: SelectionProblem,
             book: Ledger, q: int, open_by_op: dict[str, list[str]],
-            memo: dict[tuple[object, ...], Estimate]) -> list[Candidate]:
+            memo: dict[tuple[object, ...], Estimate], deadline: float) -> list[Candidate]:
     """The plans of query ``q`` that put its shared stages on open deployments (module note),
-    none among its candidates, each meeting its SLO alone within every capacity."""
+    none among its candidates, each meeting its SLO alone within every capacity; those
+    estimated until ``deadline``."""
     qc = problem.candidates[q]
     if not qc.candidates:
         return []
@@ -210,7 +213,8 @@ def _offers(estimator: AnalyticEstimator, settings: PlannerSettings, query: Quer
     out: list[Candidate] = []
     tried = 0
     for seen, stages in enumerate(_combinations(options)):
-        if tried >= PLANS_PER_QUERY or seen >= 4 * PLANS_PER_QUERY:
+        if tried >= PLANS_PER_QUERY or seen >= 4 * PLANS_PER_QUERY or (
+                tried % 8 == 7 and time.monotonic() >= deadline):
             break
         if stages in known:
             continue
@@ -306,12 +310,18 @@ def _groups(estimator: AnalyticEstimator, queries: Sequence[Query], book: Ledger
             targets: dict[str, list[str]], *, links: bool, deadline: float) -> int:
     """Move every query of an open deployment, the least loaded first, to one other
     deployment of its operator (another configuration, device or level, each query at the
-    floor of least marginal cost), then every query to its cheapest candidate; keep the first
+    floor of least marginal cost), then every query with a candidate on that one to its
+    cheapest candidate; keep the first
     such set of moves that lowers the cost and leaves every plan it touches within its SLO at
     the real state. Where a single move cannot pay (the first query to leave opens a
     deployment the others would share) a whole one can. The moves made (0 if none)."""
     problem = book.problem
     ops = {name: pipe.operator_of for name, pipe in estimator.index.pipelines.items()}
+    joining: dict[str, set[int]] = {}  # per deployment, the queries with a candidate on it
+    for q, qc in enumerate(problem.candidates):
+        for c in qc.candidates:
+            for d, _ in c.estimate.deployment_load:
+                joining.setdefault(d, set()).add(q)
     for name in sorted(book.members, key=lambda n: (book.load.get(n, 0.0), n)):
         members = sorted(book.members.get(name, ()))
         if not members or len(members) > GROUP_MEMBERS:
@@ -339,7 +349,7 @@ def _groups(estimator: AnalyticEstimator, queries: Sequence[Query], book: Ledger
                     break
                 book.add(q, min(fits)[1])
             if placed:
-                for q in range(len(queries)):
+                for q in sorted(joining.get(target, ())):
                     k = book.chosen.get(q)
                     best = _cheapest(book, q)
                     if best is not None:
@@ -457,17 +467,21 @@ def _all_valid(estimator: AnalyticEstimator, queries: Sequence[Query], book: Led
     return True
 
 
-def _trimmed(problem: SelectionProblem, chosen: list[int | None], original: Sequence[int]
-             ) -> tuple[SelectionProblem, list[int | None]]:
+def _trimmed(problem: SelectionProblem, chosen: list[int | None], original: Sequence[int],
+             table: Mapping[str, DeploymentSpec]) -> tuple[SelectionProblem, list[int | None]]:
     """``problem`` with only the chosen ones of the plans the pass offered (past each query's
-    ``original`` candidates), and ``chosen`` in its candidates."""
+    ``original`` candidates), and ``chosen`` in its candidates; its deployments those of
+    ``table`` (the problem's before the pass) and those the chosen new plans join."""
     cands = []
     out = list(chosen)
+    kept = dict(table)
     for q, qc in enumerate(problem.candidates):
         keep = qc.candidates[:original[q]]
         k = chosen[q]
         if k is not None and k >= original[q]:
             keep = (*keep, qc.candidates[k])
             out[q] = len(keep) - 1
+            for name, _ in qc.candidates[k].estimate.deployment_load:
+                kept[name] = problem.deployments[name]
         cands.append(replace(qc, candidates=keep))
-    return replace(problem, candidates=tuple(cands)), out
+    return replace(problem, candidates=tuple(cands), deployments=kept), out
