@@ -250,10 +250,13 @@ def _offers(estimator: AnalyticEstimator, settings: PlannerSettings, query: Quer
 def _targets(problem: SelectionProblem, book: Ledger, ladder: Sequence[float]
              ) -> tuple[SelectionProblem, dict[str, list[str]]]:
     """Per operator, the deployments a shared stage of it may move to: every open one of
-    ``book``, and each of them at the other levels of ``ladder`` (its queries may move to
-    one whole, :func:`_groups`), those added to ``problem``'s table."""
+    ``book``, each of them at the other levels of ``ladder`` (its queries may move to one
+    whole, :func:`_groups`), those added to ``problem``'s table, and the table's deployments
+    of the same configuration and device at another batch size."""
     table: dict[str, DeploymentSpec] = dict(problem.deployments)
     out: dict[str, list[str]] = {}
+    places = {(s.key.operator, s.key.config, s.key.device) for name, s in table.items()
+              if book.replicas.get(name, 0) > 0}
     for name, n in sorted(book.replicas.items()):
         if n <= 0:
             continue
@@ -266,6 +269,12 @@ def _targets(problem: SelectionProblem, book: Ledger, ladder: Sequence[float]
             names = out.setdefault(key.operator, [])
             if key.resource not in names:
                 names.append(key.resource)
+    for name, spec in sorted(problem.deployments.items()):  # other batch sizes there
+        key = spec.key
+        if (key.operator, key.config, key.device) in places:
+            names = out.setdefault(key.operator, [])
+            if name not in names:
+                names.append(name)
     if len(table) > len(problem.deployments):
         problem = replace(problem, deployments=table)
     return problem, out
