@@ -40,6 +40,7 @@ from circinus.select.base import BaseSelector, Resource, Selection, SelectionPro
 from circinus.select.contention import LinkCheck, check_links
 from circinus.select.deployments import repair, settle
 from circinus.select.fcfs import FcfsSelector
+from circinus.select.join import join_open
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import LP_ABOVE, MilpSelector, exact_selector
 from circinus.select.partitioned import PartitionedSelector
@@ -305,6 +306,10 @@ the selector's and the better kept (:func:`select_checked`)."""
 IMPROVE_SHARE = 0.05
 """Share of the selection budget for moving admitted queries to cheaper candidates
 (:func:`~circinus.select.deployments.improve`)."""
+JOIN_SHARE = 0.05
+"""Share of the selection budget for moving queries onto the deployments the selection opens
+(:func:`~circinus.select.join.join_open`): 1.5 s of the default 30 s, where a tiny world's
+pass takes 0.05 s; at 10,000 generated queries it admitted 5 more in 0.8 s of CPU."""
 
 
 Checked = tuple[SelectionProblem, Selection, LinkCheck | None, DeploymentCheck | None]
@@ -385,6 +390,18 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     problem, selection, sizing = check_deployments(
         estimator, queries, problem, selection, select, links=checked is not None,
         time_limit_s=left)
+    problem, selection, joined = join_open(
+        estimator, queries, problem, selection, settings, links=checked is not None,
+        deadline=time.monotonic() + JOIN_SHARE * settings.time_limit_s)
+    if joined.moved:  # the moved plans at their deployments' real state
+        left = settings.time_limit_s - (time.monotonic() - start)
+        problem, selection, again = check_deployments(
+            estimator, queries, problem, selection, select, links=checked is not None,
+            time_limit_s=left)
+        sizing = replace(again, rounds=sizing.rounds + again.rounds,
+                         dropped=sizing.dropped + again.dropped,
+                         unadmitted=sizing.unadmitted + again.unadmitted,
+                         seconds=sizing.seconds + joined.seconds + again.seconds)
     return problem, _against(selection, bound), checked, sizing
 
 

@@ -157,12 +157,27 @@ def test_circinus_equals_the_oracle_on_more_worlds_with_shared_deployments(seed:
     _equal_shared(seed)
 
 
+def test_circinus_equals_the_oracle_where_queries_join_what_others_open() -> None:
+    # The cheapest plans of a loosely bound query run light configurations; the optimum has
+    # three queries join the heavier classifier deployment a fourth opens. The selection over
+    # eight candidates each ended 16.2 % above the oracle; the join pass after it
+    # (circinus.select.join) moves the three.
+    _equal_shared(7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 5, 11])
+def test_circinus_equals_the_oracle_on_more_worlds_where_queries_join(seed: int) -> None:
+    # Without the join pass 11.0 % (seed 3), 12.9 % (5) and 33.8 % (11) above the oracle.
+    # (Seed 10 stays 75 % above: its optimum has a low-rate query's floor at three replicas at
+    # 80 %, more than the deployment has before the others join it; circinus.select.join.EXTRA.)
+    _equal_shared(seed)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 5])
 def test_the_search_holds_the_optimum_where_eight_candidates_miss_it(seed: int) -> None:
-    # With eight candidates per query Circinus ends 11.0 % (seed 3) and 12.9 % (seed 5) above
-    # the oracle: the cheapest plans of a query are not those that join what the others' best
-    # plans open. Sixteen candidates reach the optimum.
+    # Sixteen candidates per query hold the optimum the join pass reaches from eight.
     _equal_shared(seed, candidates=16)
 
 

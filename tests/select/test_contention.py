@@ -195,7 +195,10 @@ def test_the_repair_admits_as_many_as_selecting_again(
         monkeypatch: pytest.MonkeyPatch, seed: int, share: float) -> None:
     # Busy uplinks: the check drops dozens of candidates and caps links. Selecting again over
     # what it left (what small problems still do after the repair) is the reference; the
-    # repair alone (what large ones do) must keep every check and admit as many.
+    # repair alone (what large ones do) must keep every check and admit as many. The join pass
+    # after the checks (circinus.select.join) is left out: it admits queries either way, more
+    # or fewer by where each selection left them (seed 2: 12 against 10, seed 4: 9 against 8).
+    monkeypatch.setattr(planner, "JOIN_SHARE", 0.0)
     index = build_index(parse_world(_busy_generated(seed, share)))
     both = circinus.Planner().plan(index)
     monkeypatch.setattr(planner, "RESELECT_UP_TO", 0)
