@@ -53,7 +53,7 @@ def _times(x: float | None) -> str:
     return "∞" if x == float("inf") else f"{x:.2f}×"
 
 
-COMPARED = ("circinus-dedicated", "oracle", "vulcan", "vulcan+select", "jellybean",
+COMPARED = ("circinus-dedicated", "oracle", "exhaustive", "vulcan", "vulcan+select", "jellybean",
             "jellybean+select", "infaas", "nexus", "edge-only", "cloud-only")
 """The methods of the search table's "vs" columns and of its summary, in this order."""
 
