@@ -30,9 +30,10 @@ queries make eight million, more than the benchmark's process could hold beside 
 every run then sends back per chunk only its candidates' count and digest
 (:func:`~circinus.parallel.packed.digest`), and the serial run searches the same chunks one
 after another with one search (its memo shared, as the planner's serial search shares it),
-digesting each (its time is its searches' alone). ``same_as_serial`` then compares the digests
-chunk by chunk; the runs' times leave out rebuilding the candidates in this process
-(``gathered`` is false), which at 100,000 queries was most of the overhead.
+digesting each. Every run's time then includes digesting (the serial run's and each chunk's
+alike: packing and hashing a chunk of 250,000 candidates takes seconds). ``same_as_serial``
+compares the digests chunk by chunk; the runs' times leave out rebuilding the candidates in
+this process (``gathered`` is false), which at 100,000 queries was most of the overhead.
 
 Peak memory is the resident set's high-water mark of the benchmark's process (world, index and
 the serial run's candidates) and of the largest worker.
@@ -135,7 +136,7 @@ def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
     with paused():  # as the planner runs it (and as every chunk runs)
         serial = (SerialExecutor().search(_search(index), queries) if keep
                   else _serial_digests(_search(index), queries, chunks))
-    # not gathered: the serial run's own record times its search alone (not the digests)
+    # not gathered: the serial run's own record times its searches and digests
     serial_cpu = time.process_time() - c0 if keep else serial.chunks[0].cpu_seconds
     timed: list[tuple[float, tuple[ChunkRecord, ...]]] = []
     same = True
@@ -169,16 +170,16 @@ def measure_search_scaling(index: WorldIndex, *, chunks: int = DEFAULT_CHUNKS,
 def _serial_digests(search: BaseSearch, queries: Sequence[Query], chunks: int) -> SearchRun:
     """The serial run without gathering (module note): ``search`` itself on the chunks the
     workers get, one after another, each chunk's candidates digested and dropped."""
-    wall = cpu = 0.0  # of the search alone, as the chunks' records time it
+    wall = cpu = 0.0  # of the searches and their digests, as the chunks' records time them
     dealt = chunk_groups(search_groups(search, queries), chunks)
     digests, count = [], 0
     for chunk in dealt:
         t0, c0 = time.perf_counter(), time.process_time()
         found = search.search([queries[i] for i in chunk.indices])
+        digests.append(digest(pack(found)))
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
         count += sum(len(qc.candidates) for qc in found)
-        digests.append(digest(pack(found)))
         del found
     record = ChunkRecord(0, len(queries), len(dealt), wall, cpu,
                          search.estimator.kernel_evaluations, "serial")
