@@ -18,7 +18,7 @@ import pytest
 import circinus
 import circinus.planner as planner
 from circinus.estimate import AnalyticEstimator
-from circinus.select.base import SelectionProblem
+from circinus.select.base import Selection, SelectionProblem
 from circinus.select.deployments import ledger
 from circinus.select.join import join_open
 from circinus.select.milp import MilpSelector
@@ -77,13 +77,18 @@ def test_never_dearer_and_every_plan_holds_on_its_deployments(
     assert after.cost_per_hour == pytest.approx(book.cost, rel=1e-9)
 
 
-def test_does_nothing_past_its_deadline() -> None:
+def _selected_seed_7() -> tuple[circinus.World, AnalyticEstimator, SelectionProblem, Selection]:
+    """Seed 7's shared tiny world, its estimator, candidates and exact selection."""
     world = _world(7)
     index = build_index(world)
     estimator = AnalyticEstimator(index=index)
     search = circinus.planner.SEARCHES["circinus"](estimator=estimator, settings=world.planner)
     problem = SelectionProblem.build(index, search.search(world.queries))
-    selection = MilpSelector().select(problem, time_limit_s=30.0)
+    return world, estimator, problem, MilpSelector().select(problem, time_limit_s=30.0)
+
+
+def test_does_nothing_past_its_deadline() -> None:
+    world, estimator, problem, selection = _selected_seed_7()
     out, again, record = join_open(estimator, world.queries, problem, selection, world.planner,
                                    links=True, deadline=time.monotonic() - 1.0)
     assert record.moved == record.rounds == record.offered == 0
@@ -93,12 +98,7 @@ def test_does_nothing_past_its_deadline() -> None:
 
 
 def test_keeps_only_the_chosen_new_plans_among_the_candidates() -> None:
-    world = _world(7)
-    index = build_index(world)
-    estimator = AnalyticEstimator(index=index)
-    search = circinus.planner.SEARCHES["circinus"](estimator=estimator, settings=world.planner)
-    problem = SelectionProblem.build(index, search.search(world.queries))
-    selection = MilpSelector().select(problem, time_limit_s=30.0)
+    world, estimator, problem, selection = _selected_seed_7()
     out, moved, record = join_open(estimator, world.queries, problem, selection, world.planner,
                                    links=True, deadline=time.monotonic() + 60.0)
     assert record.moved > 0 and record.complete and record.offered > 0
