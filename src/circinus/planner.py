@@ -338,7 +338,7 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     both bounds are proven, and the lower is reported."""
     first = _select_checked(estimator, queries, problem, selector, settings)
     if (not problem.deployments or isinstance(selector, (LpRoundSelector, FcfsSelector))
-            or sum(len(qc.candidates) for qc in problem.candidates) > BOTH_CHECKED_UP_TO):
+            or problem.candidate_count > BOTH_CHECKED_UP_TO):
         return first
     second = _select_checked(estimator, queries, problem, LpRoundSelector(), settings)
     a, b = first[1], second[1]
@@ -373,7 +373,7 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         sel = repair(problem, sel, deadline=deadline, improve_by=time.monotonic() + (
             IMPROVE_SHARE * settings.time_limit_s))
         left = deadline - time.monotonic()
-        if sum(len(qc.candidates) for qc in problem.candidates) <= RESELECT_UP_TO and left > 0:
+        if problem.candidate_count <= RESELECT_UP_TO and left > 0:
             sel = select(problem, left, sel)  # never worse than the repair
         return sel
 

@@ -62,6 +62,11 @@ class SelectionProblem:
                                 tuple(specs[c.query].weight for c in candidates),
                                 dict(index.capacities), deployment_table(index, plans, pipes))
 
+    @property
+    def candidate_count(self) -> int:
+        """Candidates over every query (what the selectors' size thresholds count)."""
+        return sum(len(qc.candidates) for qc in self.candidates)
+
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
         """:func:`~circinus.select.deployments.own_use` of candidate ``k`` of query ``q``
         (memoised; do not mutate)."""

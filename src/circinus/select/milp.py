@@ -94,7 +94,7 @@ class MilpSelector(BaseSelector):
 
     def _select(self, problem: SelectionProblem, time_limit_s: float) -> Selection:
         start = time.monotonic()
-        n = sum(len(qc.candidates) for qc in problem.candidates)
+        n = problem.candidate_count
         if self.partition_above is not None and n > self.partition_above:
             flat = flatten(problem)
             alike = alike_classes(flat)
