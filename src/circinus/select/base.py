@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from circinus.estimate.base import EPS
+from circinus.estimate.base import EPS, Estimate
 from circinus.plan.records import QueryPlan
 from circinus.search.base import QueryCandidates
 from circinus.select.deployments import (
@@ -20,6 +21,7 @@ from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings
 
 Resource = tuple[str, str]
+_T = TypeVar("_T")
 """``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
 
 
@@ -40,9 +42,9 @@ class SelectionProblem:
     """Every shared deployment some candidate joins, by resource name."""
     _memo: dict[object, object] = field(default_factory=dict, init=False, compare=False,
                                         repr=False)
-    """What is worked out once per problem (each candidate's :func:`own_use`, the last
-    ledger of :meth:`use` and :meth:`cost`); a problem made by :func:`dataclasses.replace`
-    starts empty."""
+    """What is worked out once per problem (per distinct estimate, :meth:`per_estimate`; the
+    last ledger of :meth:`use` and :meth:`cost`); a problem made by :func:`dataclasses.replace`
+    starts empty, one made by :meth:`with_candidates` keeps the per-estimate part."""
 
     @staticmethod
     def build(index: WorldIndex, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
@@ -69,18 +71,28 @@ class SelectionProblem:
 
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
         """:func:`~circinus.select.deployments.own_use` of candidate ``k`` of query ``q``
-        (memoised; do not mutate)."""
-        key = ("own", q, k)
+        (memoised per estimate; do not mutate)."""
+        return self.per_estimate(q, k, "own", lambda est: own_use(est, self.deployments))
+
+    def per_estimate(self, q: int, k: int, kind: str, make: Callable[[Estimate], _T]) -> _T:
+        """``make(estimate)`` of candidate ``k`` of query ``q``, worked out once per distinct
+        estimate and ``kind`` (alike queries share their candidates' estimates; memoised,
+        do not mutate)."""
+        est = self.candidates[q].candidates[k].estimate
+        key = (kind, id(est))
         hit = self._memo.get(key)
-        if hit is None:
-            est = self.candidates[q].candidates[k].estimate
-            by_estimate = ("own-of", id(est))  # queries of a site share estimates
-            hit = self._memo.get(by_estimate)
-            if hit is None or hit[0] is not est:  # type: ignore[index]
-                self._memo[by_estimate] = (est, own_use(est, self.deployments))
-                hit = self._memo[by_estimate]
-            hit = self._memo[key] = hit[1]  # type: ignore[index]
-        return hit  # type: ignore[return-value]
+        if hit is None or hit[0] is not est:  # type: ignore[index]
+            hit = self._memo[key] = (est, make(est))
+        return hit[1]  # type: ignore[index,no-any-return]
+
+    def with_candidates(self, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
+        """This problem with ``candidates`` instead (the same queries, capacities and
+        deployments), keeping what was worked out per estimate (:meth:`per_estimate`: it
+        depends only on the estimate, the deployments and the capacities), so that a check
+        that changes a few queries' candidates does not work out every other one again."""
+        out = replace(self, candidates=tuple(candidates))
+        out._memo.update((key, value) for key, value in self._memo.items() if key != "book")
+        return out
 
     def book(self, chosen: Sequence[int | None]) -> Ledger:
         """The exact ledger of ``chosen`` (:func:`~circinus.select.deployments.ledger`),

@@ -147,7 +147,6 @@ class Ledger:
         """Per capacity row, the chosen queries holding part of it."""
         self.members: dict[str, set[int]] = {}
         """Per shared deployment, the chosen queries on it."""
-        self._rows: dict[tuple[int, int], tuple[Resource, ...]] = {}
 
     def on(self, problem: SelectionProblem) -> Ledger:
         """A copy of this ledger for ``problem``, whose first queries are those of this
@@ -238,14 +237,7 @@ class Ledger:
     def rows(self, q: int, k: int) -> tuple[Resource, ...]:
         """The capacity rows candidate ``k`` of query ``q`` holds part of: its own use and the
         device (and memory) rows of the deployments it joins."""
-        hit = self._rows.get((q, k))
-        if hit is None:
-            held = set(self.own(q, k)[0])
-            for name, _ in self.problem.candidates[q].candidates[k].estimate.deployment_load:
-                dev = self.table[name].key.device
-                held.update({("device", dev), ("memory", dev)})
-            hit = self._rows[q, k] = tuple(sorted(r for r in held if r in self.problem.capacity))
-        return hit
+        return _tally(self.problem, q, k)[2]
 
     def _apply(self, q: int, k: int, sign: int) -> None:
         change, _ = self.delta(q, k, sign)
@@ -307,43 +299,36 @@ class Ledger:
 def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
     """The :class:`Ledger` of ``chosen`` (a candidate index or ``None`` per query).
 
-    Built in one pass: the sums of :meth:`Ledger.add` over the chosen candidates, each
-    deployment sized once at the end (what adding them one by one gives, since a deployment's
-    replicas depend only on its load and its members' floors), so that a ledger of 80,000
-    admitted queries does not cost 80,000 looks ahead."""
+    Built in one pass: the sums of :meth:`Ledger.add` over the chosen candidates, in the same
+    order, each deployment sized once at the end (what adding them one by one gives, since a
+    deployment's replicas depend only on its load and its members' floors), so that a ledger
+    of 80,000 admitted queries does not cost 80,000 looks ahead; what a candidate adds is
+    worked out once per distinct estimate (:func:`_tally`)."""
     out = Ledger(problem)
     table = problem.deployments
     used, load, rate, work, work_sq = out.used, out.load, out.rate, out.work, out.work_sq
+    holders, members, floors, burst = out.holders, out.members, out.floors, out.burst
     own_cost = 0.0
     for q, k in enumerate(chosen):
         if k is None:
             continue
         out.chosen[q] = k
-        rows, cost = problem.own(q, k)
-        for r, v in rows.items():
+        own, cost, held, bursts, joins = _tally(problem, q, k)
+        for r, v in own:
             used[r] = used.get(r, 0.0) + v
         own_cost += cost
-        for r in out.rows(q, k):
-            out.holders.setdefault(r, set()).add(q)
-        est = problem.candidates[q].candidates[k].estimate
-        for name, extra in est.deployment_burst:
-            out.burst[name] = out.burst.get(name, 0.0) + extra
-        if not est.deployment_load:
-            continue
-        rates = dict(est.deployment_rate)
-        floor = dict(est.deployment_floor)
-        for name, amount in est.deployment_load:
-            spec = table[name]
-            out.members.setdefault(name, set()).add(q)
+        for r in held:
+            holders.setdefault(r, set()).add(q)
+        for name, extra in bursts:
+            burst[name] = burst.get(name, 0.0) + extra
+        for name, amount, f, r_q, done, done_sq in joins:
+            members.setdefault(name, set()).add(q)
             load[name] = load.get(name, 0.0) + amount
-            floors = out.floors.setdefault(name, {})
-            f = floor.get(name, 1)
-            floors[f] = floors.get(f, 0) + 1
-            done = amount * spec.key.batch / spec.batch_s  # as Ledger._apply counts it
-            r_q = rates.get(name, 0.0)
+            on = floors.setdefault(name, {})
+            on[f] = on.get(f, 0) + 1
             rate[name] = rate.get(name, 0.0) + r_q
             work[name] = work.get(name, 0.0) + done
-            work_sq[name] = work_sq.get(name, 0.0) + done * (done / r_q if r_q > 0 else 1.0)
+            work_sq[name] = work_sq.get(name, 0.0) + done_sq
     out.own_cost = own_cost
     for name, total in load.items():
         if total <= EPS:
@@ -358,6 +343,39 @@ def ledger(problem: SelectionProblem, chosen: Sequence[int | None]) -> Ledger:
             if spec.memory_gb > 0:
                 used["memory", dev] = used.get(("memory", dev), 0.0) + n * spec.memory_gb
     return out
+
+
+_Tally = tuple[tuple[tuple[tuple[str, str], float], ...], float, tuple[tuple[str, str], ...],
+               tuple[tuple[str, float], ...],
+               tuple[tuple[str, float, int, float, float, float], ...]]
+"""What :func:`_tally` works out (rows are ``(kind, name)`` as :data:`~circinus.select.base.
+Resource`)."""
+
+
+def _tally(problem: SelectionProblem, q: int, k: int) -> _Tally:
+    """What choosing candidate ``k`` of query ``q`` adds to a ledger, worked out once per
+    distinct estimate: its own use (row, amount) and cost, the capacity rows it holds part of
+    (:meth:`Ledger.rows`), its deployments' bursts, and per deployment it joins its load,
+    floor, rate, work and work squared (as :meth:`Ledger._apply` counts them)."""
+    def make(est: Estimate) -> _Tally:
+        own, cost = problem.own(q, k)
+        held = set(own)
+        rates = dict(est.deployment_rate)
+        floor = dict(est.deployment_floor)
+        joins = []
+        for name, amount in est.deployment_load:
+            spec = problem.deployments[name]
+            dev = spec.key.device
+            held.update({("device", dev), ("memory", dev)})
+            done = amount * spec.key.batch / spec.batch_s
+            r_q = rates.get(name, 0.0)
+            joins.append((name, amount, floor.get(name, 1), r_q, done,
+                          done * (done / r_q if r_q > 0 else 1.0)))
+        return (tuple(own.items()), cost,
+                tuple(sorted(r for r in held if r in problem.capacity)),
+                tuple(est.deployment_burst), tuple(joins))
+
+    return problem.per_estimate(q, k, "tally", make)
 
 
 def improve(problem: SelectionProblem, selection: Selection, *, deadline: float) -> Selection:

@@ -161,10 +161,7 @@ def _order(book: Ledger) -> list[int]:
 def _with(problem: SelectionProblem, q: int, qc: QueryCandidates) -> SelectionProblem:
     """``problem`` with query ``q``'s candidates ``qc`` (more after the same ones), keeping
     what it worked out of the others (:meth:`SelectionProblem.own`)."""
-    out = replace(problem, candidates=(*problem.candidates[:q], qc,
-                                       *problem.candidates[q + 1:]))
-    out._memo.update((key, value) for key, value in problem._memo.items() if key != "book")
-    return out
+    return problem.with_candidates((*problem.candidates[:q], qc, *problem.candidates[q + 1:]))
 
 
 def _rebase(book: Ledger, problem: SelectionProblem) -> None:

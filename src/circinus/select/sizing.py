@@ -138,18 +138,23 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         fresh: dict[int, Candidate] = {}
         missing: list[int] = []
         known: dict[tuple[object, ...], Estimate] = {}  # queries of a site share plans
+        # and candidates (estimated alike): each is estimated again once
+        again: dict[int, tuple[Candidate, Candidate]] = {}
         for q, k in enumerate(selection.chosen):
             if k is None:
                 continue
             cand = problem.candidates[q].candidates[k]
             if not cand.estimate.deployment_load:
                 continue
-            key = real.estimate_key(queries[q], cand.plan)
-            est = known.get(key)
-            if est is None:
-                est = known[key] = real.estimate(queries[q], cand.plan)
-            if est.meets(queries[q].slo):
-                fresh[q] = Candidate(cand.plan, est)
+            hit = again.get(id(cand))
+            if hit is None or hit[0] is not cand:
+                key = real.estimate_key(queries[q], cand.plan)
+                est = known.get(key)
+                if est is None:
+                    est = known[key] = real.estimate(queries[q], cand.plan)
+                hit = again[id(cand)] = (cand, Candidate(cand.plan, est))
+            if hit[1].estimate.meets(queries[q].slo):
+                fresh[q] = hit[1]
             else:
                 missing.append(q)
         if not missing:
@@ -177,7 +182,7 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         options = list(cands[q].candidates)
         options[k] = cand
         cands[q] = replace(cands[q], candidates=tuple(options))
-    problem = replace(problem, candidates=tuple(cands))
+    problem = problem.with_candidates(cands)
     record = DeploymentCheck(rounds, dropped, unadmitted, sized(problem, selection.chosen),
                              time.monotonic() - start)
     return problem, selection, record
@@ -217,4 +222,4 @@ def _without(problem: SelectionProblem, selection: Selection,
             "(co-tenants' requests heavier than its own, or its share of whole replicas over "
             "its cost bound)")
         cands[q] = replace(qc, candidates=kept, reason=reason)
-    return replace(problem, candidates=tuple(cands))
+    return problem.with_candidates(cands)
