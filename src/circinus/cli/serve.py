@@ -392,12 +392,13 @@ def render_serve(result: ServeResult, console: Console) -> None:
     """Per query: measured against predicted and simulated latency, accuracy and SLO."""
     where = "local cluster, emulated links" if result.address is None else result.address
     t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms; "
-              "accuracy measured (planned)")
+              "accuracy measured [interval] (planned)")
     for col in ("query", "slo", "measured", "predicted", "simulated", "within", "accuracy",
                 "met"):
         t.add_column(col, justify="left" if col == "query" else "right", no_wrap=col != "query")
     for q in result.queries:
-        acc = "-" if q.accuracy is None else f"{q.accuracy.value:.3f}"
+        acc = "-" if q.accuracy is None else (
+            f"{q.accuracy.value:.3f} [{q.accuracy.low:.2f}-{q.accuracy.high:.2f}]")
         if q.predicted_accuracy is not None:
             acc += f" ({q.predicted_accuracy:.3f})"
         t.add_row(q.name, _num(q.slo_latency_ms), _num(q.latency.at_slo_ms),
