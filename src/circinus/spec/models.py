@@ -839,14 +839,12 @@ class RuntimeSettings(_Model):
     def per_call(self, shares: Mapping[str, float]) -> tuple[float, float]:
         """Mean (ms) and variance (ms^2) of one call sent to each tier with its share of
         ``shares`` (tier -> share, summing to 1): the mixture of the tiers' figures."""
-        mean = second = 0.0
         total = sum(shares.values())
-        for tier, share in shares.items():
-            m, sd = self.figures(tier)
-            w = share / total if total > 0 else 0.0
-            mean += w * m
-            second += w * (sd * sd + m * m)
-        return mean, max(0.0, second - mean * mean)
+        parts = [(share / total if total > 0 else 0.0, *self.figures(tier))
+                 for tier, share in shares.items()]
+        mean = sum(w * m for w, m, _ in parts)
+        # within-tier variance plus the spread of the tiers' means (exactly sd^2 on one tier)
+        return mean, sum(w * (sd * sd + (m - mean) ** 2) for w, m, sd in parts)
 
     def document(self) -> dict[str, Any]:
         """The section as written in a world file (tiers without figures left out)."""
