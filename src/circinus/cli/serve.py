@@ -379,11 +379,14 @@ def _served_with(result: ServeResult, path: Path, base: RuntimeSettings | None
     then = result.hop_overhead_ms
     if then is None:
         return None
-    same = now is not None and math.isclose(then, now, rel_tol=1e-6, abs_tol=1e-9)
+    same = (now is not None and math.isclose(then, now, rel_tol=1e-6, abs_tol=1e-9)
+            and base is not None and base.tiers is None)  # such a file had no tiers
     if not same:
         raise SpecError(
             f"--from {path}: served with a per-call overhead of {_num(then)} ms but the "
-            f"world's runtime section says {_num(now)} ms; calibrate from runs of the plan "
+            f"world's runtime section says {_num(now)} ms"
+            f"{' with per-tier figures' if base is not None and base.tiers else ''}; "
+            "calibrate from runs of the plan "
             "made with the world as it is now (plan and serve again after a --write)")
     return base
 
@@ -391,16 +394,17 @@ def _served_with(result: ServeResult, path: Path, base: RuntimeSettings | None
 def render_serve(result: ServeResult, console: Console) -> None:
     """Per query: measured against predicted and simulated latency, accuracy and SLO."""
     where = "local cluster, emulated links" if result.address is None else result.address
-    t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms; "
-              "accuracy measured [interval] (planned)")
-    for col in ("query", "slo", "measured", "predicted", "simulated", "within", "accuracy",
-                "met"):
+    t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms, "
+              "measured, predicted and simulated; accuracy measured (planned) over its "
+              "interval")
+    for col in ("query", "slo", "meas", "pred", "sim", "within", "accuracy", "met"):
         t.add_column(col, justify="left" if col == "query" else "right", no_wrap=col != "query")
     for q in result.queries:
-        acc = "-" if q.accuracy is None else (
-            f"{q.accuracy.value:.3f} [{q.accuracy.low:.2f}-{q.accuracy.high:.2f}]")
+        acc = "-" if q.accuracy is None else f"{q.accuracy.value:.3f}"
         if q.predicted_accuracy is not None:
             acc += f" ({q.predicted_accuracy:.3f})"
+        if q.accuracy is not None:
+            acc += f"\n{q.accuracy.low:.3f}-{q.accuracy.high:.3f}"
         t.add_row(q.name, _num(q.slo_latency_ms), _num(q.latency.at_slo_ms),
                   _num(q.predicted_latency_ms), _num(q.simulated_latency_ms),
                   "-" if q.within_slo is None else f"{q.within_slo:.1%}", acc,
