@@ -98,3 +98,16 @@ def test_tier_figures_are_strict_and_bounded(tiny_world: dict[str, Any]) -> None
     tiny_world["runtime"] = {"hop_mean_ms": 1.0, "tiers": {"edge": {"hop_mean_ms": -2.0}}}
     with pytest.raises(SpecError, match="hop_mean_ms"):
         parse_world(tiny_world)
+
+
+def test_the_world_schema_describes_the_tier_figures(tiny_world: dict[str, Any]) -> None:
+    import jsonschema
+
+    from circinus.cli.main import json_schema
+
+    tiny_world["runtime"] = {"hop_mean_ms": 1.0, "tiers": {
+        "cloud": {"hop_mean_ms": 7.0, "hop_sd_ms": 5.0, "samples": 10}}}
+    jsonschema.validate(tiny_world, json_schema("world"))
+    tiny_world["runtime"]["tiers"]["fog"] = {"hop_mean_ms": 1.0}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(tiny_world, json_schema("world"))
