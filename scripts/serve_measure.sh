@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Serve both executable worlds on Ray Serve (local emulated cluster) before and after calibration:
 # plan and serve; calibrate with the probe, plan and serve again; calibrate from what that
-# serve measured (--from), plan and serve again. Writes into docs/serving/ (or $OUT): per world
-# the three plans, the three results and the two calibrated worlds (PROBE_SCALE: the probe's
-# share of the plan's rates). Needs the ray and examples extras; about 14 minutes per world on
-# 2 cores, 11 when the uncalibrated run is kept.
+# serve measured (--from), plan and serve that plan for a shorter refit run; calibrate from the
+# two served runs together (each of its own plan: where the re-plan moved stages to another
+# tier, the two runs call the tiers in other proportions, which is what tells the per-tier
+# figures apart), plan and serve again. Writes into docs/serving/ (or $OUT): per world the
+# plans, the results and the calibrated worlds (PROBE_SCALE: the probe's share of the plan's
+# rates). Needs the ray and examples extras; about 17 minutes per world on 2 cores, 14 when the
+# uncalibrated run is kept.
 #   DURATION  seconds each plan is served (240: a query's p95 read off ~400 requests, about
 #             7 % sampling error, where 150 s gave ~250 and 9 %)
+#   REFIT     seconds of the refit run (120: it is pooled with the probe plan's run)
 #   PROBE     seconds of the probe;  PROBE_SCALE  its share of the plan's rates
 #   KEEP_BEFORE=1  keep $OUT's uncalibrated run when the plan made now is the same plan
 #             (nothing of it depends on calibration)
@@ -17,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-docs/serving}
 duration=${DURATION:-240}
+refit=${REFIT:-120}
 probe=${PROBE:-60}
 # the probe runs at half the plan's rates: the plan made without any runtime figures admits
 # what the engine cannot keep up with on 2 cores, and a probe of a queue measures the queue
@@ -54,9 +59,15 @@ PY
   circinus serve "$tmp/world.yaml" "$out/$w-plan-probe.json" --duration "$duration" \
     --json "$out/$w-probe.json" -q
   cp "$tmp/world.yaml" "$out/$w-probe.yaml"
-  # what serving that plan took beyond its prediction, then planned and served again
+  # what serving that plan took beyond its prediction, then planned and served again (seed 2)
   circinus calibrate "$tmp/world.yaml" "$out/$w-plan-probe.json" \
     --from "$out/$w-probe.json" --write
+  circinus plan "$tmp/world.yaml" --json "$out/$w-plan-refit.json" -q
+  circinus serve "$tmp/world.yaml" "$out/$w-plan-refit.json" --duration "$refit" \
+    --seed 2 --json "$out/$w-refit.json" -q
+  # both served runs together, each on top of its own plan's predictions
+  circinus calibrate "$tmp/world.yaml" "$out/$w-plan-refit.json" \
+    --from "$out/$w-refit.json" --from "$out/$w-probe.json=$out/$w-plan-probe.json" --write
   circinus plan "$tmp/world.yaml" --json "$out/$w-plan-served.json" -q
   circinus serve "$tmp/world.yaml" "$out/$w-plan-served.json" --duration "$duration" \
     --seed 1 --json "$out/$w-served.json" -q

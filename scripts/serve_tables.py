@@ -3,7 +3,8 @@ check they match it.
 
 Each table sits between ``<!-- serve:NAME -->`` and ``<!-- /serve:NAME -->`` and is rendered
 from ``docs/serving/<world>-{before,probe,served}.json`` (written by ``scripts/serve_measure.sh``:
-``circinus serve --json`` before calibration, after the probe's, after the served one) by the
+``circinus serve --json`` before calibration, after the probe's, after the served one; the
+shorter ``-refit`` run between the last two feeds the last calibration only) by the
 function of that name below, so a figure in the docs is always one a serving run wrote.
 
 Usage: ``python scripts/serve_tables.py`` rewrites both files; ``--check`` exits 1 (naming the
@@ -54,6 +55,18 @@ def _within(q: dict[str, Any]) -> bool | None:
     return bool(a["low"] <= p["high"] and p["low"] <= a["high"])
 
 
+def _hop(r: dict[str, Any]) -> str:
+    """The per-call overhead a run's predictions included: the world-wide mean, and the mean
+    and sd of each tier with figures of its own."""
+    hop = r["hop_overhead_ms"]
+    if hop is None:
+        return "–"
+    tiers = (r.get("runtime") or {}).get("tiers") or {}
+    own = [f"{t} {f['hop_mean_ms']:.1f} ± {f['hop_sd_ms']:.1f}" for t, f in tiers.items()
+           if f is not None]
+    return f"{hop:.1f}" + (f" ({', '.join(own)})" if own else "")
+
+
 def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
     """Per world, before and after calibration: SLO attainment, prediction error, accuracy,
     placement and the machine."""
@@ -71,7 +84,7 @@ def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
         known = [a for a in agree if a is not None]
         pl = r["placement"]
         m = r["machine"]
-        hop = r["hop_overhead_ms"]
+        hop = _hop(r)
         met = r["met"] / r["admitted"] if r["admitted"] else None
         low = min(errors) if errors else None
         high = max(errors) if errors else None
@@ -83,7 +96,7 @@ def summary(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
             f"{_pct(statistics.median(errors) if errors else None)} | "
             f"{_pct(low)} / {_pct(high)} | "
             f"{sum(known)}/{len(known)} | {placed}/{pl['replicas']} | "
-            f"{'–' if hop is None else f'{hop:.1f}'} | {m['cpu_busy']:.0%} of {m['cores']} | "
+            f"{hop} | {m['cpu_busy']:.0%} of {m['cores']} | "
             f"{m['load_before']:.1f} → {m['load_after']:.1f} | {m['ray_memory_gb']:.1f} | "
             f"{r['startup_s']:.0f} |")
     return "\n".join(rows)

@@ -117,6 +117,50 @@ def test_calibrate_from_a_served_run_gives_the_committed_figures(tmp_path: Path)
     pooled = yaml.safe_load(twice.output)["runtime"]
     assert pooled["hop_mean_ms"] == fitted["hop_mean_ms"]
     assert pooled["samples"] == 2 * fitted["samples"]
+    # every stage of that plan runs on the edge boxes: the edge figure is the world-wide one
+    # (the committed section predates per-tier figures), the cloud keeps the world-wide one
+    edge = fitted["tiers"]["edge"]
+    assert (edge["hop_mean_ms"], edge["hop_sd_ms"]) == (committed["hop_mean_ms"],
+                                                        committed["hop_sd_ms"])
+    assert "cloud" not in fitted["tiers"]
+    assert "# cloud: no run calls a replica there" in once.output
+
+
+def test_calibrate_tells_the_tiers_apart_only_from_runs_that_call_them_otherwise(
+        tmp_path: Path) -> None:
+    # the OCR probe plan calls two edge stages and one cloud stage for every query: one
+    # world-wide figure (the committed one), no figure per tier
+    name = "ocr-branches-serve"
+    world = tmp_path / "world.yaml"
+    world.write_text((SERVING / f"{name}-probe.yaml").read_text())
+    plan, run = SERVING / f"{name}-plan-probe.json", SERVING / f"{name}-probe.json"
+    committed = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())["runtime"]
+    out = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run)])
+    assert out.exit_code == 0, out.output
+    fitted = yaml.safe_load(out.output)["runtime"]
+    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (
+        committed["hop_mean_ms"], committed["hop_sd_ms"])
+    assert "tiers" not in fitted
+    assert "call the tiers in the same proportions" in out.output
+
+
+def test_calibrate_refuses_a_run_of_another_plan(tmp_path: Path) -> None:
+    name = "digits-edge-cloud-serve"
+    world = tmp_path / "world.yaml"
+    world.write_text((SERVING / f"{name}-probe.yaml").read_text())
+    # the probe run served plan-probe, whose predictions are not those of plan-served
+    result = runner.invoke(app, ["calibrate", str(world),
+                                 str(SERVING / f"{name}-plan-served.json"),
+                                 "--from", str(SERVING / f"{name}-probe.json")])
+    assert result.exit_code == 2, result.output
+    assert "not the plan it served" in result.output and "=PLAN.json" in result.output
+    # named with the plan it served, it is accepted
+    result = runner.invoke(app, ["calibrate", str(world),
+                                 str(SERVING / f"{name}-plan-served.json"), "--from",
+                                 f"{SERVING / f'{name}-probe.json'}="
+                                 f"{SERVING / f'{name}-plan-probe.json'}"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
 
 
 def test_calibrate_refuses_a_run_served_with_other_runtime_figures(tmp_path: Path) -> None:

@@ -13,7 +13,10 @@ from circinus.estimate.queueing import quantile
 from circinus.runtime.probe import (
     Observed,
     Predicted,
+    Run,
+    calls_of,
     falling_behind,
+    fit_runs,
     identity,
     observed_of,
     overhead_of,
@@ -139,3 +142,90 @@ def test_the_fit_reads_the_tail_the_way_the_estimator_does_with_a_third_moment()
     assert rt.hop_mean_ms == pytest.approx(15.0)
     assert quantile(50.0, 30.0 + 2 * rt.hop_sd_ms ** 2, 0.99, 2000.0) == pytest.approx(
         120.0, rel=1e-3)
+
+
+def _served(calls: dict[str, float], hop: dict[str, tuple[float, float]], requests: int,
+            noise: float = 0.0) -> tuple[Predicted, Observed]:
+    """A query predicted at 20 ms mean, 9 ms^2 of operators (p95), measured as if each call
+    on a tier added that tier's ``hop`` (mean, sd), its figures off by ``noise`` (a fraction)."""
+    k = round(sum(calls.values()))
+    mean = 20.0 + sum(n * hop[t][0] for t, n in calls.items())
+    var = 9.0 + sum(n * hop[t][1] ** 2 for t, n in calls.items())
+    return (Predicted(k, 20.0, 9.0, calls=calls),
+            Observed(requests, mean * (1 + noise), quantile(mean, var, 0.95) * (1 + noise),
+                     95.0))
+
+
+def test_the_tiers_are_fitted_back_from_queries_that_call_them_in_other_proportions() -> None:
+    # edge calls add 5 +/- 1 ms, cloud calls 9 +/- 4 ms; two runs of plans that place the
+    # queries' three stages otherwise, each query's figures off by up to 3 %
+    hop = {"edge": (5.0, 1.0), "cloud": (9.0, 4.0)}
+    mixes = [{"edge": 3.0}, {"edge": 2.0, "cloud": 1.0}, {"edge": 1.0, "cloud": 2.0},
+             {"cloud": 3.0}, {"edge": 2.0, "cloud": 1.0}, {"cloud": 3.0}]
+    noise = [0.0, 0.02, -0.03, 0.01, -0.01, 0.03]
+    runs = []
+    for first in (0, 3):
+        pairs = {f"q{i}": _served(mixes[i], hop, 200 + 50 * i, noise[i])
+                 for i in range(first, first + 3)}
+        runs.append(Run({q: o for q, (_, o) in pairs.items()},
+                        {q: p for q, (p, _) in pairs.items()}, None))
+    rt = fit_runs(runs)
+    assert rt.tiers is not None and rt.tiers.edge is not None and rt.tiers.cloud is not None
+    assert rt.tiers.edge.hop_mean_ms == pytest.approx(5.0, rel=0.1)
+    assert rt.tiers.cloud.hop_mean_ms == pytest.approx(9.0, rel=0.1)
+    assert rt.tiers.edge.hop_sd_ms == pytest.approx(1.0, abs=0.5)
+    assert rt.tiers.cloud.hop_sd_ms == pytest.approx(4.0, rel=0.15)
+    assert rt.figures("cloud") == (rt.tiers.cloud.hop_mean_ms, rt.tiers.cloud.hop_sd_ms)
+    # the world-wide figure pools every call: between the tiers
+    assert 5.0 < rt.hop_mean_ms < 9.0
+    assert rt.tiers.edge.samples == 200 + 250 + 300 + 400 and rt.samples == 1_950
+    # without noise the fit is exact
+    exact = [Run({"a": _served(m, hop, 100)[1]}, {"a": _served(m, hop, 100)[0]}, None)
+             for m in mixes[:4]]
+    rt = fit_runs(exact)
+    assert rt.tiers is not None and rt.tiers.edge is not None and rt.tiers.cloud is not None
+    assert (rt.tiers.edge.hop_mean_ms, rt.tiers.cloud.hop_mean_ms) == pytest.approx((5.0, 9.0))
+    assert (rt.tiers.edge.hop_sd_ms, rt.tiers.cloud.hop_sd_ms) == pytest.approx((1.0, 4.0),
+                                                                                rel=1e-3)
+
+
+def test_a_tier_no_run_tells_apart_keeps_the_world_wide_figure() -> None:
+    hop = {"edge": (5.0, 1.0), "cloud": (9.0, 4.0)}
+    # edge only: the edge figure is the world-wide one; no query calls the cloud
+    only = {f"q{i}": _served({"edge": 3.0}, hop, 100, 0.01 * i) for i in range(3)}
+    rt = fit_runs([Run({q: o for q, (_, o) in only.items()},
+                       {q: p for q, (p, _) in only.items()}, None)])
+    assert rt.tiers is not None and rt.tiers.cloud is None and rt.tiers.edge is not None
+    assert (rt.tiers.edge.hop_mean_ms, rt.tiers.edge.hop_sd_ms) == (rt.hop_mean_ms,
+                                                                    rt.hop_sd_ms)
+    assert rt.figures("cloud") == (rt.hop_mean_ms, rt.hop_sd_ms)
+    # every query calls the tiers 2:1: they cannot be told apart, neither gets a figure
+    same = {f"q{i}": _served({"edge": 2.0, "cloud": 1.0}, hop, 100) for i in range(3)}
+    rt = fit_runs([Run({q: o for q, (_, o) in same.items()},
+                       {q: p for q, (p, _) in same.items()}, None)])
+    assert rt.tiers is None
+    assert rt.hop_mean_ms == pytest.approx((2 * 5.0 + 9.0) / 3, abs=1e-4)
+    assert "tiers" not in rt.document()
+
+
+def test_each_run_is_fitted_on_top_of_its_own_figures() -> None:
+    # the same query measured twice at 50 ms mean: once of a plan predicted with 10 ms a call
+    # on the cloud (3 calls: 30 of its 50 ms predicted), once of a plan without figures
+    hop = {"cloud": (10.0, 2.0)}
+    pred, obs = _served({"cloud": 3.0}, hop, 100)
+    with_base = Predicted(3, pred.mean_ms + 30.0, pred.var_ms2 + 12.0, calls={"cloud": 3.0})
+    base = RuntimeSettings(hop_mean_ms=1.0, tiers={"cloud": {"hop_mean_ms": 10.0,
+                                                             "hop_sd_ms": 2.0}})
+    a = fit_runs([Run({"q": obs}, {"q": with_base}, base)])
+    b = fit_runs([Run({"q": obs}, {"q": pred}, None)])
+    assert a.tiers is not None and b.tiers is not None
+    assert a.tiers.cloud == b.tiers.cloud
+    assert a.tiers.cloud is not None and a.tiers.cloud.hop_mean_ms == pytest.approx(10.0)
+
+
+def test_calls_are_counted_per_tier_from_the_route() -> None:
+    from circinus.simulate import read_plan_file
+
+    plan = read_plan_file(ROOT / "docs" / "serving" / "ocr-branches-serve-plan-probe.json")
+    assert calls_of(plan, "labels-a") == {"edge": 2.0, "cloud": 1.0}
+    assert calls_of(plan, "no-such-query") == {}

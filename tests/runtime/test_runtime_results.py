@@ -55,6 +55,23 @@ def test_query_out_judges_latency_and_accuracy(digits_plan: Planned) -> None:
     assert out.latency_met and not out.accuracy_met and not out.slo_met
 
 
+def test_the_accuracy_floor_is_judged_by_the_measured_interval(digits_plan: Planned) -> None:
+    _, _, plan = digits_plan
+    q = next(q for q in plan.queries if q.name == "sorter-a")  # accuracy >= 0.8
+    # 76 of 100 right: the point estimate is below the floor, the interval reaches it
+    near = [Record("sorter-a", k * 0.1, 0.01, k % 25 not in (0, 1, 2, 3, 4, 5)) for k in
+            range(100)]
+    out = query_out(q, near, accuracy_alpha=0.05, simulated_ms=None, profiled=None)
+    assert out.accuracy is not None and out.accuracy.value == pytest.approx(0.76)
+    assert out.accuracy.low < 0.8 < out.accuracy.high
+    assert out.accuracy_met and out.slo_met
+    # 70 of 100: the whole interval is below the floor
+    far = [Record("sorter-a", k * 0.1, 0.01, k % 10 not in (0, 1, 2)) for k in range(100)]
+    out = query_out(q, far, accuracy_alpha=0.05, simulated_ms=None, profiled=None)
+    assert out.accuracy is not None and out.accuracy.high < 0.8
+    assert not out.accuracy_met and not out.slo_met
+
+
 def test_median_abs_error(digits_plan: Planned) -> None:
     _, _, plan = digits_plan
     q = next(q for q in plan.queries if q.admitted)

@@ -8,6 +8,7 @@ extra: without it they stop with one line naming the extra.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,7 @@ from circinus.errors import SpecError
 if TYPE_CHECKING:
     from circinus.plan.file import PlanFile
     from circinus.profile import Measured
+    from circinus.runtime.probe import Predicted, Run
     from circinus.runtime.results import IntervalOut, Record, ServeResult
     from circinus.spec.index import WorldIndex
     from circinus.spec.models import RuntimeSettings
@@ -224,39 +226,44 @@ def calibrate(
     rate_scale: Annotated[float, typer.Option(
         "--rate-scale", help="Send PLAN's request rates times this: a probe below the load "
         "at which the engine falls behind measures its overhead, not its queue.")] = 1.0,
-    from_json: Annotated[list[Path] | None, typer.Option(
+    from_json: Annotated[list[str] | None, typer.Option(
         "--from", help="What `circinus serve WORLD PLAN --json` measured: calibrate from it "
-        "instead of serving again (implies --served); repeat it to fit several runs of PLAN "
-        "together (served with other --seed values).")] = None,
+        "instead of serving again (implies --served); repeat it to fit several runs together. "
+        "RUN.json=OTHER_PLAN.json: a run of another plan of WORLD (runs of plans that call the "
+        "tiers in other proportions tell the tiers' figures apart).")] = None,
 ) -> None:
-    """Measure what serving on Ray Serve adds to every stage call and print (or --write) it as
-    WORLD's runtime section, which the estimator adds to every stage. By default a probe: PLAN's
-    deployments and routes at its rates, every operator doing nothing, no link emulated."""
+    """Measure what serving on Ray Serve adds to every stage call, world-wide and per tier of
+    the called replica's site, and print (or --write) it as WORLD's runtime section, which the
+    estimator adds to every stage. By default a probe: PLAN's deployments and routes at its
+    rates, every operator doing nothing, no link emulated."""
 
     def run() -> None:
         from circinus.runtime.probe import (
+            TIERS,
             Observed,
-            Predicted,
+            Run,
+            calls_of,
             falling_behind,
-            observed_from_result,
+            fit_runs,
             observed_of,
             overhead_of,
-            residual_of,
             write_runtime,
         )
-        from circinus.runtime.results import read_serve_result
         from circinus.simulate import read_plan_file
         from circinus.spec.load import load_world
 
         planfile = read_plan_file(plan)
-        base = load_world(world).runtime
+        loaded = load_world(world)
+        base = loaded.runtime
         admitted = [q for q in planfile.queries if q.admitted and q.predicted is not None]
-        runs: list[dict[str, Observed]]
+        runs: list[Run]
         if from_json:
-            results = [_served_with(read_serve_result(path), path, base) for path in from_json]
-            runs = [observed_from_result(r) for r in results]
+            served_runs = [_served_run(spec, plan, planfile, loaded.name, base)
+                           for spec in from_json]
+            runs = [r for r, _ in served_runs]
+            results = [res for _, res in served_runs]
             result = results[0]
-            how = f"served {plan.name} ({', '.join(path.name for path in from_json)})"
+            how = f"served {plan.name} ({', '.join(_run_name(spec) for spec in from_json)})"
             requests = sum(r.requests for r in results)
             seconds = sum(r.duration_s - r.warmup_s for r in results)
         else:
@@ -269,24 +276,30 @@ def calibrate(
                 warn(f"the engine fell behind at these rates ({behind}); the figures describe "
                      "its queue as much as its overhead: calibrate at lower rates "
                      "(--rate-scale 0.5)")
-            runs = [observed_of(kept, {q.name: q.predicted.percentile for q in admitted
-                                       if q.predicted is not None})]
+            observed: dict[str, Observed] = observed_of(
+                kept, {q.name: q.predicted.percentile for q in admitted
+                       if q.predicted is not None})
+            runs = [Run(observed, _predicted(planfile), base)] if served else []
             how = f"{'served' if served else 'probe of'} {plan.name}" + (
                 f" at {rate_scale:g} x its rates" if rate_scale != 1.0 else "")
             requests, seconds = result.requests, result.duration_s - result.warmup_s
         note = (f"{how}: {requests} requests over {seconds:g}"
                 f" s, load {result.machine.load_before:.1f}-{result.machine.load_after:.1f} on "
                 f"{result.machine.cores} cores")
-        if served or from_json:
-            predicted = {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
-                                           q.predicted.latency_var_ms2 or 0.0,
-                                           q.predicted.latency_third_ms3)
-                         for q in admitted if q.predicted is not None}
-            runtime = residual_of(runs, predicted, base, note=note)
+        if runs:
+            runtime = fit_runs(runs, note=note)
         else:
-            runtime = overhead_of(runs[0], {q.name: len(q.route) for q in admitted}, note=note)
-        Console(soft_wrap=True).print(yaml.safe_dump({"runtime": runtime.model_dump(
-            mode="json")}, sort_keys=False, width=100).rstrip())
+            runtime = overhead_of(observed, {q.name: len(q.route) for q in admitted},
+                                  calls={q.name: calls_of(planfile, q.name) for q in admitted},
+                                  note=note)
+        console = Console(soft_wrap=True)
+        console.print(yaml.safe_dump({"runtime": runtime.document()}, sort_keys=False,
+                                     width=100).rstrip(), markup=False, highlight=False)
+        own = runtime.tiers
+        for tier in TIERS:
+            if own is None or getattr(own, tier) is None:
+                console.print(f"# {tier}: {_why_no_figure(tier, runs, planfile)}; its calls "
+                              "keep the world-wide figure", markup=False, highlight=False)
         if write:
             write_runtime(world, runtime)
             Console().print(f"runtime section written to {world}; plan again to use it")
@@ -294,35 +307,104 @@ def calibrate(
     guard(run)
 
 
+def _predicted(planfile: PlanFile) -> dict[str, Predicted]:
+    """Per admitted query of ``planfile``, what it predicted and its calls per tier."""
+    from circinus.runtime.probe import Predicted, calls_of
+
+    return {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
+                              q.predicted.latency_var_ms2 or 0.0, q.predicted.latency_third_ms3,
+                              calls_of(planfile, q.name))
+            for q in planfile.queries if q.admitted and q.predicted is not None}
+
+
+def _why_no_figure(tier: str, runs: list[Run], planfile: PlanFile) -> str:
+    """Why the fit left ``tier`` without a figure of its own."""
+    calls: list[Mapping[str, float]] = (
+        [p.calls or {} for r in runs for p in r.predicted.values()] if runs else
+        [{d.tier: 1.0} for d in planfile.deployments])
+    if not any(c.get(tier, 0.0) > 0 for c in calls):
+        return "no run calls a replica there"
+    return ("the runs' queries call the tiers in the same proportions, which does not tell "
+            "them apart (add a run of a plan that places stages otherwise: --from RUN=PLAN)")
+
+
+def _run_name(spec: str) -> str:
+    run, _, other = spec.partition("=")
+    return Path(run).name + (f" of {Path(other).name}" if other else "")
+
+
+def _served_run(spec: str, plan: Path, planfile: PlanFile, world_name: str,
+                base: RuntimeSettings | None) -> tuple[Run, ServeResult]:
+    """The run of ``--from spec`` (``RUN.json`` of PLAN, or ``RUN.json=OTHER_PLAN.json``) for
+    the fit, with the figures its predictions included, and what it measured."""
+    from circinus.runtime.probe import Run, observed_from_result
+    from circinus.runtime.results import read_serve_result
+    from circinus.simulate import read_plan_file
+
+    path_text, _, other = spec.partition("=")
+    path = Path(path_text)
+    its_plan = planfile if not other else read_plan_file(other)
+    result = read_serve_result(path)
+    if result.world != world_name:
+        raise SpecError(f"--from {path}: a run of world {result.world!r}, not of "
+                        f"{world_name!r}; calibrate from runs of this world's plans")
+    admitted = {q.name for q in its_plan.queries if q.admitted}
+    stray = sorted(q.name for q in result.queries if q.name not in admitted)
+    if stray:
+        raise SpecError(f"--from {path}: served query {stray[0]!r}, which "
+                        f"{Path(other).name if other else plan.name} does not admit; name the "
+                        f"plan it served: --from {path}=PLAN.json")
+    planned = {q.name: q.predicted.latency_ms for q in its_plan.queries
+               if q.predicted is not None}
+    for q in result.queries:
+        then, now = q.predicted_latency_ms, planned.get(q.name)
+        if then is not None and now is not None and not math.isclose(then, now, rel_tol=1e-6):
+            raise SpecError(f"--from {path}: served with query {q.name!r} predicted at "
+                            f"{_num(then)} ms, but {Path(other).name if other else plan.name} "
+                            f"predicts {_num(now)} ms: not the plan it served; name that plan: "
+                            f"--from {path}=PLAN.json")
+    return Run(observed_from_result(result), _predicted(its_plan),
+               _served_with(result, path, base)), result
+
+
 def _served_with(result: ServeResult, path: Path, base: RuntimeSettings | None
-                 ) -> ServeResult:
-    """``result`` (read from ``path``) if it was served with the per-call overhead of ``base``
-    (the world's runtime section now), which the fit takes out of the plan's predictions."""
+                 ) -> RuntimeSettings | None:
+    """The runtime figures ``result`` (read from ``path``) was served with, which the fit takes
+    out of its plan's predictions: those it records, or, for a file that records only the
+    world-wide mean (written before the per-tier figures), the world's runtime section now,
+    provided its mean is the one the run recorded."""
+    if result.runtime is not None:
+        return result.runtime
     now = None if base is None else base.hop_mean_ms
     then = result.hop_overhead_ms
-    same = (then is None and not now) or (
-        then is not None and now is not None and math.isclose(then, now, rel_tol=1e-6,
-                                                             abs_tol=1e-9))
+    if then is None:
+        return None
+    same = (now is not None and math.isclose(then, now, rel_tol=1e-6, abs_tol=1e-9)
+            and base is not None and base.tiers is None)  # such a file had no tiers
     if not same:
         raise SpecError(
             f"--from {path}: served with a per-call overhead of {_num(then)} ms but the "
-            f"world's runtime section says {_num(now)} ms; calibrate from runs of the plan "
+            f"world's runtime section says {_num(now)} ms"
+            f"{' with per-tier figures' if base is not None and base.tiers else ''}; "
+            "calibrate from runs of the plan "
             "made with the world as it is now (plan and serve again after a --write)")
-    return result
+    return base
 
 
 def render_serve(result: ServeResult, console: Console) -> None:
     """Per query: measured against predicted and simulated latency, accuracy and SLO."""
     where = "local cluster, emulated links" if result.address is None else result.address
-    t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms; "
-              "accuracy measured (planned)")
-    for col in ("query", "slo", "measured", "predicted", "simulated", "within", "accuracy",
-                "met"):
+    t = Table(title=f"Served on Ray Serve ({where}): latency at the SLO percentile, ms, "
+              "measured, predicted and simulated; accuracy measured (planned) over its "
+              "interval")
+    for col in ("query", "slo", "meas", "pred", "sim", "within", "accuracy", "met"):
         t.add_column(col, justify="left" if col == "query" else "right", no_wrap=col != "query")
     for q in result.queries:
         acc = "-" if q.accuracy is None else f"{q.accuracy.value:.3f}"
         if q.predicted_accuracy is not None:
             acc += f" ({q.predicted_accuracy:.3f})"
+        if q.accuracy is not None:
+            acc += f"\n{q.accuracy.low:.3f}-{q.accuracy.high:.3f}"
         t.add_row(q.name, _num(q.slo_latency_ms), _num(q.latency.at_slo_ms),
                   _num(q.predicted_latency_ms), _num(q.simulated_latency_ms),
                   "-" if q.within_slo is None else f"{q.within_slo:.1%}", acc,

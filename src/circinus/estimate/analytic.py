@@ -224,12 +224,39 @@ class AnalyticEstimator(BaseEstimator):
 
     def _with_hop(self, est: StageEstimate) -> StageEstimate:
         """``est`` with the serving engine's per-call overhead added (the world's ``runtime``
-        section, measured by ``circinus calibrate``; none without it)."""
-        runtime = self.index.world.runtime
-        if runtime is None or (runtime.hop_mean_ms == 0.0 and runtime.hop_sd_ms == 0.0):
+        section, measured by ``circinus calibrate``; none without it): the figures of the tier
+        each of its devices is on, mixed by the devices' shares."""
+        if self.index.world.runtime is None:
             return est
-        return replace(est, mean_s=est.mean_s + runtime.hop_mean_ms / 1e3,
-                       var_s2=est.var_s2 + (runtime.hop_sd_ms / 1e3) ** 2)
+        tiers: dict[str, float] = {}
+        for device, share in est.shares:
+            tier = self._tier(device)
+            tiers[tier] = tiers.get(tier, 0.0) + share
+        mean_s, var_s2 = self._hop_s(tiers or {"cloud": 1.0})
+        if mean_s == 0.0 and var_s2 == 0.0:
+            return est
+        return replace(est, mean_s=est.mean_s + mean_s, var_s2=est.var_s2 + var_s2)
+
+    def _hop_s(self, tiers: dict[str, float]) -> tuple[float, float]:
+        """Mean (s) and variance (s^2) of the overhead of one call sent to each tier with its
+        share of ``tiers`` (the world's runtime figures of each tier, mixed; a tier without its
+        own pays the world-wide figure)."""
+        runtime = self.index.world.runtime
+        if runtime is None:
+            return 0.0, 0.0
+        total = sum(tiers.values())
+        parts = []
+        for tier, share in tiers.items():
+            m, sd = runtime.figures(tier)
+            parts.append((share / total if total > 0 else 0.0, m / 1e3, (sd / 1e3) ** 2))
+        if len(parts) == 1:
+            return parts[0][1], parts[0][2]
+        mean = sum(w * m for w, m, _ in parts)
+        return mean, sum(w * (v + (m - mean) ** 2) for w, m, v in parts)
+
+    def _tier(self, device: str) -> str:
+        """Tier of the site ``device`` is at."""
+        return self.index.sites[self.index.devices[device].site].tier
 
     def _groups(self, op: OperatorIndex, config: ConfigKey, batch: int, placement: Placement
                 ) -> list[tuple[Replicas, Device, LatencyProfile, float]] | None:
@@ -407,10 +434,8 @@ class AnalyticEstimator(BaseEstimator):
         counts, probs = flow.counts
         scale = query.work_scale.get(stage, 1.0)
         runtime = self.index.world.runtime
-        hop = (0.0, 0.0) if runtime is None else (runtime.hop_mean_ms / 1e3,
-                                                  (runtime.hop_sd_ms / 1e3) ** 2)
         lam = query.rate_rps
-        devices: list[tuple[float, float, float, int, float, Moments3]] = []
+        devices: list[tuple[float, float, float, int, float, Moments3, tuple[float, float]]] = []
         for (rep, _, prof, base), (_, share) in zip(groups, est.shares, strict=True):
             t = base * scale
             cv = service_cv(prof)
@@ -433,11 +458,12 @@ class AnalyticEstimator(BaseEstimator):
             # device and the other queries' sub-requests.
             busy = float(np.dot(probs, 1.0 - (1.0 - share) ** counts))
             fill = lam * busy + other / s
-            devices.append((share, t, cv, c, fill, head))
+            hop = (0.0, 0.0) if runtime is None else self._hop_s({self._tier(rep.device): 1.0})
+            devices.append((share, t, cv, c, fill, head, hop))
         out: list[Moments3] = []
         for k in ks.tolist():
             parts = []
-            for share, t, cv, c, fill, head in devices:
+            for share, t, cv, c, fill, head, hop in devices:
                 ki = k if len(devices) == 1 else round(k * share)
                 if ki <= 0:
                     continue
@@ -449,7 +475,12 @@ class AnalyticEstimator(BaseEstimator):
                 parts.append((head[0] + serve[0] + late[0] + hop[0],
                               head[1] + serve[1] + late[1] + hop[1], head[2] + serve[2] + late[2]))
             if not parts:
-                out.append((hop[0], hop[1], 0.0))
+                if len({d[6] for d in devices}) == 1:  # one figure for all (no tiers)
+                    out.append((*devices[0][6], 0.0))
+                    continue
+                mean = sum(d[0] * d[6][0] for d in devices)
+                var = sum(d[0] * (d[6][1] + (d[6][0] - mean) ** 2) for d in devices)
+                out.append((mean, var, 0.0))
             else:
                 out.append(parts[0] if len(parts) == 1 else max_moments(parts))
         return out

@@ -27,6 +27,20 @@ requests: 9 %), and a run as a whole can be slower than the next (served digits 
 nothing else running: the same plan's queries 11.7 % above their predictions in one run, 20.7 %
 in another). The served fit therefore takes any number of runs of the same plan, each query of
 each run one figure in the weighted median: two runs halve the weight any one of them has.
+The runs may be of different plans (each with the figures it was planned and served with):
+their queries then call the tiers in other proportions, which is what tells the tiers apart.
+
+NOTE (per tier): each query's calls are counted per tier of the called replica's site (a stage
+split over several deployments counts its shares), and the figures of the tiers are fitted
+jointly: the per-call excess of each query (its mean, and its variance as above, per call) is
+the mix of the tiers' figures by its calls' shares, and the tiers' figures minimise the sum of
+|excess - mix| weighted by answered requests, each figure >= 0 (a linear programme). It is the
+multi-tier form of the weighted median above, and with one tier it is that median, so a world
+served on one tier gets the world-wide figure for that tier: robust to a query or a run that
+measured far off, as the median is, where least squares would follow it. A tier is fitted only
+when the queries call the tiers in proportions that tell them apart (the shares of the runs'
+queries span the tiers); else, and for a tier no query calls, no figure of its own is written
+and the tier keeps the world-wide figure, which stays the weighted median over all queries.
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -44,7 +58,10 @@ import yaml
 from circinus.errors import SpecError
 from circinus.estimate.queueing import quantile
 from circinus.runtime.results import Record, ServeResult
-from circinus.spec.models import RuntimeSettings
+from circinus.spec.models import HopFigures, RuntimeSettings, TierFigures
+
+if TYPE_CHECKING:
+    from circinus.plan.file import PlanFile
 
 IDENTITY = "circinus.runtime.probe:identity"
 """Implementation every operator of the probe runs."""
@@ -126,12 +143,42 @@ class Predicted:
     third_ms3: float | None = None
     """Third central moment (None: the plain gamma of mean and variance); the engine's overhead
     adds none to it."""
+    calls: Mapping[str, float] | None = None
+    """Stage calls per request per tier of the called replica's site (summing to ``stages``;
+    None: not known, the query counts for the world-wide figure only)."""
+
+
+def calls_of(plan: PlanFile, query: str) -> dict[str, float]:
+    """Stage calls a request of ``query`` makes per tier, from its route in ``plan`` (a stage
+    split over deployments on several tiers counts each its share)."""
+    tiers = {d.name: d.tier for d in plan.deployments}
+    out: dict[str, float] = {}
+    for q in plan.queries:
+        if q.name != query:
+            continue
+        for step in q.route:
+            for share in step.deployments:
+                tier = tiers[share.deployment]
+                out[tier] = out.get(tier, 0.0) + share.share
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One served run for the fit: what it measured per query, what its plan predicted per
+    query, and the runtime figures those predictions included (None: none)."""
+
+    observed: Mapping[str, Observed]
+    predicted: Mapping[str, Predicted]
+    base: RuntimeSettings | None
 
 
 def overhead_of(observed: Mapping[str, Observed], stages: Mapping[str, int], *,
+                calls: Mapping[str, Mapping[str, float]] | None = None,
                 note: str = "") -> RuntimeSettings:
     """The per-call overhead the probe's requests show (see module): nothing but the engine
-    is predicted, so the whole of each query's latency is spread over its ``stages``.
+    is predicted, so the whole of each query's latency is spread over its ``stages``
+    (``calls``: per query, its calls per tier, for figures per tier).
 
     Raises:
         SpecError: no request of the probe was answered.
@@ -139,8 +186,9 @@ def overhead_of(observed: Mapping[str, Observed], stages: Mapping[str, int], *,
     if not any(q in observed for q in stages):
         raise SpecError("calibrate: no request of the probe was answered; check the cluster "
                         "(`ray status`) and try a lower rate or a longer --duration")
-    return _fit([observed], {q: Predicted(k, 0.0, 0.0) for q, k in stages.items()}, None,
-                note=note)
+    calls = calls or {}
+    predicted = {q: Predicted(k, 0.0, 0.0, calls=calls.get(q)) for q, k in stages.items()}
+    return fit_runs([Run(observed, predicted, None)], note=note)
 
 
 def residual_of(observed: Mapping[str, Observed] | Sequence[Mapping[str, Observed]],
@@ -163,39 +211,116 @@ def residual_of(observed: Mapping[str, Observed] | Sequence[Mapping[str, Observe
         SpecError: no request was answered.
     """
     runs = [observed] if isinstance(observed, Mapping) else list(observed)
-    if not any(q in run for run in runs for q in predicted):
+    return fit_runs([Run(run, predicted, base) for run in runs], note=note)
+
+
+def fit_runs(runs: Sequence[Run], *, note: str = "") -> RuntimeSettings:
+    """The per-call figures, world-wide and per tier, that make the runs' predictions match
+    what they measured (see module), each run's own ``base`` taken out of its predictions.
+
+    Raises:
+        SpecError: no request was answered.
+    """
+    if not any(q in run.observed for run in runs for q in run.predicted):
         raise SpecError("calibrate: no request of the plan was answered; check the cluster "
                         "(`ray status`) and try a longer --duration")
-    mean0 = 0.0 if base is None else base.hop_mean_ms
-    var0 = 0.0 if base is None else base.hop_sd_ms ** 2
-    plain = {q: Predicted(p.stages, max(0.0, p.mean_ms - p.stages * mean0),
-                          max(0.0, p.var_ms2 - p.stages * var0), p.third_ms3)
-             for q, p in predicted.items()}
-    return _fit(runs, plain, base, note=note)
-
-
-def _fit(runs: Sequence[Mapping[str, Observed]], plain: Mapping[str, Predicted],
-         base: RuntimeSettings | None, *, note: str) -> RuntimeSettings:
-    """Per-call mean and sd fitted per query and run on top of ``plain`` (the predictions
-    without any engine overhead) and pooled by weighted median (see module)."""
-    means, variances, weights = [], [], []
-    for query, pred in plain.items():
-        for obs in (run.get(query) for run in runs):
+    rows: list[_Row] = []
+    for run in runs:
+        for query, pred in run.predicted.items():
+            obs = run.observed.get(query)
             if obs is None or pred.stages < 1:
                 continue
-            k = pred.stages
-            hop_mean = max(0.0, (obs.mean_ms - pred.mean_ms) / k)
-            total_mean = pred.mean_ms + k * hop_mean
-            total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0,
-                                     pred.third_ms3)
-            means.append(hop_mean)
-            variances.append(max(0.0, (total_var - pred.var_ms2) / k))
-            weights.append(obs.requests)
-    mean_ms = _weighted_median(means, weights)
-    sd_ms = math.sqrt(_weighted_median(variances, weights))
-    engine = "ray-serve" if base is None else base.engine
-    return RuntimeSettings(engine=engine, hop_mean_ms=round(mean_ms, 4),
-                           hop_sd_ms=round(sd_ms, 4), samples=int(sum(weights)), note=note)
+            rows.append(_row(_plain(pred, run.base), obs))
+    mean_ms = _weighted_median([r.mean for r in rows], [r.weight for r in rows])
+    var_ms2 = _weighted_median([r.var for r in rows], [r.weight for r in rows])
+    engine = next((run.base.engine for run in runs if run.base is not None), "ray-serve")
+    tiers = _tier_fit(rows)
+    return RuntimeSettings(
+        engine=engine, hop_mean_ms=round(mean_ms, 4), hop_sd_ms=round(math.sqrt(var_ms2), 4),
+        samples=int(sum(r.weight for r in rows)),
+        tiers=TierFigures(**tiers) if tiers else None, note=note)
+
+
+def _plain(pred: Predicted, base: RuntimeSettings | None) -> Predicted:
+    """``pred`` without what ``base`` added to it: its figures for each of the query's calls
+    (the world-wide figure for calls of no known tier)."""
+    if base is None:
+        return pred
+    if pred.calls:
+        mean0 = var0 = 0.0
+        for tier, n in pred.calls.items():
+            m, v = base.per_call({tier: 1.0})
+            mean0, var0 = mean0 + n * m, var0 + n * v
+    else:
+        mean0, var0 = pred.stages * base.hop_mean_ms, pred.stages * base.hop_sd_ms ** 2
+    return Predicted(pred.stages, max(0.0, pred.mean_ms - mean0),
+                     max(0.0, pred.var_ms2 - var0), pred.third_ms3, pred.calls)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One query of one run: its per-call excess mean and variance, its requests, and its
+    calls' shares per tier (None: not known)."""
+
+    mean: float
+    var: float
+    weight: float
+    shares: Mapping[str, float] | None
+
+
+def _row(pred: Predicted, obs: Observed) -> _Row:
+    """The per-call figures ``obs`` shows on top of ``pred`` (the prediction without any engine
+    overhead; see module)."""
+    k = pred.stages
+    hop_mean = max(0.0, (obs.mean_ms - pred.mean_ms) / k)
+    total_mean = pred.mean_ms + k * hop_mean
+    total_var = _variance_at(total_mean, obs.at_percentile_ms, obs.percentile / 100.0,
+                             pred.third_ms3)
+    calls = pred.calls or {}
+    total = sum(calls.values())
+    shares = {t: n / total for t, n in calls.items() if n > 0} if total > 0 else None
+    return _Row(hop_mean, max(0.0, (total_var - pred.var_ms2) / k), float(obs.requests),
+                shares)
+
+
+TIERS = ("edge", "cloud")
+
+
+def _tier_fit(rows: Sequence[_Row]) -> dict[str, HopFigures]:
+    """Figures of the tiers the rows tell apart (see module); none for the others."""
+    known = [r for r in rows if r.shares]
+    covered = [t for t in TIERS if any(t in (r.shares or {}) for r in known)]
+    if not covered:
+        return {}
+    a = np.array([[(r.shares or {}).get(t, 0.0) for t in covered] for r in known])
+    if np.linalg.matrix_rank(a, tol=0.05) < len(covered):
+        return {}
+    w = np.array([r.weight for r in known])
+    means = _lad(a, np.array([r.mean for r in known]), w)
+    variances = _lad(a, np.array([r.var for r in known]), w)
+    return {t: HopFigures(hop_mean_ms=round(float(means[i]), 4),
+                          hop_sd_ms=round(math.sqrt(float(variances[i])), 4),
+                          samples=int(sum(r.weight for r in known if t in (r.shares or {}))))
+            for i, t in enumerate(covered)}
+
+
+def _lad(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x >= 0`` minimising ``sum(w * |a @ x - y|)`` (a linear programme: ``x`` and each row's
+    over- and undershoot). With one column of ones it is the weighted median of ``y``, which
+    it returns as :func:`_weighted_median` picks it (a linear programme may end anywhere on a
+    tie)."""
+    if a.shape[1] == 1 and np.allclose(a[:, 0], 1.0):
+        return np.array([_weighted_median(list(y), list(w))])
+    from scipy.optimize import linprog
+
+    n, m = a.shape
+    cost = np.concatenate([np.zeros(m), w, w])
+    eq = np.hstack([a, np.eye(n), -np.eye(n)])
+    found = linprog(cost, A_eq=eq, b_eq=y, bounds=[(0, None)] * (m + 2 * n), method="highs")
+    if found.status != 0:  # pragma: no cover - always feasible (the slacks take any y)
+        raise SpecError(f"calibrate: the per-tier fit failed ({found.message})")
+    x: np.ndarray = np.maximum(np.asarray(found.x[:m], dtype=float), 0.0)
+    return x
 
 
 def _variance_at(mean: float, at: float, q: float, third: float | None = None) -> float:
@@ -244,7 +369,7 @@ after it."""
 def write_runtime(path: Path, runtime: RuntimeSettings) -> None:
     """Put ``runtime`` in the world file at ``path`` as its ``runtime`` section, replacing the
     one there (YAML: the other lines and comments stay as they are; JSON: rewritten)."""
-    doc = runtime.model_dump(mode="json")
+    doc = runtime.document()
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         import json

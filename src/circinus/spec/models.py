@@ -18,6 +18,7 @@ pipeline, a cyclic DAG, ...) are checked in :mod:`circinus.spec.validate`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -773,6 +774,26 @@ class ProfilingSettings(_Model):
     )
 
 
+class HopFigures(_Model):
+    """The overhead of one stage call that runs on one tier (see :class:`RuntimeSettings`)."""
+
+    hop_mean_ms: Number = Field(ge=0, le=100_000,
+                                description="Mean overhead of one stage call there, ms.")
+    hop_sd_ms: Number = Field(
+        default=0.0, ge=0, le=100_000,
+        description="Standard deviation of the overhead of one stage call there, ms.")
+    samples: int = Field(default=0, ge=0, le=10**12, strict=True,
+                         description="Requests of queries with calls there the figures rest on.")
+
+
+class TierFigures(_Model):
+    """Per-call figures of the stage calls that run on each tier; a tier without its own uses
+    the world-wide figure."""
+
+    edge: HopFigures | None = Field(default=None, description="Calls served on an edge site.")
+    cloud: HopFigures | None = Field(default=None, description="Calls served on a cloud site.")
+
+
 class RuntimeSettings(_Model):
     """What the serving engine adds to every stage call, as ``circinus calibrate`` measured it.
 
@@ -780,6 +801,18 @@ class RuntimeSettings(_Model):
     stages' deployments, plus the call that brings it to the ingress; the overhead of that last
     call is spread over the stage calls (``k`` stage calls cost ``k x hop_mean_ms`` in all, with
     variance ``k x hop_sd_ms^2``). The estimator adds it to every stage's latency.
+
+    NOTE (per tier): a call's overhead depends on where the called replica runs. On one machine
+    the cloud's replicas share the head node's cores with the ingress and the proxy, and every
+    call to them crosses an emulated link; an edge box runs its replicas on cores of its own
+    (served OCR, the same plan's calls: 7.4 ms mean, 2.5 ms sd on the edge boxes against a tail
+    5-26 % longer on the cloud cores than one world-wide figure predicts). ``tiers`` keys the
+    figures by the tier of the called replica's site: every world declares it for every site, so
+    the figures carry over to worlds and plans not measured, and the calibration runs can tell
+    the two apart whenever their queries call the tiers in different proportions. Finer keys
+    (per hardware class, per site) would leave most of a new plan's places without a figure of
+    their own. A stage split over several tiers pays the mixture of their figures (by its
+    shares). ``hop_mean_ms`` / ``hop_sd_ms`` stay the figure of a tier without its own.
     """
 
     engine: Literal["ray-serve"] = Field(
@@ -791,7 +824,37 @@ class RuntimeSettings(_Model):
         description="Standard deviation of the overhead of one stage call, ms.")
     samples: int = Field(default=0, ge=0, le=10**12, strict=True,
                          description="Requests the figures rest on.")
+    tiers: TierFigures | None = Field(
+        default=None, description="Figures of the calls served on each tier (null, or a tier "
+        "left out: the world-wide figure).")
     note: str = Field(default="", description="Where and how they were measured.")
+
+    def figures(self, tier: str) -> tuple[float, float]:
+        """Mean and standard deviation (ms) of one call served on ``tier``."""
+        own = None if self.tiers is None else getattr(self.tiers, tier, None)
+        if own is None:
+            return self.hop_mean_ms, self.hop_sd_ms
+        return own.hop_mean_ms, own.hop_sd_ms
+
+    def per_call(self, shares: Mapping[str, float]) -> tuple[float, float]:
+        """Mean (ms) and variance (ms^2) of one call sent to each tier with its share of
+        ``shares`` (tier -> share, summing to 1): the mixture of the tiers' figures."""
+        total = sum(shares.values())
+        parts = [(share / total if total > 0 else 0.0, *self.figures(tier))
+                 for tier, share in shares.items()]
+        mean = sum(w * m for w, m, _ in parts)
+        # within-tier variance plus the spread of the tiers' means (exactly sd^2 on one tier)
+        return mean, sum(w * (sd * sd + (m - mean) ** 2) for w, m, sd in parts)
+
+    def document(self) -> dict[str, Any]:
+        """The section as written in a world file (tiers without figures left out)."""
+        doc = self.model_dump(mode="json")
+        tiers = {k: v for k, v in (doc.pop("tiers") or {}).items() if v is not None}
+        note = doc.pop("note")
+        if tiers:
+            doc["tiers"] = tiers
+        doc["note"] = note
+        return doc
 
 
 class World(_Model):
