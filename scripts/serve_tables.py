@@ -36,6 +36,11 @@ def _runs() -> list[tuple[str, str, dict[str, Any]]]:
         for phase in PHASES:
             path = DATA / f"{world}-{phase}.json"
             out.append((world, phase, json.loads(path.read_text(encoding="utf-8"))))
+        # the served plan served again with other seeds (other arrivals and inputs)
+        for path in sorted(DATA.glob(f"{world}-served-seed*.json")):
+            seed = path.stem.rsplit("-seed", 1)[1]
+            out.append((world, f"served, seed {seed}",
+                        json.loads(path.read_text(encoding="utf-8"))))
     return out
 
 
