@@ -363,7 +363,9 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
             return min(end, time.monotonic() + IMPROVE_SHARE * time_limit_s)
 
         sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
-        sel = settle(problem, sel, deadline=improve_by())
+        # filling the rounded-up replicas (goodput) may take what the budget has left; the
+        # moves to cheaper candidates their share
+        sel = settle(problem, sel, deadline=end, improve_by=improve_by())
         assert sel.fits(problem), "selector returned a selection over capacity"
         if incumbent is not None and incumbent.goodput > sel.goodput + EPS:
             sel = _kept(problem, sel, incumbent, deadline=improve_by())
