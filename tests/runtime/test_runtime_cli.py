@@ -99,17 +99,20 @@ SERVING = Path(__file__).resolve().parents[2] / "docs" / "serving"
 
 def test_calibrate_from_a_served_run_gives_the_committed_figures(tmp_path: Path) -> None:
     # docs/serving: the world as the probe left it, the plan made with it and what serving
-    # that plan measured; the served calibration committed beside them came from these.
+    # that plan measured; calibrated from that run, re-planned and served again (the refit
+    # run); the served calibration committed came from both runs, each of its own plan.
     name = "digits-edge-cloud-serve"
     world = tmp_path / "world.yaml"
     world.write_text((SERVING / f"{name}-probe.yaml").read_text())
     plan, run = SERVING / f"{name}-plan-probe.json", SERVING / f"{name}-probe.json"
     committed = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())["runtime"]
+    refit = json.loads((SERVING / f"{name}-refit.json").read_text())["runtime"]
     once = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run)])
     assert once.exit_code == 0, once.output
     fitted = yaml.safe_load(once.output)["runtime"]
-    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (
-        committed["hop_mean_ms"], committed["hop_sd_ms"])
+    # what the refit run was served with
+    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (refit["hop_mean_ms"],
+                                                             refit["hop_sd_ms"])
     # two runs pooled: the same run twice has the same weighted median, twice the samples
     twice = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run),
                                 "--from", str(run)])
@@ -117,31 +120,50 @@ def test_calibrate_from_a_served_run_gives_the_committed_figures(tmp_path: Path)
     pooled = yaml.safe_load(twice.output)["runtime"]
     assert pooled["hop_mean_ms"] == fitted["hop_mean_ms"]
     assert pooled["samples"] == 2 * fitted["samples"]
-    # every stage of that plan runs on the edge boxes: the edge figure is the world-wide one
-    # (the committed section predates per-tier figures), the cloud keeps the world-wide one
+    # every stage of that plan runs on the edge boxes: the edge figure is the world-wide one,
+    # the cloud keeps the world-wide one
     edge = fitted["tiers"]["edge"]
-    assert (edge["hop_mean_ms"], edge["hop_sd_ms"]) == (committed["hop_mean_ms"],
-                                                        committed["hop_sd_ms"])
+    assert (edge["hop_mean_ms"], edge["hop_sd_ms"]) == (fitted["hop_mean_ms"],
+                                                        fitted["hop_sd_ms"])
     assert "cloud" not in fitted["tiers"]
     assert "# cloud: no run calls a replica there" in once.output
+    # written, then both served runs together: the committed served figures
+    assert runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run),
+                               "--write"]).exit_code == 0
+    both = runner.invoke(app, [
+        "calibrate", str(world), str(SERVING / f"{name}-plan-refit.json"),
+        "--from", str(SERVING / f"{name}-refit.json"), "--from", f"{run}={plan}"])
+    assert both.exit_code == 0, both.output
+    served = yaml.safe_load(both.output)["runtime"]
+    assert (served["hop_mean_ms"], served["hop_sd_ms"], served["samples"]) == (
+        committed["hop_mean_ms"], committed["hop_sd_ms"], committed["samples"])
 
 
 def test_calibrate_tells_the_tiers_apart_only_from_runs_that_call_them_otherwise(
         tmp_path: Path) -> None:
     # the OCR probe plan calls two edge stages and one cloud stage for every query: one
-    # world-wide figure (the committed one), no figure per tier
+    # world-wide figure (the one the refit run was served with), no figure per tier; with
+    # the refit run of the re-planned plan, which calls them otherwise, one per tier (the
+    # committed served calibration)
     name = "ocr-branches-serve"
     world = tmp_path / "world.yaml"
     world.write_text((SERVING / f"{name}-probe.yaml").read_text())
     plan, run = SERVING / f"{name}-plan-probe.json", SERVING / f"{name}-probe.json"
-    committed = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())["runtime"]
-    out = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run)])
+    refit = json.loads((SERVING / f"{name}-refit.json").read_text())["runtime"]
+    out = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run),
+                              "--write"])
     assert out.exit_code == 0, out.output
-    fitted = yaml.safe_load(out.output)["runtime"]
-    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (
-        committed["hop_mean_ms"], committed["hop_sd_ms"])
+    fitted = yaml.safe_load(world.read_text())["runtime"]
+    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (refit["hop_mean_ms"],
+                                                             refit["hop_sd_ms"])
     assert "tiers" not in fitted
     assert "call the tiers in the same proportions" in out.output
+    both = runner.invoke(app, [
+        "calibrate", str(world), str(SERVING / f"{name}-plan-refit.json"),
+        "--from", str(SERVING / f"{name}-refit.json"), "--from", f"{run}={plan}"])
+    assert both.exit_code == 0, both.output
+    committed = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())["runtime"]
+    assert yaml.safe_load(both.output)["runtime"]["tiers"] == committed["tiers"]
 
 
 def test_calibrate_refuses_a_run_of_another_plan(tmp_path: Path) -> None:
@@ -164,14 +186,22 @@ def test_calibrate_refuses_a_run_of_another_plan(tmp_path: Path) -> None:
 
 
 def test_calibrate_refuses_a_run_served_with_other_runtime_figures(tmp_path: Path) -> None:
+    # a run file that records only the world-wide figure it was served with (as before
+    # figures per tier) cannot be fitted on its own figures: against a world whose figures
+    # are others it is refused
     name = "digits-edge-cloud-serve"
     world = tmp_path / "world.yaml"
-    world.write_text((SERVING / f"{name}-served.yaml").read_text())  # already re-calibrated
+    doc = yaml.safe_load((SERVING / f"{name}-served.yaml").read_text())  # re-calibrated
+    doc["runtime"].pop("tiers")
+    doc["runtime"]["hop_mean_ms"] = 9.5
+    world.write_text(yaml.safe_dump(doc))
+    old = json.loads((SERVING / f"{name}-probe.json").read_text())
+    old.pop("runtime")
+    run = tmp_path / "old-run.json"
+    run.write_text(json.dumps(old))
     result = runner.invoke(app, ["calibrate", str(world), str(SERVING / f"{name}-plan-probe.json"),
-                                 "--from", str(SERVING / f"{name}-probe.json")])
+                                 "--from", str(run)])
     assert result.exit_code == 2, result.output
-    then = yaml.safe_load((SERVING / f"{name}-probe.yaml").read_text())["runtime"]
-    now = yaml.safe_load(world.read_text())["runtime"]
-    assert (f"served with a per-call overhead of {then['hop_mean_ms']:.1f} ms but the world's "
-            f"runtime section says {now['hop_mean_ms']:.1f} ms") in result.output
+    assert (f"served with a per-call overhead of {old['hop_overhead_ms']:.1f} ms but the world's "
+            "runtime section says 9.5 ms") in result.output
     assert "Traceback" not in result.output
