@@ -9,23 +9,29 @@ from typing import Any
 import pytest
 
 from circinus.estimate.analytic import AnalyticEstimator
-from circinus.plan.records import Replicas
+from circinus.plan.records import QueryPlan, Replicas
 from circinus.planner import Planner
+from circinus.spec.index import WorldIndex
 from circinus.spec.load import parse_world
+from circinus.spec.models import Query
 from circinus.spec.validate import build_index
 
 
-def test_each_stage_pays_the_overhead_once(tiny_world: dict[str, Any]) -> None:
+def _admitted(tiny_world: dict[str, Any]) -> tuple[WorldIndex, Query, QueryPlan]:
+    """The tiny world's index, its first admitted query and that query's plan."""
     index = build_index(parse_world(tiny_world))
-    result = Planner().plan(index)
-    outcome = next(o for o in result.outcomes if o.plan is not None)
-    query = next(q for q in index.world.queries if q.name == outcome.name)
+    outcome = next(o for o in Planner().plan(index).outcomes if o.plan is not None)
     assert outcome.plan is not None
-    base = AnalyticEstimator(index=index).estimate(query, outcome.plan)
+    return index, next(q for q in index.world.queries if q.name == outcome.name), outcome.plan
+
+
+def test_each_stage_pays_the_overhead_once(tiny_world: dict[str, Any]) -> None:
+    index, query, plan = _admitted(tiny_world)
+    base = AnalyticEstimator(index=index).estimate(query, plan)
     tiny_world["runtime"] = {"hop_mean_ms": 3.0, "hop_sd_ms": 2.0}
     slow = build_index(parse_world(tiny_world))
-    with_hop = AnalyticEstimator(index=slow).estimate(query, outcome.plan)
-    stages = len(outcome.plan.stages)  # a chain: every stage is on the path
+    with_hop = AnalyticEstimator(index=slow).estimate(query, plan)
+    stages = len(plan.stages)  # a chain: every stage is on the path
     assert with_hop.latency_mean_ms == pytest.approx(base.latency_mean_ms + 3.0 * stages)
     assert with_hop.latency_var_ms2 == pytest.approx(base.latency_var_ms2 + 4.0 * stages)
     assert with_hop.latency_ms > base.latency_ms
@@ -50,14 +56,10 @@ def test_runtime_section_is_strict(tiny_world: dict[str, Any]) -> None:
 
 
 def test_each_stage_pays_the_figures_of_its_tier(tiny_world: dict[str, Any]) -> None:
-    index = build_index(parse_world(tiny_world))
-    result = Planner().plan(index)
-    outcome = next(o for o in result.outcomes if o.plan is not None)
-    query = next(q for q in index.world.queries if q.name == outcome.name)
-    assert outcome.plan is not None
+    index, query, chosen = _admitted(tiny_world)
     # its last stage moved to the cloud pool, so that the plan calls both tiers
-    plan = replace(outcome.plan, stages=(*outcome.plan.stages[:-1], replace(
-        outcome.plan.stages[-1], placement=(Replicas("t4-pool", 1),))))
+    plan = replace(chosen, stages=(*chosen.stages[:-1], replace(
+        chosen.stages[-1], placement=(Replicas("t4-pool", 1),))))
     base = AnalyticEstimator(index=index).estimate(query, plan)
     assert math.isfinite(base.latency_mean_ms)
     # the world-wide figure is 1 ms; edge calls 3 +/- 2 ms, cloud calls 7 +/- 5 ms
