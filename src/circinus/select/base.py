@@ -21,8 +21,8 @@ from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings
 
 Resource = tuple[str, str]
-_T = TypeVar("_T")
 """``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)

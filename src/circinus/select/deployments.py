@@ -250,18 +250,15 @@ class Ledger:
         change, _ = self.delta(q, k, sign)
         for r, v in change.items():
             self.used[r] = self.used.get(r, 0.0) + v
-        for r in self.rows(q, k):
+        _, cost, held, bursts, joins = _tally(self.problem, q, k)
+        for r in held:
             if sign > 0:
                 self.holders.setdefault(r, set()).add(q)
             else:
                 self.holders[r].discard(q)
-        est = self.problem.candidates[q].candidates[k].estimate
-        rates = dict(est.deployment_rate)
-        floor = dict(est.deployment_floor)
-        for name, extra in est.deployment_burst:
+        for name, extra in bursts:
             self.burst[name] = max(self.burst.get(name, 0.0) + sign * extra, 0.0)
-        for name, load in est.deployment_load:
-            spec = self.table[name]
+        for name, load, f, rate, work, work_sq in joins:
             if sign > 0:
                 self.members.setdefault(name, set()).add(q)
             elif (members := self.members.get(name)) is not None:  # a name may repeat
@@ -269,21 +266,16 @@ class Ledger:
                 if not members:
                     del self.members[name]
             left = self.load.get(name, 0.0) + sign * load
-            self.replicas[name] = self._size(name, left, floor.get(name, 1), sign)
+            self.replicas[name] = self._size(name, left, f, sign)
             self.load[name] = left if left > EPS else 0.0
             floors = self.floors.setdefault(name, {})
-            f = floor.get(name, 1)
             floors[f] = floors.get(f, 0) + sign
             if floors[f] <= 0:
                 del floors[f]
-            # load = rate x multiplier x batch time / b, so rate x multiplier = load b / time
-            work = load * spec.key.batch / spec.batch_s
-            rate = rates.get(name, 0.0)
-            scale = work / rate if rate > 0 else 1.0
             self.rate[name] = max(self.rate.get(name, 0.0) + sign * rate, 0.0)
             self.work[name] = max(self.work.get(name, 0.0) + sign * work, 0.0)
-            self.work_sq[name] = max(self.work_sq.get(name, 0.0) + sign * work * scale, 0.0)
-        self.own_cost += sign * self.own(q, k)[1]
+            self.work_sq[name] = max(self.work_sq.get(name, 0.0) + sign * work_sq, 0.0)
+        self.own_cost += sign * cost
 
     @property
     def cost(self) -> float:
@@ -363,7 +355,8 @@ def _tally(problem: SelectionProblem, q: int, k: int) -> _Tally:
     """What choosing candidate ``k`` of query ``q`` adds to a ledger, worked out once per
     distinct estimate: its own use (row, amount) and cost, the capacity rows it holds part of
     (:meth:`Ledger.rows`), its deployments' bursts, and per deployment it joins its load,
-    floor, rate, work and work squared (as :meth:`Ledger._apply` counts them)."""
+    floor, rate, work (rate x multiplier: load = rate x multiplier x batch time / batch, so
+    rate x multiplier = load x batch / time) and work squared (rate x multiplier^2)."""
     def make(est: Estimate) -> _Tally:
         own, cost = problem.own(q, k)
         held = set(own)
@@ -481,8 +474,7 @@ def _trim(book: Ledger, row: Resource, deadline: float) -> None:
             if book.replicas.get(name, 0) < reps:
                 break
             k = book.chosen[q]
-            key = (book.problem.weights[q], *(id(c.estimate) for c in
-                                              book.problem.candidates[q].candidates))
+            key = _alike(book.problem, q)
             if key in stuck:
                 continue
             book.remove(q)
@@ -592,8 +584,7 @@ def fill(book: Ledger, *, deadline: float = math.inf) -> None:
     classes: dict[tuple[object, ...], list[int]] = {}
     for q in range(len(problem.candidates)):
         if q not in book.chosen and problem.candidates[q].candidates:
-            classes.setdefault((weights[q], *(id(c.estimate) for c in
-                                              problem.candidates[q].candidates)), []).append(q)
+            classes.setdefault(_alike(problem, q), []).append(q)
     rows_of: dict[tuple[object, ...], frozenset[Resource]] = {}
     # per class: its best (score) among candidates needing new capacity, its free candidates
     scored: dict[tuple[object, ...], tuple[tuple[float, float, int, int] | None,
@@ -640,6 +631,12 @@ def fill(book: Ledger, *, deadline: float = math.inf) -> None:
         book.add(best[2], best[3])
         dirty.update(book.rows(best[2], best[3]))
         _leave(classes, {best[2]})
+
+
+def _alike(problem: SelectionProblem, q: int) -> tuple[object, ...]:
+    """The class of query ``q`` among queries alike (the same weight and candidates'
+    estimates: they fit and score alike)."""
+    return (problem.weights[q], *(id(c.estimate) for c in problem.candidates[q].candidates))
 
 
 def _leave(classes: dict[tuple[object, ...], list[int]], taken: set[int]) -> None:

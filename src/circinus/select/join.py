@@ -160,7 +160,7 @@ def _order(book: Ledger) -> list[int]:
 
 def _with(problem: SelectionProblem, q: int, qc: QueryCandidates) -> SelectionProblem:
     """``problem`` with query ``q``'s candidates ``qc`` (more after the same ones), keeping
-    what it worked out of the others (:meth:`SelectionProblem.own`)."""
+    what it worked out per estimate (:meth:`SelectionProblem.with_candidates`)."""
     return problem.with_candidates((*problem.candidates[:q], qc, *problem.candidates[q + 1:]))
 
 
