@@ -61,7 +61,7 @@ stage without the SCV (what :meth:`stage` takes by default).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -249,10 +249,7 @@ class AnalyticEstimator(BaseEstimator):
         for tier, share in tiers.items():
             m, sd = runtime.figures(tier)
             parts.append((share / total if total > 0 else 0.0, m / 1e3, (sd / 1e3) ** 2))
-        if len(parts) == 1:
-            return parts[0][1], parts[0][2]
-        mean = sum(w * m for w, m, _ in parts)
-        return mean, sum(w * (v + (m - mean) ** 2) for w, m, v in parts)
+        return _mixture(parts)
 
     def _tier(self, device: str) -> str:
         """Tier of the site ``device`` is at."""
@@ -475,12 +472,7 @@ class AnalyticEstimator(BaseEstimator):
                 parts.append((head[0] + serve[0] + late[0] + hop[0],
                               head[1] + serve[1] + late[1] + hop[1], head[2] + serve[2] + late[2]))
             if not parts:
-                if len({d[6] for d in devices}) == 1:  # one figure for all (no tiers)
-                    out.append((*devices[0][6], 0.0))
-                    continue
-                mean = sum(d[0] * d[6][0] for d in devices)
-                var = sum(d[0] * (d[6][1] + (d[6][0] - mean) ** 2) for d in devices)
-                out.append((mean, var, 0.0))
+                out.append((*_mixture([(d[0], *d[6]) for d in devices]), 0.0))
             else:
                 out.append(parts[0] if len(parts) == 1 else max_moments(parts))
         return out
@@ -627,3 +619,14 @@ def _unservable(placement: Placement) -> StageEstimate:
     return StageEstimate(math.inf, math.inf, math.inf,
                          tuple((r.device, 1.0 / len(placement)) for r in placement), (), (), 0.0,
                          third_s3=math.inf)
+
+
+def _mixture(parts: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
+    """Mean and variance of a draw from one of ``parts`` (``(weight, mean, variance)``, the
+    weights summing to 1): the parts' own figures, exactly, when they are all alike (one tier,
+    or a world without figures per tier), else the within-part variance plus the spread of the
+    means."""
+    if len({part[1:] for part in parts}) == 1:
+        return parts[0][1], parts[0][2]
+    mean = sum(w * m for w, m, _ in parts)
+    return mean, sum(w * (v + (m - mean) ** 2) for w, m, v in parts)

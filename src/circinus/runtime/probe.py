@@ -249,8 +249,8 @@ def _plain(pred: Predicted, base: RuntimeSettings | None) -> Predicted:
     if pred.calls:
         mean0 = var0 = 0.0
         for tier, n in pred.calls.items():
-            m, v = base.per_call({tier: 1.0})
-            mean0, var0 = mean0 + n * m, var0 + n * v
+            m, sd = base.figures(tier)
+            mean0, var0 = mean0 + n * m, var0 + n * sd * sd
     else:
         mean0, var0 = pred.stages * base.hop_mean_ms, pred.stages * base.hop_sd_ms ** 2
     return Predicted(pred.stages, max(0.0, pred.mean_ms - mean0),

@@ -18,7 +18,6 @@ pipeline, a cyclic DAG, ...) are checked in :mod:`circinus.spec.validate`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -835,16 +834,6 @@ class RuntimeSettings(_Model):
         if own is None:
             return self.hop_mean_ms, self.hop_sd_ms
         return own.hop_mean_ms, own.hop_sd_ms
-
-    def per_call(self, shares: Mapping[str, float]) -> tuple[float, float]:
-        """Mean (ms) and variance (ms^2) of one call sent to each tier with its share of
-        ``shares`` (tier -> share, summing to 1): the mixture of the tiers' figures."""
-        total = sum(shares.values())
-        parts = [(share / total if total > 0 else 0.0, *self.figures(tier))
-                 for tier, share in shares.items()]
-        mean = sum(w * m for w, m, _ in parts)
-        # within-tier variance plus the spread of the tiers' means (exactly sd^2 on one tier)
-        return mean, sum(w * (sd * sd + (m - mean) ** 2) for w, m, sd in parts)
 
     def document(self) -> dict[str, Any]:
         """The section as written in a world file (tiers without figures left out)."""
