@@ -242,7 +242,7 @@ def calibrate(
             TIERS,
             Observed,
             Run,
-            calls_of,
+            calls_by_query,
             falling_behind,
             fit_runs,
             observed_of,
@@ -290,7 +290,7 @@ def calibrate(
             runtime = fit_runs(runs, note=note)
         else:
             runtime = overhead_of(observed, {q.name: len(q.route) for q in admitted},
-                                  calls={q.name: calls_of(planfile, q.name) for q in admitted},
+                                  calls=calls_by_query(planfile),
                                   note=note)
         console = Console(soft_wrap=True)
         console.print(yaml.safe_dump({"runtime": runtime.document()}, sort_keys=False,
@@ -309,11 +309,12 @@ def calibrate(
 
 def _predicted(planfile: PlanFile) -> dict[str, Predicted]:
     """Per admitted query of ``planfile``, what it predicted and its calls per tier."""
-    from circinus.runtime.probe import Predicted, calls_of
+    from circinus.runtime.probe import Predicted, calls_by_query
 
+    calls = calls_by_query(planfile)
     return {q.name: Predicted(len(q.route), q.predicted.latency_mean_ms or 0.0,
                               q.predicted.latency_var_ms2 or 0.0, q.predicted.latency_third_ms3,
-                              calls_of(planfile, q.name))
+                              calls[q.name])
             for q in planfile.queries if q.admitted and q.predicted is not None}
 
 

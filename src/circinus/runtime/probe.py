@@ -151,15 +151,19 @@ class Predicted:
 def calls_of(plan: PlanFile, query: str) -> dict[str, float]:
     """Stage calls a request of ``query`` makes per tier, from its route in ``plan`` (a stage
     split over deployments on several tiers counts each its share)."""
+    return calls_by_query(plan).get(query, {})
+
+
+def calls_by_query(plan: PlanFile) -> dict[str, dict[str, float]]:
+    """:func:`calls_of` of every query of ``plan``, in one pass over it."""
     tiers = {d.name: d.tier for d in plan.deployments}
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for q in plan.queries:
-        if q.name != query:
-            continue
+        calls = out.setdefault(q.name, {})
         for step in q.route:
             for share in step.deployments:
                 tier = tiers[share.deployment]
-                out[tier] = out.get(tier, 0.0) + share.share
+                calls[tier] = calls.get(tier, 0.0) + share.share
     return out
 
 
