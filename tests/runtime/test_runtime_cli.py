@@ -92,6 +92,9 @@ def test_serve_checks_its_options_before_starting_anything(digits_plan: Planned,
     assert result.exit_code == 2 and "--warmup: must be >= 0 and < --duration" in result.output
     result = runner.invoke(app, ["serve", str(world), planned, "--trace", "bursty"])
     assert result.exit_code == 2 and "--trace: unknown arrival process" in result.output
+    for runs in ("0", "21"):
+        result = runner.invoke(app, ["serve", str(world), planned, "--runs", runs])
+        assert result.exit_code == 2 and "--runs: must be from 1 to 20" in result.output
 
 
 SERVING = Path(__file__).resolve().parents[2] / "docs" / "serving"

@@ -38,7 +38,8 @@ from circinus.runtime.cluster import (
 )
 from circinus.runtime.load import LoadSettings
 from circinus.runtime.probe import observed_of, overhead_of
-from circinus.runtime.session import Comparison, check_placement, serve_plan
+from circinus.runtime.results import Comparison
+from circinus.runtime.session import check_placement, serve_plan
 from circinus.simulate import PoissonArrivals
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -152,16 +153,21 @@ def _replica_ids() -> dict[str, list[str]]:
 
 def test_serving_on_a_running_cluster_measures_and_removes_its_applications(
         served: Served) -> None:
+    # twice, each run deploying afresh with the next seed
     result, records = serve_plan(
         served.index, served.plan, arrivals=PoissonArrivals(),
-        load_settings=LoadSettings(duration_s=8.0, warmup_s=2.0, seed=1),
+        load_settings=LoadSettings(duration_s=6.0, warmup_s=1.5, seed=1),
         compare=Comparison(simulated_ms={}, simulated_goodput=None, profiled={},
                            accuracy_alpha=0.05),
-        address=served.cluster.address)
+        address=served.cluster.address, runs=2)
     assert not result.emulated_links
     assert result.admitted == 2
     assert result.requests > 20 and result.completed == result.requests
+    assert [r.seed for r in result.runs] == [1, 2]
+    assert sum(r.requests for r in result.runs) == result.requests
+    assert all(r.requests > 5 for r in result.runs)
     assert result.placement.misplaced == []
+    assert result.placement.replicas == 2 * result.runs[0].placement.replicas > 0
     assert len(records) >= result.requests
     for q in result.queries:
         assert q.accuracy is not None and q.accuracy.value > 0.6
@@ -170,13 +176,13 @@ def test_serving_on_a_running_cluster_measures_and_removes_its_applications(
 
 
 def test_the_calibration_probe_measures_the_engine_alone(served: Served) -> None:
-    config = build_config(served.index, served.plan, settings=DeploySettings(probe=True))
     result, records = serve_plan(
         served.index, served.plan, arrivals=PoissonArrivals(),
         load_settings=LoadSettings(duration_s=6.0, warmup_s=1.0, seed=2),
         compare=Comparison(simulated_ms={}, simulated_goodput=None, profiled={},
                            accuracy_alpha=0.05),
-        address=served.cluster.address, config=config, check_answers=False)
+        address=served.cluster.address, deploy_settings=DeploySettings(probe=True),
+        check_answers=False)
     assert result.completed == result.requests > 10
     admitted = [q for q in served.plan.queries if q.admitted and q.predicted is not None]
     runtime = overhead_of(

@@ -11,11 +11,16 @@ import pytest
 from circinus.plan.file import PlanFile
 from circinus.runtime.load import LoadSettings, schedule, tree_rss_gb
 from circinus.runtime.results import (
+    Comparison,
     IntervalOut,
+    MachineOut,
     Record,
+    ReplicaCheckOut,
+    RunRecords,
     latency_out,
     median_abs_error,
     query_out,
+    serve_result,
 )
 from circinus.simulate import PoissonArrivals
 from circinus.spec.index import WorldIndex
@@ -81,6 +86,53 @@ def test_median_abs_error(digits_plan: Planned) -> None:
                       simulated_ms=None, profiled=None) for f in (0.5, 1.1, 1.3)]
     assert median_abs_error(outs) == pytest.approx(0.3)
     assert median_abs_error([]) is None
+
+
+def _run(seed: int, records: list[Record], load: float, misplaced: list[str]) -> RunRecords:
+    return RunRecords(seed, records, dropped=seed, startup_s=10.0 + seed,
+                      placement=ReplicaCheckOut(replicas=3, misplaced=misplaced),
+                      machine=MachineOut(cores=2, load_before=load, load_after=load + 0.5,
+                                         cpu_busy=load / 4, ray_memory_gb=1.0 + load))
+
+
+def test_several_runs_are_reported_each_and_pooled_per_query(digits_plan: Planned) -> None:
+    _, index, plan = digits_plan
+    admitted = [q for q in plan.queries if q.admitted and q.predicted is not None]
+    q = admitted[0]
+    assert q.predicted is not None and q.predicted.latency_ms is not None
+    p = q.predicted.latency_ms / 1000.0
+    # run 1 measures every request 20 % slower than predicted, run 2 10 % faster, and the
+    # warm-up (due before 1 s) is left out of both
+    slow = [Record(q.name, 1.0 + k, p * 1.2, True) for k in range(40)]
+    fast = [Record(q.name, 1.0 + k, p * 0.9, True) for k in range(40)]
+    warm = [Record(q.name, 0.5, 100.0, False)]
+    compare = Comparison(simulated_ms={}, simulated_goodput=None, profiled={},
+                         accuracy_alpha=0.05)
+    one = serve_result(index, plan, [_run(4, warm + slow, 1.0, [])], arrivals="poisson",
+                       duration_s=60.0, warmup_s=1.0, compare=compare, address=None)
+    out = serve_result(index, plan, [_run(4, warm + slow, 1.0, []),
+                                     _run(5, warm + fast, 2.0, ["x: a (b)"])],
+                       arrivals="poisson", duration_s=60.0, warmup_s=1.0, compare=compare,
+                       address=None)
+    assert [r.seed for r in out.runs] == [4, 5] and out.seed == 4
+    assert [r.requests for r in out.runs] == [40, 40] and out.requests == 80
+    (mine,) = (x for x in out.queries if x.name == q.name)
+    first = next(x for x in out.runs[0].queries if x.name == q.name)
+    second = next(x for x in out.runs[1].queries if x.name == q.name)
+    assert first.latency_error == pytest.approx(0.2) and second.latency_error == pytest.approx(-0.1)
+    # 80 requests, half at 1.2 p and half at 0.9 p: the 95th percentile is a slow one
+    assert mine.requests == 80 and mine.latency_error == pytest.approx(0.2)
+    assert mine.latency.p50_ms == pytest.approx(p * 900.0)
+    assert mine.accuracy is not None and mine.accuracy.n == 80
+    # the whole over the runs: the slowest start, every replica, the first load before and
+    # the last after, the mean busy fraction, the largest memory
+    assert out.startup_s == 15.0 and out.dropped == 9
+    assert out.placement.replicas == 6 and out.placement.misplaced == ["x: a (b)"]
+    assert (out.machine.load_before, out.machine.load_after) == (1.0, 2.5)
+    assert out.machine.cpu_busy == pytest.approx(0.375) and out.machine.ray_memory_gb == 3.0
+    # one run alone: the same figures as the whole
+    assert len(one.runs) == 1 and one.runs[0].median_latency_error == one.median_latency_error
+    assert one.queries[0].requests == one.runs[0].queries[0].requests
 
 
 def test_schedule_is_seeded_and_follows_the_rates(digits_plan: Planned) -> None:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from circinus.spec.models import RuntimeSettings
 
 
+MAX_RUNS = 20
+"""Most runs ``circinus serve --runs`` makes."""
+
+
 def _load(world: Path, plan: Path, store: str | None, *, quiet: bool
           ) -> tuple[WorldIndex, PlanFile, Measured | None]:
     """The world (measured from the profile store where it leaves figures unknown), the plan
@@ -136,6 +140,10 @@ def serve(
     warmup: Annotated[float, typer.Option(help="Leading seconds not measured.")] = 15.0,
     seed: Annotated[int, typer.Option(help="Seed of arrivals, inputs and routes.")] = 0,
     trace: Annotated[str, typer.Option(help="Arrivals: poisson or azure.")] = "poisson",
+    runs: Annotated[int, typer.Option(
+        help="Serve the plan this many times, each on a fresh deployment with the next seed, "
+        "and report each query over all runs' requests together (and each run on its own): "
+        "whole runs differ by more than their requests' sampling error.")] = 1,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the result (JSON) here.")] = None,
     store: Annotated[str | None, typer.Option(
@@ -149,7 +157,7 @@ def serve(
     def run() -> None:
         result, _ = _serve(world, plan, address=address, duration=duration, warmup=warmup,
                            seed=seed, trace=trace, json_out=json_out, store=store, quiet=quiet,
-                           probe=False)
+                           probe=False, runs=runs)
         if not quiet:
             render_serve(result, Console())
 
@@ -158,7 +166,8 @@ def serve(
 
 def _serve(world: Path, plan: Path, *, address: str | None, duration: float, warmup: float,
            seed: int, trace: str, json_out: Path | None, store: str | None, quiet: bool,
-           probe: bool, rate_scale: float = 1.0) -> tuple[ServeResult, list[Record]]:
+           probe: bool, rate_scale: float = 1.0, runs: int = 1
+           ) -> tuple[ServeResult, list[Record]]:
     from circinus.runtime import require_ray
     from circinus.simulate import ARRIVALS
 
@@ -168,6 +177,8 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
     if not 0 <= warmup < duration:
         raise SpecError(f"--warmup: must be >= 0 and < --duration ({duration:g} s), got "
                         f"{warmup:g}")
+    if not 1 <= runs <= MAX_RUNS:
+        raise SpecError(f"--runs: must be from 1 to {MAX_RUNS}, got {runs}")
     if not 0 < rate_scale <= 10:
         raise SpecError(f"--rate-scale: must be > 0 and <= 10, got {rate_scale:g}")
     if trace not in ARRIVALS:
@@ -175,17 +186,17 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
                         f"{', '.join(ARRIVALS)}")
     if json_out is not None:
         check_output(json_out, "--json", inputs=[world, plan])
-    from circinus.runtime.build import DeploySettings, build_config
+    from circinus.runtime.build import DeploySettings
     from circinus.runtime.load import LoadSettings
-    from circinus.runtime.session import Comparison, serve_plan
+    from circinus.runtime.results import Comparison
+    from circinus.runtime.session import serve_plan
     from circinus.simulate import make_arrivals
 
     index, planfile, measured = _load(world, plan, store, quiet=quiet)
     simulated, sim_goodput, profiled = _compare(index, planfile, measured, duration, seed, trace)
-    config = build_config(index, planfile, origin=str(plan), settings=DeploySettings(
-        emulate_links=address is None, seed=seed, probe=probe))
+    times = f"{runs} x {duration:g} s" if runs > 1 else f"{duration:g} s"
     status = Console(stderr=True).status(
-        f"{'probing' if probe else 'serving'} for {duration:g} s (cluster start and deploy "
+        f"{'probing' if probe else 'serving'} for {times} (cluster start and deploy "
         "first)") if not quiet else None
     if status is not None:
         status.start()
@@ -197,7 +208,8 @@ def _serve(world: Path, plan: Path, *, address: str | None, duration: float, war
             compare=Comparison(simulated_ms=simulated, simulated_goodput=sim_goodput,
                                profiled=profiled,
                                accuracy_alpha=1.0 - index.world.profiling.confidence),
-            address=address, config=config, check_answers=not probe)
+            address=address, check_answers=not probe, runs=runs, origin=str(plan),
+            deploy_settings=DeploySettings(emulate_links=address is None, probe=probe))
     finally:
         if status is not None:
             status.stop()
@@ -418,6 +430,14 @@ def render_serve(result: ServeResult, console: Console) -> None:
         f"{result.completed:,}/{result.requests:,} measured requests answered, "
         f"{result.dropped} dropped; median |measured - predicted| / predicted "
         f"{'-' if err is None else f'{err:.1%}'}")
+    if len(result.runs) > 1:
+        for i, r in enumerate(result.runs, 1):
+            e = r.median_latency_error
+            console.print(
+                f"run {i} (seed {r.seed}): met {r.met}/{len(r.queries)}, median |measured - "
+                f"predicted| / predicted {'-' if e is None else f'{e:.1%}'}, "
+                f"{r.completed:,}/{r.requests:,} answered, load {r.machine.load_before:.1f} -> "
+                f"{r.machine.load_after:.1f}")
     m = result.machine
     p = result.placement
     console.print(

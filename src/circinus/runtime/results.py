@@ -13,7 +13,7 @@ one).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.errors import SpecError
-from circinus.plan.file import QueryOut
+from circinus.plan.file import PlanFile, QueryOut
 from circinus.simulate.results import LatencyOut, QueryMeasuredOut
+from circinus.spec.index import WorldIndex
 from circinus.spec.load import read_document, validate_document
 from circinus.spec.models import RuntimeSettings
 
@@ -99,16 +100,46 @@ class MachineOut(_Out):
                                  "end, GB.")
 
 
+class RunQueryOut(_Out):
+    """One admitted query in one run of several."""
+
+    name: str = Field(description="Query name.")
+    requests: int = Field(description="Measured requests of this run.")
+    at_slo_ms: float | None = Field(description="Latency at the SLO percentile in this run, ms "
+                                    "(null: it falls on a request never answered).")
+    latency_error: float | None = Field(description="(measured - predicted) / predicted "
+                                        "latency at the SLO percentile, this run alone.")
+    slo_met: bool = Field(description="The SLO met on this run's requests alone.")
+
+
+class RunOut(_Out):
+    """One serving run of the plan: a fresh cluster, deployment and load with its own seed."""
+
+    seed: int = Field(description="Seed of this run's arrivals, inputs and routes.")
+    requests: int = Field(description="Measured requests.")
+    completed: int = Field(description="Measured requests answered.")
+    dropped: int = Field(description="Requests not sent: the in-flight bound was reached.")
+    met: int = Field(description="Admitted queries that met their SLO on this run alone.")
+    median_latency_error: float | None = Field(
+        description="Median over queries of |measured - predicted| / predicted, this run alone.")
+    startup_s: float = Field(description="Cluster start and deploy until HEALTHY, s.")
+    placement: ReplicaCheckOut
+    machine: MachineOut
+    queries: list[RunQueryOut]
+
+
 class ServeResult(_Out):
-    """What serving a plan file on Ray Serve achieved."""
+    """What serving a plan file on Ray Serve achieved: over every run's measured requests
+    together when it was served several times (``runs``)."""
 
     format: Literal["circinus-serve/1"] = "circinus-serve/1"
     world: str = Field(description="World name.")
     address: str | None = Field(description="Cluster address (null: a local emulated cluster).")
     emulated_links: bool = Field(description="Whether links between sites were emulated.")
     trace: str = Field(description="Arrival process.")
-    seed: int = Field(description="Seed of arrivals and inputs.")
-    duration_s: float = Field(description="Load time, s (warm-up included).")
+    seed: int = Field(description="Seed of arrivals and inputs (of the first run; run i has "
+                      "seed + i).")
+    duration_s: float = Field(description="Load time of each run, s (warm-up included).")
     warmup_s: float = Field(description="Leading time whose requests are not measured, s.")
     hop_overhead_ms: float | None = Field(
         description="Per-call overhead the predictions include (the world's runtime section).")
@@ -123,16 +154,22 @@ class ServeResult(_Out):
     predicted_goodput: float = Field(description="The plan file's goodput.")
     simulated_goodput: float | None = Field(
         default=None, description="The simulator's goodput (null: not simulated).")
-    requests: int = Field(description="Measured requests over all queries.")
+    requests: int = Field(description="Measured requests over all queries and runs.")
     completed: int = Field(description="Measured requests answered.")
     dropped: int = Field(description="Requests not sent: the in-flight bound was reached.")
     median_latency_error: float | None = Field(
         description="Median over queries of |measured - predicted| / predicted latency at the "
         "SLO percentile.")
-    startup_s: float = Field(description="Cluster start and deploy until HEALTHY, s.")
-    placement: ReplicaCheckOut
-    machine: MachineOut
-    queries: list[QueryServeOut]
+    startup_s: float = Field(description="Cluster start and deploy until HEALTHY, s (the "
+                             "slowest run's).")
+    placement: ReplicaCheckOut = Field(description="Every run's replicas.")
+    machine: MachineOut = Field(description="Over the runs: the first's load before, the "
+                                "last's after, the mean busy fraction, the largest memory.")
+    queries: list[QueryServeOut] = Field(description="Each admitted query over every run's "
+                                         "measured requests together.")
+    runs: list[RunOut] = Field(
+        default_factory=list, description="Each run on its own, in order (empty in a file "
+        "written before runs were recorded: then it was one run).")
 
 
 def latency_out(lat: np.ndarray, percentile: float) -> LatencyOut:
@@ -215,3 +252,84 @@ def read_serve_result(path: str | Path) -> ServeResult:
                         f"('circinus-serve/1'), got {got!r}")
     return validate_document(ServeResult, data, str(path),
                              hint="it is written by `circinus serve WORLD PLAN --json OUT`")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the served figures are set beside: the simulator's and the profiler's."""
+
+    simulated_ms: Mapping[str, float | None]
+    """Query -> the simulator's latency at the SLO percentile."""
+    simulated_goodput: float | None
+    profiled: Mapping[str, IntervalOut]
+    """Query -> the profiler's accuracy interval for its configurations."""
+    accuracy_alpha: float
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """What one serving run recorded, before it is summed up (:func:`serve_result`)."""
+
+    seed: int
+    records: list[Record]
+    """Every request, warm-up included."""
+    dropped: int
+    startup_s: float
+    placement: ReplicaCheckOut
+    machine: MachineOut
+
+
+def serve_result(index: WorldIndex, plan: PlanFile, done: Sequence[RunRecords], *,
+                 arrivals: str, duration_s: float, warmup_s: float, compare: Comparison,
+                 address: str | None) -> ServeResult:
+    """What serving ``plan`` measured over the runs ``done`` (``arrivals`` names their arrival
+    process): each run on its own, and every admitted query over all runs' measured requests
+    (those due after the warm-up) together."""
+    admitted = [q for q in plan.queries if q.admitted]
+
+    def queries_of(measured: Sequence[Record]) -> list[QueryServeOut]:
+        by_query: dict[str, list[Record]] = {}
+        for r in measured:
+            by_query.setdefault(r.query, []).append(r)
+        return [query_out(q, by_query.get(q.name, []), accuracy_alpha=compare.accuracy_alpha,
+                          simulated_ms=compare.simulated_ms.get(q.name),
+                          profiled=compare.profiled.get(q.name))
+                for q in admitted]
+
+    measured = [[r for r in run.records if r.due_s >= warmup_s] for run in done]
+    runs = []
+    for run, mine in zip(done, measured, strict=True):
+        qs = queries_of(mine)
+        runs.append(RunOut(
+            seed=run.seed, requests=len(mine), completed=sum(q.completed for q in qs),
+            dropped=run.dropped, met=sum(q.slo_met for q in qs),
+            median_latency_error=median_abs_error(qs), startup_s=run.startup_s,
+            placement=run.placement, machine=run.machine,
+            queries=[RunQueryOut(name=q.name, requests=q.requests,
+                                 at_slo_ms=q.latency.at_slo_ms, latency_error=q.latency_error,
+                                 slo_met=q.slo_met) for q in qs]))
+    queries = queries_of([r for mine in measured for r in mine])
+    met = [q for q in queries if q.slo_met]
+    runtime = index.world.runtime
+    machines = [run.machine for run in done]
+    return ServeResult(
+        world=index.world.name, address=address, emulated_links=address is None,
+        trace=arrivals, seed=done[0].seed, duration_s=duration_s, warmup_s=warmup_s,
+        hop_overhead_ms=None if runtime is None else runtime.hop_mean_ms,
+        runtime=runtime,
+        total_queries=len(plan.queries), admitted=len(queries), met=len(met),
+        goodput=sum(q.weight for q in met), predicted_goodput=plan.goodput,
+        simulated_goodput=compare.simulated_goodput,
+        requests=sum(len(mine) for mine in measured),
+        completed=sum(q.completed for q in queries), dropped=sum(run.dropped for run in done),
+        median_latency_error=median_abs_error(queries),
+        startup_s=max(run.startup_s for run in done),
+        placement=ReplicaCheckOut(
+            replicas=sum(run.placement.replicas for run in done),
+            misplaced=[m for run in done for m in run.placement.misplaced]),
+        machine=MachineOut(
+            cores=machines[0].cores, load_before=machines[0].load_before,
+            load_after=machines[-1].load_after,
+            cpu_busy=sum(m.cpu_busy for m in machines) / len(machines),
+            ray_memory_gb=max(m.ray_memory_gb for m in machines)),
+        queries=queries, runs=runs)

@@ -1,4 +1,5 @@
-"""One serving run: cluster, deploy, check placement, load, measure, tear down.
+"""Serving runs: cluster, deploy, check placement, load, measure, tear down; once or several
+times, each run reported and the queries over all of them.
 
 :func:`serve_plan` is what ``circinus serve`` and ``circinus calibrate`` run. Without an address
 it starts the world's sites as Ray nodes on this machine (:class:`LocalCluster`), with emulated
@@ -11,10 +12,10 @@ Importing this module needs Ray (the ``ray`` extra).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -35,28 +36,16 @@ from circinus.runtime.load import (
     tree_rss_gb,
 )
 from circinus.runtime.results import (
-    IntervalOut,
+    Comparison,
     MachineOut,
     Record,
     ReplicaCheckOut,
+    RunRecords,
     ServeResult,
-    median_abs_error,
-    query_out,
+    serve_result,
 )
 from circinus.simulate.arrivals import BaseArrivals
 from circinus.spec.index import WorldIndex
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What the served figures are set beside: the simulator's and the profiler's."""
-
-    simulated_ms: Mapping[str, float | None]
-    """Query -> the simulator's latency at the SLO percentile."""
-    simulated_goodput: float | None
-    profiled: Mapping[str, IntervalOut]
-    """Query -> the profiler's accuracy interval for its configurations."""
-    accuracy_alpha: float
 
 
 def datasets(index: WorldIndex, plan: PlanFile) -> dict[str, Dataset]:
@@ -114,17 +103,51 @@ def _device_of(resource: str, index: WorldIndex) -> str:
 
 def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
                load_settings: LoadSettings, compare: Comparison, address: str | None = None,
-               config: ServeConfig | None = None, inputs: Mapping[str, Dataset] | None = None,
-               check_answers: bool = True) -> tuple[ServeResult, list[Record]]:
-    """Serve ``plan`` and measure it (see module); also every record, warm-up included.
+               deploy_settings: DeploySettings | None = None,
+               inputs: Mapping[str, Dataset] | None = None, check_answers: bool = True,
+               runs: int = 1, origin: str = "plan") -> tuple[ServeResult, list[Record]]:
+    """Serve ``plan`` and measure it (see module) ``runs`` times; also every record of every
+    run, warm-up included.
 
-    ``config`` overrides the one built from the plan; ``check_answers=False`` leaves every
-    answer unchecked (counted wrong): ``circinus calibrate`` serves a probe whose answers are
-    its inputs.
+    Run ``i`` deploys afresh (a new local cluster when there is no address) with seed
+    ``load_settings.seed + i`` for its arrivals, inputs and route draws. Each run is reported
+    on its own (``runs``), and each query over every run's measured requests together.
+
+    NOTE: whole runs of one plan differ by more than their requests' sampling error: a run's
+    every query can measure above its prediction and the next run's every query below (the
+    processes' start, where the scheduler puts them, what else the machine does). A percentile
+    read off several runs' requests together is what the plan delivers across such starts;
+    one run's says as much about that run.
+
+    ``deploy_settings`` overrides the deployment's (its seed is each run's); e.g.
+    ``DeploySettings(probe=True)`` with ``check_answers=False`` is what ``circinus calibrate``
+    serves: a probe whose answers are its inputs, left unchecked (counted wrong).
     """
+    if runs < 1:
+        raise ValueError(f"runs: must be >= 1, got {runs}")
     data = dict(inputs) if inputs is not None else datasets(index, plan)
-    config = config or build_config(index, plan, settings=DeploySettings(
-        emulate_links=address is None, seed=load_settings.seed))
+    base = deploy_settings or DeploySettings(emulate_links=address is None)
+    settings = [dataclasses.replace(load_settings, seed=load_settings.seed + i)
+                for i in range(runs)]
+    # every run's config before the first cluster starts: a plan that cannot be deployed is
+    # refused before anything runs
+    configs = [build_config(index, plan, origin=origin,
+                            settings=dataclasses.replace(base, seed=s.seed))
+               for s in settings]
+    done = [_serve_once(index, plan, config, s, arrivals=arrivals, data=data, address=address,
+                        check_answers=check_answers)
+            for config, s in zip(configs, settings, strict=True)]
+    result = serve_result(index, plan, done, arrivals=arrivals.name,
+                          duration_s=load_settings.duration_s, warmup_s=load_settings.warmup_s,
+                          compare=compare, address=address)
+    return result, [r for run in done for r in run.records]
+
+
+def _serve_once(index: WorldIndex, plan: PlanFile, config: ServeConfig,
+                load_settings: LoadSettings, *, arrivals: BaseArrivals,
+                data: Mapping[str, Dataset], address: str | None, check_answers: bool
+                ) -> RunRecords:
+    """One run: start (or connect), deploy, check placement, load, tear down."""
     cluster = LocalCluster(index) if address is None else None
     started = time.monotonic()
     connected = False
@@ -168,29 +191,7 @@ def serve_plan(index: WorldIndex, plan: PlanFile, *, arrivals: BaseArrivals,
                 serve.delete(app.name)
             if connected:
                 ray.shutdown()
-    measured = [r for r in records if r.due_s >= load_settings.warmup_s]
-    by_query: dict[str, list[Record]] = {}
-    for r in measured:
-        by_query.setdefault(r.query, []).append(r)
-    queries = [query_out(q, by_query.get(q.name, []), accuracy_alpha=compare.accuracy_alpha,
-                         simulated_ms=compare.simulated_ms.get(q.name),
-                         profiled=compare.profiled.get(q.name))
-               for q in plan.queries if q.admitted]
-    met = [q for q in queries if q.slo_met]
-    runtime = index.world.runtime
-    result = ServeResult(
-        world=index.world.name, address=address, emulated_links=address is None,
-        trace=arrivals.name, seed=load_settings.seed, duration_s=load_settings.duration_s,
-        warmup_s=load_settings.warmup_s,
-        hop_overhead_ms=None if runtime is None else runtime.hop_mean_ms,
-        runtime=runtime,
-        total_queries=len(plan.queries), admitted=len(queries), met=len(met),
-        goodput=sum(q.weight for q in met), predicted_goodput=plan.goodput,
-        simulated_goodput=compare.simulated_goodput,
-        requests=len(measured), completed=sum(q.completed for q in queries), dropped=dropped,
-        median_latency_error=median_abs_error(queries), startup_s=startup,
-        placement=placement, machine=machine, queries=queries)
-    return result, records
+    return RunRecords(load_settings.seed, records, dropped, startup, placement, machine)
 
 
 def _cores() -> int:
