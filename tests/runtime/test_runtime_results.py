@@ -120,6 +120,7 @@ def test_several_runs_are_reported_each_and_pooled_per_query(digits_plan: Planne
     first = next(x for x in out.runs[0].queries if x.name == q.name)
     second = next(x for x in out.runs[1].queries if x.name == q.name)
     assert first.latency_error == pytest.approx(0.2) and second.latency_error == pytest.approx(-0.1)
+    assert first.mean_ms == pytest.approx(p * 1200.0)
     # 80 requests, half at 1.2 p and half at 0.9 p: the 95th percentile is a slow one
     assert mine.requests == 80 and mine.latency_error == pytest.approx(0.2)
     assert mine.latency.p50_ms == pytest.approx(p * 900.0)

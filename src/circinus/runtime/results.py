@@ -105,6 +105,8 @@ class RunQueryOut(_Out):
 
     name: str = Field(description="Query name.")
     requests: int = Field(description="Measured requests of this run.")
+    mean_ms: float | None = Field(description="Mean latency in this run, ms (null: a request "
+                                  "was never answered).")
     at_slo_ms: float | None = Field(description="Latency at the SLO percentile in this run, ms "
                                     "(null: it falls on a request never answered).")
     latency_error: float | None = Field(description="(measured - predicted) / predicted "
@@ -305,7 +307,7 @@ def serve_result(index: WorldIndex, plan: PlanFile, done: Sequence[RunRecords], 
             dropped=run.dropped, met=sum(q.slo_met for q in qs),
             median_latency_error=median_abs_error(qs), startup_s=run.startup_s,
             placement=run.placement, machine=run.machine,
-            queries=[RunQueryOut(name=q.name, requests=q.requests,
+            queries=[RunQueryOut(name=q.name, requests=q.requests, mean_ms=q.latency.mean_ms,
                                  at_slo_ms=q.latency.at_slo_ms, latency_error=q.latency_error,
                                  slo_met=q.slo_met) for q in qs]))
     queries = queries_of([r for mine in measured for r in mine])
