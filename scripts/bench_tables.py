@@ -178,6 +178,26 @@ def scale(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def scale_command(data: dict[str, Any]) -> str:
+    """``circinus plan`` on ``circinus gen -n N`` end to end, as a user runs it (``circinus
+    bench scale --part command``)."""
+    rows = [
+        "| queries | wall s | CPU s | peak MB | admitted | gap | target (≤ 60 s, gap ≤ 1 %) | "
+        "load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["records"]:
+        if r.get("command_seconds") is None:
+            continue
+        met = r["command_seconds"] <= 60.0 and r["command_gap"] <= 0.01
+        rows.append(
+            f"| {r['queries']:,} | {r['command_seconds']:.1f} | {r['command_cpu_seconds']:.1f} | "
+            f"{r['command_peak_mb']:,.0f} | {r['command_admitted']:,} | "
+            f"{r['command_gap']:.2%} | {'met' if met else 'not met'} | "
+            f"{r['load_average']:.1f} |")
+    return "\n".join(rows)
+
+
 def scale_search(data: dict[str, Any]) -> str:
     """The search on worker processes per size (``circinus bench scale --part search``):
     measured serially and on 1 and 2 workers, PROJECTED beyond from the measured chunk
@@ -255,14 +275,14 @@ def service(data: dict[str, Any]) -> str:
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "sharing": sharing, "search": search, "search-summary": search_summary, "scale": scale,
-    "scale-search": scale_search, "fidelity": fidelity, "fidelity-before": fidelity,
-    "service": service}
+    "scale-search": scale_search, "scale-command": scale_command, "fidelity": fidelity,
+    "fidelity-before": fidelity, "service": service}
 SOURCES = {"search-summary": "search"}
 """Tables rendered from another table's JSON (``docs/bench/SOURCE-seed0.json``)."""
 FILES: dict[Path, tuple[str, ...]] = {
     README: tuple(TABLES),
     REPO / "docs" / "service.md": ("service",),
-    REPO / "docs" / "scale.md": ("scale-search",)}
+    REPO / "docs" / "scale.md": ("scale-search", "scale-command")}
 """The tables each file carries."""
 
 

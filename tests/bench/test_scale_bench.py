@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from circinus.bench.scale import (
+    COMMAND_QUERIES,
     TARGET_QUERIES,
     ScaleRecord,
     run_scale_bench,
@@ -50,11 +51,34 @@ def test_cli_writes_every_field(tmp_path: Path) -> None:
     assert ours["predicted_goodput"] == exact["predicted_goodput"]  # both optimal when small
     assert fcfs["predicted_goodput"] <= ours["predicted_goodput"]
     assert {t["name"] for t in data["targets"]} == {
-        "selection", "plan + select", "one arrival re-planned", "predicted vs simulated goodput"}
+        "selection", "plan + select", "one arrival re-planned", "predicted vs simulated goodput",
+        "`circinus plan`, 100,000 queries"}
     assert all(t["met"] is None for t in data["targets"])  # 10,000 queries not run
     (search,) = data["search"]
     assert search["queries"] == 30 and search["same_as_serial"] is True
     assert data["parts"] == ["plan", "replan", "search"] and "PROJECTED" in result.output
+
+
+@pytest.mark.slow
+def test_the_command_part_runs_circinus_plan_as_a_user_does(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    result = CliRunner().invoke(app, ["bench", "scale", "--sizes", "40", "--part", "command",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "40 `circinus plan` end to end:" in result.output
+    (rec,) = json.loads(out.read_text())["records"]
+    assert rec["method"] == "circinus" and rec["skipped"] is None
+    assert rec["admitted"] is None and rec["replan_seconds"] is None  # not asked for
+    assert rec["command_cpu_seconds"] > 0 and 0 < rec["command_seconds"] < 600
+    assert 50 < rec["command_peak_mb"] < 8000 and rec["load_average"] is not None
+    # what the plan file of the same command says
+    world, plan = tmp_path / "w.yaml", tmp_path / "p.json"
+    assert CliRunner().invoke(app, ["gen", "-n", "40", "--out", str(world)]).exit_code == 0
+    assert CliRunner().invoke(app, ["plan", str(world), "-q", "--json", str(plan)]
+                              ).exit_code == 0
+    planned = json.loads(plan.read_text())
+    assert rec["command_admitted"] == planned["admitted"]
+    assert rec["command_gap"] == pytest.approx(planned["solver"]["gap"])
 
 
 @pytest.mark.slow
@@ -84,13 +108,19 @@ def test_targets_met_and_missed() -> None:
     good = _record(selection_seconds=2.0, gap=0.001, plan_seconds=25.0, replan_seconds=0.2,
                    predicted_goodput=100.0, simulated_goodput=97.0,
                    prediction_error=3 / 97)
-    assert [t.met for t in targets([good])] == [True, True, True, True]
+    assert [t.met for t in targets([good])] == [True, True, True, True, None]
     bad = _record(selection_seconds=2.0, gap=0.02, plan_seconds=45.0, replan_seconds=1.5,
                   predicted_goodput=100.0, simulated_goodput=90.0, prediction_error=10 / 90)
-    assert [t.met for t in targets([bad])] == [False, False, False, False]
+    assert [t.met for t in targets([bad])] == [False, False, False, False, None]
     assert "+11.1%" in targets([bad])[3].measured
     other_size = _record(queries=1000, selection_seconds=1.0, gap=0.0)
-    assert [t.met for t in targets([other_size])] == [None] * 4
+    assert [t.met for t in targets([other_size])] == [None] * 5
+    # the command's target, at 100,000 queries: both its time and its gap
+    fast = _record(queries=COMMAND_QUERIES, command_seconds=59.0, command_gap=0.009)
+    assert targets([fast])[4].met is True and targets([fast])[4].measured == "59.0 s, gap 0.90%"
+    for slow in (_record(queries=COMMAND_QUERIES, command_seconds=61.0, command_gap=0.009),
+                 _record(queries=COMMAND_QUERIES, command_seconds=59.0, command_gap=0.011)):
+        assert targets([slow])[4].met is False
 
 
 def test_gap_against_the_tightest_bound() -> None:

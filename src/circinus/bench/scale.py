@@ -27,9 +27,18 @@ parts asked for: ``plan`` is steps 1-2, ``replan`` step 3, ``search`` step 4):
    per-group search serially, then dealt into chunks on 1 and 2 worker processes: the chunk
    times, the speed-ups measured, and the makespan at more workers *projected* from the
    measured chunk times (:mod:`circinus.bench.scale_search`).
+5. **The command** (Circinus only, the default planner): what a user runs, ``circinus gen -n N
+   --seed S --out world.yaml`` (untimed), then ``circinus plan world.yaml -q --json plan.json``
+   in a process of its own, timed from its start to its exit: reading the world, the plan and
+   every query's account (the nearest admissible SLO of rejected queries within its budget
+   included) and writing the plan file. ``command_seconds`` is its wall time,
+   ``command_cpu_seconds`` its user and system time (its worker processes' included),
+   ``command_peak_mb`` its peak resident memory; admitted, bound and gap are read from the
+   plan file it wrote.
 
-Each part (steps 1-2, step 3, and step 4) runs in a fresh process of its own (spawned; the world is
-generated there again, untimed), ended as soon as it has reported or after ``part_timeout_s``.
+Each part (steps 1-2, step 3, step 4 and step 5) runs in a fresh process of its own (spawned;
+the world is generated there again, untimed), ended as soon as it has reported or after
+``part_timeout_s``.
 The reason: a HiGHS solve abandoned at a selection deadline goes on (:mod:`circinus.select.
 highs`: HiGHS checks its own limit only between phases); at 50,000 queries the ``exact``
 selector's kept a core busy for more than seven minutes after its 30 s budget, which slowed
@@ -49,14 +58,20 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import multiprocessing
 import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import cast
 
 from circinus.bench.online import run_online_bench
@@ -69,8 +84,13 @@ from circinus.spec.index import WorldIndex
 DEFAULT_SIZES = (1_000, 10_000, 50_000)
 """Sizes run by default; 1,000,000 (:data:`MAX_SIZE`) only when asked for."""
 MAX_SIZE = 1_000_000
-PARTS = ("plan", "replan", "search")
-"""The parts of the benchmark (module note): plan and simulate, re-plan, search on workers."""
+PARTS = ("plan", "replan", "search", "command")
+"""The parts of the benchmark (module note): plan and simulate, re-plan, search on workers,
+the ``circinus plan`` command end to end."""
+DEFAULT_PARTS = PARTS[:3]
+"""Parts run unless asked for (the command adds a plan per size to the default run)."""
+COMMAND_QUERIES = 100_000
+"""The size at which the command's target is checked."""
 METHODS: dict[str, str] = {"circinus": "milp", "exact": "exact", "fcfs": "fcfs"}
 """Benchmark method -> selector key; every method uses Circinus's decomposed search."""
 TARGET_QUERIES = 10_000
@@ -121,6 +141,15 @@ class ScaleRecord:
     abandoned_solves_replan: int | None = None
     """Solver threads of the online start still running after the arrivals."""
     simulation_seconds: float | None = None
+    command_seconds: float | None = None
+    """Wall time of ``circinus plan`` as a user runs it (module note, step 5)."""
+    command_cpu_seconds: float | None = None
+    """Its user and system time, its worker processes' included."""
+    command_peak_mb: float | None = None
+    """Its peak resident memory, MB."""
+    command_admitted: int | None = None
+    command_gap: float | None = None
+    """The gap its plan file reports."""
     load_average: float | None = None
     """One-minute load average when the record began."""
     skipped: str | None = None
@@ -156,7 +185,7 @@ class ScaleReport:
     """The search on workers, per size (step 4)."""
     search_skipped: tuple[tuple[int, str], ...] = ()
     """``(queries, why)`` for each size whose step 4 was not measured."""
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = DEFAULT_PARTS
     chunks: int = DEFAULT_CHUNKS
 
     def to_json(self) -> dict[str, object]:
@@ -177,7 +206,7 @@ def generated_index(queries: int, seed: int) -> WorldIndex:
 
 def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int = 0,
                     duration_s: float = 60.0, arrivals: int = 5, isolate: bool = True,
-                    part_timeout_s: float = 3600.0, parts: Sequence[str] = PARTS,
+                    part_timeout_s: float = 3600.0, parts: Sequence[str] = DEFAULT_PARTS,
                     chunks: int = DEFAULT_CHUNKS, progress: Progress | None = None,
                     partial: Callable[[ScaleReport], None] | None = None) -> ScaleReport:
     """Measure every method of ``methods`` on a generated world of every size, the ``parts``
@@ -197,11 +226,17 @@ def run_scale_bench(sizes: Sequence[int], methods: Sequence[str], *, seed: int =
                            begin, os.getloadavg(), complete, tuple(searched),
                            tuple(unsearched), tuple(p for p in PARTS if p in parts), chunks)
 
-    job = _Job(seed=seed, duration_s=duration_s, arrivals=arrivals, chunks=chunks)
+    job = _Job(seed=seed, duration_s=duration_s, arrivals=arrivals, chunks=chunks,
+               part_timeout_s=part_timeout_s)
     for n in sizes:
         rows: list[ScaleRecord] = []
-        for method in methods if {"plan", "replan"} & set(parts) else ():
-            rows.append(_method_parts(job, parts, n, method, isolate, part_timeout_s, say))
+        for method in methods:
+            mine = [p for p in ("plan", "replan") if p in parts]
+            if "command" in parts and method == "circinus":  # the command plans as Circinus
+                mine.append("command")
+            if not mine:
+                continue
+            rows.append(_method_parts(job, mine, n, method, isolate, part_timeout_s, say))
             if partial is not None:
                 partial(report(rows, False))
         records.extend(with_best_bound(rows))
@@ -226,10 +261,17 @@ def _method_parts(job: _Job, parts: Sequence[str], n: int, method: str, isolate:
         if not isinstance(plan, ScaleRecord):
             return replace(rec, skipped=str(plan))
         rec = plan
-    if "replan" in parts:
-        more = _run_part(job, "replan", n, method, isolate, timeout_s, say)
-        rec = replace(rec, skipped=str(more)) if not isinstance(more, ScaleRecord) else replace(
-            rec, **{f: getattr(more, f) for f in _REPLAN_FIELDS})
+    for part, fields in (("replan", _REPLAN_FIELDS), ("command", _COMMAND_FIELDS)):
+        if part not in parts:
+            continue
+        more = _run_part(job, part, n, method, isolate, timeout_s, say)
+        if not isinstance(more, ScaleRecord):
+            why = str(more) if rec.skipped is None else f"{rec.skipped}; {more}"
+            rec = replace(rec, skipped=why)
+        else:
+            rec = replace(rec, **{f: getattr(more, f) for f in fields})
+            if rec.load_average is None:  # the command alone was asked for
+                rec = replace(rec, load_average=more.load_average)
     return rec
 
 
@@ -241,11 +283,14 @@ class _Job:
     duration_s: float
     arrivals: int
     chunks: int = DEFAULT_CHUNKS
+    part_timeout_s: float = 3600.0
 
 
 _REPLAN_FIELDS = ("replan_seconds", "replan_decision_seconds", "replan_max_seconds",
                   "replan_arrivals", "replan_admitted", "online_start_seconds",
                   "abandoned_solves_replan")
+_COMMAND_FIELDS = ("command_seconds", "command_cpu_seconds", "command_peak_mb",
+                   "command_admitted", "command_gap")
 _SOLVER_THREAD = "circinus-highs"  # the worker threads of circinus.select.highs
 
 
@@ -299,6 +344,9 @@ def _child(conn: Connection, job: _Job, part: str, queries: int, method: str) ->
 
 def _part(job: _Job, part: str, queries: int, method: str, say: Progress
           ) -> ScaleRecord | SearchScaling:
+    if part == "command":
+        return measure_command(queries, seed=job.seed, timeout_s=job.part_timeout_s,
+                               progress=say)
     # The planner imports the profiler on its first call (seconds); not any method's time.
     importlib.import_module("circinus.profile")
     say(f"gen-{queries} {method if part != 'search' else 'search'}: generating")
@@ -331,6 +379,54 @@ def measure_plan(index: WorldIndex, method: str, *, seed: int, duration_s: float
                   abandoned_solves_plan=_solver_threads())
     say(f"gen-{n} {method}: simulating {duration_s:g} s")
     return _simulated(rec, index, result, duration_s, seed)
+
+
+def measure_command(queries: int, *, seed: int, timeout_s: float,
+                    progress: Progress | None = None) -> ScaleRecord:
+    """``circinus plan`` on ``circinus gen -n queries --seed seed``, as a user runs them
+    (module note, step 5).
+
+    NOTE: the command runs in a process of its own, started from this one, whose only other
+    children are the generator's (already waited for when the clock starts): the user and
+    system time and peak memory of this process's children after it, less before it, are the
+    command's (its worker processes', if it starts any, are counted when they are waited for).
+
+    Raises:
+        RuntimeError: a command failed (its last line of output) or outlived ``timeout_s``.
+    """
+    say = progress or (lambda _: None)
+    command = [sys.executable, "-m", "circinus"]
+    with tempfile.TemporaryDirectory(prefix="circinus-bench-") as tmp:
+        world, plan = Path(tmp) / "world.yaml", Path(tmp) / "plan.json"
+        say(f"gen-{queries} command: circinus gen")
+        _call([*command, "gen", "-n", str(queries), "--seed", str(seed), "--out", str(world)],
+              timeout_s)
+        say(f"gen-{queries} command: circinus plan")
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        _call([*command, "plan", str(world), "-q", "--json", str(plan)], timeout_s)
+        wall = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = json.loads(plan.read_text(encoding="utf-8"))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return ScaleRecord(queries, "circinus", METHODS["circinus"], load_average=load,
+                       command_seconds=wall, command_cpu_seconds=cpu,
+                       command_peak_mb=after.ru_maxrss / 1024.0,  # KB on Linux
+                       command_admitted=result["admitted"], command_gap=result["solver"]["gap"])
+
+
+def _call(argv: list[str], timeout_s: float) -> None:
+    """Run ``argv``; its output is kept only to say why it failed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(argv[2:4])} did not finish in {timeout_s:g} s") from None
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{' '.join(argv[2:4])} exited with code {done.returncode}: "
+                           f"{last[0]}")
 
 
 def measure_replan(index: WorldIndex, method: str, *, seed: int, arrivals: int,
@@ -385,9 +481,12 @@ def with_best_bound(rows: Sequence[ScaleRecord]) -> list[ScaleRecord]:
 
 
 def targets(records: Sequence[ScaleRecord]) -> tuple[Target, ...]:
-    """The four targets at :data:`TARGET_QUERIES` queries, checked on Circinus's record."""
+    """The four targets at :data:`TARGET_QUERIES` queries, and the command's at
+    :data:`COMMAND_QUERIES`, checked on Circinus's records."""
     ours = next((r for r in records if r.method == "circinus" and r.queries == TARGET_QUERIES),
                 None)
+    command = next((r for r in records if r.method == "circinus"
+                    and r.queries == COMMAND_QUERIES and r.command_seconds is not None), None)
 
     def check(name: str, goal: str, measured: str | None, met: bool | None) -> Target:
         return Target(name, goal, "not measured" if measured is None else measured,
@@ -412,4 +511,15 @@ def targets(records: Sequence[ScaleRecord]) -> tuple[Target, ...]:
               replan is not None and replan <= 1.0),
         check("predicted vs simulated goodput", "within 5 %", predicted,
               err is not None and abs(err) <= 0.05),
+        _command_target(command),
     )
+
+
+def _command_target(rec: ScaleRecord | None) -> Target:
+    """``circinus plan`` end to end at :data:`COMMAND_QUERIES` queries: <= 60 s, gap <= 1 %."""
+    name = f"`circinus plan`, {COMMAND_QUERIES:,} queries"
+    goal = "≤ 60 s end to end with gap ≤ 1 %"
+    if rec is None or rec.command_seconds is None or rec.command_gap is None:
+        return Target(name, goal, "not measured", None)
+    return Target(name, goal, f"{rec.command_seconds:.1f} s, gap {rec.command_gap:.2%}",
+                  rec.command_seconds <= 60.0 and rec.command_gap <= 0.01)

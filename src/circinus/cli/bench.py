@@ -188,25 +188,34 @@ def scale_cmd(
         help="Seconds after which a part (plan and simulation, or online start and arrivals) "
         "of one method on one size is ended and recorded as skipped.")] = 3600.0,
     parts: Annotated[list[str] | None, typer.Option(
-        "--part", help="plan (plan and simulate), replan (online arrivals) or search (the "
-        "search on 1 and 2 worker processes, chunk times, projected makespan); repeatable; "
-        "default: all three.")] = None,
+        "--part", help="plan (plan and simulate), replan (online arrivals), search (the "
+        "search on 1 and 2 worker processes, chunk times, projected makespan) or command "
+        "(`circinus plan` on `circinus gen -n N` end to end, as a user runs it: wall and CPU "
+        "time, peak memory, gap); repeatable; default: the first three.")] = None,
     chunks: Annotated[int, typer.Option(
         help="Chunks the search's groups are dealt into (search part).")] = 32,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the report here (rewritten after every record).")] = None,
 ) -> None:
     """Plan, select, re-plan one arrival, simulate and search on workers at 1,000-100,000
-    queries (1,000,000 on request), and check the scale targets at 10,000."""
+    queries (1,000,000 on request), and check the scale targets at 10,000 (and the command's
+    at 100,000)."""
 
     def run() -> None:
-        from circinus.bench.scale import DEFAULT_SIZES, MAX_SIZE, METHODS, PARTS, run_scale_bench
+        from circinus.bench.scale import (
+            DEFAULT_PARTS,
+            DEFAULT_SIZES,
+            MAX_SIZE,
+            METHODS,
+            PARTS,
+            run_scale_bench,
+        )
 
         chosen = list(method or METHODS)
         for m in chosen:
             if m not in METHODS:
                 raise SpecError(f"--method: unknown method {m!r}; choose from {sorted(METHODS)}")
-        picked = list(dict.fromkeys(parts or PARTS))
+        picked = list(dict.fromkeys(parts or DEFAULT_PARTS))
         for p in picked:
             if p not in PARTS:
                 raise SpecError(f"--part: unknown part {p!r}; choose from {', '.join(PARTS)}")
@@ -234,7 +243,8 @@ def scale_cmd(
 
         console = Console()
         steps = len(worlds) * (len(chosen) * (3 * ("plan" in picked) + 2 * ("replan" in picked))
-                               + 4 * ("search" in picked))
+                               + 4 * ("search" in picked)
+                               + 2 * ("command" in picked and "circinus" in chosen))
         with _progress(console, "bench scale", steps) as step:
             report = run_scale_bench(worlds, chosen, seed=seed, duration_s=duration,
                                      arrivals=arrivals, part_timeout_s=part_timeout,
@@ -274,7 +284,9 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
     for col in ("queries", "method", "admitted", "predicted", "simulated", "pred err", "$/h",
                 "search s", "select s", "plan s", "replan s", "status", "gap", "load"):
         table.add_column(col, justify="left" if col in ("method", "status") else "right")
-    for r in report.records:
+    planned = [r for r in report.records
+               if r.admitted is not None or r.replan_seconds is not None or r.skipped]
+    for r in planned:
         table.add_row(
             f"{r.queries:,}", r.method, "-" if r.admitted is None else f"{r.admitted:,}",
             _fmt(r.predicted_goodput, ",g"), _fmt(r.simulated_goodput, ",g"),
@@ -282,11 +294,18 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
             _fmt(r.search_seconds, ".1f"), _fmt(r.selection_seconds, ".2f"),
             _fmt(r.plan_seconds, ".1f"), _fmt(r.replan_seconds, ".3f"), r.status or "-",
             _fmt(r.gap, ".2%"), _fmt(r.load_average, ".1f"))
-    if report.records:
+    if planned:
         console.print(table)
     for r in report.records:
         if r.skipped:
             console.print(f"{r.queries:,} {r.method}: {r.skipped}")
+        if r.command_seconds is not None:
+            console.print(
+                f"{r.queries:,} `circinus plan` end to end: {r.command_seconds:.1f} s "
+                f"({_fmt(r.command_cpu_seconds, '.1f')} s CPU, peak "
+                f"{_fmt(r.command_peak_mb, ',.0f')} MB), admitted "
+                f"{_fmt(r.command_admitted, ',')}, gap {_fmt(r.command_gap, '.2%')}, load "
+                f"{_fmt(r.load_average, '.1f')}")
         if r.abandoned_solves_plan or r.abandoned_solves_replan:
             console.print(f"{r.queries:,} {r.method}: solves still running past the selection "
                           f"deadline: {r.abandoned_solves_plan or 0} after the plan, "
@@ -299,7 +318,7 @@ def _render_scale(report: ScaleReport, console: Console) -> None:
                   f"median of {report.arrivals} arrivals")
     if not report.records:
         return
-    targets = Table(title="targets (circinus at 10,000 queries)")
+    targets = Table(title="targets (circinus at 10,000 queries; the command at 100,000)")
     for col in ("target", "goal", "measured", "met"):
         targets.add_column(col)
     for t in report.targets:
