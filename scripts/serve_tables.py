@@ -3,9 +3,10 @@ check they match it.
 
 Each table sits between ``<!-- serve:NAME -->`` and ``<!-- /serve:NAME -->`` and is rendered
 from ``docs/serving/<world>-{before,probe,served}.json`` (written by ``scripts/serve_measure.sh``:
-``circinus serve --json`` before calibration, after the probe's, after the served one; the
-shorter ``-refit`` run between the last two feeds the last calibration only) by the
-function of that name below, so a figure in the docs is always one a serving run wrote.
+``circinus serve --json`` before calibration, after the probe's, after the served one, the last
+over several runs; the shorter ``-refit`` run between the last two feeds the last calibration
+only) by the function of that name below, so a figure in the docs is always one a serving run
+wrote.
 
 Usage: ``python scripts/serve_tables.py`` rewrites both files; ``--check`` exits 1 (naming the
 file) when one differs from what the JSON gives.
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "docs" / "serving"
 WORLDS = ("digits-edge-cloud-serve", "ocr-branches-serve")
 FILES = {REPO / "README.md": ("summary",),
-         REPO / "docs" / "serving.md": ("summary", "queries")}
+         REPO / "docs" / "serving.md": ("summary", "runs", "queries")}
 PHASES = ("before", "probe", "served")
 """Uncalibrated; calibrated with the probe; calibrated again from the served plan."""
 
@@ -35,12 +36,9 @@ def _runs() -> list[tuple[str, str, dict[str, Any]]]:
     for world in WORLDS:
         for phase in PHASES:
             path = DATA / f"{world}-{phase}.json"
-            out.append((world, phase, json.loads(path.read_text(encoding="utf-8"))))
-        # the served plan served again with other seeds (other arrivals and inputs)
-        for path in sorted(DATA.glob(f"{world}-served-seed*.json")):
-            seed = path.stem.rsplit("-seed", 1)[1]
-            out.append((world, f"served, seed {seed}",
-                        json.loads(path.read_text(encoding="utf-8"))))
+            result = json.loads(path.read_text(encoding="utf-8"))
+            n = len(result.get("runs") or ())
+            out.append((world, phase if n < 2 else f"{phase} ({n} runs)", result))
     return out
 
 
@@ -132,8 +130,46 @@ def queries(runs: list[tuple[str, str, dict[str, Any]]]) -> str:
     return "\n".join(rows)
 
 
+def runs(results: list[tuple[str, str, dict[str, Any]]]) -> str:
+    """Each run of a plan served several times, on its own (its seed, SLOs met, median and
+    extreme errors, and the machine); then the single runs by which an earlier calibration's
+    plan was judged before runs were pooled (``<world>-served-seed<N>.json``)."""
+    rows = [
+        "| world | calibration | run | seed | met SLO | median \\|error\\| | error min / max | "
+        "requests | cpu busy | load | startup s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(world: str, phase: str, which: str, run: dict[str, Any],
+            errors: list[float]) -> str:
+        m = run["machine"]
+        return (f"| {world} | {phase} | {which} | {run['seed']} | "
+                f"{run['met']}/{len(run['queries'])} | {_pct(run['median_latency_error'])} | "
+                f"{_signed(min(errors) if errors else None)} / "
+                f"{_signed(max(errors) if errors else None)} | {run['requests']:,} | "
+                f"{m['cpu_busy']:.0%} of {m['cores']} | "
+                f"{m['load_before']:.1f} → {m['load_after']:.1f} | {run['startup_s']:.0f} |")
+
+    for world, phase, r in results:
+        if len(r.get("runs") or ()) < 2:
+            continue
+        for i, run in enumerate(r["runs"], 1):
+            rows.append(row(world, phase, str(i), run, [
+                q["latency_error"] for q in run["queries"] if q["latency_error"] is not None]))
+        for path in sorted(DATA.glob(f"{world}-served-seed*.json")):
+            single = json.loads(path.read_text(encoding="utf-8"))
+            rows.append(row(world, "earlier served", "single", single, [
+                q["latency_error"] for q in single["queries"]
+                if q["latency_error"] is not None]))
+    return "\n".join(rows)
+
+
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.1%}"
+
+
 TABLES: dict[str, Callable[[list[tuple[str, str, dict[str, Any]]]], str]] = {
-    "summary": summary, "queries": queries}
+    "summary": summary, "queries": queries, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:

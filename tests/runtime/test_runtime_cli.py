@@ -14,6 +14,8 @@ from circinus.cli.main import app
 from circinus.plan.file import PlanFile
 from circinus.runtime.build import build_config
 from circinus.runtime.config import read_serve_config
+from circinus.runtime.probe import calls_by_query
+from circinus.simulate import read_plan_file
 from circinus.spec.index import WorldIndex
 
 runner = CliRunner()
@@ -144,23 +146,35 @@ def test_calibrate_from_a_served_run_gives_the_committed_figures(tmp_path: Path)
 
 def test_calibrate_tells_the_tiers_apart_only_from_runs_that_call_them_otherwise(
         tmp_path: Path) -> None:
-    # the OCR probe plan calls two edge stages and one cloud stage for every query: one
-    # world-wide figure (the one the refit run was served with), no figure per tier; with
-    # the refit run of the re-planned plan, which calls them otherwise, one per tier (the
-    # committed served calibration)
+    # the OCR probe plan's queries of one site call two edge stages and one cloud stage each:
+    # served alone they give one world-wide figure and no figure per tier; with the queries
+    # that call the tiers otherwise, one per tier (the refit run was served with those); with
+    # the refit run of the re-planned plan, the committed served calibration
     name = "ocr-branches-serve"
     world = tmp_path / "world.yaml"
     world.write_text((SERVING / f"{name}-probe.yaml").read_text())
     plan, run = SERVING / f"{name}-plan-probe.json", SERVING / f"{name}-probe.json"
+    calls = calls_by_query(read_plan_file(plan))
+    mixed = [q for q, c in calls.items() if len(c) == 2]
+    alike = [q for q in mixed if calls[q] == calls[mixed[0]]]
+    assert alike and len(alike) < len(calls)  # what this test is about
+    data = json.loads(run.read_text())
+    data["queries"] = [q for q in data["queries"] if q["name"] in alike]
+    (part := tmp_path / "part.json").write_text(json.dumps(data))
+    out = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(part)])
+    assert out.exit_code == 0, out.output
+    assert "tiers" not in yaml.safe_load(out.output)["runtime"]
+    assert "call the tiers in the same proportions" in out.output
     refit = json.loads((SERVING / f"{name}-refit.json").read_text())["runtime"]
     out = runner.invoke(app, ["calibrate", str(world), str(plan), "--from", str(run),
                               "--write"])
     assert out.exit_code == 0, out.output
     fitted = yaml.safe_load(world.read_text())["runtime"]
-    assert (fitted["hop_mean_ms"], fitted["hop_sd_ms"]) == (refit["hop_mean_ms"],
-                                                             refit["hop_sd_ms"])
-    assert "tiers" not in fitted
-    assert "call the tiers in the same proportions" in out.output
+    figures = ("hop_mean_ms", "hop_sd_ms")
+    assert [fitted[k] for k in figures] == [refit[k] for k in figures]
+    assert {t: [f[k] for k in figures] for t, f in fitted["tiers"].items()} == {
+        t: [f[k] for k in figures] for t, f in refit["tiers"].items() if f is not None}
+    assert set(fitted["tiers"]) == {"edge", "cloud"}
     both = runner.invoke(app, [
         "calibrate", str(world), str(SERVING / f"{name}-plan-refit.json"),
         "--from", str(SERVING / f"{name}-refit.json"), "--from", f"{run}={plan}"])

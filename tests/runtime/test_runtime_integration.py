@@ -37,6 +37,7 @@ from circinus.runtime.cluster import (
     wait_healthy,
 )
 from circinus.runtime.load import LoadSettings
+from circinus.runtime.machine import alive
 from circinus.runtime.probe import observed_of, overhead_of
 from circinus.runtime.results import Comparison
 from circinus.runtime.session import check_placement, serve_plan
@@ -82,11 +83,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         yield s
     finally:
+        started = s.cluster.processes()
         s.cluster.shutdown()
     deadline = time.monotonic() + 30
     while _processes_naming(session) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _processes_naming(session) == [], "the cluster left processes behind"
+    # agents rename themselves and name no session: every process of the cluster is gone
+    assert len(started) > 5 and not [p for p in started if alive(p)]
 
 
 def test_nodes_stand_for_the_sites(served: Served) -> None:

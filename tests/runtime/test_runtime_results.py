@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from circinus.plan.file import PlanFile
-from circinus.runtime.load import LoadSettings, schedule, tree_rss_gb
+from circinus.runtime.load import LoadSettings, schedule
+from circinus.runtime.machine import tree_rss_gb
 from circinus.runtime.results import (
     Comparison,
     IntervalOut,

@@ -24,6 +24,7 @@ from ray.cluster_utils import Cluster
 from circinus.errors import CircinusError
 from circinus.runtime.build import device_resource
 from circinus.runtime.config import ServeConfig
+from circinus.runtime.machine import Started, descendants, stop
 from circinus.spec.index import WorldIndex
 
 _NODE_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
@@ -88,6 +89,8 @@ class LocalCluster:
         self._saved_env: dict[str, str | None] = {}
         self.node_sites: dict[str, str] = {}
         """Ray node id -> site, once started."""
+        self.left_behind: list[int] = []
+        """Pids of the cluster's processes the last :meth:`shutdown` had to kill."""
 
     @property
     def address(self) -> str:
@@ -143,22 +146,37 @@ class LocalCluster:
             raise
 
     def shutdown(self) -> None:
-        """Stop Serve, disconnect, and stop the nodes this object started (nothing else)."""
-        if ray.is_initialized():
-            try:
-                serve.shutdown()
-            finally:
-                ray.shutdown()
-        if self._cluster is not None:
-            self._cluster.shutdown()
-            self._cluster = None
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env = {}
-        ray_constants.ENABLE_RAY_CLUSTER = _ENABLED
+        """Stop Serve, disconnect, and stop the nodes this object started, then whatever of
+        theirs is left after a grace period (:func:`~circinus.runtime.machine.stop`; nothing
+        else)."""
+        started = self.processes()
+        try:
+            if ray.is_initialized():
+                try:
+                    serve.shutdown()
+                finally:
+                    ray.shutdown()
+        finally:
+            if self._cluster is not None:
+                self._cluster.shutdown()
+                self._cluster = None
+            self.left_behind = stop(started)
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_env = {}
+            ray_constants.ENABLE_RAY_CLUSTER = _ENABLED
+
+    def processes(self) -> list[Started]:
+        """The cluster's processes now: those its nodes were started as (each node's raylet,
+        the head's GCS ...) and every process below them (workers, replicas, agents)."""
+        if self._cluster is None:
+            return []
+        return descendants([info.process.pid for node in self._cluster.list_all_nodes()
+                            for infos in node.all_processes.values() for info in infos
+                            if info.process is not None])
 
 
 def deploy(config: ServeConfig, *, timeout_s: float = 300.0) -> None:

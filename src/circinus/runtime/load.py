@@ -9,16 +9,15 @@ as a lighter load. At most ``max_in_flight`` requests wait at once; one due beyo
 sent and counted as dropped (a bound on what a saturated plan can pile up). A request not
 answered within ``timeout_s`` counts as never answered.
 
-:func:`schedule` and :func:`machine_sample` are plain Python; :func:`drive` needs Ray handles.
+:func:`schedule` is plain Python; :func:`drive` needs Ray handles. What the machine did meanwhile
+is read by :mod:`circinus.runtime.machine`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,48 +102,3 @@ async def drive(send: Callable[[Arrival], Any], plan_arrivals: Sequence[Arrival]
     if pending:
         await asyncio.gather(*pending)
     return records, dropped
-
-
-# --- the machine --------------------------------------------------------------------------------
-
-
-def cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores since boot, from ``/proc/stat``."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [float(v) for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def load_average() -> float:
-    """The 1-minute load average."""
-    return os.getloadavg()[0]
-
-
-def tree_rss_gb(root: int | None = None) -> float:
-    """Resident memory of process ``root`` (default: this one) and all its descendants, GB."""
-    root = os.getpid() if root is None else root
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        ppid = int(fields.get("PPid", "0").strip() or 0)
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0] or 0)
-    total, todo, seen = 0, [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total / 1024**2

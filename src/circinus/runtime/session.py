@@ -26,15 +26,8 @@ from circinus.plan.file import PlanFile
 from circinus.runtime.build import DeploySettings, build_config, device_resource, serve_name
 from circinus.runtime.cluster import LocalCluster, deploy, replica_nodes
 from circinus.runtime.config import INGRESS_PREFIX, ServeConfig
-from circinus.runtime.load import (
-    Arrival,
-    LoadSettings,
-    cpu_times,
-    drive,
-    load_average,
-    schedule,
-    tree_rss_gb,
-)
+from circinus.runtime.load import Arrival, LoadSettings, drive, schedule
+from circinus.runtime.machine import cpu_times, load_average, tree_rss_gb
 from circinus.runtime.results import (
     Comparison,
     MachineOut,

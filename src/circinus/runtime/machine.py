@@ -1,0 +1,129 @@
+"""The machine a serving run measures on: its cores' busy time, its load, and the processes a
+local cluster started (their memory, and stopping every one of them).
+
+Read from ``/proc`` (Linux), as Ray itself runs only there and on macOS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from ``/proc/stat``."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [float(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
+    total = sum(values[:8])
+    return total - idle, total
+
+
+def load_average() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def _table() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Every process's children and resident memory (KB), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        ppid = int(fields.get("PPid", "0").strip() or 0)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0] or 0)
+    return children, rss
+
+
+def _below(root: int, children: dict[int, list[int]]) -> list[int]:
+    """``root`` and every process below it."""
+    out, todo, seen = [], [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def tree_rss_gb(root: int | None = None) -> float:
+    """Resident memory of process ``root`` (default: this one) and all its descendants, GB."""
+    children, rss = _table()
+    return sum(rss.get(pid, 0) for pid in _below(os.getpid() if root is None else root,
+                                                  children)) / 1024**2
+
+
+KILL_WAIT_S = 5.0
+"""How long :func:`stop` waits for the processes it killed to be gone."""
+
+Started = tuple[int, str]
+"""A process as ``(pid, start time)``: a pid the kernel gave to another process since is not
+the same process."""
+
+
+def descendants(roots: list[int]) -> list[Started]:
+    """The processes ``roots`` and every process below them, now."""
+    children, _ = _table()
+    out = []
+    for pid in dict.fromkeys(p for root in roots for p in _below(root, children)):
+        if (began := _start_time(pid)) is not None:
+            out.append((pid, began))
+    return out
+
+
+def stop(processes: list[Started], *, grace_s: float = 10.0) -> list[int]:
+    """Wait up to ``grace_s`` for ``processes`` to end, then kill those left (SIGKILL); the
+    pids that had to be killed.
+
+    NOTE: stopping a local Ray cluster's nodes normally ends their workers and agents too, but
+    agents can outlive a node stopped while serving was interrupted, re-parented and renamed
+    (``ray::DashboardAgent``), naming no session. The cluster records its nodes' processes and
+    everything below them before it stops them, and ends what is left of those, and nothing
+    else.
+    """
+    deadline = time.monotonic() + grace_s
+    left = [p for p in processes if alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = [p for p in left if alive(p)]
+    for pid, _ in left:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            os.kill(pid, signal.SIGKILL)
+    dying, until = list(left), time.monotonic() + KILL_WAIT_S
+    while dying and time.monotonic() < until:  # a killed process takes a moment to go
+        time.sleep(0.05)
+        dying = [p for p in dying if alive(p)]
+    return [pid for pid, _ in left]
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def alive(process: Started) -> bool:
+    """The same process still runs (a zombie does not)."""
+    pid, began = process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    rest = stat.rsplit(")", 1)[1].split()
+    return rest[0] != "Z" and rest[19] == began
