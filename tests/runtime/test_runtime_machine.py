@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from circinus.runtime.machine import alive, descendants, stop, tree_rss_gb
+from circinus.runtime.machine import alive, cpu_times, descendants, stop, tree_rss_gb
 
 
 def _python(code: str) -> subprocess.Popen[bytes]:
@@ -50,3 +50,9 @@ def test_a_pid_given_to_another_process_is_not_the_same_process() -> None:
     child.wait()
     assert not alive(started)
     assert not alive((started[0], "0"))  # another start time: another process
+
+
+def test_cpu_times_count_stolen_time_within_busy_time() -> None:
+    t = cpu_times()
+    assert 0 <= t.steal <= t.busy <= t.total
+    assert cpu_times().total >= t.total

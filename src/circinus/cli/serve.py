@@ -443,7 +443,9 @@ def render_serve(result: ServeResult, console: Console) -> None:
     console.print(
         f"replicas on their planned node: {p.replicas - len(p.misplaced)}/{p.replicas}; "
         f"startup {result.startup_s:.0f} s; cpu busy "
-        f"{m.cpu_busy:.0%} of {m.cores} cores, load {m.load_before:.1f} -> {m.load_after:.1f}; "
+        f"{m.cpu_busy:.0%} of {m.cores} cores"
+        f"{'' if m.cpu_steal is None else f' ({m.cpu_steal:.0%} stolen by the host)'}, "
+        f"load {m.load_before:.1f} -> {m.load_after:.1f}; "
         f"cluster memory {m.ray_memory_gb:.1f} GB")
 
 

@@ -10,16 +10,28 @@ import contextlib
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
-def cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores since boot, from ``/proc/stat``."""
+@dataclass(frozen=True)
+class CpuTimes:
+    """Jiffies of all cores since boot, from ``/proc/stat``."""
+
+    busy: float
+    """Not idle: user, system, interrupts and stolen time."""
+    total: float
+    steal: float
+    """Stolen: a virtual machine's cores running another guest of the host."""
+
+
+def cpu_times() -> CpuTimes:
+    """All cores' times since boot (``/proc/stat``'s first line)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     values = [float(v) for v in fields]
     idle = values[3] + (values[4] if len(values) > 4 else 0.0)
     total = sum(values[:8])
-    return total - idle, total
+    return CpuTimes(busy=total - idle, total=total, steal=values[7] if len(values) > 7 else 0.0)
 
 
 def load_average() -> float:

@@ -95,7 +95,11 @@ class MachineOut(_Out):
     cores: int = Field(description="Logical cores.")
     load_before: float = Field(description="1-minute load average before the load started.")
     load_after: float = Field(description="1-minute load average at its end.")
-    cpu_busy: float = Field(description="Busy fraction of all cores over the measured run.")
+    cpu_busy: float = Field(description="Busy fraction of all cores over the measured run "
+                            "(stolen time included).")
+    cpu_steal: float | None = Field(
+        default=None, description="Fraction of all cores' time stolen by the host for other "
+        "guests over the run (null: a file written before it was recorded).")
     ray_memory_gb: float = Field(description="Resident memory of the cluster's processes at the "
                                  "end, GB.")
 
@@ -333,5 +337,7 @@ def serve_result(index: WorldIndex, plan: PlanFile, done: Sequence[RunRecords], 
             cores=machines[0].cores, load_before=machines[0].load_before,
             load_after=machines[-1].load_after,
             cpu_busy=sum(m.cpu_busy for m in machines) / len(machines),
+            cpu_steal=None if any(m.cpu_steal is None for m in machines) else
+            sum(m.cpu_steal or 0.0 for m in machines) / len(machines),
             ray_memory_gb=max(m.ray_memory_gb for m in machines)),
         queries=queries, runs=runs)

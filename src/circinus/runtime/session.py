@@ -170,11 +170,13 @@ def _serve_once(index: WorldIndex, plan: PlanFile, config: ServeConfig,
             return bool(d.correct(answer, d.labels[a.input_id]))
 
         load_before = load_average()
-        busy0, total0 = cpu_times()
+        before = cpu_times()
         records, dropped = asyncio.run(drive(send, todo, correct, load_settings))
-        busy1, total1 = cpu_times()
+        after = cpu_times()
+        span = max(after.total - before.total, 1.0)
         machine = MachineOut(cores=_cores(), load_before=load_before, load_after=load_average(),
-                             cpu_busy=(busy1 - busy0) / max(total1 - total0, 1.0),
+                             cpu_busy=(after.busy - before.busy) / span,
+                             cpu_steal=(after.steal - before.steal) / span,
                              ray_memory_gb=tree_rss_gb())
     finally:
         if cluster is not None:
