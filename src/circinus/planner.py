@@ -399,7 +399,7 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         left = settings.time_limit_s - (time.monotonic() - start)
         problem, selection, again = check_deployments(
             estimator, queries, problem, selection, select, links=checked is not None,
-            time_limit_s=left)
+            time_limit_s=left, since=sizing)
         sizing = replace(again, rounds=sizing.rounds + again.rounds,
                          dropped=sizing.dropped + again.dropped,
                          unadmitted=sizing.unadmitted + again.unadmitted,
