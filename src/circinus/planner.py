@@ -44,7 +44,12 @@ from circinus.select.join import join_open
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import LP_ABOVE, MilpSelector, exact_selector
 from circinus.select.partitioned import PartitionedSelector
-from circinus.select.sizing import DeploymentCheck, SizedDeployment, check_deployments
+from circinus.select.sizing import (
+    DeploymentCheck,
+    SizedDeployment,
+    check_deployments,
+    sized,
+)
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.unknowns import needs_profiling
@@ -391,11 +396,13 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     left = settings.time_limit_s - (time.monotonic() - start)
     problem, selection, sizing = check_deployments(
         estimator, queries, problem, selection, select, links=checked is not None,
-        time_limit_s=left)
+        time_limit_s=left, size=False)  # sized below, once the join pass has moved plans
     problem, selection, joined = join_open(
         estimator, queries, problem, selection, settings, links=checked is not None,
         deadline=time.monotonic() + JOIN_SHARE * settings.time_limit_s)
-    if joined.moved:  # the moved plans at their deployments' real state
+    if not joined.moved:  # the chosen candidates are the check's
+        sizing = replace(sizing, deployments=sized(problem, selection.chosen))
+    else:  # the moved plans at their deployments' real state
         left = settings.time_limit_s - (time.monotonic() - start)
         problem, selection, again = check_deployments(
             estimator, queries, problem, selection, select, links=checked is not None,

@@ -145,6 +145,7 @@ def sized(problem: SelectionProblem, chosen: Sequence[int | None]) -> tuple[Size
 def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
                       problem: SelectionProblem, selection: Selection, select: Select, *,
                       links: bool, time_limit_s: float, since: DeploymentCheck | None = None,
+                      size: bool = True,
                       ) -> tuple[SelectionProblem, Selection, DeploymentCheck]:
     """Run the deployment check (module note) on ``selection`` of ``problem``.
 
@@ -159,6 +160,9 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         since: an earlier check of this selection since changed (by the join pass): the
             chosen candidates it estimated whose deployments and links are as it found them
             keep their estimates (:class:`Estimated`), the same as estimating them again.
+        size: give the record the deployments as sized (:func:`sized`, a pass over the
+            selection's ledger); without, its ``deployments`` are empty, for a caller that
+            sizes a later selection anyway.
 
     Returns the problem whose chosen candidates carry their real-state estimates, the
     selection and what was done.
@@ -226,7 +230,8 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
     problem = problem.with_candidates(cands)
     estimated = Estimated(now, {pair: real.slowdown(*pair) for pair in load},
                           {id(c): c for c in fresh.values()})
-    record = DeploymentCheck(rounds, dropped, unadmitted, sized(problem, selection.chosen),
+    record = DeploymentCheck(rounds, dropped, unadmitted,
+                             sized(problem, selection.chosen) if size else (),
                              time.monotonic() - start, estimated)
     return problem, selection, record
 
