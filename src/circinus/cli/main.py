@@ -93,7 +93,7 @@ def plan(
 
     def run() -> None:
         from circinus.collector import paused
-        from circinus.plan.file import to_plan_file
+        from circinus.plan.file import plan_file_json, to_plan_file
         from circinus.planner import Planner
         from circinus.report.console import render_plan
         from circinus.spec.load import load_indexed_world
@@ -124,7 +124,7 @@ def plan(
         with paused(freeze=True):
             planfile = to_plan_file(index, result)
             if json_out is not None:
-                write_atomic(json_out, planfile.model_dump_json(indent=2))
+                write_atomic(json_out, plan_file_json(planfile))
         if not quiet:
             render_plan(planfile, Console(), show=show)
             if executor != "serial" or chunks is not None:

@@ -14,10 +14,11 @@ importing ``circinus.plan`` never loads the planner.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from circinus.plan.records import DeploymentKey, QueryPlan, StagePlan
 from circinus.plan.units import placement_shares
@@ -539,6 +540,19 @@ def _unit_value(duals: dict[tuple[str, str], float], device: str, memory_gb: flo
     if memory_gb is not None and units > 0:
         value += memory_gb / units * duals.get(("memory", device), 0.0)
     return max(0.0, value)
+
+
+@functools.cache
+def _plan_file_adapter() -> TypeAdapter[PlanFile]:
+    return TypeAdapter(PlanFile)
+
+
+def plan_file_json(plan: PlanFile) -> bytes:
+    """The plan file as ``circinus plan --json`` writes it: ``plan.model_dump_json(indent=2)``
+    in UTF-8, serialised straight to bytes (the text is 300 MB at 100,000 generated queries;
+    decoding it into a string only to encode it again for the file was a tenth of the time
+    of writing it)."""
+    return _plan_file_adapter().dump_json(plan, indent=2)
 
 
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
