@@ -95,3 +95,18 @@ def test_plan_rejects_unknown_search() -> None:
     result = runner.invoke(app, ["plan", str(ROOT / "examples" / "tiny.yaml"), "--search", "x"])
     assert result.exit_code == 2
     assert "--search" in result.output
+
+
+def test_the_plan_file_is_the_model_s_pretty_json(tmp_path: Path) -> None:
+    """What `--json` writes is the plan file model's ``model_dump_json(indent=2)`` and a
+    newline, byte for byte (it is serialised straight to bytes)."""
+    from circinus.plan.file import PlanFile, plan_file_json
+
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["plan", str(ROOT / "examples" / "jellybean-vqa.yaml"), "-q",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    written = out.read_bytes()
+    model = PlanFile.model_validate_json(written)
+    assert written == model.model_dump_json(indent=2).encode() + b"\n"
+    assert plan_file_json(model) == written[:-1]

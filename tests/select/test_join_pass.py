@@ -11,6 +11,7 @@ x86 box), while the heavier one a fourth query opens on the shop's box has room 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -109,3 +110,51 @@ def test_keeps_only_the_chosen_new_plans_among_the_candidates() -> None:
         assert new.candidates[:len(old.candidates)] == old.candidates
         if extra:
             assert moved.chosen[q] == len(new.candidates) - 1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_check_after_the_moves_gives_what_estimating_every_plan_again_gives(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment check after the join pass keeps the estimates of the plans whose
+    deployments and links the moves left as they were (``since``); checking every plan anew
+    gives the same selection, estimates and deployments."""
+    seen: list[bool] = []
+    check = planner.check_deployments
+
+    def both(*args: object, **kwargs: object) -> object:
+        if kwargs.get("since") is None:
+            return check(*args, **kwargs)  # type: ignore[arg-type]
+        anew = check(*args, **{**kwargs, "since": None})  # type: ignore[arg-type]
+        kept = check(*args, **kwargs)  # type: ignore[arg-type]
+        (pa, sa, ra), (pb, sb, rb) = anew, kept
+        assert sa.chosen == sb.chosen and ra.deployments == rb.deployments
+        assert (ra.rounds, ra.dropped, ra.unadmitted) == (rb.rounds, rb.dropped, rb.unadmitted)
+        for q, k in enumerate(sa.chosen):
+            if k is not None:
+                assert pa.candidates[q].candidates[k] == pb.candidates[q].candidates[k]
+        seen.append(True)
+        return kept
+
+    monkeypatch.setattr(planner, "check_deployments", both)
+    circinus.Planner().plan(_world(seed))
+    if seed == 7:
+        assert seen  # its moves are checked again
+
+
+def test_a_checked_plan_is_kept_only_while_its_deployments_are_as_they_were() -> None:
+    world = _world(7)
+    result = circinus.Planner().plan(world)
+    assert result.problem is not None and result.deployment_check is not None
+    estimated = result.deployment_check.estimated
+    assert estimated is not None
+    now = states(ledger(result.problem, result.selection.chosen))
+    real = AnalyticEstimator(index=build_index(world)).with_deployments(now)
+    chosen = [result.problem.candidates[q].candidates[k]
+              for q, k in enumerate(result.selection.chosen) if k is not None]
+    assert chosen and all(estimated.holds(c, now, real) for c in chosen)
+    name, state = next(iter(now.items()))
+    busier = {**now, name: dataclasses.replace(state, rate_rps=2.0 * state.rate_rps)}
+    on_it = [c for c in chosen if any(n == name for n, _ in c.estimate.deployment_load)]
+    assert on_it and not any(estimated.holds(c, busier, real) for c in on_it)
+    copies = [dataclasses.replace(c) for c in chosen]  # equal, but not the ones estimated
+    assert not any(estimated.holds(c, now, real) for c in copies)

@@ -10,6 +10,7 @@ replicas per deployment) and it meets its SLO at the state its deployments are t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import re
@@ -28,7 +29,7 @@ from circinus.select.sizing import states
 from circinus.spec import build_index, parse_world
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query, Slo
-from circinus.whynot import Relaxation
+from circinus.whynot import NearestSlo, Relaxation, Residual
 
 SHARING = ["dedicated", "shared"]
 
@@ -258,6 +259,49 @@ def test_a_full_world_says_nothing_helps(sharing: str) -> None:
         assert [r.objective for r in o.why_not.relaxations or ()] == ["latency_ms",
                                                                         "min_accuracy"]
         assert not admits(specs[o.name].model_copy(update={"slo": Slo()}))
+
+
+@pytest.mark.parametrize("sharing", SHARING)
+def test_alike_rejected_queries_are_explained_once(sharing: str) -> None:
+    """Rejected queries equal but for their names share one search: once one is explained the
+    others' class is known (at that residual only), and each gets what a search of its own
+    gives; a query of another SLO is not of the class."""
+    data = copy.deepcopy(BASE)
+    data["planner"]["sharing"] = sharing
+    data["links"][0]["capacity_mbps"] = 10
+    data["queries"] = [{"name": f"q{i}", "pipeline": "vision", "sources": {"cam": "shop"},
+                        "rate_rps": 10.0, "slo": {"latency_ms": 400.0, "min_accuracy": 0.6}}
+                       for i in range(12)]
+    index = build_index(parse_world(data))
+    result = circinus.Planner().plan(index)
+    assert result.problem is not None
+    problem = result.problem if result.link_check is None else dataclasses.replace(
+        result.problem, capacity=result.link_check.usable(result.problem.capacity))
+    residual = Residual.of(problem, result.selection.chosen, index)
+    rejected = [q for q, o in enumerate(result.outcomes) if not o.admitted]
+    assert len(rejected) >= 2
+    a, b = rejected[:2]
+    queries = index.world.queries
+
+    def engine() -> NearestSlo:
+        return NearestSlo(search=SEARCHES["circinus"](
+            estimator=AnalyticEstimator(index=index), settings=index.world.planner))
+
+    def explain(nearest: NearestSlo, q: int) -> tuple[Relaxation, ...] | None:
+        reason = result.outcomes[q].reason
+        assert reason is not None
+        return nearest.explain(queries[q], problem.candidates[q], reason,
+                               residual=residual).relaxations
+
+    shared = engine()
+    assert not shared.knows(queries[b], residual)
+    first = explain(shared, a)
+    assert first is not None
+    assert shared.knows(queries[b], residual)
+    assert not shared.knows(queries[b], Residual.of(problem, result.selection.chosen, index))
+    other = queries[b].model_copy(update={"slo": Slo(latency_ms=390.0, min_accuracy=0.6)})
+    assert not shared.knows(other, residual)
+    assert explain(shared, b) == first == explain(engine(), b)
 
 
 def test_shared_capacity_is_named_in_whole_replicas() -> None:

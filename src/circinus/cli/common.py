@@ -169,18 +169,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def write_atomic(path: Path, text: str | Iterable[str]) -> None:
-    """Write ``text`` (or its pieces, one after another: a large file need not be held whole)
-    and a final newline to ``path`` via a temporary file in the same folder, so that a crash
-    or an interruption never leaves half a file, nor the temporary file."""
+def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
+    """Write ``text`` (or its pieces, one after another: a large file need not be held whole;
+    or its UTF-8 encoding, written as it is) and a final newline to ``path`` via a temporary
+    file in the same folder, so that a crash or an interruption never leaves half a file, nor
+    the temporary file."""
     fd, tmp = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.",
                                suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's file is private; the result should not be
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for piece in [text] if isinstance(text, str) else text:
-                out.write(piece)
-            out.write("\n")
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as raw:
+                raw.write(text)
+                raw.write(b"\n")
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                for piece in [text] if isinstance(text, str) else text:
+                    out.write(piece)
+                out.write("\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -92,7 +92,8 @@ def plan(
     """Plan every query of WORLD and print the admitted plans, rejections and resource use."""
 
     def run() -> None:
-        from circinus.plan.file import to_plan_file
+        from circinus.collector import paused
+        from circinus.plan.file import plan_file_json, to_plan_file
         from circinus.planner import Planner
         from circinus.report.console import render_plan
         from circinus.spec.load import load_indexed_world
@@ -101,7 +102,12 @@ def plan(
             check_output(json_out, "--json", inputs=[world])
         where = search_executor(executor, workers=workers, chunks=chunks, address=address,
                                 search=search)
-        w, index = load_indexed_world(world)
+        # NOTE: this process plans once, so what it reads and what it writes are kept out of
+        # the collector's reach as the plan is (Planner's freeze): at 100,000 generated
+        # queries its passes over the world being read took 1.5 of 10.4 s of CPU, and over
+        # the plan file being built half of it (9.8 -> 4.7 s).
+        with paused(freeze=True):
+            w, index = load_indexed_world(world)
         settings = w.planner if time_limit is None else w.planner.model_copy(
             update={"time_limit_s": time_limit})
         from circinus.planner import SEARCHES, SELECTORS
@@ -115,9 +121,10 @@ def plan(
         index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
                          why_not=why_not, freeze=True, executor=where).plan(index)
-        planfile = to_plan_file(index, result)
-        if json_out is not None:
-            write_atomic(json_out, planfile.model_dump_json(indent=2))
+        with paused(freeze=True):
+            planfile = to_plan_file(index, result)
+            if json_out is not None:
+                write_atomic(json_out, plan_file_json(planfile))
         if not quiet:
             render_plan(planfile, Console(), show=show)
             if executor != "serial" or chunks is not None:

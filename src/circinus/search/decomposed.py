@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from circinus.estimate.arrivals import inflow_scv
+from circinus.estimate.arrivals import jitter_scv
 from circinus.estimate.base import EPS, BaseEstimator, Estimate, Shares
 from circinus.estimate.queueing import quantile
 from circinus.plan.records import Placement, QueryPlan, Replicas, StagePlan
@@ -234,6 +234,7 @@ class DecomposedSearch(ExhaustiveSearch):
         size = est.message_kb(query.pipeline, pred, configs, query=query)
         grown: _Layer = {}
         made = 0
+        rate = pipe.rate(query, stage)
         for (shares, used_set), partials in prev.items():
             for opt in per_stage[depth]:
                 poisson = est.stage(query, stage, configs[stage], opt.batch, opt.placement,
@@ -249,16 +250,25 @@ class DecomposedSearch(ExhaustiveSearch):
                     (("deployment", k), load) for k, load in st.deployments) + tuple(
                     (("deployment-floor", k), float(f)) for k, f in st.deployment_floor)
                 state = (st.shares, used_set | {d for d, _ in need})
+                # NOTE: this loop runs once per partial plan and option (millions of times at
+                # 100,000 queries), so it is written out: the inflow SCV of the stage's one
+                # input (inflow_scv of one pair is its jitter_scv) and the capacity test as
+                # plain loops, with the same arithmetic.
                 for p in partials:
                     made += 1
-                    scv = inflow_scv([(p.leaving, tr.var_s2)], pipe.rate(query, stage))
+                    scv = jitter_scv(p.leaving, rate, tr.var_s2)
                     st = poisson if scv >= 1.0 else est.stage(
                         query, stage, configs[stage], opt.batch, opt.placement, opt.level, scv)
                     mean = p.mean + tr.mean_s + st.mean_s
                     if not math.isfinite(mean) or mean > budget:
                         cut = cut or math.isfinite(mean)
                         continue
-                    if any(u + p.units.get(d, 0.0) > capacity[d] + EPS for d, u in need):
+                    over = False
+                    for d, u in need:
+                        if u + p.units.get(d, 0.0) > capacity[d] + EPS:
+                            over = True
+                            break
+                    if over:
                         continue
                     units = dict(p.units)
                     for d, u in need:
@@ -299,9 +309,12 @@ def _pareto(partials: list[_Partial]) -> list[_Partial]:
     ranked = sorted(partials, key=lambda p: (p.mean, p.var, p.third, p.cost, p.solo,
                                              p.leaving))
     kept: list[_Partial] = []
-    for p in ranked:
-        if not any(k.var <= p.var + EPS and k.third <= p.third + EPS and k.cost <= p.cost + EPS
-                   and k.leaving <= p.leaving + EPS for k in kept):
+    for p in ranked:  # (a plain loop: this test runs millions of times at 100,000 queries)
+        var, third, cost, leaving = p.var + EPS, p.third + EPS, p.cost + EPS, p.leaving + EPS
+        for k in kept:
+            if k.var <= var and k.third <= third and k.cost <= cost and k.leaving <= leaving:
+                break
+        else:
             kept.append(p)
     return kept
 

@@ -750,13 +750,15 @@ class _PoolKeys:
     @classmethod
     def build(cls, pool: PlanPool) -> _PoolKeys:
         devsets: dict[frozenset[str], int] = {}
-        usages: dict[Usage, int] = {}
+        usages: dict[Usage, tuple[int, int]] = {}  # usage -> its id and its device set's
         dev = np.empty(len(pool), dtype=np.int64)
         use = np.empty(len(pool), dtype=np.int64)
         for i, u in enumerate(pool.usage):
-            dev[i] = devsets.setdefault(frozenset(r[1] for r, _ in u if r[0] == "device"),
-                                        len(devsets))
-            use[i] = usages.setdefault(u, len(usages))
+            ids = usages.get(u)
+            if ids is None:  # (plans of one usage share its device set: worked out once)
+                ids = usages[u] = (len(usages), devsets.setdefault(
+                    frozenset(r[1] for r, _ in u if r[0] == "device"), len(devsets)))
+            use[i], dev[i] = ids
         return cls(accuracy=np.nan_to_num(pool.accuracy, nan=-np.inf),
                    by_cost=np.argsort(pool.cost, kind="stable"), devset_id=dev, usage_id=use)
 

@@ -19,8 +19,8 @@ cost.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from circinus.estimate.analytic import AnalyticEstimator, DeploymentState
 from circinus.estimate.base import Estimate
@@ -79,6 +79,40 @@ class DeploymentCheck:
     deployments: tuple[SizedDeployment, ...]
     """The shared deployments of the final selection, with at least one query each."""
     seconds: float
+    estimated: Estimated | None = field(default=None, repr=False, compare=False)
+    """What the admitted plans' final estimates were made at (for a later check, ``since``
+    of :func:`check_deployments`); ``None`` when not recorded."""
+
+
+@dataclass(frozen=True)
+class Estimated:
+    """The chosen candidates a deployment check estimated at the real state, and that state:
+    each deployment's and each loaded link's slowdown.
+
+    NOTE: a plan's estimate at the real state depends, besides the query and the plan, only
+    on the states of the deployments its shared stages run on (its ``deployment_load``) and
+    the slowdowns of the links its transfers cross (its ``link_mbps``: every link crossed,
+    even without traffic). Where a later check finds those unchanged, estimating the plan
+    again would give the very same estimate, so the candidate is kept as it is: after the join
+    pass (:mod:`circinus.select.join`) moved a few hundred of 100,000 generated queries, the
+    second check estimated only the plans on the deployments and links the moves touched."""
+
+    states: Mapping[str, DeploymentState]
+    slowdowns: Mapping[tuple[str, str], float]
+    candidates: Mapping[int, Candidate]
+    """The candidates estimated, by identity (each holds its object alive)."""
+
+    def holds(self, cand: Candidate, states: Mapping[str, DeploymentState],
+              real: AnalyticEstimator) -> bool:
+        """Whether ``cand`` is one of these and its deployments and links are as they were
+        (in ``states``, and at ``real``'s link slowdowns)."""
+        if self.candidates.get(id(cand)) is not cand:
+            return False
+        est = cand.estimate
+        return (all(states.get(name) == self.states.get(name)
+                    for name, _ in est.deployment_load)
+                and all(real.slowdown(*pair) == self.slowdowns.get(pair, 1.0)
+                        for pair, _ in est.link_mbps))
 
 
 def states(book: Ledger) -> dict[str, DeploymentState]:
@@ -110,7 +144,8 @@ def sized(problem: SelectionProblem, chosen: Sequence[int | None]) -> tuple[Size
 
 def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
                       problem: SelectionProblem, selection: Selection, select: Select, *,
-                      links: bool, time_limit_s: float
+                      links: bool, time_limit_s: float, since: DeploymentCheck | None = None,
+                      size: bool = True,
                       ) -> tuple[SelectionProblem, Selection, DeploymentCheck]:
     """Run the deployment check (module note) on ``selection`` of ``problem``.
 
@@ -122,6 +157,12 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         links: estimate the admitted plans at their shared links' utilisation under the
             selection being checked (what the link check does), each round anew.
         time_limit_s: what is left of the selection budget.
+        since: an earlier check of this selection since changed (by the join pass): the
+            chosen candidates it estimated whose deployments and links are as it found them
+            keep their estimates (:class:`Estimated`), the same as estimating them again.
+        size: give the record the deployments as sized (:func:`sized`, a pass over the
+            selection's ledger); without, its ``deployments`` are empty, for a caller that
+            sizes a later selection anyway.
 
     Returns the problem whose chosen candidates carry their real-state estimates, the
     selection and what was done.
@@ -129,12 +170,14 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
     start = time.monotonic()
     deadline = start + time_limit_s
     rounds = dropped = unadmitted = 0
+    before = None if since is None else since.estimated
     while True:
         book = problem.book(selection.chosen)
         load = {} if not links else {pair: rho for pair, rho in utilisation(
             problem.capacity, book.used).items() if rho > 0}
         at_links = estimator.with_link_load(load) if load else estimator
-        real = at_links.with_deployments(states(book))
+        now = states(book)
+        real = at_links.with_deployments(now)
         fresh: dict[int, Candidate] = {}
         missing: list[int] = []
         known: dict[tuple[object, ...], Estimate] = {}  # queries of a site share plans
@@ -147,6 +190,8 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
             if not cand.estimate.deployment_load:
                 continue
             hit = again.get(id(cand))
+            if hit is None and before is not None and before.holds(cand, now, real):
+                hit = again[id(cand)] = (cand, cand)
             if hit is None or hit[0] is not cand:
                 key = real.estimate_key(queries[q], cand.plan)
                 est = known.get(key)
@@ -183,8 +228,11 @@ def check_deployments(estimator: AnalyticEstimator, queries: Sequence[Query],
         options[k] = cand
         cands[q] = replace(cands[q], candidates=tuple(options))
     problem = problem.with_candidates(cands)
-    record = DeploymentCheck(rounds, dropped, unadmitted, sized(problem, selection.chosen),
-                             time.monotonic() - start)
+    estimated = Estimated(now, {pair: real.slowdown(*pair) for pair in load},
+                          {id(c): c for c in fresh.values()})
+    record = DeploymentCheck(rounds, dropped, unadmitted,
+                             sized(problem, selection.chosen) if size else (),
+                             time.monotonic() - start, estimated)
     return problem, selection, record
 
 

@@ -698,8 +698,9 @@ class PlannerSettings(_Model):
     why_not_time_s: Number = Field(
         default=10.0, ge=0.1, le=86_400,
         description="Time budget for finding rejected queries' nearest admissible SLOs, "
-        "seconds, in query order; the ones past it are still given the objective or resource "
-        "that stops them, without a nearest SLO.",
+        "seconds, once per class of queries alike but for their names, the largest classes "
+        "first; the ones past it are still given the objective or resource that stops them, "
+        "without a nearest SLO.",
     )
     tiers: tuple[Literal["edge", "cloud"], ...] = Field(
         default=("edge", "cloud"),

@@ -166,6 +166,8 @@ class NearestSlo:
         """Per capped pool: :func:`~circinus.whynot.shared.bounds` at ``_residual``."""
         self._admitted: dict[tuple[object, ...], bool] = {}
         """Per relaxed query: whether it is admitted into ``_residual`` (shared mode)."""
+        self._explained: dict[tuple[object, ...], tuple[Relaxation, ...]] = {}
+        """Per class of alike queries (:meth:`alike`): their relaxations at ``_residual``."""
 
     def explain(self, query: Query, found: QueryCandidates, reason: str, *,
                 capacity: Mapping[Resource, float] | None = None,
@@ -191,16 +193,36 @@ class NearestSlo:
             resource = None if lacking is None else lacking[0]
         relaxations = None
         if nearest:
-            hopeless = not self._may_fit(query, residual)
-            # With shared deployments a rejected query may well be admitted as it is (its
-            # candidates kept out by the checks of a selection now changed): then every
-            # objective's nearest bound is its own, found in one check.
-            as_is = not hopeless and residual.shared and self._admits_as_is(query, residual)
-            relaxations = tuple(
-                Relaxation(obj, float(bound), None if hopeless else float(bound) if as_is
-                           else self._nearest(query, obj, residual))
-                for obj in OBJECTIVES if (bound := getattr(query.slo, obj)) is not None)
+            self._remember_residual(residual)
+            key = self.alike(query)
+            relaxations = self._explained.get(key)
+            if relaxations is None:
+                relaxations = self._explained[key] = self._relaxations(query, residual)
         return WhyNot(binding, resource, relaxations)
+
+    @staticmethod
+    def alike(query: Query) -> tuple[object, ...]:
+        """What a query's nearest SLOs depend on besides what the admitted queries leave: all
+        of it but its name (the plans of the group, :func:`_group`, and the SLO they are
+        relaxed from). Queries with equal keys get the same relaxations, worked out once."""
+        return (*_group(query), query.slo, query.weight)
+
+    def knows(self, query: Query, residual: Residual) -> bool:
+        """Whether the nearest SLOs of ``query``'s class (:meth:`alike`) at ``residual`` were
+        worked out already (then :meth:`explain` with ``nearest`` costs no search)."""
+        return residual is self._residual and self.alike(query) in self._explained
+
+    def _relaxations(self, query: Query, residual: Residual) -> tuple[Relaxation, ...]:
+        """Per objective ``query``'s SLO sets: its nearest admissible bound (module note)."""
+        hopeless = not self._may_fit(query, residual)
+        # With shared deployments a rejected query may well be admitted as it is (its
+        # candidates kept out by the checks of a selection now changed): then every
+        # objective's nearest bound is its own, found in one check.
+        as_is = not hopeless and residual.shared and self._admits_as_is(query, residual)
+        return tuple(
+            Relaxation(obj, float(bound), None if hopeless else float(bound) if as_is
+                       else self._nearest(query, obj, residual))
+            for obj in OBJECTIVES if (bound := getattr(query.slo, obj)) is not None)
 
     def nearest(self, query: Query, objective: Objective, residual: Residual) -> float | None:
         """The nearest admissible bound of ``objective`` for ``query`` (see module note), or
@@ -580,6 +602,7 @@ class NearestSlo:
             self._bounds.clear()
             self._admitted.clear()
             self._widened.clear()
+            self._explained.clear()
 
 
 def _no_tighter(a: Slo, b: Slo) -> bool:
