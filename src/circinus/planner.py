@@ -376,9 +376,10 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
             sel = _kept(problem, sel, incumbent, deadline=improve_by())
         return sel
 
-    def mend(problem: SelectionProblem, sel: Selection, deadline: float) -> Selection:
-        sel = repair(problem, sel, deadline=deadline, improve_by=time.monotonic() + (
-            IMPROVE_SHARE * settings.time_limit_s))
+    def mend(problem: SelectionProblem, sel: Selection, deadline: float,
+             complete: bool) -> Selection:
+        sel = repair(problem, sel, deadline=deadline, complete=complete,
+                     improve_by=time.monotonic() + IMPROVE_SHARE * settings.time_limit_s)
         left = deadline - time.monotonic()
         if problem.candidate_count <= RESELECT_UP_TO and left > 0:
             sel = select(problem, left, sel)  # never worse than the repair

@@ -3,7 +3,8 @@ query leaves: on a generated world whose relaxed selection rounds its edge boxes
 (about half a replica per deployment, twenty-odd deployments a box), queries of a partly
 loaded last replica move to their other candidates that add nothing to the box, so the box
 needs fewer units and no query is left out; and the repair after it admits at least as many
-as without it."""
+as without it; made complete, the repair admits as much with its deadline passed as with
+none."""
 
 from __future__ import annotations
 
@@ -64,3 +65,20 @@ def test_the_repair_admits_at_least_as_many_with_it(
     without = repair(problem, selection)
     assert with_trim.fits(problem) and without.fits(problem)
     assert with_trim.goodput >= without.goodput
+
+
+def test_a_complete_repair_admits_the_same_whatever_the_clock(
+        relaxed: tuple[SelectionProblem, Selection]) -> None:
+    # the link check's first repair runs with its deadline passed on a loaded machine: made
+    # complete, it admits what a repair with no deadline admits; cut there, it admits fewer
+    problem, selection = relaxed
+    unbounded = repair(problem, selection)
+    late = repair(problem, selection, deadline=0.0, complete=True)
+    cut = repair(problem, selection, deadline=0.0)
+    assert late.fits(problem) and cut.fits(problem)
+
+    def admitted(s: Selection) -> set[int]:
+        return {q for q, k in enumerate(s.chosen) if k is not None}
+
+    assert admitted(late) == admitted(unbounded)
+    assert late.goodput == unbounded.goodput > cut.goodput

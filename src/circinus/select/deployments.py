@@ -661,12 +661,16 @@ def settle(problem: SelectionProblem, selection: Selection, *,
 
 
 def repair(problem: SelectionProblem, selection: Selection, *,
-           deadline: float = math.inf, improve_by: float | None = None) -> Selection:
+           deadline: float = math.inf, improve_by: float | None = None,
+           complete: bool = False) -> Selection:
     r"""``selection`` made to fit ``problem`` locally: while a row is over capacity (in whole
     replicas where candidates join shared deployments), the admitted query on it whose removal
     frees the most of the row per unit of weight leaves; then the queries left out are
     admitted best fit first (:func:`fill`) and the admitted ones moved to cheaper candidates
-    (:func:`improve`) until ``deadline`` (``improve_by`` for the moves, when earlier).
+    (:func:`improve`) until ``deadline`` (``improve_by`` for the moves, when earlier). With
+    ``complete`` only the moves stop at the deadline: the selection is made to fit and filled
+    to the end (each of the fill's rounds admits a query or ends it), so what it admits does
+    not depend on the machine's load.
 
     What :func:`settle` does, for any problem: the link check calls it after it drops
     candidates or lowers a link's capacity, in place of a new selection, which at 20,000
@@ -674,13 +678,14 @@ def repair(problem: SelectionProblem, selection: Selection, *,
     changed. The bound stays: the checks only remove, so the first selection's bound holds."""
     book = ledger(problem, selection.chosen)
     weights = problem.weights
+    until = math.inf if complete else deadline
     while rows := book.over():
         row = rows[0]
         if row[0] in ("device", "memory"):
-            _consolidate(book, row, deadline)
+            _consolidate(book, row, until)
             if not book.is_over(row):
                 continue
-            _trim(book, row, deadline)
+            _trim(book, row, until)
             if not book.is_over(row):
                 continue
         # Whole replicas freed per weight; where no single query frees one, the share of the
@@ -698,7 +703,7 @@ def repair(problem: SelectionProblem, selection: Selection, *,
             book.remove(-int(neg_q))
             if not book.is_over(row):
                 break
-    fill(book, deadline=deadline)
+    fill(book, deadline=until)
     goodput = float(sum(weights[q] for q in book.chosen))
     changed = tuple(book.chosen.get(q) for q in range(len(problem.candidates))) != (
         selection.chosen)
