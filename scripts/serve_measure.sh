@@ -6,8 +6,8 @@
 # tier, the two runs call the tiers in other proportions, which is what tells the per-tier
 # figures apart), plan and serve again. Writes into docs/serving/ (or $OUT): per world the
 # plans, the results and the calibrated worlds (PROBE_SCALE: the probe's share of the plan's
-# rates). Needs the ray and examples extras; about 27 minutes per world on 2 cores, 24 when the
-# uncalibrated run is kept, 14 with JUDGE_ONLY.
+# rates). Needs the ray and examples extras; on 2 cores 34 minutes for digits and 20 for OCR with
+# every phase (less when the uncalibrated run is kept), about 14 per world with JUDGE_ONLY.
 #   DURATION  seconds each plan is served (240: a query's p95 read off ~400 requests, about
 #             7 % sampling error, where 150 s gave ~250 and 9 %)
 #   REFIT     seconds of the refit run (120: it is pooled with the probe plan's run)
