@@ -106,36 +106,41 @@ def stop(processes: list[Started], *, grace_s: float = 10.0) -> list[int]:
     everything below them before it stops them, and ends what is left of those, and nothing
     else.
     """
-    deadline = time.monotonic() + grace_s
-    left = [p for p in processes if alive(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = [p for p in left if alive(p)]
+    left = _waited([p for p in processes if alive(p)], grace_s, step_s=0.2)
     for pid, _ in left:
         with contextlib.suppress(OSError):  # ended meanwhile
             os.kill(pid, signal.SIGKILL)
-    dying, until = list(left), time.monotonic() + KILL_WAIT_S
-    while dying and time.monotonic() < until:  # a killed process takes a moment to go
-        time.sleep(0.05)
-        dying = [p for p in dying if alive(p)]
+    _waited(left, KILL_WAIT_S, step_s=0.05)  # a killed process takes a moment to go
     return [pid for pid, _ in left]
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+def _waited(processes: list[Started], seconds: float, *, step_s: float) -> list[Started]:
+    """Those of ``processes`` still running after up to ``seconds`` of waiting for them."""
+    until = time.monotonic() + seconds
+    while processes and time.monotonic() < until:
+        time.sleep(step_s)
+        processes = [p for p in processes if alive(p)]
+    return processes
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state first), or ``None``
+    when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    fields = _stat(pid)
+    return None if fields is None else fields[19]
 
 
 def alive(process: Started) -> bool:
     """The same process still runs (a zombie does not)."""
     pid, began = process
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    rest = stat.rsplit(")", 1)[1].split()
-    return rest[0] != "Z" and rest[19] == began
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z" and fields[19] == began
