@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import marked_tables
+from circinus.bench.scale import COMMAND_QUERIES
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -181,19 +182,21 @@ def scale(data: dict[str, Any]) -> str:
 def scale_command(data: dict[str, Any]) -> str:
     """``circinus plan`` on ``circinus gen -n N`` end to end, as a user runs it (``circinus
     bench scale --part command``)."""
+    # the bench checked the target itself (at 100,000 queries): its verdict, not a copy of it
+    (target,) = (t for t in data["targets"] if t["name"].startswith("`circinus plan`"))
+    verdict = "–" if target["met"] is None else "met" if target["met"] else "not met"
     rows = [
-        "| queries | wall s | CPU s | peak MB | admitted | gap | target (≤ 60 s, gap ≤ 1 %) | "
+        f"| queries | wall s | CPU s | peak MB | admitted | gap | target ({target['goal']}) | "
         "load |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in data["records"]:
         if r.get("command_seconds") is None:
             continue
-        met = r["command_seconds"] <= 60.0 and r["command_gap"] <= 0.01
         rows.append(
             f"| {r['queries']:,} | {r['command_seconds']:.1f} | {r['command_cpu_seconds']:.1f} | "
             f"{r['command_peak_mb']:,.0f} | {r['command_admitted']:,} | "
-            f"{r['command_gap']:.2%} | {'met' if met else 'not met'} | "
+            f"{r['command_gap']:.2%} | {verdict if r['queries'] == COMMAND_QUERIES else '–'} | "
             f"{r['load_average']:.1f} |")
     return "\n".join(rows)
 
