@@ -140,8 +140,9 @@ def runs(results: list[tuple[str, str, dict[str, Any]]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def row(world: str, phase: str, which: str, run: dict[str, Any],
-            errors: list[float]) -> str:
+    def row(world: str, phase: str, which: str, run: dict[str, Any]) -> str:
+        """A run's line (a run of ``runs[]`` or a whole single-run file: both have these)."""
+        errors = [q["latency_error"] for q in run["queries"] if q["latency_error"] is not None]
         m = run["machine"]
         return (f"| {world} | {phase} | {which} | {run['seed']} | "
                 f"{run['met']}/{len(run['queries'])} | {_pct(run['median_latency_error'])} | "
@@ -154,13 +155,10 @@ def runs(results: list[tuple[str, str, dict[str, Any]]]) -> str:
         if len(r.get("runs") or ()) < 2:
             continue
         for i, run in enumerate(r["runs"], 1):
-            rows.append(row(world, phase, str(i), run, [
-                q["latency_error"] for q in run["queries"] if q["latency_error"] is not None]))
+            rows.append(row(world, phase, str(i), run))
         for path in sorted(DATA.glob(f"{world}-served-seed*.json")):
-            single = json.loads(path.read_text(encoding="utf-8"))
-            rows.append(row(world, "earlier served", "single", single, [
-                q["latency_error"] for q in single["queries"]
-                if q["latency_error"] is not None]))
+            rows.append(row(world, "earlier served", "single",
+                            json.loads(path.read_text(encoding="utf-8"))))
     return "\n".join(rows)
 
 
