@@ -17,6 +17,7 @@ from circinus.errors import SpecError
 from circinus.estimate import AnalyticEstimator
 from circinus.gen import GenSpec, generate
 from circinus.parallel import (
+    AutoExecutor,
     ProcessExecutor,
     SerialExecutor,
     chunk_groups,
@@ -116,6 +117,22 @@ def test_the_plan_is_the_same_on_worker_processes(index: WorldIndex) -> None:
     assert chunked.kernel_evaluations >= serial.kernel_evaluations
 
 
+def test_auto_searches_on_processes_only_where_they_help(
+        index: WorldIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    queries = index.world.queries
+    assert len(queries) < 200
+    assert isinstance(AutoExecutor(cores=2).choose(_search(index), queries), SerialExecutor)
+    monkeypatch.setattr("circinus.parallel.local.AUTO_PROCESSES_FROM", len(queries))
+    chosen = AutoExecutor(cores=2).choose(_search(index), queries)
+    assert isinstance(chosen, ProcessExecutor) and chosen.workers == 2
+    assert isinstance(AutoExecutor(cores=1).choose(_search(index), queries), SerialExecutor)
+    assert isinstance(AutoExecutor(cores=2).choose(_search(index, "vulcan"), queries),
+                      SerialExecutor)  # decides its queries one after another
+    run = AutoExecutor(cores=2).search(_search(index), queries)
+    assert run.executor == "processes" and len(run.chunks) == 8
+    assert run.found == SerialExecutor().search(_search(index), queries).found
+
+
 def test_a_search_that_cannot_split_runs_as_one_chunk(index: WorldIndex) -> None:
     queries = index.world.queries[:20]
     whole = _search(index, "random").search(queries)
@@ -184,6 +201,7 @@ def test_projected_makespan() -> None:
     ("processes", {"chunks": 0}, "--chunks: must be in 1..100000, got 0"),
     ("processes", {"address": "127.0.0.1:6379"}, "--address: only for --executor ray"),
     ("serial", {"workers": 2}, "--workers: serial runs one chunk at a time"),
+    ("auto", {"workers": 2}, "--workers and --chunks: for --executor processes or ray"),
 ])
 def test_bad_executor_options_are_one_line(kind: str, options: dict[str, object],
                                            message: str) -> None:

@@ -77,9 +77,10 @@ def plan(
         help="Profile store for worlds with executable operators (see `circinus profile`); "
         "default $CIRCINUS_STORE, else ~/.cache/circinus/profiles.db.")] = None,
     executor: Annotated[str, typer.Option(
-        help="Where the per-group search runs: serial (this process), processes (worker "
-        "processes here) or ray (Ray tasks on --address, else on a local cluster started and "
-        "stopped by the command); the plan is the same.")] = "serial",
+        help="Where the per-group search runs: auto (worker processes, one per core, for "
+        "200 queries or more on 2 cores or more; else this process), serial (this process), "
+        "processes (worker processes here) or ray (Ray tasks on --address, else on a local "
+        "cluster started and stopped by the command); the plan is the same.")] = "auto",
     workers: Annotated[int | None, typer.Option(
         help="Chunks searched at once (processes, ray; default: the cores here, or the "
         "cluster's CPUs).")] = None,
@@ -127,7 +128,7 @@ def plan(
                 write_atomic(json_out, plan_file_json(planfile))
         if not quiet:
             render_plan(planfile, Console(), show=show)
-            if executor != "serial" or chunks is not None:
+            if executor not in ("serial", "auto") or chunks is not None:
                 Console(soft_wrap=True).print(chunks_line(result.search_chunks,
                                                           result.search_seconds, executor),
                                               highlight=False)
@@ -246,8 +247,8 @@ def search_executor(kind: str, *, workers: int | None, chunks: int | None,
         from circinus.parallel.ray import check_address
 
         check_address(address)  # before the world is read: unreachable is a quick answer
-    if (kind != "serial" or chunks is not None) and search in SEARCHES and not getattr(
-            SEARCHES[search], "splittable", False):
+    if (kind not in ("serial", "auto") or chunks is not None) and search in SEARCHES and (
+            not getattr(SEARCHES[search], "splittable", False)):
         splittable = sorted(k for k, s in SEARCHES.items() if getattr(s, "splittable", False))
         raise SpecError(f"--executor {kind}: search {search!r} decides its queries one after "
                         f"another and cannot be split into chunks; use --search "

@@ -2,7 +2,8 @@
 
 * :mod:`~circinus.parallel.base` - the executor interface, chunking, the chunk kernel, records
   and the projected makespan;
-* :mod:`~circinus.parallel.local` - :class:`SerialExecutor` and :class:`ProcessExecutor`;
+* :mod:`~circinus.parallel.local` - :class:`SerialExecutor`, :class:`ProcessExecutor` and
+  :class:`AutoExecutor` (worker processes for a large enough batch on two cores or more);
 * :mod:`~circinus.parallel.ray` - :class:`~circinus.parallel.ray.RayExecutor` (needs the
   ``ray`` extra; imported only when asked for).
 
@@ -26,9 +27,9 @@ from circinus.parallel.base import (
     chunk_groups,
     projected_makespan,
 )
-from circinus.parallel.local import ProcessExecutor, SerialExecutor
+from circinus.parallel.local import AutoExecutor, ProcessExecutor, SerialExecutor
 
-EXECUTORS = ("serial", "processes", "ray")
+EXECUTORS = ("auto", "serial", "processes", "ray")
 """Registry keys of the executors."""
 MAX_WORKERS = 4096
 MAX_CHUNKS = 100_000
@@ -54,6 +55,11 @@ def make_executor(kind: str, *, workers: int | None = None, chunks: int | None =
     if address is not None and kind != "ray":
         raise SpecError(f"--address: only for --executor ray, got --executor {kind}; add "
                         "--executor ray")
+    if kind == "auto":
+        if workers is not None or chunks is not None:
+            raise SpecError("--workers and --chunks: for --executor processes or ray (the "
+                            "automatic choice sets them itself); add --executor processes")
+        return AutoExecutor()
     if kind == "serial":
         if workers is not None and workers > 1:
             raise SpecError(f"--workers: serial runs one chunk at a time, got {workers}; use "
@@ -74,6 +80,7 @@ def make_executor(kind: str, *, workers: int | None = None, chunks: int | None =
 
 __all__ = [
     "EXECUTORS",
+    "AutoExecutor",
     "BaseSearchExecutor",
     "ChunkRecord",
     "ClusterError",
