@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from circinus.estimate.queueing import quantile
 from circinus.plan.file import PlanFile, to_plan_file
 from circinus.planner import Planner
 from circinus.report import gather, plots
+from circinus.report.data import ReportData
 from circinus.report.sweep import load_sweep, scaled
 from circinus.simulate import (
     SimulationRun,
@@ -162,6 +164,23 @@ def test_report_cli_end_to_end(tmp_path: Path) -> None:
         assert name in (out / "index.md").read_text()
     assert (out / "plan.json").is_file() and (out / "simulation.json").is_file()
     assert str(out / "index.md") in result.stdout
+    data = ReportData.model_validate_json((out / "report.json").read_text())
+    plan = PlanFile.model_validate_json((out / "plan.json").read_text())
+    sim = json.loads((out / "simulation.json").read_text())
+    assert (data.plan.source, data.plan.admitted, data.plan.cost_per_hour) == (
+        "planned", plan.admitted, plan.total_cost_per_hour)
+    assert sum(data.plan.rejected.values()) == plan.total_queries - plan.admitted
+    assert (data.simulation.met, data.simulation.requests) == (sim["met"], sim["requests"])
+    assert [row.query for row in data.simulation.queries] == [q["name"] for q in sim["queries"]]
+    assert [row.simulated_ms for row in data.simulation.queries] == [
+        q["latency"]["at_slo_ms"] for q in sim["queries"]]
+    assert any(row.panel for row in data.simulation.queries)
+    assert [(p.method, p.load) for p in data.sweep] == [
+        ("circinus", 1), ("circinus", 2), ("cloud-only", 1), ("cloud-only", 2)]
+    assert data.timing.sweep_planning_s["circinus"] == pytest.approx(
+        sum(p.seconds for p in data.sweep if p.method == "circinus"))
+    assert set(data.timing.steps_s) == {"plan", "simulate", "figures", "sweep"}
+    assert [d.name for d in data.devices] == [d.name for d in plan.resources.devices]
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ FIGURES = {
     "utilisation.png": "Resource use: allocated, predicted busy and simulated busy",
 }
 """Every figure the command writes, with its heading in the index."""
-OUTPUTS = ("index.md", "plan.json", "simulation.json", *FIGURES)
+OUTPUTS = ("index.md", "plan.json", "simulation.json", "report.json", *FIGURES)
 """Every file the command writes into its folder."""
 
 
@@ -165,6 +165,7 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     from circinus.plan.file import to_plan_file
     from circinus.planner import Planner
     from circinus.report import gather, plots
+    from circinus.report.data import load_average, report_data
     from circinus.report.sweep import load_sweep
     from circinus.simulate import (
         SimulationSettings,
@@ -177,6 +178,8 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
 
     err = Console(stderr=True, soft_wrap=True)
     began = time.monotonic()
+    load_start = load_average()
+    steps: dict[str, float] = {}
 
     def say(message: str) -> None:
         if not quiet:
@@ -191,33 +194,49 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     else:
         index = measured(index, store, quiet=quiet)
         say(f"planning {index.world.name} ({len(index.world.queries)} queries)")
+        t = time.monotonic()
         planfile = to_plan_file(index, Planner(settings=index.world.planner).plan(index))
+        steps["plan"] = time.monotonic() - t
         sim = compile_plan(index, planfile)
     written: list[Path] = []
     if plan is None:
         write_atomic(options.out / "plan.json", planfile.model_dump_json(indent=2))
         written.append(options.out / "plan.json")
     say(f"simulating {options.duration:g} s")
+    t = time.monotonic()
     run = simulate_run(sim, arrivals=make_arrivals("poisson"), settings=SimulationSettings(
         duration_s=options.duration, seed=options.seed))
+    steps["simulate"] = time.monotonic() - t
     write_atomic(options.out / "simulation.json", run.result.model_dump_json(indent=2))
     written.append(options.out / "simulation.json")
     figure = {name: options.out / name for name in FIGURES}
     say("searching the frontier groups")
+    t = time.monotonic()
     plots.plot_frontiers(gather.frontier_panels(index, planfile, count=options.panels,
                                                 seed=options.seed), figure["frontiers.png"])
-    plots.plot_latency_cdfs(gather.latency_panels(index, planfile, run, count=options.panels),
-                            figure["latency-cdf.png"])
-    plots.plot_utilisation(gather.device_use(index, planfile, run.result),
-                           gather.link_use(planfile, run.result), figure["utilisation.png"])
+    panels = gather.latency_panels(index, planfile, run, count=options.panels)
+    plots.plot_latency_cdfs(panels, figure["latency-cdf.png"])
+    devices = gather.device_use(index, planfile, run.result)
+    links = gather.link_use(planfile, run.result)
+    plots.plot_utilisation(devices, links, figure["utilisation.png"])
+    steps["figures"] = time.monotonic() - t
     say(f"load sweep: {len(options.methods)} methods × {len(options.loads)} loads, "
         f"{options.jobs} process(es)")
+    t = time.monotonic()
     sweep = load_sweep(index.world, methods=options.methods, loads=options.loads,
                        jobs=options.jobs, progress=say)
     for method, why in sweep.skipped:
         say(f"skipped {method}: {why}")
     plots.plot_goodput_vs_load(list(sweep.points), figure["goodput-vs-load.png"])
+    steps["sweep"] = time.monotonic() - t
     written += figure.values()
+    data = report_data(planfile, planned=plan is None, sim=run.result,
+                       panels=[p.query for p in panels], sweep=sweep.points,
+                       skipped=sweep.skipped, devices=devices, links=links, steps=steps,
+                       total_s=time.monotonic() - began, jobs=options.jobs,
+                       load_start=load_start)
+    write_atomic(options.out / "report.json", data.model_dump_json(indent=1))
+    written.append(options.out / "report.json")
     index_md = options.out / "index.md"
     write_atomic(index_md, _index(world, plan, options, planfile, run.result, sweep,
                                   time.monotonic() - began, shares=_shares(index, planfile)))
@@ -285,6 +304,8 @@ def _index(world: Path, plan: Path | None, options: _Options, planfile: PlanFile
     if plan is None:
         lines.append("| `plan.json` | the plan (`circinus plan --json`) |")
     lines.append("| `simulation.json` | the simulation's result (`circinus simulate --json`) |")
+    lines.append("| `report.json` | the figures' numbers, the plan's and the simulation's totals "
+                 "and the time each step took |")
     lines += [f"| `{name}` | {title} |" for name, title in FIGURES.items()]
     lines += list(shares)
     for name, title in FIGURES.items():
