@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,3 +33,44 @@ def test_extreme_variability_does_not_stall_the_why_not_search() -> None:
     assert result.why_not_seconds < 10.0
     assert any(o.why_not is not None and o.why_not.relaxations is None for o in rejected)
     assert all(o.reason for o in rejected)  # every rejection still says why
+
+
+@pytest.mark.slow
+def test_forked_workers_give_the_serial_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rejected classes of one plan searched in this process alone and dealt over it and
+    a fork: the same answer for every rejected query."""
+    import circinus.planner as planner
+
+    real = planner.until_on_forks
+    seen = []
+
+    def both(items: Any, work: Any, deadline: float, *, workers: int = 1) -> Any:
+        one = real(items, work, math.inf, workers=1)
+        two = real(items, work, math.inf, workers=2)
+        seen.append((len(items), one, two))
+        return two
+
+    monkeypatch.setattr(planner, "until_on_forks", both)
+    data = yaml.safe_load((EXAMPLES / "edge-cloud-vision.yaml").read_text())
+    data["queries"] = data["queries"][:120]
+    for q in data["queries"]:
+        q["rate_rps"] *= 3  # many rejected, in several classes
+    data.setdefault("planner", {})["time_limit_s"] = 3.0  # the selection is not the point
+    Planner(why_not=True).plan(parse_world(data))
+    ((classes, one, two),) = seen
+    assert classes > 3 and len(one) > 10
+    assert one == two
+
+
+def test_until_on_forks_deals_items_round_robin_and_keeps_their_answers() -> None:
+    from circinus.parallel.local import until_on_forks
+
+    items = [[i, i + 100] for i in range(7)]
+    got = until_on_forks(items, lambda item: {k: (k * 2, os.getpid()) for k in item},
+                         math.inf, workers=3)
+    assert {k: v for k, (v, _) in got.items()} == {k: 2 * k for item in items for k in item}
+    pids = [got[i][1] for i in range(7)]
+    assert pids[0] == pids[3] == pids[6] == os.getpid()  # this process: items 0, 3, 6
+    assert len({pids[1], pids[2], os.getpid()}) == 3  # one fork each for 1, 4 and 2, 5
+    assert pids[1] == pids[4] and pids[2] == pids[5]
+    assert until_on_forks(items, lambda item: {item[0]: 1}, 0.0, workers=2) == {}  # past it

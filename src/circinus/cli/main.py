@@ -8,6 +8,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -121,7 +122,8 @@ def plan(
                             f"{', '.join(sorted(SELECTORS))}")
         index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
-                         why_not=why_not, freeze=True, executor=where).plan(index)
+                         why_not=why_not, freeze=True, executor=where,
+                         why_not_workers=os.cpu_count() or 1).plan(index)
         with paused(freeze=True):
             planfile = to_plan_file(index, result)
             if json_out is not None:
@@ -235,8 +237,6 @@ def search_executor(kind: str, *, workers: int | None, chunks: int | None,
                     address: str | None, search: str) -> BaseSearchExecutor:
     """The executor of the search options (``--address`` defaults to ``$RAY_ADDRESS`` for
     ``--executor ray`` alone); a one-line error for a bad combination."""
-    import os
-
     from circinus.parallel import make_executor
     from circinus.planner import SEARCHES
 

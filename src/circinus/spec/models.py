@@ -696,11 +696,11 @@ class PlannerSettings(_Model):
         description="Parts of a partitioned selection (see `partition_above`).",
     )
     why_not_time_s: Number = Field(
-        default=10.0, ge=0.1, le=86_400,
+        default=5.0, ge=0.1, le=86_400,
         description="Time budget for finding rejected queries' nearest admissible SLOs, "
         "seconds, once per class of queries alike but for their names, the largest classes "
-        "first; the ones past it are still given the objective or resource that stops them, "
-        "without a nearest SLO.",
+        "first (`circinus plan` searches on every core); the ones past it are still given "
+        "the objective or resource that stops them, without a nearest SLO.",
     )
     tiers: tuple[Literal["edge", "cloud"], ...] = Field(
         default=("edge", "cloud"),
