@@ -201,6 +201,22 @@ def scale_command(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def scale_command_stages(data: dict[str, Any]) -> str:
+    """Where ``circinus plan``'s wall time went (``circinus bench scale --part command``):
+    search, selection and why-not as its plan file reports them, the rest (starting, reading,
+    the plan file) the difference."""
+    rows = ["| queries | search s | selection s | why-not s | rest s | wall s |",
+            "|---|---|---|---|---|---|"]
+    for r in data["records"]:
+        stages = r.get("command_stages")
+        if r.get("command_seconds") is None or not stages:
+            continue
+        rows.append(f"| {r['queries']:,} | {stages['search']:.1f} | {stages['selection']:.1f} | "
+                    f"{stages['why-not']:.1f} | {stages['rest']:.1f} | "
+                    f"{r['command_seconds']:.1f} |")
+    return "\n".join(rows)
+
+
 def scale_search(data: dict[str, Any]) -> str:
     """The search on worker processes per size (``circinus bench scale --part search``):
     measured serially and on 1 and 2 workers, PROJECTED beyond from the measured chunk
@@ -278,14 +294,15 @@ def service(data: dict[str, Any]) -> str:
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "sharing": sharing, "search": search, "search-summary": search_summary, "scale": scale,
-    "scale-search": scale_search, "scale-command": scale_command, "fidelity": fidelity,
+    "scale-search": scale_search, "scale-command": scale_command,
+    "scale-command-stages": scale_command_stages, "fidelity": fidelity,
     "fidelity-before": fidelity, "service": service}
-SOURCES = {"search-summary": "search"}
+SOURCES = {"search-summary": "search", "scale-command-stages": "scale-command"}
 """Tables rendered from another table's JSON (``docs/bench/SOURCE-seed0.json``)."""
 FILES: dict[Path, tuple[str, ...]] = {
-    README: tuple(TABLES),
+    README: tuple(name for name in TABLES if name != "scale-command-stages"),
     REPO / "docs" / "service.md": ("service",),
-    REPO / "docs" / "scale.md": ("scale-search", "scale-command")}
+    REPO / "docs" / "scale.md": ("scale-search", "scale-command", "scale-command-stages")}
 """The tables each file carries."""
 
 

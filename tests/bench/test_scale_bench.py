@@ -71,6 +71,10 @@ def test_the_command_part_runs_circinus_plan_as_a_user_does(tmp_path: Path) -> N
     assert rec["admitted"] is None and rec["replan_seconds"] is None  # not asked for
     assert rec["command_cpu_seconds"] > 0 and 0 < rec["command_seconds"] < 600
     assert 50 < rec["command_peak_mb"] < 8000 and rec["load_average"] is not None
+    stages = rec["command_stages"]
+    assert set(stages) == {"search", "selection", "why-not", "rest"}
+    assert all(v >= 0 for v in stages.values()) and stages["search"] > 0
+    assert sum(stages.values()) == pytest.approx(rec["command_seconds"])
     # what the plan file of the same command says
     world, plan = tmp_path / "w.yaml", tmp_path / "p.json"
     assert CliRunner().invoke(app, ["gen", "-n", "40", "--out", str(world)]).exit_code == 0

@@ -150,6 +150,10 @@ class ScaleRecord:
     command_admitted: int | None = None
     command_gap: float | None = None
     """The gap its plan file reports."""
+    command_stages: dict[str, float] | None = None
+    """Where its wall time went, s: ``search``, ``selection`` (with its checks) and
+    ``why-not`` as its plan file reports them, and ``rest`` (starting, reading the world,
+    building the selection problem, the plan file) the wall time less those."""
     load_average: float | None = None
     """One-minute load average when the record began."""
     skipped: str | None = None
@@ -290,7 +294,7 @@ _REPLAN_FIELDS = ("replan_seconds", "replan_decision_seconds", "replan_max_secon
                   "replan_arrivals", "replan_admitted", "online_start_seconds",
                   "abandoned_solves_replan")
 _COMMAND_FIELDS = ("command_seconds", "command_cpu_seconds", "command_peak_mb",
-                   "command_admitted", "command_gap")
+                   "command_admitted", "command_gap", "command_stages")
 _SOLVER_THREAD = "circinus-highs"  # the worker threads of circinus.select.highs
 
 
@@ -410,10 +414,14 @@ def measure_command(queries: int, *, seed: int, timeout_s: float,
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = json.loads(plan.read_text(encoding="utf-8"))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    stages = {"search": result["search_seconds"], "selection": result["select_seconds"],
+              "why-not": result["why_not_seconds"]}
+    stages["rest"] = max(wall - sum(stages.values()), 0.0)
     return ScaleRecord(queries, "circinus", METHODS["circinus"], load_average=load,
                        command_seconds=wall, command_cpu_seconds=cpu,
                        command_peak_mb=after.ru_maxrss / 1024.0,  # KB on Linux
-                       command_admitted=result["admitted"], command_gap=result["solver"]["gap"])
+                       command_admitted=result["admitted"], command_gap=result["solver"]["gap"],
+                       command_stages=stages)
 
 
 def _call(argv: list[str], timeout_s: float) -> None:
