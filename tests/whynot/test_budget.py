@@ -74,3 +74,18 @@ def test_until_on_forks_deals_items_round_robin_and_keeps_their_answers() -> Non
     assert len({pids[1], pids[2], os.getpid()}) == 3  # one fork each for 1, 4 and 2, 5
     assert pids[1] == pids[4] and pids[2] == pids[5]
     assert until_on_forks(items, lambda item: {item[0]: 1}, 0.0, workers=2) == {}  # past it
+
+
+def test_a_failing_fork_loses_only_its_own_answers(capfd: pytest.CaptureFixture[str]) -> None:
+    from circinus.parallel.local import until_on_forks
+
+    parent = os.getpid()
+
+    def work(item: list[int]) -> dict[int, int]:
+        if os.getpid() != parent:
+            raise RuntimeError("boom")
+        return {k: k for k in item}
+
+    got = until_on_forks([[0], [1], [2], [3]], work, math.inf, workers=2)
+    assert got == {0: 0, 2: 2}  # this process's items; the fork's are not done
+    assert "Traceback" not in capfd.readouterr().err

@@ -201,9 +201,12 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         def child(share: Sequence[Sequence[_K]] = items[w::width],
                   send: multiprocessing.connection.Connection = send) -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
-            with paused():
-                send.send(run(share))
-            send.close()
+            try:
+                with paused():
+                    send.send(run(share))
+                send.close()
+            except BaseException:  # the parent goes on without these answers
+                os._exit(1)  # quietly: the command's output stays its own
 
         proc = ctx.Process(target=child, daemon=True, name=f"circinus-fork-{w}")
         proc.start()
