@@ -89,3 +89,21 @@ def test_a_failing_fork_loses_only_its_own_answers(capfd: pytest.CaptureFixture[
     got = until_on_forks([[0], [1], [2], [3]], work, math.inf, workers=2)
     assert got == {0: 0, 2: 2}  # this process's items; the fork's are not done
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_fork_that_hangs_is_stopped_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from circinus.parallel import local
+
+    monkeypatch.setattr(local, "FORK_GRACE_S", 0.5)
+    parent = os.getpid()
+
+    def work(item: list[int]) -> dict[int, int]:
+        if os.getpid() != parent:
+            time.sleep(3600)  # a copy stuck on a lock
+        return {k: k for k in item}
+
+    start = time.monotonic()
+    got = local.until_on_forks([[0], [1], [2]], work, time.monotonic() + 0.2, workers=2)
+    assert got == {0: 0, 2: 2} and time.monotonic() - start < 30

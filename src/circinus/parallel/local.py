@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -168,6 +169,11 @@ class AutoExecutor(BaseSearchExecutor):
                                   "chooses")  # pragma: no cover - search() never calls it
 
 
+FORK_GRACE_S = 30.0
+"""How long :func:`until_on_forks` waits for a forked copy's answers past the deadline (or past
+its own share, when that ends later) before it stops the copy and goes on without them."""
+
+
 def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]], dict[_K, _V]],
                    deadline: float, *, workers: int = 1) -> dict[_K, _V]:
     """``work(item)`` for the ``items`` in order until ``deadline`` (a :func:`time.monotonic`
@@ -175,8 +181,9 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
     and forked copies of it (which see everything this process holds, unshipped), so that
     within the same wall time about ``workers`` times as many items are done, the first ones
     first. An item started before the deadline is finished. Each copy sends back its answers,
-    which must pickle; a copy that fails loses only its own answers (its items count as not
-    done). Without ``fork`` (or with one worker, or one item) all run here.
+    which must pickle; a copy that fails, or has not answered :data:`FORK_GRACE_S` after the
+    deadline, loses only its own answers (its items count as not done, and it is stopped).
+    Without ``fork`` (or with one worker, or one item) all run here.
 
     Example: the why-not searches of a plan's rejected classes, largest first, on 2 cores:
     this process takes classes 0, 2, 4, ... and a fork 1, 3, 5, ...
@@ -214,12 +221,23 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         pipes.append(receive)
         procs.append(proc)
     out = run(items[0::width])
+    # A copy finishes the item it holds at the deadline, as this process does; one that has not
+    # answered FORK_GRACE_S after the deadline (or after this process's own share) is stopped:
+    # a forked copy of a process with threads can hang on a lock one of them held, and the
+    # command must not.
+    wait_until = max(deadline, time.monotonic()) + FORK_GRACE_S
     for receive, proc in zip(pipes, procs, strict=True):
         try:
-            out.update(receive.recv())
+            left = max(wait_until - time.monotonic(), 0.0) if math.isfinite(wait_until) else None
+            if receive.poll(left):
+                out.update(receive.recv())
         except (EOFError, OSError):
             pass  # the copy failed: its items are not done
         finally:
             receive.close()
+            if proc.is_alive():
+                proc.join(0.1)
+            if proc.is_alive():
+                proc.kill()
             proc.join()
     return out
