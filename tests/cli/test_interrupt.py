@@ -94,6 +94,22 @@ def interrupt(args: list[str], *, cwd: Path, busy: str | None = None, after: flo
     return proc.returncode, took, seen.decode(errors="replace"), kids
 
 
+def _plan_quickly(world: Path, plan: Path) -> None:
+    """``circinus plan WORLD --time-limit 2 --json PLAN``; should it outlive 300 s, every
+    thread's stack (Python's fault handler, on SIGABRT) is in the failure."""
+    proc = subprocess.Popen([sys.executable, "-m", "circinus", "plan", str(world), "-q",
+                             "--time-limit", "2", "--json", str(plan)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate()
+        pytest.fail(f"circinus plan hung for 300 s; its threads:\n{err[-6000:]}")
+    assert proc.returncode == 0, err[-2000:]
+
+
 def _last_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1] if stderr.strip() else ""
 
@@ -140,8 +156,7 @@ def test_simulate(tmp_path: Path) -> None:
     # queries took under 4 s, ending before the interrupt on a fast machine).
     world = EXAMPLES / "edge-cloud-vision.yaml"
     plan = tmp_path / "plan.json"
-    subprocess.run([sys.executable, "-m", "circinus", "plan", str(world), "-q", "--time-limit",
-                    "2", "--json", str(plan)], check=True, timeout=300)
+    _plan_quickly(world, plan)
     _check(*interrupt(["simulate", str(world), str(plan), "--duration", "7200"], cwd=tmp_path,
                       after=4.0))
 
@@ -157,9 +172,7 @@ def test_profile(tmp_path: Path) -> None:
 def test_report_cancels_its_workers_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "report"
     plan = tmp_path.parent / f"{tmp_path.name}-plan.json"  # planned quickly, outside the folder
-    subprocess.run([sys.executable, "-m", "circinus", "plan",
-                    str(EXAMPLES / "edge-cloud-vision.yaml"), "-q", "--time-limit", "2",
-                    "--json", str(plan)], check=True, timeout=300)
+    _plan_quickly(EXAMPLES / "edge-cloud-vision.yaml", plan)
     code, took, stderr, kids = interrupt(
         ["report", str(EXAMPLES / "edge-cloud-vision.yaml"), "--plan", str(plan), "--out",
          str(out), "--jobs", "2", "--methods", "circinus,vulcan", "--loads", "0.5,1,2,3"],
