@@ -165,8 +165,9 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
     from circinus.plan.file import to_plan_file
     from circinus.planner import Planner
     from circinus.report import gather, plots
-    from circinus.report.data import load_average, report_data
+    from circinus.report.data import report_data
     from circinus.report.sweep import load_sweep
+    from circinus.runtime.machine import load_average
     from circinus.simulate import (
         SimulationSettings,
         compile_plan,

@@ -198,7 +198,7 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         return out
 
     width = min(workers, len(items))
-    if width < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if width < 2 or _context().get_start_method() != "fork":
         return run(items)
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
@@ -235,9 +235,8 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
             pass  # the copy failed: its items are not done
         finally:
             receive.close()
-            if proc.is_alive():
-                proc.join(0.1)
+            proc.join(0.1)
             if proc.is_alive():
                 proc.kill()
-            proc.join()
+                proc.join()
     return out

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from circinus.plan.file import PlanFile
 from circinus.report.plots import DeviceUse, LinkUse, LoadPoint
+from circinus.runtime.machine import load_average
 from circinus.simulate import SimulationResult
 
 
@@ -128,14 +129,6 @@ class ReportData(_Out):
     devices: list[DeviceRow]
     links: list[LinkRow]
     timing: Timing
-
-
-def load_average() -> float:
-    """The machine's 1-minute load average (0 where the platform has none)."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # pragma: no cover - platforms without it
-        return 0.0
 
 
 def report_data(planfile: PlanFile, *, planned: bool, sim: SimulationResult,

@@ -35,8 +35,11 @@ def cpu_times() -> CpuTimes:
 
 
 def load_average() -> float:
-    """The 1-minute load average."""
-    return os.getloadavg()[0]
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without it
+        return 0.0
 
 
 def _table() -> tuple[dict[int, list[int]], dict[int, int]]:
