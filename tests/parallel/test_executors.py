@@ -314,3 +314,64 @@ def test_without_keeping_a_run_sends_counts_and_digests_that_tell_runs_apart(
                                           for c in q.candidates))
               for q in whole["circinus"]]
     assert digest(pack(copied)) == digest(pack(list(whole["circinus"])))
+
+
+def _dying(monkeypatch: pytest.MonkeyPatch, marker: Path | None) -> None:
+    """Worker processes (forked: they inherit this patch) die on a chunk instead of answering:
+    on chunk 1 once (the first to create ``marker``), or on every chunk (``marker`` None)."""
+    import os
+
+    from circinus.parallel import local
+
+    parent, real = os.getpid(), local.run_chunk
+
+    def run_chunk(job, chunk):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            if marker is None:
+                os._exit(3)
+            if chunk.number == 1:
+                try:
+                    marker.touch(exist_ok=False)
+                except FileExistsError:
+                    pass
+                else:
+                    os._exit(3)
+        return real(job, chunk)
+
+    monkeypatch.setattr(local, "run_chunk", run_chunk)
+
+
+@pytest.mark.parametrize("every", [False, True], ids=["once", "every-chunk"])
+def test_a_chunk_whose_worker_dies_is_searched_again(
+        index: WorldIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        every: bool) -> None:
+    """A worker that ends without answering (killed, crashed) loses no chunk: another worker
+    takes it, or this process when none is left, and the candidates are the serial ones."""
+    import os
+
+    _dying(monkeypatch, None if every else tmp_path / "died")
+    said: list[str] = []
+    run = ProcessExecutor(workers=2, chunks=5).search(_search(index), index.world.queries,
+                                                      progress=said.append)
+    assert run.found == SerialExecutor().search(_search(index), index.world.queries).found
+    assert sorted(c.number for c in run.chunks) == list(range(5))
+    lost = [s for s in said if "ended (exit code 3)" in s]
+    assert len(lost) == (2 if every else 1) and "without chunk" in lost[0]
+    here = {c.worker.endswith(f"pid {os.getpid()}") for c in run.chunks}
+    assert here == ({True} if every else {False})  # this process, or the surviving worker
+
+
+def test_an_error_in_a_chunk_is_raised_and_the_workers_stop(
+        index: WorldIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from circinus.parallel import local
+
+    def run_chunk(job, chunk):  # type: ignore[no-untyped-def]
+        raise ValueError(f"chunk {chunk.number} is bad")
+
+    monkeypatch.setattr(local, "run_chunk", run_chunk)
+    with pytest.raises(ValueError, match="is bad"):
+        ProcessExecutor(workers=2, chunks=4).search(_search(index), index.world.queries)
+    assert not [p for p in multiprocessing.active_children()
+                if p.name.startswith("circinus-search")]

@@ -78,11 +78,10 @@ def plan(
         help="Profile store for worlds with executable operators (see `circinus profile`); "
         "default $CIRCINUS_STORE, else ~/.cache/circinus/profiles.db.")] = None,
     executor: Annotated[str, typer.Option(
-        help="Where the per-group search runs: serial (this process), auto (worker "
-        "processes, one per core, for 200 queries or more on 2 cores or more; else this "
-        "process), processes (worker processes here) or ray (Ray tasks on --address, else on "
-        "a local cluster started and stopped by the command); the plan is the same.")
-    ] = "serial",
+        help="Where the per-group search runs: auto (worker processes, one per core, for "
+        "200 queries or more on 2 cores or more; else this process), serial (this process), "
+        "processes (worker processes here) or ray (Ray tasks on --address, else on a local "
+        "cluster started and stopped by the command); the plan is the same.")] = "auto",
     workers: Annotated[int | None, typer.Option(
         help="Chunks searched at once (processes, ray; default: the cores here, or the "
         "cluster's CPUs).")] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -10,7 +11,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 from circinus.collector import paused
@@ -28,6 +29,7 @@ from circinus.parallel.packed import digest, pack
 from circinus.search.base import BaseSearch
 from circinus.spec.models import Query
 
+_log = logging.getLogger(__name__)
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -84,18 +86,112 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context()
 
 
-_worker_job: list[SearchJob] = []
-"""The job of a worker process (set once by :func:`_start_worker`; each worker has its own)."""
+def _serve(job: SearchJob, tasks: multiprocessing.connection.Connection,
+           results: multiprocessing.connection.Connection) -> None:
+    """A worker process: search each chunk it is sent and send back its result (or the error
+    that stopped it), until it is sent ``None`` or its parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
+    try:
+        with paused():
+            while (chunk := tasks.recv()) is not None:
+                try:
+                    out: tuple[bool, object] = (True, run_chunk(job, chunk))
+                except Exception as exc:  # the parent raises it
+                    out = (False, exc)
+                results.send(out)
+    except (EOFError, OSError):
+        pass  # the parent is gone
 
 
-def _start_worker(job: SearchJob) -> None:
-    # Ctrl-C is the parent's to handle: the pool's exit ends the workers at once.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_job[:] = [job]
+class _Worker:
+    """One worker process of :func:`_pool_run`: its pipes and the chunk it holds."""
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext, job: SearchJob,
+                 number: int) -> None:
+        receive_task, self.tasks = ctx.Pipe(duplex=False)
+        self.results, send_result = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_serve, args=(job, receive_task, send_result),
+                                daemon=True, name=f"circinus-search-{number}")
+        self.proc.start()
+        receive_task.close()
+        send_result.close()
+        self.chunk: Chunk | None = None
+
+    def give(self, chunk: Chunk | None) -> None:
+        """Hand the worker ``chunk`` (``None``: nothing more, it ends)."""
+        self.chunk = chunk
+        # One that has died cannot take it: its sentinel says so, and it is searched again.
+        with suppress(OSError):
+            self.tasks.send(chunk)
+
+    def stop(self) -> None:
+        self.tasks.close()
+        self.results.close()
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
 
 
-def _worker_chunk(chunk: Chunk) -> ChunkResult:
-    return run_chunk(_worker_job[0], chunk)
+def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
+              progress: Progress) -> list[ChunkResult]:
+    """Every chunk of ``job`` on ``width`` worker processes, each handed the next chunk (in
+    dispatch order) as it finishes one; the results in the order they come.
+
+    NOTE: not :class:`multiprocessing.pool.Pool`, which loses the task of a worker that dies
+    and then waits for it forever: once in CI a plan hung there until it was killed, a
+    replacement worker still waiting for a task. Here the parent waits on every busy worker's
+    result pipe and process at once, with no helper threads; the chunk of a worker that ends
+    without answering is searched again by the next free worker, or in this process when no
+    worker is left, and a warning (logged, and as a progress line) says so. An error raised
+    by a chunk's search is raised here. Every worker is stopped before this returns or
+    raises, Ctrl-C included.
+    """
+    ctx = _context()
+    pending = list(reversed(chunks))  # popped from the end: dispatch order
+    out: list[ChunkResult] = []
+    workers: list[_Worker] = []
+
+    def done(result: ChunkResult) -> None:
+        out.append(result)
+        progress(f"chunk {len(out)}/{len(chunks)} searched")
+
+    try:
+        for number in range(min(width, len(chunks))):
+            workers.append(_Worker(ctx, job, number))
+            workers[-1].give(pending.pop())
+        while busy := [w for w in workers if w.chunk is not None]:
+            ready = multiprocessing.connection.wait(
+                [w.results for w in busy] + [w.proc.sentinel for w in busy])
+            for worker in busy:
+                if worker.results in ready or worker.results.poll():
+                    try:
+                        ok, value = worker.results.recv()
+                    except (EOFError, OSError):
+                        pass  # ended mid-answer: as a worker that died, below
+                    else:
+                        if not ok:
+                            assert isinstance(value, BaseException)
+                            raise value
+                        assert isinstance(value, ChunkResult)
+                        done(value)
+                        worker.give(pending.pop() if pending else None)
+                        continue
+                if worker.proc.sentinel in ready or not worker.proc.is_alive():
+                    assert worker.chunk is not None
+                    worker.proc.join(1.0)  # its pipes close a moment before it exits
+                    lost = (f"search worker pid {worker.proc.pid} ended (exit code "
+                            f"{worker.proc.exitcode}) without chunk {worker.chunk.number}; "
+                            "it is searched again")
+                    _log.warning(lost)
+                    progress(lost)
+                    pending.append(worker.chunk)
+                    worker.chunk = None  # a busy worker takes it when it is free
+        while pending:  # lost chunks and no busy worker left: the rest in this process
+            done(run_chunk(job, pending.pop()))
+    finally:
+        for worker in workers:
+            worker.stop()
+    return out
 
 
 class ProcessExecutor(BaseSearchExecutor):
@@ -115,18 +211,12 @@ class ProcessExecutor(BaseSearchExecutor):
                    progress: Progress) -> list[ChunkResult]:
         if not chunks:
             return []
-        width = min(self.workers or os.cpu_count() or 1, len(chunks))
-        out: list[ChunkResult] = []
-        # NOTE: on Ctrl-C (or any error) the pool's exit terminates its workers at once; they
-        # ignore SIGINT themselves (see circinus.report.sweep). The parent's collector stays
-        # paused while results arrive: unpickling them makes many objects. Forked workers
-        # inherit the job; others (a spawn or forkserver start) unpickle it once each.
-        with paused(), _context().Pool(width, initializer=_start_worker,
-                                       initargs=(job,)) as pool:
-            for res in pool.imap_unordered(_worker_chunk, chunks, chunksize=1):
-                out.append(res)
-                progress(f"chunk {len(out)}/{len(chunks)} searched")
-        return out
+        # NOTE: on Ctrl-C (or any error) every worker is stopped at once; they ignore SIGINT
+        # themselves. The parent's collector stays paused while results arrive: unpickling
+        # them makes many objects. Forked workers inherit the job; others (a spawn or
+        # forkserver start) unpickle it once each.
+        with paused():
+            return _pool_run(job, chunks, self.workers or os.cpu_count() or 1, progress)
 
 
 AUTO_PROCESSES_FROM = 200
