@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from circinus.collector import paused
 from circinus.parallel.base import (
@@ -30,6 +30,11 @@ from circinus.search.base import BaseSearch
 from circinus.spec.models import Query
 
 _log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # ForkContext is not there on every platform
+    from typing import TypeAlias
+
+    _Context: TypeAlias = (
+        multiprocessing.context.DefaultContext | multiprocessing.context.ForkContext)
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -75,7 +80,7 @@ class SerialExecutor(BaseSearchExecutor):
         return out
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> _Context:
     """Forked workers where the platform has them: they inherit the job (the world and the
     batch's queries) instead of unpickling it. Not the default start method, which a process
     itself started by spawning (as ``circinus bench scale`` runs each part) inherits: its
@@ -106,7 +111,7 @@ def _serve(job: SearchJob, tasks: multiprocessing.connection.Connection,
 class _Worker:
     """One worker process of :func:`_pool_run`: its pipes and the chunk it holds."""
 
-    def __init__(self, ctx: multiprocessing.context.BaseContext, job: SearchJob,
+    def __init__(self, ctx: _Context, job: SearchJob,
                  number: int) -> None:
         receive_task, self.tasks = ctx.Pipe(duplex=False)
         self.results, send_result = ctx.Pipe(duplex=False)
