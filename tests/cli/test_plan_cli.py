@@ -110,3 +110,20 @@ def test_the_plan_file_is_the_model_s_pretty_json(tmp_path: Path) -> None:
     model = PlanFile.model_validate_json(written)
     assert written == model.model_dump_json(indent=2).encode() + b"\n"
     assert plan_file_json(model) == written[:-1]
+
+
+def test_a_plan_file_of_many_queries_is_compact(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PRETTY_UP_TO queries the same model is written without indentation."""
+    from circinus.plan import file
+    from circinus.plan.file import PlanFile
+
+    out = tmp_path / "plan.json"
+    world = str(ROOT / "examples" / "jellybean-vqa.yaml")
+    assert runner.invoke(app, ["plan", world, "-q", "--json", str(out)]).exit_code == 0
+    pretty = PlanFile.model_validate_json(out.read_bytes())
+    monkeypatch.setattr(file, "PRETTY_UP_TO", len(pretty.queries) - 1)
+    assert runner.invoke(app, ["plan", world, "-q", "--json", str(out)]).exit_code == 0
+    written = out.read_bytes()
+    assert written == PlanFile.model_validate_json(written).model_dump_json().encode() + b"\n"
+    assert b"\n" not in written[:-1]

@@ -547,12 +547,20 @@ def _plan_file_adapter() -> TypeAdapter[PlanFile]:
     return TypeAdapter(PlanFile)
 
 
+PRETTY_UP_TO = 10_000
+"""Queries up to which :func:`plan_file_json` indents the plan file for reading by eye;
+larger plans are written compact (no one reads 100,000 queries' plans by eye: at that size
+the indented file is 310 MB against 169 MB, and took 2.1 s to serialise against 1.2 s and
+0.7 s to write against 0.1 s)."""
+
+
 def plan_file_json(plan: PlanFile) -> bytes:
-    """The plan file as ``circinus plan --json`` writes it: ``plan.model_dump_json(indent=2)``
-    in UTF-8, serialised straight to bytes (the text is 300 MB at 100,000 generated queries;
-    decoding it into a string only to encode it again for the file was a tenth of the time
-    of writing it)."""
-    return _plan_file_adapter().dump_json(plan, indent=2)
+    """The plan file as ``circinus plan --json`` writes it, in UTF-8: ``plan.model_dump_json``
+    indented by 2 up to :data:`PRETTY_UP_TO` queries, compact above; serialised straight to
+    bytes (decoding the text into a string only to encode it again for the file was a tenth
+    of the time of writing it)."""
+    indent = 2 if len(plan.queries) <= PRETTY_UP_TO else None
+    return _plan_file_adapter().dump_json(plan, indent=indent)
 
 
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
