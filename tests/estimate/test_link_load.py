@@ -124,6 +124,32 @@ def test_with_link_load_shares_the_stage_memo() -> None:
     assert loaded.link_load == {("edge", "cloud"): 0.5} and base.link_load == {}
 
 
+def test_one_link_changed_is_the_same_as_the_whole_load_given() -> None:
+    """with_link_at(pair, rho) is with_link_load of the loads with that link at rho: the same
+    slowdowns and estimates, the other links kept, the base unchanged."""
+    data: dict[str, Any] = copy.deepcopy(WORLD)
+    data["links"][0]["capacity_mbps"] = 30.0
+    data["links"][0]["both_ways"] = False
+    data["links"].append({**data["links"][0], "src": "cloud", "dst": "edge",
+                          "capacity_mbps": 45.0})
+    index = build_index(World.model_validate(data))
+    plan = _plan(("det", "small", _on(("box", 1))), ("cls", 224, _on(("gpu1", 1))))
+    base = AnalyticEstimator(index=index, link_load={("edge", "cloud"): 0.2,
+                                                     ("cloud", "edge"): 0.7})
+    for rho in (0.0, 0.5, 0.93):
+        one = base.with_link_at(("edge", "cloud"), rho)
+        whole = base.with_link_load({("edge", "cloud"): rho, ("cloud", "edge"): 0.7})
+        assert one.link_load == whole.link_load
+        assert [one.slowdown(*p) for p in whole.link_load] == \
+            [whole.slowdown(*p) for p in whole.link_load]
+        assert one.estimate(_query(10), plan) == whole.estimate(_query(10), plan)
+    assert base.link_load == {("edge", "cloud"): 0.2, ("cloud", "edge"): 0.7}
+    with pytest.raises(ValueError, match="must be >= 0"):
+        base.with_link_at(("edge", "cloud"), -0.1)
+    with pytest.raises(ValueError, match="there is no link edge->far"):
+        base.with_link_at(("edge", "far"), 0.5)
+
+
 @pytest.mark.parametrize(("load", "message"), [
     ({("edge", "far"): 0.5}, "there is no link edge->far"),
     ({("edge", "cloud"): -0.1}, "must be >= 0"),

@@ -283,9 +283,11 @@ class _Check:
         """The largest utilisation of ``pair`` (the other links at their check loads) at which
         ``cand`` meets its SLO, from below; -1 when it misses even on an idle link."""
         query = self.queries[q]
+        base = self.at(self.loads)
 
         def meets(rho: float) -> bool:
-            return self.estimate(self.at({**self.loads, pair: rho}), q, cand).meets(query.slo)
+            self._made.append(base.with_link_at(pair, rho))
+            return self.estimate(self._made[-1], q, cand).meets(query.slo)
 
         if not meets(0.0):
             return -1.0
