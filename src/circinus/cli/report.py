@@ -162,6 +162,7 @@ def _items(text: str, option: str) -> list[str]:
 def write_report(world: Path, plan: Path | None, options: _Options, *, store: str | None,
                  quiet: bool) -> list[Path]:
     """Everything ``circinus report`` does; returns the files written, index first."""
+    from circinus.parallel import AutoExecutor
     from circinus.plan.file import to_plan_file
     from circinus.planner import Planner
     from circinus.report import gather, plots
@@ -196,7 +197,11 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
         index = measured(index, store, quiet=quiet)
         say(f"planning {index.world.name} ({len(index.world.queries)} queries)")
         t = time.monotonic()
-        planfile = to_plan_file(index, Planner(settings=index.world.planner).plan(index))
+        # As `circinus plan` runs it: the search on a worker per core where that helps, the
+        # why-not on every core (the same plan; the sweep after it has processes of its own).
+        planner = Planner(settings=index.world.planner, executor=AutoExecutor(),
+                          why_not_workers=os.cpu_count() or 1)
+        planfile = to_plan_file(index, planner.plan(index))
         steps["plan"] = time.monotonic() - t
         sim = compile_plan(index, planfile)
     written: list[Path] = []
