@@ -375,3 +375,25 @@ def test_an_error_in_a_chunk_is_raised_and_the_workers_stop(
         ProcessExecutor(workers=2, chunks=4).search(_search(index), index.world.queries)
     assert not [p for p in multiprocessing.active_children()
                 if p.name.startswith("circinus-search")]
+
+
+def test_results_come_as_they_are_found_and_closing_early_stops_the_workers(
+        index: WorldIndex) -> None:
+    """The worker processes' results are yielded one by one (the caller unpacks each while
+    the others run); a caller that stops taking them (an error of its own) stops the
+    workers."""
+    import multiprocessing
+
+    from circinus.parallel.base import chunk_groups, search_groups
+
+    search = _search(index)
+    queries = index.world.queries
+    chunks = chunk_groups(search_groups(search, queries), 6)
+    results = ProcessExecutor(workers=2).run_chunks(SearchJob.of(search, queries), chunks,
+                                                    lambda _: None)
+    first = next(iter(results))
+    assert first.record.number in range(len(chunks)) and first.found is not None
+    assert [p for p in multiprocessing.active_children() if p.name.startswith("circinus-search")]
+    results.close()  # type: ignore[attr-defined]
+    assert not [p for p in multiprocessing.active_children()
+                if p.name.startswith("circinus-search")]

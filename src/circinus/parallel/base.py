@@ -42,7 +42,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -265,24 +265,29 @@ class BaseSearchExecutor(ABC):
         ``keep=False`` only their count and each chunk's digest (module note)."""
         t0 = time.perf_counter()
         groups = search_groups(search, queries)
+        found: list[QueryCandidates | None] = [None] * len(queries)
+        results: list[ChunkResult] = []
         with self.session() as width:
             chunks = chunk_groups(groups, self.chunks or CHUNKS_PER_WORKER * width) \
                 if groups else []
-            results = self.run_chunks(SearchJob.of(search, queries, keep=keep), chunks,
-                                      progress or (lambda _: None))
+            # Each result is unpacked as it comes (unpacking makes millions of objects, so
+            # with the collector paused): while the other chunks are still being searched,
+            # where an executor yields them so.
+            with paused():
+                for res in self.run_chunks(SearchJob.of(search, queries, keep=keep), chunks,
+                                           progress or (lambda _: None)):
+                    results.append(res)
+                    if keep:
+                        chunk = chunks[res.record.number]
+                        assert res.found is not None
+                        for i, qc in zip(chunk.indices, unpack(res.found), strict=True):
+                            found[i] = qc
         records = tuple(sorted((r.record for r in results), key=lambda r: r.number))
         count = sum(r.candidates for r in results)
         if not keep:
             digests = tuple(r.digest for r in sorted(results, key=lambda r: r.record.number))
             return SearchRun((), records, self.kind, width, time.perf_counter() - t0,
                              shared_search=False, candidates=count, digests=digests)
-        found: list[QueryCandidates | None] = [None] * len(queries)
-        with paused():  # unpacking makes millions of objects
-            for res in results:
-                chunk = chunks[res.record.number]
-                assert res.found is not None
-                for i, qc in zip(chunk.indices, unpack(res.found), strict=True):
-                    found[i] = qc
         assert all(f is not None for f in found), "a chunk left queries out"
         return SearchRun(tuple(f for f in found if f is not None), records, self.kind, width,
                          time.perf_counter() - t0, shared_search=False, candidates=count)
@@ -295,10 +300,12 @@ class BaseSearchExecutor(ABC):
 
     @abstractmethod
     def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
-                   progress: Progress) -> list[ChunkResult]:
+                   progress: Progress) -> Iterable[ChunkResult]:
         """:func:`run_chunk` of ``job`` on every chunk of ``chunks``, started in order, within
-        :meth:`session`; the results in any order. ``job`` is to be shipped once per worker,
-        not with every chunk."""
+        :meth:`session`; the results in any order, as a list or yielded each as it comes (the
+        caller then unpacks it while the others run; closing the iterator early must end
+        whatever runs them). ``job`` is to be shipped once per worker, not with every
+        chunk."""
 
 
 def search_groups(search: BaseSearch, queries: Sequence[Query]) -> list[list[int]]:

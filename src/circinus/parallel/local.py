@@ -138,9 +138,10 @@ class _Worker:
 
 
 def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
-              progress: Progress) -> list[ChunkResult]:
+              progress: Progress) -> Iterator[ChunkResult]:
     """Every chunk of ``job`` on ``width`` worker processes, each handed the next chunk (in
-    dispatch order) as it finishes one; the results in the order they come.
+    dispatch order) as it finishes one; the results yielded as they come (the workers go on
+    while the caller takes each).
 
     NOTE: not :class:`multiprocessing.pool.Pool`, which loses the task of a worker that dies
     and then waits for it forever: once in CI a plan hung there until it was killed, a
@@ -153,12 +154,14 @@ def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
     """
     ctx = _context()
     pending = list(reversed(chunks))  # popped from the end: dispatch order
-    out: list[ChunkResult] = []
     workers: list[_Worker] = []
+    count = 0
 
-    def done(result: ChunkResult) -> None:
-        out.append(result)
-        progress(f"chunk {len(out)}/{len(chunks)} searched")
+    def done(result: ChunkResult) -> ChunkResult:
+        nonlocal count
+        count += 1
+        progress(f"chunk {count}/{len(chunks)} searched")
+        return result
 
     try:
         for number in range(min(width, len(chunks))):
@@ -178,8 +181,8 @@ def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
                             assert isinstance(value, BaseException)
                             raise value
                         assert isinstance(value, ChunkResult)
-                        done(value)
-                        worker.give(pending.pop() if pending else None)
+                        worker.give(pending.pop() if pending else None)  # before yielding
+                        yield done(value)
                         continue
                 if worker.proc.sentinel in ready or not worker.proc.is_alive():
                     assert worker.chunk is not None
@@ -192,11 +195,10 @@ def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
                     pending.append(worker.chunk)
                     worker.chunk = None  # a busy worker takes it when it is free
         while pending:  # lost chunks and no busy worker left: the rest in this process
-            done(run_chunk(job, pending.pop()))
+            yield done(run_chunk(job, pending.pop()))
     finally:
         for worker in workers:
             worker.stop()
-    return out
 
 
 class ProcessExecutor(BaseSearchExecutor):
@@ -213,15 +215,15 @@ class ProcessExecutor(BaseSearchExecutor):
         yield self.workers or os.cpu_count() or 1
 
     def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
-                   progress: Progress) -> list[ChunkResult]:
+                   progress: Progress) -> Iterator[ChunkResult]:
         if not chunks:
-            return []
+            return
         # NOTE: on Ctrl-C (or any error) every worker is stopped at once; they ignore SIGINT
         # themselves. The parent's collector stays paused while results arrive: unpickling
         # them makes many objects. Forked workers inherit the job; others (a spawn or
         # forkserver start) unpickle it once each.
         with paused():
-            return _pool_run(job, chunks, self.workers or os.cpu_count() or 1, progress)
+            yield from _pool_run(job, chunks, self.workers or os.cpu_count() or 1, progress)
 
 
 AUTO_PROCESSES_FROM = 200
