@@ -344,7 +344,7 @@ def _dying(monkeypatch: pytest.MonkeyPatch, marker: Path | None) -> None:
 @pytest.mark.parametrize("every", [False, True], ids=["once", "every-chunk"])
 def test_a_chunk_whose_worker_dies_is_searched_again(
         index: WorldIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        every: bool) -> None:
+        caplog: pytest.LogCaptureFixture, every: bool) -> None:
     """A worker that ends without answering (killed, crashed) loses no chunk: another worker
     takes it, or this process when none is left, and the candidates are the serial ones."""
     import os
@@ -355,8 +355,9 @@ def test_a_chunk_whose_worker_dies_is_searched_again(
                                                       progress=said.append)
     assert run.found == SerialExecutor().search(_search(index), index.world.queries).found
     assert sorted(c.number for c in run.chunks) == list(range(5))
-    lost = [s for s in said if "ended (exit code 3)" in s]
-    assert len(lost) == (2 if every else 1) and "without chunk" in lost[0]
+    assert said == [f"chunk {n}/5 searched" for n in range(1, 6)]
+    lost = [r.getMessage() for r in caplog.records if "ended (exit code 3)" in r.getMessage()]
+    assert len(lost) == (2 if every else 1) and "it runs again" in lost[0]
     here = {c.worker.endswith(f"pid {os.getpid()}") for c in run.chunks}
     assert here == ({True} if every else {False})  # this process, or the surviving worker
 
@@ -397,3 +398,15 @@ def test_results_come_as_they_are_found_and_closing_early_stops_the_workers(
     results.close()  # type: ignore[attr-defined]
     assert not [p for p in multiprocessing.active_children()
                 if p.name.startswith("circinus-search")]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_pool_imap_gives_every_item_s_result_once() -> None:
+    from circinus.parallel.local import pool_imap
+
+    assert sorted(pool_imap(_square, list(range(7)), 3)) == [x * x for x in range(7)]
+    assert sorted(pool_imap(_square, [5], 4)) == [25]
+    assert list(pool_imap(_square, [], 2)) == []

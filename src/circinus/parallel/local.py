@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from circinus.collector import paused
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # ForkContext is not there on every platform
 
     _Context: TypeAlias = (
         multiprocessing.context.DefaultContext | multiprocessing.context.ForkContext)
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -91,16 +94,18 @@ def _context() -> _Context:
     return multiprocessing.get_context()
 
 
-def _serve(job: SearchJob, tasks: multiprocessing.connection.Connection,
+def _serve(work: Callable[[_A], _R], items: Sequence[_A],
+           tasks: multiprocessing.connection.Connection,
            results: multiprocessing.connection.Connection) -> None:
-    """A worker process: search each chunk it is sent and send back its result (or the error
-    that stopped it), until it is sent ``None`` or its parent is gone."""
+    """A worker process of :func:`pool_imap`: ``work`` of each item it is sent (by position)
+    and the result sent back (or the error that stopped it), until it is sent ``None`` or its
+    parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
     try:
         with paused():
-            while (chunk := tasks.recv()) is not None:
+            while (i := tasks.recv()) is not None:
                 try:
-                    out: tuple[bool, object] = (True, run_chunk(job, chunk))
+                    out: tuple[bool, object] = (True, work(items[i]))
                 except Exception as exc:  # the parent raises it
                     out = (False, exc)
                 results.send(out)
@@ -109,25 +114,24 @@ def _serve(job: SearchJob, tasks: multiprocessing.connection.Connection,
 
 
 class _Worker:
-    """One worker process of :func:`_pool_run`: its pipes and the chunk it holds."""
+    """One worker process of :func:`pool_imap`: its pipes and the item it holds."""
 
-    def __init__(self, ctx: _Context, job: SearchJob,
-                 number: int) -> None:
+    def __init__(self, ctx: _Context, target: tuple[object, ...], name: str) -> None:
         receive_task, self.tasks = ctx.Pipe(duplex=False)
         self.results, send_result = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_serve, args=(job, receive_task, send_result),
-                                daemon=True, name=f"circinus-search-{number}")
+        self.proc = ctx.Process(target=_serve, args=(*target, receive_task, send_result),
+                                daemon=True, name=name)
         self.proc.start()
         receive_task.close()
         send_result.close()
-        self.chunk: Chunk | None = None
+        self.item: int | None = None
 
-    def give(self, chunk: Chunk | None) -> None:
-        """Hand the worker ``chunk`` (``None``: nothing more, it ends)."""
-        self.chunk = chunk
-        # One that has died cannot take it: its sentinel says so, and it is searched again.
+    def give(self, item: int | None) -> None:
+        """Hand the worker item ``item`` (``None``: nothing more, it ends)."""
+        self.item = item
+        # One that has died cannot take it: its sentinel says so, and it runs again.
         with suppress(OSError):
-            self.tasks.send(chunk)
+            self.tasks.send(item)
 
     def stop(self) -> None:
         self.tasks.close()
@@ -137,37 +141,30 @@ class _Worker:
         self.proc.join()
 
 
-def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
-              progress: Progress) -> Iterator[ChunkResult]:
-    """Every chunk of ``job`` on ``width`` worker processes, each handed the next chunk (in
-    dispatch order) as it finishes one; the results yielded as they come (the workers go on
-    while the caller takes each).
+def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
+              name: str = "circinus-worker") -> Iterator[_R]:
+    """``work(item)`` of every item on ``width`` worker processes (named ``name-N``), each
+    handed the next item, in order, as it finishes one; the results yielded as they come,
+    while the workers go on. Forked workers inherit ``work`` and ``items``; with another
+    start method they must pickle. The workers ignore Ctrl-C and run with the collector
+    paused.
 
     NOTE: not :class:`multiprocessing.pool.Pool`, which loses the task of a worker that dies
     and then waits for it forever: once in CI a plan hung there until it was killed, a
     replacement worker still waiting for a task. Here the parent waits on every busy worker's
-    result pipe and process at once, with no helper threads; the chunk of a worker that ends
-    without answering is searched again by the next free worker, or in this process when no
-    worker is left, and a warning (logged, and as a progress line) says so. An error raised
-    by a chunk's search is raised here. Every worker is stopped before this returns or
-    raises, Ctrl-C included.
+    result pipe and process at once, with no helper threads; the item of a worker that ends
+    without answering runs again on the next free worker, or in this process when no worker
+    is left, and a warning is logged. An error raised by ``work`` is raised here. Every
+    worker is stopped before this ends or is closed, Ctrl-C included.
     """
     ctx = _context()
-    pending = list(reversed(chunks))  # popped from the end: dispatch order
+    pending = list(reversed(range(len(items))))  # popped from the end: in order
     workers: list[_Worker] = []
-    count = 0
-
-    def done(result: ChunkResult) -> ChunkResult:
-        nonlocal count
-        count += 1
-        progress(f"chunk {count}/{len(chunks)} searched")
-        return result
-
     try:
-        for number in range(min(width, len(chunks))):
-            workers.append(_Worker(ctx, job, number))
+        for number in range(min(width, len(items))):
+            workers.append(_Worker(ctx, (work, items), f"{name}-{number}"))
             workers[-1].give(pending.pop())
-        while busy := [w for w in workers if w.chunk is not None]:
+        while busy := [w for w in workers if w.item is not None]:
             ready = multiprocessing.connection.wait(
                 [w.results for w in busy] + [w.proc.sentinel for w in busy])
             for worker in busy:
@@ -180,22 +177,19 @@ def _pool_run(job: SearchJob, chunks: Sequence[Chunk], width: int,
                         if not ok:
                             assert isinstance(value, BaseException)
                             raise value
-                        assert isinstance(value, ChunkResult)
                         worker.give(pending.pop() if pending else None)  # before yielding
-                        yield done(value)
+                        yield value
                         continue
                 if worker.proc.sentinel in ready or not worker.proc.is_alive():
-                    assert worker.chunk is not None
+                    assert worker.item is not None
                     worker.proc.join(1.0)  # its pipes close a moment before it exits
-                    lost = (f"search worker pid {worker.proc.pid} ended (exit code "
-                            f"{worker.proc.exitcode}) without chunk {worker.chunk.number}; "
-                            "it is searched again")
-                    _log.warning(lost)
-                    progress(lost)
-                    pending.append(worker.chunk)
-                    worker.chunk = None  # a busy worker takes it when it is free
-        while pending:  # lost chunks and no busy worker left: the rest in this process
-            yield done(run_chunk(job, pending.pop()))
+                    _log.warning("%s pid %s ended (exit code %s) without answering for item "
+                                 "%d; it runs again", worker.proc.name, worker.proc.pid,
+                                 worker.proc.exitcode, worker.item)
+                    pending.append(worker.item)
+                    worker.item = None  # a busy worker takes it when it is free
+        while pending:  # lost items and no busy worker left: the rest in this process
+            yield work(items[pending.pop()])
     finally:
         for worker in workers:
             worker.stop()
@@ -223,7 +217,11 @@ class ProcessExecutor(BaseSearchExecutor):
         # them makes many objects. Forked workers inherit the job; others (a spawn or
         # forkserver start) unpickle it once each.
         with paused():
-            yield from _pool_run(job, chunks, self.workers or os.cpu_count() or 1, progress)
+            for count, result in enumerate(pool_imap(
+                    partial(run_chunk, job), chunks, self.workers or os.cpu_count() or 1,
+                    name="circinus-search"), start=1):
+                progress(f"chunk {count}/{len(chunks)} searched")
+                yield result
 
 
 AUTO_PROCESSES_FROM = 200

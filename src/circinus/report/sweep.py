@@ -14,13 +14,12 @@ Usage::
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from circinus.bench.methods import METHODS
+from circinus.parallel.local import pool_imap
 from circinus.report.plots import LoadPoint
 from circinus.spec.models import World
 
@@ -68,10 +67,6 @@ def _plan_task(task: tuple[World, str, float]) -> LoadPoint:
     return plan_point(*task)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def load_sweep(world: World, *, methods: Sequence[str], loads: Sequence[float], jobs: int = 1,
                progress: Progress | None = None) -> LoadSweep:
     """Plan ``world`` at every load factor with every method; see the module note.
@@ -102,12 +97,13 @@ def load_sweep(world: World, *, methods: Sequence[str], loads: Sequence[float], 
         for m, load in tasks:
             done(plan_point(world, m, load))
     else:
-        # NOTE: on Ctrl-C (or any error) the pool's exit terminates its workers at once; they
-        # ignore SIGINT themselves, so the interrupt is the parent's alone to handle (a
-        # concurrent.futures pool would first finish every queued run, minutes later).
-        with multiprocessing.Pool(min(jobs, len(tasks)), initializer=_ignore_sigint) as pool:
-            for point in pool.imap_unordered(_plan_task, [(world, m, load) for m, load in tasks]):
-                done(point)
+        # NOTE: on Ctrl-C (or any error) the workers are stopped at once; they ignore SIGINT
+        # themselves, so the interrupt is the parent's alone to handle (a concurrent.futures
+        # pool would first finish every queued run, minutes later). A worker that dies loses
+        # no point: it is planned again (pool_imap).
+        for point in pool_imap(_plan_task, [(world, m, load) for m, load in tasks], jobs,
+                               name="circinus-sweep"):
+            done(point)
     rank = {m: i for i, m in enumerate(runnable)}
     points.sort(key=lambda p: (rank[p.method], p.load))
     return LoadSweep(tuple(points), tuple(skipped))
