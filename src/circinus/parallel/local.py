@@ -142,12 +142,12 @@ class _Worker:
 
 
 def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
-              name: str = "circinus-worker") -> Iterator[_R]:
+              name: str = "circinus-worker", label: str = "item") -> Iterator[_R]:
     """``work(item)`` of every item on ``width`` worker processes (named ``name-N``), each
     handed the next item, in order, as it finishes one; the results yielded as they come,
     while the workers go on. Forked workers inherit ``work`` and ``items``; with another
     start method they must pickle. The workers ignore Ctrl-C and run with the collector
-    paused.
+    paused. The warning of a lost item calls it ``label`` and its position, e.g. "chunk 3".
 
     NOTE: not :class:`multiprocessing.pool.Pool`, which loses the task of a worker that dies
     and then waits for it forever: once in CI a plan hung there until it was killed, a
@@ -183,9 +183,9 @@ def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
                 if worker.proc.sentinel in ready or not worker.proc.is_alive():
                     assert worker.item is not None
                     worker.proc.join(1.0)  # its pipes close a moment before it exits
-                    _log.warning("%s pid %s ended (exit code %s) without answering for item "
+                    _log.warning("%s pid %s ended (exit code %s) without answering for %s "
                                  "%d; it runs again", worker.proc.name, worker.proc.pid,
-                                 worker.proc.exitcode, worker.item)
+                                 worker.proc.exitcode, label, worker.item)
                     pending.append(worker.item)
                     worker.item = None  # a busy worker takes it when it is free
         while pending:  # lost items and no busy worker left: the rest in this process
@@ -219,7 +219,7 @@ class ProcessExecutor(BaseSearchExecutor):
         with paused():
             for count, result in enumerate(pool_imap(
                     partial(run_chunk, job), chunks, self.workers or os.cpu_count() or 1,
-                    name="circinus-search"), start=1):
+                    name="circinus-search", label="chunk"), start=1):
                 progress(f"chunk {count}/{len(chunks)} searched")
                 yield result
 

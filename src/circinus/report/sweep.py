@@ -102,7 +102,7 @@ def load_sweep(world: World, *, methods: Sequence[str], loads: Sequence[float], 
         # pool would first finish every queued run, minutes later). A worker that dies loses
         # no point: it is planned again (pool_imap).
         for point in pool_imap(_plan_task, [(world, m, load) for m, load in tasks], jobs,
-                               name="circinus-sweep"):
+                               name="circinus-sweep", label="sweep point"):
             done(point)
     rank = {m: i for i, m in enumerate(runnable)}
     points.sort(key=lambda p: (rank[p.method], p.load))
