@@ -293,9 +293,9 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         return out
 
     width = min(workers, len(items))
-    if width < 2 or _context().get_start_method() != "fork":
+    ctx = _context()
+    if width < 2 or ctx.get_start_method() != "fork":
         return run(items)
-    ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
     for w in range(1, width):
         receive, send = ctx.Pipe(duplex=False)

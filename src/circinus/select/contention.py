@@ -268,7 +268,7 @@ class _Check:
                 key = (loaded.estimate_key(self.queries[q], cand.plan), self.queries[q].slo)
                 tol = known.get(key, math.nan)
                 if math.isnan(tol):
-                    tol = known[key] = self._tolerance(q, cand, pair)
+                    tol = known[key] = self._tolerance(loaded, q, cand, pair)
             if tol >= 0:
                 plans.append((tol, mbps / cap))
         if all(tol >= self.loads[pair] for tol, _ in plans):
@@ -282,14 +282,15 @@ class _Check:
             ceiling = tol
         return max(ceiling, 0.0)
 
-    def _tolerance(self, q: int, cand: Candidate, pair: Link) -> float:
-        """The largest utilisation of ``pair`` (the other links at their check loads) at which
-        ``cand`` meets its SLO, from below; -1 when it misses even on an idle link."""
+    def _tolerance(self, loaded: AnalyticEstimator, q: int, cand: Candidate,
+                   pair: Link) -> float:
+        """The largest utilisation of ``pair`` (the other links at their check loads, those of
+        ``loaded``) at which ``cand`` meets its SLO, from below; -1 when it misses even on an
+        idle link."""
         query = self.queries[q]
-        base = self.at(self.loads)
 
         def meets(rho: float) -> bool:
-            self._made.append(base.with_link_at(pair, rho))
+            self._made.append(loaded.with_link_at(pair, rho))
             return self.estimate(self._made[-1], q, cand).meets(query.slo)
 
         if not meets(0.0):
