@@ -13,6 +13,7 @@ so the CLI and config files can choose them.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from circinus.collector import paused
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import EPS, Estimate
 from circinus.parallel import BaseSearchExecutor, ChunkRecord, SerialExecutor
-from circinus.parallel.local import until_on_forks
+from circinus.parallel.local import beside, until_on_forks
 from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
@@ -39,6 +40,7 @@ from circinus.search.exhaustive import ExhaustiveSearch
 from circinus.search.oracle import OracleSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.contention import LinkCheck, check_links
+from circinus.select.deflate import reselect
 from circinus.select.deployments import repair, settle
 from circinus.select.fcfs import FcfsSelector
 from circinus.select.join import join_open
@@ -56,6 +58,8 @@ from circinus.spec.models import PlannerSettings, Query, World
 from circinus.spec.unknowns import needs_profiling
 from circinus.spec.validate import build_index
 from circinus.whynot import NearestSlo, Residual, WhyNot, scarcest
+
+_log = logging.getLogger(__name__)
 
 SEARCHES: dict[str, Callable[..., BaseSearch]] = {
     "circinus": DecomposedSearch,
@@ -314,6 +318,11 @@ selection per round costs more than the rest of the check (:func:`select_checked
 BOTH_CHECKED_UP_TO = LP_ABOVE
 """Candidates up to which, with shared deployments, the LP rounding's answer is checked beside
 the selector's and the better kept (:func:`select_checked`)."""
+SECOND_SELECTION_ABOVE = LP_ABOVE
+"""Candidates above which, with shared deployments, the first selection (the LP rounding
+there) is fitted to whole replicas beside a second one on capacities lowered by its waste,
+and the better kept (:func:`_settle_either`; :mod:`circinus.select.deflate`). Below, the
+shared-deployment MILP places whole replicas itself."""
 IMPROVE_SHARE = 0.05
 """Share of the selection budget for moving admitted queries to cheaper candidates
 (:func:`~circinus.select.deployments.improve`)."""
@@ -367,7 +376,7 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     start = time.monotonic()
 
     def select(problem: SelectionProblem, time_limit_s: float,
-               incumbent: Selection | None = None) -> Selection:
+               incumbent: Selection | None = None, *, first: bool = False) -> Selection:
         end = time.monotonic() + time_limit_s
 
         def improve_by() -> float:
@@ -376,7 +385,11 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
         # filling the rounded-up replicas (goodput) may take what the budget has left; the
         # moves to cheaper candidates their share
-        sel = settle(problem, sel, deadline=end, improve_by=improve_by())
+        if first and sel.status == "rounded" and problem.deployments and (
+                problem.candidate_count > SECOND_SELECTION_ABOVE):
+            sel = _settle_either(problem, sel, end, improve_by)
+        else:
+            sel = settle(problem, sel, deadline=end, improve_by=improve_by())
         assert sel.fits(problem), "selector returned a selection over capacity"
         if incumbent is not None and incumbent.goodput > sel.goodput + EPS:
             sel = _kept(problem, sel, incumbent, deadline=improve_by())
@@ -391,7 +404,7 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
             sel = select(problem, left, sel)  # never worse than the repair
         return sel
 
-    selection = select(problem, settings.time_limit_s)
+    selection = select(problem, settings.time_limit_s, first=True)
     bound = selection.goodput_bound
     checked = None
     if settings.link_check:
@@ -419,6 +432,33 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
                          unadmitted=sizing.unadmitted + again.unadmitted,
                          seconds=sizing.seconds + joined.seconds + again.seconds)
     return problem, _against(selection, bound), checked, sizing
+
+
+def _settle_either(problem: SelectionProblem, first: Selection, end: float,
+                   improve_by: Callable[[], float]) -> Selection:
+    """The better of the LP rounding ``first`` fitted to whole replicas and a second selection
+    on capacities lowered by its rounding waste (:func:`~circinus.select.deflate.reselect`),
+    fitted too: more goodput, then less cost. The first is fitted on a forked copy (the second
+    core) while this process selects again and fits that (:func:`~circinus.parallel.local.
+    beside`), each fit until ``end``."""
+    with beside(lambda: settle(problem, first, deadline=end, improve_by=improve_by()),
+                name="circinus-settle") as first_settled:
+        left = max(end - time.monotonic(), 0.0)
+        again = reselect(problem, first, time_limit_s=FIRST_SELECTION_SHARE * left)
+        # one that is not the LP's rounding (its LP not solved in time) is not fitted: a fill
+        # from the greedy floor or from nothing is not worth the time
+        second = (settle(problem, again, deadline=end, improve_by=improve_by())
+                  if again.status == "rounded" else None)
+        one = first_settled()
+    if second is None:
+        _log.debug("no second selection on lowered capacities (%s)", again.status)
+        return one
+    better = second.goodput > one.goodput + EPS or (
+        second.goodput >= one.goodput - EPS and second.cost_per_hour < one.cost_per_hour - EPS)
+    _log.debug("fitted to whole replicas: first %g for %.2f $/h, on lowered capacities %g "
+               "for %.2f $/h", one.goodput, one.cost_per_hour, second.goodput,
+               second.cost_per_hour)
+    return second if better else one
 
 
 def _against(selection: Selection, bound: float) -> Selection:

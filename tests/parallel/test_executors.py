@@ -410,3 +410,58 @@ def test_pool_imap_gives_every_item_s_result_once() -> None:
     assert sorted(pool_imap(_square, list(range(7)), 3)) == [x * x for x in range(7)]
     assert sorted(pool_imap(_square, [5], 4)) == [25]
     assert list(pool_imap(_square, [], 2)) == []
+
+
+def _forks() -> bool:
+    import multiprocessing
+
+    from circinus.parallel.local import _cores
+    return "fork" in multiprocessing.get_all_start_methods() and _cores() >= 2
+
+
+def test_beside_works_on_a_forked_copy_meanwhile() -> None:
+    import os
+
+    from circinus.parallel.local import beside
+
+    here = os.getpid()
+    with beside(lambda: (os.getpid(), sum(range(1000)))) as answer:
+        mine = sum(range(10))
+        pid, total = answer()
+    assert (mine, total) == (45, 499500)
+    assert (pid != here) == _forks()
+
+
+def test_beside_works_it_out_here_when_the_copy_dies(caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    from circinus.parallel.local import beside
+
+    here = os.getpid()
+
+    def work() -> int:
+        if os.getpid() != here:
+            os._exit(3)  # the copy dies without answering
+        return 42
+
+    with beside(work, name="circinus-test") as answer:
+        assert answer() == 42
+    if _forks():
+        assert "circinus-test" in caplog.text and "runs here" in caplog.text
+
+
+def test_beside_stops_a_copy_its_block_no_longer_waits_for() -> None:
+    import multiprocessing
+    import time
+
+    from circinus.parallel.local import beside
+
+    if not _forks():
+        pytest.skip("no fork here")
+
+    def copies() -> list[object]:
+        return [p for p in multiprocessing.active_children() if p.name == "circinus-slow"]
+
+    with beside(lambda: time.sleep(60), name="circinus-slow"):
+        assert len(copies()) == 1
+    assert not copies()

@@ -3,6 +3,8 @@ into a feasible solution of it; the selectors that use them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -131,3 +133,38 @@ def test_milp_selector_solves_whole_what_falls_into_few_classes(
                                                                          time_limit_s=30)
     assert split.status == "partitioned" and split.fits(problem)
     assert split.goodput_bound == pytest.approx(sel.goodput_bound)  # the whole LP's bound
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(1, 4), min_size=10, max_size=10),
+       st.lists(st.floats(0.3, 1.0), min_size=4, max_size=4), st.booleans())
+def test_the_warm_lp_solved_again_is_the_lp_solved_anew(
+        seed: int, times: list[int], lower: list[float], equal: bool) -> None:
+    # The goodput LP's solver kept (warm) and solved again for lowered capacities gives what
+    # a cold solve of the lowered LP gives: the same optimum and the same proven bound.
+    base = _random_problem(np.random.default_rng(seed), queries=10, rows=4, per_query=3)
+    flat = flatten(_repeated(base, times))
+    alike = Alike.of(flat)
+    queries = np.arange(flat.nq) if not equal else np.arange(0, flat.nq, 2)
+    c = -flat.weight if not equal else flat.cost
+    cap = flat.cap if not equal else flat.cap * 10
+    first = alike.solve(flat, c, flat.usage, cap, queries=queries, equal=equal,
+                        deadline=np.inf, simplex=True, warm=True)
+    cold = alike.solve(flat, c, flat.usage, cap, queries=queries, equal=equal, deadline=np.inf,
+                       simplex=True)
+    assert first is not None and cold is not None and first.again is not None
+    assert first.objective == pytest.approx(cold.objective, rel=1e-7, abs=1e-7)
+    for factor in (np.array(lower), np.ones(4), np.array(lower) ** 2):
+        lowered = cap * factor
+        again = first.again(lowered, np.inf)
+        anew = alike.solve(flat, c, flat.usage, lowered, queries=queries, equal=equal,
+                           deadline=np.inf, simplex=True)
+        assert (again is None) == (anew is None)  # both infeasible, or both solved
+        if again is None or anew is None:
+            continue
+        assert again.objective == pytest.approx(anew.objective, rel=1e-7, abs=1e-7)
+        assert np.all(flat.usage @ again.x <= lowered * (1 + 1e-7) + 1e-7)
+        assert float(c @ again.x) == pytest.approx(again.objective, rel=1e-7, abs=1e-7)
+        if not equal:  # its duals prove the lowered LP's optimum
+            assert goodput_bound(replace(flat, cap=lowered), again.duals, None) == (
+                pytest.approx(-anew.objective, rel=1e-6, abs=1e-6))

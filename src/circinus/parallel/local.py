@@ -83,6 +83,13 @@ class SerialExecutor(BaseSearchExecutor):
         return out
 
 
+def _cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _context() -> _Context:
     """Forked workers where the platform has them: they inherit the job (the world and the
     batch's queries) instead of unpickling it. Not the default start method, which a process
@@ -266,7 +273,70 @@ class AutoExecutor(BaseSearchExecutor):
 
 FORK_GRACE_S = 30.0
 """How long :func:`until_on_forks` waits for a forked copy's answers past the deadline (or past
-its own share, when that ends later) before it stops the copy and goes on without them."""
+its own share, when that ends later) before it stops the copy and goes on without them, and
+:func:`beside`'s ``answer()`` for its copy's before it works the answer out itself."""
+
+
+@contextmanager
+def beside(work: Callable[[], _R], *, name: str = "circinus-beside") -> Iterator[Callable[[], _R]]:
+    """``work()`` on a forked copy of this process (which sees everything this process holds,
+    unshipped) while this one goes on; the block gets ``answer()``, which waits for the copy's
+    result (it must pickle). Where there is no fork or a single core, or the copy fails or has
+    not answered :data:`FORK_GRACE_S` after being asked, ``answer()`` runs ``work()`` here
+    instead: the answer is the same, only later. A copy still running when the block ends is
+    stopped.
+
+    Example: fitting one selection to whole replicas on the second core while this process
+    selects again and fits the new selection (:func:`circinus.planner.select_checked`)::
+
+        with beside(lambda: settle(problem, first)) as first_settled:
+            second = settle(problem, reselect(problem, first))
+            best = better(first_settled(), second)
+    """
+    ctx = _context()
+    if ctx.get_start_method() != "fork" or _cores() < 2:
+        yield work
+        return
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
+        try:
+            with paused():
+                send.send(work())
+            send.close()
+        except BaseException:  # the parent works it out itself
+            os._exit(1)  # quietly: the command's output stays its own
+
+    proc = ctx.Process(target=child, daemon=True, name=name)
+    proc.start()
+    send.close()
+
+    def answer() -> _R:
+        try:
+            ready = multiprocessing.connection.wait([receive, proc.sentinel], FORK_GRACE_S)
+            if receive in ready or receive.poll():
+                return receive.recv()  # type: ignore[no-any-return]
+            if ready:
+                proc.join()
+                _log.warning("%s pid %s ended (exit code %s) without answering; its work "
+                             "runs here", name, proc.pid, proc.exitcode)
+            else:
+                _log.warning("%s pid %s has not answered in %g s; its work runs here", name,
+                             proc.pid, FORK_GRACE_S)
+        except (EOFError, OSError):
+            _log.warning("%s pid %s ended without answering; its work runs here", name,
+                         proc.pid)
+        return work()
+
+    try:
+        yield answer
+    finally:
+        receive.close()
+        proc.join(0.1)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]], dict[_K, _V]],

@@ -82,12 +82,13 @@ class Alike:
     def solve(self, flat: FlatProblem, c: np.ndarray, a: csr_array | csc_array, b: np.ndarray,
               *,
               queries: np.ndarray, equal: bool, deadline: float,
-              simplex: bool = False) -> LpSolution | None:
+              simplex: bool = False, warm: bool = False) -> LpSolution | None:
         """The LP ``min c x`` over the candidates of ``queries`` (ascending), at most one each
         (exactly one with ``equal``), within ``a x <= b`` (``a``'s columns are ``flat``'s
         candidates), solved over the classes (module note); ``None`` when not solved by
         ``deadline``. Returns the solution spread over ``flat``'s candidates, the duals of
-        ``a``'s rows only."""
+        ``a``'s rows only; with ``warm``, its :attr:`~circinus.select.highs.LpSolution.again`
+        solves it for other ``b`` (warm-started, :func:`~circinus.select.highs.solve_lp`)."""
         n = self.counts(queries)
         live = np.flatnonzero(n)
         reps = self.first[live]
@@ -103,19 +104,24 @@ class Alike:
         one = csr_array((np.ones(len(cols)), (which, np.arange(len(cols)))),
                         shape=(len(live), len(cols)))
         cc = c[cols] * scale
+        ones = np.ones(0 if equal else len(live))  # the class rows above a's, if inequalities
         if equal:
             lp = solve_lp(cc, csr_array(block), b, a_eq=one, b_eq=np.ones(len(live)),
-                          deadline=deadline, simplex=simplex)
-            duals = None if lp is None else lp.duals
+                          deadline=deadline, simplex=simplex, warm=warm)
         else:
-            lp = solve_lp(cc, vstack([one, block]).tocsr(),
-                          np.concatenate([np.ones(len(live)), b]), deadline=deadline,
-                          simplex=simplex)
-            duals = None if lp is None else lp.duals[len(live):]
-        if lp is None or duals is None:
-            return None
-        x = self.spread(flat, queries, live, cols, lp.x * scale)
-        return LpSolution(x, lp.objective, duals)
+            lp = solve_lp(cc, vstack([one, block]).tocsr(), np.concatenate([ones, b]),
+                          deadline=deadline, simplex=simplex, warm=warm)
+
+        def spread(lp: LpSolution | None) -> LpSolution | None:
+            if lp is None:
+                return None
+            resolve = lp.again
+            again = None if resolve is None else (
+                lambda b, deadline: spread(resolve(np.concatenate([ones, b]), deadline)))
+            return LpSolution(self.spread(flat, queries, live, cols, lp.x * scale),
+                              lp.objective, lp.duals[len(ones):], again)
+
+        return spread(lp)
 
     def spread(self, flat: FlatProblem, queries: np.ndarray, live: np.ndarray, cols: np.ndarray,
                worth: np.ndarray) -> np.ndarray:

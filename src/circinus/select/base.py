@@ -91,8 +91,18 @@ class SelectionProblem:
         depends only on the estimate, the deployments and the capacities), so that a check
         that changes a few queries' candidates does not work out every other one again."""
         out = replace(self, candidates=tuple(candidates))
-        out._memo.update((key, value) for key, value in self._memo.items() if key != "book")
+        out._memo.update((key, value) for key, value in self._memo.items()
+                         if isinstance(key, tuple))  # per estimate (not the book, the stash)
         return out
+
+    def stash(self, key: str, value: object) -> None:
+        """Keep ``value`` for one later :meth:`take` (a selector's state that a later step
+        may go on from: the goodput LP's solver, :data:`~circinus.select.lp.GOODPUT_LP`)."""
+        self._memo[f"stash {key}"] = value
+
+    def take(self, key: str) -> object | None:
+        """What was :meth:`stash`-ed under ``key`` (forgotten here), or ``None``."""
+        return self._memo.pop(f"stash {key}", None)
 
     def book(self, chosen: Sequence[int | None]) -> Ledger:
         """The exact ledger of ``chosen`` (:func:`~circinus.select.deployments.ledger`),

@@ -29,13 +29,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import highspy
 import numpy as np
 from scipy.optimize import linprog, milp
-from scipy.sparse import csr_array
+from scipy.sparse import csr_array, vstack
 
 T = TypeVar("T")
 
@@ -82,6 +82,11 @@ def run_until(fn: Callable[[], T], deadline: float) -> T | None:
     return box[0] if box else None
 
 
+Resolve = Callable[[np.ndarray, float], "LpSolution | None"]
+"""The same LP with other right-hand sides ``b`` of its inequality rows, solved by a deadline
+from the last solution's basis (``None`` when not solved in time)."""
+
+
 @dataclass(frozen=True)
 class LpSolution:
     """An optimal vertex of ``min c x, A x <= b, E x = f, 0 <= x <= 1`` and the duals."""
@@ -90,14 +95,21 @@ class LpSolution:
     objective: float
     duals: np.ndarray
     """``y >= 0`` per row of ``A``: the objective's rate of increase as ``b`` shrinks."""
+    again: Resolve | None = field(default=None, compare=False, repr=False)
+    """Where :func:`solve_lp` was asked to keep the solver (``warm``): the LP again with other
+    ``b``, warm-started."""
 
 
 def solve_lp(c: np.ndarray, a: csr_array, b: np.ndarray, *, deadline: float,
              a_eq: csr_array | None = None, b_eq: np.ndarray | None = None,
-             simplex: bool = False) -> LpSolution | None:
+             simplex: bool = False, warm: bool = False) -> LpSolution | None:
     """Solve the LP by ``deadline`` with HiGHS's interior point method and crossover, or with
     its dual simplex if ``simplex``; either gives a vertex. ``None`` when it is not solved to
-    optimality in time.
+    optimality in time. With ``warm`` the solver is kept (through highspy rather than SciPy)
+    and the solution's :attr:`~LpSolution.again` solves the LP for other ``b`` from its basis:
+    only the right-hand sides change, so the basis stays dual feasible and HiGHS's dual
+    simplex goes on from it rather than starting over (100,000 generated queries, device
+    capacities lowered on 127 boxes: 0.6 s against 5.3 s cold).
 
     Which is faster depends on the LP: for the goodput LP at 50,000 generated queries the
     interior point method takes 7 s and the dual simplex 64 s; for the cost LPs at 10,000
@@ -107,6 +119,8 @@ def solve_lp(c: np.ndarray, a: csr_array, b: np.ndarray, *, deadline: float,
     left = deadline - time.monotonic()
     if left < MIN_SOLVE_S:
         return None
+    if warm:
+        return _WarmLp(c, a, b, a_eq, b_eq, simplex).solve(b, deadline)
 
     def work() -> Any:
         return linprog(c, A_ub=a, b_ub=b, A_eq=a_eq, b_eq=b_eq, bounds=(0, 1),
@@ -118,6 +132,80 @@ def solve_lp(c: np.ndarray, a: csr_array, b: np.ndarray, *, deadline: float,
         return None
     return LpSolution(np.asarray(res.x, dtype=float), float(res.fun),
                       np.maximum(-np.asarray(res.ineqlin.marginals, dtype=float), 0.0))
+
+
+class _WarmLp:
+    """One LP held in a highspy solver, solved again for new right-hand sides from the last
+    basis (:func:`solve_lp` with ``warm``). One solve at a time: a solve abandoned at its
+    deadline holds the solver until HiGHS's own time limit stops it."""
+
+    def __init__(self, c: np.ndarray, a: csr_array, b: np.ndarray, a_eq: csr_array | None,
+                 b_eq: np.ndarray | None, simplex: bool) -> None:
+        self.rows = len(b)
+        self.simplex = simplex
+        self.model: tuple[Any, ...] | None = (c, a, a_eq, b_eq)
+        self.lock = threading.Lock()
+        self.h: Any = None  # made on the solver's thread, where its banner is silenced
+
+    def _make(self, b: np.ndarray) -> Any:
+        assert self.model is not None
+        c, a, a_eq, b_eq = self.model
+        csc = (csr_array(vstack([a, a_eq])) if a_eq is not None else csr_array(a)).tocsc()
+        eq = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=float)
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
+        h.setOptionValue("output_flag", False)
+        if self.simplex:
+            h.setOptionValue("solver", "simplex")
+            h.setOptionValue("simplex_strategy", 1)  # dual
+        else:
+            h.setOptionValue("solver", "ipm")
+            h.setOptionValue("run_crossover", "on")  # a vertex and a basis to go on from
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
+        lp.col_cost_ = np.asarray(c, dtype=float)
+        lp.col_lower_ = np.zeros(csc.shape[1])
+        lp.col_upper_ = np.ones(csc.shape[1])
+        lp.row_lower_ = np.concatenate([np.full(self.rows, -highspy.kHighsInf), eq])
+        lp.row_upper_ = np.concatenate([np.asarray(b, dtype=float), eq])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr
+        lp.a_matrix_.index_ = csc.indices
+        lp.a_matrix_.value_ = csc.data
+        h.passModel(lp)
+        self.model = None  # the solver holds it now
+        return h
+
+    def solve(self, b: np.ndarray, deadline: float) -> LpSolution | None:
+        """The LP with inequality right-hand sides ``b`` by ``deadline``."""
+        left = deadline - time.monotonic()
+        if left < MIN_SOLVE_S:
+            return None
+
+        def work() -> LpSolution | None:
+            with self.lock:
+                if self.h is None:
+                    h = self.h = self._make(b)
+                else:
+                    h = self.h
+                    h.changeRowsBounds(self.rows, np.arange(self.rows, dtype=np.int32),
+                                       np.full(self.rows, -highspy.kHighsInf),
+                                       np.asarray(b, dtype=float))
+                    h.setOptionValue("solver", "simplex")  # from the basis
+                    h.setOptionValue("simplex_strategy", 1)
+                # HiGHS holds its time limit against its run time summed over every run of
+                # the object: a re-solve's limit counts the runs before it
+                h.setOptionValue("time_limit", h.getRunTime() + max(
+                    MIN_SOLVE_S, deadline - time.monotonic()))
+                h.run()
+                if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                    return None
+                sol = h.getSolution()
+                x = np.clip(np.asarray(sol.col_value, dtype=float), 0.0, 1.0)
+                duals = np.asarray(sol.row_dual, dtype=float)[: self.rows]
+                return LpSolution(x, float(h.getInfo().objective_function_value),
+                                  np.maximum(-duals, 0.0), self.solve)
+
+        return run_until(work, deadline)
 
 
 def solve_milp(c: np.ndarray, *, deadline: float, **kwargs: Any) -> Any | None:

@@ -66,7 +66,7 @@ from circinus.select.alike import Alike
 from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
 from circinus.select.flat import DeadlinePassed, FlatProblem, FlatSelector, Packing, weight_unit
-from circinus.select.highs import solve_lp, solve_milp
+from circinus.select.highs import LpSolution, solve_lp, solve_milp
 from circinus.select.rounding import cheapen, densest_first, fill, place, round_vertex
 
 _log = logging.getLogger(__name__)
@@ -88,6 +88,19 @@ ALIKE_ABOVE = 20_000
 """Candidates from which the LPs are solved over classes of alike queries."""
 ALIKE_SHARE = 0.75
 """Classes per query at most for the LPs over classes to be used."""
+
+GOODPUT_LP = "goodput LP"
+"""What a ``warm`` :class:`LpRoundSelector` keeps on the problem it selected in
+(:meth:`~circinus.select.base.SelectionProblem.stash`): a :class:`Solved`."""
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A goodput LP solved with its solver kept (``warm``), and the arrays it was solved on."""
+
+    flat: FlatProblem
+    lp: LpSolution
+
 
 _At = Callable[[float], float]
 """The instant by which a share of the budget is spent."""
@@ -121,11 +134,18 @@ class LpRoundSelector(FlatSelector):
         small_milp: place the fractional queries of each rounding with a small MILP (else
             greedily by LP value).
         cost_lp: solve the cost LP over all queries too (module note, step 5).
+        keep_lp: solve the cost LP over the admitted queries (step 4).
+        warm: keep the goodput LP's solver, where the LP is solved over classes of alike
+            queries, with the arrays on the problem (:data:`GOODPUT_LP`), for
+            :meth:`select_again` (:func:`circinus.select.deflate.reselect`).
     """
 
-    def __init__(self, *, small_milp: bool = True, cost_lp: bool = True) -> None:
+    def __init__(self, *, small_milp: bool = True, cost_lp: bool = True,
+                 keep_lp: bool = True, warm: bool = False) -> None:
         self.small_milp = small_milp
         self.cost_lp = cost_lp
+        self.keep_lp = keep_lp
+        self.warm = warm
 
     def select_flat(self, flat: FlatProblem, problem: SelectionProblem, *, start: float,
                     time_limit_s: float, alike: Alike | None = None) -> Selection:
@@ -139,13 +159,47 @@ class LpRoundSelector(FlatSelector):
         best = _Best(Packing(flat), bound=trivial_bound(flat))
         unit = weight_unit(problem.weights)
         try:
-            self._run(flat, best, unit, at, alike)
+            self._run(flat, best, unit, at, alike, problem)
+        except DeadlinePassed:
+            _log.debug("deadline passed")
+        return _report(flat, best, start)
+
+    def select_again(self, flat: FlatProblem, problem: SelectionProblem, solved: Solved, *,
+                     start: float, time_limit_s: float) -> Selection:
+        """The goodput LP ``solved`` earlier for ``problem`` under other capacities (the
+        :data:`GOODPUT_LP` kept by a ``warm`` selector), solved again warm for ``flat``'s
+        capacities (``flat`` that problem's arrays with other ``cap``), then rounded and
+        improved within ``time_limit_s`` from ``start``; without the greedy floor (an empty
+        selection when the LP is not solved in time) and the cost LPs. The bound is this
+        problem's."""
+
+        def at(share: float) -> float:
+            return start + share * time_limit_s
+
+        best = _Best(Packing(flat), bound=trivial_bound(flat))
+        unit = weight_unit(problem.weights)
+        try:
+            assert solved.lp.again is not None, "a warm LP has its solver"
+            lp = solved.lp.again(flat.cap, at(_GOODPUT_LP))
+            if lp is not None:
+                best.bound = min(best.bound, goodput_bound(flat, lp.duals, unit))
+                best.status = "rounded"
+                _log.debug("goodput LP again: %g, bound %g", -lp.objective, best.bound)
+                best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_IMPROVE)),
+                           "rounded")
+                best.cost_floor = cheapest_reach(flat, best.pack.goodput())
+                improved = best.pack.copy()
+                cheapen(flat, improved, at(_IMPROVE))
+                fill(flat, improved, at(_IMPROVE))
+                best.offer(improved, "improved")
+            else:
+                _log.debug("goodput LP again: not solved by its deadline")
         except DeadlinePassed:
             _log.debug("deadline passed")
         return _report(flat, best, start)
 
     def _run(self, flat: FlatProblem, best: _Best, unit: float | None, at: _At,
-             alike: Alike | None) -> None:
+             alike: Alike | None, problem: SelectionProblem) -> None:
         """The stages of the module note; raises :class:`DeadlinePassed` when cut short."""
         if flat.n == 0:
             best.status = "optimal"
@@ -161,8 +215,10 @@ class LpRoundSelector(FlatSelector):
             # classes: 5.0 s against 11.9 s for the interior point method).
             lp = alike.solve(flat, -flat.weight, flat.usage, flat.cap,
                              queries=np.arange(flat.nq), equal=False, deadline=at(_GOODPUT_LP),
-                             simplex=True)
+                             simplex=True, warm=self.warm)
             duals = None if lp is None else lp.duals
+            if lp is not None and lp.again is not None:
+                problem.stash(GOODPUT_LP, Solved(flat, lp))
         if lp is None or duals is None:
             return
         lp_seconds = time.monotonic() - lp_start
@@ -171,7 +227,10 @@ class LpRoundSelector(FlatSelector):
         best.status = "rounded"
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
-        self._keep_pass(flat, best, at, alike)
+        if self.keep_lp:
+            self._keep_pass(flat, best, at, alike)
+        else:
+            best.cost_floor = cheapest_reach(flat, best.pack.goodput())
         if self.cost_lp and at(_COST_LP) - time.monotonic() >= _COST_LP_TIMES * lp_seconds:
             self._cost_pass(flat, best, unit, at, alike)
         improved = best.pack.copy()

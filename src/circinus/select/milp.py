@@ -100,13 +100,14 @@ class MilpSelector(BaseSelector):
             alike = alike_classes(flat)
             if alike is not None and alike.columns(flat) <= self.partition_above:
                 # The whole LP over classes is no larger than a part's: solved whole.
-                return LpRoundSelector().select_flat(flat, problem, start=start,
-                                                     time_limit_s=time_limit_s, alike=alike)
+                return LpRoundSelector(warm=bool(problem.deployments)).select_flat(
+                    flat, problem, start=start, time_limit_s=time_limit_s, alike=alike)
             return PartitionedSelector(partitions=self.partitions, seed=self.seed,
                                        workers=self.workers).select_flat(
                 flat, problem, start=start, time_limit_s=time_limit_s)
         if self.lp_above is not None and n > self.lp_above:
-            return LpRoundSelector().select(problem, time_limit_s=time_limit_s)
+            return LpRoundSelector(warm=bool(problem.deployments)).select(
+                problem, time_limit_s=time_limit_s)
         if problem.deployments:  # whole replicas per shared deployment
             from circinus.select.shared_milp import SharedMilpSelector
 
