@@ -87,37 +87,6 @@ Resolve = Callable[[np.ndarray, float], "LpSolution | None"]
 from the last solution's basis (``None`` when not solved in time)."""
 
 
-@contextlib.contextmanager
-def meanwhile(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
-    """``fn()`` on a worker thread while the block runs; the block's ``result()`` waits for it
-    and gives its value (or raises its exception). The thread is waited for when the block
-    ends, however it ends: ``fn`` may change what the block's caller reads next. Worth it where
-    ``fn`` spends its time in HiGHS, which releases the GIL, and the block in Python (the LP
-    rounding's greedy floor beside its goodput LP)."""
-    box: list[T] = []
-    error: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:  # handed to the caller by result()
-            error.append(exc)
-
-    worker = threading.Thread(target=work, name="circinus-meanwhile")
-    worker.start()
-
-    def result() -> T:
-        worker.join()
-        if error:
-            raise error[0]
-        return box[0]
-
-    try:
-        yield result
-    finally:
-        worker.join()
-
-
 @dataclass(frozen=True)
 class LpSolution:
     """An optimal vertex of ``min c x, A x <= b, E x = f, 0 <= x <= 1`` and the duals."""

@@ -66,7 +66,7 @@ from circinus.select.alike import Alike
 from circinus.select.base import Resource, Selection, SelectionProblem
 from circinus.select.bounds import cheapest_reach, goodput_bound, trivial_bound
 from circinus.select.flat import DeadlinePassed, FlatProblem, FlatSelector, Packing, weight_unit
-from circinus.select.highs import LpSolution, meanwhile, solve_lp, solve_milp
+from circinus.select.highs import LpSolution, solve_lp, solve_milp
 from circinus.select.rounding import cheapen, densest_first, fill, place, round_vertex
 
 _log = logging.getLogger(__name__)
@@ -189,7 +189,8 @@ class LpRoundSelector(FlatSelector):
                            "rounded")
                 best.cost_floor = cheapest_reach(flat, best.pack.goodput())
                 improved = best.pack.copy()
-                _improve(flat, improved, at(_IMPROVE))
+                cheapen(flat, improved, at(_IMPROVE))
+                fill(flat, improved, at(_IMPROVE))
                 best.offer(improved, "improved")
             else:
                 _log.debug("goodput LP again: not solved by its deadline")
@@ -203,50 +204,38 @@ class LpRoundSelector(FlatSelector):
         if flat.n == 0:
             best.status = "optimal"
             return
+        best.offer(greedy_packing(flat), "greedy")
         lp_start = time.monotonic()
         alike = alike or alike_classes(flat)
         if alike is None:
-            def solve() -> LpSolution | None:
-                return solve_lp(-flat.weight, _rows(flat), _rhs(flat), deadline=at(_GOODPUT_LP))
+            lp = solve_lp(-flat.weight, _rows(flat), _rhs(flat), deadline=at(_GOODPUT_LP))
+            duals = None if lp is None else lp.duals[flat.nq:]
         else:
-            def solve() -> LpSolution | None:
-                # Over classes the dual simplex is the faster (100,000 generated queries,
-                # 24,097 classes: 5.0 s against 11.9 s for the interior point method).
-                return alike.solve(flat, -flat.weight, flat.usage, flat.cap,
-                                   queries=np.arange(flat.nq), equal=False,
-                                   deadline=at(_GOODPUT_LP), simplex=True, warm=self.warm)
-        # The greedy floor is built while HiGHS solves the LP (100,000 generated queries: ~1 s
-        # of Python beside 5 s of HiGHS)
-        with meanwhile(solve) as solved:
-            best.offer(greedy_packing(flat), "greedy")
-            lp = solved()
-        if lp is None:
+            # Over classes the dual simplex is the faster (100,000 generated queries, 24,097
+            # classes: 5.0 s against 11.9 s for the interior point method).
+            lp = alike.solve(flat, -flat.weight, flat.usage, flat.cap,
+                             queries=np.arange(flat.nq), equal=False, deadline=at(_GOODPUT_LP),
+                             simplex=True, warm=self.warm)
+            duals = None if lp is None else lp.duals
+            if lp is not None and lp.again is not None:
+                problem.stash(GOODPUT_LP, Solved(flat, lp))
+        if lp is None or duals is None:
             return
-        duals = lp.duals[flat.nq:] if alike is None else lp.duals
-        if lp.again is not None:
-            problem.stash(GOODPUT_LP, Solved(flat, lp))
         lp_seconds = time.monotonic() - lp_start
         best.bound = min(best.bound, goodput_bound(flat, duals, unit))
         best.unit_values = tuple(zip(flat.rows, duals.tolist(), strict=True))
         best.status = "rounded"
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
-        rounded, improved = best.pack, best.pack.copy()
         if self.keep_lp:
-            # the rounding is improved while HiGHS solves the kept-set cost LP (100,000
-            # generated queries: ~1.2 s of Python beside ~1.6 s of HiGHS)
-            with meanwhile(lambda: self._keep_pass(flat, best, at, alike)) as kept:
-                _improve(flat, improved, at(_IMPROVE))
-                kept()
+            self._keep_pass(flat, best, at, alike)
         else:
             best.cost_floor = cheapest_reach(flat, best.pack.goodput())
-            _improve(flat, improved, at(_IMPROVE))
         if self.cost_lp and at(_COST_LP) - time.monotonic() >= _COST_LP_TIMES * lp_seconds:
             self._cost_pass(flat, best, unit, at, alike)
-        if best.pack is not rounded:  # a cost pass's rounding leads: improved too
-            again = best.pack.copy()
-            _improve(flat, again, at(_IMPROVE))
-            best.offer(again, "improved")
+        improved = best.pack.copy()
+        cheapen(flat, improved, at(_IMPROVE))
+        fill(flat, improved, at(_IMPROVE))
         best.offer(improved, "improved")
 
     def _round(self, flat: FlatProblem, x: np.ndarray, unit: float | None, exact_by: float,
@@ -313,12 +302,6 @@ class LpRoundSelector(FlatSelector):
         best.cost_floor = max(best.cost_floor, floor)
         _log.debug("cost LP: %g, floor %g", lp.objective, best.cost_floor)
         best.offer(self._round(flat, lp.x, unit, at(_COST_MILP), at(_IMPROVE)), "cost LP")
-
-
-def _improve(flat: FlatProblem, pack: Packing, deadline: float) -> None:
-    """Step 6 of the module note on ``pack``: moves to cheaper candidates, then a fill."""
-    cheapen(flat, pack, deadline)
-    fill(flat, pack, deadline)
 
 
 def alike_classes(flat: FlatProblem) -> Alike | None:
