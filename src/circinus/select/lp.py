@@ -168,10 +168,10 @@ class LpRoundSelector(FlatSelector):
                      start: float, time_limit_s: float) -> Selection:
         """The goodput LP ``solved`` earlier for ``problem`` under other capacities (the
         :data:`GOODPUT_LP` kept by a ``warm`` selector), solved again warm for ``flat``'s
-        capacities (``flat`` that problem's arrays with other ``cap``), then rounded and
-        improved within ``time_limit_s`` from ``start``; without the greedy floor (an empty
-        selection when the LP is not solved in time) and the cost LPs. The bound is this
-        problem's."""
+        capacities (``flat`` that problem's arrays with other ``cap``), then rounded within
+        ``time_limit_s`` from ``start``, for a fit to whole replicas to fill and improve;
+        without the greedy floor (an empty selection when the LP is not solved in time), the
+        cost LPs and the improvement. The bound is this problem's."""
 
         def at(share: float) -> float:
             return start + share * time_limit_s
@@ -185,13 +185,13 @@ class LpRoundSelector(FlatSelector):
                 best.bound = min(best.bound, goodput_bound(flat, lp.duals, unit))
                 best.status = "rounded"
                 _log.debug("goodput LP again: %g, bound %g", -lp.objective, best.bound)
-                best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_IMPROVE)),
-                           "rounded")
+                # Rounded without the fill and the moves to cheaper candidates: the fit to
+                # whole replicas after it fills and moves in whole replicas (100,000 generated
+                # queries: 0.8-1.1 s against 2.3-2.4 s for this selection, 89,475 admitted
+                # after the fit against 89,452, for 2,511.03 against 2,500.45 $/h)
+                best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_IMPROVE),
+                                       filled=False), "rounded")
                 best.cost_floor = cheapest_reach(flat, best.pack.goodput())
-                improved = best.pack.copy()
-                cheapen(flat, improved, at(_IMPROVE))
-                fill(flat, improved, at(_IMPROVE))
-                best.offer(improved, "improved")
             else:
                 _log.debug("goodput LP again: not solved by its deadline")
         except DeadlinePassed:
@@ -239,13 +239,15 @@ class LpRoundSelector(FlatSelector):
         best.offer(improved, "improved")
 
     def _round(self, flat: FlatProblem, x: np.ndarray, unit: float | None, exact_by: float,
-               deadline: float) -> Packing:
-        """Round the LP vertex ``x`` (module note, step 3)."""
+               deadline: float, *, filled: bool = True) -> Packing:
+        """Round the LP vertex ``x`` (module note, step 3; without offering the queries left
+        out their cheapest candidate that fits unless ``filled``)."""
         pack, frac = round_vertex(flat, x, deadline)
         if self.small_milp:
             _place_exactly(flat, pack, frac, unit, exact_by)
         place(flat, pack, frac, deadline, prefer=x)
-        fill(flat, pack, deadline)
+        if filled:
+            fill(flat, pack, deadline)
         return pack
 
     def _keep_pass(self, flat: FlatProblem, best: _Best, at: _At, alike: Alike | None) -> None:
