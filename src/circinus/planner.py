@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from circinus.baselines import (
@@ -195,15 +196,17 @@ class Planner:
             saves a collection over every object made (1.5 s at 10,000 queries).
         executor: where the per-group search runs (:mod:`circinus.parallel`); the plan is the
             same on every executor. Default: this process, one search over every query.
-        why_not_workers: processes the why-not searches run on within their budget, this one
-            and forked copies of it (:func:`explain_rejections`); more reach more rejected
-            classes in the same time.
+        workers: processes the planner's own steps may run on, this one and forked copies of
+            it: the why-not searches within their budget (:func:`explain_rejections`; more reach
+            more rejected classes in the same time), and at scale the fit of the first
+            selection to whole replicas beside the second's (:func:`select_checked`; the same
+            plan either way, sooner).
     """
 
     def __init__(self, *, search: str = "circinus", selector: str = "milp",
                  settings: PlannerSettings | None = None, why_not: bool = False,
                  store: str | None = None, freeze: bool = False,
-                 executor: BaseSearchExecutor | None = None, why_not_workers: int = 1) -> None:
+                 executor: BaseSearchExecutor | None = None, workers: int = 1) -> None:
         if search not in SEARCHES:
             raise ValueError(f"unknown search {search!r}; choose from {sorted(SEARCHES)}")
         if selector not in SELECTORS:
@@ -215,7 +218,7 @@ class Planner:
         self.store = store
         self.freeze = freeze
         self.executor = executor or SerialExecutor()
-        self.why_not_workers = why_not_workers
+        self.workers = workers
 
     def plan(self, world: World | WorldIndex) -> PlanResult:
         """Plan ``world`` (a validated :class:`World` or its index), measuring first what it
@@ -251,7 +254,8 @@ class Planner:
         t1 = time.monotonic()
         problem, selection, checked, sizing = select_checked(
             estimator, index.world.queries,
-            problem or SelectionProblem.build(index, found), selector, settings)
+            problem or SelectionProblem.build(index, found), selector, settings,
+            workers=self.workers)
         t2 = time.monotonic()
         used = selection.used(problem)
         usable = problem if checked is None else replace(
@@ -265,7 +269,7 @@ class Planner:
             nearest=self.why_not, emptied=None if checked is None else dict(checked.emptied),
             chosen=selection.chosen, ceilings=ceilings,
             deadline=time.monotonic() + settings.why_not_time_s, skipped=skipped,
-            workers=self.why_not_workers)
+            workers=self.workers)
         t3 = time.monotonic()
         return PlanResult(
             world=index.world.name,
@@ -338,7 +342,7 @@ Checked = tuple[SelectionProblem, Selection, LinkCheck | None, DeploymentCheck |
 
 def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
                    problem: SelectionProblem, selector: BaseSelector, settings: PlannerSettings,
-                   ) -> Checked:
+                   *, workers: int = 1) -> Checked:
     """Select in ``problem`` (the candidates of ``queries``, in order, found with
     ``estimator``) within the settings' time budget, in whole replicas per shared deployment
     (:func:`~circinus.select.deployments.settle`); then run the link check
@@ -356,11 +360,11 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
     over the rounding's (edge-cloud-vision: the MILP's 213 admitted before the checks, 198
     after; the rounding's 202 after). The rounding and its checks take seconds at that size;
     both bounds are proven, and the lower is reported."""
-    first = _select_checked(estimator, queries, problem, selector, settings)
+    first = _select_checked(estimator, queries, problem, selector, settings, workers)
     if (not problem.deployments or isinstance(selector, (LpRoundSelector, FcfsSelector))
             or problem.candidate_count > BOTH_CHECKED_UP_TO):
         return first
-    second = _select_checked(estimator, queries, problem, LpRoundSelector(), settings)
+    second = _select_checked(estimator, queries, problem, LpRoundSelector(), settings, workers)
     a, b = first[1], second[1]
     better = b.goodput > a.goodput + EPS or (
         b.goodput >= a.goodput - EPS and b.cost_per_hour < a.cost_per_hour - EPS)
@@ -371,7 +375,7 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
 
 def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
                     problem: SelectionProblem, selector: BaseSelector,
-                    settings: PlannerSettings) -> Checked:
+                    settings: PlannerSettings, workers: int) -> Checked:
     """:func:`select_checked` with one selector."""
     start = time.monotonic()
 
@@ -387,7 +391,7 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         # moves to cheaper candidates their share
         if first and sel.status == "rounded" and problem.deployments and (
                 problem.candidate_count > SECOND_SELECTION_ABOVE):
-            sel = _settle_either(problem, sel, end, improve_by)
+            sel = _settle_either(problem, sel, end, improve_by, workers=workers)
         else:
             sel = settle(problem, sel, deadline=end, improve_by=improve_by())
         assert sel.fits(problem), "selector returned a selection over capacity"
@@ -435,14 +439,17 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
 
 
 def _settle_either(problem: SelectionProblem, first: Selection, end: float,
-                   improve_by: Callable[[], float]) -> Selection:
+                   improve_by: Callable[[], float], *, workers: int = 1) -> Selection:
     """The better of the LP rounding ``first`` fitted to whole replicas and a second selection
     on capacities lowered by its rounding waste (:func:`~circinus.select.deflate.reselect`),
-    fitted too: more goodput, then less cost. The first is fitted on a forked copy (the second
-    core) while this process selects again and fits that (:func:`~circinus.parallel.local.
-    beside`), each fit until ``end``."""
-    with beside(lambda: settle(problem, first, deadline=end, improve_by=improve_by()),
-                name="circinus-settle") as first_settled:
+    fitted too: more goodput, then less cost. With ``workers`` above 1 the first is fitted on a
+    forked copy (the second core) while this process selects again and fits that
+    (:func:`~circinus.parallel.local.beside`), else first here; each fit until ``end``."""
+    def fit_first() -> Selection:
+        return settle(problem, first, deadline=end, improve_by=improve_by())
+
+    with (beside(fit_first, name="circinus-settle") if workers > 1
+          else _now(fit_first)) as first_settled:
         left = max(end - time.monotonic(), 0.0)
         again = reselect(problem, first, time_limit_s=FIRST_SELECTION_SHARE * left)
         # one that is not the LP's rounding (its LP not solved in time) is not fitted: a fill
@@ -459,6 +466,14 @@ def _settle_either(problem: SelectionProblem, first: Selection, end: float,
                "for %.2f $/h", one.goodput, one.cost_per_hour, second.goodput,
                second.cost_per_hour)
     return second if better else one
+
+
+@contextmanager
+def _now(work: Callable[[], Selection]) -> Iterator[Callable[[], Selection]]:
+    """``work()`` done here and now; the block gets its answer as :func:`~circinus.parallel.
+    local.beside` hands it."""
+    done = work()
+    yield lambda: done
 
 
 def _against(selection: Selection, bound: float) -> Selection:

@@ -92,6 +92,9 @@ def test_the_planner_keeps_the_better_fit(problem: SelectionProblem,
 
     alone = fitted(first)
     either = planner._settle_either(problem, first, math.inf, time.monotonic)
+    # the first fitted on a forked copy meanwhile: the same answer
+    assert planner._settle_either(problem, first, math.inf, time.monotonic,
+                                  workers=2).chosen == either.chosen
     assert either.fits(problem)
     assert (either.goodput, -either.cost_per_hour) >= (alone.goodput, -alone.cost_per_hour)
     second = fitted(reselect(problem, first, time_limit_s=60.0))

@@ -123,7 +123,7 @@ def plan(
         index = measured(index, store, quiet=quiet)
         result = Planner(search=search, selector=selector, settings=settings,
                          why_not=why_not, freeze=True, executor=where,
-                         why_not_workers=os.cpu_count() or 1).plan(index)
+                         workers=os.cpu_count() or 1).plan(index)
         with paused(freeze=True):
             planfile = to_plan_file(index, result)
             if json_out is not None:

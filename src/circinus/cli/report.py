@@ -200,7 +200,7 @@ def write_report(world: Path, plan: Path | None, options: _Options, *, store: st
         # As `circinus plan` runs it: the search on a worker per core where that helps, the
         # why-not on every core (the same plan; the sweep after it has processes of its own).
         planner = Planner(settings=index.world.planner, executor=AutoExecutor(),
-                          why_not_workers=os.cpu_count() or 1)
+                          workers=os.cpu_count() or 1)
         planfile = to_plan_file(index, planner.plan(index))
         steps["plan"] = time.monotonic() - t
         sim = compile_plan(index, planfile)

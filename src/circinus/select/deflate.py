@@ -22,8 +22,9 @@ over classes of alike queries, :class:`~circinus.select.lp.LpRoundSelector` ``wa
 second goes on from its basis by the dual simplex: at 100,000 generated queries 0.2 s, where
 solving the lowered LP from scratch took 5.3 s, and the whole second selection 0.8-1.1 s (its
 rounding and the small MILP over its fractional queries; the fit that follows fills and moves
-queries to cheaper candidates, in whole replicas). Elsewhere (below :data:`~circinus.select.lp.ALIKE_ABOVE` candidates, where the LP
-takes a fraction of a second) it is solved anew.
+queries to cheaper candidates, in whole replicas). Elsewhere (below
+:data:`~circinus.select.lp.ALIKE_ABOVE` candidates, where the LP takes a fraction of a second)
+it is solved anew.
 
 How much to lower (one seed of ``circinus gen``, gains over the first fit in admitted queries,
 improvement moves off): at 100,000 queries a share of 0.4 of the waste +50, 0.5 +57, 0.6
