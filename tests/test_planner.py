@@ -271,7 +271,8 @@ def test_with_shared_deployments_the_better_checked_answer_is_kept(
     assert problem.deployments
     answers: dict[str, Selection] = {}
 
-    def fake(estimator: Any, queries: Any, problem: Any, selector: Any, settings: Any) -> Any:
+    def fake(estimator: Any, queries: Any, problem: Any, selector: Any, settings: Any,
+             workers: int) -> Any:
         key = "lp" if isinstance(selector, LpRoundSelector) else "milp"
         return problem, answers[key], None, None
 

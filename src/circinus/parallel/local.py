@@ -271,6 +271,28 @@ class AutoExecutor(BaseSearchExecutor):
                                   "chooses")  # pragma: no cover - search() never calls it
 
 
+def _forked(ctx: _Context, work: Callable[[], object], name: str,
+            ) -> tuple[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]:
+    """A forked copy of this process that sends ``work()`` back (it must pickle) and ends; the
+    end of the pipe to receive it on, and the copy. A copy that fails ends quietly, without
+    sending: its parent goes on without the answer (or works it out itself)."""
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
+        try:
+            with paused():
+                send.send(work())
+            send.close()
+        except BaseException:
+            os._exit(1)  # quietly: the command's output stays its own
+
+    proc = ctx.Process(target=child, daemon=True, name=name)
+    proc.start()
+    send.close()
+    return receive, proc
+
+
 FORK_GRACE_S = 30.0
 """How long :func:`until_on_forks` waits for a forked copy's answers past the deadline (or past
 its own share, when that ends later) before it stops the copy and goes on without them, and
@@ -297,20 +319,7 @@ def beside(work: Callable[[], _R], *, name: str = "circinus-beside") -> Iterator
     if ctx.get_start_method() != "fork" or _cores() < 2:
         yield work
         return
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
-        try:
-            with paused():
-                send.send(work())
-            send.close()
-        except BaseException:  # the parent works it out itself
-            os._exit(1)  # quietly: the command's output stays its own
-
-    proc = ctx.Process(target=child, daemon=True, name=name)
-    proc.start()
-    send.close()
+    receive, proc = _forked(ctx, work, name)
 
     def answer() -> _R:
         try:
@@ -368,21 +377,7 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         return run(items)
     pipes, procs = [], []
     for w in range(1, width):
-        receive, send = ctx.Pipe(duplex=False)
-
-        def child(share: Sequence[Sequence[_K]] = items[w::width],
-                  send: multiprocessing.connection.Connection = send) -> None:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
-            try:
-                with paused():
-                    send.send(run(share))
-                send.close()
-            except BaseException:  # the parent goes on without these answers
-                os._exit(1)  # quietly: the command's output stays its own
-
-        proc = ctx.Process(target=child, daemon=True, name=f"circinus-fork-{w}")
-        proc.start()
-        send.close()
+        receive, proc = _forked(ctx, partial(run, items[w::width]), f"circinus-fork-{w}")
         pipes.append(receive)
         procs.append(proc)
     out = run(items[0::width])
