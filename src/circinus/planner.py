@@ -448,7 +448,7 @@ def _settle_either(problem: SelectionProblem, first: Selection, end: float,
     def fit_first() -> Selection:
         return settle(problem, first, deadline=end, improve_by=improve_by())
 
-    with (beside(fit_first, name="circinus-settle") if workers > 1
+    with (beside(fit_first, name="circinus-fit") if workers > 1
           else _now(fit_first)) as first_settled:
         left = max(end - time.monotonic(), 0.0)
         again = reselect(problem, first, time_limit_s=FIRST_SELECTION_SHARE * left)
