@@ -293,6 +293,16 @@ def _forked(ctx: _Context, work: Callable[[], object], name: str,
     return receive, proc
 
 
+def _done(receive: multiprocessing.connection.Connection,
+          proc: multiprocessing.process.BaseProcess) -> None:
+    """Close the pipe from a :func:`_forked` copy and stop the copy if it still runs."""
+    receive.close()
+    proc.join(0.1)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
 FORK_GRACE_S = 30.0
 """How long :func:`until_on_forks` waits for a forked copy's answers past the deadline (or past
 its own share, when that ends later) before it stops the copy and goes on without them, and
@@ -341,11 +351,7 @@ def beside(work: Callable[[], _R], *, name: str = "circinus-beside") -> Iterator
     try:
         yield answer
     finally:
-        receive.close()
-        proc.join(0.1)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        _done(receive, proc)
 
 
 def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]], dict[_K, _V]],
@@ -394,9 +400,5 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
         except (EOFError, OSError):
             pass  # the copy failed: its items are not done
         finally:
-            receive.close()
-            proc.join(0.1)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            _done(receive, proc)
     return out

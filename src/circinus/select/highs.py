@@ -109,7 +109,7 @@ def solve_lp(c: np.ndarray, a: csr_array, b: np.ndarray, *, deadline: float,
     and the solution's :attr:`~LpSolution.again` solves the LP for other ``b`` from its basis:
     only the right-hand sides change, so the basis stays dual feasible and HiGHS's dual
     simplex goes on from it rather than starting over (100,000 generated queries, device
-    capacities lowered on 127 boxes: 0.6 s against 5.3 s cold).
+    capacities lowered on 127 boxes: 0.2 s against 5.3 s cold).
 
     Which is faster depends on the LP: for the goodput LP at 50,000 generated queries the
     interior point method takes 7 s and the dual simplex 64 s; for the cost LPs at 10,000
