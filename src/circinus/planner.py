@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from circinus.baselines import (
@@ -366,9 +365,7 @@ def select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         return first
     second = _select_checked(estimator, queries, problem, LpRoundSelector(), settings, workers)
     a, b = first[1], second[1]
-    better = b.goodput > a.goodput + EPS or (
-        b.goodput >= a.goodput - EPS and b.cost_per_hour < a.cost_per_hour - EPS)
-    best = second if better else first
+    best = second if _leads(b, a) else first
     bound = max(min(a.goodput_bound, b.goodput_bound), best[1].goodput)
     return (best[0], _against(best[1], bound), best[2], best[3])
 
@@ -444,12 +441,11 @@ def _settle_either(problem: SelectionProblem, first: Selection, end: float,
     on capacities lowered by its rounding waste (:func:`~circinus.select.deflate.reselect`),
     fitted too: more goodput, then less cost. With ``workers`` above 1 the first is fitted on a
     forked copy (the second core) while this process selects again and fits that
-    (:func:`~circinus.parallel.local.beside`), else first here; each fit until ``end``."""
+    (:func:`~circinus.parallel.local.beside`), else here before; each fit until ``end``."""
     def fit_first() -> Selection:
         return settle(problem, first, deadline=end, improve_by=improve_by())
 
-    with (beside(fit_first, name="circinus-fit") if workers > 1
-          else _now(fit_first)) as first_settled:
+    with beside(fit_first, name="circinus-fit", fork=workers > 1) as first_settled:
         left = max(end - time.monotonic(), 0.0)
         again = reselect(problem, first, time_limit_s=FIRST_SELECTION_SHARE * left)
         # one that is not the LP's rounding (its LP not solved in time) is not fitted: a fill
@@ -460,20 +456,16 @@ def _settle_either(problem: SelectionProblem, first: Selection, end: float,
     if second is None:
         _log.debug("no second selection on lowered capacities (%s)", again.status)
         return one
-    better = second.goodput > one.goodput + EPS or (
-        second.goodput >= one.goodput - EPS and second.cost_per_hour < one.cost_per_hour - EPS)
     _log.debug("fitted to whole replicas: first %g for %.2f $/h, on lowered capacities %g "
                "for %.2f $/h", one.goodput, one.cost_per_hour, second.goodput,
                second.cost_per_hour)
-    return second if better else one
+    return second if _leads(second, one) else one
 
 
-@contextmanager
-def _now(work: Callable[[], Selection]) -> Iterator[Callable[[], Selection]]:
-    """``work()`` done here and now; the block gets its answer as :func:`~circinus.parallel.
-    local.beside` hands it."""
-    done = work()
-    yield lambda: done
+def _leads(b: Selection, a: Selection) -> bool:
+    """Whether selection ``b`` beats ``a``: more goodput, or as much for less."""
+    return b.goodput > a.goodput + EPS or (
+        b.goodput >= a.goodput - EPS and b.cost_per_hour < a.cost_per_hour - EPS)
 
 
 def _against(selection: Selection, bound: float) -> Selection:

@@ -465,3 +465,18 @@ def test_beside_stops_a_copy_its_block_no_longer_waits_for() -> None:
     with beside(lambda: time.sleep(60), name="circinus-slow"):
         assert len(copies()) == 1
     assert not copies()
+
+
+def test_beside_without_fork_works_it_out_here_before_the_block() -> None:
+    from circinus.parallel.local import beside
+
+    order: list[str] = []
+
+    def work() -> int:
+        order.append("work")
+        return 7
+
+    with beside(work, fork=False) as answer:
+        order.append("block")
+        assert answer() == 7
+    assert order == ["work", "block"]

@@ -310,13 +310,15 @@ its own share, when that ends later) before it stops the copy and goes on withou
 
 
 @contextmanager
-def beside(work: Callable[[], _R], *, name: str = "circinus-beside") -> Iterator[Callable[[], _R]]:
+def beside(work: Callable[[], _R], *, name: str = "circinus-beside",
+           fork: bool = True) -> Iterator[Callable[[], _R]]:
     """``work()`` on a forked copy of this process (which sees everything this process holds,
     unshipped) while this one goes on; the block gets ``answer()``, which waits for the copy's
-    result (it must pickle). Where there is no fork or a single core, or the copy fails or has
-    not answered :data:`FORK_GRACE_S` after being asked, ``answer()`` runs ``work()`` here
-    instead: the answer is the same, only later. A copy still running when the block ends is
-    stopped.
+    result (it must pickle). Without ``fork``, where the platform has no fork, or on a single
+    core, ``work()`` runs here before the block (as early as a copy would have started it);
+    where the copy fails or has not answered :data:`FORK_GRACE_S` after being asked,
+    ``answer()`` runs it here: the answer is the same, only later. A copy still running when
+    the block ends is stopped.
 
     Example: fitting one selection to whole replicas on the second core while this process
     selects again and fits the new selection (:func:`circinus.planner.select_checked`)::
@@ -326,8 +328,9 @@ def beside(work: Callable[[], _R], *, name: str = "circinus-beside") -> Iterator
             best = better(first_settled(), second)
     """
     ctx = _context()
-    if ctx.get_start_method() != "fork" or _cores() < 2:
-        yield work
+    if not fork or ctx.get_start_method() != "fork" or _cores() < 2:
+        done = work()
+        yield lambda: done
         return
     receive, proc = _forked(ctx, work, name)
 
