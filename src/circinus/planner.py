@@ -31,8 +31,8 @@ from circinus.baselines import (
 from circinus.collector import paused
 from circinus.estimate.analytic import AnalyticEstimator
 from circinus.estimate.base import EPS, Estimate
+from circinus.forks import beside, until_on_forks
 from circinus.parallel import BaseSearchExecutor, ChunkRecord, SerialExecutor
-from circinus.parallel.local import beside, until_on_forks
 from circinus.plan.records import QueryPlan
 from circinus.search.base import BaseSearch, QueryCandidates
 from circinus.search.decomposed import DecomposedSearch
@@ -441,7 +441,7 @@ def _settle_either(problem: SelectionProblem, first: Selection, end: float,
     on capacities lowered by its rounding waste (:func:`~circinus.select.deflate.reselect`),
     fitted too: more goodput, then less cost. With ``workers`` above 1 the first is fitted on a
     forked copy (the second core) while this process selects again and fits that
-    (:func:`~circinus.parallel.local.beside`), else here before; each fit until ``end``."""
+    (:func:`~circinus.forks.beside`), else here before; each fit until ``end``."""
     def fit_first() -> Selection:
         return settle(problem, first, deadline=end, improve_by=improve_by())
 
@@ -540,7 +540,7 @@ def explain_rejections(engine: NearestSlo, queries: Sequence[Query], problem: Se
     :func:`time.monotonic` instant); the queries of the classes after it get their binding
     objective or resource only (``relaxations`` ``None``), and their names are appended to
     ``skipped`` in query order. With ``workers`` above 1 the classes are dealt over this
-    process and forked copies of it (:func:`~circinus.parallel.local.until_on_forks`): more
+    process and forked copies of it (:func:`~circinus.forks.until_on_forks`): more
     classes reach their answer by the same deadline.
 
     NOTE: a search takes a fraction of a second to seconds, and at 100,000 generated queries

@@ -415,14 +415,14 @@ def test_pool_imap_gives_every_item_s_result_once() -> None:
 def _forks() -> bool:
     import multiprocessing
 
-    from circinus.parallel.local import _cores
+    from circinus.forks import cores as _cores
     return "fork" in multiprocessing.get_all_start_methods() and _cores() >= 2
 
 
 def test_beside_works_on_a_forked_copy_meanwhile() -> None:
     import os
 
-    from circinus.parallel.local import beside
+    from circinus.forks import beside
 
     here = os.getpid()
     with beside(lambda: (os.getpid(), sum(range(1000)))) as answer:
@@ -435,7 +435,7 @@ def test_beside_works_on_a_forked_copy_meanwhile() -> None:
 def test_beside_works_it_out_here_when_the_copy_dies(caplog: pytest.LogCaptureFixture) -> None:
     import os
 
-    from circinus.parallel.local import beside
+    from circinus.forks import beside
 
     here = os.getpid()
 
@@ -454,7 +454,7 @@ def test_beside_stops_a_copy_its_block_no_longer_waits_for() -> None:
     import multiprocessing
     import time
 
-    from circinus.parallel.local import beside
+    from circinus.forks import beside
 
     if not _forks():
         pytest.skip("no fork here")
@@ -468,7 +468,7 @@ def test_beside_stops_a_copy_its_block_no_longer_waits_for() -> None:
 
 
 def test_beside_without_fork_works_it_out_here_before_the_block() -> None:
-    from circinus.parallel.local import beside
+    from circinus.forks import beside
 
     order: list[str] = []
 

@@ -63,7 +63,7 @@ def test_forked_workers_give_the_serial_answers(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_until_on_forks_deals_items_round_robin_and_keeps_their_answers() -> None:
-    from circinus.parallel.local import until_on_forks
+    from circinus.forks import until_on_forks
 
     items = [[i, i + 100] for i in range(7)]
     got = until_on_forks(items, lambda item: {k: (k * 2, os.getpid()) for k in item},
@@ -77,7 +77,7 @@ def test_until_on_forks_deals_items_round_robin_and_keeps_their_answers() -> Non
 
 
 def test_a_failing_fork_loses_only_its_own_answers(capfd: pytest.CaptureFixture[str]) -> None:
-    from circinus.parallel.local import until_on_forks
+    from circinus.forks import until_on_forks
 
     parent = os.getpid()
 
@@ -94,9 +94,9 @@ def test_a_failing_fork_loses_only_its_own_answers(capfd: pytest.CaptureFixture[
 def test_a_fork_that_hangs_is_stopped_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from circinus.parallel import local
+    from circinus import forks
 
-    monkeypatch.setattr(local, "FORK_GRACE_S", 0.5)
+    monkeypatch.setattr(forks, "FORK_GRACE_S", 0.5)
     parent = os.getpid()
 
     def work(item: list[int]) -> dict[int, int]:
@@ -105,5 +105,5 @@ def test_a_fork_that_hangs_is_stopped_after_the_grace(monkeypatch: pytest.Monkey
         return {k: k for k in item}
 
     start = time.monotonic()
-    got = local.until_on_forks([[0], [1], [2]], work, time.monotonic() + 0.2, workers=2)
+    got = forks.until_on_forks([[0], [1], [2]], work, time.monotonic() + 0.2, workers=2)
     assert got == {0: 0, 2: 2} and time.monotonic() - start < 30

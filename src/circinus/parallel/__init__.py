@@ -5,8 +5,8 @@
 * :mod:`~circinus.parallel.local` - :class:`SerialExecutor`, :class:`ProcessExecutor` and
   :class:`AutoExecutor` (worker processes for a large enough batch on two cores or more), on
   :func:`~circinus.parallel.local.pool_imap`, the worker pool that loses no item to a worker
-  that dies (also the report's load sweep), and :func:`~circinus.parallel.local.until_on_forks`
-  (the why-not's forks);
+  that dies (also the report's load sweep; the planner's own forked copies are
+  :mod:`circinus.forks`);
 * :mod:`~circinus.parallel.ray` - :class:`~circinus.parallel.ray.RayExecutor` (needs the
   ``ray`` extra; imported only when asked for).
 
