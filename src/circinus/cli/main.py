@@ -109,7 +109,7 @@ def plan(
         # queries its passes over the world being read took 1.5 of 10.4 s of CPU, and over
         # the plan file being built half of it (9.8 -> 4.7 s).
         with paused(freeze=True):
-            w, index = load_indexed_world(world)
+            w, index = load_indexed_world(world, workers=os.cpu_count() or 1)
         settings = w.planner if time_limit is None else w.planner.model_copy(
             update={"time_limit_s": time_limit})
         from circinus.planner import SEARCHES, SELECTORS
@@ -149,7 +149,7 @@ def validate(
     def run() -> None:
         from circinus.spec.load import load_indexed_world
 
-        w, index = load_indexed_world(world)
+        w, index = load_indexed_world(world, workers=os.cpu_count() or 1)
         configs = sum(o.is_own(c) for o in index.operators.values() for c in o.configs)
         shares = sum(len(o.configs) for o in index.operators.values()) - configs
         more = f", {shares} more replica shares" if shares else ""
