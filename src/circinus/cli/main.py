@@ -124,6 +124,8 @@ def plan(
         result = Planner(search=search, selector=selector, settings=settings,
                          why_not=why_not, freeze=True, executor=where,
                          workers=os.cpu_count() or 1).plan(index)
+        if quiet and json_out is None:
+            return  # nothing to print or write
         with paused(freeze=True):
             planfile = to_plan_file(index, result)
             if json_out is not None:
