@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, TypeVar
 from circinus.collector import paused
 
 _log = logging.getLogger(__name__)
-if TYPE_CHECKING:  # ForkContext is not there on every platform
+if TYPE_CHECKING:  # ForkContext is not there on every platform; (what fork_context gives)
     from typing import TypeAlias
 
-    _Context: TypeAlias = (
+    Context: TypeAlias = (
         multiprocessing.context.DefaultContext | multiprocessing.context.ForkContext)
 _R = TypeVar("_R")
 _K = TypeVar("_K")
@@ -46,7 +46,7 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def fork_context() -> _Context:
+def fork_context() -> Context:
     """The fork start method where the platform has it, else the default one. Forked workers
     and copies inherit what this process holds (a search's job: the world and the batch's
     queries) instead of unpickling it. Not the default start method, which a process itself
@@ -58,7 +58,7 @@ def fork_context() -> _Context:
     return multiprocessing.get_context()
 
 
-def _forked(ctx: _Context, work: Callable[[], object], name: str,
+def _forked(ctx: Context, work: Callable[[], object], name: str,
             ) -> tuple[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]:
     """A forked copy of this process that sends ``work()`` back (it must pickle) and ends; the
     end of the pipe to receive it on, and the copy. A copy that fails ends quietly, without

@@ -31,15 +31,10 @@ from circinus.search.base import BaseSearch
 from circinus.spec.models import Query
 
 _log = logging.getLogger(__name__)
-if TYPE_CHECKING:  # ForkContext is not there on every platform
-    from typing import TypeAlias
-
-    _Context: TypeAlias = (
-        multiprocessing.context.DefaultContext | multiprocessing.context.ForkContext)
+if TYPE_CHECKING:
+    from circinus.forks import Context
 _A = TypeVar("_A")
 _R = TypeVar("_R")
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class SerialExecutor(BaseSearchExecutor):
@@ -105,7 +100,7 @@ def _serve(work: Callable[[_A], _R], items: Sequence[_A],
 class _Worker:
     """One worker process of :func:`pool_imap`: its pipes and the item it holds."""
 
-    def __init__(self, ctx: _Context, target: tuple[object, ...], name: str) -> None:
+    def __init__(self, ctx: Context, target: tuple[object, ...], name: str) -> None:
         receive_task, self.tasks = ctx.Pipe(duplex=False)
         self.results, send_result = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_serve, args=(*target, receive_task, send_result),
