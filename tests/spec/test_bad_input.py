@@ -121,6 +121,11 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "queries[0].slo.latency_ms", "must be a finite number, got inf"),
     ("nan-accuracy", lambda w: _op(w, "classify").update(accuracy=float("nan")),
      "operators[1].accuracy", "must be a finite number, got nan"),
+    ("infinite-work-scale", lambda w: w["queries"][1].update(work_scale={"cls": float("inf")}),
+     "queries[1].work_scale.cls", "must be a finite number, got inf"),
+    ("nan-batch-time", lambda w: _op(w, "detect")["profiles"][2].update(
+        batch_ms={2: float("nan")}), "operators[0].profiles[2].batch_ms[2]",
+     "must be a finite number, got nan"),
     ("p90-below-half-the-mean", lambda w: _op(w, "detect")["profiles"][0].update(p90_ms=4),
      "operators[0].profiles[0].p90_ms", "4.0 is below half the mean 40.0; check the units"),
     # -- unknown references -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -122,21 +123,45 @@ def _source_rates(path: str, rates: Mapping[str, float], pipe: PipelineIndex) ->
 
 def _finite(node: object, path: str) -> None:
     """Reject NaN and infinite numbers anywhere in ``node`` (a spec model or its contents)."""
+    where = _not_finite(node)
+    if where is None:
+        return
+    value: Any = node
+    for part in where:
+        value = getattr(value, part) if isinstance(value, BaseModel) else value[part]
+        path = (f"{path}[{part}]" if isinstance(part, int) else
+                f"{path}.{part}" if path else str(part))
+    raise SpecError(f"{path}: must be a finite number, got {value!r}; write a finite value (an "
+                    "optional bound may be left out instead)")
+
+
+def _not_finite(node: object) -> list[Any] | None:
+    """The way down to the first NaN or infinite number in ``node`` (field names, list
+    positions and dictionary keys), or ``None``.
+
+    NOTE: the way is built on the way back up, only when there is one: building every node's
+    path as the walk went down was most of checking a world (100,000 generated queries: 1.7
+    million nodes)."""
+    if type(node) is str or node is None:
+        return None
     if isinstance(node, float):
-        if not math.isfinite(node):
-            raise SpecError(
-                f"{path}: must be a finite number, got {node!r}; write a finite value (an "
-                "optional bound may be left out instead)"
-            )
-    elif isinstance(node, BaseModel):
+        return None if math.isfinite(node) else []
+    if isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            _finite(getattr(node, name), f"{path}.{name}" if path else name)
+            where = _not_finite(getattr(node, name))
+            if where is not None:
+                return [name, *where]
     elif isinstance(node, list | tuple):
         for i, item in enumerate(node):
-            _finite(item, f"{path}[{i}]")
+            where = _not_finite(item)
+            if where is not None:
+                return [i, *where]
     elif isinstance(node, dict):
         for key, item in node.items():
-            _finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+            where = _not_finite(item)
+            if where is not None:
+                return [key, *where]
+    return None
 
 
 def _unique(section: str, names: Sequence[str]) -> None:
