@@ -58,6 +58,12 @@ def fork_context() -> Context:
     return multiprocessing.get_context()
 
 
+def forking() -> bool:
+    """Whether work here may go to a forked copy: the platform forks and this process may run
+    on two cores or more (else :func:`beside` runs its work here)."""
+    return fork_context().get_start_method() == "fork" and cores() >= 2
+
+
 def _forked(ctx: Context, work: Callable[[], object], name: str,
             ) -> tuple[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]:
     """A forked copy of this process that sends ``work()`` back (it must pickle) and ends; the
@@ -114,12 +120,11 @@ def beside(work: Callable[[], _R], *, name: str = "circinus-beside",
             second = settle(problem, reselect(problem, first))
             best = better(first_settled(), second)
     """
-    ctx = fork_context()
-    if not fork or ctx.get_start_method() != "fork" or cores() < 2:
+    if not fork or not forking():
         done = work()
         yield lambda: done
         return
-    receive, proc = _forked(ctx, work, name)
+    receive, proc = _forked(fork_context(), work, name)
 
     def answer() -> _R:
         try:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from circinus.errors import SpecError
-from circinus.forks import beside
+from circinus.forks import beside, forking
 from circinus.spec.events import ExplicitTag, ShapeError, build_yaml
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import Query, World
@@ -78,8 +78,8 @@ def read_document(path: str | Path, *, each_query: Callable[[Any], Any] | None =
     built from the parser's events in one pass (:mod:`circinus.spec.events`); ``each_query``,
     if given, rebuilds each item of a YAML document's top-level ``queries`` list as soon as it
     is read. With ``workers`` above 1, a YAML document of :data:`SPLIT_FROM_BYTES` or more
-    whose queries are a plain list is read in two parts at once (:func:`_in_two`); the data
-    is the same.
+    whose queries are a plain list is read in two parts at once where this process can fork
+    onto a second core (:func:`_in_two`); the data is the same.
 
     Raises:
         SpecError: ``file: what is wrong`` or ``file:line:column: invalid YAML|JSON: problem``.
@@ -102,7 +102,7 @@ def read_document(path: str | Path, *, each_query: Callable[[Any], Any] | None =
         raise SpecError(f"{shown}: cannot be read as UTF-8 text ({why})") from exc
     if p.suffix.lower() == ".json":
         return _read_json(text, shown)
-    if workers > 1 and len(text) >= SPLIT_FROM_BYTES:
+    if workers > 1 and len(text) >= SPLIT_FROM_BYTES and forking():
         data = _in_two(text, each_query)
         if data is not None:
             return data
