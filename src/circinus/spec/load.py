@@ -156,8 +156,8 @@ def _halves(text: str) -> tuple[str, str] | None:
 def _in_two(text: str, each_query: Callable[[Any], Any] | None) -> Any | None:
     """The document ``text`` read in two parts (:func:`_halves`), the second on a forked
     copy (:func:`~circinus.forks.beside`) as plain data that ``each_query`` then rebuilds
-    here; ``None`` when it cannot be cut, or a part fails (the caller reads it whole, for
-    the error's place), or the copy does not answer."""
+    here; ``None`` when it cannot be cut or a part fails (the caller reads it whole, for the
+    error's place). A copy that ends without answering has its part read here."""
     parts = _halves(text)
     if parts is None:
         return None

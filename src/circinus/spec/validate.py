@@ -140,8 +140,8 @@ def _not_finite(node: object) -> list[Any] | None:
     positions and dictionary keys), or ``None``.
 
     NOTE: the way is built on the way back up, only when there is one: building every node's
-    path as the walk went down was most of checking a world (100,000 generated queries: 1.7
-    million nodes)."""
+    path as the walk went down was a fifth of checking a world (100,000 generated queries, 1.7
+    million nodes: 1.17 s of CPU against 0.96 s)."""
     if type(node) is str or node is None:
         return None
     if isinstance(node, float):
