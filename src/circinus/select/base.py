@@ -53,8 +53,12 @@ class SelectionProblem:
         plans: list[QueryPlan] = []
         pipes: list[str] = []
         known: set[str] = set()
+        seen: set[int] = set()  # estimates looked at (alike queries share theirs)
         for qc in candidates:  # only plans that join a deployment not met before
             for c in qc.candidates:
+                if id(c.estimate) in seen:
+                    continue
+                seen.add(id(c.estimate))
                 joins = c.estimate.deployment_load
                 if joins and not all(name in known for name, _ in joins):
                     plans.append(c.plan)
