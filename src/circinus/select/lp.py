@@ -236,11 +236,16 @@ class LpRoundSelector(FlatSelector):
         best.status = "rounded"
         _log.debug("goodput LP: %g, bound %g", -lp.objective, best.bound)
         best.offer(self._round(flat, lp.x, unit, at(_GOODPUT_MILP), at(_KEEP_LP)), "rounded")
-        if self.keep_lp and at(_KEEP_LP) - time.monotonic() >= _COST_LP_TIMES * lp_seconds:
+
+        def time_for(share: float) -> bool:
+            """Whether a cost pass due by ``share`` of the budget has time to start."""
+            return at(share) - time.monotonic() >= _COST_LP_TIMES * lp_seconds
+
+        if self.keep_lp and time_for(_KEEP_LP):
             self._keep_pass(flat, best, at, alike)
         else:
             best.cost_floor = cheapest_reach(flat, best.pack.goodput())
-        if self.cost_lp and at(_COST_LP) - time.monotonic() >= _COST_LP_TIMES * lp_seconds:
+        if self.cost_lp and time_for(_COST_LP):
             self._cost_pass(flat, best, unit, at, alike)
         improved = best.pack.copy()
         cheapen(flat, improved, at(_IMPROVE))
