@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, TypeVar
 
 from circinus.collector import paused
@@ -151,18 +152,15 @@ def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
         while busy := [w for w in workers if w.item is not None]:
             ready = multiprocessing.connection.wait(
                 [w.results for w in busy] + [w.proc.sentinel for w in busy])
+            answers = []
             for worker in busy:
                 if worker.results in ready or worker.results.poll():
                     try:
-                        ok, value = worker.results.recv()
+                        answers.append(worker.results.recv_bytes())
                     except (EOFError, OSError):
                         pass  # ended mid-answer: as a worker that died, below
                     else:
-                        if not ok:
-                            assert isinstance(value, BaseException)
-                            raise value
-                        worker.give(pending.pop() if pending else None)  # before yielding
-                        yield value
+                        worker.give(pending.pop() if pending else None)
                         continue
                 if worker.proc.sentinel in ready or not worker.proc.is_alive():
                     assert worker.item is not None
@@ -172,6 +170,14 @@ def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
                                  worker.proc.exitcode, label, worker.item)
                     pending.append(worker.item)
                     worker.item = None  # a busy worker takes it when it is free
+            # Every worker that answered has its next item before any answer is unpickled
+            # or yielded (the caller's work on one would hold up the others).
+            while answers:
+                ok, value = ForkingPickler.loads(answers.pop(0))
+                if not ok:
+                    assert isinstance(value, BaseException)
+                    raise value
+                yield value
         while pending:  # lost items and no busy worker left: the rest in this process
             yield work(items[pending.pop()])
     finally:
