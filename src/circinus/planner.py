@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 from circinus.baselines import (
@@ -41,8 +42,9 @@ from circinus.search.oracle import OracleSearch
 from circinus.select.base import BaseSelector, Resource, Selection, SelectionProblem
 from circinus.select.contention import LinkCheck, check_links
 from circinus.select.deflate import reselect
-from circinus.select.deployments import repair, settle
+from circinus.select.deployments import repair, settle, work_out
 from circinus.select.fcfs import FcfsSelector
+from circinus.select.highs import while_solving
 from circinus.select.join import join_open
 from circinus.select.lp import LpRoundSelector
 from circinus.select.milp import LP_ABOVE, MilpSelector, exact_selector
@@ -383,11 +385,15 @@ def _select_checked(estimator: AnalyticEstimator, queries: Sequence[Query],
         def improve_by() -> float:
             return min(end, time.monotonic() + IMPROVE_SHARE * time_limit_s)
 
-        sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
+        at_scale = first and bool(problem.deployments) and (
+            problem.candidate_count > SECOND_SELECTION_ABOVE)
+        # what the fits to whole replicas read of every estimate, worked out while the
+        # selector's solver runs (or after it)
+        with while_solving(lambda: work_out(problem)) if at_scale else nullcontext():
+            sel = selector.select(problem, time_limit_s=FIRST_SELECTION_SHARE * time_limit_s)
         # filling the rounded-up replicas (goodput) may take what the budget has left; the
         # moves to cheaper candidates their share
-        if first and sel.status == "rounded" and problem.deployments and (
-                problem.candidate_count > SECOND_SELECTION_ABOVE):
+        if at_scale and sel.status == "rounded":
             sel = _settle_either(problem, sel, end, improve_by, workers=workers)
         else:
             sel = settle(problem, sel, deadline=end, improve_by=improve_by())

@@ -93,3 +93,44 @@ def test_solve_mip_without_time_left_does_not_start() -> None:
     c, a, cap = _knapsack(5, 2, seed=0)
     assert solve_mip(c, a, cap, np.zeros(5), np.ones(5), deadline=time.monotonic(),
                      rel_gap=1e-6) is None
+
+
+def test_while_solving_runs_the_job_once_while_the_solver_runs() -> None:
+    from circinus.select.highs import run_until, while_solving
+
+    events: list[str] = []
+
+    def solver() -> str:
+        time.sleep(0.3)
+        events.append("solved")
+        return "x"
+
+    with while_solving(lambda: events.append("job")):
+        assert run_until(solver, time.monotonic() + 5) == "x"
+        assert events == ["job", "solved"]  # done while the solver slept
+        assert run_until(solver, time.monotonic() + 5) == "x"
+    assert events == ["job", "solved", "solved"]  # not again at the end
+
+
+def test_while_solving_without_a_solve_runs_the_job_at_the_end() -> None:
+    from circinus.select.highs import while_solving
+
+    ran: list[int] = []
+    with while_solving(lambda: ran.append(1)), while_solving(lambda: ran.append(2)):
+        assert ran == []
+    assert ran == [2, 1]  # each block's own job as it ends
+
+
+def test_while_solving_runs_the_job_when_the_block_fails_but_not_on_interrupt() -> None:
+    from circinus.select.highs import run_until, while_solving
+
+    ran: list[int] = []
+    with pytest.raises(ValueError), while_solving(lambda: ran.append(1)):
+        raise ValueError("deadline")
+    assert ran == [1]
+    with pytest.raises(KeyboardInterrupt), while_solving(lambda: ran.append(2)):
+        raise KeyboardInterrupt
+    assert ran == [1]
+    # and nothing is left waiting for the next solve
+    assert run_until(lambda: 3, time.monotonic() + 5) == 3
+    assert ran == [1]

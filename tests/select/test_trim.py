@@ -82,3 +82,18 @@ def test_a_complete_repair_admits_the_same_whatever_the_clock(
 
     assert admitted(late) == admitted(unbounded)
     assert late.goodput == unbounded.goodput > cut.goodput
+
+
+def test_worked_out_ahead_the_ledger_is_the_same(
+        relaxed: tuple[SelectionProblem, Selection]) -> None:
+    problem, selection = relaxed
+    ahead = problem.with_candidates(problem.candidates)  # its memo of this problem's only
+    ahead._memo.clear()
+    deployments.work_out(ahead)
+    distinct = {id(c.estimate) for qc in problem.candidates for c in qc.candidates}
+    assert {key[1] for key in ahead._memo if isinstance(key, tuple) and key[0] == "tally"} \
+        == distinct
+    fresh = problem.with_candidates(problem.candidates)
+    fresh._memo.clear()
+    a, b = ledger(ahead, selection.chosen), ledger(fresh, selection.chosen)
+    assert (a.used, a.replicas, a.members, a.cost) == (b.used, b.replicas, b.members, b.cost)

@@ -61,9 +61,59 @@ def quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
+_waiting = threading.local()
+"""Per thread, the jobs of the :func:`while_solving` blocks it is in (innermost last)."""
+
+
+@contextlib.contextmanager
+def while_solving(job: Callable[[], object]) -> Iterator[None]:
+    """Run ``job`` on this thread while :func:`run_until` waits for a solver inside the
+    block, else when the block ends (an error inside it included; not an interrupt): once.
+
+    NOTE: HiGHS releases the GIL while it solves, so the thread that waits for it can do
+    Python work meanwhile, on another core: work the caller needs whatever the solver answers
+    (a greedy floor, memos), which must not depend on the solve, nor print to standard output
+    (silenced while the solver runs). At 100,000 generated queries the goodput LP keeps
+    HiGHS busy for 4-5 s while this thread would only wait.
+    """
+    jobs: list[Callable[[], object]] = _waiting.__dict__.setdefault("jobs", [])
+    jobs.append(job)
+
+    def left() -> bool:
+        """Whether the job is still to run (taken off the list if so)."""
+        for i, waiting in enumerate(jobs):
+            if waiting is job:
+                del jobs[i]
+                return True
+        return False
+
+    try:
+        yield
+    except Exception:
+        if left():
+            job()
+        raise
+    except BaseException:
+        left()
+        raise
+    if left():
+        job()
+
+
+def _run_one_waiting() -> bool:
+    """Run the first job waiting in this thread's :func:`while_solving` blocks, if any;
+    whether one ran."""
+    jobs: list[Callable[[], object]] = _waiting.__dict__.setdefault("jobs", [])
+    if not jobs:
+        return False
+    jobs.pop(0)()
+    return True
+
+
 def run_until(fn: Callable[[], T], deadline: float) -> T | None:
     """``fn()`` on a worker thread; its result, or ``None`` if ``deadline`` (a
-    :func:`time.monotonic` instant) passes first. An exception of ``fn`` is raised here."""
+    :func:`time.monotonic` instant) passes first. An exception of ``fn`` is raised here.
+    Meanwhile this thread runs the jobs of the :func:`while_solving` blocks it is in."""
     box: list[T] = []
     error: list[BaseException] = []
 
@@ -76,6 +126,8 @@ def run_until(fn: Callable[[], T], deadline: float) -> T | None:
     worker = threading.Thread(target=work, name="circinus-highs")
     with quiet_stdout():
         worker.start()
+        while worker.is_alive() and _run_one_waiting():
+            pass
         worker.join(max(0.0, deadline - time.monotonic()) if math.isfinite(deadline) else None)
     if error:
         raise error[0]
