@@ -155,7 +155,8 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
     instant) passes, the answers merged: dealt round robin over ``workers`` processes, this one
     and forked copies of it (which see everything this process holds, unshipped), so that
     within the same wall time about ``workers`` times as many items are done, the first ones
-    first. An item started before the deadline is finished. Each copy sends back its answers,
+    first. An item is started only while the mean time of the items done before it, from its
+    start, still ends before the deadline, and is finished. Each copy sends back its answers,
     which must pickle; a copy that fails, or has not answered :data:`FORK_GRACE_S` after the
     deadline, loses only its own answers (its items count as not done, and it is stopped).
     Without ``fork`` (or with one worker, or one item) all run here.
@@ -166,10 +167,13 @@ def until_on_forks(items: Sequence[Sequence[_K]], work: Callable[[Sequence[_K]],
 
     def run(mine: Sequence[Sequence[_K]]) -> dict[_K, _V]:
         out: dict[_K, _V] = {}
-        for item in mine:
-            if time.monotonic() >= deadline:
+        spent = 0.0
+        for done, item in enumerate(mine):
+            start = time.monotonic()
+            if start + (spent / done if done else 0.0) > deadline:
                 break
             out.update(work(item))
+            spent += time.monotonic() - start
         return out
 
     width = min(workers, len(items))

@@ -107,3 +107,21 @@ def test_a_fork_that_hangs_is_stopped_after_the_grace(monkeypatch: pytest.Monkey
     start = time.monotonic()
     got = forks.until_on_forks([[0], [1], [2]], work, time.monotonic() + 0.2, workers=2)
     assert got == {0: 0, 2: 2} and time.monotonic() - start < 30
+
+
+def test_an_item_starts_only_if_the_mean_so_far_still_ends_before_the_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from circinus import forks
+
+    clock = [0.0]
+    monkeypatch.setattr(forks.time, "monotonic", lambda: clock[0])
+
+    def work(item: list[int]) -> dict[int, int]:
+        clock[0] += 0.2
+        return {k: k for k in item}
+
+    # at 0.4 s two items are done, in 0.2 s each: the third would end at 0.6 s, past 0.5 s
+    assert forks.until_on_forks([[0], [1], [2], [3]], work, 0.5, workers=1) == {0: 0, 1: 1}
+    clock[0] = 0.0
+    assert forks.until_on_forks([[0], [1], [2], [3]], work, 0.65, workers=1) == {
+        0: 0, 1: 1, 2: 2}
