@@ -127,3 +127,41 @@ def test_a_plan_file_of_many_queries_is_compact(tmp_path: Path,
     written = out.read_bytes()
     assert written == PlanFile.model_validate_json(written).model_dump_json().encode() + b"\n"
     assert b"\n" not in written[:-1]
+
+
+def test_a_compact_plan_file_in_pieces_is_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written a few queries and deployments at a time, the bytes are the same."""
+    from circinus.plan import file
+    from circinus.planner import Planner
+    from circinus.spec import build_index
+    from circinus.spec.load import load_world
+
+    world = load_world(ROOT / "examples" / "meeting-companion.yaml")
+    index = build_index(world)
+    plan = file.to_plan_file(index, Planner().plan(index))
+    monkeypatch.setattr(file, "PRETTY_UP_TO", len(plan.queries) - 1)
+    monkeypatch.setattr(file, "PIECE_ITEMS", 7)
+    pieces = list(file.plan_file_pieces(plan))
+    assert len(plan.queries) > 20 and len(plan.deployments) > 7 and len(pieces) > 6
+    assert b"".join(pieces) == file.plan_file_json(plan)
+    assert b"".join(pieces) == plan.model_dump_json().encode()
+
+
+def test_a_file_written_in_pieces_is_whole_or_not_there(tmp_path: Path) -> None:
+    from collections.abc import Iterator
+
+    from circinus.cli.common import write_atomic
+
+    out = tmp_path / "out.bin"
+    write_atomic(out, iter([b"a" * 100_000, b"b", b"c" * 3]))
+    assert out.read_bytes() == b"a" * 100_000 + b"bccc\n"
+
+    def failing() -> Iterator[bytes]:
+        yield b"x" * 1000
+        yield b"y"
+        raise RuntimeError("while making a piece")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(out, failing())
+    assert out.read_bytes() == b"a" * 100_000 + b"bccc\n"  # the old file stays
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary file left

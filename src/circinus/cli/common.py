@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import re
 import signal
 import socket
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -169,29 +170,66 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
+def write_atomic(path: Path, text: str | bytes | Iterable[str] | Iterable[bytes]) -> None:
     """Write ``text`` (or its pieces, one after another: a large file need not be held whole;
     or its UTF-8 encoding, written as it is) and a final newline to ``path`` via a temporary
     file in the same folder, so that a crash or an interruption never leaves half a file, nor
-    the temporary file."""
+    the temporary file. Pieces of bytes are written by a thread of their own while the next
+    is made (:func:`_write_behind`)."""
     fd, tmp = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.",
                                suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's file is private; the result should not be
-        if isinstance(text, bytes):
+        pieces: Iterator[str | bytes] = iter(
+            [text] if isinstance(text, (str, bytes)) else text)
+        first = next(pieces, "")
+        if isinstance(first, bytes):
             with os.fdopen(fd, "wb") as raw:
-                raw.write(text)
+                _write_behind(raw, first, pieces)  # type: ignore[arg-type]
                 raw.write(b"\n")
         else:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                for piece in [text] if isinstance(text, str) else text:
-                    out.write(piece)
+                out.write(first)
+                for piece in pieces:
+                    out.write(piece)  # type: ignore[arg-type]
                 out.write("\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_behind(out: BinaryIO, first: bytes, pieces: Iterator[bytes]) -> None:
+    """Write ``first`` and then ``pieces`` to ``out`` on a thread of their own, while this one
+    makes the next piece: a write releases the GIL, so on a slow disk the serialising of a
+    large plan file and its writing overlap (100,000 generated queries: 169 MB, which took a
+    second to write on its own). An error of the writes is raised here once the pieces stop;
+    one of the pieces' making stops the writes."""
+    ready: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (piece := ready.get()) is not None:
+            if not failed:
+                try:
+                    out.write(piece)
+                except BaseException as exc:  # raised in the caller's thread
+                    failed.append(exc)
+
+    writer = threading.Thread(target=drain, name="circinus-write", daemon=True)
+    writer.start()
+    try:
+        ready.put(first)
+        for piece in pieces:
+            if failed:
+                break
+            ready.put(piece)
+    finally:
+        ready.put(None)
+        writer.join()
+    if failed:
+        raise failed[0]
 
 
 def _umask() -> int:

@@ -95,7 +95,7 @@ def plan(
 
     def run() -> None:
         from circinus.collector import paused
-        from circinus.plan.file import plan_file_json, to_plan_file
+        from circinus.plan.file import plan_file_pieces, to_plan_file
         from circinus.planner import Planner
         from circinus.report.console import render_plan
         from circinus.spec.load import load_indexed_world
@@ -129,7 +129,7 @@ def plan(
         with paused(freeze=True):
             planfile = to_plan_file(index, result)
             if json_out is not None:
-                write_atomic(json_out, plan_file_json(planfile))
+                write_atomic(json_out, plan_file_pieces(planfile))
         if not quiet:
             render_plan(planfile, Console(), show=show)
             if executor not in ("serial", "auto") or chunks is not None:

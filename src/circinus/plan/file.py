@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -562,6 +563,45 @@ def plan_file_json(plan: PlanFile) -> bytes:
     of the time of writing it)."""
     indent = 2 if len(plan.queries) <= PRETTY_UP_TO else None
     return _plan_file_adapter().dump_json(plan, indent=indent)
+
+
+PIECE_ITEMS = 4_000
+"""Queries (or deployments) per piece of :func:`plan_file_pieces`."""
+
+
+@functools.cache
+def _list_adapter(kind: type[_Out]) -> TypeAdapter[list[_Out]]:
+    return TypeAdapter(list[kind])  # type: ignore[valid-type]
+
+
+def plan_file_pieces(plan: PlanFile) -> Iterator[bytes]:
+    """:func:`plan_file_json` in pieces, whose concatenation is it: above
+    :data:`PRETTY_UP_TO` queries, the deployments and the queries :data:`PIECE_ITEMS` at a
+    time, so that a writer can write one piece while the next is serialised (the whole at
+    once below)."""
+    if len(plan.queries) <= PRETTY_UP_TO:
+        yield plan_file_json(plan)
+        return
+    # The envelope, compact, with both lists empty: they come one after the other there, and
+    # the marker cannot occur elsewhere (every other '"' in it is inside a string, escaped).
+    envelope = _plan_file_adapter().dump_json(
+        plan.model_copy(update={"deployments": [], "queries": []}))
+    marker = b'"deployments":[],"queries":[],'
+    assert envelope.count(marker) == 1, "the plan file's fields moved"
+    head, _, tail = envelope.partition(marker)
+    yield head + b'"deployments":['
+    yield from _items(DeploymentOut, plan.deployments)
+    yield b'],"queries":['
+    yield from _items(QueryOut, plan.queries)
+    yield b"]," + tail
+
+
+def _items(kind: type[_Out], items: Sequence[_Out]) -> Iterator[bytes]:
+    """``items`` as the compact JSON list's inside, :data:`PIECE_ITEMS` at a time."""
+    adapter = _list_adapter(kind)
+    for start in range(0, len(items), PIECE_ITEMS):
+        part = adapter.dump_json(list(items[start:start + PIECE_ITEMS]))[1:-1]
+        yield part if start == 0 else b"," + part
 
 
 def to_plan_file(index: WorldIndex, result: PlanResult) -> PlanFile:
