@@ -97,3 +97,29 @@ def test_worked_out_ahead_the_ledger_is_the_same(
     fresh._memo.clear()
     a, b = ledger(ahead, selection.chosen), ledger(fresh, selection.chosen)
     assert (a.used, a.replicas, a.members, a.cost) == (b.used, b.replicas, b.members, b.cost)
+
+
+def test_an_alias_shares_what_was_worked_out_and_must_use_the_same(
+        relaxed: tuple[SelectionProblem, Selection]) -> None:
+    import dataclasses
+
+    problem, _ = relaxed
+    q = next(q for q, qc in enumerate(problem.candidates) if qc.candidates)
+    like = problem.candidates[q].candidates[0].estimate
+    tally = deployments._tally(problem, q, 0)
+    slower = dataclasses.replace(like, latency_ms=like.latency_ms * 2)
+    capped = problem.with_candidates(problem.candidates, capacity={
+        r: v / 2 for r, v in problem.capacity.items()})
+    capped.alias(slower, like)
+
+    def never(_: object) -> object:
+        raise AssertionError("worked out again")
+
+    assert capped._memo["tally", id(slower)] == (slower, tally)
+    own = capped._memo["own", id(slower)]
+    assert own[0] is slower and capped.per_estimate(q, 0, "own", never) == own[1]
+    with pytest.raises(AssertionError, match="uses or costs otherwise"):
+        capped.alias(dataclasses.replace(like, compute_cost_per_hour=like.cost_per_hour + 1),
+                     like)
+    with pytest.raises(AssertionError, match="other capacity rows"):
+        problem.with_candidates(problem.candidates, capacity={})

@@ -20,6 +20,13 @@ from circinus.select.deployments import (
 from circinus.spec.index import WorldIndex
 from circinus.spec.models import PlannerSettings
 
+_KINDS = ("kinds",)
+"""The memo's key of the kinds :meth:`SelectionProblem.per_estimate` has worked out."""
+_USE_FIELDS = ("device_units", "device_memory_gb", "link_mbps", "compute_cost_per_hour",
+               "network_cost_per_hour", "deployment_load", "deployment_rate",
+               "deployment_held", "deployment_floor", "deployment_burst")
+"""The fields of an estimate that what :meth:`SelectionProblem.per_estimate` works out may
+read (its use, cost and deployments): equal for an alias (:meth:`SelectionProblem.alias`)."""
 Resource = tuple[str, str]
 """``("device", name)``, ``("memory", device)`` or ``("link", "src->dst")``."""
 _T = TypeVar("_T")
@@ -87,17 +94,36 @@ class SelectionProblem:
         hit = self._memo.get(key)
         if hit is None or hit[0] is not est:  # type: ignore[index]
             hit = self._memo[key] = (est, make(est))
+            kinds = self._memo.setdefault(_KINDS, set())
+            kinds.add(kind)  # type: ignore[attr-defined]
         return hit[1]  # type: ignore[index,no-any-return]
 
-    def with_candidates(self, candidates: Sequence[QueryCandidates]) -> SelectionProblem:
-        """This problem with ``candidates`` instead (the same queries, capacities and
-        deployments), keeping what was worked out per estimate (:meth:`per_estimate`: it
-        depends only on the estimate, the deployments and the capacities), so that a check
-        that changes a few queries' candidates does not work out every other one again."""
+    def with_candidates(self, candidates: Sequence[QueryCandidates], *,
+                        capacity: Mapping[Resource, float] | None = None) -> SelectionProblem:
+        """This problem with ``candidates`` instead (the same queries and deployments; the
+        same capacities, or ``capacity`` over the same rows), keeping what was worked out per
+        estimate (:meth:`per_estimate`: it depends only on the estimate, the deployments and
+        which capacity rows there are), so that a check that changes a few queries'
+        candidates does not work out every other one again."""
         out = replace(self, candidates=tuple(candidates))
+        if capacity is not None:
+            assert capacity.keys() == self.capacity.keys(), "other capacity rows"
+            out = replace(out, capacity=dict(capacity))
         out._memo.update((key, value) for key, value in self._memo.items()
                          if isinstance(key, tuple))  # per estimate (not the book, the stash)
         return out
+
+    def alias(self, estimate: Estimate, like: Estimate) -> None:
+        """Note that ``estimate`` uses and costs what ``like`` does, differing from it in its
+        latency only (a plan estimated again at other link loads): what was worked out for
+        ``like`` per estimate holds for it too, and is not worked out again (at 100,000
+        generated queries the link check's repair looked up ~0.5 s of these anew)."""
+        assert all(getattr(estimate, f) == getattr(like, f) for f in _USE_FIELDS), (
+            "an alias that uses or costs otherwise")
+        for kind in self._memo.get(_KINDS, ()):  # type: ignore[attr-defined]
+            hit = self._memo.get((kind, id(like)))
+            if hit is not None and hit[0] is like:  # type: ignore[index]
+                self._memo[kind, id(estimate)] = (estimate, hit[1])  # type: ignore[index]
 
     def stash(self, key: str, value: object) -> None:
         """Keep ``value`` for one later :meth:`take` (a selector's state that a later step

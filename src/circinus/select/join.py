@@ -92,6 +92,7 @@ def join_open(estimator: AnalyticEstimator, queries: Sequence[Query],
     start = time.monotonic()
     if not problem.deployments or start >= deadline:
         return problem, selection, JoinRecord(0, 0, 0, 0, 0.0, not problem.deployments)
+    given = problem
     original = [len(qc.candidates) for qc in problem.candidates]
     table = problem.deployments
     book = ledger(problem, selection.chosen)
@@ -126,15 +127,16 @@ def join_open(estimator: AnalyticEstimator, queries: Sequence[Query],
         moved += made
         if not made:
             break
+    if not moved:  # the offers trimmed away: the problem given, with what it worked out
+        return given, selection, JoinRecord(0, 0, offered, rounds, time.monotonic() - start,
+                                            complete)
     chosen = [book.chosen.get(q) for q in range(len(queries))]
     cost = book.cost
     problem, chosen = _trimmed(problem, chosen, original, table)
-    if moved:
-        goodput = float(sum(problem.weights[q] for q, k in enumerate(chosen) if k is not None))
-        bound = max(selection.goodput_bound, goodput)
-        selection = replace(selection, chosen=tuple(chosen), goodput=goodput,
-                            cost_per_hour=cost, goodput_bound=bound,
-                            gap=(bound - goodput) / bound if bound > EPS else 0.0)
+    goodput = float(sum(problem.weights[q] for q, k in enumerate(chosen) if k is not None))
+    bound = max(selection.goodput_bound, goodput)
+    selection = replace(selection, chosen=tuple(chosen), goodput=goodput, cost_per_hour=cost,
+                        goodput_bound=bound, gap=(bound - goodput) / bound if bound > EPS else 0.0)
     return problem, selection, JoinRecord(moved, admitted, offered, rounds,
                                           time.monotonic() - start, complete)
 
