@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -149,6 +149,8 @@ class Ledger:
         """Per capacity row, the chosen queries holding part of it."""
         self.members: dict[str, set[int]] = {}
         """Per shared deployment, the chosen queries on it."""
+        self._on_device: tuple[Mapping[str, DeploymentSpec], dict[str, list[str]]] | None = None
+        """The table's deployments by device, with the table they are of."""
 
     def on(self, problem: SelectionProblem) -> Ledger:
         """A copy of this ledger for ``problem``, whose first queries are those of this
@@ -165,6 +167,16 @@ class Ledger:
         out.holders = {r: set(qs) for r, qs in self.holders.items()}
         out.members = {name: set(qs) for name, qs in self.members.items()}
         return out
+
+    def on_device(self, device: str) -> list[str]:
+        """The shared deployments with chosen queries on ``device`` (of those the table has
+        there, in its order: the repair asks this per row over capacity, of thousands)."""
+        if self._on_device is None or self._on_device[0] is not self.table:
+            by_device: dict[str, list[str]] = {}
+            for name, spec in self.table.items():
+                by_device.setdefault(spec.key.device, []).append(name)
+            self._on_device = (self.table, by_device)
+        return [name for name in self._on_device[1].get(device, ()) if name in self.members]
 
     def own(self, q: int, k: int) -> tuple[dict[Resource, float], float]:
         """:func:`own_use` of candidate ``k`` of query ``q`` (memoised by the problem)."""
@@ -461,8 +473,8 @@ def _consolidate(book: Ledger, row: Resource, deadline: float) -> None:
     generated queries 19 of 2,470 tries succeeded, 18 of them at three replicas or fewer, and
     the tries took most of the repair's time (each moves every query on the deployment and
     back); :func:`_trim` takes back a larger deployment's last replica instead."""
-    on_row = [name for name in book.members if book.table[name].key.device == row[1]
-              and book.replicas.get(name, 0) <= CONSOLIDATE_UP_TO]
+    on_row = [name for name in book.on_device(row[1])
+              if book.replicas.get(name, 0) <= CONSOLIDATE_UP_TO]
     for name in sorted(on_row, key=lambda n: (book.load.get(n, 0.0), n)):
         if time.monotonic() >= deadline or not book.is_over(row):
             break
@@ -487,8 +499,8 @@ def _trim(book: Ledger, row: Resource, deadline: float) -> None:
         spec = book.table[name]
         return book.load.get(name, 0.0) / spec.level - (book.replicas.get(name, 0) - 1)
 
-    on_row = [name for name in book.members if book.table[name].key.device == row[1]
-              and book.replicas.get(name, 0) > 0 and last(name) > 0]
+    on_row = [name for name in book.on_device(row[1])
+              if book.replicas.get(name, 0) > 0 and last(name) > 0]
     for name in sorted(on_row, key=lambda n: (last(n), n)):
         if time.monotonic() >= deadline or not book.is_over(row):
             break
@@ -496,7 +508,7 @@ def _trim(book: Ledger, row: Resource, deadline: float) -> None:
         if not members:
             continue
         before, reps = book.used.get(row, 0.0), book.replicas[name]
-        loads = {q: _load_on(book, q, name) for q in members}
+        loads = _loads_on(book, members, name)
         moved: dict[int, int] = {}  # query -> its candidate before
         stuck: set[tuple[object, ...]] = set()  # classes of alike queries with nowhere to go
         for q in sorted(members, key=lambda m: (-loads[m], m))[:TRIM_MEMBERS]:
@@ -527,10 +539,20 @@ def _trim(book: Ledger, row: Resource, deadline: float) -> None:
             book.add(q, k)
 
 
-def _load_on(book: Ledger, q: int, name: str) -> float:
-    """The load query ``q``'s chosen candidate puts on deployment ``name``."""
-    est = book.problem.candidates[q].candidates[book.chosen[q]].estimate
-    return sum(load for d, load in est.deployment_load if d == name)
+def _loads_on(book: Ledger, queries: Iterable[int], name: str) -> dict[int, float]:
+    """The load each of the chosen ``queries`` puts on deployment ``name``, worked out once
+    per estimate (alike queries share theirs)."""
+    cands = book.problem.candidates
+    chosen = book.chosen
+    per: dict[int, float] = {}
+    out = {}
+    for q in queries:
+        est = cands[q].candidates[chosen[q]].estimate
+        load = per.get(id(est))
+        if load is None:
+            load = per[id(est)] = sum(v for d, v in est.deployment_load if d == name)
+        out[q] = load
+    return out
 
 
 def _empty_one(book: Ledger, name: str, measure: Callable[[], tuple[float, ...]], *,
