@@ -113,17 +113,21 @@ class SelectionProblem:
                          if isinstance(key, tuple))  # per estimate (not the book, the stash)
         return out
 
-    def alias(self, estimate: Estimate, like: Estimate) -> None:
-        """Note that ``estimate`` uses and costs what ``like`` does, differing from it in its
-        latency only (a plan estimated again at other link loads): what was worked out for
-        ``like`` per estimate holds for it too, and is not worked out again (at 100,000
-        generated queries the link check's repair looked up ~0.5 s of these anew)."""
-        assert all(getattr(estimate, f) == getattr(like, f) for f in _USE_FIELDS), (
-            "an alias that uses or costs otherwise")
+    def alias(self, estimate: Estimate, like: Estimate) -> bool:
+        """Where ``estimate`` uses and costs what ``like`` does (every field of
+        :data:`_USE_FIELDS` equal: a plan estimated again at other link loads, by an estimator
+        of the same deployments' state), what was worked out for ``like`` per estimate is
+        noted for it too, and is not worked out again (at 100,000 generated queries the link
+        check's repair looked up ~0.5 s of these anew). Whether it was: an estimate of the
+        plan by an estimator of another state (sized deployments: other held shares) is not
+        an alias."""
+        if not all(getattr(estimate, f) == getattr(like, f) for f in _USE_FIELDS):
+            return False
         for kind in self._memo.get(_KINDS, ()):  # type: ignore[attr-defined]
             hit = self._memo.get((kind, id(like)))
             if hit is not None and hit[0] is like:  # type: ignore[index]
                 self._memo[kind, id(estimate)] = (estimate, hit[1])  # type: ignore[index]
+        return True
 
     def stash(self, key: str, value: object) -> None:
         """Keep ``value`` for one later :meth:`take` (a selector's state that a later step
