@@ -232,7 +232,7 @@ class LpRoundSelector(FlatSelector):
                     problem.stash(GOODPUT_LP, Solved(flat, lp))
         if lp is None or duals is None:
             return
-        lp_seconds = time.monotonic() - lp_start  # the greedy's too where it outlasted the LP
+        lp_seconds = time.monotonic() - lp_start  # with the greedy where the LP took less
         best.bound = min(best.bound, goodput_bound(flat, duals, unit))
         best.unit_values = tuple(zip(flat.rows, duals.tolist(), strict=True))
         best.status = "rounded"
