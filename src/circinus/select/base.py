@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -99,18 +99,23 @@ class SelectionProblem:
         return hit[1]  # type: ignore[index,no-any-return]
 
     def with_candidates(self, candidates: Sequence[QueryCandidates], *,
-                        capacity: Mapping[Resource, float] | None = None) -> SelectionProblem:
+                        capacity: Mapping[Resource, float] | None = None,
+                        again: Iterable[tuple[Estimate, Estimate]] = ()) -> SelectionProblem:
         """This problem with ``candidates`` instead (the same queries and deployments; the
         same capacities, or ``capacity`` over the same rows), keeping what was worked out per
         estimate (:meth:`per_estimate`: it depends only on the estimate, the deployments and
         which capacity rows there are), so that a check that changes a few queries'
-        candidates does not work out every other one again."""
+        candidates does not work out every other one again. ``again``: ``(before, after)``
+        pairs of a plan's estimate and its estimate made anew (at other link loads), each
+        :meth:`alias`-ed where it uses and costs the same."""
         out = replace(self, candidates=tuple(candidates))
         if capacity is not None:
             assert capacity.keys() == self.capacity.keys(), "other capacity rows"
             out = replace(out, capacity=dict(capacity))
         out._memo.update((key, value) for key, value in self._memo.items()
                          if isinstance(key, tuple))  # per estimate (not the book, the stash)
+        for before, after in again:
+            out.alias(after, before)
         return out
 
     def alias(self, estimate: Estimate, like: Estimate) -> bool:

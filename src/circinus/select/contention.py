@@ -380,10 +380,8 @@ class _Check:
             chosen.append(new_pick)
         capped = {**self.capacity, **{("link", f"{s}->{t}"): u * self.capacity["link", f"{s}->{t}"]
                                       for (s, t), u in self.ceilings.items()}}
-        checked = problem.with_candidates(out, capacity=capped)
-        for before, after in redone.values():  # at other link loads: the same use
-            checked.alias(after.estimate, before.estimate)
-        return checked, tuple(chosen)
+        return problem.with_candidates(out, capacity=capped, again=(
+            (before.estimate, after.estimate) for before, after in redone.values())), tuple(chosen)
 
     def _settle(self, problem: SelectionProblem,
                 selection: Selection) -> tuple[SelectionProblem, Selection]:
@@ -405,9 +403,7 @@ class _Check:
                 fresh[k] = Candidate(cand.plan, self.estimate(loaded, q, cand))
                 cands[q] = replace(cands[q], candidates=tuple(fresh))
                 redone[id(fresh[k].estimate)] = (cand.estimate, fresh[k].estimate)
-        problem = problem.with_candidates(cands)
-        for before, after in redone.values():  # at other link loads: the same use
-            problem.alias(after, before)
+        problem = problem.with_candidates(cands, again=redone.values())
         return problem, with_chosen(problem, selection, tuple(chosen))
 
 
