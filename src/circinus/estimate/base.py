@@ -183,8 +183,13 @@ class Estimate:
         return out
 
     def meets(self, slo: Slo) -> bool:
-        """Whether every objective of ``slo`` is met."""
-        return not self.violations(slo)
+        """Whether every objective of ``slo`` is met (:meth:`violations` is empty; asked of
+        every candidate by the checks, so without building the list)."""
+        return ((slo.latency_ms is None or self.latency_ms <= slo.latency_ms + EPS)
+                and (slo.min_accuracy is None or (
+                    self.accuracy is not None and not self.accuracy < slo.min_accuracy - EPS))
+                and (slo.max_cost_per_hour is None
+                     or not self.cost_per_hour > slo.max_cost_per_hour + EPS))
 
 
 def dominates(cost_a: float, use_a: Mapping[tuple[str, str], float], cost_b: float,
