@@ -80,10 +80,9 @@ def _max_moments(parts: tuple[Moments, ...]) -> Moments:
     fits = [(math.inf, 0.0, m) if v <= m * m * 1e-12 else (*gamma_fit(m, v, t),)
             for m, v, t in parts]
     sds = [math.sqrt(v) for _, v, _ in parts]
-    ends = np.array([_ppf(f, p[0], sd, _TAIL) for f, p, sd in zip(fits, parts, sds,
-                                                                 strict=True)])
-    highs = np.array([_ppf(f, p[0], sd, 1.0 - _TAIL) for f, p, sd in zip(fits, parts, sds,
-                                                                         strict=True)])
+    quantiles = [_quantiles(f, p[0], sd) for f, p, sd in zip(fits, parts, sds, strict=True)]
+    ends = np.array([float(q[0]) for q in quantiles])
+    highs = np.array([float(q[1]) for q in quantiles])
     lo = float(ends.max())
     # A branch surely done by the time the slowest may start changes nothing.
     live = highs > lo
@@ -95,7 +94,7 @@ def _max_moments(parts: tuple[Moments, ...]) -> Moments:
     # rises steeply just after its start, where an even grid alone is too coarse.
     points = [np.linspace(lo, hi, _GRID)]
     for i in np.flatnonzero(live):
-        points.append(_ppfs(fits[i], parts[i][0], sds[i], _PROBS))
+        points.append(quantiles[i][2:])
     t = np.unique(np.clip(np.concatenate(points), lo, hi))
     cdf = np.ones_like(t)
     for i in np.flatnonzero(live):
@@ -120,13 +119,33 @@ def _ppf(fit: tuple[float, float, float], mean: float, sd: float, q: float) -> f
     return shift + scale * float(gammaincinv(shape, q))
 
 
-def _ppfs(fit: tuple[float, float, float], mean: float, sd: float,
-          q: np.ndarray) -> np.ndarray:
-    """:func:`_ppf` at every probability of ``q``."""
+_AT = np.concatenate([[_TAIL, 1.0 - _TAIL], _PROBS])
+"""The probabilities :func:`_quantiles` gives a part's quantiles at."""
+
+
+def _quantiles(fit: tuple[float, float, float], mean: float, sd: float) -> np.ndarray:
+    """The quantiles of a fitted part (constant, normal or shifted gamma) at every
+    probability of :data:`_AT`: where the integration range starts and ends, then the grid's
+    refinement points (:data:`_PROBS`).
+
+    NOTE: they are the standard law's quantiles (:func:`_standard`, by shape), shifted and
+    scaled. Inverting the incomplete gamma function is most of the integral's cost, and a
+    part recurs under many joins: a search combines each branch's options with every option
+    of the others, and the link check estimates again only the branch whose link is slowed.
+    """
     shape, scale, shift = fit
     if math.isinf(shape):
-        return mean + sd * np.asarray(ndtri(q)) if sd > 0 else np.full(len(q), mean)
-    return shift + scale * np.asarray(gammaincinv(shape, q))
+        return mean + sd * _standard(math.inf) if sd > 0 else np.full(len(_AT), mean)
+    return shift + scale * _standard(shape)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _standard(shape: float) -> np.ndarray:
+    """The quantiles of the standard gamma of ``shape`` at :data:`_AT` (the standard normal's
+    for ``inf``); read-only, shared by every call."""
+    out = np.asarray(ndtri(_AT) if math.isinf(shape) else gammaincinv(shape, _AT), dtype=float)
+    out.flags.writeable = False
+    return out
 
 
 def _cdf(fit: tuple[float, float, float], mean: float, sd: float,
