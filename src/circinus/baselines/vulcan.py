@@ -42,9 +42,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
-
-import optuna
+from typing import TYPE_CHECKING, ClassVar
 
 from circinus.baselines.online import ArrivalOrderSearch, Room
 from circinus.baselines.space import Pick, PlanSpace, plan_spaces, space_of
@@ -56,6 +54,9 @@ from circinus.search.shortlist import Evaluated, admissible, overfill
 from circinus.search.vectors import Vector
 from circinus.spec.index import ConfigKey
 from circinus.spec.models import Query, Slo
+
+if TYPE_CHECKING:
+    import optuna
 
 INFEASIBLE = 1e9
 """Objective floor of a plan missing its SLO or overfilling a device ($/h, above any plan)."""
@@ -85,6 +86,8 @@ class OnlineBayesOptSearch(ArrivalOrderSearch):
         budget = min(self.trials, plans)
         tried: list[Evaluated] = []
         if budget:
+            import optuna  # (only here: a tenth of a second of every command's start)
+
             sampler = optuna.samplers.TPESampler(seed=self.settings.seed + position)
             study = optuna.create_study(direction="minimize", sampler=sampler)
             study.optimize(lambda trial: self._trial(trial, query, spaces, tree, room, tried),
@@ -178,6 +181,8 @@ def _violations(slo: Slo, est: Estimate) -> Iterator[float]:
 @contextlib.contextmanager
 def _quiet_optuna() -> Iterator[None]:
     """Silence optuna's per-trial log lines for the duration, then restore its verbosity."""
+    import optuna
+
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 TAIL = 1e-9
 """Probability left out at the top of a count's support (the rest is renormalised)."""
@@ -55,6 +54,8 @@ def count_pmf(mean: float, cv: float) -> tuple[np.ndarray, np.ndarray]:
         ks = np.array([base, base + 1], dtype=np.int64)
         ps = np.array([1 - frac, frac])
     else:
+        from scipy import stats  # (here: a third of a second of every command's start)
+
         law = stats.nbinom(a, b) if family == "nbinom" else stats.poisson(mean)
         top = int(law.ppf(1 - TAIL)) + 1
         ks = np.arange(0, max(top, base + 2) + 1, dtype=np.int64)
