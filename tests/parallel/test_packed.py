@@ -52,3 +52,18 @@ def test_a_plan_named_after_another_query_keeps_its_name() -> None:
                                found[q].reason, found[q].evaluations)
     assert unpack(pack(found)) == found
     assert pack([]).queries == () and unpack(pack([])) == []
+
+
+def test_the_tables_travel_as_one_marshal_blob_else_pickled() -> None:
+    from fractions import Fraction
+
+    from circinus.parallel.packed import PackedCandidates
+
+    index = build_index(parse_world(generate(GenSpec(queries=30, seed=6))))
+    packed = pack(SEARCHES["circinus"](estimator=AnalyticEstimator(index=index),
+                                       settings=index.world.planner).search(index.world.queries))
+    _, (blob,) = packed.__reduce__()
+    assert isinstance(blob, bytes) and pickle.loads(pickle.dumps(packed)) == packed
+    odd = PackedCandidates(((Fraction(1, 3), 1, 1.0, True),), (), (("q", None, 0, ()),), ())
+    back = pickle.loads(pickle.dumps(odd))  # (marshal does not write a Fraction)
+    assert back == odd and repr(back) == repr(odd)

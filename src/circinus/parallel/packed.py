@@ -24,6 +24,7 @@ named after another query than its own (no search makes one) is carried by name.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -57,6 +58,24 @@ class PackedCandidates:
 
     def __len__(self) -> int:
         return len(self.queries)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as one :mod:`marshal` blob of its tables, where every value is a plain one
+        (every search's are): the way back from a worker pickles a chunk's tables, and
+        marshal writes them in half the time (a chunk of 20,000 generated queries' tables,
+        38 MB: 0.43 s against 0.80 s; read back in 0.22 s against 0.20). The blob is read
+        back by the same Python (a worker forked from this process, or a cluster's, which
+        runs this version); a table marshal cannot write is pickled as it is."""
+        tables = (self.estimates, self.stages, self.queries, self.renamed)
+        try:
+            return (_unmarshal, (marshal.dumps(tables),))  # type: ignore[arg-type]
+        except ValueError:  # (a value of a type marshal does not write)
+            return (PackedCandidates, tables)
+
+
+def _unmarshal(blob: bytes) -> PackedCandidates:
+    """The :class:`PackedCandidates` of a blob :meth:`PackedCandidates.__reduce__` wrote."""
+    return PackedCandidates(*marshal.loads(blob))
 
 
 def pack(found: Sequence[QueryCandidates]) -> PackedCandidates:
