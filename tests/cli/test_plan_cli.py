@@ -147,6 +147,28 @@ def test_a_compact_plan_file_in_pieces_is_the_whole(monkeypatch: pytest.MonkeyPa
     assert b"".join(pieces) == plan.model_dump_json().encode()
 
 
+@pytest.mark.parametrize("example", ["fusion-join", "camera-objects", "tiny", "gen"])
+def test_the_queries_in_pieces_are_what_their_list_serialiser_writes(
+        example: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Joins, sources with rates of their own, fan-outs, rejections with their why-not:
+    the queries written field by field are the bytes of the plan file's own serialiser."""
+    from circinus.gen import GenSpec, generate
+    from circinus.plan import file
+    from circinus.planner import Planner
+    from circinus.spec import build_index, parse_world
+    from circinus.spec.load import load_world
+
+    world = (parse_world(generate(GenSpec(queries=400, edge_sites=4, seed=7)))
+             if example == "gen" else load_world(ROOT / "examples" / f"{example}.yaml"))
+    index = build_index(world)
+    plan = file.to_plan_file(index, Planner(why_not=True).plan(index))
+    if example == "gen":
+        assert any(q.why_not is not None for q in plan.queries), "no rejection to write"
+    monkeypatch.setattr(file, "PRETTY_UP_TO", 0)
+    monkeypatch.setattr(file, "PIECE_ITEMS", 2)
+    assert b"".join(file.plan_file_pieces(plan)) == plan.model_dump_json().encode()
+
+
 def test_a_file_written_in_pieces_is_whole_or_not_there(tmp_path: Path) -> None:
     from collections.abc import Iterator
 

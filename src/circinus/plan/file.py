@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic_core import to_json
 
 from circinus.plan.records import DeploymentKey, QueryPlan, StagePlan
 from circinus.plan.units import placement_shares
@@ -592,8 +593,61 @@ def plan_file_pieces(plan: PlanFile) -> Iterator[bytes]:
     yield head + b'"deployments":['
     yield from _items(DeploymentOut, plan.deployments)
     yield b'],"queries":['
-    yield from _items(QueryOut, plan.queries)
+    yield from _queries(plan.queries)
     yield b"]," + tail
+
+
+def _queries(queries: Sequence[QueryOut]) -> Iterator[bytes]:
+    """``queries`` as the compact JSON list's inside, :data:`PIECE_ITEMS` at a time, as
+    :func:`_items` writes them.
+
+    NOTE: the records that many queries share (a shared stage's decision and route, an
+    estimate's prediction, a pipeline's joins: the plan file builds each once) are serialised
+    once, and the fields between them in one call each: at 100,000 generated queries the
+    queries' 161 MB are mostly the same few thousand stage records over and over, and the
+    list's serialiser took 1.9-2.1 s to write them. Plain values are written as their
+    fields' serialisers write them (``str``, ``float``, ``int``, ``bool``, ``None``, a
+    ``dict`` of them; a record by its own); checked byte for byte against it."""
+    head, tail, listed = _query_layout()
+    shared: dict[int, tuple[object, bytes]] = {}
+
+    def once(item: BaseModel) -> bytes:
+        hit = shared.get(id(item))
+        if hit is None or hit[0] is not item:  # (kept with it: its id is not reused)
+            hit = shared[id(item)] = (item, to_json(item, inf_nan_mode="null"))
+        return hit[1]
+
+    for start in range(0, len(queries), PIECE_ITEMS):
+        out: list[bytes] = []  # joined once per piece
+        put = out.append
+        for q in queries[start:start + PIECE_ITEMS]:
+            put(b"," if out or start else b"")
+            first = to_json({name: getattr(q, name) for name in head}, inf_nan_mode="null")
+            put(first[:-1])
+            for name, key in listed:
+                put(key)
+                items = getattr(q, name)
+                put(b"[" + b",".join([once(x) for x in items]) + b"]" if items else b"[]")
+            put(b',"source_rate_rps":')
+            put(to_json(q.source_rate_rps, inf_nan_mode="null"))
+            put(b',"predicted":')
+            put(b"null" if q.predicted is None else once(q.predicted))
+            put(b",")
+            put(to_json({name: getattr(q, name) for name in tail}, inf_nan_mode="null")[1:])
+        yield b"".join(out)
+
+
+@functools.cache
+def _query_layout() -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]:
+    """:class:`QueryOut`'s fields as :func:`_queries` writes them: the plain ones before the
+    lists of records, the plain ones after the prediction, and the lists with their keys."""
+    fields = list(QueryOut.model_fields)
+    lists = ("operators", "route", "joins")
+    assert fields[fields.index("operators"):fields.index("why_not")] == [
+        *lists, "source_rate_rps", "predicted"], "QueryOut's fields moved: update _queries"
+    return (tuple(fields[:fields.index("operators")]),
+            tuple(fields[fields.index("predicted") + 1:]),
+            tuple((name, b',"' + name.encode() + b'":') for name in lists))
 
 
 def _items(kind: type[_Out], items: Sequence[_Out]) -> Iterator[bytes]:
