@@ -389,8 +389,8 @@ class _Deployments:
                       d.replicas, d.spec.units, d.spec.memory_gb, key.batch, key.level,
                       d.rate_rps, d.utilization, d.cost_per_hour, list(d.queries))
         for o in result.outcomes:
-            if o.plan is None:
-                continue
+            if o.plan is None or all(st.shared for st in o.plan.stages):
+                continue  # (no dedicated stage: nothing of its own to name)
             spec = specs[o.name]
             pipe = index.pipelines[spec.pipeline]
             scale = spec.work_scale
