@@ -42,7 +42,7 @@ def load_indexed_world(path: str | Path, *, workers: int = 1) -> tuple[World, Wo
     """
     data = read_document(path, each_query=_query_model, workers=workers)
     world = parse_world(data, origin=str(path))
-    return world, build_index(world)
+    return world, build_index(world, validated=True)  # (its queries too: _query_model)
 
 
 def _query_model(data: Any) -> Any:

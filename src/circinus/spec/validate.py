@@ -36,13 +36,20 @@ MAX_OUTCOMES = 256
 """Most ways through one pipeline's branch points (the estimator weighs each)."""
 
 
-def build_index(world: World) -> WorldIndex:
+def build_index(world: World, *, validated: bool = False) -> WorldIndex:
     """Check every reference of ``world`` and return its index.
+
+    ``validated``: every number of ``world`` was checked finite by its models' validation (a
+    world :func:`~circinus.spec.parse_world` made from a document it read): the walk over
+    every value for NaN and infinity, there for worlds made or changed without validation
+    (``model_construct``, ``model_copy``), is skipped (at 100,000 generated queries 1.7
+    million values, 0.5 s before the search can start).
 
     Raises:
         SpecError: naming the first offending field, e.g. ``devices[2].site: unknown site 'x'``.
     """
-    _finite(world, "")
+    if not validated:
+        _finite(world, "")
     _unique("hardware", [h.name for h in world.hardware])
     _unique("sites", [s.name for s in world.sites])
     _unique("devices", [d.name for d in world.devices])
