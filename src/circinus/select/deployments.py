@@ -186,15 +186,17 @@ class Ledger:
         """The change in use of every row and in cost if candidate ``k`` of query ``q`` is
         added (``sign=1``) or removed (``-1``)."""
         rows, cost = self.own(q, k)
-        change = {r: sign * v for r, v in rows.items()}
+        # (the most called method of the fits and repairs: a plain copy where it can be)
+        change = dict(rows) if sign == 1 else {r: sign * v for r, v in rows.items()}
         cost *= sign
         est = self.problem.candidates[q].candidates[k].estimate
-        floor = dict(est.deployment_floor)
+        floors = est.deployment_floor
+        floor = dict(floors) if floors else None
         for name, load in est.deployment_load:
             spec = self.table[name]
             now = self.replicas.get(name, 0)
             steps = self._size(name, self.load.get(name, 0.0) + sign * load,
-                               floor.get(name, 1), sign) - now
+                               floor.get(name, 1) if floor else 1, sign) - now
             if steps:
                 dev = spec.key.device
                 change["device", dev] = change.get(("device", dev), 0.0) + steps * spec.units
