@@ -241,9 +241,12 @@ class Ledger:
 
     def within(self, change: Mapping[Resource, float]) -> bool:
         """Whether the change in use ``change`` (:meth:`delta`'s) keeps every capacity."""
-        cap = self.problem.capacity
-        return all(self.used.get(r, 0.0) + v <= cap[r] * (1 + 0.5 * EPS) + 0.5 * EPS
-                   for r, v in change.items() if v > 0 and r in cap)
+        cap, used = self.problem.capacity, self.used
+        for r, v in change.items():  # (a plain loop: asked of every option the fits weigh)
+            if v > 0 and (limit := cap.get(r)) is not None and not (
+                    used.get(r, 0.0) + v <= limit * (1 + 0.5 * EPS) + 0.5 * EPS):
+                return False
+        return True
 
     def add(self, q: int, k: int) -> None:
         """Choose candidate ``k`` for query ``q`` (which must have none)."""
