@@ -38,7 +38,7 @@ class _Clock:
 
 def by_cost(flat: FlatProblem, q: int) -> list[int]:
     """Query ``q``'s candidates, cheapest first (ties by index)."""
-    return sorted(flat.of(q), key=lambda j: (flat.cost[j], j))
+    return flat.by_cost[flat.first[q]:flat.first[q + 1]].tolist()  # type: ignore[no-any-return]
 
 
 def heaviest_first(flat: FlatProblem, queries: Iterable[int]) -> list[int]:
@@ -95,7 +95,7 @@ def cheapen(flat: FlatProblem, pack: Packing, deadline: float, *, passes: int = 
     cost = flat.cost
     for _ in range(passes):
         held = [(q, j) for q, j in enumerate(pack.choice) if j >= 0]
-        cheapest = {q: min(cost[k] for k in flat.of(q)) for q, _ in held}
+        cheapest = -per_query_max(flat, -cost)  # (each admitted query's cheapest)
         held = [(q, j) for q, j in held if cost[j] > cheapest[q] + 1e-12]
         held.sort(key=lambda qj: (cheapest[qj[0]] - cost[qj[1]], qj[0]))
         moved = False
