@@ -171,25 +171,24 @@ class Estimate:
 
     def violations(self, slo: Slo) -> list[str]:
         """The SLO dimensions this estimate misses (``latency``, ``accuracy``, ``cost``)."""
-        out = []
-        if slo.latency_ms is not None and not self.latency_ms <= slo.latency_ms + EPS:
-            out.append("latency")
-        if slo.min_accuracy is not None and (
-            self.accuracy is None or self.accuracy < slo.min_accuracy - EPS
-        ):
-            out.append("accuracy")
-        if slo.max_cost_per_hour is not None and self.cost_per_hour > slo.max_cost_per_hour + EPS:
-            out.append("cost")
-        return out
+        return [name for name, misses in (("latency", self._late), ("accuracy", self._short),
+                                          ("cost", self._dear)) if misses(slo)]
 
     def meets(self, slo: Slo) -> bool:
         """Whether every objective of ``slo`` is met (:meth:`violations` is empty; asked of
         every candidate by the checks, so without building the list)."""
-        return ((slo.latency_ms is None or self.latency_ms <= slo.latency_ms + EPS)
-                and (slo.min_accuracy is None or (
-                    self.accuracy is not None and not self.accuracy < slo.min_accuracy - EPS))
-                and (slo.max_cost_per_hour is None
-                     or not self.cost_per_hour > slo.max_cost_per_hour + EPS))
+        return not (self._late(slo) or self._short(slo) or self._dear(slo))
+
+    def _late(self, slo: Slo) -> bool:
+        return slo.latency_ms is not None and not self.latency_ms <= slo.latency_ms + EPS
+
+    def _short(self, slo: Slo) -> bool:
+        return slo.min_accuracy is not None and (
+            self.accuracy is None or self.accuracy < slo.min_accuracy - EPS)
+
+    def _dear(self, slo: Slo) -> bool:
+        return (slo.max_cost_per_hour is not None
+                and self.cost_per_hour > slo.max_cost_per_hour + EPS)
 
 
 def dominates(cost_a: float, use_a: Mapping[tuple[str, str], float], cost_b: float,
