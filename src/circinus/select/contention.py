@@ -170,8 +170,7 @@ class _Check:
         self._fresh: dict[tuple[int, int], tuple[Estimate, Estimate]] = {}
         self._kinds: dict[tuple[int, int], tuple[QueryPlan, int]] = {}
         self._kind_of: dict[tuple[object, ...], int] = {}
-        self._at_load: dict[tuple[int, int],
-                            tuple[Estimate, list[Link], Estimate | None]] = {}
+        self._slowed: dict[tuple[int, int], tuple[Estimate, list[Link]]] = {}
 
     def run(self, problem: SelectionProblem, selection: Selection, repair: Repair,
             deadline: float) -> tuple[SelectionProblem, Selection, LinkCheck]:
@@ -277,13 +276,12 @@ class _Check:
         queries, about 15,000 distinct estimates)."""
         est = cand.estimate
         key = (id(loaded), id(est))
-        hit = self._at_load.get(key)
+        hit = self._slowed.get(key)
         if hit is None or hit[0] is not est:  # (the estimate is kept: its id is not reused)
-            slowed = [pair for pair, _ in est.link_mbps if loaded.slowdown(*pair) > 1.0]
-            hit = self._at_load[key] = (
-                est, slowed, self.estimate(loaded, q, cand) if slowed else None)
-        _, slowed, at_load = hit
-        if at_load is None or at_load.meets(self.queries[q].slo):
+            hit = self._slowed[key] = (
+                est, [pair for pair, _ in est.link_mbps if loaded.slowdown(*pair) > 1.0])
+        slowed = hit[1]
+        if not slowed or self.estimate(loaded, q, cand).meets(self.queries[q].slo):
             return []
         return slowed
 
@@ -438,9 +436,7 @@ class _Check:
                         pairs[id(est), id(again)] = (est, again)
                         # at these loads the fresh estimate is its own (what the next
                         # round's look-up at the same loads would work out again)
-                        self._at_load.setdefault((id(loaded), id(again)), (again, [
-                            pair for pair, _ in again.link_mbps
-                            if loaded.slowdown(*pair) > 1.0], again))
+                        self._fresh.setdefault((id(loaded), id(again)), (again, again))
             kept.append((k, fresh))
         return (tuple(kept) if changed else None), worst
 
