@@ -366,8 +366,6 @@ class _Deployments:
         # Shared stages by value: alike queries' plans hold equal stage plans of their own
         # (20,000 generated queries: 53,016 shared stages, 16,084 objects, 1,153 values).
         self._stages: dict[tuple[str, StagePlan, float], tuple[OperatorOut, RouteOut]] = {}
-        self._stage_objects: dict[tuple[str, int, float],
-                                  tuple[StagePlan, tuple[OperatorOut, RouteOut]]] = {}
         self._predicted: dict[int, tuple[Estimate, PredictedOut]] = {}
         self._shares: dict[tuple[str, int],
                            tuple[StagePlan, tuple[tuple[str, float], ...]]] = {}
@@ -440,14 +438,9 @@ class _Deployments:
         """The plan file's decision and route of stage ``st`` of ``query``: for a shared
         stage, the same records for every query with an equal stage plan and visits (built
         once; the records are frozen)."""
-        if st.shared:  # looked up by the object first: alike queries' plans share them
-            known = self._stage_objects.get((pipeline, id(st), visits))
-            if known is not None and known[0] is st:
-                return known[1]
         key = (pipeline, st, visits)
         hit = self._stages.get(key) if st.shared else None
         if hit is not None:
-            self._stage_objects[pipeline, id(st), visits] = (st, hit)
             return hit
         op = self.index.operators[self.index.pipelines[pipeline].operator_of[st.stage]]
         steps = self.route(query, st)
@@ -468,7 +461,6 @@ class _Deployments:
             visits=visits)
         if st.shared:
             self._stages[key] = (op_out, route_out)
-            self._stage_objects[pipeline, id(st), visits] = (st, (op_out, route_out))
         return op_out, route_out
 
     def predicted(self, estimate: Estimate) -> PredictedOut:
