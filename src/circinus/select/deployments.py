@@ -746,14 +746,22 @@ def repair(problem: SelectionProblem, selection: Selection, *,
                 continue
         # Whole replicas freed per weight; where no single query frees one, the share of the
         # row's replicas it holds (leaving, it brings a replica nearer to being freed). Ranked
-        # once per row, then removed in that order until the row fits.
+        # once per row, then removed in that order until the row fits. Both depend on the
+        # chosen candidate's estimate alone while the ledger stands: worked out once per
+        # estimate (alike queries share theirs; a row holds thousands of queries).
         ranked = []
+        cands = problem.candidates
+        known: dict[int, tuple[Estimate, float, float]] = {}
         for q in book.holders.get(row, ()):
             k = book.chosen[q]
-            change, _ = book.delta(q, k, -1)
-            held = book.share(q, k, row)
-            if held > EPS or change.get(row, 0.0) < -EPS:
-                ranked.append((-change.get(row, 0.0) / weights[q], held / weights[q], -q))
+            est = cands[q].candidates[k].estimate
+            hit = known.get(id(est))
+            if hit is None:  # (kept with its estimate: the id is not reused meanwhile)
+                hit = known[id(est)] = (est, book.delta(q, k, -1)[0].get(row, 0.0),
+                                        book.share(q, k, row))
+            _, freed, held = hit
+            if held > EPS or freed < -EPS:
+                ranked.append((-freed / weights[q], held / weights[q], -q))
         assert ranked, f"row {row} over capacity with nothing on it"
         for *_, neg_q in sorted(ranked, reverse=True):
             book.remove(-int(neg_q))
