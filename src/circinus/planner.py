@@ -239,7 +239,7 @@ class Planner:
                                        search_seconds=t1 - t0)
             # Estimates computed by chunks' own searches are not in this search's estimator.
             return replace(result, search_chunks=run.chunks, kernel_evaluations=(
-                result.kernel_evaluations + run.elsewhere_evaluations))
+                result.kernel_evaluations + (0 if run.shared_search else run.kernel_evaluations)))
 
     def select_found(self, index: WorldIndex, found: Sequence[QueryCandidates], *,
                      search: BaseSearch, settings: PlannerSettings, selector: BaseSelector,

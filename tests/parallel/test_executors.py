@@ -106,28 +106,6 @@ def _dedicated(index: WorldIndex) -> WorldIndex:
         "planner": world.planner.model_copy(update={"sharing": "dedicated"})}))
 
 
-def test_this_process_searches_chunks_beside_a_worker(index: WorldIndex) -> None:
-    """With ``here`` this process searches chunks with the caller's own search (unpacked,
-    its evaluations counted by that search's estimator) beside forked workers; the
-    candidates are the serial ones."""
-    import os
-
-    queries = index.world.queries
-    serial = SerialExecutor().search(_search(index), queries)
-    mine = _search(index)
-    run = ProcessExecutor(workers=2, chunks=6, here=True).search(mine, queries)
-    assert run.found == serial.found
-    assert sorted(c.number for c in run.chunks) == list(range(6))
-    here = [c for c in run.chunks if c.here]
-    assert here and all(c.worker.endswith(f"pid {os.getpid()}") for c in here)
-    if _forks():
-        assert {c.worker for c in run.chunks if not c.here} - {c.worker for c in here}
-    assert sum(c.kernel_evaluations for c in here) == mine.estimator.kernel_evaluations
-    assert run.elsewhere_evaluations == run.kernel_evaluations - sum(
-        c.kernel_evaluations for c in here)
-    assert serial.elsewhere_evaluations == 0  # the caller's search ran it all
-
-
 def test_the_plan_is_the_same_on_worker_processes(index: WorldIndex) -> None:
     index = _dedicated(index)
     serial = Planner().plan(index)
@@ -146,7 +124,7 @@ def test_auto_searches_on_processes_only_where_they_help(
     assert isinstance(AutoExecutor(cores=2).choose(_search(index), queries), SerialExecutor)
     monkeypatch.setattr("circinus.parallel.local.AUTO_PROCESSES_FROM", len(queries))
     chosen = AutoExecutor(cores=2).choose(_search(index), queries)
-    assert isinstance(chosen, ProcessExecutor) and chosen.workers == 2 and chosen.here
+    assert isinstance(chosen, ProcessExecutor) and chosen.workers == 2
     assert isinstance(AutoExecutor(cores=1).choose(_search(index), queries), SerialExecutor)
     assert isinstance(AutoExecutor(cores=2).choose(_search(index, "vulcan"), queries),
                       SerialExecutor)  # decides its queries one after another
@@ -424,103 +402,6 @@ def test_results_come_as_they_are_found_and_closing_early_stops_the_workers(
 
 def _square(x: int) -> int:
     return x * x
-
-
-def _shared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Where :func:`shared_imap` puts its workers' answers in this test (left empty)."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
-
-
-def _negated(x: int) -> int:
-    return -x
-
-
-def test_shared_imap_gives_every_item_s_result_once(monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
-    import os
-    import time
-
-    from circinus.parallel.local import shared_imap
-
-    where = _shared(monkeypatch, tmp_path)
-    here = os.getpid()
-
-    def square_here(x: int) -> tuple[int, bool]:
-        time.sleep(0.2)  # while the worker starts and claims some
-        return x * x, os.getpid() == here
-
-    def square_there(x: int) -> tuple[int, bool]:
-        return x * x, os.getpid() == here
-
-    out = dict(shared_imap(square_here, square_there, list(range(9)), 2))
-    assert sorted(out) == list(range(9)) and all(v[0] == i * i for i, v in out.items())
-    assert any(mine for _, mine in out.values())  # this process took some
-    if _forks():
-        assert not all(mine for _, mine in out.values())  # and the worker others
-    assert dict(shared_imap(_square, _negated, [5], 4)) == {0: 25}  # one item: here
-    assert dict(shared_imap(_square, _negated, [1, 2, 3], 1)) == {0: 1, 1: 4, 2: 9}
-    assert list(shared_imap(_square, _negated, [], 2)) == []
-    assert list(where.iterdir()) == []  # the answers' directory is gone
-
-
-def test_shared_imap_works_out_here_what_a_dead_worker_took(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
-    import os
-    import time
-
-    from circinus.parallel.local import shared_imap
-
-    where = _shared(monkeypatch, tmp_path)
-
-    def dies(x: int) -> int:
-        os._exit(3)
-
-    def slow(x: int) -> int:
-        time.sleep(0.2)  # while the worker starts, claims an item and dies
-        return x * x
-
-    out = dict(shared_imap(slow, dies, list(range(6)), 2, label="piece"))
-    assert out == {i: i * i for i in range(6)}
-    if _forks():
-        assert "without answering for piece" in caplog.text and "runs here" in caplog.text
-    assert list(where.iterdir()) == []
-
-
-def test_shared_imap_raises_a_worker_s_error_and_stops_it(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import multiprocessing
-    import time
-
-    from circinus.parallel.local import shared_imap
-
-    if not _forks():
-        pytest.skip("no fork here")
-    where = _shared(monkeypatch, tmp_path)
-
-    def slow(x: int) -> int:
-        time.sleep(0.3)  # the worker's first answer comes while this process works
-        return x
-
-    def bad(x: int) -> int:
-        raise ValueError(f"item {x} is bad")
-
-    with pytest.raises(ValueError, match="is bad"):
-        list(shared_imap(slow, bad, list(range(20)), 2, name="circinus-shared"))
-    assert not [p for p in multiprocessing.active_children()
-                if p.name.startswith("circinus-shared")]
-    assert list(where.iterdir()) == []
-    # a caller that stops taking answers stops the worker too
-    answers = shared_imap(slow, slow, list(range(20)), 2, name="circinus-shared")
-    next(answers)
-    assert [p for p in multiprocessing.active_children() if p.name.startswith("circinus-shared")]
-    answers.close()
-    assert not [p for p in multiprocessing.active_children()
-                if p.name.startswith("circinus-shared")]
-    assert list(where.iterdir()) == []
 
 
 def test_pool_imap_gives_every_item_s_result_once() -> None:

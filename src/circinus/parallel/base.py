@@ -17,9 +17,7 @@ BaseSearch.groups`), so a batch's groups may be searched apart and the answers p
    (:class:`~circinus.parallel.ray.RayExecutor`);
 4. each chunk's candidates come back packed (:mod:`~circinus.parallel.packed`: every
    distinct estimate and stage list once, two integers per candidate) and are unpacked in
-   query order; an executor may also search chunks in the caller's process with the
-   caller's own search (:class:`~circinus.parallel.local.ProcessExecutor` with ``here``),
-   whose candidates need neither.
+   query order.
 
 A search whose candidates the caller could not hold (a million generated queries make eight
 million) can run with ``keep=False``: each chunk then sends back only how many candidates it
@@ -141,9 +139,6 @@ class ChunkRecord:
     """Stage and transfer estimates the chunk's search computed."""
     worker: str
     """Where it ran: ``host pid N`` (Ray: the node id's first 8 characters too)."""
-    here: bool = False
-    """Searched by the caller's own search, in its process: its kernel evaluations are in
-    that search's estimator's count already."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +148,7 @@ class ChunkResult:
     them, none but their count and digest."""
 
     record: ChunkRecord
-    found: PackedCandidates | tuple[QueryCandidates, ...] | None
-    """Packed for the way back; as they are when the caller's own search found them."""
+    found: PackedCandidates | None
     candidates: int
     digest: str
     """:func:`~circinus.parallel.packed.digest` of the candidates (empty when kept)."""
@@ -186,12 +180,6 @@ class SearchRun:
         """Stage and transfer estimates computed by every chunk."""
         return sum(c.kernel_evaluations for c in self.chunks)
 
-    @property
-    def elsewhere_evaluations(self) -> int:
-        """Stage and transfer estimates computed by the chunks the caller's own search did
-        not search (which its estimator does not count)."""
-        return sum(c.kernel_evaluations for c in self.chunks if not c.here)
-
 
 def group_weight(members: int) -> float:
     """Estimated work of a group of ``members`` queries (:data:`GROUP_WEIGHT`)."""
@@ -219,33 +207,26 @@ def chunk_groups(groups: Sequence[Sequence[int]], chunks: int) -> list[Chunk]:
             for n, (weight, _, members) in enumerate(filled)]
 
 
-def run_chunk(job: SearchJob, chunk: Chunk, *, search: BaseSearch | None = None
-              ) -> ChunkResult:
+def run_chunk(job: SearchJob, chunk: Chunk) -> ChunkResult:
     """Search ``chunk``'s queries of ``job`` (in order) with a fresh search of ``job``, the
     collector paused (:func:`circinus.collector.paused`), and pack the candidates (or digest
     them, for a job that does not keep them); what every executor runs. The record's times
-    are the search's (packing not included).
-
-    With ``search`` (the caller's own, in the caller's process) the chunk is searched by it
-    instead, its memos shared with the caller's other chunks, and the candidates are kept
-    as they are, unpacked: they are where they are needed."""
+    are the search's (packing not included)."""
     queries = [job.queries[i] for i in chunk.indices]
     t0, c0 = time.perf_counter(), time.process_time()
     with paused():
-        searcher = job.build() if search is None else search
-        kernels = 0 if search is None else search.estimator.kernel_evaluations
-        found = searcher.search(queries)
+        search = job.build()
+        found = search.search(queries)
         # Not kept, the digest is timed with the search: it is all the chunk gives back.
         sha = "" if job.keep else digest(pack(found))
         record = ChunkRecord(
             chunk.number, len(queries), chunk.groups, time.perf_counter() - t0,
-            time.process_time() - c0, searcher.estimator.kernel_evaluations - kernels,
-            f"{socket.gethostname()} pid {os.getpid()}", here=search is not None)
+            time.process_time() - c0, search.estimator.kernel_evaluations,
+            f"{socket.gethostname()} pid {os.getpid()}")
         count = sum(len(qc.candidates) for qc in found)
-        if not job.keep:
-            return ChunkResult(record, None, count, sha)
-        return ChunkResult(record, tuple(found) if search is not None else pack(found), count,
-                           "")
+        if job.keep:
+            return ChunkResult(record, pack(found), count, "")
+        return ChunkResult(record, None, count, sha)
 
 
 class BaseSearchExecutor(ABC):
@@ -294,13 +275,12 @@ class BaseSearchExecutor(ABC):
             # where an executor yields them so.
             with paused():
                 for res in self.run_chunks(SearchJob.of(search, queries, keep=keep), chunks,
-                                           progress or (lambda _: None), search=search):
+                                           progress or (lambda _: None)):
                     results.append(res)
                     if keep:
                         chunk = chunks[res.record.number]
                         assert res.found is not None
-                        for i, qc in zip(chunk.indices, unpack(res.found) if isinstance(
-                                res.found, PackedCandidates) else res.found, strict=True):
+                        for i, qc in zip(chunk.indices, unpack(res.found), strict=True):
                             found[i] = qc
         records = tuple(sorted((r.record for r in results), key=lambda r: r.number))
         count = sum(r.candidates for r in results)
@@ -319,14 +299,13 @@ class BaseSearchExecutor(ABC):
         yield self.workers or 1
 
     @abstractmethod
-    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk], progress: Progress, *,
-                   search: BaseSearch | None = None) -> Iterable[ChunkResult]:
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
+                   progress: Progress) -> Iterable[ChunkResult]:
         """:func:`run_chunk` of ``job`` on every chunk of ``chunks``, started in order, within
         :meth:`session`; the results in any order, as a list or yielded each as it comes (the
         caller then unpacks it while the others run; closing the iterator early must end
         whatever runs them). ``job`` is to be shipped once per worker, not with every
-        chunk. ``search`` is the caller's own search, which an executor may run chunks with
-        in this process (``run_chunk(job, chunk, search=search)``)."""
+        chunk."""
 
 
 def search_groups(search: BaseSearch, queries: Sequence[Query]) -> list[list[int]]:

@@ -6,11 +6,8 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -36,8 +33,6 @@ from circinus.spec.models import Query
 
 _log = logging.getLogger(__name__)
 if TYPE_CHECKING:
-    from multiprocessing.sharedctypes import Synchronized
-
     from circinus.forks import Context
 _A = TypeVar("_A")
 _R = TypeVar("_R")
@@ -67,7 +62,7 @@ class SerialExecutor(BaseSearchExecutor):
         wall = time.perf_counter() - t0
         record = ChunkRecord(0, len(queries), 0, wall, time.process_time() - c0,
                              search.estimator.kernel_evaluations - kernels,
-                             f"{socket.gethostname()} pid {os.getpid()}", here=True)
+                             f"{socket.gethostname()} pid {os.getpid()}")
         count = sum(len(qc.candidates) for qc in found)
         if not keep:
             return SearchRun((), (record,), self.kind, 1, wall, shared_search=True,
@@ -75,8 +70,8 @@ class SerialExecutor(BaseSearchExecutor):
         return SearchRun(tuple(found), (record,), self.kind, 1, wall, shared_search=True,
                          candidates=count)
 
-    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk], progress: Progress, *,
-                   search: BaseSearch | None = None) -> list[ChunkResult]:
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
+                   progress: Progress) -> list[ChunkResult]:
         out = []
         for chunk in chunks:
             out.append(run_chunk(job, chunk))
@@ -190,183 +185,31 @@ def pool_imap(work: Callable[[_A], _R], items: Sequence[_A], width: int, *,
             worker.stop()
 
 
-def _claim(claims: Synchronized[int], count: int) -> int | None:
-    """The next unclaimed position below ``count`` of the counter ``claims`` (shared by the
-    processes of :func:`shared_imap`), now claimed; ``None`` when none is left."""
-    with claims.get_lock():
-        position = claims.value
-        if position >= count:
-            return None
-        claims.value = position + 1
-    return position
-
-
-def _serve_claims(work: Callable[[_A], _R], items: Sequence[_A], claims: Synchronized[int],
-                  directory: str, notes: multiprocessing.connection.Connection) -> None:
-    """A forked worker of :func:`shared_imap`: claims the next item until none is left; for
-    each writes ``(True, work(item))`` (or ``(False, error)``) pickled to the file named by
-    its position in ``directory`` and sends the position. The answer waits in the file, not
-    in the pipe, where a write would block until the parent, busy with an item of its own,
-    read it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
-    try:
-        with paused():
-            while (i := _claim(claims, len(items))) is not None:
-                try:
-                    out: tuple[bool, object] = (True, work(items[i]))
-                except Exception as exc:  # the parent raises it
-                    out = (False, exc)
-                with open(os.path.join(directory, str(i)), "wb") as file:
-                    pickle.dump(out, file, protocol=pickle.HIGHEST_PROTOCOL)
-                notes.send(i)
-    except (EOFError, OSError):
-        pass  # the parent is gone
-
-
-class _Claimer:
-    """One forked worker of :func:`shared_imap`: its process and its notes."""
-
-    def __init__(self, ctx: Context, target: tuple[object, ...], name: str) -> None:
-        self.notes, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_serve_claims, args=(*target, send), daemon=True,
-                                name=name)
-        self.proc.start()
-        send.close()
-        self.ended = False
-
-    def stop(self) -> None:
-        self.notes.close()
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join()
-
-
-def shared_imap(here: Callable[[_A], _R], there: Callable[[_A], _R], items: Sequence[_A],
-                width: int, *, name: str = "circinus-worker", label: str = "item"
-                ) -> Iterator[tuple[int, _R]]:
-    """``(position, result)`` of every item, worked out by ``width`` processes: this one,
-    with ``here(item)``, and ``width - 1`` forked workers (named ``name-N``), with
-    ``there(item)``, each claiming the next unclaimed item as it finishes one (largest
-    first, when the items are in that order). This process yields its own results as it
-    finishes them, and the workers' between its items and after the last. Without fork (or
-    with one process, or one item) every item is worked out here.
-
-    Unlike :func:`pool_imap`, no process waits for another to hand it an item: the items are
-    claimed off a counter the processes share, and a worker's answer waits in a file (a
-    temporary directory, removed before this ends) for this process to read it. An item a
-    worker claimed and did not answer for, having ended (the ``label`` and position are
-    logged), runs here; an error raised by ``work`` is raised here. Workers
-    ignore Ctrl-C and run with the collector paused; every worker is stopped before this
-    ends or is closed, Ctrl-C included."""
-    ctx = fork_context()
-    if width < 2 or len(items) < 2 or ctx.get_start_method() != "fork":
-        for i, item in enumerate(items):
-            yield i, here(item)
-        return
-    claims = ctx.Value("q", 0)
-    directory = tempfile.mkdtemp(prefix="circinus-answers-")
-    workers: list[_Claimer] = []
-    answered: set[int] = set()
-    try:
-        for number in range(1, min(width, len(items))):
-            workers.append(_Claimer(ctx, (there, items, claims, directory),
-                                    f"{name}-{number}"))
-        while (i := _claim(claims, len(items))) is not None:
-            yield i, here(items[i])
-            answered.add(i)
-            for i, value in _answered(workers, directory, wait=False):
-                answered.add(i)
-                yield i, value
-        for i, value in _answered(workers, directory, wait=True):
-            answered.add(i)
-            yield i, value
-        # every item is claimed by now: one not answered was a worker's that ended
-        for i in range(len(items)):
-            if i not in answered:
-                _log.warning("a worker of %s ended without answering for %s %d; it runs here",
-                             name, label, i)
-                yield i, here(items[i])
-    finally:
-        for worker in workers:
-            worker.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _answered(workers: Sequence[_Claimer], directory: str, *, wait: bool
-              ) -> Iterator[tuple[int, _R]]:
-    """The answers of :func:`shared_imap`'s ``workers`` waiting in ``directory``: those noted
-    so far, or (``wait``) every one until each worker has ended."""
-    while live := [w for w in workers if not w.ended]:
-        ready = multiprocessing.connection.wait([w.notes for w in live],
-                                                None if wait else 0.0)
-        if not ready:
-            return
-        for worker in live:
-            if worker.notes not in ready:
-                continue
-            try:
-                i = worker.notes.recv()
-            except (EOFError, OSError):  # it has ended: at the end, or having died
-                worker.ended = True
-                worker.proc.join(1.0)
-                continue
-            path = os.path.join(directory, str(i))
-            with open(path, "rb") as file:
-                ok, value = pickle.load(file)
-            os.unlink(path)
-            if not ok:
-                assert isinstance(value, BaseException)
-                raise value
-            yield i, value
-
-
 class ProcessExecutor(BaseSearchExecutor):
     """Chunks on a pool of worker processes of this machine; registry key ``processes``.
 
     Each worker gets the job (the world and the batch's queries) once when it starts, a
-    chunk as its queries' positions; ``workers`` defaults to the machine's cores. With
-    ``here``, this process is one of the ``workers``: it searches chunks too, with the
-    caller's own search, beside ``workers - 1`` forked workers (:func:`shared_imap`); its
-    chunks' candidates are neither packed nor unpacked, and it has no idle time to unpack
-    the workers' in, as it had with a worker per core (a third busy process on two cores).
-
-    NOTE: at 100,000 generated queries on 2 cores, the search alone in 8 chunks (three
-    alternating runs each): 14.3, 17.4 and 13.8 s on two workers, 12.7, 11.6 and 11.2 s with
-    ``here``, the same candidates and evaluations; ``circinus plan`` end to end 67.1, 63.5
-    and 58.3 s against 60.3, 56.2 and 61.3 s (its search 14.7, 13.2 and 12.6 s against 12.2,
-    11.0 and 12.3 s), the same plan. A worker's answer waits in a file: in the pipe it waited
-    until this process had finished a chunk of its own, and the search took 10.1 to 15.4 s.
+    chunk as its queries' positions; ``workers`` defaults to the machine's cores.
     """
 
     kind = "processes"
-
-    def __init__(self, *, workers: int | None = None, chunks: int | None = None,
-                 here: bool = False) -> None:
-        super().__init__(workers=workers, chunks=chunks)
-        self.here = here
 
     @contextmanager
     def session(self) -> Iterator[int]:
         yield self.workers or os.cpu_count() or 1
 
-    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk], progress: Progress, *,
-                   search: BaseSearch | None = None) -> Iterator[ChunkResult]:
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
+                   progress: Progress) -> Iterator[ChunkResult]:
         if not chunks:
             return
-        width = self.workers or os.cpu_count() or 1
         # NOTE: on Ctrl-C (or any error) every worker is stopped at once; they ignore SIGINT
         # themselves. The parent's collector stays paused while results arrive: unpickling
         # them makes many objects. Forked workers inherit the job; others (a spawn or
         # forkserver start) unpickle it once each.
         with paused():
-            results: Iterator[ChunkResult] = (
-                (result for _, result in shared_imap(
-                    partial(run_chunk, job, search=search), partial(run_chunk, job), chunks,
-                    width, name="circinus-search", label="chunk"))
-                if self.here and search is not None else
-                pool_imap(partial(run_chunk, job), chunks, width, name="circinus-search",
-                          label="chunk"))
-            for count, result in enumerate(results, start=1):
+            for count, result in enumerate(pool_imap(
+                    partial(run_chunk, job), chunks, self.workers or os.cpu_count() or 1,
+                    name="circinus-search", label="chunk"), start=1):
                 progress(f"chunk {count}/{len(chunks)} searched")
                 yield result
 
@@ -383,8 +226,8 @@ class AutoExecutor(BaseSearchExecutor):
     """Worker processes where they help, else this process; registry key ``auto``.
 
     A batch of at least :data:`AUTO_PROCESSES_FROM` queries of a splittable search on a
-    machine with two cores or more is searched by a :class:`ProcessExecutor` (this process
-    and a forked worker per further core: ``here``), anything else by a :class:`SerialExecutor`; the plan is the same either way (the
+    machine with two cores or more is searched by a :class:`ProcessExecutor` (one worker per
+    core), anything else by a :class:`SerialExecutor`; the plan is the same either way (the
     executors' contract), only the time differs. The run's ``executor`` says which ran.
     """
 
@@ -397,7 +240,7 @@ class AutoExecutor(BaseSearchExecutor):
     def choose(self, search: BaseSearch, queries: Sequence[Query]) -> BaseSearchExecutor:
         """The executor a batch of ``queries`` of ``search`` runs on."""
         if self.cores >= 2 and search.splittable and len(queries) >= AUTO_PROCESSES_FROM:
-            return ProcessExecutor(workers=self.cores, here=True)
+            return ProcessExecutor(workers=self.cores)
         return SerialExecutor()
 
     def search(self, search: BaseSearch, queries: Sequence[Query], *,
@@ -405,7 +248,7 @@ class AutoExecutor(BaseSearchExecutor):
         return self.choose(search, queries).search(search, queries, progress=progress,
                                                    keep=keep)
 
-    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk], progress: Progress, *,
-                   search: BaseSearch | None = None) -> list[ChunkResult]:
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
+                   progress: Progress) -> list[ChunkResult]:
         raise NotImplementedError("AutoExecutor.search hands the batch to the executor it "
                                   "chooses")  # pragma: no cover - search() never calls it

@@ -39,7 +39,6 @@ from circinus.parallel.base import (
     SearchJob,
     run_chunk,
 )
-from circinus.search.base import BaseSearch
 
 CONNECT_TIMEOUT_S = 5.0
 """How long the head's port may take to accept a connection before the address is called
@@ -130,8 +129,8 @@ class RayExecutor(BaseSearchExecutor):
         finally:
             ray.shutdown()
 
-    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk], progress: Progress, *,
-                   search: BaseSearch | None = None) -> list[ChunkResult]:
+    def run_chunks(self, job: SearchJob, chunks: Sequence[Chunk],
+                   progress: Progress) -> list[ChunkResult]:
         if not chunks:
             return []
         remote: Any = ray.remote(_ray_chunk).options(num_cpus=1, max_retries=0,
