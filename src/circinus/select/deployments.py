@@ -751,15 +751,15 @@ def repair(problem: SelectionProblem, selection: Selection, *,
         # estimate (alike queries share theirs; a row holds thousands of queries).
         ranked = []
         cands = problem.candidates
-        known: dict[int, tuple[Estimate, float, float]] = {}
+        known: dict[int, tuple[float, float]] = {}  # by estimate (the problem holds each)
         for q in book.holders.get(row, ()):
             k = book.chosen[q]
             est = cands[q].candidates[k].estimate
             hit = known.get(id(est))
-            if hit is None:  # (kept with its estimate: the id is not reused meanwhile)
-                hit = known[id(est)] = (est, book.delta(q, k, -1)[0].get(row, 0.0),
+            if hit is None:
+                hit = known[id(est)] = (book.delta(q, k, -1)[0].get(row, 0.0),
                                         book.share(q, k, row))
-            _, freed, held = hit
+            freed, held = hit
             if held > EPS or freed < -EPS:
                 ranked.append((-freed / weights[q], held / weights[q], -q))
         assert ranked, f"row {row} over capacity with nothing on it"

@@ -93,10 +93,10 @@ def cheapen(flat: FlatProblem, pack: Packing, deadline: float, *, passes: int = 
     largest possible saving first; repeat while anything moves (at most ``passes`` times)."""
     clock = _Clock(deadline)
     cost = flat.cost
+    cheapest = -per_query_max(flat, -cost)  # (each query's cheapest candidate's cost)
     for _ in range(passes):
-        held = [(q, j) for q, j in enumerate(pack.choice) if j >= 0]
-        cheapest = -per_query_max(flat, -cost)  # (each admitted query's cheapest)
-        held = [(q, j) for q, j in held if cost[j] > cheapest[q] + 1e-12]
+        held = [(q, j) for q, j in enumerate(pack.choice)
+                if j >= 0 and cost[j] > cheapest[q] + 1e-12]
         held.sort(key=lambda qj: (cheapest[qj[0]] - cost[qj[1]], qj[0]))
         moved = False
         for q, j in held:
